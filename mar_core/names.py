@@ -1,0 +1,11 @@
+"""Names of every registered component, kept torch-free so the API can validate specs.
+
+The registries in ``mar_core.models``, ``mar_core.data`` and ``mar_core.distill`` check at import
+time that they implement exactly these names.
+"""
+
+DETECTOR_ARCHS = ("retinanet", "fcos", "fasterrcnn")
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v3_large")
+DATASET_FORMATS = ("coco", "voc")
+DISTILL_METHODS = ("mar", "feature_mse", "fgd", "mgd", "pkd", "cwd")
+NORM_LAYERS = ("group", "batch", "frozen_batch")
