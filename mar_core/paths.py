@@ -1,0 +1,29 @@
+"""Resolve user-given paths and keep them inside the configured roots (torch-free)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mar_core.errors import PathOutsideRootError
+
+
+def resolve_under(path: str | os.PathLike, roots: list[Path] | None, param: str) -> Path:
+    """Return ``path`` resolved (symlinks followed), relative paths taken against the first root.
+
+    With ``roots`` None or empty, any path is accepted (the local CLI). Otherwise a path that
+    does not lie inside one of the roots raises ``PathOutsideRootError`` naming ``param``.
+    """
+    p = Path(path).expanduser()
+    if not roots:
+        return p.resolve()
+    resolved_roots = [Path(r).expanduser().resolve() for r in roots]
+    candidate = p if p.is_absolute() else resolved_roots[0] / p
+    candidate = candidate.resolve()
+    for root in resolved_roots:
+        if candidate == root or root in candidate.parents:
+            return candidate
+    raise PathOutsideRootError(
+        f"{param}: {str(path)!r} lies outside the allowed roots ({', '.join(map(str, resolved_roots))})",
+        param=param,
+    )
