@@ -1,0 +1,434 @@
+"""Repository functions over jobs, events, metrics and artifacts.
+
+Every state change is ONE conditional ``UPDATE ... WHERE status IN (expected)`` and writes an
+``Event`` row in the same transaction (the caller's session; commit with ``session_scope``).
+Functions that change state report whether the change happened; a worker that lost its lease or
+a duplicate Celery delivery simply gets ``False`` / ``None`` back.
+
+Event types written here: ``status`` ``{"status", "previous", "attempt", ...}``,
+``phase`` ``{"phase"}``, ``progress`` ``{"step", "total"}``. Callers may append others with
+``append_event`` (``log``, ``checkpoint``, ``artifact``, ``metrics`` ...).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from api.db import states
+from api.db.models import Artifact, Event, Job, Metric, utcnow
+from mar_core.errors import MarError
+from mar_core.spec import JobSpec
+
+log = logging.getLogger(__name__)
+
+_HASH_CHUNK = 1024 * 1024
+
+
+class InvalidCursorError(MarError, ValueError):
+    """A pagination cursor that this server did not hand out (HTTP 422, param ``cursor``)."""
+
+    code = "invalid_cursor"
+    exit_code = 2
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _reload(s: Session, job_id: str) -> Job | None:
+    return s.execute(select(Job).where(Job.id == job_id).execution_options(populate_existing=True)).scalar_one_or_none()
+
+
+def _transition(
+    s: Session,
+    job_id: str,
+    expected: Iterable[str],
+    values: Mapping[str, Any],
+    *extra_where: Any,
+) -> bool:
+    """``UPDATE jobs SET values WHERE id = job_id AND status IN expected AND extra_where``."""
+    stmt = (
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(list(expected)), *extra_where)
+        .values(updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    return s.execute(stmt).rowcount == 1
+
+
+def _status_event(s: Session, job_id: str, status: str, previous: str | Iterable[str] | None, **data: Any) -> Event:
+    prev = previous if isinstance(previous, str) or previous is None else sorted(previous)
+    return append_event(s, job_id, "status", {"status": status, "previous": prev, **data})
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def create_job(
+    s: Session, spec: JobSpec, idempotency_key: str | None = None, request_hash: str | None = None
+) -> Job:
+    """Insert a queued job for ``spec`` (flushed, not committed) and its first event.
+
+    A second job with the same ``idempotency_key`` raises ``sqlalchemy.exc.IntegrityError``
+    at flush; look it up first with ``get_job_by_idempotency_key``.
+    """
+    now = utcnow()
+    job = Job(
+        name=spec.name,
+        kind=spec.kind,
+        spec=spec.to_json_dict(),
+        status=states.QUEUED,
+        attempt=0,
+        max_attempts=spec.max_attempts,
+        cancel_requested=False,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        created_at=now,
+        updated_at=now,
+    )
+    s.add(job)
+    s.flush()
+    _status_event(s, job.id, states.QUEUED, None, attempt=0)
+    return job
+
+
+def get_job(s: Session, job_id: str) -> Job | None:
+    """The job with this id (fresh from the database), or None."""
+    return _reload(s, job_id)
+
+
+def get_job_by_idempotency_key(s: Session, key: str) -> Job | None:
+    """The job created with this ``Idempotency-Key``, or None."""
+    return s.execute(select(Job).where(Job.idempotency_key == key)).scalar_one_or_none()
+
+
+def claim_job(s: Session, job_id: str, worker_id: str, lease_seconds: float) -> Job | None:
+    """queued -> starting for ``worker_id``: attempt += 1, lease set. None when not queued."""
+    now = utcnow()
+    ok = _transition(
+        s,
+        job_id,
+        [states.QUEUED],
+        {
+            "status": states.STARTING,
+            "attempt": Job.attempt + 1,
+            "worker_id": worker_id,
+            "lease_expires_at": now + timedelta(seconds=lease_seconds),
+            "started_at": now,
+            "error": None,
+        },
+    )
+    if not ok:
+        return None
+    job = _reload(s, job_id)
+    assert job is not None
+    _status_event(s, job_id, states.STARTING, states.QUEUED, attempt=job.attempt, worker_id=worker_id)
+    return job
+
+
+def mark_running(s: Session, job_id: str, worker_id: str) -> bool:
+    """starting -> running, only for the worker holding the job."""
+    ok = _transition(s, job_id, [states.STARTING], {"status": states.RUNNING}, Job.worker_id == worker_id)
+    if ok:
+        _status_event(s, job_id, states.RUNNING, states.STARTING, worker_id=worker_id)
+    return ok
+
+
+def heartbeat(s: Session, job_id: str, worker_id: str, lease_seconds: float) -> bool:
+    """Extend the lease while this worker holds it and the job is starting/running/cancelling.
+
+    Writes no event. False means the lease is lost (re-queued, finished, or taken over): the
+    worker must stop the run.
+    """
+    return _transition(
+        s,
+        job_id,
+        states.ACTIVE,
+        {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)},
+        Job.worker_id == worker_id,
+    )
+
+
+def set_phase(s: Session, job_id: str, phase: str) -> bool:
+    """Set ``phase`` (train, eval, export) of an active job and write a ``phase`` event."""
+    ok = _transition(s, job_id, states.ACTIVE, {"phase": phase})
+    if ok:
+        append_event(s, job_id, "phase", {"phase": phase})
+    return ok
+
+
+def set_progress(s: Session, job_id: str, step: int, total: int) -> bool:
+    """Record progress of an active job and write a ``progress`` event.
+
+    One event row per call: callers throttle (e.g. every ``log_every`` steps or once a second).
+    """
+    ok = _transition(s, job_id, states.ACTIVE, {"progress_step": step, "progress_total": total})
+    if ok:
+        append_event(s, job_id, "progress", {"step": step, "total": total})
+    return ok
+
+
+def finish_job(
+    s: Session, job_id: str, worker_id: str, status: str, error: Mapping[str, Any] | None = None
+) -> bool:
+    """starting/running/cancelling -> ``status`` (succeeded | failed | cancelled) for the worker
+    holding the job; sets ``finished_at``, clears the lease. ``error`` is ``{code, message, param}``."""
+    if status not in states.TERMINAL:
+        raise ValueError(f"finish_job: {status!r} is not a terminal status")
+    current = s.execute(select(Job.status).where(Job.id == job_id)).scalar_one_or_none()
+    now = utcnow()
+    ok = _transition(
+        s,
+        job_id,
+        states.ACTIVE,
+        {
+            "status": status,
+            "error": dict(error) if error else None,
+            "finished_at": now,
+            "lease_expires_at": None,
+        },
+        Job.worker_id == worker_id,
+    )
+    if ok:
+        data: dict[str, Any] = {"worker_id": worker_id}
+        if error:
+            data["error"] = dict(error)
+        _status_event(s, job_id, status, current, **data)
+    return ok
+
+
+def request_cancel(s: Session, job_id: str) -> str:
+    """Ask a job to stop; returns the status it is now in.
+
+    queued -> cancelled at once; starting/running -> cancelling (``cancel_requested`` set; the
+    worker sees it via ``is_cancel_requested`` and finishes as cancelled); cancelling stays.
+    Terminal raises ``TransitionError``; an unknown id raises ``JobNotFoundError``.
+    """
+    for _ in range(5):  # the status may change under us: re-read and retry
+        current = s.execute(select(Job.status).where(Job.id == job_id)).scalar_one_or_none()
+        if current is None:
+            raise states.JobNotFoundError(f"job {job_id} not found", param="job_id")
+        if current in states.TERMINAL:
+            raise states.TransitionError(f"job {job_id} is already {current}", current=current)
+        if current == states.CANCELLING:
+            return states.CANCELLING
+        if current == states.QUEUED:
+            values = {
+                "status": states.CANCELLED,
+                "cancel_requested": True,
+                "finished_at": utcnow(),
+                "lease_expires_at": None,
+            }
+            if _transition(s, job_id, [states.QUEUED], values):
+                _status_event(s, job_id, states.CANCELLED, states.QUEUED, reason="cancel_requested")
+                return states.CANCELLED
+        else:
+            values = {"status": states.CANCELLING, "cancel_requested": True}
+            if _transition(s, job_id, [current], values):
+                _status_event(s, job_id, states.CANCELLING, current, reason="cancel_requested")
+                return states.CANCELLING
+    raise states.TransitionError(f"job {job_id} changed state while cancelling; retry", current=None)
+
+
+def is_cancel_requested(s: Session, job_id: str) -> bool:
+    """Whether the job was asked to stop (or is no longer active)."""
+    row = s.execute(select(Job.cancel_requested, Job.status).where(Job.id == job_id)).one_or_none()
+    if row is None:
+        return True
+    return bool(row.cancel_requested) or row.status in (states.CANCELLING, states.CANCELLED)
+
+
+def requeue_expired(s: Session, now: datetime | None = None) -> list[str]:
+    """The reaper: settle every active job whose lease expired before ``now``.
+
+    cancelling -> cancelled; attempt < max_attempts -> queued (worker cleared); otherwise ->
+    failed with error ``lease_expired``. Returns the ids re-queued (send each a Celery nudge).
+    Each job is one conditional update that re-checks status and expiry, so a heartbeat that
+    lands first wins.
+    """
+    now = now or utcnow()
+    rows = s.execute(
+        select(Job.id, Job.status, Job.attempt, Job.max_attempts, Job.worker_id).where(
+            Job.status.in_(list(states.ACTIVE)), Job.lease_expires_at < now
+        )
+    ).all()
+    requeued: list[str] = []
+    for job_id, status, attempt, max_attempts, worker_id in rows:
+        expired = and_(Job.lease_expires_at < now, Job.attempt == attempt)
+        lost = {"reason": "lease_expired", "worker_id": worker_id, "attempt": attempt}
+        if status == states.CANCELLING:
+            values = {"status": states.CANCELLED, "finished_at": now, "lease_expires_at": None}
+            if _transition(s, job_id, [status], values, expired):
+                _status_event(s, job_id, states.CANCELLED, status, **lost)
+        elif attempt < max_attempts:
+            values = {"status": states.QUEUED, "worker_id": None, "lease_expires_at": None}
+            if _transition(s, job_id, [status], values, expired):
+                _status_event(s, job_id, states.QUEUED, status, **lost)
+                requeued.append(job_id)
+        else:
+            error = {
+                "code": "lease_expired",
+                "message": f"worker {worker_id} stopped heartbeating; attempt {attempt} of {max_attempts}",
+                "param": None,
+            }
+            values = {"status": states.FAILED, "error": error, "finished_at": now, "lease_expires_at": None}
+            if _transition(s, job_id, [status], values, expired):
+                _status_event(s, job_id, states.FAILED, status, error=error, **lost)
+    if rows:
+        log.info("reaper: %d expired lease(s), %d re-queued", len(rows), len(requeued))
+    return requeued
+
+
+def queued_job_ids(s: Session) -> list[str]:
+    """Ids of every queued job, oldest first (to re-send their Celery nudges)."""
+    return list(
+        s.execute(select(Job.id).where(Job.status == states.QUEUED).order_by(Job.created_at, Job.id)).scalars()
+    )
+
+
+def _encode_cursor(job: Job) -> str:
+    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, job_id = raw.split("|", 1)
+        created = datetime.fromisoformat(stamp)
+        if created.tzinfo is None or not job_id:
+            raise ValueError("bad cursor")
+        return created, job_id
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidCursorError("cursor: not a cursor returned by this server", param="cursor") from None
+
+
+def list_jobs(
+    s: Session, status: str | Iterable[str] | None = None, limit: int = 50, cursor: str | None = None
+) -> tuple[list[Job], str | None]:
+    """Jobs newest first, ``limit`` per page; returns ``(jobs, next_cursor)`` (None on the
+    last page). Keyset pagination on ``(created_at, id)``."""
+    stmt = select(Job)
+    if status:
+        wanted = [status] if isinstance(status, str) else list(status)
+        stmt = stmt.where(Job.status.in_(wanted))
+    if cursor:
+        created, job_id = _decode_cursor(cursor)
+        stmt = stmt.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id)))
+    stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+    jobs = list(s.execute(stmt).scalars())
+    if len(jobs) > limit:
+        jobs = jobs[:limit]
+        return jobs, _encode_cursor(jobs[-1])
+    return jobs, None
+
+
+# --------------------------------------------------------------------------- events
+
+
+def append_event(s: Session, job_id: str, type: str, data: Mapping[str, Any] | None = None) -> Event:
+    """Add one event row (flushed, so ``id`` is set)."""
+    ev = Event(job_id=job_id, type=type, data=dict(data or {}), created_at=utcnow())
+    s.add(ev)
+    s.flush()
+    return ev
+
+
+def get_events(s: Session, job_id: str, after_id: int | None = None, limit: int | None = None) -> list[Event]:
+    """Events of a job in id order, those after ``after_id`` when given."""
+    stmt = select(Event).where(Event.job_id == job_id)
+    if after_id is not None:
+        stmt = stmt.where(Event.id > after_id)
+    stmt = stmt.order_by(Event.id)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(s.execute(stmt).scalars())
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _insert_for(s: Session):
+    dialect = s.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        raise NotImplementedError(f"metrics upsert: unsupported dialect {dialect}")
+    return insert
+
+
+def append_metrics(
+    s: Session, job_id: str, step: int, values: Mapping[str, float], time: datetime | None = None
+) -> None:
+    """Store ``values`` at ``step``; an existing (job, name, step) is overwritten (upsert)."""
+    if not values:
+        return
+    when = time or utcnow()
+    rows = [{"job_id": job_id, "name": k, "step": int(step), "value": float(v), "time": when} for k, v in values.items()]
+    insert = _insert_for(s)
+    stmt = insert(Metric).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Metric.job_id, Metric.name, Metric.step],
+        set_={"value": stmt.excluded.value, "time": stmt.excluded.time},
+    )
+    s.execute(stmt)
+
+
+def get_metrics(
+    s: Session, job_id: str, names: Iterable[str] | None = None, since_step: int | None = None
+) -> list[Metric]:
+    """Metric rows ordered by (name, step); ``since_step`` is inclusive (step >= since_step)."""
+    stmt = select(Metric).where(Metric.job_id == job_id)
+    if names:
+        stmt = stmt.where(Metric.name.in_(list(names)))
+    if since_step is not None:
+        stmt = stmt.where(Metric.step >= since_step)
+    return list(s.execute(stmt.order_by(Metric.name, Metric.step)).scalars())
+
+
+# --------------------------------------------------------------------------- artifacts
+
+
+def file_digest(path: str | Path) -> tuple[int, str]:
+    """``(size, sha256 hex)`` of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    return size, h.hexdigest()
+
+
+def add_artifact(s: Session, job_id: str, name: str, path: str | Path) -> Artifact:
+    """Record (or re-record, after a resumed run re-exports) a job's output file."""
+    p = Path(path).resolve()
+    size, digest = file_digest(p)
+    art = s.execute(select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name)).scalar_one_or_none()
+    if art is None:
+        art = Artifact(job_id=job_id, name=name, path=str(p), size=size, sha256=digest, created_at=utcnow())
+        s.add(art)
+    else:
+        art.path, art.size, art.sha256, art.created_at = str(p), size, digest, utcnow()
+    s.flush()
+    return art
+
+
+def list_artifacts(s: Session, job_id: str) -> list[Artifact]:
+    """A job's artifacts by name."""
+    return list(s.execute(select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.name)).scalars())
+
+
+def get_artifact(s: Session, job_id: str, name: str) -> Artifact | None:
+    """One artifact of a job by name, or None."""
+    return s.execute(select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name)).scalar_one_or_none()

@@ -1,0 +1,103 @@
+"""Infrastructure settings of the service (pydantic-settings), read from the environment.
+
+Only infrastructure lives here (where the database, broker and files are); what a job does is
+in its ``JobSpec``. Every path default derives from ``MAR_STATE_DIR``. Tests build their own
+``Settings(state_dir=tmp_path, ...)``; ``get_settings()`` caches the environment's instance and
+``get_settings.cache_clear()`` resets it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _env(*names: str) -> AliasChoices:
+    """Accept the environment variable names and the field name (for constructor overrides)."""
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Where the service keeps its state; defaults give the no-server embedded setup."""
+
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore", case_sensitive=False)
+
+    state_dir: Path = Field(default=Path("./.mar"), validation_alias=_env("MAR_STATE_DIR", "state_dir"))
+    database_url: str | None = Field(default=None, validation_alias=_env("DATABASE_URL", "database_url"))
+    broker_url: str = Field(default="filesystem://", validation_alias=_env("BROKER_URL", "broker_url"))
+    data_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("MAR_DATA_ROOTS", "data_roots")
+    )
+    checkpoint_root: Path | None = Field(
+        default=None, validation_alias=_env("MAR_CHECKPOINT_ROOT", "checkpoint_root")
+    )
+    artifact_root: Path | None = Field(default=None, validation_alias=_env("MAR_ARTIFACT_ROOT", "artifact_root"))
+    lease_seconds: float = Field(default=60, gt=0, validation_alias=_env("MAR_LEASE_SECONDS", "lease_seconds"))
+    heartbeat_seconds: float = Field(
+        default=10, gt=0, validation_alias=_env("MAR_HEARTBEAT_SECONDS", "heartbeat_seconds")
+    )
+    queue: str = Field(default="mar-gpu", validation_alias=_env("MAR_QUEUE", "queue"))
+    max_upload_bytes: int = Field(
+        default=4 * 1024**3, gt=0, validation_alias=_env("MAR_MAX_UPLOAD_BYTES", "max_upload_bytes")
+    )
+    broker_timeout_seconds: float = Field(
+        default=2.0, gt=0, validation_alias=_env("MAR_BROKER_TIMEOUT", "broker_timeout_seconds")
+    )
+    # client side (the CLI and api.client)
+    api_url: str = Field(default="http://127.0.0.1:8000", validation_alias=_env("MAR_API_URL", "api_url"))
+    api_key: str | None = Field(default=None, validation_alias=_env("MAR_API_KEY", "api_key"))
+
+    @field_validator("data_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, v: Any) -> Any:
+        """Accept a JSON list, or paths separated by ``os.pathsep`` or commas."""
+        if isinstance(v, str):
+            text = v.strip()
+            if not text:
+                return []
+            if text.startswith("["):
+                return json.loads(text)
+            sep = os.pathsep if os.pathsep in text else ","
+            return [p.strip() for p in text.split(sep) if p.strip()]
+        return v
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> "Settings":
+        self.state_dir = self.state_dir.expanduser().resolve()
+        state = self.state_dir
+        if not self.database_url:
+            self.database_url = f"sqlite:///{state / 'mar.db'}"
+        if not self.data_roots:
+            self.data_roots = [state / "data"]
+        self.data_roots = [Path(p).expanduser().resolve() for p in self.data_roots]
+        self.checkpoint_root = (self.checkpoint_root or state / "checkpoints").expanduser().resolve()
+        self.artifact_root = (self.artifact_root or state / "jobs").expanduser().resolve()
+        return self
+
+    @property
+    def broker_dir(self) -> Path:
+        """Folder of the ``filesystem://`` transport."""
+        return self.state_dir / "broker"
+
+    def job_dir(self, job_id: str) -> Path:
+        """The work directory (and artifacts folder) of one job."""
+        assert self.artifact_root is not None
+        return self.artifact_root / job_id
+
+    def ensure_dirs(self) -> None:
+        """Create the state, checkpoint and artifact folders (data roots are the user's)."""
+        for d in (self.state_dir, self.checkpoint_root, self.artifact_root):
+            assert d is not None
+            d.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The environment's settings, built once; ``get_settings.cache_clear()`` to re-read."""
+    return Settings()
