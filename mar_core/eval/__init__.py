@@ -1,0 +1,5 @@
+"""COCO evaluation (pycocotools)."""
+
+from mar_core.eval.coco_eval import SUMMARY_NAMES, coco_metrics, predict
+
+__all__ = ["SUMMARY_NAMES", "coco_metrics", "predict"]

@@ -1,0 +1,47 @@
+"""Capture module outputs by dotted path with forward hooks (torchdistill style).
+
+Paths are checked against ``named_modules()`` before training starts (a wrong path is an
+error listing near matches); outputs are cleared every step; hooks are removed by ``close()``.
+A module called several times per forward (a head tower, once per FPN level) yields a list.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from torch import nn
+
+
+class FeatureCapture:
+    def __init__(self, model: nn.Module, paths: list[str]):
+        modules = dict(model.named_modules())
+        for path in paths:
+            if path not in modules:
+                near = difflib.get_close_matches(path, list(modules), n=5, cutoff=0.4)
+                raise ValueError(f"no module {path!r} in {type(model).__name__}; near matches: "
+                                 f"{', '.join(near) or 'none'}")
+        self.outputs: dict[str, list[Any]] = {p: [] for p in paths}
+        self._handles = [modules[p].register_forward_hook(self._hook(p)) for p in paths]
+
+    def _hook(self, path: str):
+        def record(_module: nn.Module, _inputs: Any, output: Any) -> None:
+            self.outputs[path].append(output)
+        return record
+
+    def clear(self) -> None:
+        for v in self.outputs.values():
+            v.clear()
+
+    def single(self, path: str) -> Any:
+        """The output of a module called exactly once in the last forward."""
+        out = self.outputs[path]
+        if len(out) != 1:
+            raise RuntimeError(f"{path} ran {len(out)} times in one forward; expected once")
+        return out[0]
+
+    def close(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        self.clear()

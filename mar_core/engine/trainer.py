@@ -1,0 +1,140 @@
+"""A small trainer that only loops; everything else is a hook (detectron2 style).
+
+``model(images, targets)`` returns ``dict[str, Tensor]`` of named losses in train mode: the
+trainer alone sums them, checks every term is finite, steps, and keeps the last values for
+the hooks. Loss names are reported as ``loss/<name>`` when ``name`` holds a ``/``
+(``kd/fg``), else ``loss/det/<name>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Callable, Iterable, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from mar_core.data.transforms import random_hflip
+from mar_core.errors import NonFiniteLossError
+
+log = logging.getLogger(__name__)
+
+
+def metric_name(loss_key: str) -> str:
+    return f"loss/{loss_key}" if "/" in loss_key else f"loss/det/{loss_key}"
+
+
+class HookBase:
+    """Override any of these; ``trainer.iter`` counts completed steps."""
+
+    name: str = ""
+
+    def before_train(self, trainer: "Trainer") -> None: ...
+    def before_step(self, trainer: "Trainer") -> None: ...
+    def after_step(self, trainer: "Trainer") -> None: ...
+    def after_train(self, trainer: "Trainer", error: BaseException | None) -> None: ...
+    def state_dict(self) -> dict:
+        return {}
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class Trainer:
+    """Loops from ``start_iter`` to ``max_iter`` over batches of ``data_factory(start_iter)``.
+
+    Args:
+        model: returns named losses in train mode (a detector, or a distiller).
+        data_factory: ``f(start_iter) -> iterable of (images, targets)`` for the remaining steps.
+        grad_clip: max global grad norm, or None.
+        hflip: probability of a horizontal flip per image (torch global RNG: checkpointed).
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 data_factory: Callable[[int], Iterable], max_iter: int, device: torch.device,
+                 hooks: Sequence[HookBase] = (), amp: bool = False, grad_clip: float | None = None,
+                 hflip: float = 0.0):
+        self.model, self.optimizer, self.data_factory = model, optimizer, data_factory
+        self.max_iter, self.device = max_iter, device
+        self.hooks = list(hooks)
+        self.amp = amp and device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.grad_clip, self.hflip = grad_clip, hflip
+        self.iter = 0
+        self.last_losses: dict[str, float] = {}
+        self.last_step_seconds = 0.0
+        self.rng_state_to_restore: dict | None = None
+
+    # -- state ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "iteration": self.iter,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "hooks": {h.name: h.state_dict() for h in self.hooks if h.name},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.iter = int(state["iteration"])
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        hook_states = state.get("hooks", {})
+        for h in self.hooks:
+            if h.name in hook_states:
+                h.load_state_dict(hook_states[h.name])
+
+    # -- loop ----------------------------------------------------------------------------------
+    def train(self) -> None:
+        start = self.iter
+        log.info("training from step %d to %d", start, self.max_iter)
+        error: BaseException | None = None
+        batches: Iterator = iter(self.data_factory(start))
+        if self.rng_state_to_restore is not None:
+            # Restored after the loader's iterator exists: creating it draws from the RNG.
+            from mar_core.engine.rng import set_rng_state
+            set_rng_state(self.rng_state_to_restore)
+            self.rng_state_to_restore = None
+        try:
+            for h in self.hooks:
+                h.before_train(self)
+            while self.iter < self.max_iter:
+                images, targets = next(batches)
+                for h in self.hooks:
+                    h.before_step(self)
+                self.run_step(images, targets)
+                self.iter += 1
+                for h in self.hooks:
+                    h.after_step(self)
+        except BaseException as e:  # hooks see the error (e.g. to checkpoint on cancel)
+            error = e
+            raise
+        finally:
+            for h in self.hooks:
+                h.after_train(self, error)
+
+    def run_step(self, images: list[torch.Tensor], targets: list[dict]) -> None:
+        t0 = time.perf_counter()
+        self.model.train()
+        if self.hflip > 0:
+            images, targets = random_hflip(images, targets, self.hflip)
+        images = [img.to(self.device, non_blocking=True) for img in images]
+        targets = [{k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
+        with torch.autocast(self.device.type, enabled=self.amp):
+            losses = self.model(images, targets)
+        values = {k: float(v.detach()) for k, v in losses.items()}
+        for k, v in values.items():
+            if not math.isfinite(v):
+                raise NonFiniteLossError(metric_name(k), self.iter, values)
+        total = sum(losses.values())
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        if self.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.last_losses = {metric_name(k): v for k, v in values.items()} | {"loss/total": float(total.detach())}
+        self.last_step_seconds = time.perf_counter() - t0

@@ -1,0 +1,67 @@
+"""COCO evaluation with pycocotools: AP, AP50, AP75, APs, APm, APl and per-class AP."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from typing import Iterable
+
+import numpy as np
+import torch
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+SUMMARY_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: Iterable, device: torch.device) -> list[dict]:
+    """Run ``model`` in eval mode; return COCO result dicts (xywh boxes in original pixels)."""
+    was_training = model.training
+    model.eval()
+    results: list[dict] = []
+    try:
+        for images, targets in loader:
+            outputs = model([img.to(device) for img in images])
+            for out, tgt in zip(outputs, targets):
+                boxes = out["boxes"].cpu()
+                if boxes.numel() == 0:
+                    continue
+                xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1).tolist()
+                for box, score, label in zip(xywh, out["scores"].tolist(), out["labels"].tolist()):
+                    results.append({"image_id": int(tgt["image_id"]), "category_id": int(label),
+                                    "bbox": [round(v, 2) for v in box], "score": round(score, 5)})
+    finally:
+        model.train(was_training)
+    return results
+
+
+def coco_metrics(coco_gt: COCO, results: list[dict], class_names: list[str],
+                 image_ids: list[int] | None = None) -> dict[str, float]:
+    """COCOeval on ``results``; returns ``AP``... ``APl`` and ``AP/<class>`` in [0, 1]
+    (-1 where COCO has no ground truth for that size or class)."""
+    empty = {name: 0.0 for name in SUMMARY_NAMES} | {f"AP/{c}": 0.0 for c in class_names}
+    if not results:
+        log.warning("evaluation: the model made no detection; every AP is 0")
+        return empty
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        coco_dt = coco_gt.loadRes(results)
+        ev = COCOeval(coco_gt, coco_dt, iouType="bbox")
+        if image_ids is not None:
+            ev.params.imgIds = image_ids
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    log.debug("COCOeval:\n%s", out.getvalue())
+    metrics = {name: float(v) for name, v in zip(SUMMARY_NAMES, ev.stats[:6])}
+    precision = ev.eval["precision"]  # T x R x K x A x M; area 'all' = 0, maxDets 100 = -1
+    for k, cat_id in enumerate(ev.params.catIds):
+        p = precision[:, :, k, 0, -1]
+        p = p[p > -1]
+        name = class_names[cat_id - 1] if 0 < cat_id <= len(class_names) else str(cat_id)
+        metrics[f"AP/{name}"] = float(np.mean(p)) if p.size else -1.0
+    return metrics

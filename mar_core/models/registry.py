@@ -1,0 +1,106 @@
+"""Detector registry: RetinaNet, FCOS and Faster R-CNN on ResNet / MobileNetV3 FPN backbones.
+
+``build_detector(spec, num_classes)`` returns a plain torchvision detector (``RetinaNet``,
+``FCOS`` or ``FasterRCNN``) built without pretrained weights; the same call with the same
+arguments rebuilds it for loading an exported state_dict.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable
+
+from torch import nn
+from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.faster_rcnn import TwoMLPHead
+from torchvision.models.detection.retinanet import RetinaNetHead
+from torchvision.models.detection.rpn import RPNHead
+from torchvision.ops import MultiScaleRoIAlign
+
+from mar_core import names
+from mar_core.models.backbones import build_backbone, feature_strides
+from mar_core.models.norms import NORM_LAYERS, group_norm
+from mar_core.spec import ModelSpec
+
+# Where the distillers read features: FPN outputs, and the classification tower
+# (called once per level) for the relation loss.
+FEATURE_MODULE = "backbone"
+CLS_TOWER_MODULES = {
+    "retinanet": "head.classification_head.conv",
+    "fcos": "head.classification_head.conv",
+    "fasterrcnn": "rpn.head.conv",
+}
+TWO_STAGE = {"retinanet": False, "fcos": False, "fasterrcnn": True}
+
+
+def _sizes(spec: ModelSpec) -> dict:
+    return {"min_size": spec.min_size if isinstance(spec.min_size, int) else tuple(spec.min_size),
+            "max_size": spec.max_size}
+
+
+def _retinanet(spec: ModelSpec, num_classes: int, backbone: nn.Module, level_strides: dict) -> nn.Module:
+    strides = list(level_strides.values())
+    # torchvision's default: 32 px anchors at stride 8 (4 x stride), 3 octave scales, 3 ratios.
+    sizes = tuple(tuple(4 * s * spec.anchor_scale * 2 ** (o / 3) for o in range(3)) for s in strides)
+    anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(strides))
+    head = RetinaNetHead(backbone.out_channels, anchors.num_anchors_per_location()[0], num_classes,
+                         norm_layer=partial(nn.GroupNorm, 32 if backbone.out_channels % 32 == 0 else 8))
+    return RetinaNet(backbone, num_classes, anchor_generator=anchors, head=head, **_sizes(spec))
+
+
+def _fcos(spec: ModelSpec, num_classes: int, backbone: nn.Module, level_strides: dict) -> nn.Module:
+    strides = list(level_strides.values())
+    # FCOS anchors are only points: one "anchor" of the level's stride per location.
+    anchors = AnchorGenerator(tuple((float(s),) for s in strides), ((1.0,),) * len(strides))
+    return FCOS(backbone, num_classes, anchor_generator=anchors, **_sizes(spec))
+
+
+def _fasterrcnn(spec: ModelSpec, num_classes: int, backbone: nn.Module, level_strides: dict) -> nn.Module:
+    strides = list(level_strides.values())
+    # torchvision's default: 32 px anchors at stride 4 (8 x stride), 3 ratios.
+    sizes = tuple((8 * s * spec.anchor_scale,) for s in strides)
+    anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(strides))
+    levels = [k for k in level_strides if k != "pool"]
+    roi_pool = MultiScaleRoIAlign(levels, output_size=7, sampling_ratio=2)
+    return FasterRCNN(
+        backbone, num_classes,
+        rpn_anchor_generator=anchors,
+        rpn_head=RPNHead(backbone.out_channels, anchors.num_anchors_per_location()[0]),
+        box_roi_pool=roi_pool,
+        box_head=TwoMLPHead(backbone.out_channels * 7 * 7, 1024),
+        # Fewer proposals than torchvision's 2000/1000: images here are small and CPUs slow.
+        rpn_pre_nms_top_n_train=1000, rpn_post_nms_top_n_train=500,
+        rpn_pre_nms_top_n_test=500, rpn_post_nms_top_n_test=300,
+        box_batch_size_per_image=128,
+        **_sizes(spec),
+    )
+
+
+DETECTORS: dict[str, Callable[[ModelSpec, int, nn.Module, dict[str, int]], nn.Module]] = {
+    "retinanet": _retinanet,
+    "fcos": _fcos,
+    "fasterrcnn": _fasterrcnn,
+}
+assert tuple(DETECTORS) == names.DETECTOR_ARCHS, "registry and mar_core.names disagree"
+
+
+def build_detector(spec: ModelSpec, num_classes: int) -> nn.Module:
+    """Build a torchvision detector for ``num_classes`` classes (background included).
+
+    The returned model carries ``mar_strides`` (FPN level name -> stride) for the distillers.
+    """
+    if spec.arch not in DETECTORS:
+        raise ValueError(f"unknown architecture {spec.arch!r}; valid: {', '.join(DETECTORS)}")
+    if num_classes < 2:
+        raise ValueError("num_classes counts the background: it must be >= 2")
+    norm = NORM_LAYERS[spec.norm] if spec.norm in NORM_LAYERS else group_norm
+    backbone = build_backbone(spec.backbone, norm, spec.fpn_channels, two_stage=TWO_STAGE[spec.arch])
+    strides = feature_strides(backbone)
+    model = DETECTORS[spec.arch](spec, num_classes, backbone, strides)
+    model.mar_strides = dict(strides)
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

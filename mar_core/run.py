@@ -1,0 +1,171 @@
+"""Run one job (train or distill) in a work folder: the entry point shared by ``mar run`` and
+the service's worker.
+
+Outputs in ``workdir``: ``metrics.jsonl``, ``checkpoints/last.pt`` (exact resume) and
+``checkpoints/best.pt`` (best-AP weights), ``model.pt`` (plain torchvision state_dict of the
+final detector), ``model.json`` (how to rebuild it) and ``report.json``. A workdir that holds a
+checkpoint of the same spec resumes from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from mar_core.data import build_eval_loader, build_train_loader, load_dataset
+from mar_core.engine.hooks import (
+    BEST_CHECKPOINT, LAST_CHECKPOINT, CheckpointHook, EvalHook, LRScheduleHook, MetricsHook, StopHook,
+    device_of, load_training_checkpoint,
+)
+from mar_core.engine.lr import lr_factor_fn
+from mar_core.engine.rng import seed_everything
+from mar_core.engine.trainer import Trainer
+from mar_core.errors import SpecError
+from mar_core.eval import coco_metrics, predict
+from mar_core.models.checkpoint_io import atomic_torch_save, atomic_write_text, write_model_output
+from mar_core.models.loading import LoadedDetector, load_detector
+from mar_core.models.registry import build_detector, count_parameters
+from mar_core.paths import resolve_under
+from mar_core.progress import ProgressCallback, ignore_progress
+from mar_core.spec import JobSpec, TrainSpec
+
+log = logging.getLogger(__name__)
+
+
+def spec_fingerprint(spec: JobSpec) -> str:
+    """Hash of everything that shapes the run (not its name): a checkpoint resumes only its own spec."""
+    data = spec.to_json_dict()
+    data.pop("name", None)
+    data.pop("max_attempts", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def build_optimizer(model: nn.Module, cfg: TrainSpec) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def load_teacher(spec: JobSpec, checkpoint_roots: list[Path] | None, num_classes: int,
+                 class_names: list[str]) -> LoadedDetector:
+    """Load the frozen teacher named by ``spec.teacher``; it must share the student's class set."""
+    assert spec.teacher is not None
+    path = resolve_under(spec.teacher.checkpoint, checkpoint_roots, "teacher.checkpoint")
+    if not path.exists():
+        raise SpecError(f"teacher.checkpoint: {spec.teacher.checkpoint!r} does not exist", "teacher.checkpoint")
+    teacher = load_detector(path, spec.teacher.model, num_classes)
+    if teacher.num_classes != num_classes or (teacher.class_names and teacher.class_names != class_names):
+        raise SpecError(
+            f"teacher.checkpoint: the teacher's classes {teacher.class_names or teacher.num_classes - 1} "
+            f"differ from the dataset's {class_names}", "teacher.checkpoint")
+    teacher.model.eval().requires_grad_(False)
+    return teacher
+
+
+def run_job(spec: JobSpec, workdir: Path, *, data_roots: list[Path] | None = None,
+            checkpoint_roots: list[Path] | None = None, progress: ProgressCallback = ignore_progress,
+            should_stop: Callable[[], bool] = lambda: False, device: str | None = None) -> dict:
+    """Train or distil as ``spec`` says; return the report (also written to ``report.json``)."""
+    t_start = time.time()
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    seed_everything(spec.seed)
+    dev = device_of(device or spec.resources.device)
+    cfg = spec.train
+
+    train_ds = load_dataset(spec.dataset, spec.dataset.train_split, data_roots)
+    val_ds = load_dataset(spec.dataset, spec.dataset.val_split, data_roots)
+    if train_ds.class_names != val_ds.class_names:
+        raise SpecError(f"dataset: train classes {train_ds.class_names} differ from val classes "
+                        f"{val_ds.class_names}", "dataset")
+    class_names = train_ds.class_names
+    student = build_detector(spec.model, train_ds.num_classes)
+    trainable: nn.Module = student
+    extra_hooks = []
+    teacher_params = None
+    if spec.kind == "distill":
+        from mar_core.distill.distiller import build_distiller
+        teacher = load_teacher(spec, checkpoint_roots, train_ds.num_classes, class_names)
+        teacher_params = count_parameters(teacher.model)
+        trainable, extra_hooks = build_distiller(student, teacher.model, spec.distill, spec.model.arch,
+                                                 teacher.spec.arch, cfg.iterations)
+    trainable.to(dev)
+
+    ckpt_dir = workdir / "checkpoints"
+    metrics = MetricsHook(workdir / "metrics.jsonl", cfg.log_every, progress)
+
+    def evaluate() -> dict[str, float]:
+        loader = build_eval_loader(val_ds, batch_size=max(1, cfg.batch_size), num_workers=cfg.num_workers)
+        return coco_metrics(val_ds.coco, predict(student, loader, dev), class_names)
+
+    def save_best() -> None:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save({k: v.detach().cpu() for k, v in student.state_dict().items()}, ckpt_dir / BEST_CHECKPOINT)
+
+    fingerprint = spec_fingerprint(spec)
+    hooks = [
+        LRScheduleHook(lr_factor_fn(cfg.iterations, cfg.warmup_iters, cfg.schedule, cfg.lr_steps)),
+        *extra_hooks,
+        metrics,
+        EvalHook(evaluate, cfg.eval_every, metrics, save_best, progress),
+        CheckpointHook(ckpt_dir, cfg.checkpoint_every, {"spec_fingerprint": fingerprint}, progress),
+        StopHook(should_stop),
+    ]
+    trainer = Trainer(
+        trainable, build_optimizer(trainable, cfg),
+        lambda start: build_train_loader(train_ds, cfg.batch_size, spec.seed, start, cfg.iterations, cfg.num_workers),
+        cfg.iterations, dev, hooks, amp=cfg.amp, grad_clip=cfg.grad_clip, hflip=cfg.hflip,
+    )
+    last = ckpt_dir / LAST_CHECKPOINT
+    if last.exists():
+        state = load_training_checkpoint(last)
+        if state.get("extra", {}).get("spec_fingerprint") != fingerprint:
+            raise SpecError(f"{workdir} holds a checkpoint of a different spec; use another workdir", "workdir")
+        trainer.load_state_dict(state)
+        trainer.rng_state_to_restore = state["rng"]
+        log.info("resuming from %s at step %d", last, trainer.iter)
+        progress({"type": "log", "level": "info", "message": f"resumed from step {trainer.iter}"})
+
+    progress({"type": "phase", "phase": "train"})
+    start_iter = trainer.iter
+    t_train = time.time()
+    trainer.train()
+    train_seconds = time.time() - t_train
+
+    progress({"type": "phase", "phase": "export"})
+    outputs = write_model_output(workdir, student, spec.model, class_names)
+    eval_hook = next(h for h in hooks if isinstance(h, EvalHook))
+    report = {
+        "kind": spec.kind,
+        "name": spec.name,
+        "spec": spec.to_json_dict(),
+        "iterations": cfg.iterations,
+        "resumed_from_step": start_iter,
+        "eval": eval_hook.last_results,
+        "best": {"AP": eval_hook.best_ap, "step": eval_hook.best_step},
+        "class_names": class_names,
+        "device": str(dev),
+        "params": {"model": count_parameters(student), "teacher": teacher_params},
+        "train_seconds": round(train_seconds, 2),
+        "images_per_second": round((cfg.iterations - start_iter) * cfg.batch_size / max(train_seconds, 1e-9), 2),
+        "wall_seconds": round(time.time() - t_start, 2),
+        "dataset": {"train_images": len(train_ds), "val_images": len(val_ds),
+                    "train_validation": train_ds.validation.as_dict(), "val_validation": val_ds.validation.as_dict()},
+    }
+    atomic_write_text(workdir / "report.json", json.dumps(report, indent=2))
+    outputs["report.json"] = workdir / "report.json"
+    if (ckpt_dir / BEST_CHECKPOINT).exists():
+        outputs["best.pt"] = ckpt_dir / BEST_CHECKPOINT
+    outputs["last.pt"] = last
+    for name, path in outputs.items():
+        progress({"type": "artifact", "name": name, "path": str(path)})
+    log.info("done: AP %.4f in %.0f s; outputs in %s", report["eval"].get("AP", 0.0), report["wall_seconds"], workdir)
+    return report
