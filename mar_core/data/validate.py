@@ -1,0 +1,223 @@
+"""Validate a COCO-format dict before training: structure, image files, boxes.
+
+Structural faults (missing keys, unknown category or image ids, a missing or unreadable image
+file) raise ``DatasetError`` at load time. Box faults are repaired and counted: boxes reaching
+outside the image are clipped to it, degenerate boxes (width or height <= 0 after clipping, or
+non-finite) are dropped. One ``logging.warning`` per split summarises what was repaired.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from mar_core.errors import DatasetError
+
+log = logging.getLogger(__name__)
+
+_MAX_LISTED = 5  # offending files named in the warning
+
+
+@dataclass(frozen=True)
+class BoxIssue:
+    """One repaired annotation: its id, its image file and its box ``[x, y, w, h]`` as given."""
+
+    ann_id: int
+    file_name: str
+    bbox: tuple[float, float, float, float]
+
+
+@dataclass
+class ValidationReport:
+    """What validation changed in one split. ``clipped``/``dropped`` hold the offending boxes."""
+
+    name: str
+    num_images: int = 0
+    num_boxes: int = 0  # annotations kept, crowd included
+    num_crowd: int = 0
+    clipped: list[BoxIssue] = field(default_factory=list)
+    dropped: list[BoxIssue] = field(default_factory=list)
+    size_mismatch: list[str] = field(default_factory=list)  # files whose recorded size was wrong
+
+    @property
+    def num_clipped(self) -> int:
+        return len(self.clipped)
+
+    @property
+    def num_dropped(self) -> int:
+        return len(self.dropped)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.clipped or self.dropped or self.size_mismatch)
+
+    def summary(self) -> str:
+        """One line, e.g. ``BCCD train: dropped 1 degenerate box (BloodImage_00343.jpg), clipped 0``."""
+        parts = [f"dropped {_plural(self.num_dropped, 'degenerate box', 'degenerate boxes')}"
+                 + _files(self.dropped), f"clipped {self.num_clipped}" + _files(self.clipped)]
+        if self.size_mismatch:
+            listed = ", ".join(self.size_mismatch[:_MAX_LISTED])
+            more = " ..." if len(self.size_mismatch) > _MAX_LISTED else ""
+            parts.append(f"image size differs from the annotation in {len(self.size_mismatch)} "
+                         f"(using the real size: {listed}{more})")
+        return f"{self.name}: " + ", ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "images": self.num_images, "boxes": self.num_boxes, "crowd": self.num_crowd,
+            "clipped": self.num_clipped, "dropped": self.num_dropped,
+            "size_mismatch": len(self.size_mismatch),
+            "dropped_boxes": [{"ann_id": b.ann_id, "file_name": b.file_name, "bbox": list(b.bbox)}
+                              for b in self.dropped],
+        }
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _files(issues: list[BoxIssue]) -> str:
+    if not issues:
+        return ""
+    names = list(dict.fromkeys(i.file_name for i in issues))
+    more = " ..." if len(names) > _MAX_LISTED else ""
+    return f" ({', '.join(names[:_MAX_LISTED])}{more})"
+
+
+def check_structure(data: Any, source: str) -> None:
+    """Raise ``DatasetError`` unless ``data`` is a COCO dict whose references all resolve.
+
+    Checks: ``images``/``annotations``/``categories`` lists; unique image and category ids;
+    every annotation names a known image and category and has a 4-number ``bbox``.
+    """
+    if not isinstance(data, dict):
+        raise DatasetError(f"{source}: expected a JSON object with images/annotations/categories")
+    for key in ("images", "annotations", "categories"):
+        if key not in data:
+            raise DatasetError(f"{source}: missing key {key!r}")
+        if not isinstance(data[key], list):
+            raise DatasetError(f"{source}: {key!r} must be a list")
+    image_ids: set[Any] = set()
+    for img in data["images"]:
+        if not isinstance(img, dict) or "id" not in img or not isinstance(img.get("file_name"), str):
+            raise DatasetError(f"{source}: every image needs an 'id' and a 'file_name' (got {img!r:.200})")
+        if img["id"] in image_ids:
+            raise DatasetError(f"{source}: duplicate image id {img['id']!r}")
+        _check_relative(img["file_name"], source)
+        image_ids.add(img["id"])
+    cat_ids: set[Any] = set()
+    for cat in data["categories"]:
+        if not isinstance(cat, dict) or "id" not in cat:
+            raise DatasetError(f"{source}: every category needs an 'id' (got {cat!r:.200})")
+        if cat["id"] in cat_ids:
+            raise DatasetError(f"{source}: duplicate category id {cat['id']!r}")
+        cat_ids.add(cat["id"])
+    for ann in data["annotations"]:
+        if not isinstance(ann, dict):
+            raise DatasetError(f"{source}: annotation is not an object: {ann!r:.200}")
+        what = f"{source}: annotation {ann.get('id', '?')}"
+        if ann.get("image_id") not in image_ids:
+            raise DatasetError(f"{what} refers to unknown image_id {ann.get('image_id')!r}")
+        if ann.get("category_id") not in cat_ids:
+            known = ", ".join(map(str, sorted(cat_ids, key=str)))
+            raise DatasetError(f"{what} has unknown category_id {ann.get('category_id')!r} (known: {known})")
+        bbox = ann.get("bbox")
+        if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)):
+            raise DatasetError(f"{what} needs a bbox of 4 numbers [x, y, w, h] (got {bbox!r:.100})")
+
+
+def _check_relative(file_name: str, source: str) -> None:
+    p = PurePosixPath(file_name.replace("\\", "/"))
+    if not file_name or p.is_absolute() or ".." in p.parts:
+        raise DatasetError(f"{source}: image file_name {file_name!r} must be a relative path inside the images folder")
+
+
+def check_image_files(images: list[dict], images_dir: Path, report: ValidationReport,
+                      verify_sizes: bool = True) -> None:
+    """Raise ``DatasetError`` naming the first missing or unreadable image file.
+
+    Fills a missing ``width``/``height`` from the file; with ``verify_sizes`` also compares a
+    recorded size with the real one (header read only) and trusts the image on mismatch.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    for img in images:
+        path = images_dir / img["file_name"]
+        if not path.is_file():
+            raise DatasetError(f"{report.name}: image file not found: {path}")
+        recorded = (img.get("width"), img.get("height"))
+        if not verify_sizes and all(isinstance(v, int) and v > 0 for v in recorded):
+            continue
+        try:
+            with Image.open(path) as im:
+                real = im.size
+        except (OSError, UnidentifiedImageError) as e:
+            raise DatasetError(f"{report.name}: cannot read image file {path}: {e}") from None
+        if recorded != real:
+            if all(isinstance(v, (int, float)) and v for v in recorded):
+                report.size_mismatch.append(img["file_name"])
+            img["width"], img["height"] = real
+
+
+def fix_boxes(data: dict, report: ValidationReport) -> None:
+    """Clip boxes to their image and drop degenerate ones, in place; count both in ``report``.
+
+    Needs ``width``/``height`` on every image. Sets ``area`` (box area when missing, capped at
+    the clipped box area) and ``iscrowd`` (0 when missing) on the kept annotations.
+    """
+    images = {img["id"]: img for img in data["images"]}
+    kept = []
+    for ann in data["annotations"]:
+        img = images[ann["image_id"]]
+        x, y, w, h = (float(v) for v in ann["bbox"])
+        issue = BoxIssue(ann.get("id", -1), img["file_name"], (x, y, w, h))
+        if not all(math.isfinite(v) for v in (x, y, w, h)):
+            report.dropped.append(issue)
+            continue
+        W, H = float(img["width"]), float(img["height"])
+        x0, y0, x1, y1 = max(x, 0.0), max(y, 0.0), min(x + w, W), min(y + h, H)
+        if x1 - x0 <= 0 or y1 - y0 <= 0:
+            report.dropped.append(issue)
+            continue
+        clipped = (x0, y0, x1, y1) != (x, y, x + w, y + h)
+        if clipped:
+            report.clipped.append(issue)
+        box_area = (x1 - x0) * (y1 - y0)
+        area = ann.get("area")
+        if not isinstance(area, (int, float)) or not area > 0:
+            area = box_area
+        elif clipped:
+            area = min(float(area), box_area)
+        ann.update(bbox=[x0, y0, x1 - x0, y1 - y0], area=area, iscrowd=int(bool(ann.get("iscrowd", 0))))
+        kept.append(ann)
+    data["annotations"] = kept
+    report.num_boxes = len(kept)
+    report.num_crowd = sum(a["iscrowd"] for a in kept)
+
+
+def number_annotations(data: dict) -> None:
+    """Give annotations ids 1..N unless they already are unique integers >= 1 (COCOeval
+    treats a ground-truth id of 0 as unmatched)."""
+    ids = [a.get("id") for a in data["annotations"]]
+    ok = all(isinstance(i, int) and not isinstance(i, bool) and i >= 1 for i in ids) and len(set(ids)) == len(ids)
+    if not ok:
+        log.debug("renumbering %d annotations 1..N", len(ids))
+        for i, ann in enumerate(data["annotations"], start=1):
+            ann["id"] = i
+
+
+def validate_dataset(data: dict, images_dir: Path, name: str, verify_sizes: bool = True) -> ValidationReport:
+    """Run every check on ``data`` (modified in place) and log one warning if boxes or sizes
+    were repaired. Raises ``DatasetError`` for structural faults and missing image files."""
+    check_structure(data, name)
+    number_annotations(data)
+    report = ValidationReport(name=name, num_images=len(data["images"]))
+    check_image_files(data["images"], Path(images_dir), report, verify_sizes=verify_sizes)
+    fix_boxes(data, report)
+    if not report.ok:
+        log.warning("%s", report.summary())
+    return report
