@@ -1,0 +1,143 @@
+"""Fixtures of the API tests: settings in tmp_path, a migrated database (SQLite, and
+PostgreSQL for the repository tests), a TestClient with an API key, and dataset folders.
+
+PostgreSQL: 127.0.0.1:5432, database ``test``, user ``postgres`` or ``root`` (trust auth); each
+test session works in its own schema, dropped at the end. Unreachable: the PostgreSQL cases fail
+when ``CI=true`` and are skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.db.session import init_db, make_engine, make_session_factory
+from api.settings import Settings
+
+PG_HOST = os.environ.get("MAR_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = os.environ.get("MAR_TEST_PG_PORT", "5432")
+PG_DB = os.environ.get("MAR_TEST_PG_DB", "test")
+PG_USERS = ("postgres", "root")
+TABLES = ("metrics", "events", "artifacts", "jobs", "api_keys")
+
+
+def _find_postgres() -> tuple[str | None, str]:
+    errors = []
+    for user in PG_USERS:
+        url = f"postgresql+psycopg2://{user}@{PG_HOST}:{PG_PORT}/{PG_DB}"
+        eng = create_engine(url, connect_args={"connect_timeout": 3})
+        try:
+            with eng.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return url, ""
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"{user}: {str(e).splitlines()[0]}")
+        finally:
+            eng.dispose()
+    return None, "; ".join(errors)
+
+
+@pytest.fixture(scope="session")
+def pg_engine() -> Iterator[Engine]:
+    """A migrated PostgreSQL engine in a schema of its own (dropped after the session)."""
+    url, why = _find_postgres()
+    if url is None:
+        msg = f"PostgreSQL unreachable at {PG_HOST}:{PG_PORT}/{PG_DB} ({why})"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg + " -- CI=true requires it", pytrace=False)
+        pytest.skip(msg)
+    schema = f"mar_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"}, pool_size=10)
+    try:
+        init_db(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated, empty database on each dialect."""
+    if request.param == "sqlite":
+        eng = make_engine(f"sqlite:///{tmp_path / 'repo.db'}")
+        init_db(eng)
+        yield eng
+        eng.dispose()
+        return
+    eng = request.getfixturevalue("pg_engine")
+    yield eng
+    with eng.begin() as conn:
+        conn.execute(text("TRUNCATE " + ", ".join(TABLES) + " RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def factory(engine: Engine) -> sessionmaker[Session]:
+    return make_session_factory(engine)
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def make_coco(root: Path, splits: tuple[str, ...] = ("train", "val")) -> Path:
+    """A COCO-layout folder with (empty) annotation files for ``splits``."""
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    for split in splits:
+        (root / split).mkdir(exist_ok=True)
+        doc = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "thing"}]}
+        (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(doc))
+    return root
+
+
+def make_voc(root: Path, splits: tuple[str, ...] = ("train", "val")) -> Path:
+    """A VOC-layout folder with split lists for ``splits``."""
+    (root / "Annotations").mkdir(parents=True, exist_ok=True)
+    (root / "JPEGImages").mkdir(exist_ok=True)
+    (root / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
+    for split in splits:
+        (root / "ImageSets" / "Main" / f"{split}.txt").write_text("")
+    return root
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Embedded-default settings in tmp_path, with a COCO and a VOC dataset under the data root."""
+    st = Settings(state_dir=tmp_path / "state", lease_seconds=30)
+    st.ensure_dirs()
+    make_coco(st.data_roots[0] / "coco")
+    make_voc(st.data_roots[0] / "voc")
+    return st
+
+
+@pytest.fixture
+def teacher(settings: Settings) -> Path:
+    """A teacher checkpoint file inside the checkpoint root (never unpickled by the API)."""
+    assert settings.checkpoint_root is not None
+    p = settings.checkpoint_root / "teacher.pt"
+    p.write_bytes(b"not really a checkpoint")
+    return p
+
+
+def train_spec(**over: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {"kind": "train", "dataset": {"format": "coco", "path": "coco"}, "train": {"iterations": 5}}
+    spec.update(over)
+    return spec
+
+
+def distill_spec(teacher: Path, **over: Any) -> dict[str, Any]:
+    spec = train_spec(kind="distill", teacher={"checkpoint": str(teacher)})
+    spec.update(over)
+    return spec
