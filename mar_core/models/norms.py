@@ -21,3 +21,9 @@ NORM_LAYERS: dict[str, NormFactory] = {
     "batch": nn.BatchNorm2d,
     "frozen_batch": FrozenBatchNorm2d,
 }
+
+
+def head_group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm for detection heads: at least two channels per group, so a 1 x 1 map (P7 of a
+    small image) still normalises."""
+    return nn.GroupNorm(math.gcd(32, max(1, channels // 2)), channels)

@@ -7,20 +7,20 @@ arguments rebuilds it for loading an exported state_dict.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Callable
 
 from torch import nn
 from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import TwoMLPHead
+from torchvision.models.detection.fcos import FCOSClassificationHead, FCOSHead, FCOSRegressionHead
 from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops import MultiScaleRoIAlign
 
 from mar_core import names
 from mar_core.models.backbones import build_backbone, feature_strides
-from mar_core.models.norms import NORM_LAYERS, group_norm
+from mar_core.models.norms import NORM_LAYERS, group_norm, head_group_norm
 from mar_core.spec import ModelSpec
 
 # Where the distillers read features: FPN outputs, and the classification tower
@@ -45,7 +45,7 @@ def _retinanet(spec: ModelSpec, num_classes: int, backbone: nn.Module, level_str
     sizes = tuple(tuple(4 * s * spec.anchor_scale * 2 ** (o / 3) for o in range(3)) for s in strides)
     anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(strides))
     head = RetinaNetHead(backbone.out_channels, anchors.num_anchors_per_location()[0], num_classes,
-                         norm_layer=partial(nn.GroupNorm, 32 if backbone.out_channels % 32 == 0 else 8))
+                         norm_layer=head_group_norm)
     return RetinaNet(backbone, num_classes, anchor_generator=anchors, head=head, **_sizes(spec))
 
 
@@ -53,7 +53,12 @@ def _fcos(spec: ModelSpec, num_classes: int, backbone: nn.Module, level_strides:
     strides = list(level_strides.values())
     # FCOS anchors are only points: one "anchor" of the level's stride per location.
     anchors = AnchorGenerator(tuple((float(s),) for s in strides), ((1.0,),) * len(strides))
-    return FCOS(backbone, num_classes, anchor_generator=anchors, **_sizes(spec))
+    c = backbone.out_channels
+    head = FCOSHead.__new__(FCOSHead)  # torchvision's FCOSHead, with heads whose GroupNorm fits `c`
+    nn.Module.__init__(head)
+    head.classification_head = FCOSClassificationHead(c, 1, num_classes, norm_layer=head_group_norm)
+    head.regression_head = FCOSRegressionHead(c, 1, norm_layer=head_group_norm)
+    return FCOS(backbone, num_classes, anchor_generator=anchors, head=head, **_sizes(spec))
 
 
 def _fasterrcnn(spec: ModelSpec, num_classes: int, backbone: nn.Module, level_strides: dict) -> nn.Module:
