@@ -54,8 +54,7 @@ def _fcos(spec: ModelSpec, num_classes: int, backbone: nn.Module, level_strides:
     # FCOS anchors are only points: one "anchor" of the level's stride per location.
     anchors = AnchorGenerator(tuple((float(s),) for s in strides), ((1.0,),) * len(strides))
     c = backbone.out_channels
-    head = FCOSHead.__new__(FCOSHead)  # torchvision's FCOSHead, with heads whose GroupNorm fits `c`
-    nn.Module.__init__(head)
+    head = FCOSHead(c, 1, num_classes, num_convs=0)  # then towers whose GroupNorm fits `c`
     head.classification_head = FCOSClassificationHead(c, 1, num_classes, norm_layer=head_group_norm)
     head.regression_head = FCOSRegressionHead(c, 1, norm_layer=head_group_norm)
     return FCOS(backbone, num_classes, anchor_generator=anchors, head=head, **_sizes(spec))
