@@ -1,0 +1,47 @@
+"""PKD peer (Cao et al., NeurIPS 2022): MSE of standardised maps, i.e. ``1 - Pearson``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from mar_core.distill.peers.base import PeerLoss
+
+if TYPE_CHECKING:
+    from mar_core.spec import DistillSpec
+
+__all__ = ["PKDLoss", "standardise"]
+
+_EPS = 1e-6
+
+
+def standardise(feat: Tensor) -> Tensor:
+    """Zero mean, unit (population) std per sample and channel over ``H x W``; ``B x C x H x W``."""
+    mean = feat.mean((2, 3), keepdim=True)
+    std = feat.var((2, 3), keepdim=True, correction=0).sqrt()
+    return (feat - mean) / (std + _EPS)
+
+
+class PKDLoss(PeerLoss):
+    """``{"pkd/pearson": loss_weight * sum over levels of mean((z(F_S) - z(F_T))^2) / 2}``.
+
+    With the population std, ``mean((z_s - z_t)^2) / 2 = 1 - r`` exactly (up to eps), ``r``
+    the Pearson correlation of one channel of one image over its pixels, averaged over
+    channels and images. (mmrazor standardises over the batch and pixels together and uses the
+    unbiased std; per-image statistics keep each image's loss independent of its batch.)
+    """
+
+    method = "pkd"
+
+    def __init__(self, channels: int, num_levels: int, spec: "DistillSpec", two_stage: bool) -> None:
+        super().__init__(channels, num_levels, spec, two_stage)
+        self.loss_weight = float(spec.loss_weight)
+
+    def forward(self, student_feats: Sequence[Tensor], teacher_feats: Sequence[Tensor],
+                boxes: Sequence[Tensor], strides: Sequence[tuple[float, float]]) -> dict[str, Tensor]:
+        terms = [(standardise(s) - standardise(t)).square().mean() / 2
+                 for s, t in self.levels(student_feats, teacher_feats)]
+        return {"pkd/pearson": self.loss_weight * torch.stack(terms).sum()}
