@@ -1,0 +1,44 @@
+"""How the training child tells its supervisor how the run ended.
+
+The child writes one small JSON file, atomically (temp file + rename), just before it exits:
+``{"status": "succeeded" | "failed" | "cancelled" | "skipped", "error": {code, message, param}?}``.
+A file is robust where a pipe is not: it survives the supervisor being busy, is never mixed with
+training logs, and its absence is itself the answer "the child died without a word" (killed,
+segfault, out of memory). The exit code says the same thing in one byte, for humans and logs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+SUCCEEDED, FAILED, CANCELLED, SKIPPED = "succeeded", "failed", "cancelled", "skipped"
+EXIT_CODES = {SUCCEEDED: 0, FAILED: 1, CANCELLED: 3, SKIPPED: 4}
+
+
+def write_result(path: Path, status: str, error: dict[str, Any] | None = None, **extra: Any) -> None:
+    """Write the result file atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"status": status, "error": error, **extra}, default=str))
+    os.replace(tmp, path)
+
+
+def read_result(path: Path) -> dict[str, Any] | None:
+    """The child's result, or None when it wrote none (or an unreadable one)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        logger.warning("unreadable result file %s: %s", path, e)
+        return None
+    if not isinstance(data, dict) or data.get("status") not in EXIT_CODES:
+        logger.warning("malformed result file %s: %r", path, data)
+        return None
+    return data

@@ -1,0 +1,78 @@
+"""Per-process state of a worker and the body of the ``mar.run_job`` task.
+
+``run_job_once(job_id, worker_id)``: claim the job (one conditional UPDATE: a duplicate delivery,
+a cancelled job or one another worker took finds nothing to claim and returns ``"skipped"``),
+then supervise its child process to the end. Nothing here raises for a job's failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from functools import lru_cache
+
+from api.settings import get_settings
+from worker.store import DbJobStore
+from worker.supervisor import Supervisor, SupervisorConfig
+
+logger = logging.getLogger(__name__)
+
+SKIPPED = "skipped"
+_TOKEN = uuid.uuid4().hex[:6]  # tells apart two processes that reuse a host name and pid
+
+
+def worker_id(nodename: str | None) -> str:
+    """A lease owner id unique to this worker process: ``{nodename}/{pid}-{token}``."""
+    return f"{nodename or 'mar'}/{os.getpid()}-{_TOKEN}"
+
+
+@lru_cache(maxsize=1)
+def session_factory():
+    """The worker process's session factory (one engine per process)."""
+    from api.db.session import make_engine, make_session_factory
+
+    return make_session_factory(make_engine(get_settings().database_url))
+
+
+def supervisor_config() -> SupervisorConfig:
+    """Lease and heartbeat from the settings; the stop grace period from ``MAR_STOP_GRACE_SECONDS``."""
+    s = get_settings()
+    return SupervisorConfig(
+        lease_seconds=s.lease_seconds,
+        heartbeat_seconds=s.heartbeat_seconds,
+        grace_seconds=float(os.environ.get("MAR_STOP_GRACE_SECONDS", "60")),
+    )
+
+
+def celery_stopping() -> bool:
+    """Whether this Celery worker received a (warm or cold) shutdown request."""
+    from celery.worker import state
+
+    return state.should_stop not in (None, False) or state.should_terminate not in (None, False)
+
+
+def run_job_once(job_id: str, worker_id: str, worker_stopping=celery_stopping) -> str:
+    """Claim and run one job; return its final status, ``skipped``, ``lost`` or ``released``."""
+    settings = get_settings()
+    store = DbJobStore(session_factory())
+    claim = store.claim(job_id, worker_id, settings.lease_seconds)
+    if claim is None:
+        logger.info("job %s: not queued (duplicate delivery, cancelled or taken); skipped", job_id)
+        return SKIPPED
+    logger.info("job %s: claimed by %s (attempt %d/%d)", job_id, worker_id, claim.attempt, claim.max_attempts)
+    supervisor = Supervisor(claim, worker_id, settings.job_dir(job_id), store, supervisor_config(),
+                            worker_stopping=worker_stopping)
+    try:
+        status = supervisor.run()
+    except Exception as e:  # noqa: BLE001 - the job fails, the worker lives on
+        logger.exception("job %s: supervision failed", job_id)
+        error = {"code": "worker_error", "message": f"the worker could not run the job: {type(e).__name__}: {e}",
+                 "param": None}
+        try:
+            store.finish(job_id, worker_id, "failed", error)
+        except Exception:
+            logger.exception("job %s: could not record the failure; the reaper will settle it", job_id)
+        return "failed"
+    logger.info("job %s: %s", job_id, status)
+    return status

@@ -1,0 +1,160 @@
+"""Start and stop the parts of the service as child processes: API, workers, reaper.
+
+Used by ``mar up`` / ``mar demo`` (the embedded default: SQLite + ``filesystem://`` under the
+state folder) and by the integration tests (PostgreSQL + Redis through the environment). Each
+part runs in its own session (``start_new_session=True``): a Ctrl-C in the terminal reaches only
+the parent, which stops the parts in order (API and reaper, then the workers, whose warm
+shutdown lets the training child checkpoint) and SIGKILLs any process group that outlives
+``stop_timeout``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from worker.procs import signal_group, stop_process_group
+
+logger = logging.getLogger(__name__)
+
+MAR = [sys.executable, "-m", "mar_core.cli.main"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_http_ok(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    """Poll ``url`` until it answers 200; raise ``RuntimeError`` on timeout or if ``proc`` exits."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the process serving {url} exited with code {proc.returncode}")
+        try:
+            r = httpx.get(url, timeout=2)
+            if r.status_code == 200:
+                return
+            last = f"HTTP {r.status_code}"
+        except httpx.HTTPError as e:
+            last = e
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s (last: {last})")
+
+
+@dataclass
+class Part:
+    """One started process of the stack."""
+
+    name: str
+    proc: subprocess.Popen
+    log_path: Path | None
+    stop_timeout: float
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+@dataclass
+class Stack:
+    """The processes of one service instance, all given the same environment ``env``."""
+
+    env: dict[str, str]
+    log_dir: Path | None = None  # None: the parts write to this process's stdout/stderr
+    cwd: Path | None = None
+    parts: list[Part] = field(default_factory=list)
+
+    def _start(self, name: str, argv: list[str], stop_timeout: float) -> Part:
+        out: IO | None = None
+        log_path = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            log_path = self.log_dir / f"{name}.log"
+            out = open(log_path, "ab")
+        try:
+            proc = subprocess.Popen(
+                argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT if out else None, start_new_session=True,
+            )  # fmt: skip
+        finally:
+            if out is not None:
+                out.close()
+        part = Part(name, proc, log_path, stop_timeout)
+        self.parts.append(part)
+        logger.info("started %s (pid %d)%s", name, proc.pid, f", log {log_path}" if log_path else "")
+        return part
+
+    def start_api(self, host: str, port: int, timeout: float = 60.0) -> Part:
+        """``uvicorn api.main:app`` (via ``mar api``); returns once ``/healthz`` answers."""
+        part = self._start("api", [*MAR, "api", "--host", host, "--port", str(port)], stop_timeout=10)
+        wait_http_ok(f"http://{_client_host(host)}:{port}/healthz", timeout, part.proc)
+        return part
+
+    def start_worker(self, name: str = "worker", concurrency: int = 1, stop_timeout: float = 90.0) -> Part:
+        """``mar worker``: one Celery worker (one job at a time by default)."""
+        return self._start(name, [*MAR, "worker", "--concurrency", str(concurrency)], stop_timeout)
+
+    def start_reaper(self, interval: float = 5.0, stale_after: float | None = None) -> Part:
+        """``mar reaper``: re-queue expired leases, re-nudge lost messages."""
+        argv = [*MAR, "reaper", "--interval", str(interval)]
+        if stale_after is not None:
+            argv += ["--stale-after", str(stale_after)]
+        return self._start("reaper", argv, stop_timeout=10)
+
+    def dead_parts(self) -> list[Part]:
+        return [p for p in self.parts if p.proc.poll() is not None]
+
+    def kill(self, part: Part) -> None:
+        """SIGKILL a part's whole process group (the tests' ``kill -9``)."""
+        signal_group(part.pid, 9)
+        part.proc.wait(timeout=10)
+        self.parts.remove(part)
+
+    def stop_part(self, part: Part) -> int | None:
+        rc = stop_process_group(part.proc, grace=part.stop_timeout)
+        if part in self.parts:
+            self.parts.remove(part)
+        return rc
+
+    def stop(self) -> None:
+        """Stop every part: API and reaper first, workers last (they checkpoint running jobs)."""
+        order = sorted(self.parts, key=lambda p: p.name.startswith("worker"))
+        for part in order:
+            if part.proc.poll() is None:
+                logger.info("stopping %s (pid %d)", part.name, part.pid)
+            try:
+                self.stop_part(part)
+            except Exception:  # noqa: BLE001 - keep stopping the others
+                logger.exception("could not stop %s", part.name)
+
+    def __enter__(self) -> "Stack":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _client_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+
+
+def embedded_env(state_dir: Path, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of an embedded stack: state under ``state_dir``, SQLite and the
+    ``filesystem://`` transport unless ``DATABASE_URL`` / ``BROKER_URL`` say otherwise."""
+    env = dict(os.environ if base is None else base)
+    env["MAR_STATE_DIR"] = str(Path(state_dir).expanduser().resolve())
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env

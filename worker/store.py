@@ -1,0 +1,79 @@
+"""The worker's view of the job table: one short transaction per call to ``api.db.jobs_repo``.
+
+The supervisor talks to this small interface, not to SQLAlchemy, so its process logic can be
+tested with an in-memory stand-in. Only ids and plain values cross it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What the supervisor needs to know about a job it just claimed."""
+
+    job_id: str
+    attempt: int
+    max_attempts: int
+
+
+class JobStore(Protocol):
+    def claim(self, job_id: str, worker_id: str, lease_seconds: float) -> Claim | None: ...
+
+    def heartbeat(self, job_id: str, worker_id: str, lease_seconds: float) -> bool: ...
+
+    def cancel_requested(self, job_id: str) -> bool: ...
+
+    def finish(self, job_id: str, worker_id: str, status: str, error: dict | None = None) -> bool: ...
+
+    def event(self, job_id: str, type: str, data: dict[str, Any]) -> None: ...
+
+
+class DbJobStore:
+    """``JobStore`` backed by the service database (``api.db``)."""
+
+    def __init__(self, session_factory):
+        self._sf = session_factory
+
+    def _scope(self):
+        from api.db.session import session_scope
+
+        return session_scope(self._sf)
+
+    def claim(self, job_id: str, worker_id: str, lease_seconds: float) -> Claim | None:
+        from api.db import jobs_repo
+
+        with self._scope() as s:
+            job = jobs_repo.claim_job(s, job_id, worker_id, lease_seconds)
+            if job is None:
+                return None
+            return Claim(job_id=job.id, attempt=job.attempt, max_attempts=job.max_attempts)
+
+    def heartbeat(self, job_id: str, worker_id: str, lease_seconds: float) -> bool:
+        from api.db import jobs_repo
+
+        with self._scope() as s:
+            return bool(jobs_repo.heartbeat(s, job_id, worker_id, lease_seconds))
+
+    def cancel_requested(self, job_id: str) -> bool:
+        from api.db import jobs_repo
+
+        with self._scope() as s:
+            return bool(jobs_repo.is_cancel_requested(s, job_id))
+
+    def finish(self, job_id: str, worker_id: str, status: str, error: dict | None = None) -> bool:
+        from api.db import jobs_repo
+
+        with self._scope() as s:
+            return bool(jobs_repo.finish_job(s, job_id, worker_id, status, error=error))
+
+    def event(self, job_id: str, type: str, data: dict[str, Any]) -> None:
+        from api.db import jobs_repo
+
+        with self._scope() as s:
+            jobs_repo.append_event(s, job_id, type, data)
