@@ -1,9 +1,92 @@
-"""Sub-commands (placeholder: its owner fills it in)."""
+"""``mar data synth`` (write the synthetic shapes dataset) and ``mar data check`` (load and
+summarise a dataset). torch and PIL are imported inside the handlers only."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+from mar_core.errors import DatasetError, SpecError
+
+
+def _int_in(lo: int, hi: int | None = None):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if v < lo or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(f"must be in {lo}..{hi if hi is not None else 'inf'}, got {v}")
+        return v
+    return parse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this module's sub-commands; each sets ``handler=fn(args) -> int``."""
+    """Add ``mar data synth`` and ``mar data check``."""
+    p = sub.add_parser("data", help="datasets: synthesise, check")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+
+    s = data_sub.add_parser("synth", help="write the deterministic synthetic shapes dataset (COCO layout)")
+    s.add_argument("--out", required=True, type=Path, help="output folder")
+    s.add_argument("--seed", type=_int_in(0), default=0)
+    s.add_argument("--num-train", type=_int_in(1), default=400)
+    s.add_argument("--num-val", type=_int_in(1), default=100)
+    s.add_argument("--image-size", type=_int_in(32, 2048), default=128, help="side in pixels")
+    s.add_argument("--num-classes", type=_int_in(1, 7), default=6, help="shape classes (1..7)")
+    s.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
+    s.set_defaults(handler=_synth)
+
+    c = data_sub.add_parser("check", help="load both splits, print the summary and the validation counts")
+    c.add_argument("target", help="a job spec JSON file, or a dataset folder")
+    c.add_argument("--format", choices=("coco", "voc"), default=None,
+                   help="format of a dataset folder (default coco; a spec names its own)")
+    c.add_argument("--train-split", default=None, help="default: the spec's, else 'train'")
+    c.add_argument("--val-split", default=None, help="default: the spec's, else 'val'")
+    c.set_defaults(handler=_check)
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from mar_core.data.synth import generate_synthetic
+
+    try:
+        summary = generate_synthetic(args.out, seed=args.seed, num_train=args.num_train, num_val=args.num_val,
+                                     image_size=args.image_size, num_classes=args.num_classes,
+                                     overwrite=args.overwrite)
+    except ValueError as e:
+        if isinstance(e, DatasetError):
+            raise
+        raise SpecError(str(e)) from None
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _dataset_spec(args: argparse.Namespace):
+    from mar_core.spec import DatasetSpec, parse_spec
+
+    target = Path(args.target)
+    if target.is_file():
+        dataset = parse_spec(target).dataset
+        if args.format and args.format != dataset.format:
+            raise SpecError(f"--format {args.format} contradicts the spec's dataset.format {dataset.format}",
+                            param="dataset.format")
+    elif target.is_dir():
+        dataset = DatasetSpec(format=args.format or "coco", path=str(target))
+    else:
+        raise DatasetError(f"not a spec file or dataset folder: {target}", param="dataset.path")
+    updates = {k: v for k, v in (("train_split", args.train_split), ("val_split", args.val_split)) if v}
+    return dataset.model_copy(update=updates) if updates else dataset
+
+
+def _check(args: argparse.Namespace) -> int:
+    from mar_core.data.registry import dataset_summary, load_dataset
+
+    spec = _dataset_spec(args)
+    out = {}
+    for split in dict.fromkeys((spec.train_split, spec.val_split)):
+        out[split] = dataset_summary(load_dataset(spec, split))
+    print(json.dumps(out, indent=2))
+    names = {tuple(s["class_names"]) for s in out.values()}
+    if len(names) > 1:
+        raise DatasetError(f"the splits disagree on the classes: {sorted(names)}", param="dataset")
+    return 0

@@ -71,7 +71,7 @@ class ValidationReport:
             "clipped": self.num_clipped, "dropped": self.num_dropped,
             "size_mismatch": len(self.size_mismatch),
             "dropped_boxes": [{"ann_id": b.ann_id, "file_name": b.file_name, "bbox": list(b.bbox)}
-                              for b in self.dropped],
+                              for b in self.dropped[:20]],  # the first 20
         }
 
 
