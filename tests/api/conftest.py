@@ -141,3 +141,62 @@ def distill_spec(teacher: Path, **over: Any) -> dict[str, Any]:
     spec = train_spec(kind="distill", teacher={"checkpoint": str(teacher)})
     spec.update(over)
     return spec
+
+
+# --------------------------------------------------------------------------- the HTTP app
+
+
+@pytest.fixture
+def app(settings: Settings):
+    """The app on a temp SQLite database and a ``filesystem://`` broker in tmp_path."""
+    from api.main import create_app
+
+    application = create_app(settings)
+    application.state.sse_poll_seconds = 0.02
+    return application
+
+
+@pytest.fixture
+def client(app) -> Iterator[Any]:
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def db(app, client) -> sessionmaker[Session]:
+    """The app's session factory (schema migrated by the client's startup)."""
+    return app.state.session_factory
+
+
+@pytest.fixture
+def api_key(db: sessionmaker[Session]) -> str:
+    from api.db.keys_repo import create_api_key
+    from api.db.session import session_scope
+
+    with session_scope(db) as s:
+        _, key = create_api_key(s, "tests")
+    return key
+
+
+@pytest.fixture
+def auth(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+def broker_messages(settings: Settings) -> list[dict[str, Any]]:
+    """Celery messages waiting in the ``filesystem://`` broker: ``[{"task", "args"}]``."""
+    import base64
+
+    out = []
+    for f in sorted((settings.broker_dir / "queue").glob("*.msg")):
+        msg = json.loads(f.read_text())
+        body = json.loads(base64.b64decode(msg["body"]))
+        out.append({"task": msg["headers"]["task"], "args": body[0], "queue": f.name.split(".")[-2]})
+    return out
+
+
+def error_params(resp: Any) -> list[str | None]:
+    """The ``param`` of every error item of a response."""
+    return [d["param"] for d in resp.json()["detail"]]

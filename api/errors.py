@@ -1,0 +1,126 @@
+"""HTTP errors: every error body is ``{"detail": [{code, message, param, loc, msg}, ...]}``.
+
+``code``/``message``/``param`` are the project's structured error (``param`` = the dotted spec
+field, query parameter or header at fault); ``loc``/``msg`` keep FastAPI's validation shape.
+``MarError`` subclasses map to a status code here, so services raise domain errors and the
+handlers stay thin.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.db.jobs_repo import InvalidCursorError
+from api.db.states import JobNotFoundError, TransitionError
+from mar_core.errors import CheckpointError, DatasetError, MarError, PathOutsideRootError, SpecError
+from mar_core.spec import error_param
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(MarError):
+    """An error with its own HTTP status."""
+
+    status_code = 400
+    headers: dict[str, str] | None = None
+
+
+class Unauthorized(ApiError):
+    code = "unauthorized"
+    status_code = 401
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(ApiError):
+    code = "forbidden"
+    status_code = 403
+
+
+class NotFound(ApiError):
+    code = "not_found"
+    status_code = 404
+
+
+class PayloadTooLarge(ApiError):
+    code = "payload_too_large"
+    status_code = 413
+
+
+class InvalidRequest(ApiError):
+    """A request that parses but is refused (e.g. an idempotency key reused with another body)."""
+
+    code = "invalid_request"
+    status_code = 422
+
+
+STATUS_OF: tuple[tuple[type[MarError], int], ...] = (
+    (JobNotFoundError, 404),
+    (TransitionError, 409),
+    (PathOutsideRootError, 422),
+    (SpecError, 422),
+    (DatasetError, 422),
+    (CheckpointError, 422),
+    (InvalidCursorError, 422),
+)
+
+
+def error_item(code: str, message: str, param: str | None, loc: list[Any] | None = None) -> dict[str, Any]:
+    """One entry of ``detail``."""
+    return {"code": code, "message": message, "param": param, "loc": loc or [], "msg": message}
+
+
+def _strip_prefix(message: str, param: str | None) -> str:
+    """``"train.lr: must be > 0"`` -> ``"must be > 0"`` when the prefix is the param."""
+    if param and message.startswith(param + ": "):
+        return message[len(param) + 2 :]
+    return message
+
+
+def _mar_error_response(request: Request, exc: MarError) -> JSONResponse:
+    if isinstance(exc, ApiError):
+        status, headers = exc.status_code, exc.headers
+    else:
+        status = next((code for cls, code in STATUS_OF if isinstance(exc, cls)), 500)
+        headers = None
+    if status >= 500:
+        log.error("%s %s failed: %s", request.method, request.url.path, exc)
+    loc = exc.param.split(".") if exc.param else []
+    body = {"detail": [error_item(exc.code, _strip_prefix(exc.message, exc.param), exc.param, loc)]}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _validation_item(err: dict[str, Any]) -> dict[str, Any]:
+    loc = list(err.get("loc", ()))
+    where = loc[0] if loc else None
+    rest = loc[1:] if where in ("body", "query", "path", "header", "cookie") else loc
+    param = error_param({**err, "loc": rest})
+    msg = str(err.get("msg", "")).removeprefix("Value error, ")
+    if where == "header" and rest:
+        param = str(rest[0]).replace("_", "-").title()
+    code = "invalid_spec" if where == "body" else "invalid_request"
+    return error_item(code, _strip_prefix(msg, param), param, loc)
+
+
+def _validation_response(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    return JSONResponse({"detail": [_validation_item(e) for e in exc.errors()]}, status_code=422)
+
+
+def _http_response(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    return JSONResponse(
+        {"detail": [error_item(code, message, None)]}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers above on ``app``."""
+    app.add_exception_handler(MarError, _mar_error_response)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_response)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_response)  # type: ignore[arg-type]

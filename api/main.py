@@ -1,0 +1,63 @@
+"""The FastAPI application: ``create_app(settings)``; ``uvicorn api.main:app`` or ``mar api``.
+
+The API process never imports torch (nor ``worker/``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.broker import make_celery_client, send_run_job
+from api.db.session import init_db, make_engine, make_session_factory
+from api.errors import install_error_handlers
+from api.routes import artifacts, checkpoints, events, health, jobs, metrics
+from api.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
+    """Build the app for ``settings`` (default: the environment's). With ``migrate`` the schema
+    is upgraded to head at startup."""
+    settings = settings or get_settings()
+    engine = make_engine(str(settings.database_url))
+    celery = make_celery_client(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        settings.ensure_dirs()
+        if migrate:
+            init_db(engine)
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="MAR distillation service",
+        description="Submit, follow and fetch knowledge-distillation jobs for object detectors.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    app.state.celery = celery
+    app.state.nudge = lambda job_id: send_run_job(celery, job_id, settings.queue)
+    app.state.sse_poll_seconds = 0.5
+    app.state.sse_keepalive_seconds = 15.0
+    install_error_handlers(app)
+    for module in (health, jobs, metrics, events, artifacts, checkpoints):
+        app.include_router(module.router)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    """``api.main:app`` for ``uvicorn``, built on first access from the environment."""
+    if name == "app":
+        global app
+        app = create_app()
+        return app
+    raise AttributeError(name)

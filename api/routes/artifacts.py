@@ -1,0 +1,57 @@
+"""A job's output files: list, and download with its sha256."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse
+
+from api.db import jobs_repo
+from api.deps import SessionDep, SettingsDep, get_current_key
+from api.errors import Forbidden, NotFound
+from api.routes.jobs import JobDep
+from api.schemas import ArtifactPublic, ErrorPublic
+from mar_core.errors import PathOutsideRootError
+from mar_core.paths import resolve_under
+
+router = APIRouter(
+    prefix="/jobs",
+    tags=["artifacts"],
+    dependencies=[Depends(get_current_key)],
+    responses={401: {"model": ErrorPublic}, 404: {"model": ErrorPublic}},
+)
+
+
+@router.get("/{job_id}/artifacts", response_model=list[ArtifactPublic])
+def list_artifacts(job: JobDep, session: SessionDep, request: Request) -> list[ArtifactPublic]:
+    """Name, size, sha256 and download URL of every artifact."""
+    return [
+        ArtifactPublic(
+            name=a.name,
+            size=a.size,
+            sha256=a.sha256,
+            created_at=a.created_at,
+            url=str(request.url_for("download_artifact", job_id=job.id, name=a.name)),
+        )
+        for a in jobs_repo.list_artifacts(session, job.id)
+    ]
+
+
+@router.get(
+    "/{job_id}/artifacts/{name:path}",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, 403: {"model": ErrorPublic}},
+)
+def download_artifact(job: JobDep, name: str, session: SessionDep, settings: SettingsDep) -> FileResponse:
+    """The file, with ``X-Checksum-Sha256`` (hex) and its size as recorded."""
+    art = jobs_repo.get_artifact(session, job.id, name)
+    if art is None:
+        raise NotFound(f"job {job.id} has no artifact {name!r}", param="name")
+    assert settings.artifact_root is not None
+    try:
+        path = resolve_under(art.path, [settings.artifact_root], "name")
+    except PathOutsideRootError:
+        raise Forbidden(f"artifact {name!r} lies outside the artifact root", param="name") from None
+    if not path.is_file():
+        raise NotFound(f"artifact {name!r} is recorded but its file is gone", param="name")
+    filename = name.rsplit("/", 1)[-1]
+    return FileResponse(path, filename=filename, headers={"X-Checksum-Sha256": art.sha256})

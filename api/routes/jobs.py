@@ -1,0 +1,97 @@
+"""Jobs: submit, list, read, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+
+from api.db import jobs_repo, states
+from api.db.models import Job
+from api.deps import SessionDep, SettingsDep, get_current_key
+from api.errors import InvalidRequest
+from api.schemas import ErrorPublic, JobPublic, JobsPublic
+from api.services.submit import IDEMPOTENCY_HEADER, submit_job
+from mar_core.spec import JobSpec
+
+router = APIRouter(
+    prefix="/jobs",
+    tags=["jobs"],
+    dependencies=[Depends(get_current_key)],
+    responses={401: {"model": ErrorPublic}, 422: {"model": ErrorPublic}},
+)
+
+
+def load_job(session: SessionDep, job_id: str) -> Job:
+    """The job of the path, or 404."""
+    job = jobs_repo.get_job(session, job_id)
+    if job is None:
+        raise states.JobNotFoundError(f"job {job_id} not found", param="job_id")
+    return job
+
+
+JobDep = Annotated[Job, Depends(load_job)]
+
+
+@router.post(
+    "",
+    response_model=JobPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": JobPublic, "description": "an Idempotency-Key replay: the earlier job"}},
+)
+def create_job(
+    spec: JobSpec,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER, max_length=255)] = None,
+) -> Job:
+    """Queue a job. 201 with the new job; with an ``Idempotency-Key`` already used for the same
+    body, 200 with that earlier job; the same key with another body is a 422 naming the header."""
+    job, created = submit_job(session, spec, settings, request.app.state.nudge, idempotency_key)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+        response.headers["Idempotent-Replayed"] = "true"
+    return job
+
+
+@router.get("", response_model=JobsPublic)
+def list_jobs(
+    session: SessionDep,
+    status_: Annotated[
+        str | None, Query(alias="status", description="one status, or several separated by commas")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> JobsPublic:
+    """Jobs, newest first, one page at a time."""
+    wanted = [s.strip() for s in status_.split(",") if s.strip()] if status_ else None
+    unknown = sorted(set(wanted or ()) - set(states.ALL_STATES))
+    if unknown:
+        raise InvalidRequest(
+            f"status: unknown {', '.join(unknown)}; valid: {', '.join(states.ALL_STATES)}", param="status"
+        )
+    jobs, next_cursor = jobs_repo.list_jobs(session, status=wanted, limit=limit, cursor=cursor)
+    return JobsPublic(
+        data=[JobPublic.model_validate(j) for j in jobs], count=len(jobs), next_cursor=next_cursor
+    )
+
+
+@router.get("/{job_id}", response_model=JobPublic, responses={404: {"model": ErrorPublic}})
+def get_job(job: JobDep) -> Job:
+    """One job."""
+    return job
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobPublic,
+    responses={404: {"model": ErrorPublic}, 409: {"model": ErrorPublic}},
+)
+def cancel_job(job_id: str, session: SessionDep) -> Job:
+    """Cancel: a queued job is cancelled at once, a starting/running one goes to ``cancelling``
+    until its worker stops; a finished job answers 409."""
+    jobs_repo.request_cancel(session, job_id)
+    session.commit()
+    return load_job(session, job_id)

@@ -1,0 +1,92 @@
+"""Response schemas (the request body of ``POST /jobs`` is ``mar_core.spec.JobSpec``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorItem(BaseModel):
+    code: str = Field(description="machine-readable error code, e.g. invalid_spec")
+    message: str
+    param: str | None = Field(description="dotted spec field, query parameter or header at fault")
+    loc: list[str | int] = Field(default_factory=list)
+    msg: str
+
+
+class ErrorPublic(BaseModel):
+    """The body of every 4xx/5xx answer."""
+
+    detail: list[ErrorItem]
+
+
+class JobPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str | None
+    kind: str
+    status: str
+    phase: str | None
+    attempt: int
+    max_attempts: int
+    worker_id: str | None
+    lease_expires_at: datetime | None
+    cancel_requested: bool
+    error: dict[str, Any] | None = Field(description="{code, message, param} when the job failed")
+    progress_step: int | None
+    progress_total: int | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+    spec: dict[str, Any]
+
+
+class JobsPublic(BaseModel):
+    data: list[JobPublic]
+    count: int
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")
+
+
+class MetricPoint(BaseModel):
+    step: int
+    value: float
+    time: datetime
+
+
+class MetricSeries(BaseModel):
+    job_id: str
+    series: dict[str, list[MetricPoint]]
+
+
+class EventPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    job_id: str
+    type: str
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class ArtifactPublic(BaseModel):
+    name: str
+    size: int
+    sha256: str
+    created_at: datetime
+    url: str
+
+
+class CheckpointPublic(BaseModel):
+    path: str = Field(description="use as teacher.checkpoint")
+    name: str
+    size: int
+    sha256: str
+
+
+class HealthPublic(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""What the route handlers call: spec checks against the filesystem, job submission, uploads."""

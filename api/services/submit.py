@@ -1,0 +1,69 @@
+"""Submitting a job: host checks, idempotency, the database row, then the Celery nudge."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.db import jobs_repo
+from api.db.models import Job
+from api.errors import InvalidRequest
+from api.services.spec_checks import check_spec
+from api.settings import Settings
+from mar_core.spec import JobSpec
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def request_hash(spec: JobSpec) -> str:
+    """sha256 of the validated spec as canonical JSON (key order and defaults do not matter)."""
+    canonical = json.dumps(spec.to_json_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(existing: Job, digest: str) -> Job:
+    if existing.request_hash != digest:
+        raise InvalidRequest(
+            f"{IDEMPOTENCY_HEADER}: this key was used for job {existing.id} with a different body",
+            param=IDEMPOTENCY_HEADER,
+        )
+    return existing
+
+
+def submit_job(
+    session: Session,
+    spec: JobSpec,
+    settings: Settings,
+    nudge: Callable[[str], bool],
+    idempotency_key: str | None = None,
+) -> tuple[Job, bool]:
+    """Create (and commit) a queued job, then nudge the broker. Returns ``(job, created)``;
+    ``created`` is False when ``idempotency_key`` replays an earlier identical request.
+
+    A failed nudge is logged and the job stays queued: the reaper / ``mar up`` re-nudge it.
+    """
+    digest = request_hash(spec)
+    if idempotency_key:
+        existing = jobs_repo.get_job_by_idempotency_key(session, idempotency_key)
+        if existing is not None:
+            return _replay(existing, digest), False
+    checked = check_spec(spec, settings)
+    try:
+        job = jobs_repo.create_job(session, checked, idempotency_key=idempotency_key, request_hash=digest)
+        session.commit()
+    except IntegrityError:
+        session.rollback()  # a concurrent request with the same key won the insert
+        existing = jobs_repo.get_job_by_idempotency_key(session, idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        return _replay(existing, digest), False
+    log.info("job %s queued (%s)", job.id, job.kind)
+    nudge(job.id)
+    return job, True

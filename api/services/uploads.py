@@ -1,0 +1,56 @@
+"""Teacher checkpoint uploads: streamed into the checkpoint root under a generated name.
+
+The file is never unpickled here (the API does not import torch); the worker loads it with
+``torch.load(..., weights_only=True)`` or safetensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from pathlib import Path
+from typing import BinaryIO
+
+from api.errors import InvalidRequest, PayloadTooLarge
+
+ALLOWED_SUFFIXES = (".pt", ".pth", ".safetensors")
+CHUNK = 1024 * 1024
+
+
+def checkpoint_suffix(filename: str | None) -> str:
+    """The allowed suffix of an uploaded file name, else 422 naming ``file``."""
+    suffix = Path(filename or "").suffix.lower()
+    if suffix not in ALLOWED_SUFFIXES:
+        raise InvalidRequest(
+            f"file: {filename!r} must end with one of {', '.join(ALLOWED_SUFFIXES)}", param="file"
+        )
+    return suffix
+
+
+def store_checkpoint(src: BinaryIO, filename: str | None, root: Path, max_bytes: int) -> tuple[Path, int, str]:
+    """Copy ``src`` to ``root/uploads/<uuid><suffix>``; returns ``(path, size, sha256)``.
+
+    Written to a temporary name and renamed, so a partial upload is never visible; over
+    ``max_bytes`` the copy stops and ``PayloadTooLarge`` is raised.
+    """
+    suffix = checkpoint_suffix(filename)
+    folder = root / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"{uuid.uuid4().hex}{suffix}"
+    tmp = final.with_name(final.name + ".part")
+    h, size = hashlib.sha256(), 0
+    try:
+        with open(tmp, "wb") as out:
+            while chunk := src.read(CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise PayloadTooLarge(f"file: larger than the limit of {max_bytes} bytes", param="file")
+                h.update(chunk)
+                out.write(chunk)
+        if size == 0:
+            raise InvalidRequest("file: the upload is empty", param="file")
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final, size, h.hexdigest()

@@ -1,0 +1,193 @@
+"""POST/GET /jobs, GET /jobs/{id}, POST /jobs/{id}/cancel through HTTP, with the 4xx cases."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from api.db import jobs_repo
+from api.db.session import session_scope
+
+from tests.api.conftest import broker_messages, distill_spec, error_params, train_spec
+
+
+def test_create_job_queues_and_nudges(client, auth, settings):
+    r = client.post("/jobs", json=train_spec(name="first"), headers=auth)
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert job["status"] == "queued" and job["attempt"] == 0 and job["name"] == "first"
+    assert job["spec"]["dataset"]["path"] == str(settings.data_roots[0] / "coco")  # made absolute
+    assert broker_messages(settings) == [{"task": "mar.run_job", "args": [job["id"]], "queue": "mar-gpu"}]
+    got = client.get(f"/jobs/{job['id']}", headers=auth)
+    assert got.status_code == 200 and got.json()["id"] == job["id"]
+
+
+def test_distill_job_with_teacher(client, auth, teacher):
+    r = client.post("/jobs", json=distill_spec(teacher), headers=auth)
+    assert r.status_code == 201, r.text
+    assert r.json()["spec"]["teacher"]["checkpoint"] == str(teacher)
+    assert r.json()["spec"]["distill"]["method"] == "mar"
+
+
+def test_broker_down_keeps_the_job_queued(client, app, auth, db):
+    app.state.nudge = lambda job_id: False  # what send_run_job answers when the broker is down
+    r = client.post("/jobs", json=train_spec(), headers=auth)
+    assert r.status_code == 201
+    with session_scope(db) as s:
+        assert jobs_repo.queued_job_ids(s) == [r.json()["id"]]
+
+
+@pytest.mark.parametrize(
+    ("patch", "param"),
+    [
+        ({"train": {"lr": -1}}, "train.lr"),
+        ({"train": {"iterations": 0}}, "train.iterations"),
+        ({"model": {"arch": "yolo"}}, "model.arch"),
+        ({"student": {"backbone": "vgg"}}, "student.backbone"),
+        ({"dataset": {"format": "kitti", "path": "coco"}}, "dataset.format"),
+        ({"dataset": {"format": "coco"}}, "dataset.path"),
+        ({"kind": "segment"}, "kind"),
+        ({"bogus": 1}, "bogus"),
+        ({"kind": "distill"}, "teacher"),
+        ({"distill": {"method": "mar"}}, "teacher"),
+        ({"max_attempts": 0}, "max_attempts"),
+    ],
+)
+def test_bad_spec_is_422_naming_the_field(client, auth, patch, param):
+    r = client.post("/jobs", json=train_spec(**patch), headers=auth)
+    assert r.status_code == 422, r.text
+    assert param in error_params(r)
+    item = r.json()["detail"][0]
+    assert item["code"] == "invalid_spec" and item["message"] and item["loc"]
+
+
+def test_unknown_distill_method_names_its_field(client, auth, teacher):
+    r = client.post("/jobs", json=distill_spec(teacher, distill={"method": "magic"}), headers=auth)
+    assert r.status_code == 422 and "distill.method" in error_params(r)
+
+
+def test_body_not_json_is_422(client, auth):
+    r = client.post("/jobs", content=b"{nope", headers={**auth, "Content-Type": "application/json"})
+    assert r.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("dataset", "param"),
+    [
+        ({"path": "/etc"}, "dataset.path"),
+        ({"path": "../../outside"}, "dataset.path"),
+        ({"path": "missing"}, "dataset.path"),
+        ({"path": "coco", "val_split": "test"}, "dataset.val_split"),
+        ({"path": "coco", "train_split": "nope"}, "dataset.train_split"),
+        ({"path": "voc"}, "dataset.path"),  # a VOC folder named as coco: no annotations/
+        ({"path": "coco", "format": "voc"}, "dataset.path"),
+        ({"path": "voc", "format": "voc", "val_split": "test"}, "dataset.val_split"),
+        ({"path": "coco", "images_dir": "../voc"}, "dataset.images_dir"),
+        ({"path": "coco", "images_dir": "nothere"}, "dataset.images_dir"),
+    ],
+)
+def test_dataset_checks_are_422(client, auth, dataset, param):
+    r = client.post("/jobs", json=train_spec(dataset=dataset), headers=auth)
+    assert r.status_code == 422, r.text
+    assert error_params(r) == [param]
+
+
+def test_dataset_symlink_out_of_root_is_refused(client, auth, settings, tmp_path):
+    outside = tmp_path / "elsewhere"
+    (outside / "annotations").mkdir(parents=True)
+    os.symlink(outside, settings.data_roots[0] / "link")
+    r = client.post("/jobs", json=train_spec(dataset={"path": "link"}), headers=auth)
+    assert r.status_code == 422 and error_params(r) == ["dataset.path"]
+    assert r.json()["detail"][0]["code"] == "path_outside_root"
+
+
+def test_voc_dataset_accepted(client, auth):
+    r = client.post("/jobs", json=train_spec(dataset={"format": "voc", "path": "voc"}), headers=auth)
+    assert r.status_code == 201, r.text
+
+
+def test_teacher_checks_are_422(client, auth, settings, tmp_path: Path):
+    outside = tmp_path / "outside.pt"
+    outside.write_bytes(b"x")
+    no_json = settings.checkpoint_root / "run"
+    no_json.mkdir()
+    for ckpt in (str(outside), "missing.pt", str(no_json), "../state/mar.db"):
+        r = client.post("/jobs", json=distill_spec(Path(ckpt)), headers=auth)
+        assert r.status_code == 422, (ckpt, r.text)
+        assert error_params(r) == ["teacher.checkpoint"], ckpt
+
+
+def test_teacher_from_a_previous_job_folder(client, auth, settings):
+    run = settings.job_dir("previous") / "output"
+    run.mkdir(parents=True)
+    (run / "model.json").write_text("{}")
+    r = client.post("/jobs", json=distill_spec(run), headers=auth)
+    assert r.status_code == 201, r.text
+
+
+def test_idempotency_key(client, auth, settings):
+    headers = {**auth, "Idempotency-Key": "abc-1"}
+    first = client.post("/jobs", json=train_spec(), headers=headers)
+    assert first.status_code == 201
+    # same body (other key order, a default spelled out) -> the same job, 200
+    again = client.post("/jobs", json={"train": {"iterations": 5, "lr": 0.01}, **train_spec()}, headers=headers)
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = client.post("/jobs", json=train_spec(seed=7), headers=headers)
+    assert other.status_code == 422 and error_params(other) == ["Idempotency-Key"]
+    assert len(broker_messages(settings)) == 1
+    new_key = client.post("/jobs", json=train_spec(), headers={**auth, "Idempotency-Key": "abc-2"})
+    assert new_key.status_code == 201 and new_key.json()["id"] != first.json()["id"]
+
+
+def test_get_unknown_job_is_404(client, auth):
+    r = client.get("/jobs/does-not-exist", headers=auth)
+    assert r.status_code == 404 and r.json()["detail"][0]["code"] == "not_found"
+
+
+def test_list_jobs_pagination_and_filter(client, auth):
+    ids = [client.post("/jobs", json=train_spec(), headers=auth).json()["id"] for _ in range(5)]
+    client.post(f"/jobs/{ids[1]}/cancel", headers=auth)
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/jobs", params=params, headers=auth).json()
+        assert page["count"] == len(page["data"]) <= 2
+        seen += [j["id"] for j in page["data"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(ids))
+    cancelled = client.get("/jobs", params={"status": "cancelled"}, headers=auth).json()
+    assert [j["id"] for j in cancelled["data"]] == [ids[1]]
+    both = client.get("/jobs", params={"status": "cancelled,queued"}, headers=auth).json()
+    assert both["count"] == 5
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [({"status": "done"}, "status"), ({"limit": 0}, "limit"), ({"limit": "x"}, "limit"), ({"cursor": "zz"}, "cursor")],
+)
+def test_list_jobs_bad_query_is_422(client, auth, params, param):
+    r = client.get("/jobs", params=params, headers=auth)
+    assert r.status_code == 422 and error_params(r) == [param]
+
+
+def test_cancel(client, auth, db):
+    queued = client.post("/jobs", json=train_spec(), headers=auth).json()["id"]
+    running = client.post("/jobs", json=train_spec(), headers=auth).json()["id"]
+    with session_scope(db) as s:
+        jobs_repo.claim_job(s, running, "w1", 60)
+        jobs_repo.mark_running(s, running, "w1")
+    r = client.post(f"/jobs/{queued}/cancel", headers=auth)
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    r = client.post(f"/jobs/{running}/cancel", headers=auth)
+    assert r.status_code == 200 and r.json()["status"] == "cancelling" and r.json()["cancel_requested"]
+    again = client.post(f"/jobs/{queued}/cancel", headers=auth)
+    assert again.status_code == 409 and again.json()["detail"][0]["code"] == "invalid_transition"
+    with session_scope(db) as s:
+        jobs_repo.finish_job(s, running, "w1", "cancelled")
+    assert client.post(f"/jobs/{running}/cancel", headers=auth).status_code == 409
+    assert client.post("/jobs/nope/cancel", headers=auth).status_code == 404
