@@ -1,0 +1,42 @@
+"""POST /checkpoints: a teacher upload usable as teacher.checkpoint."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from tests.api.conftest import distill_spec, error_params
+
+
+def test_upload_then_submit(client, auth, settings):
+    data = b"\x80\x02fake pickle that must never be loaded by the API"
+    r = client.post("/checkpoints", files={"file": ("teacher.pth", data)}, headers=auth)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    path = Path(body["path"])
+    assert path.parent.parent == settings.checkpoint_root and path.suffix == ".pth"
+    assert path.read_bytes() == data and body["size"] == len(data)
+    assert body["sha256"] == hashlib.sha256(data).hexdigest()
+    assert not list(path.parent.glob("*.part"))
+    job = client.post("/jobs", json=distill_spec(path), headers=auth)
+    assert job.status_code == 201, job.text
+
+
+def test_upload_name_is_generated(client, auth, settings):
+    r = client.post("/checkpoints", files={"file": ("../../evil.pt", b"x")}, headers=auth)
+    assert r.status_code == 201
+    assert Path(r.json()["path"]).parent == settings.checkpoint_root / "uploads"
+    assert "evil" not in r.json()["name"]
+
+
+def test_upload_4xx(client, app, auth):
+    r = client.post("/checkpoints", files={"file": ("teacher.pkl", b"x")}, headers=auth)
+    assert r.status_code == 422 and error_params(r) == ["file"]
+    r = client.post("/checkpoints", files={"file": ("teacher.pt", b"")}, headers=auth)
+    assert r.status_code == 422 and error_params(r) == ["file"]
+    assert client.post("/checkpoints", headers=auth).status_code == 422
+    app.state.settings.max_upload_bytes = 100
+    r = client.post("/checkpoints", files={"file": ("teacher.pt", b"x" * 101)}, headers=auth)
+    assert r.status_code == 413 and error_params(r) == ["file"]
+    r = client.post("/checkpoints", files={"file": ("teacher.pt", b"x" * 100_000)}, headers=auth)
+    assert r.status_code == 413
