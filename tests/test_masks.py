@@ -119,7 +119,7 @@ def test_custom_rings_and_chunking_match_naive(monkeypatch):
     monkeypatch.setattr(masks, "_CHUNK_ELEMS", 2 * 12 * 20)  # 2 boxes per chunk
     gen = torch.Generator().manual_seed(2)
     boxes = [random_boxes(gen, 7, 96, 160), random_boxes(gen, 4, 96, 160)]
-    kw = dict(kappas=(1.0, 1.25, 3.0), values=(0.9, 0.6, 0.1))
+    kw = {"kappas": (1.0, 1.25, 3.0), "values": (0.9, 0.6, 0.1)}
     got = multi_value_mask(boxes, (12, 20), (8.0, 8.0), **kw)
     torch.testing.assert_close(got, naive_mask(boxes, (12, 20), (8.0, 8.0), **kw).float())
 

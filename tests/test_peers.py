@@ -174,6 +174,16 @@ def gc_block_reference(block, x):
     return x + y[:, None, None]
 
 
+def fgd_attention_reference(f, temp):
+    """Spatial (H W softmax over pixels of mean_c |F| / T) and channel (C softmax over channels
+    of mean_hw |F| / T) attention of one C x H x W map, as flat lists (pixels row-major)."""
+    c, h, w = f.shape
+    cells = [(i, j) for i in range(h) for j in range(w)]
+    sp = softmax([sum(abs(f[k, i, j].item()) for k in range(c)) / c / temp for i, j in cells])
+    ch = softmax([sum(abs(f[k, i, j].item()) for i, j in cells) / (h * w) / temp for k in range(c)])
+    return [h * w * v for v in sp], [c * v for v in ch]
+
+
 def fgd_reference(peer, s, t, fg_masks, spec):
     """Element-by-element FGD terms for one image per level; fg_masks per level (H x W lists)."""
     temp, terms = 0.5, {"fg": 0.0, "bg": 0.0, "attention": 0.0, "global": 0.0}
@@ -181,14 +191,8 @@ def fgd_reference(peer, s, t, fg_masks, spec):
         sl, tl = sl[0].detach(), tl[0]
         c, h, w = sl.shape
         cells = [(i, j) for i in range(h) for j in range(w)]
-
-        def attention(f):
-            sp = softmax([sum(abs(f[k, i, j].item()) for k in range(c)) / c / temp for i, j in cells])
-            ch = softmax([sum(abs(f[k, i, j].item()) for i, j in cells) / (h * w) / temp for k in range(c)])
-            return [h * w * v for v in sp], [c * v for v in ch]
-
-        sp_t, ch_t = attention(tl)
-        sp_s, ch_s = attention(sl)
+        sp_t, ch_t = fgd_attention_reference(tl, temp)
+        sp_s, ch_s = fgd_attention_reference(sl, temp)
         fg = fg_masks[lvl]
         n_bg = sum(1 for i, j in cells if fg[i][j] == 0)
         for n, (i, j) in enumerate(cells):

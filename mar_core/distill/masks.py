@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["multi_value_mask", "inverse_area_mask"]
+__all__ = ["inverse_area_mask", "multi_value_mask"]
 
 _CHUNK_ELEMS = 64 * 1024 * 1024
 _GAUSSIAN_CUT = 0.01

@@ -30,7 +30,7 @@ if set(PEERS) != set(names.DISTILL_METHODS) - {"mar"}:
                        f"{names.DISTILL_METHODS} (minus 'mar')")
 
 
-def build_peer(method: str, channels: int, num_levels: int, spec: "DistillSpec",
+def build_peer(method: str, channels: int, num_levels: int, spec: DistillSpec,
                two_stage: bool) -> PeerLoss:
     """The peer loss module registered as ``method``; an unknown name lists the valid ones."""
     if method not in PEERS:

@@ -28,7 +28,7 @@ class PeerLoss(nn.Module):
 
     method: str = ""
 
-    def __init__(self, channels: int, num_levels: int, spec: "DistillSpec", two_stage: bool) -> None:
+    def __init__(self, channels: int, num_levels: int, spec: DistillSpec, two_stage: bool) -> None:
         super().__init__()
         if channels < 1 or num_levels < 1:
             raise ValueError(f"channels ({channels}) and num_levels ({num_levels}) must be >= 1")

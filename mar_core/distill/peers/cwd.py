@@ -27,7 +27,7 @@ class CWDLoss(PeerLoss):
 
     method = "cwd"
 
-    def __init__(self, channels: int, num_levels: int, spec: "DistillSpec", two_stage: bool) -> None:
+    def __init__(self, channels: int, num_levels: int, spec: DistillSpec, two_stage: bool) -> None:
         super().__init__(channels, num_levels, spec, two_stage)
         self.loss_weight = float(spec.loss_weight)
         self.tau = float(spec.temperature)

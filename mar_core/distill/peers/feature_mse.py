@@ -22,7 +22,7 @@ class FeatureMSELoss(PeerLoss):
 
     method = "feature_mse"
 
-    def __init__(self, channels: int, num_levels: int, spec: "DistillSpec", two_stage: bool) -> None:
+    def __init__(self, channels: int, num_levels: int, spec: DistillSpec, two_stage: bool) -> None:
         super().__init__(channels, num_levels, spec, two_stage)
         self.loss_weight = float(spec.loss_weight)
 

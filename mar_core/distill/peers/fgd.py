@@ -77,7 +77,7 @@ class FGDLoss(PeerLoss):
 
     method = "fgd"
 
-    def __init__(self, channels: int, num_levels: int, spec: "DistillSpec", two_stage: bool) -> None:
+    def __init__(self, channels: int, num_levels: int, spec: DistillSpec, two_stage: bool) -> None:
         super().__init__(channels, num_levels, spec, two_stage)
         self.alpha = float(spec.fgd_alpha)
         self.beta = float(spec.fgd_beta)

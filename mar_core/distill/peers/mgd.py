@@ -13,7 +13,7 @@ from mar_core.distill.peers.base import PeerLoss
 if TYPE_CHECKING:
     from mar_core.spec import DistillSpec
 
-__all__ = ["MGDLoss", "ONE_STAGE_RATIO", "TWO_STAGE_RATIO"]
+__all__ = ["ONE_STAGE_RATIO", "TWO_STAGE_RATIO", "MGDLoss"]
 
 ONE_STAGE_RATIO = 0.65
 TWO_STAGE_RATIO = 0.45
@@ -36,7 +36,7 @@ class MGDLoss(PeerLoss):
 
     method = "mgd"
 
-    def __init__(self, channels: int, num_levels: int, spec: "DistillSpec", two_stage: bool) -> None:
+    def __init__(self, channels: int, num_levels: int, spec: DistillSpec, two_stage: bool) -> None:
         super().__init__(channels, num_levels, spec, two_stage)
         self.loss_weight = float(spec.loss_weight)
         default = TWO_STAGE_RATIO if two_stage else ONE_STAGE_RATIO
