@@ -7,7 +7,8 @@
 # The ping is answered by the worker's main process, so a worker busy training still answers, as long
 # as the task runs in a pool child (prefork/threads), not in the main process (`--pool solo`).
 set -eu
-host="$(hostname)"
+# The hostname as Celery sees it for %h (socket.gethostname(): the container's hostname).
+host="$(python3 -c 'import socket; print(socket.gethostname())')"
 node="${MAR_WORKER_NODENAME:-celery@%h}"
 node="$(printf '%s' "$node" | sed "s/%h/$host/g")"
 # The broker URL goes through the environment, not argv, so its password stays out of `ps`.
