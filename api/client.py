@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -31,8 +31,14 @@ class ApiClientError(MarError):
 
     code = "api_error"
 
-    def __init__(self, message: str, status: int | None = None, code: str | None = None, param: str | None = None,
-                 details: list[dict[str, Any]] | None = None):
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        details: list[dict[str, Any]] | None = None,
+    ):
         super().__init__(message, param=param)
         self.status = status
         self.code = code or ("api_unreachable" if status is None else "api_error")
@@ -51,7 +57,9 @@ def _error_from(resp: httpx.Response) -> ApiClientError:
             msg = d.get("message") or d.get("msg") or ""
             lines.append(f"{d['param']}: {msg}" if d.get("param") else msg)
         first = detail[0]
-        return ApiClientError("; ".join(lines), resp.status_code, first.get("code"), first.get("param"), detail)
+        return ApiClientError(
+            "; ".join(lines), resp.status_code, first.get("code"), first.get("param"), detail
+        )
     text = detail if isinstance(detail, str) else resp.text[:500]
     return ApiClientError(f"HTTP {resp.status_code}: {text}", resp.status_code)
 
@@ -74,7 +82,7 @@ def parse_sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
         if line.startswith(":"):
             continue
         key, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
+        value = value.removeprefix(" ")
         if key == "data":
             data.append(value)
         elif key == "id":
@@ -86,17 +94,24 @@ def parse_sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
 class MarClient:
     """A thin, synchronous client of every endpoint."""
 
-    def __init__(self, base_url: str | None = None, api_key: str | None = None, timeout: float = 30.0,
-                 transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ):
         self.base_url = (base_url or os.environ.get("MAR_API_URL") or DEFAULT_URL).rstrip("/")
         self.api_key = api_key or os.environ.get("MAR_API_KEY")
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+        )
 
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "MarClient":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -123,7 +138,9 @@ class MarClient:
     def get_job(self, job_id: str) -> dict[str, Any]:
         return self._request("GET", f"/jobs/{job_id}").json()
 
-    def list_jobs(self, status: str | None = None, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+    def list_jobs(
+        self, status: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> dict[str, Any]:
         """One page: ``{"data", "count", "next_cursor"}``."""
         params: dict[str, Any] = {"limit": limit}
         if status:
@@ -145,7 +162,9 @@ class MarClient:
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self._request("POST", f"/jobs/{job_id}/cancel").json()
 
-    def metrics(self, job_id: str, names: list[str] | None = None, since: int | None = None) -> dict[str, Any]:
+    def metrics(
+        self, job_id: str, names: list[str] | None = None, since: int | None = None
+    ) -> dict[str, Any]:
         params: dict[str, Any] = {}
         if names:
             params["names"] = ",".join(names)
@@ -157,7 +176,9 @@ class MarClient:
         params = {"after": after} if after is not None else {}
         return self._request("GET", f"/jobs/{job_id}/events", params=params).json()
 
-    def stream_events(self, job_id: str, after: int | None = None, max_reconnects: int = 20) -> Iterator[dict[str, Any]]:
+    def stream_events(
+        self, job_id: str, after: int | None = None, max_reconnects: int = 20
+    ) -> Iterator[dict[str, Any]]:
         """Follow ``/events/stream`` until the job is finished; yields event dicts
         ``{"id", "job_id", "type", "data", "created_at"}`` and reconnects with ``Last-Event-ID``."""
         last = after
@@ -165,8 +186,12 @@ class MarClient:
         while True:
             headers = {"Last-Event-ID": str(last)} if last is not None else {}
             try:
-                with self._http.stream("GET", f"/jobs/{job_id}/events/stream", headers=headers,
-                                       timeout=httpx.Timeout(30.0, read=None)) as resp:
+                with self._http.stream(
+                    "GET",
+                    f"/jobs/{job_id}/events/stream",
+                    headers=headers,
+                    timeout=httpx.Timeout(30.0, read=None),
+                ) as resp:
                     if resp.status_code >= 400:
                         resp.read()
                         raise _error_from(resp)
@@ -216,8 +241,10 @@ class MarClient:
                         h.update(chunk)
                         f.write(chunk)
             if expected and h.hexdigest() != expected:
-                raise ApiClientError(f"{name}: sha256 mismatch (got {h.hexdigest()}, expected {expected})",
-                                     code="checksum_mismatch")
+                raise ApiClientError(
+                    f"{name}: sha256 mismatch (got {h.hexdigest()}, expected {expected})",
+                    code="checksum_mismatch",
+                )
             os.replace(tmp, out)
         except httpx.TransportError as e:
             raise ApiClientError(f"download of {name} failed: {e}") from None

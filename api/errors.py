@@ -9,7 +9,7 @@ handlers stay thin.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -28,13 +28,13 @@ class ApiError(MarError):
     """An error with its own HTTP status."""
 
     status_code = 400
-    headers: dict[str, str] | None = None
+    headers: ClassVar[dict[str, str] | None] = None
 
 
 class Unauthorized(ApiError):
     code = "unauthorized"
     status_code = 401
-    headers = {"WWW-Authenticate": "Bearer"}
+    headers: ClassVar[dict[str, str] | None] = {"WWW-Authenticate": "Bearer"}
 
 
 class Forbidden(ApiError):
@@ -112,7 +112,9 @@ def _validation_response(_request: Request, exc: RequestValidationError) -> JSON
 
 
 def _http_response(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(
+        exc.status_code, "http_error"
+    )
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     return JSONResponse(
         {"detail": [error_item(code, message, None)]}, status_code=exc.status_code, headers=exc.headers

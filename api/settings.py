@@ -37,8 +37,12 @@ class Settings(BaseSettings):
     checkpoint_root: Path | None = Field(
         default=None, validation_alias=_env("MAR_CHECKPOINT_ROOT", "checkpoint_root")
     )
-    artifact_root: Path | None = Field(default=None, validation_alias=_env("MAR_ARTIFACT_ROOT", "artifact_root"))
-    lease_seconds: float = Field(default=60, gt=0, validation_alias=_env("MAR_LEASE_SECONDS", "lease_seconds"))
+    artifact_root: Path | None = Field(
+        default=None, validation_alias=_env("MAR_ARTIFACT_ROOT", "artifact_root")
+    )
+    lease_seconds: float = Field(
+        default=60, gt=0, validation_alias=_env("MAR_LEASE_SECONDS", "lease_seconds")
+    )
     heartbeat_seconds: float = Field(
         default=10, gt=0, validation_alias=_env("MAR_HEARTBEAT_SECONDS", "heartbeat_seconds")
     )
@@ -68,7 +72,7 @@ class Settings(BaseSettings):
         return v
 
     @model_validator(mode="after")
-    def _derive_defaults(self) -> "Settings":
+    def _derive_defaults(self) -> Settings:
         self.state_dir = self.state_dir.expanduser().resolve()
         state = self.state_dir
         if not self.database_url:

@@ -25,7 +25,13 @@ RETRY_MS = 2000
 
 def format_event(ev: Event) -> str:
     """One SSE frame."""
-    payload = {"id": ev.id, "job_id": ev.job_id, "type": ev.type, "data": ev.data, "created_at": ev.created_at.isoformat()}
+    payload = {
+        "id": ev.id,
+        "job_id": ev.job_id,
+        "type": ev.type,
+        "data": ev.data,
+        "created_at": ev.created_at.isoformat(),
+    }
     return f"id: {ev.id}\nevent: {ev.type}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n"
 
 

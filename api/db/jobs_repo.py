@@ -44,7 +44,9 @@ class InvalidCursorError(MarError, ValueError):
 
 
 def _reload(s: Session, job_id: str) -> Job | None:
-    return s.execute(select(Job).where(Job.id == job_id).execution_options(populate_existing=True)).scalar_one_or_none()
+    return s.execute(
+        select(Job).where(Job.id == job_id).execution_options(populate_existing=True)
+    ).scalar_one_or_none()
 
 
 def _transition(
@@ -64,7 +66,9 @@ def _transition(
     return s.execute(stmt).rowcount == 1
 
 
-def _status_event(s: Session, job_id: str, status: str, previous: str | Iterable[str] | None, **data: Any) -> Event:
+def _status_event(
+    s: Session, job_id: str, status: str, previous: str | Iterable[str] | None, **data: Any
+) -> Event:
     prev = previous if isinstance(previous, str) or previous is None else sorted(previous)
     return append_event(s, job_id, "status", {"status": status, "previous": prev, **data})
 
@@ -256,9 +260,9 @@ def requeue_expired(s: Session, now: datetime | None = None) -> list[str]:
     """
     now = now or utcnow()
     rows = s.execute(
-        select(Job.id, Job.status, Job.attempt, Job.max_attempts, Job.worker_id).where(
-            Job.status.in_(list(states.ACTIVE)), Job.lease_expires_at < now
-        )
+        select(Job.id, Job.status, Job.attempt, Job.max_attempts, Job.worker_id)
+        .where(Job.status.in_(list(states.ACTIVE)), Job.lease_expires_at < now)
+        .order_by(Job.id)  # one lock order for concurrent reapers
     ).all()
     requeued: list[str] = []
     for job_id, status, attempt, max_attempts, worker_id in rows:
@@ -290,7 +294,9 @@ def requeue_expired(s: Session, now: datetime | None = None) -> list[str]:
 def queued_job_ids(s: Session) -> list[str]:
     """Ids of every queued job, oldest first (to re-send their Celery nudges)."""
     return list(
-        s.execute(select(Job.id).where(Job.status == states.QUEUED).order_by(Job.created_at, Job.id)).scalars()
+        s.execute(
+            select(Job.id).where(Job.status == states.QUEUED).order_by(Job.created_at, Job.id)
+        ).scalars()
     )
 
 
@@ -335,7 +341,18 @@ def list_jobs(
 
 
 def append_event(s: Session, job_id: str, type: str, data: Mapping[str, Any] | None = None) -> Event:
-    """Add one event row (flushed, so ``id`` is set)."""
+    """Add one event row (flushed, so ``id`` is set).
+
+    The job row is touched first: that row lock orders the writers of one job, so on PostgreSQL
+    event ids commit in increasing order per job and an SSE reader resuming "after id N" never
+    skips an event that committed late.
+    """
+    s.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
     ev = Event(job_id=job_id, type=type, data=dict(data or {}), created_at=utcnow())
     s.add(ev)
     s.flush()
@@ -374,7 +391,10 @@ def append_metrics(
     if not values:
         return
     when = time or utcnow()
-    rows = [{"job_id": job_id, "name": k, "step": int(step), "value": float(v), "time": when} for k, v in values.items()]
+    rows = [
+        {"job_id": job_id, "name": k, "step": int(step), "value": float(v), "time": when}
+        for k, v in values.items()
+    ]
     insert = _insert_for(s)
     stmt = insert(Metric).values(rows)
     stmt = stmt.on_conflict_do_update(
@@ -414,7 +434,9 @@ def add_artifact(s: Session, job_id: str, name: str, path: str | Path) -> Artifa
     """Record (or re-record, after a resumed run re-exports) a job's output file."""
     p = Path(path).resolve()
     size, digest = file_digest(p)
-    art = s.execute(select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name)).scalar_one_or_none()
+    art = s.execute(
+        select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name)
+    ).scalar_one_or_none()
     if art is None:
         art = Artifact(job_id=job_id, name=name, path=str(p), size=size, sha256=digest, created_at=utcnow())
         s.add(art)
@@ -426,9 +448,13 @@ def add_artifact(s: Session, job_id: str, name: str, path: str | Path) -> Artifa
 
 def list_artifacts(s: Session, job_id: str) -> list[Artifact]:
     """A job's artifacts by name."""
-    return list(s.execute(select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.name)).scalars())
+    return list(
+        s.execute(select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.name)).scalars()
+    )
 
 
 def get_artifact(s: Session, job_id: str, name: str) -> Artifact | None:
     """One artifact of a job by name, or None."""
-    return s.execute(select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name)).scalar_one_or_none()
+    return s.execute(
+        select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name)
+    ).scalar_one_or_none()

@@ -29,7 +29,11 @@ def upload_checkpoint(
     ``teacher.checkpoint``. The file is not unpickled here (the worker loads it safely)."""
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > settings.max_upload_bytes + 64 * 1024:
-        raise PayloadTooLarge(f"file: larger than the limit of {settings.max_upload_bytes} bytes", param="file")
+        raise PayloadTooLarge(
+            f"file: larger than the limit of {settings.max_upload_bytes} bytes", param="file"
+        )
     assert settings.checkpoint_root is not None
-    path, size, digest = store_checkpoint(file.file, file.filename, settings.checkpoint_root, settings.max_upload_bytes)
+    path, size, digest = store_checkpoint(
+        file.file, file.filename, settings.checkpoint_root, settings.max_upload_bytes
+    )
     return CheckpointPublic(path=str(path), name=path.name, size=size, sha256=digest)

@@ -37,7 +37,9 @@ def list_events(
 @router.get(
     "/{job_id}/events/stream",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "SSE: id, event (type), data (JSON)"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "SSE: id, event (type), data (JSON)"}
+    },
 )
 def stream_events(
     job: JobDep,
@@ -52,7 +54,9 @@ def stream_events(
         try:
             after = int(last_event_id)
         except ValueError:
-            raise InvalidRequest("Last-Event-ID: must be an event id (integer)", param="Last-Event-ID") from None
+            raise InvalidRequest(
+                "Last-Event-ID: must be an event id (integer)", param="Last-Event-ID"
+            ) from None
     state = request.app.state
     stream = job_event_stream(
         factory,

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from api.settings import Settings
 from mar_core.errors import SpecError
 from mar_core.paths import resolve_under
 from mar_core.spec import DatasetSpec, JobSpec
-
-from api.settings import Settings
 
 
 def _dataset_roots(settings: Settings) -> list[Path]:
@@ -26,13 +25,17 @@ def _teacher_roots(settings: Settings) -> list[Path]:
 def check_dataset(ds: DatasetSpec, settings: Settings) -> Path:
     """The dataset folder, resolved; ``SpecError`` naming the field when something is missing."""
     root = resolve_under(ds.path, _dataset_roots(settings), "dataset.path")
+    if not root.exists():
+        raise SpecError(f"dataset.path: {ds.path!r} does not exist ({root})", param="dataset.path")
     if not root.is_dir():
         raise SpecError(f"dataset.path: {ds.path!r} is not a folder", param="dataset.path")
     splits = {"dataset.train_split": ds.train_split, "dataset.val_split": ds.val_split}
     if ds.format == "coco":
         ann = root / "annotations"
         if not ann.is_dir():
-            raise SpecError(f"dataset.path: no annotations/ folder in {ds.path!r} (coco)", param="dataset.path")
+            raise SpecError(
+                f"dataset.path: no annotations/ folder in {ds.path!r} (coco)", param="dataset.path"
+            )
         for param, split in splits.items():
             if not (ann / f"instances_{split}.json").is_file():
                 raise SpecError(f"{param}: missing annotations/instances_{split}.json", param=param)
@@ -46,7 +49,9 @@ def check_dataset(ds: DatasetSpec, settings: Settings) -> Path:
     if ds.images_dir is not None:
         images = resolve_under(root / ds.images_dir, [root], "dataset.images_dir")
         if not images.is_dir():
-            raise SpecError(f"dataset.images_dir: {ds.images_dir!r} is not a folder", param="dataset.images_dir")
+            raise SpecError(
+                f"dataset.images_dir: {ds.images_dir!r} is not a folder", param="dataset.images_dir"
+            )
     return root
 
 

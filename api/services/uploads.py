@@ -28,7 +28,9 @@ def checkpoint_suffix(filename: str | None) -> str:
     return suffix
 
 
-def store_checkpoint(src: BinaryIO, filename: str | None, root: Path, max_bytes: int) -> tuple[Path, int, str]:
+def store_checkpoint(
+    src: BinaryIO, filename: str | None, root: Path, max_bytes: int
+) -> tuple[Path, int, str]:
     """Copy ``src`` to ``root/uploads/<uuid><suffix>``; returns ``(path, size, sha256)``.
 
     Written to a temporary name and renamed, so a partial upload is never visible; over

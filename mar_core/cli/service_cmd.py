@@ -76,12 +76,16 @@ def cmd_apikey_list(_args: argparse.Namespace) -> int:
 
     engine = _engine()
     with session_scope(make_session_factory(engine)) as s:
-        rows = [(k.id, k.name, k.prefix + "...", k.created_at, k.revoked_at) for k in keys_repo.list_api_keys(s)]
+        rows = [
+            (k.id, k.name, k.prefix + "...", k.created_at, k.revoked_at) for k in keys_repo.list_api_keys(s)
+        ]
     engine.dispose()
     print(f"{'ID':<14}{'NAME':<24}{'PREFIX':<18}{'CREATED':<22}REVOKED")
     for key_id, name, prefix, created, revoked in rows:
         revoked_s = revoked.strftime("%Y-%m-%d %H:%M:%S") if revoked else "-"
-        print(f"{key_id:<14}{name[:23]:<24}{prefix:<18}{created.strftime('%Y-%m-%d %H:%M:%S'):<22}{revoked_s}")
+        print(
+            f"{key_id:<14}{name[:23]:<24}{prefix:<18}{created.strftime('%Y-%m-%d %H:%M:%S'):<22}{revoked_s}"
+        )
     return 0
 
 
@@ -105,6 +109,9 @@ def cmd_apikey_revoke(args: argparse.Namespace) -> int:
 
 def _client(args: argparse.Namespace):
     from api.client import MarClient
+
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
 
     return MarClient(base_url=args.api_url, api_key=args.api_key)
 
@@ -230,7 +237,9 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def _client_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--api-url", default=None, help="API base URL (default: $MAR_API_URL or http://127.0.0.1:8000)")
+    p.add_argument(
+        "--api-url", default=None, help="API base URL (default: $MAR_API_URL or http://127.0.0.1:8000)"
+    )
     p.add_argument("--api-key", default=None, help="API key (default: $MAR_API_KEY)")
 
 
@@ -244,14 +253,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("db", help="database maintenance")
     dsub = p.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    dsub.add_parser("upgrade", help="apply the Alembic migrations up to head").set_defaults(handler=cmd_db_upgrade)
+    dsub.add_parser("upgrade", help="apply the Alembic migrations up to head").set_defaults(
+        handler=cmd_db_upgrade
+    )
 
     p = sub.add_parser("apikey", help="manage API keys (on this host's database)")
     ksub = p.add_subparsers(dest="apikey_command", required=True, metavar="ACTION")
     k = ksub.add_parser("create", help="create a key and print it once")
     k.add_argument("name")
     k.set_defaults(handler=cmd_apikey_create)
-    ksub.add_parser("list", help="list keys (never the keys themselves)").set_defaults(handler=cmd_apikey_list)
+    ksub.add_parser("list", help="list keys (never the keys themselves)").set_defaults(
+        handler=cmd_apikey_list
+    )
     k = ksub.add_parser("revoke", help="revoke a key by id")
     k.add_argument("id")
     k.set_defaults(handler=cmd_apikey_revoke)
@@ -259,7 +272,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("submit", help="submit a job spec (JSON) to the API")
     p.add_argument("spec", help="path of the JobSpec JSON file")
     p.add_argument("--wait", action="store_true", help="follow progress; exit 0 on succeeded, 1 otherwise")
-    p.add_argument("--idempotency-key", default=None, help="resubmitting with the same key returns the same job")
+    p.add_argument(
+        "--idempotency-key", default=None, help="resubmitting with the same key returns the same job"
+    )
     _client_flags(p)
     p.set_defaults(handler=cmd_submit)
 

@@ -132,7 +132,11 @@ def teacher(settings: Settings) -> Path:
 
 
 def train_spec(**over: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {"kind": "train", "dataset": {"format": "coco", "path": "coco"}, "train": {"iterations": 5}}
+    spec: dict[str, Any] = {
+        "kind": "train",
+        "dataset": {"format": "coco", "path": "coco"},
+        "train": {"iterations": 5},
+    }
     spec.update(over)
     return spec
 

@@ -6,7 +6,6 @@ import hashlib
 
 from api.db import jobs_repo
 from api.db.session import session_scope
-
 from tests.api.conftest import train_spec
 
 

@@ -29,9 +29,7 @@ def test_no_key_is_401(client, method, path):
     assert r.json()["detail"][0]["code"] == "unauthorized"
 
 
-@pytest.mark.parametrize(
-    "header", ["Bearer mar_notakey", "Basic dXNlcjpwYXNz", "Bearer ", "mar_notakey"]
-)
+@pytest.mark.parametrize("header", ["Bearer mar_notakey", "Basic dXNlcjpwYXNz", "Bearer ", "mar_notakey"])
 def test_bad_key_is_401(client, api_key, header):
     assert client.get("/jobs", headers={"Authorization": header}).status_code == 401
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-
-import json
 
 import pytest
 
@@ -16,7 +15,6 @@ from api.db import jobs_repo
 from api.db.session import session_scope
 from api.settings import get_settings
 from mar_core.cli.main import main
-
 from tests.api.conftest import train_spec
 
 
@@ -28,7 +26,9 @@ def live(app, settings, monkeypatch) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -138,15 +138,17 @@ def test_wait_on_a_failed_job_exits_1(key, tmp_path, capsys, db):
     job_id = capsys.readouterr().out.strip()
     with session_scope(db) as s:
         jobs_repo.claim_job(s, job_id, "w", 60)
-        jobs_repo.finish_job(s, job_id, "w", "failed", {"code": "dataset_invalid", "message": "bad", "param": "dataset.path"})
+        jobs_repo.finish_job(
+            s, job_id, "w", "failed", {"code": "dataset_invalid", "message": "bad", "param": "dataset.path"}
+        )
     assert main(["status", job_id, "--wait"]) == 0  # already finished: status itself succeeds
     assert main(["submit", _spec_file(tmp_path, seed=1)]) == 0
     other = capsys.readouterr().out.strip().splitlines()[-1]
     with session_scope(db) as s:
         jobs_repo.request_cancel(s, other)
     assert main(["status", other, "--wait"]) == 0
-    from mar_core.cli import service_cmd
     from api.client import MarClient
+    from mar_core.cli import service_cmd
 
     with MarClient() as client:
         assert service_cmd._follow(client, job_id) == 1

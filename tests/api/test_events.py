@@ -8,7 +8,6 @@ import time
 
 from api.db import jobs_repo
 from api.db.session import session_scope
-
 from tests.api.conftest import error_params, train_spec
 
 
@@ -22,7 +21,9 @@ def _parse_sse(text: str) -> list[dict]:
             key, _, value = line.partition(": ")
             fields[key] = value
         if "id" in fields:
-            frames.append({"id": int(fields["id"]), "event": fields["event"], "data": json.loads(fields["data"])})
+            frames.append(
+                {"id": int(fields["id"]), "event": fields["event"], "data": json.loads(fields["data"])}
+            )
     return frames
 
 

@@ -28,7 +28,9 @@ def test_readyz_ok_with_filesystem_broker(client):
 def test_readyz_503_names_the_broker(tmp_path):
     from fastapi.testclient import TestClient
 
-    st = Settings(state_dir=tmp_path, broker_url=f"redis://127.0.0.1:{_closed_port()}/0", broker_timeout_seconds=1)
+    st = Settings(
+        state_dir=tmp_path, broker_url=f"redis://127.0.0.1:{_closed_port()}/0", broker_timeout_seconds=1
+    )
     with TestClient(create_app(st)) as c:
         r = c.get("/readyz")
     assert r.status_code == 503
@@ -39,7 +41,9 @@ def test_readyz_503_names_the_broker(tmp_path):
 def test_readyz_503_names_the_database(tmp_path):
     from fastapi.testclient import TestClient
 
-    st = Settings(state_dir=tmp_path, database_url=f"postgresql+psycopg2://nobody@127.0.0.1:{_closed_port()}/x")
+    st = Settings(
+        state_dir=tmp_path, database_url=f"postgresql+psycopg2://nobody@127.0.0.1:{_closed_port()}/x"
+    )
     with TestClient(create_app(st, migrate=False)) as c:
         r = c.get("/readyz")
     assert r.status_code == 503

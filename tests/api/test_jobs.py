@@ -9,7 +9,6 @@ import pytest
 
 from api.db import jobs_repo
 from api.db.session import session_scope
-
 from tests.api.conftest import broker_messages, distill_spec, error_params, train_spec
 
 
@@ -132,7 +131,9 @@ def test_idempotency_key(client, auth, settings):
     first = client.post("/jobs", json=train_spec(), headers=headers)
     assert first.status_code == 201
     # same body (other key order, a default spelled out) -> the same job, 200
-    again = client.post("/jobs", json={"train": {"iterations": 5, "lr": 0.01}, **train_spec()}, headers=headers)
+    again = client.post(
+        "/jobs", json={"train": {"iterations": 5, "lr": 0.01}, **train_spec()}, headers=headers
+    )
     assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
     assert again.headers["Idempotent-Replayed"] == "true"
     other = client.post("/jobs", json=train_spec(seed=7), headers=headers)
@@ -168,7 +169,12 @@ def test_list_jobs_pagination_and_filter(client, auth):
 
 @pytest.mark.parametrize(
     ("params", "param"),
-    [({"status": "done"}, "status"), ({"limit": 0}, "limit"), ({"limit": "x"}, "limit"), ({"cursor": "zz"}, "cursor")],
+    [
+        ({"status": "done"}, "status"),
+        ({"limit": 0}, "limit"),
+        ({"limit": "x"}, "limit"),
+        ({"cursor": "zz"}, "cursor"),
+    ],
 )
 def test_list_jobs_bad_query_is_422(client, auth, params, param):
     r = client.get("/jobs", params=params, headers=auth)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from api.db import jobs_repo
 from api.db.session import session_scope
-
 from tests.api.conftest import error_params, train_spec
 
 
@@ -27,7 +26,9 @@ def test_metric_series(client, auth, db):
 
 def test_metric_filters(client, auth, db):
     job_id = _job_with_metrics(client, auth, db)
-    only = client.get(f"/jobs/{job_id}/metrics", params={"names": "lr,eval/AP", "since": 20}, headers=auth).json()
+    only = client.get(
+        f"/jobs/{job_id}/metrics", params={"names": "lr,eval/AP", "since": 20}, headers=auth
+    ).json()
     assert only["series"] == {"lr": [{"step": 20, "value": 0.02, "time": only["series"]["lr"][0]["time"]}]}
 
 

@@ -3,11 +3,10 @@ metrics upsert, pagination, artifacts."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from datetime import timedelta
 from pathlib import Path
-
-import hashlib
 
 import pytest
 from sqlalchemy import select
@@ -179,7 +178,14 @@ def test_requeue_expired_up_to_max_attempts(factory):
         assert repo.requeue_expired(s, now=later) == []  # attempts used up
         job = repo.get_job(s, job_id)
         assert job is not None and job.status == "failed" and job.error["code"] == "lease_expired"
-    assert _event_statuses(factory, job_id) == ["queued", "starting", "running", "queued", "starting", "failed"]
+    assert _event_statuses(factory, job_id) == [
+        "queued",
+        "starting",
+        "running",
+        "queued",
+        "starting",
+        "failed",
+    ]
 
 
 def test_requeue_expired_settles_cancelling_and_spares_live_leases(factory):
@@ -205,7 +211,9 @@ def test_metrics_upsert_keeps_one_value_per_step(factory):
     with session_scope(factory) as s:
         rows = repo.get_metrics(s, job_id)
         assert [(m.name, m.step, m.value) for m in rows] == [
-            ("loss/total", 10, 2.0), ("loss/total", 20, 1.25), ("lr", 10, 0.1)
+            ("loss/total", 10, 2.0),
+            ("loss/total", 20, 1.25),
+            ("lr", 10, 0.1),
         ]
         assert [(m.name, m.step) for m in repo.get_metrics(s, job_id, names=["lr"])] == [("lr", 10)]
         assert [m.step for m in repo.get_metrics(s, job_id, since_step=20)] == [20]
@@ -273,10 +281,9 @@ def test_api_keys(factory):
 
 
 def test_session_scope_rolls_back(factory):
-    with pytest.raises(RuntimeError):
-        with session_scope(factory) as s:
-            repo.create_job(s, SPEC)
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), session_scope(factory) as s:
+        repo.create_job(s, SPEC)
+        raise RuntimeError("boom")
     with session_scope(factory) as s:
         assert s.execute(select(Job)).first() is None
 
@@ -286,3 +293,14 @@ def test_transition_table():
     assert states.sources_of("starting") == {"queued"}
     assert states.can_transition("running", "queued") and not states.can_transition("queued", "running")
     assert set(states.ALL_STATES) == set(states.TRANSITIONS)
+
+
+def test_migration_matches_the_models(engine):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from api.db.models import Base
+
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    assert diff == []

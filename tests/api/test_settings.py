@@ -15,15 +15,27 @@ from api.settings import Settings, get_settings
 
 def test_defaults_derive_from_state_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    for var in ("MAR_STATE_DIR", "DATABASE_URL", "BROKER_URL", "MAR_DATA_ROOTS", "MAR_CHECKPOINT_ROOT",
-                "MAR_ARTIFACT_ROOT", "MAR_QUEUE"):
+    for var in (
+        "MAR_STATE_DIR",
+        "DATABASE_URL",
+        "BROKER_URL",
+        "MAR_DATA_ROOTS",
+        "MAR_CHECKPOINT_ROOT",
+        "MAR_ARTIFACT_ROOT",
+        "MAR_QUEUE",
+    ):
         monkeypatch.delenv(var, raising=False)
     st = Settings()
     state = (tmp_path / ".mar").resolve()
     assert st.state_dir == state and st.database_url == f"sqlite:///{state / 'mar.db'}"
     assert st.data_roots == [state / "data"] and st.checkpoint_root == state / "checkpoints"
     assert st.artifact_root == state / "jobs" and st.job_dir("abc") == state / "jobs" / "abc"
-    assert (st.broker_url, st.queue, st.lease_seconds, st.heartbeat_seconds) == ("filesystem://", "mar-gpu", 60, 10)
+    assert (st.broker_url, st.queue, st.lease_seconds, st.heartbeat_seconds) == (
+        "filesystem://",
+        "mar-gpu",
+        60,
+        10,
+    )
 
 
 def test_environment_and_cache(tmp_path, monkeypatch):
@@ -52,7 +64,9 @@ def test_filesystem_broker_config_stays_in_state_dir(tmp_path, monkeypatch):
     opts = cfg["broker_transport_options"]
     assert opts["data_folder_in"] == opts["data_folder_out"] == str(st.broker_dir / "queue")
     assert opts["control_folder"] == str(st.broker_dir / "control")
-    assert all(Path(v).is_dir() for k, v in opts.items() if k.endswith("folder") or k.startswith("data_folder"))
+    assert all(
+        Path(v).is_dir() for k, v in opts.items() if k.endswith("folder") or k.startswith("data_folder")
+    )
     assert cfg["task_serializer"] == "json" and cfg["worker_prefetch_multiplier"] == 1
     assert cfg["task_routes"]["mar.run_job"]["queue"] == "mar-gpu"
     from api.broker import make_celery_client, send_run_job
