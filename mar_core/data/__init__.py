@@ -22,8 +22,24 @@ from mar_core.data.validate import BoxIssue, ValidationReport, validate_dataset
 from mar_core.data.voc import load_voc, voc_class_names
 
 __all__ = [
-    "BoxIssue", "DATASET_READERS", "DetectionDataset", "IterationBatchSampler", "SHAPES", "ValidationReport",
-    "build_coco", "build_eval_loader", "build_train_loader", "collate_detection", "dataset_summary",
-    "generate_synthetic", "hflip_boxes", "load_coco", "load_dataset", "load_voc", "random_hflip",
-    "remap_categories", "validate_dataset", "voc_class_names",
+    "DATASET_READERS",
+    "SHAPES",
+    "BoxIssue",
+    "DetectionDataset",
+    "IterationBatchSampler",
+    "ValidationReport",
+    "build_coco",
+    "build_eval_loader",
+    "build_train_loader",
+    "collate_detection",
+    "dataset_summary",
+    "generate_synthetic",
+    "hflip_boxes",
+    "load_coco",
+    "load_dataset",
+    "load_voc",
+    "random_hflip",
+    "remap_categories",
+    "validate_dataset",
+    "voc_class_names",
 ]
