@@ -158,7 +158,7 @@ def run_job(spec: JobSpec, workdir: Path, *, data_roots: list[Path] | None = Non
         "images_per_second": round((cfg.iterations - start_iter) * cfg.batch_size / max(train_seconds, 1e-9), 2),
         "wall_seconds": round(time.time() - t_start, 2),
         "dataset": {"train_images": len(train_ds), "val_images": len(val_ds),
-                    "train_validation": train_ds.validation.as_dict(), "val_validation": val_ds.validation.as_dict()},
+                    "train_validation": train_ds.validation.to_dict(), "val_validation": val_ds.validation.to_dict()},
     }
     atomic_write_text(workdir / "report.json", json.dumps(report, indent=2))
     outputs["report.json"] = workdir / "report.json"
