@@ -95,8 +95,10 @@ def test_memory_never_materialises_n_by_n():
     # 1 x 256 x 128 x 128: N = 16384, one N x N float32 matrix is 1 GiB. Forward + backward of the
     # Gram form must stay far below; the naive form at N = 4096 (64 MiB per matrix, several of
     # them) shows that the meter does see such matrices.
-    gram = measure_in_subprocess(side=128, channels=256, form="gram", backward=True, threads=1)
-    naive = measure_in_subprocess(side=64, channels=256, form="naive", backward=False, threads=1)
+    gram = measure_in_subprocess(side=128, channels=256, form="gram", backward=True, threads=1,
+                                repeats=1)
+    naive = measure_in_subprocess(side=64, channels=256, form="naive", backward=False, threads=1,
+                                 repeats=1)
     assert gram["peak_rss_mb"] < 300, gram
     assert naive["peak_rss_mb"] > 150, naive
     assert gram["value"] > 0
