@@ -44,6 +44,7 @@ def list_events(
 def stream_events(
     job: JobDep,
     request: Request,
+    session: SessionDep,
     factory: SessionFactoryDep,
     after: Annotated[int | None, Query(ge=0)] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
@@ -57,6 +58,7 @@ def stream_events(
             raise InvalidRequest(
                 "Last-Event-ID: must be an event id (integer)", param="Last-Event-ID"
             ) from None
+    session.close()  # the stream polls with short sessions of its own; hold no connection
     state = request.app.state
     stream = job_event_stream(
         factory,
