@@ -33,6 +33,7 @@ ENV PIP_BREAK_SYSTEM_PACKAGES=1 \
     MAR_CHECKPOINT_ROOT=/srv/mar/checkpoints \
     MAR_ARTIFACT_ROOT=/srv/mar/artifacts \
     MAR_QUEUE=mar-gpu \
+    MAR_WORKER_NODENAME=mar@%h \
     TORCH_HOME=/srv/mar/cache/torch
 
 # 1) The torch pair, pinned for every later pip call too (PIP_CONSTRAINT). A no-op when the base
@@ -63,9 +64,10 @@ RUN chmod 0755 /usr/local/bin/mar-worker-healthcheck \
 
 USER ${MAR_UID}:${MAR_GID}
 WORKDIR /home/mar
-# Celery's node answers `inspect ping` from its main process, also while a job trains.
+# `celery inspect ping` to this container's node only (MAR_WORKER_NODENAME = the --hostname below).
 HEALTHCHECK --interval=60s --timeout=30s --start-period=120s --retries=3 \
   CMD ["/usr/local/bin/mar-worker-healthcheck"]
-# SIGTERM (docker stop) = Celery warm shutdown; give it time to checkpoint (compose stop_grace_period).
+# SIGTERM (docker stop) = Celery warm shutdown: the job's child process gets SIGTERM, checkpoints and
+# exits within MAR_STOP_GRACE_SECONDS; docker's stop timeout must be longer (compose stop_grace_period).
 STOPSIGNAL SIGTERM
-CMD ["mar", "worker"]
+CMD ["mar", "worker", "--hostname", "mar@%h"]

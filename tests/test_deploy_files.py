@@ -300,10 +300,17 @@ def test_workers_reserve_one_gpu_each(config):
         assert dev["driver"] == "nvidia" and "gpu" in dev["capabilities"], name
         assert len(dev["device_ids"]) == 1, f"{name}: one GPU per worker"
         seen += dev["device_ids"]
-        assert svc["command"] == ["mar", "worker"]
+        cmd = svc["command"]
+        assert cmd[:2] == ["mar", "worker"]
+        # The health check pings the node named MAR_WORKER_NODENAME: it must be the worker's name.
+        assert "--hostname" in cmd, f"{name}: name the Celery node (the health check pings it)"
+        assert cmd[cmd.index("--hostname") + 1] == svc["environment"]["MAR_WORKER_NODENAME"], name
         assert svc["build"]["dockerfile"] == "docker/worker.Dockerfile"
         assert Path(svc["build"]["context"]) == ROOT
-        assert _duration_s(svc["stop_grace_period"]) >= 120, f"{name}: time to write a checkpoint"
+        grace = _duration_s(svc["stop_grace_period"])
+        assert grace >= 120, f"{name}: time to write a checkpoint"
+        child_grace = float(svc["environment"].get("MAR_STOP_GRACE_SECONDS", 60))
+        assert grace >= child_grace + 20, f"{name}: stop_grace_period must exceed MAR_STOP_GRACE_SECONDS"
         assert _size_bytes(svc["shm_size"]) >= 2**30, f"{name}: shm for DataLoader workers"
         assert svc.get("init") is True
         for dep in ("redis", "postgres", "api"):
@@ -435,6 +442,10 @@ def test_worker_image_matches_the_torch_pins():
     assert ("FROM", "${PYTORCH_IMAGE}") in instructions
     runs = " ".join(rest for ins, rest in instructions if ins == "RUN")
     assert "torch==${TORCH_VERSION}" in runs and "torchvision==${TORCHVISION_VERSION}" in runs
+    env = " ".join(rest for ins, rest in instructions if ins == "ENV")
+    node = re.search(r"MAR_WORKER_NODENAME=(\S+)", env).group(1)
+    cmd = json.loads(next(rest for ins, rest in instructions if ins == "CMD"))
+    assert cmd[:2] == ["mar", "worker"] and cmd[cmd.index("--hostname") + 1] == node
     compose_default = re.search(r"\$\{PYTORCH_IMAGE:-([^}]+)\}", COMPOSE_FILE.read_text()).group(1)
     assert compose_default == args["PYTORCH_IMAGE"]
     env_default = re.search(r"^#\s*PYTORCH_IMAGE=(\S+)", ENV_EXAMPLE.read_text(), re.MULTILINE).group(1)
@@ -542,6 +553,8 @@ for mod in pkgutil.walk_packages(api.__path__, "api."):
     if not mod.name.startswith("api.migrations"):
         importlib.import_module(mod.name)
         n += 1
+# `mar reaper` runs from the API image too.
+importlib.import_module("worker.reaper")
 print("ok", n)
 """
 
@@ -579,8 +592,9 @@ def _api_image_closure() -> set[str]:
 
 
 def test_cli_and_api_import_with_only_the_api_image_packages(tmp_path):
-    """`mar` (api, reaper) and the api package start with the API image's packages only: no torch,
-    numpy, pycocotools, PIL, nor anything else outside docker/api-requirements.txt."""
+    """`mar`, the api package and worker.reaper (the API image runs `mar api` and `mar reaper`)
+    import with the API image's packages only: no torch, numpy, pycocotools, PIL, nor anything else
+    outside docker/api-requirements.txt."""
     pytest.importorskip("packaging")
     from importlib import metadata
 
