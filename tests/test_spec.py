@@ -67,3 +67,13 @@ def test_spec_module_does_not_import_torch():
     code = "import sys, mar_core.spec, mar_core.names, mar_core.errors; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_peer_weights_default_per_detector_stage():
+    from mar_core.spec import DistillSpec
+
+    one = DistillSpec(method="fgd").with_peer_defaults(two_stage=False)
+    two = DistillSpec(method="fgd").with_peer_defaults(two_stage=True)
+    assert (one.fgd_alpha, one.fgd_lambda) == (1e-3, 5e-6) and (two.fgd_alpha, two.fgd_lambda) == (5e-5, 5e-7)
+    assert DistillSpec(method="mgd").with_peer_defaults(False).loss_weight == 2e-5
+    assert DistillSpec(method="mgd", loss_weight=0.5).with_peer_defaults(False).loss_weight == 0.5
