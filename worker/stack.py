@@ -24,7 +24,7 @@ from worker.procs import signal_group, stop_process_group
 
 logger = logging.getLogger(__name__)
 
-MAR = [sys.executable, "-m", "mar_core.cli.main"]
+MAR = [sys.executable, "-m", "mar_core.cli.main"]  # the ``mar`` console script of this interpreter
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -98,8 +98,10 @@ class Stack:
         return part
 
     def start_api(self, host: str, port: int, timeout: float = 60.0) -> Part:
-        """``uvicorn api.main:app`` (via ``mar api``); returns once ``/healthz`` answers."""
-        part = self._start("api", [*MAR, "api", "--host", host, "--port", str(port)], stop_timeout=10)
+        """``uvicorn api.main:app``; returns once ``/healthz`` answers."""
+        argv = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", host, "--port", str(port),
+                "--log-level", "warning", "--no-access-log"]
+        part = self._start("api", argv, stop_timeout=10)
         wait_http_ok(f"http://{_client_host(host)}:{port}/healthz", timeout, part.proc)
         return part
 

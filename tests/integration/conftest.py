@@ -1,0 +1,192 @@
+"""Fixtures of the integration tests: a whole service per stack flavour, a tiny dataset.
+
+``stack`` is session-scoped and parametrised: ``embedded`` (SQLite + ``filesystem://``) and
+``postgres-redis`` (PostgreSQL 127.0.0.1:5432 database ``test`` in a fresh schema, Redis
+127.0.0.1:6379 in db ``MAR_IT_REDIS_DB`` (default 13) with a queue name of its own). When
+PostgreSQL or Redis is unreachable the second flavour fails with ``CI=true`` and is skipped
+otherwise. Every process is stopped (process groups killed) in the finalizer, even when a
+test failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.service import ServiceStack, base_env, settings_from_env
+from worker.stack import Stack
+
+logger = logging.getLogger(__name__)
+
+PG_HOST = os.environ.get("MAR_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = os.environ.get("MAR_TEST_PG_PORT", "5432")
+PG_DB = os.environ.get("MAR_TEST_PG_DB", "test")
+PG_USERS = ("postgres", "root")
+REDIS_HOST = os.environ.get("MAR_TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("MAR_TEST_REDIS_PORT", "6379"))
+REDIS_DB = int(os.environ.get("MAR_IT_REDIS_DB", "13"))
+
+DATASET = "syn"  # under the data root: 16 train / 8 val images of 64 px, 3 classes
+
+
+def unavailable(message: str) -> None:
+    """Fail under ``CI=true``, skip otherwise."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} -- CI=true requires it", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def it_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("it")
+
+
+@pytest.fixture(scope="session")
+def data_root(it_root: Path) -> Path:
+    from mar_core.data.synth import generate_synthetic
+
+    root = it_root / "data"
+    generate_synthetic(root / DATASET, seed=5, num_train=16, num_val=8, image_size=64, num_classes=3)
+    return root
+
+
+@pytest.fixture(scope="session")
+def checkpoint_root(it_root: Path) -> Path:
+    root = it_root / "checkpoints"
+    root.mkdir()
+    return root
+
+
+# ------------------------------------------------------------------------ external services
+
+
+def _postgres_url() -> str:
+    from sqlalchemy import create_engine, text
+
+    errors = []
+    for user in PG_USERS:
+        url = f"postgresql+psycopg2://{user}@{PG_HOST}:{PG_PORT}/{PG_DB}"
+        eng = create_engine(url, connect_args={"connect_timeout": 3})
+        try:
+            with eng.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return url
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"{user}: {str(e).splitlines()[0]}")
+        finally:
+            eng.dispose()
+    unavailable(f"PostgreSQL unreachable at {PG_HOST}:{PG_PORT}/{PG_DB} ({'; '.join(errors)})")
+    raise AssertionError("unreachable")
+
+
+def _redis_client():
+    import redis
+
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except Exception as e:  # noqa: BLE001
+        unavailable(f"Redis unreachable at {REDIS_HOST}:{REDIS_PORT} ({e})")
+    return client
+
+
+class _Schema:
+    """A fresh PostgreSQL schema; ``DATABASE_URL`` selects it with ``search_path``."""
+
+    def __init__(self, url: str):
+        from sqlalchemy import create_engine, text
+
+        self.name = f"mar_it_{uuid.uuid4().hex[:10]}"
+        self._admin = create_engine(url, isolation_level="AUTOCOMMIT")
+        with self._admin.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{self.name}"'))
+        self.url = f"{url}?options=-csearch_path%3D{self.name}"
+
+    def drop(self) -> None:
+        from sqlalchemy import text
+
+        with self._admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{self.name}" CASCADE'))
+        self._admin.dispose()
+
+
+def _prepare_database(env: dict[str, str]) -> str:
+    """Migrate the stack's database and create an API key; return the key."""
+    from api.db import keys_repo
+    from api.db.session import init_db, make_engine, make_session_factory, session_scope
+
+    settings = settings_from_env(env)
+    settings.ensure_dirs()
+    engine = make_engine(settings.database_url)
+    try:
+        init_db(engine)
+        with session_scope(make_session_factory(engine)) as s:
+            _, key = keys_repo.create_api_key(s, "integration")
+        return key
+    finally:
+        engine.dispose()
+
+
+# ------------------------------------------------------------------------ the stack
+
+
+@pytest.fixture(scope="session", params=["embedded", "postgres-redis"])
+def stack(request, it_root: Path, data_root: Path, checkpoint_root: Path) -> Iterator[ServiceStack]:
+    """API + one worker + reaper, running for the whole session on one stack flavour."""
+    flavour = request.param
+    state = it_root / f"state-{flavour}"
+    env = base_env(state, data_root, checkpoint_root)
+    cleanups = []
+    if flavour == "postgres-redis":
+        schema = _Schema(_postgres_url())
+        cleanups.append(schema.drop)
+        redis_client = _redis_client()
+        env["DATABASE_URL"] = schema.url
+        env["BROKER_URL"] = f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
+        queue = env["MAR_QUEUE"]
+        cleanups.append(lambda: _drop_queue(redis_client, queue))
+    service = ServiceStack(flavour, env, settings_from_env(env), Stack(env, log_dir=state / "logs"))
+    try:
+        service.api_key = _prepare_database(env)
+        service.start()
+        logger.info("[%s] stack up at %s (state %s)", flavour, service.url, state)
+        yield service
+    finally:
+        service.close()
+        for fn in reversed(cleanups):
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - clean up the rest
+                logger.exception("cleanup failed")
+
+
+def _drop_queue(client, queue: str) -> None:
+    keys = [queue, f"_kombu.binding.{queue}"]
+    keys += [k for k in client.scan_iter(match=f"{queue}\x06*")]  # priority sub-queues
+    client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def tiny_spec(data_root: Path):
+    """A RetinaNet-R18 (FPN 32) spec on the 64 px set: a second or so a step on this CPU."""
+
+    def make(iterations: int = 4, name: str = "it", **train) -> dict:
+        return {
+            "kind": "train",
+            "name": name,
+            "dataset": {"path": DATASET},
+            "model": {"arch": "retinanet", "backbone": "resnet18", "fpn_channels": 32, "min_size": 64,
+                      "max_size": 64, "anchor_scale": 0.5},
+            "train": {"iterations": iterations, "batch_size": 2, "lr": 0.01, "warmup_iters": 1, "amp": False,
+                      "log_every": 1, "checkpoint_every": max(1, iterations), "eval_max_images": 4, **train},
+            "resources": {"device": "cpu"},
+            "seed": 3,
+        }
+
+    return make
