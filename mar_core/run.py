@@ -18,6 +18,7 @@ from typing import Callable
 
 import torch
 from torch import nn
+from torch.utils.data import Subset
 
 from mar_core.data import build_eval_loader, build_train_loader, load_dataset
 from mar_core.engine.hooks import (
@@ -102,9 +103,13 @@ def run_job(spec: JobSpec, workdir: Path, *, data_roots: list[Path] | None = Non
     ckpt_dir = workdir / "checkpoints"
     metrics = MetricsHook(workdir / "metrics.jsonl", cfg.log_every, progress)
 
+    eval_indices = list(range(min(len(val_ds), cfg.eval_max_images or len(val_ds))))
+    eval_set = val_ds if len(eval_indices) == len(val_ds) else Subset(val_ds, eval_indices)
+    eval_image_ids = None if eval_set is val_ds else [val_ds.image_info(i)["id"] for i in eval_indices]
+
     def evaluate() -> dict[str, float]:
-        loader = build_eval_loader(val_ds, batch_size=max(1, cfg.batch_size), num_workers=cfg.num_workers)
-        return coco_metrics(val_ds.coco, predict(student, loader, dev), class_names)
+        loader = build_eval_loader(eval_set, batch_size=max(1, cfg.batch_size), num_workers=cfg.num_workers)
+        return coco_metrics(val_ds.coco, predict(student, loader, dev), class_names, eval_image_ids)
 
     def save_best() -> None:
         ckpt_dir.mkdir(parents=True, exist_ok=True)

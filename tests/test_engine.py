@@ -89,3 +89,19 @@ def test_training_loss_goes_down(tiny_synth, tmp_path):
     losses = [r["loss/total"] for r in rows if "loss/total" in r]
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < 0.7 * first, (first, last)
+
+
+BCCD = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "BCCD" / "BCCD"
+
+
+@pytest.mark.skipif(not BCCD.exists(), reason="the BCCD dataset lies beside the repo in ../shared")
+def test_training_on_bccd_warns_about_its_degenerate_boxes(tmp_path, caplog):
+    spec = tiny_spec(BCCD, dataset={"format": "voc", "path": str(BCCD)},
+                     model={"min_size": 96, "max_size": 128},
+                     train={"iterations": 1, "batch_size": 2, "eval_max_images": 4})
+    with caplog.at_level("WARNING", logger="mar_core.data"):
+        report = run_job(spec, tmp_path / "bccd")
+    dropped = [r.getMessage() for r in caplog.records if "degenerate" in r.getMessage()]
+    assert any("BloodImage_00343.jpg" in m for m in dropped) and any("BloodImage_00338.jpg" in m for m in dropped)
+    assert report["dataset"]["train_validation"]["dropped"] + report["dataset"]["val_validation"]["dropped"] == 2
+    assert report["class_names"] == ["Platelets", "RBC", "WBC"]
