@@ -29,7 +29,8 @@ def _write(root: Path, split: str = "train", images_sub: str | None = None, mode
         im = Image.new("RGB", (w, h), (i * 60, 100, 200))
         im.convert(mode).save(img_dir / f"im{i}.png")
     data = {
-        "images": [{"id": 100 + i, "file_name": f"im{i}.png", "width": w, "height": h} for i, (w, h) in enumerate(sizes)],
+        "images": [{"id": 100 + i, "file_name": f"im{i}.png", "width": w, "height": h}
+                   for i, (w, h) in enumerate(sizes)],
         "annotations": [
             {"id": 1, "image_id": 100, "category_id": 90, "bbox": [10, 5, 20, 10], "area": 200, "iscrowd": 0},
             {"id": 2, "image_id": 100, "category_id": 3, "bbox": [0, 0, 8, 8], "area": 64, "iscrowd": 0},
@@ -105,7 +106,7 @@ def test_images_dir_with_split_placeholder_and_max_images(tmp_path):
 def test_missing_image_raises(tmp_path):
     _write(tmp_path)
     (tmp_path / "train" / "im1.png").unlink()
-    with pytest.raises(DatasetError, match="im1.png") as e:
+    with pytest.raises(DatasetError, match=r"im1.png") as e:
         load_dataset(DatasetSpec(format="coco", path=str(tmp_path)), "train")
     assert e.value.param == "dataset.path"
 

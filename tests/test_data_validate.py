@@ -21,7 +21,8 @@ def _image(path: Path, size: tuple[int, int] = (40, 30)) -> None:
 def _data(boxes: list[list[float]], size: tuple[int, int] = (40, 30)) -> dict:
     return {
         "images": [{"id": 7, "file_name": "a.png", "width": size[0], "height": size[1]}],
-        "annotations": [{"id": i + 1, "image_id": 7, "category_id": 1, "bbox": b} for i, b in enumerate(boxes)],
+        "annotations": [{"id": i + 1, "image_id": 7, "category_id": 1, "bbox": b}
+                        for i, b in enumerate(boxes)],
         "categories": [{"id": 1, "name": "thing"}],
     }
 
@@ -126,13 +127,13 @@ def test_unknown_category_and_image(tmp_path):
 
 
 def test_missing_image_file_named(tmp_path):
-    with pytest.raises(DatasetError, match="image file not found: .*a.png"):
+    with pytest.raises(DatasetError, match=r"image file not found: .*a.png"):
         validate_dataset(_data([[1, 1, 5, 5]]), tmp_path, "mi")
 
 
 def test_unreadable_image_file(tmp_path):
     (tmp_path / "a.png").write_bytes(b"not an image")
-    with pytest.raises(DatasetError, match="cannot read image file .*a.png"):
+    with pytest.raises(DatasetError, match=r"cannot read image file .*a.png"):
         validate_dataset(_data([[1, 1, 5, 5]]), tmp_path, "ur")
 
 

@@ -38,7 +38,8 @@ def test_bccd_splits(split, size):
 
 
 @needs_bccd
-@pytest.mark.parametrize("split,bad_file", [("train", "BloodImage_00343.jpg"), ("val", "BloodImage_00338.jpg")])
+@pytest.mark.parametrize("split,bad_file", [("train", "BloodImage_00343.jpg"),
+                                            ("val", "BloodImage_00338.jpg")])
 def test_bccd_degenerate_boxes_dropped_with_warning(split, bad_file, caplog):
     with caplog.at_level(logging.WARNING, logger="mar_core.data"):
         ds = _bccd(split)
@@ -60,8 +61,11 @@ def test_bccd_test_split_is_clean(caplog):
     assert ds.validation.ok and not caplog.records
 
 
-def _xml(name: str, size: tuple[int, int] | None, objects: list[tuple[str, tuple[int, int, int, int], int]]) -> str:
-    size_xml = f"<size><width>{size[0]}</width><height>{size[1]}</height><depth>3</depth></size>" if size else ""
+Obj = tuple[str, tuple[int, int, int, int], int]  # name, VOC corners, difficult
+
+
+def _xml(name: str, size: tuple[int, int] | None, objects: list[Obj]) -> str:
+    size_xml = f"<size><width>{size[0]}</width><height>{size[1]}</height></size>" if size else ""
     objs = "".join(
         f"<object><name>{n}</name><difficult>{d}</difficult><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin>"
         f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>" for n, b, d in objects)
@@ -131,15 +135,15 @@ def test_missing_split_image_and_xml(tmp_path):
     with pytest.raises(DatasetError, match=r"available splits: train, val"):
         load_voc(root, "test")
     (root / "ImageSets/Main/bad.txt").write_text("a\nzzz\n")
-    with pytest.raises(DatasetError, match="zzz.xml"):
+    with pytest.raises(DatasetError, match=r"zzz.xml"):
         load_voc(root, "bad")
     (root / "JPEGImages" / "b.jpg").unlink()
-    with pytest.raises(DatasetError, match="b.jpg"):
+    with pytest.raises(DatasetError, match=r"b.jpg"):
         load_dataset(DatasetSpec(format="voc", path=str(root)), "val")
 
 
 def test_broken_xml(tmp_path):
     root = _tiny_voc(tmp_path)
     (root / "Annotations" / "b.xml").write_text("<annotation><object>")
-    with pytest.raises(DatasetError, match="b.xml"):
+    with pytest.raises(DatasetError, match=r"b.xml"):
         load_voc(root, "val")

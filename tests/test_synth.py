@@ -71,7 +71,8 @@ def test_loads_through_registry_and_coco(big):
     s = dataset_summary(ds)
     assert s["images_without_boxes"] == 0 and s["sizes"]["large"] > 0
     image, target = ds[5]
-    assert image.shape == (3, 128, 128) and len(target["boxes"]) == len(ds.coco.getAnnIds(imgIds=[target["image_id"]]))
+    assert image.shape == (3, 128, 128)
+    assert len(target["boxes"]) == len(ds.coco.getAnnIds(imgIds=[target["image_id"]]))
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -104,8 +105,9 @@ def test_image_size_256_and_args(tmp_path):
 
 
 def test_cli_synth(tmp_path, capsys):
-    args = ["data", "synth", "--out", str(tmp_path / "s"), "--seed", "2", "--num-train", "3", "--num-val", "2"]
+    args = ["data", "synth", "--out", str(tmp_path / "s"), "--seed", "2",
+            "--num-train", "3", "--num-val", "2"]
     assert cli_main(args) == 0
     assert json.loads(capsys.readouterr().out)["splits"]["val"]["images"] == 2
     assert cli_main(args) == 2  # exists, no --overwrite
-    assert cli_main(args + ["--overwrite"]) == 0
+    assert cli_main([*args, "--overwrite"]) == 0

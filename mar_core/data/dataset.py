@@ -36,10 +36,11 @@ class DetectionDataset(torch.utils.data.Dataset):
     - ``target``: ``boxes`` float32 ``N x 4`` (xyxy, absolute pixels), ``labels`` int64 ``N``
       in 1..K (0 is the background), ``image_id`` int (the COCO image id).
 
-    The dict (owned by the dataset from then on, changed in place) is validated on construction (``validate_dataset``: missing files raise
-    ``DatasetError``; boxes are clipped or dropped, see ``.validation``) and its categories
-    remapped to 1..K. Crowd / VOC-difficult annotations stay in ``.coco`` with ``iscrowd=1``
-    (COCOeval ignores them) and are left out of the training targets.
+    The dict (owned by the dataset from then on, changed in place) is validated on construction
+    (``validate_dataset``: missing files raise ``DatasetError``; boxes are clipped or dropped,
+    see ``.validation``) and its categories remapped to 1..K. Crowd / VOC-difficult annotations
+    stay in ``.coco`` with ``iscrowd=1`` (COCOeval ignores them) and are left out of the
+    training targets.
 
     Attributes: ``coco`` (pycocotools COCO, category ids 1..K), ``class_names`` (label k is
     ``class_names[k-1]``), ``num_classes`` (K + 1, background included), ``validation``

@@ -9,8 +9,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from mar_core.data.sampler import IterationBatchSampler
 
+Sample = tuple[torch.Tensor, dict[str, Any]]
 
-def collate_detection(batch: list[tuple[torch.Tensor, dict[str, Any]]]) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:
+
+def collate_detection(batch: list[Sample]) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:
     """``[(image 3xHxW, target), ...] -> ([images], [targets])``; sizes may differ (the
     detector's own transform resizes and pads)."""
     images, targets = zip(*batch) if batch else ((), ())

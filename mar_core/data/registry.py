@@ -27,7 +27,7 @@ DATASET_READERS: dict[str, DatasetReader] = {
     "voc": lambda root, split, images_dir, spec: load_voc(root, split, images_dir, spec.class_names),
 }
 if set(DATASET_READERS) != set(names.DATASET_FORMATS):
-    raise RuntimeError(f"dataset registry {sorted(DATASET_READERS)} != names.DATASET_FORMATS {names.DATASET_FORMATS}")
+    raise RuntimeError(f"dataset registry {sorted(DATASET_READERS)} != {names.DATASET_FORMATS=}")
 
 # COCO's size buckets, absolute pixel area
 SMALL_AREA, LARGE_AREA = 32**2, 96**2
@@ -36,7 +36,9 @@ _SPLIT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
 def _split_param(spec: DatasetSpec, split: str) -> str:
-    return "dataset.val_split" if split == spec.val_split and split != spec.train_split else "dataset.train_split"
+    if split == spec.val_split and split != spec.train_split:
+        return "dataset.val_split"
+    return "dataset.train_split"
 
 
 def truncate(data: dict, max_images: int) -> dict:
@@ -57,13 +59,14 @@ def load_dataset(spec: DatasetSpec, split: str, data_roots: list[Path] | None = 
     """
     reader = DATASET_READERS.get(spec.format)
     if reader is None:
-        raise DatasetError(f"unknown dataset format {spec.format!r}; valid: {', '.join(names.DATASET_FORMATS)}",
-                           param="dataset.format")
+        valid = ", ".join(names.DATASET_FORMATS)
+        raise DatasetError(f"unknown dataset format {spec.format!r}; valid: {valid}", param="dataset.format")
     if not _SPLIT_RE.match(split):
         raise DatasetError(f"invalid split name {split!r}", param=_split_param(spec, split))
     root = resolve_under(spec.path, data_roots, "dataset.path")
     if not root.is_dir():
-        raise DatasetError(f"dataset.path: {spec.path!r} does not exist (resolved to {root})", param="dataset.path")
+        raise DatasetError(f"dataset.path: {spec.path!r} does not exist (resolved to {root})",
+                           param="dataset.path")
     images_dir = None
     if spec.images_dir:
         rel = spec.images_dir.replace("{split}", split)

@@ -88,6 +88,11 @@ def _tight_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return x0, y0, x1 - x0, y1 - y0
 
 
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    """Whether two ``(x, y, w, h)`` boxes intersect."""
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     """float ``H x W x 3``: two-colour gradient plus low-frequency colour noise."""
     base = rng.uniform(40, 215, 3)
@@ -169,8 +174,7 @@ def _render_image(rng: np.random.Generator, size: int, num_classes: int, max_obj
             box = _tight_box(mask)
             if box is None:
                 continue
-            touching = [o.colour for o in objects
-                        if o.box[0] < x0 + w and x0 < o.box[0] + o.box[2] and o.box[1] < y0 + h and y0 < o.box[1] + o.box[3]]
+            touching = [o.colour for o in objects if _overlap(o.box, (x0, y0, w, h))]
             colour = _pick_colour(rng, touching, img[mask].mean(axis=0))
             img[mask] = colour
             top[mask] = len(objects) + 1
@@ -201,8 +205,8 @@ def _prepare_out_dir(out: Path, overwrite: bool) -> None:
     owned = [out / "annotations" / f"instances_{s}.json" for s in SPLITS]
     existing = [p for p in owned if p.exists()] + [p for s in SPLITS for p in sorted((out / s).glob("*.png"))]
     if existing and not overwrite:
-        raise DatasetError(f"{out} already holds a dataset ({existing[0]}); pass overwrite=True (--overwrite)",
-                           param="out")
+        raise DatasetError(f"{out} already holds a dataset ({existing[0]}); "
+                           "pass overwrite=True (--overwrite)", param="out")
     for p in existing:
         p.unlink()
     for sub in ("annotations", *SPLITS):
@@ -246,7 +250,8 @@ def generate_synthetic(out_dir: str | Path, seed: int = 0, num_train: int = 400,
             "licenses": [],
             "images": images,
             "annotations": annotations,
-            "categories": [{"id": k, "name": n, "supercategory": "shape"} for k, n in enumerate(names, start=1)],
+            "categories": [{"id": k, "name": n, "supercategory": "shape"}
+                           for k, n in enumerate(names, start=1)],
         }
         with open(out / "annotations" / f"instances_{split}.json", "w", encoding="utf-8") as f:
             json.dump(data, f, separators=(",", ":"))

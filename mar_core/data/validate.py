@@ -133,7 +133,8 @@ def check_structure(data: Any, source: str) -> None:
 def _check_relative(file_name: str, source: str) -> None:
     p = PurePosixPath(file_name.replace("\\", "/"))
     if not file_name or p.is_absolute() or ".." in p.parts:
-        raise DatasetError(f"{source}: image file_name {file_name!r} must be a relative path inside the images folder")
+        raise DatasetError(f"{source}: image file_name {file_name!r} must be a relative path "
+                           "inside the images folder")
 
 
 def check_image_files(images: list[dict], images_dir: Path, report: ValidationReport,
@@ -203,7 +204,8 @@ def number_annotations(data: dict) -> None:
     """Give annotations ids 1..N unless they already are unique integers >= 1 (COCOeval
     treats a ground-truth id of 0 as unmatched)."""
     ids = [a.get("id") for a in data["annotations"]]
-    ok = all(isinstance(i, int) and not isinstance(i, bool) and i >= 1 for i in ids) and len(set(ids)) == len(ids)
+    ok = all(isinstance(i, int) and not isinstance(i, bool) and i >= 1 for i in ids)
+    ok = ok and len(set(ids)) == len(ids)
     if not ok:
         log.debug("renumbering %d annotations 1..N", len(ids))
         for i, ann in enumerate(data["annotations"], start=1):

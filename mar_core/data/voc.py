@@ -55,7 +55,8 @@ def read_split(root: Path, split: str) -> list[str]:
     path = Path(root) / "ImageSets" / "Main" / f"{split}.txt"
     if not path.is_file():
         found = sorted(p.stem for p in path.parent.glob("*.txt")) if path.parent.is_dir() else []
-        raise DatasetError(f"VOC split file not found: {path} (available splits: {', '.join(found) or 'none'})")
+        listed = ", ".join(found) or "none"
+        raise DatasetError(f"VOC split file not found: {path} (available splits: {listed})")
     return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -122,9 +123,10 @@ def load_voc(root: Path, split: str, images_dir: Path | None = None,
             if name not in label:
                 raise DatasetError(f"{xml_path}: object class {name!r} is not one of {names}")
             corners = [_number(obj.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")]
+            difficult = _int_or_none(obj.findtext("difficult")) == 1
             annotations.append({
                 "id": len(annotations) + 1, "image_id": image_id[stem], "category_id": label[name],
-                "bbox": voc_box_to_xywh(*corners), "iscrowd": int(_int_or_none(obj.findtext("difficult")) == 1),
+                "bbox": voc_box_to_xywh(*corners), "iscrowd": int(difficult),
             })
     categories = [{"id": k, "name": n, "supercategory": "none"} for n, k in label.items()]
     log.debug("VOC %s %s: %d images, %d objects", root.name, split, len(images), len(annotations))
