@@ -8,10 +8,11 @@
    claims it runs ``run_job`` in the same workdir, which resumes from
    ``checkpoints/last.pt``; metrics are upserted per (name, step), so the series stays one
    value per step.
-2. A job ``queued`` for longer than ``stale_after`` seconds while the broker queue holds fewer
-   messages than there are such jobs lost its nudge (broker restarted, send failed while the
-   API committed, a worker died holding the message): it is nudged again, with a per-job
-   exponential back-off. A nudge too many is harmless: the claim is a conditional UPDATE.
+2. Jobs ``queued`` for longer than ``stale_after`` seconds while the broker queue holds fewer
+   messages than there are such jobs lost their nudge (broker restarted, send failed after the
+   API committed, a worker died holding the message): the oldest of them, as many as messages
+   are missing, are nudged again, each with an exponential back-off. A nudge too many is
+   harmless (the claim is a conditional UPDATE) and the queue does not grow without bound.
 
 ``run_reaper`` loops; ``mar reaper`` and ``mar up`` run it in its own process.
 """
@@ -93,10 +94,11 @@ def reap_once(
     if not stale:
         return requeued
     depth = _safe_depth(queue_depth)
-    if depth is not None and depth >= len(stale):
+    missing = len(stale) if depth is None else len(stale) - depth
+    if missing <= 0:
         return requeued  # every stale job may still have its message waiting in the queue
     mono = time.monotonic()
-    renudged = [j for j in stale if memo.due(j, mono, stale_after)]
+    renudged = [j for j in stale if memo.due(j, mono, stale_after)][:missing]
     for job_id in renudged:
         logger.info("job %s: queued for over %.0f s with no message (%s in queue); nudging again",
                     job_id, stale_after, depth)

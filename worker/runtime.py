@@ -49,7 +49,8 @@ def celery_stopping() -> bool:
     """Whether this Celery worker received a (warm or cold) shutdown request."""
     from celery.worker import state
 
-    return state.should_stop not in (None, False) or state.should_terminate not in (None, False)
+    # exit code 0 (EX_OK) means "stop" too: test identity, like celery.worker.state.maybe_shutdown
+    return any(flag is not None and flag is not False for flag in (state.should_stop, state.should_terminate))
 
 
 def run_job_once(job_id: str, worker_id: str, worker_stopping=celery_stopping) -> str:

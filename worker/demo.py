@@ -1,0 +1,154 @@
+"""``mar demo``: the whole service on one machine, driven through its HTTP API.
+
+Starts the embedded stack (as ``mar up``), writes a small synthetic dataset under the data root,
+then through ``MarClient``: trains a teacher, then a baseline student and a MAR student distilled
+from the teacher (in sequence with one worker, side by side with two), with a live progress
+line, and prints the three COCO APs and where the weights are. This is a CLI handler's helper:
+it talks to the terminal with ``print``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from worker import demo_specs
+
+logger = logging.getLogger(__name__)
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def _fmt_seconds(s: float) -> str:
+    return f"{int(s // 60)}m{int(s % 60):02d}s"
+
+
+def _ensure_dataset(out: Path, params: dict[str, Any]) -> Path:
+    """Write the synthetic set once; reuse it when its summary matches."""
+    from mar_core.data.synth import generate_synthetic
+
+    stamp = out / "demo-params.json"
+    if stamp.exists() and json.loads(stamp.read_text()) == params:
+        return out
+    print(f"writing the synthetic dataset to {out} ...", flush=True)
+    generate_synthetic(out, overwrite=True, **params)
+    stamp.write_text(json.dumps(params))
+    return out
+
+
+class Follower:
+    """Polls jobs and keeps one status line per poll on the terminal."""
+
+    def __init__(self, client, labels: dict[str, str]):
+        self.client = client
+        self.labels = labels  # job id -> label
+        self.tty = sys.stdout.isatty()
+        self._last_print = 0.0
+
+    def _loss(self, job_id: str, step: int | None) -> float | None:
+        if not step:
+            return None
+        try:
+            series = self.client.metrics(job_id, names=["loss/total"], since=max(0, step - 50))["series"]
+        except Exception:  # noqa: BLE001 - the line is cosmetic
+            return None
+        points = series.get("loss/total") or []
+        return points[-1]["value"] if points else None
+
+    def _describe(self, job: dict[str, Any]) -> str:
+        label = self.labels[job["id"]]
+        if job["status"] != "running":
+            return f"{label}: {job['status']}"
+        step, total = job.get("progress_step"), job.get("progress_total")
+        text = f"{label}: {job.get('phase') or 'starting'}"
+        if step and total:
+            text += f" {step}/{total}"
+        loss = self._loss(job["id"], step)
+        if loss is not None:
+            text += f" loss {loss:.3f}"
+        return text
+
+    def wait(self, t0: float, poll: float = 1.0) -> dict[str, dict[str, Any]]:
+        """Until every job is terminal; returns the jobs by id."""
+        while True:
+            jobs = {job_id: self.client.get_job(job_id) for job_id in self.labels}
+            line = f"[{_fmt_seconds(time.monotonic() - t0)}] " + " | ".join(self._describe(j) for j in jobs.values())
+            done = all(j["status"] in TERMINAL for j in jobs.values())
+            if self.tty:
+                print("\r" + line[:160].ljust(160), end="\n" if done else "", flush=True)
+            elif done or time.monotonic() - self._last_print >= 15:
+                print(line, flush=True)
+                self._last_print = time.monotonic()
+            if done:
+                return jobs
+            time.sleep(poll)
+
+
+def job_ap(client, job: dict[str, Any]) -> float | None:
+    """The job's final ``eval/AP`` (metrics), else the one in its ``report.json``."""
+    points = client.metrics(job["id"], names=["eval/AP"])["series"].get("eval/AP") or []
+    if points:
+        return points[-1]["value"]
+    import tempfile
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            report = json.loads(client.download(job["id"], "report.json", tmp).read_text())
+        return (report.get("eval") or {}).get("AP")
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _failed(job: dict[str, Any], label: str) -> bool:
+    if job["status"] == "succeeded":
+        return False
+    err = job.get("error") or {}
+    print(f"{label} {job['status']}: {err.get('code')}: {err.get('message')}", file=sys.stderr)
+    return True
+
+
+def run_demo(host: str, port: int, *, workers: int = 1, quick: bool = False) -> int:
+    """The demo; returns the exit code."""
+    from api.client import MarClient
+    from api.settings import get_settings
+    from worker.embedded import prepare_state, start_stack
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one request a second: keep the line readable
+    t0 = time.monotonic()
+    info = prepare_state()
+    settings = get_settings()
+    params = demo_specs.QUICK_DATA if quick else demo_specs.DATA
+    iters = demo_specs.QUICK_ITERATIONS if quick else demo_specs.ITERATIONS
+    size = params["image_size"]
+    data_dir = _ensure_dataset(info.data_root / ("demo-shapes-quick" if quick else "demo-shapes"), params)
+    log_dir = info.state_dir / "logs"
+    print(f"starting the service (state {info.state_dir}, logs in {log_dir}) ...", flush=True)
+    with start_stack(host, port, workers=workers, log_dir=log_dir) as (_stack, url):
+        print(f"service at {url}; API key in {info.key_file}", flush=True)
+        with MarClient(url, info.api_key, timeout=60) as client:
+            teacher = client.submit(demo_specs.teacher_spec(data_dir, iters["teacher"], size))
+            print(f"teacher job {teacher['id']} (RetinaNet R34, FPN 128)", flush=True)
+            teacher = Follower(client, {teacher["id"]: "teacher"}).wait(t0)[teacher["id"]]
+            if _failed(teacher, "teacher"):
+                return 1
+            teacher_dir = settings.job_dir(teacher["id"])
+            baseline = client.submit(demo_specs.student_spec(data_dir, iters["student"], size))
+            mar = client.submit(demo_specs.mar_student_spec(data_dir, iters["student"], teacher_dir, size))
+            print(f"baseline student job {baseline['id']}, MAR student job {mar['id']} (RetinaNet R18, FPN 64)"
+                  f"{' side by side' if workers > 1 else ', one after the other'}", flush=True)
+            jobs = Follower(client, {baseline["id"]: "baseline", mar["id"]: "MAR"}).wait(t0)
+            baseline, mar = jobs[baseline["id"]], jobs[mar["id"]]
+            rows = [("teacher R34-FPN128", teacher), ("student R18-FPN64 baseline", baseline),
+                    ("student R18-FPN64 + MAR", mar)]
+            print(f"\nCOCO AP on the synthetic val split ({params['num_val']} images), "
+                  f"total {_fmt_seconds(time.monotonic() - t0)}:")
+            for label, job in rows:
+                ap = job_ap(client, job) if job["status"] == "succeeded" else None
+                ap_text = f"{100 * ap:5.1f}" if ap is not None else "  n/a"
+                print(f"  {label:<28} AP {ap_text}   {settings.job_dir(job['id']) / 'model.pt'}")
+            print(f"download: GET {url}/jobs/<id>/artifacts/model.pt (Authorization: Bearer <key>)")
+            return 1 if _failed(baseline, "baseline") or _failed(mar, "MAR student") else 0
