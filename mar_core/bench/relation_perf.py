@@ -87,15 +87,15 @@ def measure_in_subprocess(**case: Any) -> dict[str, Any]:
 
 def relation_perf_table(sizes: Sequence[int] = (16, 32, 64, 128), channels: int = 256,
                         backward: bool = True, threads: int | None = None,
-                        naive_limit_bytes: int = _NAIVE_LIMIT_BYTES) -> list[dict[str, Any]]:
+                        naive_limit_bytes: int = _NAIVE_LIMIT_BYTES, repeats: int = 3) -> list[dict[str, Any]]:
     """One row per (size, form): the Gram form always, the naive form only where one ``N x N``
-    float32 matrix stays under ``naive_limit_bytes`` (2 GiB). Rows: form, side, N, channels, batch, backward, time_s
-    (fastest run), runs, peak_rss_mb, value."""
+    float32 matrix stays under ``naive_limit_bytes`` (2 GiB); ``repeats`` runs per case. Rows: form,
+    side, N, channels, batch, backward, time_s (fastest run), runs, peak_rss_mb, value."""
     rows = []
     for side in sizes:
         n = side * side
         forms = ["gram"] + (["naive"] if n * n * 4 < naive_limit_bytes else [])
         for form in forms:
             rows.append(measure_in_subprocess(side=side, channels=channels, form=form,
-                                              backward=backward, threads=threads))
+                                              backward=backward, threads=threads, repeats=repeats))
     return rows

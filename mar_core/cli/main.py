@@ -10,10 +10,10 @@ import argparse
 import logging
 import sys
 
-from mar_core.cli import data_cmd, run_cmd, service_cmd, stack_cmd
+from mar_core.cli import bench_cmd, data_cmd, run_cmd, service_cmd, stack_cmd
 from mar_core.errors import MarError
 
-COMMAND_MODULES = (run_cmd, data_cmd, service_cmd, stack_cmd)
+COMMAND_MODULES = (run_cmd, data_cmd, service_cmd, stack_cmd, bench_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

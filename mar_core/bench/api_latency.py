@@ -1,0 +1,224 @@
+"""API latency of ``POST /jobs`` and ``GET /jobs/{id}/metrics`` under concurrent clients, on
+the embedded default (SQLite) and on PostgreSQL.
+
+The server runs in a subprocess (``mar_core.bench.api_server``: uvicorn, one worker, the Celery
+nudge stubbed), so clients and server do not share a GIL. Before it starts, this process migrates
+the database, creates an API key (``keys_repo``) and a job holding ``metric_points`` metric
+points (``jobs_repo.append_metrics``: 10 series). PostgreSQL (127.0.0.1:5432, database
+``test``, trust auth) is used in a fresh schema that is dropped afterwards; when it cannot be
+reached that backend is reported as skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+PG_HOST, PG_PORT, PG_DB = "127.0.0.1", 5432, "test"
+PG_USERS = ("postgres", "root")
+SERIES = 10
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def find_postgres() -> tuple[str | None, str]:
+    """A reachable PostgreSQL URL (trying the users in turn), or None and why."""
+    from sqlalchemy import create_engine, text
+
+    errors = []
+    for user in PG_USERS:
+        url = f"postgresql+psycopg2://{user}@{PG_HOST}:{PG_PORT}/{PG_DB}"
+        eng = create_engine(url, connect_args={"connect_timeout": 3})
+        try:
+            with eng.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return url, ""
+        except Exception as e:  # noqa: BLE001 - any failure means "not reachable"
+            errors.append(f"{user}: {str(e).splitlines()[0]}")
+        finally:
+            eng.dispose()
+    return None, "; ".join(errors)
+
+
+@contextmanager
+def _pg_schema(url: str) -> Iterator[str]:
+    """A fresh schema; yields the URL whose connections use it; drops it at the end."""
+    from sqlalchemy import create_engine, text
+
+    schema = f"mar_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{url}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _seed_database(url: str, metric_points: int) -> tuple[str, str]:
+    """Migrate, create an API key and a job with ``metric_points`` points; (key, job id)."""
+    from api.db import jobs_repo, keys_repo
+    from api.db.session import init_db, make_engine, make_session_factory, session_scope
+    from mar_core.spec import JobSpec
+
+    engine = make_engine(url)
+    try:
+        init_db(engine)
+        factory = make_session_factory(engine)
+        with session_scope(factory) as s:
+            _, key = keys_repo.create_api_key(s, "bench")
+            job = jobs_repo.create_job(s, JobSpec.model_validate(_job_body()))
+            job_id = job.id
+        steps = max(1, metric_points // SERIES)
+        with session_scope(factory) as s:
+            for step in range(steps):
+                jobs_repo.append_metrics(s, job_id, step, {f"loss/s{k}": 1.0 / (1 + step + k) for k in range(SERIES)})
+    finally:
+        engine.dispose()
+    return key, job_id
+
+
+def _job_body() -> dict[str, Any]:
+    return {"kind": "train", "dataset": {"format": "coco", "path": "coco"}, "train": {"iterations": 5}}
+
+
+def _make_data_root(root: Path) -> None:
+    (root / "coco" / "annotations").mkdir(parents=True, exist_ok=True)
+    doc = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "thing"}]}
+    for split in ("train", "val"):
+        (root / "coco" / "annotations" / f"instances_{split}.json").write_text(json.dumps(doc))
+
+
+@contextmanager
+def _server(state: Path, url: str, data_root: Path) -> Iterator[str]:
+    port = _free_port()
+    cmd = [sys.executable, "-m", "mar_core.bench.api_server", "--state", str(state), "--database-url", url,
+           "--data-root", str(data_root), "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        deadline = time.time() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"API server exited {proc.returncode}: {proc.stderr.read()[-2000:]}")
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline:
+                raise RuntimeError("API server did not start within 60 s")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _stats(latencies: list[float], wall: float, errors: int) -> dict[str, Any]:
+    ms = sorted(x * 1000 for x in latencies)
+
+    def pct(p: float) -> float:
+        return round(ms[min(len(ms) - 1, round(p / 100 * (len(ms) - 1)))], 2) if ms else float("nan")
+
+    return {"requests": len(latencies) + errors, "errors": errors,
+            "mean_ms": round(statistics.fmean(ms), 2) if ms else None,
+            "p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99), "max_ms": round(ms[-1], 2) if ms else None,
+            "throughput_rps": round(len(latencies) / wall, 1) if wall > 0 else None}
+
+
+def _load(base: str, key: str, method: str, path: str, body: Any, requests: int, clients: int,
+          expect: int) -> dict[str, Any]:
+    """``requests`` requests split over ``clients`` threads, each with its own connection."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {key}"}
+    per_client = [requests // clients + (1 if i < requests % clients else 0) for i in range(clients)]
+
+    def client(n: int) -> tuple[list[float], int]:
+        lat, errors = [], 0
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as c:
+            for _ in range(n):
+                start = time.perf_counter()
+                r = c.request(method, path, json=body)
+                elapsed = time.perf_counter() - start
+                if r.status_code == expect:
+                    lat.append(elapsed)
+                else:
+                    errors += 1
+                    log.warning("%s %s -> %d: %s", method, path, r.status_code, r.text[:200])
+        return lat, errors
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        results = list(pool.map(client, per_client))
+    wall = time.perf_counter() - start
+    return _stats([x for lat, _ in results for x in lat], wall, sum(e for _, e in results))
+
+
+def measure_backend(url: str, *, post_requests: int, get_requests: int, clients: tuple[int, ...],
+                    metric_points: int) -> dict[str, Any]:
+    """Latency figures of both endpoints at each concurrency level on the database ``url``
+    (``None``: a fresh SQLite file, the embedded default)."""
+    with tempfile.TemporaryDirectory(prefix="mar-api-bench-") as tmp:
+        state, data_root = Path(tmp) / "state", Path(tmp) / "data"
+        _make_data_root(data_root)
+        db_url = url or f"sqlite:///{state / 'mar.db'}"
+        key, job_id = _seed_database(db_url, metric_points)
+        out: dict[str, Any] = {"metric_points": metric_points, "runs": []}
+        with _server(state, db_url, data_root) as base:
+            _load(base, key, "GET", f"/jobs/{job_id}/metrics", None, 2, 1, 200)  # warm-up
+            _load(base, key, "POST", "/jobs", _job_body(), 2, 1, 201)
+            for n in clients:
+                out["runs"].append({"endpoint": "POST /jobs", "clients": n,
+                                    **_load(base, key, "POST", "/jobs", _job_body(), post_requests, n, 201)})
+                out["runs"].append({"endpoint": f"GET /jobs/{{id}}/metrics ({metric_points} points)", "clients": n,
+                                    **_load(base, key, "GET", f"/jobs/{job_id}/metrics", None, get_requests, n,
+                                            200)})
+        return out
+
+
+def api_latency(*, post_requests: int = 200, get_requests: int = 40, clients: tuple[int, ...] = (1, 8),
+                metric_points: int = 10_000, postgres: bool = True) -> dict[str, Any]:
+    """``{"sqlite": {...}, "postgresql": {...} | {"skipped": why}}``."""
+    kw = {"post_requests": post_requests, "get_requests": get_requests, "clients": clients,
+          "metric_points": metric_points}
+    results: dict[str, Any] = {"sqlite": measure_backend(None, **kw)}
+    if not postgres:
+        results["postgresql"] = {"skipped": "disabled"}
+        return results
+    url, why = find_postgres()
+    if url is None:
+        results["postgresql"] = {"skipped": f"unreachable at {PG_HOST}:{PG_PORT}/{PG_DB}: {why}"}
+        return results
+    with _pg_schema(url) as schema_url:
+        results["postgresql"] = measure_backend(schema_url, **kw)
+    return results

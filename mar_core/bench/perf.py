@@ -1,0 +1,118 @@
+"""``mar bench perf``: the speed benchmark, one JSON file ``perf-<preset>-<time>.json``.
+
+Four parts, each sized by the preset (``PERF_PRESETS``):
+
+* ``steps``: student step, teacher forward and MAR step on one batch (``step_perf``), with the
+  distillation overhead beyond the teacher forward.
+* ``relation``: the relation loss in the Gram form against the naive ``N x N`` form, time and
+  peak memory as N grows, the naive form only where its matrix fits (``relation_perf``).
+* ``masks``: ``multi_value_mask`` against a per-box Python loop (``mask_perf``).
+* ``api``: latency of ``POST /jobs`` and ``GET /jobs/{id}/metrics`` under concurrent clients on
+  SQLite and PostgreSQL (``api_latency``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mar_core.bench.presets import get_preset
+from mar_core.bench.store import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+PARTS = ("steps", "relation", "masks", "api")
+
+
+@dataclass(frozen=True)
+class PerfPreset:
+    quality_preset: str  # whose first group's student / teacher models and batch are timed
+    step_repeats: int
+    relation_sizes: tuple[int, ...]
+    relation_channels: int
+    naive_limit_bytes: int
+    relation_repeats: int
+    mask_cases: tuple[tuple[int, int, int], ...]
+    mask_repeats: int
+    api: dict[str, Any] = field(default_factory=dict)
+    step_warmup: int = 2
+    step_threads: int | None = 1  # one torch thread: CPU-time ratios hold up on a shared machine
+
+
+PERF_PRESETS: dict[str, PerfPreset] = {
+    "cpu": PerfPreset("cpu", 10, (16, 32, 64, 96, 128, 192), 256, 1024 ** 3, 3,
+                      ((128, 5, 8), (512, 20, 8), (800, 100, 8)), 5,
+                      {"post_requests": 200, "get_requests": 40, "clients": (1, 8), "metric_points": 10_000}),
+    "gpu": PerfPreset("gpu", 20, (32, 64, 128, 192, 256), 256, 4 * 1024 ** 3, 3,
+                      ((512, 20, 16), (800, 100, 16), (1333, 100, 16)), 10,
+                      {"post_requests": 1000, "get_requests": 200, "clients": (1, 8, 32), "metric_points": 10_000},
+                      step_threads=None),
+    "smoke": PerfPreset("smoke", 1, (8,), 16, 64 * 1024 ** 2, 1, ((64, 3, 2),), 1,
+                        {"post_requests": 24, "get_requests": 8, "clients": (1, 2), "metric_points": 1000},
+                        step_warmup=1),
+}
+
+
+def _steps(pp: PerfPreset) -> dict[str, Any]:
+    from mar_core.bench.step_perf import measure_steps
+
+    preset = get_preset(pp.quality_preset)
+    group = preset.groups[0]
+    teacher = preset.teachers[group.teacher]
+    data = preset.datasets[group.data]
+    return measure_steps(group.student_model, teacher.model, image_size=data.synth.get("image_size", 128),
+                         batch_size=group.train["batch_size"], repeats=pp.step_repeats, warmup=pp.step_warmup,
+                         threads=pp.step_threads)
+
+
+def _relation(pp: PerfPreset) -> dict[str, Any]:
+    from mar_core.bench.relation_perf import relation_perf_table
+
+    rows = relation_perf_table(pp.relation_sizes, pp.relation_channels, backward=True,
+                               naive_limit_bytes=pp.naive_limit_bytes, repeats=pp.relation_repeats)
+    return {"channels": pp.relation_channels, "backward": True, "naive_limit_bytes": pp.naive_limit_bytes,
+            "rows": rows}
+
+
+def _masks(pp: PerfPreset) -> dict[str, Any]:
+    from mar_core.bench.mask_perf import mask_perf_table
+
+    return {"stride": 8, "rows": mask_perf_table(pp.mask_cases, repeats=pp.mask_repeats)}
+
+
+def _api(pp: PerfPreset) -> dict[str, Any]:
+    from mar_core.bench.api_latency import api_latency
+
+    return api_latency(**pp.api)
+
+
+RUNNERS: dict[str, Callable[[PerfPreset], dict[str, Any]]] = {
+    "steps": _steps, "relation": _relation, "masks": _masks, "api": _api,
+}
+
+
+def run_perf(preset: str, results_dir: Path, parts: tuple[str, ...] = PARTS, command: str = "",
+             on_part: Callable[[str, dict[str, Any]], None] = lambda *a: None) -> tuple[Path, dict[str, Any]]:
+    """Run the selected parts; write and return ``results_dir/perf-<preset>-<UTC time>.json``."""
+    from mar_core.bench.machine import machine_info
+
+    pp = PERF_PRESETS[preset]
+    started = dt.datetime.now(dt.timezone.utc)
+    out: dict[str, Any] = {"kind": "perf", "preset": preset, "command": command, "machine": machine_info(),
+                           "started_at": started.isoformat(timespec="seconds"), "parts": {}}
+    for part in parts:
+        t0 = time.time()
+        log.info("perf: %s", part)
+        result = RUNNERS[part](pp)
+        result["seconds"] = round(time.time() - t0, 1)
+        out["parts"][part] = result
+        on_part(part, result)
+    out["machine_after"] = {"load_avg_1m": machine_info().get("load_avg_1m")}
+    path = Path(results_dir) / f"perf-{preset}-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    write_json_atomic(path, out)
+    return path, out

@@ -1,0 +1,149 @@
+"""What a preset runs: logical specs and cache keys of its teachers and student runs.
+
+Torch-free (the report uses it too). ``plan_runs`` expands groups x seeds x students in the order
+they run (per group: seed 0 of every student, then seed 1, ...), resolving the group's
+``@best_peers`` from the cached results of its ``peers_from`` group.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from mar_core.bench.presets import (
+    BEST_PEERS,
+    FALLBACK_PEERS,
+    PEERS,
+    STUDENTS,
+    SYNTH_KIND,
+    DataDef,
+    GroupDef,
+    Preset,
+    TeacherDef,
+)
+from mar_core.bench.store import ResultStore, spec_key
+from mar_core.spec import JobSpec
+
+TEACHER_PREFIX = "teacher:"
+
+
+@dataclass(frozen=True)
+class RunDef:
+    """One run: a teacher or a student (``label``) of ``group`` with ``seed``."""
+
+    kind: str  # "teacher" | "student" | "tune"
+    preset: str
+    group: str
+    label: str
+    seed: int
+    spec: dict[str, Any]  # logical spec (validated, defaults filled)
+    key: str
+    teacher_key: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. peer_selection
+
+
+@dataclass(frozen=True)
+class PeerChoice:
+    peers: tuple[str, ...]
+    source: str  # human-readable: where the choice came from
+    fallback: bool
+
+
+def _dataset(data: DataDef) -> dict[str, Any]:
+    fmt = "coco" if data.kind == SYNTH_KIND else data.kind
+    return {"format": fmt, "path": data.logical_path, "train_split": data.train_split,
+            "val_split": data.val_split}
+
+
+def _validated(spec: dict[str, Any]) -> dict[str, Any]:
+    return JobSpec.model_validate(spec).to_json_dict()
+
+
+def teacher_run(preset: Preset, teacher: TeacherDef) -> RunDef:
+    spec = _validated({"kind": "train", "name": f"{preset.name}-teacher-{teacher.name}",
+                       "dataset": _dataset(preset.datasets[teacher.data]), "model": teacher.model,
+                       "train": teacher.train, "seed": 0, "resources": {"device": preset.device}})
+    return RunDef("teacher", preset.name, teacher.name, "teacher", 0, spec, spec_key(spec))
+
+
+def student_run(preset: Preset, group: GroupDef, label: str, seed: int,
+                distill: dict[str, Any] | None = None, kind: str = "student",
+                train_overrides: dict[str, Any] | None = None) -> RunDef:
+    """The run of student ``label`` (a key of ``STUDENTS`` unless ``distill`` is given)."""
+    distill = STUDENTS[label] if distill is None and label in STUDENTS else distill
+    train = {**group.train, **(train_overrides or {})}
+    spec: dict[str, Any] = {"kind": "train", "name": f"{preset.name}-{group.name}-{label}-s{seed}",
+                            "dataset": _dataset(preset.datasets[group.data]), "model": group.student_model,
+                            "train": train, "seed": seed, "resources": {"device": preset.device}}
+    teacher_key = None
+    if distill is not None:
+        teacher_key = teacher_run(preset, preset.teachers[group.teacher]).key
+        spec.update(kind="distill", teacher={"checkpoint": TEACHER_PREFIX + teacher_key}, distill=distill)
+    spec = _validated(spec)
+    return RunDef(kind, preset.name, group.name, label, seed, spec, spec_key(spec), teacher_key)
+
+
+def group_mean_ap(store: ResultStore, preset: Preset, group: GroupDef, label: str) -> list[float]:
+    """Final APs of ``label`` in ``group`` over the preset's seeds that are cached."""
+    aps = []
+    for seed in preset.seeds:
+        rec = store.get(student_run(preset, group, label, seed).key)
+        if rec is not None:
+            aps.append(float(rec["eval"].get("AP", 0.0)))
+    return aps
+
+
+def best_peers(store: ResultStore, preset: Preset, group: GroupDef, n: int = 2) -> PeerChoice:
+    """The ``n`` peers of ``group.peers_from`` with the highest mean AP over all seeds; when
+    that group is incomplete (a peer lacks a seed), ``FALLBACK_PEERS``."""
+    source_group = preset.group(group.peers_from) if group.peers_from else None
+    if source_group is None:
+        return PeerChoice(FALLBACK_PEERS[:n], "fixed (no source group)", True)
+    means, missing = {}, []
+    for peer in PEERS:
+        aps = group_mean_ap(store, preset, source_group, peer)
+        if len(aps) < len(preset.seeds):
+            missing.append(f"{peer} ({len(aps)}/{len(preset.seeds)} seeds)")
+        else:
+            means[peer] = statistics.fmean(aps)
+    if missing:
+        return PeerChoice(FALLBACK_PEERS[:n], f"fallback {'+'.join(FALLBACK_PEERS[:n])}: {source_group.name} "
+                          f"incomplete, missing {', '.join(missing)}", True)
+    ranked = sorted(means, key=lambda p: -means[p])[:n]
+    shown = ", ".join(f"{p} {means[p] * 100:.1f}" for p in ranked)
+    return PeerChoice(tuple(ranked), f"best mean AP in {source_group.name}: {shown}", False)
+
+
+def group_students(store: ResultStore, preset: Preset, group: GroupDef) -> tuple[list[str], PeerChoice | None]:
+    """The group's student labels with ``@best_peers`` resolved, and the choice made."""
+    labels: list[str] = []
+    choice = None
+    for label in group.students:
+        if label == BEST_PEERS:
+            choice = best_peers(store, preset, group)
+            labels.extend(p for p in choice.peers if p not in labels)
+        else:
+            labels.append(label)
+    return labels, choice
+
+
+def plan_runs(store: ResultStore, preset: Preset, groups: list[str] | None = None,
+              students: list[str] | None = None, seeds: list[int] | None = None) -> list[RunDef]:
+    """Student runs of the selected groups, seeds and students, in run order."""
+    out = []
+    for group in preset.groups:
+        if groups and group.name not in groups:
+            continue
+        labels, choice = group_students(store, preset, group)
+        extra = {"peer_selection": {"peers": list(choice.peers), "source": choice.source,
+                                    "fallback": choice.fallback}} if choice else {}
+        for seed in preset.seeds:
+            if seeds is not None and seed not in seeds:
+                continue
+            for label in labels:
+                if students and label not in students:
+                    continue
+                run = student_run(preset, group, label, seed)
+                out.append(RunDef(**{**run.__dict__, "extra": extra}))
+    return out

@@ -1,0 +1,202 @@
+"""Benchmark presets: datasets, teachers, schedules and the groups of students compared.
+
+A *group* is a set of students trained with the same data, schedule and budget (iterations,
+batch, lr), differing only in their distillation; every student runs once per seed. A *preset*
+is a list of groups plus what they share. Everything here is plain data (torch-free): specs are
+built in ``mar_core.bench.plan``.
+
+Schedules of the ``cpu`` preset, calibrated on a 2-core CPU (AMD EPYC, torch 2.14.1): a
+RetinaNet-R18 (FPN 64) step at 128 px, batch 8, takes about 0.15 s on an idle machine, a MAR
+step with the R50 (FPN 128) teacher about 0.25 s (``mar bench perf`` measures the ratio). Short:
+800 steps (MAR ~3.5 min, baseline ~2 min); long: 2000 steps (MAR ~8.5 min). The wall time of
+every run is recorded in its result file and shown in BENCHMARKS.md: re-calibrate here if the
+figures drift (that changes the specs, hence the cache keys, so it starts a fresh series).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SYNTH_KIND = "synthetic"
+BCCD_PATH = "../shared/datasets/BCCD/BCCD"  # relative to the repository root
+
+PEERS = ("feature_mse", "fgd", "mgd", "pkd", "cwd")
+FALLBACK_PEERS = ("fgd", "pkd")
+
+# label -> distill section (None: the baseline, trained without a teacher)
+STUDENTS: dict[str, dict[str, Any] | None] = {
+    "baseline": None,
+    "mar": {"method": "mar"},
+    "mar_mask_only": {"method": "mar", "relation_loss": False},
+    "mar_relation_only": {"method": "mar", "feature_loss": False},
+    "mar_no_scale_norm": {"method": "mar", "scale_norm": False},
+    "mar_gaussian": {"method": "mar", "mask": "gaussian"},
+    **{p: {"method": p} for p in PEERS},
+}
+# A group's student list may hold this token: the two best peers of ``peers_from``.
+BEST_PEERS = "@best_peers"
+
+
+@dataclass(frozen=True)
+class DataDef:
+    """A dataset: ``synthetic`` (generated into the cache with ``generate_synthetic``) or a
+    ``voc`` folder (``path`` relative to the repository root)."""
+
+    name: str
+    kind: str  # "synthetic" | "voc"
+    path: str = ""
+    synth: dict[str, int] = field(default_factory=dict)  # seed, num_train, num_val, image_size
+    train_split: str = "train"
+    val_split: str = "val"
+
+    @property
+    def logical_path(self) -> str:
+        """The path written in the specs that are hashed: machine-independent."""
+        if self.kind == SYNTH_KIND:
+            s = self.synth
+            return f"synthetic/shapes-s{s['seed']}-{s['num_train']}x{s['num_val']}-{s['image_size']}px"
+        return self.path
+
+
+@dataclass(frozen=True)
+class TeacherDef:
+    """A teacher trained once per preset and dataset, then cached."""
+
+    name: str
+    data: str  # DataDef name
+    model: dict[str, Any]
+    train: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class GroupDef:
+    """Students compared under one schedule. ``students`` may contain ``BEST_PEERS``."""
+
+    name: str
+    title: str
+    data: str
+    teacher: str
+    student_model: dict[str, Any]
+    train: dict[str, Any]
+    students: tuple[str, ...]
+    peers_from: str | None = None  # group whose results choose BEST_PEERS
+    check_convergence: bool = False  # evaluate every 1/5 and report whether the baseline converged
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    device: str
+    seeds: tuple[int, ...]
+    datasets: dict[str, DataDef]
+    teachers: dict[str, TeacherDef]
+    groups: tuple[GroupDef, ...]
+
+    def group(self, name: str) -> GroupDef:
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise KeyError(f"preset {self.name!r} has no group {name!r}; groups: {', '.join(self.group_names)}")
+
+    @property
+    def group_names(self) -> list[str]:
+        return [g.name for g in self.groups]
+
+
+def _train(iterations: int, batch: int, **extra: Any) -> dict[str, Any]:
+    out = {"iterations": iterations, "batch_size": batch, "lr": 0.01, "warmup_iters": min(100, iterations // 5),
+           "checkpoint_every": max(1, min(100, iterations // 4)), "log_every": max(1, min(20, iterations // 20))}
+    out.update(extra)
+    return out
+
+
+def _model(arch: str, backbone: str, fpn: int, size: int, max_size: int | None = None,
+           anchor_scale: float = 1.0) -> dict[str, Any]:
+    return {"arch": arch, "backbone": backbone, "fpn_channels": fpn, "min_size": size,
+            "max_size": max_size or size, "anchor_scale": anchor_scale}
+
+
+def _full_groups(synth: str, bccd: str, *, short: dict, long: dict, bccd_train: dict,
+                 frcnn_short: dict, retina_s: dict, bccd_s: dict, frcnn_s: dict) -> tuple[GroupDef, ...]:
+    short_students = ("baseline", "mar", "mar_mask_only", "mar_relation_only", "mar_no_scale_norm",
+                      "mar_gaussian", *PEERS)
+    return (
+        GroupDef("retina-synth-short", "RetinaNet, synthetic shapes, short schedule", synth, "retina-synth",
+                 retina_s, short, short_students),
+        GroupDef("retina-synth-long", "RetinaNet, synthetic shapes, long schedule (baseline converged)", synth,
+                 "retina-synth", retina_s, long, ("baseline", "mar", BEST_PEERS),
+                 peers_from="retina-synth-short", check_convergence=True),
+        GroupDef("retina-bccd", "RetinaNet, BCCD (train split; evaluated on val)", bccd, "retina-bccd",
+                 bccd_s, bccd_train, ("baseline", "mar", BEST_PEERS), peers_from="retina-synth-short"),
+        GroupDef("frcnn-synth-short", "Faster R-CNN, synthetic shapes, short schedule", synth, "frcnn-synth",
+                 frcnn_s, frcnn_short, ("baseline", "mar", "fgd")),
+    )
+
+
+def _cpu() -> Preset:
+    synth = DataDef("synth", SYNTH_KIND, synth={"seed": 0, "num_train": 600, "num_val": 150, "image_size": 128})
+    bccd = DataDef("bccd", "voc", path=BCCD_PATH)
+    retina_t = _model("retinanet", "resnet50", 128, 128, anchor_scale=0.5)
+    retina_s = _model("retinanet", "resnet18", 64, 128, anchor_scale=0.5)
+    frcnn_t = _model("fasterrcnn", "resnet50", 128, 128, anchor_scale=0.5)
+    frcnn_s = _model("fasterrcnn", "resnet18", 64, 128, anchor_scale=0.5)
+    bccd_t = _model("retinanet", "resnet50", 128, 256, 352)
+    bccd_s = _model("retinanet", "resnet18", 64, 256, 352)
+    teachers = {
+        "retina-synth": TeacherDef("retina-synth", "synth", retina_t, _train(4000, 8, eval_every=1000)),
+        "frcnn-synth": TeacherDef("frcnn-synth", "synth", frcnn_t, _train(4000, 8, eval_every=1000)),
+        "retina-bccd": TeacherDef("retina-bccd", "bccd", bccd_t, _train(1500, 4, eval_every=500)),
+    }
+    groups = _full_groups(
+        "synth", "bccd",
+        short=_train(800, 8), long=_train(2000, 8, eval_every=400), bccd_train=_train(600, 4),
+        frcnn_short=_train(800, 8), retina_s=retina_s, bccd_s=bccd_s, frcnn_s=frcnn_s)
+    return Preset("cpu", "2-core CPU: 128 px synthetic shapes (600 train / 150 val), BCCD at 256 px; "
+                  "RetinaNet / Faster R-CNN, R50-FPN128 teachers, R18-FPN64 students",
+                  "cpu", (0, 1, 2), {"synth": synth, "bccd": bccd}, teachers, groups)
+
+
+def _gpu() -> Preset:
+    synth = DataDef("synth", SYNTH_KIND, synth={"seed": 0, "num_train": 4000, "num_val": 500, "image_size": 512})
+    bccd = DataDef("bccd", "voc", path=BCCD_PATH)
+    retina_t = _model("retinanet", "resnet101", 256, 512)
+    retina_s = _model("retinanet", "resnet18", 128, 512)
+    frcnn_t = _model("fasterrcnn", "resnet101", 256, 512)
+    frcnn_s = _model("fasterrcnn", "resnet18", 128, 512)
+    bccd_t = _model("retinanet", "resnet101", 256, 480, 640)
+    bccd_s = _model("retinanet", "resnet18", 128, 480, 640)
+    teachers = {
+        "retina-synth": TeacherDef("retina-synth", "synth", retina_t, _train(24000, 16, eval_every=4000)),
+        "frcnn-synth": TeacherDef("frcnn-synth", "synth", frcnn_t, _train(24000, 16, eval_every=4000)),
+        "retina-bccd": TeacherDef("retina-bccd", "bccd", bccd_t, _train(6000, 8, eval_every=1000)),
+    }
+    groups = _full_groups(
+        "synth", "bccd",
+        short=_train(4000, 16), long=_train(12000, 16, eval_every=2400), bccd_train=_train(3000, 8),
+        frcnn_short=_train(4000, 16), retina_s=retina_s, bccd_s=bccd_s, frcnn_s=frcnn_s)
+    return Preset("gpu", "one CUDA GPU: 512 px synthetic shapes (4000 train / 500 val), BCCD at 480 px; "
+                  "R101-FPN256 teachers, R18-FPN128 students (1x1 adapters)",
+                  "cuda", (0, 1, 2), {"synth": synth, "bccd": bccd}, teachers, groups)
+
+
+def _smoke() -> Preset:
+    synth = DataDef("synth", SYNTH_KIND, synth={"seed": 3, "num_train": 8, "num_val": 4, "image_size": 64})
+    student = _model("retinanet", "resnet18", 32, 64, anchor_scale=0.5)
+    tiny = {"warmup_iters": 1, "checkpoint_every": 100, "log_every": 1}
+    teachers = {"retina-synth": TeacherDef("retina-synth", "synth", student, {**_train(3, 2), **tiny})}
+    groups = (GroupDef("retina-synth-smoke", "RetinaNet, tiny synthetic set, a few steps (smoke test)", "synth",
+                       "retina-synth", student, {**_train(2, 2), **tiny}, ("baseline", "mar")),)
+    return Preset("smoke", "seconds: 64 px synthetic shapes (8 / 4 images), 2 steps, 1 seed, 2 students", "cpu",
+                  (0,), {"synth": synth}, teachers, groups)
+
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (_cpu(), _gpu(), _smoke())}
+REPORTED_PRESETS = ("cpu", "gpu")
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+    return PRESETS[name]

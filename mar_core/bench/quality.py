@@ -1,0 +1,244 @@
+"""``mar bench quality``: train the teachers once, then every student run of a preset that is not
+cached yet; each finished run becomes one record in the results folder.
+
+Work folders live in the cache folder (``benchmarks/cache``, not committed): ``data/`` (the
+synthetic sets, regenerated deterministically when absent), ``teachers/<key>/`` (the teacher's
+``model.json`` + ``model.pt``), ``runs/<key>/`` (a student's outputs; an interrupted run resumes
+from its checkpoint). A lock file per work folder keeps two processes off the same run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import logging
+import shutil
+import statistics
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mar_core.bench.plan import TEACHER_PREFIX, RunDef, plan_runs, teacher_run
+from mar_core.bench.presets import SYNTH_KIND, DataDef, Preset
+from mar_core.bench.store import REPO_ROOT, ResultStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class QualitySummary:
+    """What one invocation did: runs executed (with their records), skipped as cached, and
+    skipped because another process holds them."""
+
+    ran: list[dict[str, Any]] = field(default_factory=list)
+    cached: list[RunDef] = field(default_factory=list)
+    busy: list[RunDef] = field(default_factory=list)
+    teachers_trained: list[dict[str, Any]] = field(default_factory=list)
+    stopped_at_max_runs: bool = False
+
+
+class RunBusy(Exception):
+    """Another process holds the lock of this run's work folder."""
+
+
+@contextlib.contextmanager
+def _locked(workdir: Path) -> Iterator[None]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(workdir / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunBusy(str(workdir)) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def prepare_dataset(data: DataDef, cache: Path) -> Path:
+    """The dataset folder on this machine: a synthetic set is generated into the cache once."""
+    if data.kind != SYNTH_KIND:
+        path = Path(data.path)
+        return path if path.is_absolute() else (REPO_ROOT / path).resolve()
+    out = cache / "data" / data.logical_path.split("/", 1)[1]
+    done = out / ".complete"
+    if not done.exists():
+        from mar_core.data import generate_synthetic
+
+        with _locked(out):
+            if not done.exists():
+                log.info("generating the synthetic set %s", out)
+                generate_synthetic(out, overwrite=True, **data.synth)
+                done.write_text(json.dumps(data.synth))
+    return out
+
+
+def _actual_spec(run: RunDef, preset: Preset, cache: Path, teacher_dir: Path | None):
+    from mar_core.spec import JobSpec
+
+    group_data = (preset.teachers[run.group].data if run.kind == "teacher"
+                  else preset.group(run.group).data)
+    spec = json.loads(json.dumps(run.spec))
+    spec["dataset"]["path"] = str(prepare_dataset(preset.datasets[group_data], cache))
+    if spec.get("teacher"):
+        assert spec["teacher"]["checkpoint"].startswith(TEACHER_PREFIX) and teacher_dir is not None
+        spec["teacher"]["checkpoint"] = str(teacher_dir)
+    return JobSpec.model_validate(spec)
+
+
+def _mean(rows: list[dict], key: str) -> float | None:
+    vals = [r[key] for r in rows if key in r]
+    return round(statistics.fmean(vals), 6) if vals else None
+
+
+def summarise_metrics(path: Path) -> dict[str, Any]:
+    """From ``metrics.jsonl``: the eval history and the mean of every loss term over the
+    first and the last fifth of the logged steps (loss magnitudes, KD against detection)."""
+    if not path.exists():
+        return {"eval_history": [], "losses": {}}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    evals = [{"step": r["step"], **{k[5:]: round(v, 6) for k, v in r.items()
+                                    if k in ("eval/AP", "eval/AP50", "eval/AP75")}}
+             for r in rows if "eval/AP" in r]
+    train = [r for r in rows if any(k.startswith("loss/") for k in r)]
+    keys = sorted({k for r in train for k in r if k.startswith("loss/")})
+    fifth = max(1, len(train) // 5)
+    losses = {"early": {k: _mean(train[:fifth], k) for k in keys},
+              "late": {k: _mean(train[-fifth:], k) for k in keys},
+              "steps": {"early": [train[0]["step"], train[fifth - 1]["step"]] if train else [],
+                        "late": [train[-fifth]["step"], train[-1]["step"]] if train else []}}
+    step_times = [r["time/step_s"] for r in train if "time/step_s" in r]
+    return {"eval_history": evals, "losses": losses,
+            "median_step_seconds": round(statistics.median(step_times), 4) if step_times else None}
+
+
+def _record(run: RunDef, report: dict[str, Any], workdir: Path, command: str) -> dict[str, Any]:
+    from mar_core.bench.machine import machine_info
+
+    return {
+        "key": run.key, "kind": run.kind, "preset": run.preset, "group": run.group, "label": run.label,
+        "seed": run.seed, "teacher_key": run.teacher_key, **run.extra,
+        "eval": report["eval"], "best": report["best"], **summarise_metrics(workdir / "metrics.jsonl"),
+        "wall_seconds": report["wall_seconds"], "train_seconds": report["train_seconds"],
+        "images_per_second": report["images_per_second"], "resumed_from_step": report["resumed_from_step"],
+        "params": report["params"], "device": report["device"],
+        "dataset": {k: report["dataset"][k] for k in ("train_images", "val_images")},
+        "machine": machine_info(), "command": command,
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "spec": run.spec,
+    }
+
+
+def _execute(run: RunDef, preset: Preset, store: ResultStore, cache: Path, workdir: Path,
+             teacher_dir: Path | None, command: str) -> dict[str, Any]:
+    from mar_core.run import run_job
+
+    with _locked(workdir):
+        spec = _actual_spec(run, preset, cache, teacher_dir)
+        log.info("run %s %s/%s seed %d (key %s) in %s", run.kind, run.group, run.label, run.seed, run.key[:12],
+                 workdir)
+        report = run_job(spec, workdir)
+        record = _record(run, report, workdir, command)
+        store.put(record)
+        shutil.rmtree(workdir / "checkpoints", ignore_errors=True)  # results are kept; weights in model.pt
+    return record
+
+
+def teacher_dir(cache: Path, key: str) -> Path:
+    return cache / "teachers" / key
+
+
+def teacher_ready(cache: Path, key: str) -> bool:
+    d = teacher_dir(cache, key)
+    return (d / "model.pt").exists() and (d / "report.json").exists()
+
+
+class Runner:
+    """Executes runs one by one: trains the teacher a run needs first, skips cached runs (unless
+    ``rerun``) and runs another process holds, stops after ``max_runs`` trainings."""
+
+    def __init__(self, preset: Preset, store: ResultStore, cache: Path, *, max_runs: int | None = None,
+                 rerun: bool = False, command: str = "",
+                 on_event: Callable[[str, RunDef, dict | None], None] = lambda *a: None):
+        self.preset, self.store, self.cache = preset, store, Path(cache)
+        self.max_runs, self.rerun, self.command, self.on_event = max_runs, rerun, command, on_event
+        self.summary = QualitySummary()
+        self.trainings = 0
+
+    def _budget_left(self) -> bool:
+        if self.max_runs is not None and self.trainings >= self.max_runs:
+            self.summary.stopped_at_max_runs = True
+            return False
+        return True
+
+    def _teacher(self, group_name: str) -> Path | None:
+        """The trained teacher's folder; None when it is busy or the budget ran out first."""
+        tdef = self.preset.teachers[self.preset.group(group_name).teacher]
+        trun = teacher_run(self.preset, tdef)
+        tdir = teacher_dir(self.cache, trun.key)
+        if teacher_ready(self.cache, trun.key):
+            return tdir
+        if self.store.has(trun.key):
+            log.warning("teacher %s has a result but no weights in %s: training it again", tdef.name, tdir)
+        if not self._budget_left():
+            return None
+        self.on_event("start", trun, None)
+        try:
+            rec = _execute(trun, self.preset, self.store, self.cache, tdir, None, self.command)
+        except RunBusy:
+            self.summary.busy.append(trun)
+            self.on_event("busy", trun, None)
+            return None
+        self.trainings += 1
+        self.summary.teachers_trained.append(rec)
+        self.on_event("done", trun, rec)
+        return tdir
+
+    def run(self, run: RunDef) -> bool:
+        """Run (or skip) one run; False once the ``max_runs`` budget is spent."""
+        if self.store.has(run.key) and not self.rerun:
+            self.summary.cached.append(run)
+            self.on_event("cached", run, self.store.get(run.key))
+            return True
+        if not self._budget_left():
+            return False
+        tdir = None
+        if run.teacher_key is not None:
+            tdir = self._teacher(run.group)
+            if tdir is None:
+                return self._budget_left()
+            if not self._budget_left():
+                return False
+        self.on_event("start", run, None)
+        try:
+            rec = _execute(run, self.preset, self.store, self.cache, self.cache / "runs" / run.key, tdir,
+                           self.command)
+        except RunBusy:
+            self.summary.busy.append(run)
+            self.on_event("busy", run, None)
+            return True
+        self.trainings += 1
+        self.summary.ran.append(rec)
+        self.on_event("done", run, rec)
+        return True
+
+
+def run_quality(preset: Preset, store: ResultStore, cache: Path, *, groups: list[str] | None = None,
+                students: list[str] | None = None, seeds: list[int] | None = None,
+                max_runs: int | None = None, rerun: bool = False, command: str = "",
+                on_event: Callable[[str, RunDef, dict | None], None] = lambda *a: None) -> QualitySummary:
+    """Run the missing runs of the selection (all of them with ``rerun``), at most ``max_runs``
+    trainings (a teacher counts as one). ``on_event(what, run, record)`` is told "start",
+    "done", "cached" and "busy". Groups are planned one at a time, so a group that picks the
+    best peers of an earlier group sees that group's runs of this invocation."""
+    runner = Runner(preset, store, cache, max_runs=max_runs, rerun=rerun, command=command, on_event=on_event)
+    for group in preset.groups:
+        if groups and group.name not in groups:
+            continue
+        for run in plan_runs(store, preset, [group.name], students, seeds):
+            if not runner.run(run):
+                return runner.summary
+    return runner.summary

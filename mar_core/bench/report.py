@@ -1,0 +1,331 @@
+"""``mar bench report``: BENCHMARKS.md, generated from the result files only.
+
+Every number comes from a record in the results folder; a run that has not been made is listed
+as missing, never filled in. Sections: commands, machine, quality per preset and group (mean ±
+sample std over seeds, gain over the baseline, teacher AP, wall time, parameters, the verdicts),
+speed (the newest ``perf-<preset>-*.json`` of each preset) and the tuning grid.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from mar_core.bench.perf import PARTS as PERF_PARTS
+from mar_core.bench.perf_format import FORMATTERS
+from mar_core.bench.plan import group_students, student_run, teacher_run
+from mar_core.bench.presets import PEERS, REPORTED_PRESETS, GroupDef, Preset, get_preset
+from mar_core.bench.stats import Summary, beats_by_two_spreads
+from mar_core.bench.store import REPO_ROOT, ResultStore
+
+CONVERGED_RISE = 0.005  # AP (0.5 points): "no longer rises" over the last fifth
+MAR_LOSS_KEYS = ("loss/det/classification", "loss/det/bbox_regression", "loss/det/loss_objectness",
+                 "loss/det/loss_classifier", "loss/kd/fg", "loss/kd/bg", "loss/kd/relation")
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    return out + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def _ap(rec: dict[str, Any] | None, key: str = "AP") -> float | None:
+    return None if rec is None else float(rec["eval"].get(key, 0.0))
+
+
+def _model_str(m: dict[str, Any]) -> str:
+    size = m["min_size"] if m["min_size"] == m["max_size"] else f"{m['min_size']}-{m['max_size']}"
+    return f"{m['arch']} {m['backbone']}-FPN{m['fpn_channels']}, {size} px"
+
+
+def _train_str(t: dict[str, Any]) -> str:
+    extra = f", eval every {t['eval_every']}" if t.get("eval_every") else ""
+    return (f"{t['iterations']} iterations, batch {t['batch_size']}, {t['optimizer']} lr {t['lr']}, "
+            f"{t['schedule']} schedule{extra}")
+
+
+def _mparams(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1e6:.2f} M"
+
+
+def _mean_wall(recs: list[dict[str, Any]]) -> str:
+    if not recs:
+        return "-"
+    walls = [r["wall_seconds"] for r in recs]
+    mark = " †" if any(r.get("resumed_from_step") for r in recs) else ""
+    return f"{statistics.fmean(walls) / 60:.1f} min{mark}"
+
+
+class _GroupView:
+    """The cached records of one group, by student label and seed."""
+
+    def __init__(self, store: ResultStore, preset: Preset, group: GroupDef):
+        self.preset, self.group = preset, group
+        self.labels, self.choice = group_students(store, preset, group)
+        # Peers that already ran in this group count too (a choice made earlier stays reported).
+        for peer in PEERS:
+            if peer not in self.labels and any(store.has(student_run(preset, group, peer, s).key)
+                                               for s in preset.seeds):
+                self.labels.append(peer)
+        self.recs: dict[str, dict[int, dict[str, Any]]] = {}
+        for label in self.labels:
+            for seed in preset.seeds:
+                rec = store.get(student_run(preset, group, label, seed).key)
+                if rec is not None:
+                    self.recs.setdefault(label, {})[seed] = rec
+        self.teacher = store.get(teacher_run(preset, preset.teachers[group.teacher]).key)
+
+    def summary(self, label: str) -> Summary:
+        return Summary.of([_ap(r) for r in self.recs.get(label, {}).values()])
+
+    def missing(self) -> list[str]:
+        out = []
+        for label in self.labels:
+            seeds = [s for s in self.preset.seeds if s not in self.recs.get(label, {})]
+            if seeds:
+                out.append(f"{label} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})")
+        return out
+
+
+def _student_table(v: _GroupView) -> list[str]:
+    base = v.summary("baseline")
+    rows = []
+    for label in v.labels:
+        recs = v.recs.get(label, {})
+        s = v.summary(label)
+        gain = "-" if s.mean is None or base.mean is None or label == "baseline" else \
+            f"{(s.mean - base.mean) * 100:+.2f}"
+        ap50 = Summary.of([_ap(r, "AP50") for r in recs.values()])
+        per_seed = ", ".join(f"s{seed}: {_ap(r) * 100:.2f}" for seed, r in sorted(recs.items())) or "-"
+        params = next(iter(recs.values()))["params"]["model"] if recs else None
+        rows.append([label, f"{len(recs)}/{len(v.preset.seeds)}", s.pct(), ap50.pct(), gain, per_seed,
+                     _mean_wall(list(recs.values())), _mparams(params)])
+    return _table(["student", "seeds", "AP (mean ± std)", "AP50", "gain over baseline (AP)", "AP per seed",
+                   "wall time / run", "params"], rows)
+
+
+def _verdicts(v: _GroupView) -> list[str]:
+    mar, base = v.summary("mar"), v.summary("baseline")
+    lines = []
+    if mar.n == 0 or base.n == 0:
+        lines.append(f"- MAR vs baseline: cannot say yet (MAR {mar.n}, baseline {base.n} seeds cached).")
+    else:
+        lines.append(f"- MAR beats the baseline by more than twice the seed spread: "
+                     f"{beats_by_two_spreads(mar, base)[1]}.")
+    t_ap = _ap(v.teacher)
+    if mar.mean is None or t_ap is None:
+        lines.append("- MAR reaches the teacher: cannot say yet (" +
+                     ("no MAR run" if mar.mean is None else "teacher not trained") + ").")
+    else:
+        gap = (mar.mean - t_ap) * 100
+        lines.append(f"- MAR reaches the teacher: {'yes' if gap >= 0 else 'no'} (MAR {mar.mean * 100:.2f} vs "
+                     f"teacher {t_ap * 100:.2f} AP, {gap:+.2f}).")
+    peers = [p for p in v.labels if p in PEERS and v.summary(p).n]
+    if mar.n and peers:
+        ranked = sorted(["mar", *peers], key=lambda x: -(v.summary(x).mean or 0.0))
+        complete = all(v.summary(x).n == len(v.preset.seeds) for x in ["mar", *peers])
+        shown = ", ".join(f"{x} {v.summary(x).mean * 100:.2f}" for x in ranked)
+        lines.append(f"- MAR ranks {ranked.index('mar') + 1} of {len(ranked)} among the peers with results "
+                     f"(mean AP: {shown})" + ("" if complete else "; not every seed is in yet") + ".")
+    else:
+        lines.append("- MAR's rank among the peers: cannot say yet (no MAR or no peer result).")
+    return lines
+
+
+def _convergence(v: _GroupView) -> list[str]:
+    recs = v.recs.get("baseline", {})
+    rises = []
+    for seed, rec in sorted(recs.items()):
+        hist = [h for h in rec.get("eval_history", []) if "AP" in h]
+        iters = rec["spec"]["train"]["iterations"]
+        at80 = [h for h in hist if h["step"] <= 0.8 * iters]
+        if at80 and hist:
+            rises.append((seed, at80[-1]["AP"], hist[-1]["AP"]))
+    if not rises:
+        return ["- Baseline converged: cannot say yet (no baseline run with an eval history)."]
+    mean_rise = statistics.fmean(b - a for _, a, b in rises)
+    shown = "; ".join(f"s{s}: {a * 100:.2f} -> {b * 100:.2f}" for s, a, b in rises)
+    verdict = "yes" if mean_rise <= CONVERGED_RISE else "no"
+    return [f"- Baseline converged (AP rises by at most {CONVERGED_RISE * 100:.1f} points over the last fifth "
+            f"of the run): {verdict}, mean rise {mean_rise * 100:+.2f} AP (AP at 80% -> 100%: {shown})."]
+
+
+def _losses(v: _GroupView) -> list[str]:
+    rec = next(iter(sorted(v.recs.get("mar", {}).items())), (None, None))[1]
+    if rec is None or not rec.get("losses"):
+        return []
+    out = []
+    for phase in ("early", "late"):
+        vals = rec["losses"].get(phase, {})
+        shown = ", ".join(f"{k.split('/', 1)[1]} {vals[k]:.3g}" for k in MAR_LOSS_KEYS if vals.get(k) is not None)
+        steps = rec["losses"].get("steps", {}).get(phase, [])
+        out.append(f"  - {phase} (steps {'-'.join(map(str, steps))}): {shown}")
+    return [f"- MAR loss terms (seed {rec['seed']}, weighted KD terms as logged; mean over the first / last fifth "
+            f"of the logged steps):", *out]
+
+
+def _group_section(store: ResultStore, preset: Preset, group: GroupDef) -> list[str]:
+    v = _GroupView(store, preset, group)
+    tdef = preset.teachers[group.teacher]
+    t_ap = _ap(v.teacher)
+    teacher_line = (f"{t_ap * 100:.2f} AP (AP50 {_ap(v.teacher, 'AP50') * 100:.2f}), "
+                    f"{_mparams(v.teacher['params']['model'])} params, trained {_train_str(v.teacher['spec']['train'])} "
+                    f"in {v.teacher['wall_seconds'] / 60:.1f} min") if v.teacher else "not trained yet"
+    lines = [f"### {group.title} (`{group.name}`)", "",
+             f"- Student: {_model_str(group.student_model)}; schedule: {_train_str(student_run(preset, group, 'baseline', 0).spec['train'])}; "
+             f"dataset `{preset.datasets[group.data].logical_path}`.",
+             f"- Teacher: {_model_str(tdef.model)}: {teacher_line}."]
+    if v.choice is not None:
+        lines.append(f"- Peers in this group: {', '.join(v.choice.peers)} ({v.choice.source}).")
+    lines += ["", *_student_table(v), "", *_verdicts(v)]
+    if group.check_convergence:
+        lines += _convergence(v)
+    lines += _losses(v)
+    missing = v.missing()
+    lines.append(f"- Missing runs: {'; '.join(missing)}." if missing else "- Missing runs: none.")
+    return lines + [""]
+
+
+def _machines(recs: list[dict[str, Any]]) -> list[str]:
+    seen: dict[tuple, int] = {}
+    loads = []
+    for r in recs:
+        m = r.get("machine", {})
+        k = (m.get("cpu_model"), m.get("cores"), m.get("torch"), m.get("torchvision"), m.get("gpu"), m.get("memory_gib"))
+        seen[k] = seen.get(k, 0) + 1
+        if m.get("load_avg_1m") is not None:
+            loads.append(m["load_avg_1m"])
+    lines = [f"- {cpu}, {cores} cores, {mem} GiB RAM, torch {tv}, torchvision {tvv}"
+             f"{', GPU ' + gpu if gpu else ', no GPU'}: {n} result file(s)"
+             for (cpu, cores, tv, tvv, gpu, mem), n in seen.items()]
+    if loads:
+        lines.append(f"- 1-minute load average when the runs finished: {min(loads):.1f} to {max(loads):.1f} "
+                     "(a load above the core count means the machine was shared and times are inflated)")
+    return lines
+
+
+def _quality_section(store: ResultStore, preset: Preset) -> list[str]:
+    recs = list(store.records(preset=preset.name))
+    runs_total = runs_done = 0
+    for g in preset.groups:
+        v = _GroupView(store, preset, g)
+        runs_total += len(v.labels) * len(preset.seeds)
+        runs_done += sum(len(x) for x in v.recs.values())
+    lines = [f"## Quality: preset `{preset.name}`", "", f"{preset.description}. Seeds: "
+             f"{', '.join(map(str, preset.seeds))}. Student runs cached: {runs_done} of {runs_total}. "
+             "AP is COCO AP x 100 on the validation split, from the final weights; std is the sample std over "
+             "seeds; † marks a mean that includes a resumed run (its wall time counts the resumed part only).", ""]
+    if recs:
+        lines += ["Machines:", *_machines(recs), ""]
+    for g in preset.groups:
+        lines += _group_section(store, preset, g)
+    return lines
+
+
+def _perf_section(store: ResultStore, presets: list[str]) -> list[str]:
+    """Per preset, each part from the newest ``perf-<preset>-*.json`` that holds it."""
+    lines = ["## Speed (`mar bench perf`)", ""]
+    files = store.perf_files()
+    for name in presets:
+        newest: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
+        for f in [f for f in files if f.name.startswith(f"perf-{name}-")]:
+            data = json.loads(f.read_text())
+            for part, result in data.get("parts", {}).items():
+                newest[part] = (f.name, data, result)
+        if not newest:
+            lines += [f"### preset `{name}`", "", f"Not measured yet (`mar bench perf --preset {name}`).", ""]
+            continue
+        lines += [f"### preset `{name}`", ""]
+        for part in PERF_PARTS:
+            if part not in newest:
+                lines += [f"#### {part}", "", "Not measured yet.", ""]
+                continue
+            fname, data, result = newest[part]
+            m = data.get("machine", {})
+            lines += [f"#### {part}", "",
+                      f"From `{fname}`: `{data.get('command')}`, {data.get('started_at')}, on {m.get('cpu_model')}, "
+                      f"{m.get('cores')} cores, torch {m.get('torch')}; 1-minute load average "
+                      f"{m.get('load_avg_1m')} at the start, {data.get('machine_after', {}).get('load_avg_1m')} at "
+                      f"the end; {result.get('seconds', '?')} s to measure.", "",
+                      *FORMATTERS[part](result), ""]
+    return lines
+
+
+def _tune_section(store: ResultStore, presets: list[str]) -> list[str]:
+    from mar_core.bench.tune import TUNE_SEED, plan_tune, tune_group
+
+    lines = ["## Tuning: what was tried (`mar bench tune`)", "",
+             "One MAR hyper-parameter changed at a time from the defaults, seed 0, on the synthetic short "
+             "group's schedule; compared with the group's default MAR and baseline runs of the same seed. "
+             "One seed: differences below the group's seed spread are noise.", ""]
+    for name in presets:
+        preset = get_preset(name)
+        group = tune_group(preset)
+        ref_mar = store.get(student_run(preset, group, "mar", TUNE_SEED).key)
+        ref_base = store.get(student_run(preset, group, "baseline", TUNE_SEED).key)
+        runs = plan_tune(preset)
+        done = [(r, store.get(r.key)) for r in runs]
+        if not any(rec for _, rec in done):
+            lines += [f"Preset `{name}`: no tuning run yet ({len(runs)} grid points; `mar bench tune --preset {name}`).",
+                      ""]
+            continue
+        rows = []
+        for r, rec in done:
+            ap = _ap(rec)
+            rows.append([r.label, f"`{json.dumps(r.extra['params'])}`", "-" if ap is None else f"{ap * 100:.2f}",
+                         "-" if ap is None or ref_mar is None else f"{(ap - _ap(ref_mar)) * 100:+.2f}",
+                         "-" if ap is None or ref_base is None else f"{(ap - _ap(ref_base)) * 100:+.2f}",
+                         "missing" if rec is None else _mean_wall([rec])])
+        lines += [f"Preset `{name}`, group `{group.name}`: default MAR seed 0 "
+                  f"{'-' if ref_mar is None else f'{_ap(ref_mar) * 100:.2f}'} AP, baseline seed 0 "
+                  f"{'-' if ref_base is None else f'{_ap(ref_base) * 100:.2f}'} AP.", "",
+                  *_table(["point", "distill overrides", "AP", "vs default MAR", "vs baseline", "wall time"], rows),
+                  ""]
+    return lines
+
+
+def _commands(store: ResultStore, presets: list[str]) -> list[str]:
+    used = sorted({r["command"] for r in store.records() if r.get("command") and r.get("preset") in presets}
+                  | {json.loads(f.read_text()).get("command", "") for f in store.perf_files()} - {""})
+    lines = ["## Commands", "", "```bash"]
+    for name in presets:
+        lines += [f"mar bench quality --preset {name}            # every group; cached runs are skipped",
+                  f"mar bench quality --preset {name} --list     # what is cached, what is missing",
+                  f"mar bench perf --preset {name}",
+                  f"mar bench tune --preset {name}"]
+    lines += ["mar bench report                           # rewrites this file from benchmarks/results/", "```", ""]
+    if used:
+        lines += ["Commands that produced the results below:", "", "```bash", *used, "```", ""]
+    return lines
+
+
+def render_report(store: ResultStore, presets: list[str] | None = None) -> str:
+    """The whole BENCHMARKS.md text for ``presets`` (default: cpu, gpu)."""
+    names = list(presets or REPORTED_PRESETS)
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    try:
+        where = store.root.resolve().relative_to(REPO_ROOT)
+    except ValueError:
+        where = store.root
+    lines = ["# Benchmarks", "",
+             f"Generated by `mar bench report` from the result files in `{where}/` ({now}). Do not edit: "
+             "every number below is read from a result file, and runs not made yet are listed as missing.", "",
+             "Quality: MAR against a baseline student (no teacher), MAR ablations and the peer methods "
+             "(feature MSE, FGD, MGD, PKD, CWD) in one harness; same schedule and budget for every student of a "
+             "group, several seeds. Speed: what distillation costs per step, the relation loss's Gram form against "
+             "the naive N x N form, mask building, API latency.", ""]
+    lines += _commands(store, names)
+    for name in names:
+        lines += _quality_section(store, get_preset(name))
+    lines += _perf_section(store, names)
+    lines += _tune_section(store, names)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report(results_dir: Path | str, out: Path | str, presets: list[str] | None = None) -> Path:
+    """Render the report from ``results_dir`` and write it to ``out``."""
+    out = Path(out)
+    out.write_text(render_report(ResultStore(results_dir), presets))
+    return out

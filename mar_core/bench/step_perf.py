@@ -1,0 +1,141 @@
+"""Step time of student-only training, the teacher's forward and a MAR step, on one batch.
+
+The three are timed round-robin in one process (student step, teacher forward, MAR step,
+repeat), so that a change of machine load hits all three alike; the medians give the ratios.
+Both wall time and the process's CPU time are recorded. On a shared machine wall time swings
+with the other processes (and OpenMP threads that spin-wait for a descheduled peer inflate it
+further); with one torch thread (``threads=1``) the CPU time counts the work of the step
+itself, so its ratios are the ones that hold up under load.
+``teacher forward`` is exactly what a MAR step runs of the teacher: its FPN and classification
+tower on the student's padded batch (no detection head post-processing).
+
+    overhead beyond the teacher = (t_mar_step - t_student_step - t_teacher_forward) / t_student_step
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def _batch(image_size: int, batch_size: int, seed: int = 0):
+    """``batch_size`` images (and targets) of a freshly generated synthetic set."""
+    from mar_core.data import generate_synthetic
+    from mar_core.data.loader import collate_detection
+    from mar_core.data.registry import load_dataset
+    from mar_core.spec import DatasetSpec
+
+    with tempfile.TemporaryDirectory(prefix="mar-perf-") as tmp:
+        generate_synthetic(Path(tmp), seed=seed, num_train=batch_size, num_val=1, image_size=image_size)
+        ds = load_dataset(DatasetSpec(path=tmp), "train")
+        items = [ds[i] for i in range(batch_size)]
+    images, targets = collate_detection(items)
+    return images, targets
+
+
+def _train_step(model, optimizer, images, targets) -> float:
+    start = time.perf_counter()
+    losses = model(images, targets)
+    total = sum(losses.values())
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    optimizer.step()
+    return time.perf_counter() - start
+
+
+def measure_steps(student_model: dict[str, Any], teacher_model: dict[str, Any], *, image_size: int,
+                  batch_size: int, repeats: int = 10, warmup: int = 2, distill: dict[str, Any] | None = None,
+                  num_classes: int = 6, threads: int | None = None) -> dict[str, Any]:
+    """Median seconds (wall and CPU) of a student step, a teacher forward and a MAR step
+    (``distill`` section, default MAR defaults) on the same batch; and their ratios.
+    ``threads``: torch threads while measuring (restored afterwards)."""
+    import torch
+
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _measure(student_model, teacher_model, image_size, batch_size, repeats, warmup, distill, num_classes)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _ratios(med: dict[str, float]) -> dict[str, float]:
+    return {
+        "teacher_forward_over_student_step": round(med["teacher_forward"] / med["student_step"], 4),
+        "mar_step_over_student_step": round(med["mar_step"] / med["student_step"], 4),
+        "distillation_overhead": round(
+            (med["mar_step"] - med["student_step"] - med["teacher_forward"]) / med["student_step"], 4),
+    }
+
+
+def _timed(fn) -> tuple[float, float]:
+    """(wall, process CPU) seconds of ``fn()``."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - w0, time.process_time() - c0
+
+
+def _measure(student_model, teacher_model, image_size, batch_size, repeats, warmup, distill, num_classes):
+    import torch
+
+    from mar_core.distill.distiller import Distiller
+    from mar_core.models.registry import build_detector, count_parameters
+    from mar_core.spec import DistillSpec, ModelSpec
+
+    torch.manual_seed(0)
+    images, targets = _batch(image_size, batch_size)
+    s_spec, t_spec = ModelSpec(**student_model), ModelSpec(**teacher_model)
+    student = build_detector(s_spec, num_classes + 1).train()
+    teacher = build_detector(t_spec, num_classes + 1).eval().requires_grad_(False)
+    # A second, identical student for the MAR step: both optimisers see the same kind of model.
+    kd_student = build_detector(s_spec, num_classes + 1)
+    kd_student.load_state_dict(student.state_dict())
+    distiller = Distiller(kd_student, teacher, DistillSpec(**(distill or {"method": "mar"})), s_spec.arch,
+                          t_spec.arch).train()
+    opt_s = torch.optim.SGD(student.parameters(), lr=1e-4, momentum=0.9)
+    opt_d = torch.optim.SGD([p for p in distiller.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
+    padded = student.transform(images, targets)[0].tensors
+
+    last_losses: dict[str, float] = {}
+
+    def mar_step() -> None:
+        losses = distiller(images, targets)
+        total = sum(losses.values())
+        opt_d.zero_grad(set_to_none=True)
+        total.backward()
+        opt_d.step()
+        last_losses.update({k: round(float(v.detach()), 5) for k, v in losses.items()})
+
+    steps = {"student_step": lambda: _train_step(student, opt_s, images, targets),
+             "teacher_forward": lambda: distiller.teacher_features(padded),
+             "mar_step": mar_step}
+    wall: dict[str, list[float]] = {k: [] for k in steps}
+    cpu: dict[str, list[float]] = {k: [] for k in steps}
+    for i in range(warmup + repeats):
+        for name, fn in steps.items():
+            w, c = _timed(fn)
+            if i >= warmup:
+                wall[name].append(w)
+                cpu[name].append(c)
+    distiller.close()
+    med = {k: statistics.median(v) for k, v in wall.items()}
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+    return {
+        "student_model": student_model, "teacher_model": teacher_model, "image_size": image_size,
+        "batch_size": batch_size, "repeats": repeats, "threads": torch.get_num_threads(),
+        "distill": distill or {"method": "mar"},
+        "params": {"student": count_parameters(student), "teacher": count_parameters(teacher)},
+        "median_s": {k: round(v, 5) for k, v in med.items()},
+        "min_s": {k: round(min(v), 5) for k, v in wall.items()},
+        "median_cpu_s": {k: round(v, 5) for k, v in med_cpu.items()},
+        "ratios": _ratios(med),
+        "ratios_cpu": _ratios(med_cpu),
+        "last_mar_losses": last_losses,  # weighted KD terms at full scale (no warm-up here)
+    }

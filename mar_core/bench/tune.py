@@ -1,0 +1,71 @@
+"""``mar bench tune``: a small grid over MAR's hyper-parameters on the synthetic short group.
+
+One value changed at a time from the defaults (``DistillSpec``), one seed (0), the group's
+schedule; every point is a cached run of kind ``tune``. BENCHMARKS.md compares each point with
+the group's default MAR and baseline runs of the same seed ("what was tried"). A point equal
+to the defaults is left out: that run is the group's own ``mar`` student.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mar_core.bench.plan import RunDef, student_run
+from mar_core.bench.presets import Preset
+from mar_core.bench.quality import QualitySummary, Runner
+from mar_core.bench.store import ResultStore
+
+TUNE_GROUP_SUFFIX = "-short"
+TUNE_SEED = 0
+
+# (label, distill overrides): one knob at a time around the defaults.
+GRID: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("alpha=0.05", {"alpha": 0.05}),
+    ("alpha=0.2", {"alpha": 0.2}),
+    ("alpha=0.4", {"alpha": 0.4}),
+    ("beta=0.005", {"beta": 0.005}),
+    ("beta=0.05", {"beta": 0.05}),
+    ("gamma=10", {"gamma": 10.0}),
+    ("gamma=150", {"gamma": 150.0}),
+    ("gamma=400", {"gamma": 400.0}),
+    ("kd_warmup=0", {"kd_warmup_iters": 0}),
+    ("kd_warmup=30%", {"kd_warmup_iters": 0.3}),  # fraction of the run, resolved below
+    ("rings=2 (1,1.5 / 1,0.5)", {"kappas": [1.0, 1.5], "ring_values": [1.0, 0.5]}),
+    ("rings wide (1,2,3 / 1,.5,.25)", {"kappas": [1.0, 2.0, 3.0], "ring_values": [1.0, 0.5, 0.25]}),
+    ("rings flat (1,1.5,2 / 1,.75,.5)", {"kappas": [1.0, 1.5, 2.0], "ring_values": [1.0, 0.75, 0.5]}),
+    ("relation_weight=mask", {"relation_weight": "mask"}),
+)
+
+
+def tune_group(preset: Preset):
+    """The synthetic short group of the preset (the first group whose name ends in ``-short``)."""
+    for g in preset.groups:
+        if g.name.endswith(TUNE_GROUP_SUFFIX) or preset.name == "smoke":
+            return g
+    raise KeyError(f"preset {preset.name} has no short group to tune on")
+
+
+def plan_tune(preset: Preset) -> list[RunDef]:
+    """One ``tune`` run per grid point (seed 0), labelled by the point."""
+    group = tune_group(preset)
+    iterations = int(group.train["iterations"])
+    runs = []
+    for label, params in GRID:
+        resolved = dict(params)
+        if isinstance(resolved.get("kd_warmup_iters"), float):
+            resolved["kd_warmup_iters"] = round(resolved["kd_warmup_iters"] * iterations)
+        run = student_run(preset, group, label, TUNE_SEED, distill={"method": "mar", **resolved}, kind="tune")
+        runs.append(RunDef(**{**run.__dict__, "extra": {"params": resolved}}))
+    return runs
+
+
+def run_tune(preset: Preset, store: ResultStore, cache: Path, *, max_runs: int | None = None, command: str = "",
+             on_event: Callable[[str, RunDef, dict | None], None] = lambda *a: None) -> QualitySummary:
+    """Run the missing grid points (at most ``max_runs`` trainings)."""
+    runner = Runner(preset, store, cache, max_runs=max_runs, command=command, on_event=on_event)
+    for run in plan_tune(preset):
+        if not runner.run(run):
+            break
+    return runner.summary

@@ -1,0 +1,213 @@
+"""``mar bench quality|perf|report|tune``: the benchmarks (``mar_core.bench``).
+
+Results are cached in ``benchmarks/results/`` (one committed JSON file per run) and
+``BENCHMARKS.md`` is generated from them; work folders (datasets, teachers, runs) go to
+``benchmarks/cache/``. torch is imported inside the handlers only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(t) for t in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _command() -> str:
+    return "mar " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
+        "mar bench (library call)"
+
+
+def _add_paths(p: argparse.ArgumentParser, cache: bool = True) -> None:
+    from mar_core.bench.store import DEFAULT_CACHE, DEFAULT_RESULTS
+
+    p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results folder (default: %(default)s)")
+    if cache:
+        p.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
+                       help="datasets, teachers and work folders (default: %(default)s)")
+
+
+def _add_report_out(p: argparse.ArgumentParser) -> None:
+    from mar_core.bench.store import REPO_ROOT
+
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "BENCHMARKS.md", help="report file (default: %(default)s)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``mar bench quality``, ``perf``, ``report`` and ``tune``."""
+    p = sub.add_parser("bench", help="benchmarks: quality (AP), perf (speed), report, tune")
+    bench = p.add_subparsers(dest="bench_command", required=True, metavar="ACTION")
+
+    q = bench.add_parser("quality", help="train the missing runs of a preset (cached runs are skipped)")
+    q.add_argument("--preset", default="cpu", help="cpu | gpu | smoke (default: %(default)s)")
+    q.add_argument("--group", action="append", default=None, help="only this group (repeatable)")
+    q.add_argument("--students", type=_csv, default=None, help="only these students, e.g. baseline,mar")
+    q.add_argument("--seeds", type=_ints, default=None, help="only these seeds, e.g. 0")
+    q.add_argument("--max-runs", type=_positive, default=None,
+                   help="stop after K trainings (a teacher being trained counts as one)")
+    mode = q.add_mutually_exclusive_group()
+    mode.add_argument("--only-missing", action="store_true", default=True,
+                      help="run only what is not cached (the default)")
+    mode.add_argument("--rerun", action="store_true", help="run the selection again, replacing cached results")
+    q.add_argument("--list", action="store_true", help="print the plan (cached / missing) and run nothing")
+    q.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
+    _add_paths(q)
+    _add_report_out(q)
+    q.set_defaults(handler=_quality)
+
+    f = bench.add_parser("perf", help="speed: training steps, relation loss, masks, API latency")
+    f.add_argument("--preset", default="cpu", help="cpu | gpu | smoke (default: %(default)s)")
+    f.add_argument("--parts", type=_csv, default=None, help="subset of steps,relation,masks,api")
+    f.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
+    _add_paths(f, cache=False)
+    _add_report_out(f)
+    f.set_defaults(handler=_perf)
+
+    r = bench.add_parser("report", help="write BENCHMARKS.md from the cached results")
+    r.add_argument("--preset", action="append", default=None, help="presets to report (default: cpu, gpu)")
+    _add_paths(r, cache=False)
+    _add_report_out(r)
+    r.set_defaults(handler=_report)
+
+    t = bench.add_parser("tune", help="grid over MAR's hyper-parameters on the synthetic short group, 1 seed")
+    t.add_argument("--preset", default="cpu", help="cpu | gpu | smoke (default: %(default)s)")
+    t.add_argument("--max-runs", type=_positive, default=None, help="stop after K trainings")
+    t.add_argument("--list", action="store_true", help="print the grid (cached / missing) and run nothing")
+    t.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
+    _add_paths(t)
+    _add_report_out(t)
+    t.set_defaults(handler=_tune)
+
+
+def _preset(name: str):
+    from mar_core.bench.presets import get_preset
+    from mar_core.errors import SpecError
+
+    try:
+        return get_preset(name)
+    except KeyError as e:
+        raise SpecError(str(e.args[0]), param="--preset") from None
+
+
+def _print_event(what: str, run, record) -> None:
+    name = f"{run.kind} {run.group}/{run.label} seed {run.seed} [{run.key[:12]}]"
+    if what == "done" and record is not None:
+        ap = record["eval"].get("AP", 0.0) * 100
+        print(f"done    {name}: AP {ap:.2f}, {record['wall_seconds']:.0f} s", flush=True)
+    elif what == "start":
+        print(f"start   {name}", flush=True)
+    elif what == "busy":
+        print(f"busy    {name} (another process holds it; skipped)", flush=True)
+
+
+def _write_report(args: argparse.Namespace, presets: list[str] | None = None) -> None:
+    from mar_core.bench.report import write_report
+
+    path = write_report(args.results, args.out, presets)
+    print(f"report: {path}")
+
+
+def _quality(args: argparse.Namespace) -> int:
+    from mar_core.bench.store import ResultStore
+    from mar_core.errors import SpecError
+
+    preset = _preset(args.preset)
+    for g in args.group or []:
+        if g not in preset.group_names:
+            raise SpecError(f"preset {preset.name} has no group {g!r}; groups: {', '.join(preset.group_names)}",
+                            param="--group")
+    store = ResultStore(args.results)
+    if args.list:
+        from mar_core.bench.plan import plan_runs
+
+        runs = plan_runs(store, preset, args.group, args.students, args.seeds)
+        for run in runs:
+            state = "cached " if store.has(run.key) else "missing"
+            print(f"{state} {run.group}/{run.label} seed {run.seed} [{run.key[:12]}]")
+        print(f"{sum(not store.has(r.key) for r in runs)} of {len(runs)} runs missing "
+              "(best peers resolved from the results cached now)")
+        return 0
+    from mar_core.bench.quality import run_quality
+
+    summary = run_quality(preset, store, args.cache, groups=args.group, students=args.students, seeds=args.seeds,
+                          max_runs=args.max_runs, rerun=args.rerun, command=_command(), on_event=_print_event)
+    print(f"ran {len(summary.ran)} student runs, trained {len(summary.teachers_trained)} teachers, "
+          f"{len(summary.cached)} cached, {len(summary.busy)} busy"
+          + (" (stopped at --max-runs)" if summary.stopped_at_max_runs else ""))
+    if not args.no_report and preset.name != "smoke":
+        _write_report(args)
+    return 0
+
+
+def _perf(args: argparse.Namespace) -> int:
+    from mar_core.bench.perf import PARTS, PERF_PRESETS, run_perf
+    from mar_core.bench.perf_format import format_part
+    from mar_core.errors import SpecError
+
+    if args.preset not in PERF_PRESETS:
+        raise SpecError(f"unknown perf preset {args.preset!r}; valid: {', '.join(PERF_PRESETS)}", param="--preset")
+    parts = tuple(args.parts or PARTS)
+    bad = [p for p in parts if p not in PARTS]
+    if bad:
+        raise SpecError(f"unknown perf part(s) {', '.join(bad)}; valid: {', '.join(PARTS)}", param="--parts")
+
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+
+    def show(part: str, result: dict) -> None:
+        print("\n".join(format_part(part, result)), flush=True)
+        print(flush=True)
+
+    path, _ = run_perf(args.preset, args.results, parts, command=_command(), on_part=show)
+    print(f"perf results: {path}")
+    if not args.no_report and args.preset != "smoke":
+        _write_report(args)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    _write_report(args, args.preset)
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from mar_core.bench.store import ResultStore
+    from mar_core.bench.tune import plan_tune, run_tune
+
+    preset = _preset(args.preset)
+    store = ResultStore(args.results)
+    if args.list:
+        runs = plan_tune(preset)
+        for run in runs:
+            print(f"{'cached ' if store.has(run.key) else 'missing'} {run.label} [{run.key[:12]}] "
+                  f"{json.dumps(run.extra['params'])}")
+        return 0
+    summary = run_tune(preset, store, args.cache, max_runs=args.max_runs, command=_command(),
+                       on_event=_print_event)
+    print(f"ran {len(summary.ran)} tuning runs, {len(summary.cached)} cached")
+    if not args.no_report and preset.name != "smoke":
+        _write_report(args)
+    return 0

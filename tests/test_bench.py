@@ -1,0 +1,141 @@
+"""``mar bench``: tiny versions of both benchmarks, so that they cannot rot.
+
+``quality --preset smoke`` (64 px, 2 steps, 1 seed, baseline + MAR) twice: the second time
+runs nothing; the report is generated from the result files (a number changed in a file shows
+up in it, a deleted file is listed as missing). ``perf --preset smoke`` (tiny sizes, ~50 API
+requests) holds the ratios. Results and caches live in tmp dirs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from mar_core.bench.plan import best_peers, plan_runs, student_run
+from mar_core.bench.presets import FALLBACK_PEERS, PEERS, get_preset
+from mar_core.bench.stats import Summary, beats_by_two_spreads
+from mar_core.bench.store import ResultStore
+from mar_core.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory) -> dict:
+    """One smoke quality run (teacher + 2 students) shared by the tests of this module."""
+    from mar_core.bench.quality import run_quality
+
+    root = tmp_path_factory.mktemp("bench")
+    results, cache = root / "results", root / "cache"
+    first = run_quality(get_preset("smoke"), ResultStore(results), cache, command="test")
+    return {"root": root, "results": results, "cache": cache, "first": first}
+
+
+def test_quality_runs_once_then_everything_is_cached(smoke_results, capsys):
+    first = smoke_results["first"]
+    assert [r["label"] for r in first.ran] == ["baseline", "mar"]
+    assert len(first.teachers_trained) == 1
+    files = sorted(p.name for p in smoke_results["results"].glob("*.json"))
+    assert len(files) == 3 and sum(f.startswith("teacher-") for f in files) == 1
+    rec = json.loads(next(smoke_results["results"].glob("student-*-mar-*.json")).read_text())
+    for field in ("key", "spec", "eval", "wall_seconds", "params", "machine", "losses"):
+        assert field in rec
+    assert rec["spec"]["teacher"]["checkpoint"].startswith("teacher:")  # machine-independent spec
+    assert "loss/kd/relation" in rec["losses"]["late"]
+    assert rec["machine"]["cores"] >= 1 and rec["machine"]["torch"]
+
+    code = main(["bench", "quality", "--preset", "smoke", "--results", str(smoke_results["results"]),
+                 "--cache", str(smoke_results["cache"])])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "ran 0 student runs, trained 0 teachers, 2 cached" in out
+    assert "start" not in out
+
+
+def test_report_is_generated_from_the_results(smoke_results, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    for f in smoke_results["results"].glob("*.json"):
+        (results / f.name).write_text(f.read_text())
+    mar_file = next(results.glob("student-*-mar-*.json"))
+    rec = json.loads(mar_file.read_text())
+    rec["eval"]["AP"] = 0.4321  # a number only the result file knows
+    mar_file.write_text(json.dumps(rec))
+    out = tmp_path / "BENCHMARKS.md"
+    assert main(["bench", "report", "--preset", "smoke", "--results", str(results), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "43.21" in text and "retina-synth-smoke" in text
+    assert "Missing runs: none." in text
+    assert "mar bench quality --preset smoke" in text
+
+    mar_file.unlink()
+    main(["bench", "report", "--preset", "smoke", "--results", str(results), "--out", str(out)])
+    text = out.read_text()
+    assert "43.21" not in text
+    assert "Missing runs: mar (seed 0)." in text
+
+
+def test_perf_smoke_reports_the_ratios(tmp_path, capsys):
+    code = main(["bench", "perf", "--preset", "smoke", "--results", str(tmp_path), "--no-report"])
+    assert code == 0
+    files = list(tmp_path.glob("perf-smoke-*.json"))
+    assert len(files) == 1
+    data = json.loads(files[0].read_text())
+    steps = data["parts"]["steps"]
+    for key in ("teacher_forward_over_student_step", "mar_step_over_student_step", "distillation_overhead"):
+        assert math.isfinite(steps["ratios"][key])
+    med = steps["median_s"]
+    expected = (med["mar_step"] - med["student_step"] - med["teacher_forward"]) / med["student_step"]
+    assert steps["ratios"]["distillation_overhead"] == pytest.approx(expected, abs=1e-3)
+    forms = {(r["side"], r["form"]) for r in data["parts"]["relation"]["rows"]}
+    assert {(8, "gram"), (8, "naive")} <= forms
+    assert all(r["max_abs_diff"] == 0.0 for r in data["parts"]["masks"]["rows"])
+    api = data["parts"]["api"]
+    assert all(run["errors"] == 0 and run["requests"] > 0 for run in api["sqlite"]["runs"])
+    assert "runs" in api["postgresql"] or "skipped" in api["postgresql"]
+    assert "Distillation overhead beyond the teacher forward" in capsys.readouterr().out
+
+    out = tmp_path / "B.md"
+    main(["bench", "report", "--preset", "smoke", "--results", str(tmp_path), "--out", str(out)])
+    assert "Distillation overhead beyond the teacher forward" in out.read_text()
+
+
+def _fake(store: ResultStore, run, ap: float) -> None:
+    store.put({"key": run.key, "kind": "student", "preset": run.preset, "group": run.group, "label": run.label,
+               "seed": run.seed, "spec": run.spec, "eval": {"AP": ap}, "wall_seconds": 1.0, "params": {"model": 1}})
+
+
+def test_best_peers_come_from_the_short_group_else_the_fallback(tmp_path):
+    preset = get_preset("cpu")
+    short, long = preset.group("retina-synth-short"), preset.group("retina-synth-long")
+    store = ResultStore(tmp_path)
+    aps = {"feature_mse": 0.20, "fgd": 0.21, "mgd": 0.25, "pkd": 0.19, "cwd": 0.24}
+    for peer in PEERS:
+        for seed in preset.seeds[:-1]:
+            _fake(store, student_run(preset, short, peer, seed), aps[peer])
+    choice = best_peers(store, preset, long)
+    assert choice.fallback and choice.peers == FALLBACK_PEERS and "incomplete" in choice.source
+    for peer in PEERS:
+        _fake(store, student_run(preset, short, peer, preset.seeds[-1]), aps[peer])
+    choice = best_peers(store, preset, long)
+    assert choice.peers == ("mgd", "cwd") and not choice.fallback
+    labels = {r.label for r in plan_runs(ResultStore(tmp_path), preset, ["retina-synth-long"])}
+    assert labels == {"baseline", "mar", "mgd", "cwd"}
+
+
+def test_cache_keys_are_stable_and_distinct():
+    preset = get_preset("cpu")
+    runs = plan_runs(ResultStore(Path("/nonexistent")), preset)
+    keys = [r.key for r in runs]
+    assert len(keys) == len(set(keys))
+    # 11 + 4 + 4 + 3 students, 3 seeds each
+    assert len(runs) == (11 + 4 + 4 + 3) * 3
+    again = plan_runs(ResultStore(Path("/nonexistent")), preset)
+    assert [r.key for r in again] == keys
+
+
+def test_two_spreads_verdict():
+    assert beats_by_two_spreads(Summary.of([0.30, 0.31, 0.32]), Summary.of([0.20, 0.21, 0.22]))[0] is True
+    assert beats_by_two_spreads(Summary.of([0.22, 0.25, 0.28]), Summary.of([0.20, 0.21, 0.22]))[0] is False
+    assert beats_by_two_spreads(Summary.of([0.30]), Summary.of([0.20]))[0] is None
