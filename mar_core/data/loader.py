@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mar_core.data.sampler import IterationBatchSampler
 
@@ -19,11 +20,29 @@ def collate_detection(batch: list[Sample]) -> tuple[list[torch.Tensor], list[dic
     return list(images), list(targets)
 
 
+class RankShard(Sampler[list[int]]):
+    """This rank's share ``batch[rank::world_size]`` of every global batch of ``batches``."""
+
+    def __init__(self, batches: Sampler[list[int]], rank: int, world_size: int):
+        self.batches, self.rank, self.world_size = batches, rank, world_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.batches:
+            yield batch[self.rank::self.world_size]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 def build_train_loader(dataset: Dataset, batch_size: int, seed: int, start_iter: int, end_iter: int,
-                       num_workers: int = 0) -> DataLoader:
+                       num_workers: int = 0, rank: int = 0, world_size: int = 1) -> DataLoader:
     """One batch per iteration ``start_iter .. end_iter - 1`` in the order of
-    ``IterationBatchSampler`` (resume by passing the next iteration as ``start_iter``)."""
-    sampler = IterationBatchSampler(len(dataset), batch_size, seed, start_iter, end_iter)
+    ``IterationBatchSampler`` (resume by passing the next iteration as ``start_iter``).
+    With ``world_size > 1``, ``batch_size`` is the global batch and this loader yields rank
+    ``rank``'s share of it (``RankShard``)."""
+    sampler: Sampler[list[int]] = IterationBatchSampler(len(dataset), batch_size, seed, start_iter, end_iter)
+    if world_size > 1:
+        sampler = RankShard(sampler, rank, world_size)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_detection,
                       num_workers=num_workers, persistent_workers=False)
 
