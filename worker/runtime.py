@@ -66,7 +66,7 @@ def run_job_once(job_id: str, worker_id: str, worker_stopping=celery_stopping) -
                             worker_stopping=worker_stopping)
     try:
         status = supervisor.run()
-    except Exception as e:  # noqa: BLE001 - the job fails, the worker lives on
+    except Exception as e:
         logger.exception("job %s: supervision failed", job_id)
         error = {"code": "worker_error", "message": f"the worker could not run the job: {type(e).__name__}: {e}",
                  "param": None}

@@ -10,6 +10,7 @@ shutdown lets the training child checkpoint) and SIGKILLs any process group that
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -20,9 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from mar_core.errors import MarError
 from worker.procs import signal_group, stop_process_group
 
 logger = logging.getLogger(__name__)
+
+
+class StackError(MarError):
+    """A part of the stack did not start (port taken, database unreachable, ...)."""
+
+    code = "stack_failed"
 
 MAR = [sys.executable, "-m", "mar_core.cli.main"]  # the ``mar`` console script of this interpreter
 
@@ -35,14 +43,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def wait_http_ok(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
-    """Poll ``url`` until it answers 200; raise ``RuntimeError`` on timeout or if ``proc`` exits."""
+    """Poll ``url`` until it answers 200; raise ``StackError`` on timeout or if ``proc`` exits."""
     import httpx
 
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"the process serving {url} exited with code {proc.returncode}")
+            raise StackError(f"the process serving {url} exited with code {proc.returncode} (see its log)")
         try:
             r = httpx.get(url, timeout=2)
             if r.status_code == 200:
@@ -51,7 +59,7 @@ def wait_http_ok(url: str, timeout: float, proc: subprocess.Popen | None = None)
         except httpx.HTTPError as e:
             last = e
         time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s (last: {last})")
+    raise StackError(f"{url} did not answer within {timeout:.0f} s (last: {last})")
 
 
 @dataclass
@@ -78,20 +86,17 @@ class Stack:
     parts: list[Part] = field(default_factory=list)
 
     def _start(self, name: str, argv: list[str], stop_timeout: float) -> Part:
-        out: IO | None = None
         log_path = None
-        if self.log_dir is not None:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            log_path = self.log_dir / f"{name}.log"
-            out = open(log_path, "ab")
-        try:
+        with contextlib.ExitStack() as files:
+            out: IO | None = None
+            if self.log_dir is not None:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                log_path = self.log_dir / f"{name}.log"
+                out = files.enter_context(open(log_path, "ab"))  # the child keeps its own descriptor
             proc = subprocess.Popen(
                 argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT if out else None, start_new_session=True,
             )  # fmt: skip
-        finally:
-            if out is not None:
-                out.close()
         part = Part(name, proc, log_path, stop_timeout)
         self.parts.append(part)
         logger.info("started %s (pid %d)%s", name, proc.pid, f", log {log_path}" if log_path else "")
@@ -139,10 +144,10 @@ class Stack:
                 logger.info("stopping %s (pid %d)", part.name, part.pid)
             try:
                 self.stop_part(part)
-            except Exception:  # noqa: BLE001 - keep stopping the others
+            except Exception:
                 logger.exception("could not stop %s", part.name)
 
-    def __enter__(self) -> "Stack":
+    def __enter__(self) -> Stack:  # noqa: PYI034 - a plain class, not meant to be subclassed
         return self
 
     def __exit__(self, *exc) -> None:

@@ -30,9 +30,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from worker import result as res
 from worker.procs import signal_group, stop_process_group

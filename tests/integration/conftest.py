@@ -143,13 +143,13 @@ def stack(request, it_root: Path, data_root: Path, checkpoint_root: Path) -> Ite
     env = base_env(state, data_root, checkpoint_root)
     cleanups = []
     if flavour == "postgres-redis":
-        schema = _Schema(_postgres_url())
-        cleanups.append(schema.drop)
-        redis_client = _redis_client()
-        env["DATABASE_URL"] = schema.url
-        env["BROKER_URL"] = f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
+        pg_url, redis_client = _postgres_url(), _redis_client()  # skip (or fail on CI) first
         queue = env["MAR_QUEUE"]
         cleanups.append(lambda: _drop_queue(redis_client, queue))
+        schema = _Schema(pg_url)
+        cleanups.append(schema.drop)
+        env["DATABASE_URL"] = schema.url
+        env["BROKER_URL"] = f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
     service = ServiceStack(flavour, env, settings_from_env(env), Stack(env, log_dir=state / "logs"))
     try:
         service.api_key = _prepare_database(env)
@@ -161,7 +161,7 @@ def stack(request, it_root: Path, data_root: Path, checkpoint_root: Path) -> Ite
         for fn in reversed(cleanups):
             try:
                 fn()
-            except Exception:  # noqa: BLE001 - clean up the rest
+            except Exception:
                 logger.exception("cleanup failed")
 
 

@@ -10,8 +10,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from worker.procs import pid_alive
 from worker.store import Claim
 from worker.supervisor import LOST, RELEASED, Supervisor, SupervisorConfig
@@ -77,7 +75,7 @@ def test_crash_without_result_fails_with_log_tail(tmp_path):
     sup, store = make(tmp_path, "crash")
     assert sup.run() == "failed"
     status, error = store.finished[0]
-    assert error["code"] == "process_crashed"
+    assert status == "failed" and error["code"] == "process_crashed"
     assert "exited with code 7" in error["message"] and "boom" in error["message"]
 
 
