@@ -76,3 +76,14 @@ def test_train_loader_resumes():
     full = [[t["image_id"] for t in tg] for _, tg in build_train_loader(_Ids(), 3, 9, 0, 12)]
     tail = [[t["image_id"] for t in tg] for _, tg in build_train_loader(_Ids(), 3, 9, 7, 12)]
     assert len(full) == 12 and tail == full[7:]
+
+
+def test_rank_shards_partition_the_global_batch():
+    def ids(rank):
+        loader = build_train_loader(_Ids(), 4, 9, 2, 8, rank=rank, world_size=2)
+        return [[t["image_id"] for t in tg] for _, tg in loader]
+
+    full = [[t["image_id"] for t in tg] for _, tg in build_train_loader(_Ids(), 4, 9, 2, 8)]
+    r0, r1 = ids(0), ids(1)
+    assert all(len(a) == len(b) == 2 for a, b in zip(r0, r1))
+    assert [sorted(a + b) for a, b in zip(r0, r1)] == [sorted(f) for f in full]
