@@ -102,12 +102,14 @@ class TeacherSpec(_Strict):
 class TrainSpec(_Strict):
     iterations: int = Field(default=1000, ge=1)
     batch_size: int = Field(default=8, ge=1)
-    optimizer: Literal["sgd", "adamw"] = "sgd"
-    lr: float = Field(default=0.01, gt=0)
+    # From-scratch detectors here train far better with AdamW + cosine than with the SGD + step
+    # recipe of pretrained backbones (RetinaNet-R18, 128 px shapes, 1000 steps: AP 0.28 vs 0.05).
+    optimizer: Literal["sgd", "adamw"] = "adamw"
+    lr: float = Field(default=1e-3, gt=0)
     momentum: float = Field(default=0.9, ge=0, lt=1)
     weight_decay: float = Field(default=1e-4, ge=0)
     warmup_iters: int = Field(default=100, ge=0)
-    schedule: Literal["step", "cosine", "constant"] = "step"
+    schedule: Literal["step", "cosine", "constant"] = "cosine"
     lr_steps: list[float] = Field(default_factory=lambda: [0.67, 0.89])  # fractions of the run
     grad_clip: float | None = Field(default=10.0, gt=0)
     amp: bool = True  # only on CUDA
