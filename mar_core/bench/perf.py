@@ -41,7 +41,9 @@ class PerfPreset:
     mask_repeats: int
     api: dict[str, Any] = field(default_factory=dict)
     step_warmup: int = 2
-    step_threads: int | None = 1  # one torch thread: CPU-time ratios hold up on a shared machine
+    # torch threads for steps, relation and masks. One thread: on a shared machine, a parallel
+    # region whose second thread is descheduled stalls every op, and CPU-time ratios hold up.
+    threads: int | None = 1
 
 
 PERF_PRESETS: dict[str, PerfPreset] = {
@@ -51,7 +53,7 @@ PERF_PRESETS: dict[str, PerfPreset] = {
     "gpu": PerfPreset("gpu", 20, (32, 64, 128, 192, 256), 256, 4 * 1024 ** 3, 3,
                       ((512, 20, 16), (800, 100, 16), (1333, 100, 16)), 10,
                       {"post_requests": 1000, "get_requests": 200, "clients": (1, 8, 32), "metric_points": 10_000},
-                      step_threads=None),
+                      threads=None),
     "smoke": PerfPreset("smoke", 1, (8,), 16, 64 * 1024 ** 2, 1, ((64, 3, 2),), 1,
                         {"post_requests": 24, "get_requests": 8, "clients": (1, 2), "metric_points": 1000},
                         step_warmup=1),
@@ -67,22 +69,31 @@ def _steps(pp: PerfPreset) -> dict[str, Any]:
     data = preset.datasets[group.data]
     return measure_steps(group.student_model, teacher.model, image_size=data.synth.get("image_size", 128),
                          batch_size=group.train["batch_size"], repeats=pp.step_repeats, warmup=pp.step_warmup,
-                         threads=pp.step_threads)
+                         threads=pp.threads)
 
 
 def _relation(pp: PerfPreset) -> dict[str, Any]:
     from mar_core.bench.relation_perf import relation_perf_table
 
-    rows = relation_perf_table(pp.relation_sizes, pp.relation_channels, backward=True,
+    rows = relation_perf_table(pp.relation_sizes, pp.relation_channels, backward=True, threads=pp.threads,
                                naive_limit_bytes=pp.naive_limit_bytes, repeats=pp.relation_repeats)
     return {"channels": pp.relation_channels, "backward": True, "naive_limit_bytes": pp.naive_limit_bytes,
-            "rows": rows}
+            "threads": pp.threads, "rows": rows}
 
 
 def _masks(pp: PerfPreset) -> dict[str, Any]:
+    import torch
+
     from mar_core.bench.mask_perf import mask_perf_table
 
-    return {"stride": 8, "rows": mask_perf_table(pp.mask_cases, repeats=pp.mask_repeats)}
+    previous = torch.get_num_threads()
+    if pp.threads is not None:
+        torch.set_num_threads(pp.threads)
+    try:
+        rows = mask_perf_table(pp.mask_cases, repeats=pp.mask_repeats)
+    finally:
+        torch.set_num_threads(previous)
+    return {"stride": 8, "threads": torch.get_num_threads() if pp.threads is None else pp.threads, "rows": rows}
 
 
 def _api(pp: PerfPreset) -> dict[str, Any]:

@@ -59,7 +59,8 @@ def format_relation(r: dict[str, Any]) -> list[str]:
                       _ms(n["time_s"]) if n else "not run (N x N too large)",
                       f"{n['peak_rss_mb']:.1f}" if n else "-",
                       f"{n['time_s'] / g['time_s']:.1f}" if g and n else "-"])
-    lines = [f"Relation loss, one level, batch 1, C = {r['channels']}, forward + backward; peak RSS rise in "
+    lines = [f"Relation loss, one level, batch 1, C = {r['channels']}, forward + backward, "
+             f"{r.get('threads') or 'default'} torch thread(s), fastest run; peak RSS rise in "
              f"MB (one fresh process per case); naive only while one N x N float32 matrix is under "
              f"{r['naive_limit_bytes'] / 1024 ** 2:.0f} MiB.", ""]
     return lines + _table(["grid", "N", "Gram ms", "Gram MB", "naive ms", "naive MB", "naive / Gram time"], table)
@@ -69,7 +70,8 @@ def format_masks(r: dict[str, Any]) -> list[str]:
     table = [[f"{x['image_side']} px ({x['feat'][0]}x{x['feat'][1]})", x["batch"], x["boxes_per_image"],
               _ms(x["vectorised_s"]), _ms(x["loop_s"]), f"{x['speedup']:.1f}", f"{x['max_abs_diff']:.1g}"]
              for x in r["rows"]]
-    lines = [f"Multi-value mask (rings, scale_norm) of the stride-{r['stride']} level, median ms.", ""]
+    lines = [f"Multi-value mask (rings, scale_norm) of the stride-{r['stride']} level, median ms, "
+             f"{r.get('threads') or 'default'} torch thread(s).", ""]
     return lines + _table(["image (grid)", "batch", "boxes / image", "vectorised ms", "per-box loop ms",
                            "speed-up", "max abs diff"], table)
 

@@ -6,11 +6,14 @@ is a list of groups plus what they share. Everything here is plain data (torch-f
 built in ``mar_core.bench.plan``.
 
 Schedules of the ``cpu`` preset, calibrated on a 2-core CPU (AMD EPYC, torch 2.14.1): a
-RetinaNet-R18 (FPN 64) step at 128 px, batch 8, takes about 0.15 s on an idle machine, a MAR
-step with the R50 (FPN 128) teacher about 0.25 s (``mar bench perf`` measures the ratio). Short:
-800 steps (MAR ~3.5 min, baseline ~2 min); long: 2000 steps (MAR ~8.5 min). The wall time of
-every run is recorded in its result file and shown in BENCHMARKS.md: re-calibrate here if the
-figures drift (that changes the specs, hence the cache keys, so it starts a fresh series).
+RetinaNet-R18 (FPN 64) step at 128 px, batch 8, takes about 0.15 s on an idle machine; ``mar
+bench perf`` measured a MAR step with the R50 (FPN 128) teacher at 1.97x a student step (the
+teacher forward 0.91x, the KD losses 0.06x), so about 0.30 s. Short: 700 steps (MAR ~3.5 min
+with the final eval, baseline ~2 min); long: 1600 steps (MAR ~8.5 min, 5 evals). BCCD: 600
+steps of batch 4 at 256 x 341 (~2.7x the pixels of a synthetic batch: MAR ~8 min). Teachers:
+twice the long schedule (3200 steps, R50 ~0.4 s a step: ~20 min, once) and 1200 on BCCD. The
+wall time of every run is recorded in its result file and shown in BENCHMARKS.md: re-calibrate
+here if the figures drift (that changes the specs, hence the cache keys: a fresh series).
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ STUDENTS: dict[str, dict[str, Any] | None] = {
     "mar_gaussian": {"method": "mar", "mask": "gaussian"},
     **{p: {"method": p} for p in PEERS},
 }
+# The long groups use a step schedule with drops (x0.1) at 50% and 70% of the run, so that the
+# last fifth, over which the baseline must have stopped improving, runs entirely at the final LR:
+# a drop inside it (or cosine's annealing) would raise the AP whether or not the run had converged.
+LONG_SCHEDULE = {"schedule": "step", "lr_steps": [0.5, 0.7]}
 # A group's student list may hold this token: the two best peers of ``peers_from``.
 BEST_PEERS = "@best_peers"
 
@@ -106,7 +113,10 @@ class Preset:
 
 
 def _train(iterations: int, batch: int, **extra: Any) -> dict[str, Any]:
-    out = {"iterations": iterations, "batch_size": batch, "lr": 0.01, "warmup_iters": min(100, iterations // 5),
+    """A train section with the optimiser pinned (a change of the spec defaults must not change
+    a benchmark silently): AdamW 1e-3 + cosine, the project's recipe for from-scratch detectors."""
+    out = {"iterations": iterations, "batch_size": batch, "optimizer": "adamw", "lr": 1e-3, "schedule": "cosine",
+           "warmup_iters": min(100, iterations // 5),
            "checkpoint_every": max(1, min(100, iterations // 4)), "log_every": max(1, min(20, iterations // 20))}
     out.update(extra)
     return out
@@ -145,14 +155,14 @@ def _cpu() -> Preset:
     bccd_t = _model("retinanet", "resnet50", 128, 256, 352)
     bccd_s = _model("retinanet", "resnet18", 64, 256, 352)
     teachers = {
-        "retina-synth": TeacherDef("retina-synth", "synth", retina_t, _train(4000, 8, eval_every=1000)),
-        "frcnn-synth": TeacherDef("frcnn-synth", "synth", frcnn_t, _train(4000, 8, eval_every=1000)),
-        "retina-bccd": TeacherDef("retina-bccd", "bccd", bccd_t, _train(1500, 4, eval_every=500)),
+        "retina-synth": TeacherDef("retina-synth", "synth", retina_t, _train(3200, 8, eval_every=800)),
+        "frcnn-synth": TeacherDef("frcnn-synth", "synth", frcnn_t, _train(3200, 8, eval_every=800)),
+        "retina-bccd": TeacherDef("retina-bccd", "bccd", bccd_t, _train(1200, 4, eval_every=400)),
     }
     groups = _full_groups(
         "synth", "bccd",
-        short=_train(800, 8), long=_train(2000, 8, eval_every=400), bccd_train=_train(600, 4),
-        frcnn_short=_train(800, 8), retina_s=retina_s, bccd_s=bccd_s, frcnn_s=frcnn_s)
+        short=_train(700, 8), long=_train(1600, 8, eval_every=320, **LONG_SCHEDULE), bccd_train=_train(600, 4),
+        frcnn_short=_train(700, 8), retina_s=retina_s, bccd_s=bccd_s, frcnn_s=frcnn_s)
     return Preset("cpu", "2-core CPU: 128 px synthetic shapes (600 train / 150 val), BCCD at 256 px; "
                   "RetinaNet / Faster R-CNN, R50-FPN128 teachers, R18-FPN64 students",
                   "cpu", (0, 1, 2), {"synth": synth, "bccd": bccd}, teachers, groups)
@@ -174,7 +184,7 @@ def _gpu() -> Preset:
     }
     groups = _full_groups(
         "synth", "bccd",
-        short=_train(4000, 16), long=_train(12000, 16, eval_every=2400), bccd_train=_train(3000, 8),
+        short=_train(4000, 16), long=_train(12000, 16, eval_every=2400, **LONG_SCHEDULE), bccd_train=_train(3000, 8),
         frcnn_short=_train(4000, 16), retina_s=retina_s, bccd_s=bccd_s, frcnn_s=frcnn_s)
     return Preset("gpu", "one CUDA GPU: 512 px synthetic shapes (4000 train / 500 val), BCCD at 480 px; "
                   "R101-FPN256 teachers, R18-FPN128 students (1x1 adapters)",

@@ -168,6 +168,14 @@ def _losses(v: _GroupView) -> list[str]:
 
 def _group_section(store: ResultStore, preset: Preset, group: GroupDef) -> list[str]:
     v = _GroupView(store, preset, group)
+    if not v.recs and v.teacher is None:
+        choice = f" (peers: {v.choice.source})" if v.choice is not None else ""
+        return [f"### {group.title} (`{group.name}`)", "",
+                f"Nothing run yet: teacher missing; missing runs: all {len(v.labels) * len(preset.seeds)} "
+                f"(students {', '.join(v.labels)}{choice}; seeds {', '.join(map(str, preset.seeds))}). "
+                f"Student {_model_str(group.student_model)}, teacher "
+                f"{_model_str(preset.teachers[group.teacher].model)}; "
+                f"{_train_str(student_run(preset, group, 'baseline', 0).spec['train'])}.", ""]
     tdef = preset.teachers[group.teacher]
     t_ap = _ap(v.teacher)
     teacher_line = (f"{t_ap * 100:.2f} AP (AP50 {_ap(v.teacher, 'AP50') * 100:.2f}), "
@@ -213,10 +221,16 @@ def _quality_section(store: ResultStore, preset: Preset) -> list[str]:
         v = _GroupView(store, preset, g)
         runs_total += len(v.labels) * len(preset.seeds)
         runs_done += sum(len(x) for x in v.recs.values())
+    status = []
+    for g in preset.groups:
+        v = _GroupView(store, preset, g)
+        status.append([f"`{g.name}`", g.title, "yes" if v.teacher else "no",
+                       f"{sum(len(x) for x in v.recs.values())} / {len(v.labels) * len(preset.seeds)}"])
     lines = [f"## Quality: preset `{preset.name}`", "", f"{preset.description}. Seeds: "
              f"{', '.join(map(str, preset.seeds))}. Student runs cached: {runs_done} of {runs_total}. "
              "AP is COCO AP x 100 on the validation split, from the final weights; std is the sample std over "
              "seeds; † marks a mean that includes a resumed run (its wall time counts the resumed part only).", ""]
+    lines += [*_table(["group", "what", "teacher trained", "student runs cached"], status), ""]
     if recs:
         lines += ["Machines:", *_machines(recs), ""]
     for g in preset.groups:

@@ -73,6 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     mode.add_argument("--rerun", action="store_true", help="run the selection again, replacing cached results")
     q.add_argument("--list", action="store_true", help="print the plan (cached / missing) and run nothing")
     q.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
+    q.add_argument("--threads", type=_positive, default=None,
+                   help="torch threads per run (default: torch's; 1 suits a machine shared with other jobs)")
     _add_paths(q)
     _add_report_out(q)
     q.set_defaults(handler=_quality)
@@ -96,6 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--max-runs", type=_positive, default=None, help="stop after K trainings")
     t.add_argument("--list", action="store_true", help="print the grid (cached / missing) and run nothing")
     t.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
+    t.add_argument("--threads", type=_positive, default=None, help="torch threads per run (default: torch's)")
     _add_paths(t)
     _add_report_out(t)
     t.set_defaults(handler=_tune)
@@ -109,6 +112,13 @@ def _preset(name: str):
         return get_preset(name)
     except KeyError as e:
         raise SpecError(str(e.args[0]), param="--preset") from None
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def _print_event(what: str, run, record) -> None:
@@ -151,6 +161,7 @@ def _quality(args: argparse.Namespace) -> int:
         return 0
     from mar_core.bench.quality import run_quality
 
+    _set_threads(args.threads)
     summary = run_quality(preset, store, args.cache, groups=args.group, students=args.students, seeds=args.seeds,
                           max_runs=args.max_runs, rerun=args.rerun, command=_command(), on_event=_print_event)
     print(f"ran {len(summary.ran)} student runs, trained {len(summary.teachers_trained)} teachers, "
@@ -205,6 +216,7 @@ def _tune(args: argparse.Namespace) -> int:
             print(f"{'cached ' if store.has(run.key) else 'missing'} {run.label} [{run.key[:12]}] "
                   f"{json.dumps(run.extra['params'])}")
         return 0
+    _set_threads(args.threads)
     summary = run_tune(preset, store, args.cache, max_runs=args.max_runs, command=_command(),
                        on_event=_print_event)
     print(f"ran {len(summary.ran)} tuning runs, {len(summary.cached)} cached")
