@@ -22,6 +22,7 @@ from mar_core.bench.stats import Summary, beats_by_two_spreads
 from mar_core.bench.store import REPO_ROOT, ResultStore
 
 CONVERGED_RISE = 0.005  # AP (0.5 points): "no longer rises" over the last fifth
+TEACHER_MARGIN = 0.02  # AP: a teacher "clearly better" than the baseline student
 MAR_LOSS_KEYS = ("loss/det/classification", "loss/det/bbox_regression", "loss/det/loss_objectness",
                  "loss/det/loss_classifier", "loss/kd/fg", "loss/kd/bg", "loss/kd/relation")
 
@@ -115,6 +116,13 @@ def _verdicts(v: _GroupView) -> list[str]:
         lines.append(f"- MAR beats the baseline by more than twice the seed spread: "
                      f"{beats_by_two_spreads(mar, base)[1]}.")
     t_ap = _ap(v.teacher)
+    if t_ap is not None and base.mean is not None:
+        margin = max(TEACHER_MARGIN, 2 * (base.std or 0.0))
+        gap = t_ap - base.mean
+        lines.append(f"- Teacher clearly better than the baseline student (by more than {margin * 100:.1f} AP, the "
+                     f"larger of {TEACHER_MARGIN * 100:.0f} points and twice the baseline's seed spread): "
+                     f"{'yes' if gap > margin else 'no, KD has little to transfer'} (teacher {t_ap * 100:.2f}, "
+                     f"baseline {base.mean * 100:.2f}).")
     if mar.mean is None or t_ap is None:
         lines.append("- MAR reaches the teacher: cannot say yet (" +
                      ("no MAR run" if mar.mean is None else "teacher not trained") + ").")
