@@ -45,8 +45,18 @@ def test_quality_runs_once_then_everything_is_cached(smoke_results, capsys):
     assert "loss/kd/relation" in rec["losses"]["late"]
     assert rec["machine"]["cores"] >= 1 and rec["machine"]["torch"]
 
-    code = main(["bench", "quality", "--preset", "smoke", "--results", str(smoke_results["results"]),
-                 "--cache", str(smoke_results["cache"])])
+    code = main(
+        [
+            "bench",
+            "quality",
+            "--preset",
+            "smoke",
+            "--results",
+            str(smoke_results["results"]),
+            "--cache",
+            str(smoke_results["cache"]),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "ran 0 student runs, trained 0 teachers, 2 cached" in out
@@ -102,8 +112,20 @@ def test_perf_smoke_reports_the_ratios(tmp_path, capsys):
 
 
 def _fake(store: ResultStore, run, ap: float) -> None:
-    store.put({"key": run.key, "kind": "student", "preset": run.preset, "group": run.group, "label": run.label,
-               "seed": run.seed, "spec": run.spec, "eval": {"AP": ap}, "wall_seconds": 1.0, "params": {"model": 1}})
+    store.put(
+        {
+            "key": run.key,
+            "kind": "student",
+            "preset": run.preset,
+            "group": run.group,
+            "label": run.label,
+            "seed": run.seed,
+            "spec": run.spec,
+            "eval": {"AP": ap},
+            "wall_seconds": 1.0,
+            "params": {"model": 1},
+        }
+    )
 
 
 def test_best_peers_come_from_the_short_group_else_the_fallback(tmp_path):

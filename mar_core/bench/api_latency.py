@@ -93,7 +93,9 @@ def _seed_database(url: str, metric_points: int) -> tuple[str, str]:
         steps = max(1, metric_points // SERIES)
         with session_scope(factory) as s:
             for step in range(steps):
-                jobs_repo.append_metrics(s, job_id, step, {f"loss/s{k}": 1.0 / (1 + step + k) for k in range(SERIES)})
+                jobs_repo.append_metrics(
+                    s, job_id, step, {f"loss/s{k}": 1.0 / (1 + step + k) for k in range(SERIES)}
+                )
     finally:
         engine.dispose()
     return key, job_id
@@ -113,10 +115,26 @@ def _make_data_root(root: Path) -> None:
 @contextmanager
 def _server(state: Path, url: str, data_root: Path) -> Iterator[str]:
     port = _free_port()
-    cmd = [sys.executable, "-m", "mar_core.bench.api_server", "--state", str(state), "--database-url", url,
-           "--data-root", str(data_root), "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "mar_core.bench.api_server",
+        "--state",
+        str(state),
+        "--database-url",
+        url,
+        "--data-root",
+        str(data_root),
+        "--port",
+        str(port),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         import httpx
@@ -149,14 +167,21 @@ def _stats(latencies: list[float], wall: float, errors: int) -> dict[str, Any]:
     def pct(p: float) -> float:
         return round(ms[min(len(ms) - 1, round(p / 100 * (len(ms) - 1)))], 2) if ms else float("nan")
 
-    return {"requests": len(latencies) + errors, "errors": errors,
-            "mean_ms": round(statistics.fmean(ms), 2) if ms else None,
-            "p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99), "max_ms": round(ms[-1], 2) if ms else None,
-            "throughput_rps": round(len(latencies) / wall, 1) if wall > 0 else None}
+    return {
+        "requests": len(latencies) + errors,
+        "errors": errors,
+        "mean_ms": round(statistics.fmean(ms), 2) if ms else None,
+        "p50_ms": pct(50),
+        "p95_ms": pct(95),
+        "p99_ms": pct(99),
+        "max_ms": round(ms[-1], 2) if ms else None,
+        "throughput_rps": round(len(latencies) / wall, 1) if wall > 0 else None,
+    }
 
 
-def _load(base: str, key: str, method: str, path: str, body: Any, requests: int, clients: int,
-          expect: int) -> dict[str, Any]:
+def _load(
+    base: str, key: str, method: str, path: str, body: Any, requests: int, clients: int, expect: int
+) -> dict[str, Any]:
     """``requests`` requests split over ``clients`` threads, each with its own connection."""
     import httpx
 
@@ -184,8 +209,9 @@ def _load(base: str, key: str, method: str, path: str, body: Any, requests: int,
     return _stats([x for lat, _ in results for x in lat], wall, sum(e for _, e in results))
 
 
-def measure_backend(url: str, *, post_requests: int, get_requests: int, clients: tuple[int, ...],
-                    metric_points: int) -> dict[str, Any]:
+def measure_backend(
+    url: str, *, post_requests: int, get_requests: int, clients: tuple[int, ...], metric_points: int
+) -> dict[str, Any]:
     """Latency figures of both endpoints at each concurrency level on the database ``url``
     (``None``: a fresh SQLite file, the embedded default)."""
     with tempfile.TemporaryDirectory(prefix="mar-api-bench-") as tmp:
@@ -198,19 +224,38 @@ def measure_backend(url: str, *, post_requests: int, get_requests: int, clients:
             _load(base, key, "GET", f"/jobs/{job_id}/metrics", None, 2, 1, 200)  # warm-up
             _load(base, key, "POST", "/jobs", _job_body(), 2, 1, 201)
             for n in clients:
-                out["runs"].append({"endpoint": "POST /jobs", "clients": n,
-                                    **_load(base, key, "POST", "/jobs", _job_body(), post_requests, n, 201)})
-                out["runs"].append({"endpoint": f"GET /jobs/{{id}}/metrics ({metric_points} points)", "clients": n,
-                                    **_load(base, key, "GET", f"/jobs/{job_id}/metrics", None, get_requests, n,
-                                            200)})
+                out["runs"].append(
+                    {
+                        "endpoint": "POST /jobs",
+                        "clients": n,
+                        **_load(base, key, "POST", "/jobs", _job_body(), post_requests, n, 201),
+                    }
+                )
+                out["runs"].append(
+                    {
+                        "endpoint": f"GET /jobs/{{id}}/metrics ({metric_points} points)",
+                        "clients": n,
+                        **_load(base, key, "GET", f"/jobs/{job_id}/metrics", None, get_requests, n, 200),
+                    }
+                )
         return out
 
 
-def api_latency(*, post_requests: int = 200, get_requests: int = 40, clients: tuple[int, ...] = (1, 8),
-                metric_points: int = 10_000, postgres: bool = True) -> dict[str, Any]:
+def api_latency(
+    *,
+    post_requests: int = 200,
+    get_requests: int = 40,
+    clients: tuple[int, ...] = (1, 8),
+    metric_points: int = 10_000,
+    postgres: bool = True,
+) -> dict[str, Any]:
     """``{"sqlite": {...}, "postgresql": {...} | {"skipped": why}}``."""
-    kw = {"post_requests": post_requests, "get_requests": get_requests, "clients": clients,
-          "metric_points": metric_points}
+    kw = {
+        "post_requests": post_requests,
+        "get_requests": get_requests,
+        "clients": clients,
+        "metric_points": metric_points,
+    }
     results: dict[str, Any] = {"sqlite": measure_backend(None, **kw)}
     if not postgres:
         results["postgresql"] = {"skipped": "disabled"}

@@ -12,9 +12,14 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def mask_loop(boxes, feat_size: tuple[int, int], stride: tuple[float, float],
-              kappas: Sequence[float] = (1.0, 1.5, 2.0), values: Sequence[float] = (1.0, 0.5, 0.25),
-              scale_norm: bool = True):
+def mask_loop(
+    boxes,
+    feat_size: tuple[int, int],
+    stride: tuple[float, float],
+    kappas: Sequence[float] = (1.0, 1.5, 2.0),
+    values: Sequence[float] = (1.0, 0.5, 0.25),
+    scale_norm: bool = True,
+):
     """Reference: ring masks built box by box in Python, ``B x H x W``."""
     import torch
 
@@ -23,8 +28,11 @@ def mask_loop(boxes, feat_size: tuple[int, int], stride: tuple[float, float],
     out = torch.zeros(len(boxes), height, width)
     ys = (torch.arange(height, dtype=torch.float64) + 0.5) * sy
     xs = (torch.arange(width, dtype=torch.float64) + 0.5) * sx
-    areas = [float((b[2] - b[0]).clamp(min=0) / sx * (b[3] - b[1]).clamp(min=0) / sy)
-             for img in boxes for b in img.double()]
+    areas = [
+        float((b[2] - b[0]).clamp(min=0) / sx * (b[3] - b[1]).clamp(min=0) / sy)
+        for img in boxes
+        for b in img.double()
+    ]
     ref = float(torch.quantile(torch.tensor(areas, dtype=torch.float64), 0.5)) if areas else 0.0
 
     def profile(pos, lo, hi, size, step):
@@ -72,8 +80,11 @@ def _time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def mask_perf_table(cases: Sequence[tuple[int, int, int]] = ((512, 5, 8), (512, 20, 8), (800, 100, 8)),
-                    stride: int = 8, repeats: int = 5) -> list[dict[str, Any]]:
+def mask_perf_table(
+    cases: Sequence[tuple[int, int, int]] = ((512, 5, 8), (512, 20, 8), (800, 100, 8)),
+    stride: int = 8,
+    repeats: int = 5,
+) -> list[dict[str, Any]]:
     """One row per ``(image side, boxes per image, batch)``: median seconds of both forms on the
     level of ``stride``, their ratio and the largest difference between the two masks."""
     from mar_core.distill.masks import multi_value_mask
@@ -87,8 +98,16 @@ def mask_perf_table(cases: Sequence[tuple[int, int, int]] = ((512, 5, 8), (512, 
         ref = mask_loop(boxes, feat, st)
         t_vec = _time(lambda b=boxes, f=feat, s=st: multi_value_mask(b, f, s), repeats)
         t_loop = _time(lambda b=boxes, f=feat, s=st: mask_loop(b, f, s), max(1, repeats // 2))
-        rows.append({"image_side": side, "feat": list(feat), "boxes_per_image": per_image, "batch": batch,
-                     "vectorised_s": round(t_vec, 6), "loop_s": round(t_loop, 6),
-                     "speedup": round(t_loop / max(t_vec, 1e-9), 2),
-                     "max_abs_diff": float((vec - ref).abs().max())})
+        rows.append(
+            {
+                "image_side": side,
+                "feat": list(feat),
+                "boxes_per_image": per_image,
+                "batch": batch,
+                "vectorised_s": round(t_vec, 6),
+                "loop_s": round(t_loop, 6),
+                "speedup": round(t_loop / max(t_vec, 1e-9), 2),
+                "max_abs_diff": float((vec - ref).abs().max()),
+            }
+        )
     return rows

@@ -47,16 +47,41 @@ class PerfPreset:
 
 
 PERF_PRESETS: dict[str, PerfPreset] = {
-    "cpu": PerfPreset("cpu", 10, (16, 32, 64, 96, 128, 192), 256, 1024 ** 3, 3,
-                      ((128, 5, 8), (512, 20, 8), (800, 100, 8)), 5,
-                      {"post_requests": 200, "get_requests": 40, "clients": (1, 8), "metric_points": 10_000}),
-    "gpu": PerfPreset("gpu", 20, (32, 64, 128, 192, 256), 256, 4 * 1024 ** 3, 3,
-                      ((512, 20, 16), (800, 100, 16), (1333, 100, 16)), 10,
-                      {"post_requests": 1000, "get_requests": 200, "clients": (1, 8, 32), "metric_points": 10_000},
-                      threads=None),
-    "smoke": PerfPreset("smoke", 1, (8,), 16, 64 * 1024 ** 2, 1, ((64, 3, 2),), 1,
-                        {"post_requests": 24, "get_requests": 8, "clients": (1, 2), "metric_points": 1000},
-                        step_warmup=1),
+    "cpu": PerfPreset(
+        "cpu",
+        10,
+        (16, 32, 64, 96, 128, 192),
+        256,
+        1024**3,
+        3,
+        ((128, 5, 8), (512, 20, 8), (800, 100, 8)),
+        5,
+        {"post_requests": 200, "get_requests": 40, "clients": (1, 8), "metric_points": 10_000},
+    ),
+    "gpu": PerfPreset(
+        "gpu",
+        20,
+        (32, 64, 128, 192, 256),
+        256,
+        4 * 1024**3,
+        3,
+        ((512, 20, 16), (800, 100, 16), (1333, 100, 16)),
+        10,
+        {"post_requests": 1000, "get_requests": 200, "clients": (1, 8, 32), "metric_points": 10_000},
+        threads=None,
+    ),
+    "smoke": PerfPreset(
+        "smoke",
+        1,
+        (8,),
+        16,
+        64 * 1024**2,
+        1,
+        ((64, 3, 2),),
+        1,
+        {"post_requests": 24, "get_requests": 8, "clients": (1, 2), "metric_points": 1000},
+        step_warmup=1,
+    ),
 }
 
 
@@ -67,18 +92,35 @@ def _steps(pp: PerfPreset) -> dict[str, Any]:
     group = preset.groups[0]
     teacher = preset.teachers[group.teacher]
     data = preset.datasets[group.data]
-    return measure_steps(group.student_model, teacher.model, image_size=data.synth.get("image_size", 128),
-                         batch_size=group.train["batch_size"], repeats=pp.step_repeats, warmup=pp.step_warmup,
-                         threads=pp.threads)
+    return measure_steps(
+        group.student_model,
+        teacher.model,
+        image_size=data.synth.get("image_size", 128),
+        batch_size=group.train["batch_size"],
+        repeats=pp.step_repeats,
+        warmup=pp.step_warmup,
+        threads=pp.threads,
+    )
 
 
 def _relation(pp: PerfPreset) -> dict[str, Any]:
     from mar_core.bench.relation_perf import relation_perf_table
 
-    rows = relation_perf_table(pp.relation_sizes, pp.relation_channels, backward=True, threads=pp.threads,
-                               naive_limit_bytes=pp.naive_limit_bytes, repeats=pp.relation_repeats)
-    return {"channels": pp.relation_channels, "backward": True, "naive_limit_bytes": pp.naive_limit_bytes,
-            "threads": pp.threads, "rows": rows}
+    rows = relation_perf_table(
+        pp.relation_sizes,
+        pp.relation_channels,
+        backward=True,
+        threads=pp.threads,
+        naive_limit_bytes=pp.naive_limit_bytes,
+        repeats=pp.relation_repeats,
+    )
+    return {
+        "channels": pp.relation_channels,
+        "backward": True,
+        "naive_limit_bytes": pp.naive_limit_bytes,
+        "threads": pp.threads,
+        "rows": rows,
+    }
 
 
 def _masks(pp: PerfPreset) -> dict[str, Any]:
@@ -93,7 +135,11 @@ def _masks(pp: PerfPreset) -> dict[str, Any]:
         rows = mask_perf_table(pp.mask_cases, repeats=pp.mask_repeats)
     finally:
         torch.set_num_threads(previous)
-    return {"stride": 8, "threads": torch.get_num_threads() if pp.threads is None else pp.threads, "rows": rows}
+    return {
+        "stride": 8,
+        "threads": torch.get_num_threads() if pp.threads is None else pp.threads,
+        "rows": rows,
+    }
 
 
 def _api(pp: PerfPreset) -> dict[str, Any]:
@@ -103,19 +149,33 @@ def _api(pp: PerfPreset) -> dict[str, Any]:
 
 
 RUNNERS: dict[str, Callable[[PerfPreset], dict[str, Any]]] = {
-    "steps": _steps, "relation": _relation, "masks": _masks, "api": _api,
+    "steps": _steps,
+    "relation": _relation,
+    "masks": _masks,
+    "api": _api,
 }
 
 
-def run_perf(preset: str, results_dir: Path, parts: tuple[str, ...] = PARTS, command: str = "",
-             on_part: Callable[[str, dict[str, Any]], None] = lambda *a: None) -> tuple[Path, dict[str, Any]]:
+def run_perf(
+    preset: str,
+    results_dir: Path,
+    parts: tuple[str, ...] = PARTS,
+    command: str = "",
+    on_part: Callable[[str, dict[str, Any]], None] = lambda *a: None,
+) -> tuple[Path, dict[str, Any]]:
     """Run the selected parts; write and return ``results_dir/perf-<preset>-<UTC time>.json``."""
     from mar_core.bench.machine import machine_info
 
     pp = PERF_PRESETS[preset]
     started = dt.datetime.now(dt.timezone.utc)
-    out: dict[str, Any] = {"kind": "perf", "preset": preset, "command": command, "machine": machine_info(),
-                           "started_at": started.isoformat(timespec="seconds"), "parts": {}}
+    out: dict[str, Any] = {
+        "kind": "perf",
+        "preset": preset,
+        "command": command,
+        "machine": machine_info(),
+        "started_at": started.isoformat(timespec="seconds"),
+        "parts": {},
+    }
     for part in parts:
         t0 = time.time()
         log.info("perf: %s", part)

@@ -19,31 +19,49 @@ def format_steps(r: dict[str, Any]) -> list[str]:
     med, ratio = r["median_s"], r["ratios"]
     cpu, ratio_cpu = r.get("median_cpu_s"), r.get("ratios_cpu")
     s, t = r["student_model"], r["teacher_model"]
-    lines = [f"Training step, one batch of {r['batch_size']} synthetic images at {r['image_size']} px, "
-             f"median of {r['repeats']} round-robin repeats, {r['threads']} torch thread(s). Student "
-             f"{s['arch']} {s['backbone']}-FPN{s['fpn_channels']} ({r['params']['student'] / 1e6:.1f} M params), "
-             f"teacher {t['backbone']}-FPN{t['fpn_channels']} ({r['params']['teacher'] / 1e6:.1f} M params). "
-             "Wall time swings with the machine's load; the process CPU time (one thread) does not.", ""]
-    names = [("student-only training step", "student_step"), ("teacher forward (FPN + cls tower)", "teacher_forward"),
-             ("MAR step (student + teacher + KD losses)", "mar_step")]
+    lines = [
+        f"Training step, one batch of {r['batch_size']} synthetic images at {r['image_size']} px, "
+        f"median of {r['repeats']} round-robin repeats, {r['threads']} torch thread(s). Student "
+        f"{s['arch']} {s['backbone']}-FPN{s['fpn_channels']} ({r['params']['student'] / 1e6:.1f} M params), "
+        f"teacher {t['backbone']}-FPN{t['fpn_channels']} ({r['params']['teacher'] / 1e6:.1f} M params). "
+        "Wall time swings with the machine's load; the process CPU time (one thread) does not.",
+        "",
+    ]
+    names = [
+        ("student-only training step", "student_step"),
+        ("teacher forward (FPN + cls tower)", "teacher_forward"),
+        ("MAR step (student + teacher + KD losses)", "mar_step"),
+    ]
     rows = []
     for label, key in names:
         rel = "1.00" if key == "student_step" else f"{med[key] / med['student_step']:.2f}"
         row = [label, _ms(med[key]), rel]
         if cpu:
-            row += [_ms(cpu[key]), "1.00" if key == "student_step" else f"{cpu[key] / cpu['student_step']:.2f}"]
+            row += [
+                _ms(cpu[key]),
+                "1.00" if key == "student_step" else f"{cpu[key] / cpu['student_step']:.2f}",
+            ]
         rows.append(row)
     header = ["what", "wall ms", "x student (wall)"] + (["CPU ms", "x student (CPU)"] if cpu else [])
     lines += _table(header, rows)
     overhead = f"**{ratio_cpu['distillation_overhead']:.2f}** (CPU time), " if ratio_cpu else ""
-    lines += ["", f"**Distillation overhead beyond the teacher forward**: (t_mar - t_student - t_teacher) / "
-              f"t_student = {overhead}{ratio['distillation_overhead']:.2f} (wall time)."]
+    lines += [
+        "",
+        f"**Distillation overhead beyond the teacher forward**: (t_mar - t_student - t_teacher) / "
+        f"t_student = {overhead}{ratio['distillation_overhead']:.2f} (wall time).",
+    ]
     if ratio["distillation_overhead"] < 0:
-        lines += ["", "A negative wall-time overhead is impossible work-wise: the machine's load changed between "
-                  "the timed steps; read the CPU-time column."]
+        lines += [
+            "",
+            "A negative wall-time overhead is impossible work-wise: the machine's load changed between "
+            "the timed steps; read the CPU-time column.",
+        ]
     if r.get("last_mar_losses"):
         shown = ", ".join(f"{k} {v:.3g}" for k, v in r["last_mar_losses"].items())
-        lines += ["", f"Loss terms of the last timed MAR step (untrained models, KD at full weight): {shown}."]
+        lines += [
+            "",
+            f"Loss terms of the last timed MAR step (untrained models, KD at full weight): {shown}.",
+        ]
     return lines
 
 
@@ -54,26 +72,59 @@ def format_relation(r: dict[str, Any]) -> list[str]:
     table = []
     for side in sides:
         g, n = by.get((side, "gram")), by.get((side, "naive"))
-        table.append([f"{side}x{side}", side * side,
-                      _ms(g["time_s"]) if g else "-", f"{g['peak_rss_mb']:.1f}" if g else "-",
-                      _ms(n["time_s"]) if n else "not run (N x N too large)",
-                      f"{n['peak_rss_mb']:.1f}" if n else "-",
-                      f"{n['time_s'] / g['time_s']:.1f}" if g and n else "-"])
-    lines = [f"Relation loss, one level, batch 1, C = {r['channels']}, forward + backward, "
-             f"{r.get('threads') or 'default'} torch thread(s), fastest run; peak RSS rise in "
-             f"MB (one fresh process per case); naive only while one N x N float32 matrix is under "
-             f"{r['naive_limit_bytes'] / 1024 ** 2:.0f} MiB.", ""]
-    return lines + _table(["grid", "N", "Gram ms", "Gram MB", "naive ms", "naive MB", "naive / Gram time"], table)
+        table.append(
+            [
+                f"{side}x{side}",
+                side * side,
+                _ms(g["time_s"]) if g else "-",
+                f"{g['peak_rss_mb']:.1f}" if g else "-",
+                _ms(n["time_s"]) if n else "not run (N x N too large)",
+                f"{n['peak_rss_mb']:.1f}" if n else "-",
+                f"{n['time_s'] / g['time_s']:.1f}" if g and n else "-",
+            ]
+        )
+    lines = [
+        f"Relation loss, one level, batch 1, C = {r['channels']}, forward + backward, "
+        f"{r.get('threads') or 'default'} torch thread(s), fastest run; peak RSS rise in "
+        f"MB (one fresh process per case); naive only while one N x N float32 matrix is under "
+        f"{r['naive_limit_bytes'] / 1024**2:.0f} MiB.",
+        "",
+    ]
+    return lines + _table(
+        ["grid", "N", "Gram ms", "Gram MB", "naive ms", "naive MB", "naive / Gram time"], table
+    )
 
 
 def format_masks(r: dict[str, Any]) -> list[str]:
-    table = [[f"{x['image_side']} px ({x['feat'][0]}x{x['feat'][1]})", x["batch"], x["boxes_per_image"],
-              _ms(x["vectorised_s"]), _ms(x["loop_s"]), f"{x['speedup']:.1f}", f"{x['max_abs_diff']:.1g}"]
-             for x in r["rows"]]
-    lines = [f"Multi-value mask (rings, scale_norm) of the stride-{r['stride']} level, median ms, "
-             f"{r.get('threads') or 'default'} torch thread(s).", ""]
-    return lines + _table(["image (grid)", "batch", "boxes / image", "vectorised ms", "per-box loop ms",
-                           "speed-up", "max abs diff"], table)
+    table = [
+        [
+            f"{x['image_side']} px ({x['feat'][0]}x{x['feat'][1]})",
+            x["batch"],
+            x["boxes_per_image"],
+            _ms(x["vectorised_s"]),
+            _ms(x["loop_s"]),
+            f"{x['speedup']:.1f}",
+            f"{x['max_abs_diff']:.1g}",
+        ]
+        for x in r["rows"]
+    ]
+    lines = [
+        f"Multi-value mask (rings, scale_norm) of the stride-{r['stride']} level, median ms, "
+        f"{r.get('threads') or 'default'} torch thread(s).",
+        "",
+    ]
+    return lines + _table(
+        [
+            "image (grid)",
+            "batch",
+            "boxes / image",
+            "vectorised ms",
+            "per-box loop ms",
+            "speed-up",
+            "max abs diff",
+        ],
+        table,
+    )
 
 
 def format_api(r: dict[str, Any]) -> list[str]:
@@ -84,12 +135,26 @@ def format_api(r: dict[str, Any]) -> list[str]:
             table.append([backend, "-", "-", "-", "-", "-", "-", f"skipped: {b['skipped']}"])
             continue
         for run in b.get("runs", []):
-            table.append([backend, run["endpoint"], run["clients"], run["requests"], run["p50_ms"], run["p95_ms"],
-                          run["p99_ms"], f"{run['throughput_rps']} req/s, {run['errors']} errors"])
-    lines = ["API latency: `create_app(settings)` under uvicorn (one process) on 127.0.0.1, Celery nudge "
-             "stubbed; each client thread has its own connection.", ""]
-    return lines + _table(["database", "endpoint", "clients", "requests", "p50 ms", "p95 ms", "p99 ms",
-                           "throughput"], table)
+            table.append(
+                [
+                    backend,
+                    run["endpoint"],
+                    run["clients"],
+                    run["requests"],
+                    run["p50_ms"],
+                    run["p95_ms"],
+                    run["p99_ms"],
+                    f"{run['throughput_rps']} req/s, {run['errors']} errors",
+                ]
+            )
+    lines = [
+        "API latency: `create_app(settings)` under uvicorn (one process) on 127.0.0.1, Celery nudge "
+        "stubbed; each client thread has its own connection.",
+        "",
+    ]
+    return lines + _table(
+        ["database", "endpoint", "clients", "requests", "p50 ms", "p95 ms", "p99 ms", "throughput"], table
+    )
 
 
 FORMATTERS = {"steps": format_steps, "relation": format_relation, "masks": format_masks, "api": format_api}

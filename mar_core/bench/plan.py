@@ -52,8 +52,12 @@ class PeerChoice:
 
 def _dataset(data: DataDef) -> dict[str, Any]:
     fmt = "coco" if data.kind == SYNTH_KIND else data.kind
-    return {"format": fmt, "path": data.logical_path, "train_split": data.train_split,
-            "val_split": data.val_split}
+    return {
+        "format": fmt,
+        "path": data.logical_path,
+        "train_split": data.train_split,
+        "val_split": data.val_split,
+    }
 
 
 def _validated(spec: dict[str, Any]) -> dict[str, Any]:
@@ -61,21 +65,41 @@ def _validated(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def teacher_run(preset: Preset, teacher: TeacherDef) -> RunDef:
-    spec = _validated({"kind": "train", "name": f"{preset.name}-teacher-{teacher.name}",
-                       "dataset": _dataset(preset.datasets[teacher.data]), "model": teacher.model,
-                       "train": teacher.train, "seed": 0, "resources": {"device": preset.device}})
+    spec = _validated(
+        {
+            "kind": "train",
+            "name": f"{preset.name}-teacher-{teacher.name}",
+            "dataset": _dataset(preset.datasets[teacher.data]),
+            "model": teacher.model,
+            "train": teacher.train,
+            "seed": 0,
+            "resources": {"device": preset.device},
+        }
+    )
     return RunDef("teacher", preset.name, teacher.name, "teacher", 0, spec, spec_key(spec))
 
 
-def student_run(preset: Preset, group: GroupDef, label: str, seed: int,
-                distill: dict[str, Any] | None = None, kind: str = "student",
-                train_overrides: dict[str, Any] | None = None) -> RunDef:
+def student_run(
+    preset: Preset,
+    group: GroupDef,
+    label: str,
+    seed: int,
+    distill: dict[str, Any] | None = None,
+    kind: str = "student",
+    train_overrides: dict[str, Any] | None = None,
+) -> RunDef:
     """The run of student ``label`` (a key of ``STUDENTS`` unless ``distill`` is given)."""
     distill = STUDENTS[label] if distill is None and label in STUDENTS else distill
     train = {**group.train, **(train_overrides or {})}
-    spec: dict[str, Any] = {"kind": "train", "name": f"{preset.name}-{group.name}-{label}-s{seed}",
-                            "dataset": _dataset(preset.datasets[group.data]), "model": group.student_model,
-                            "train": train, "seed": seed, "resources": {"device": preset.device}}
+    spec: dict[str, Any] = {
+        "kind": "train",
+        "name": f"{preset.name}-{group.name}-{label}-s{seed}",
+        "dataset": _dataset(preset.datasets[group.data]),
+        "model": group.student_model,
+        "train": train,
+        "seed": seed,
+        "resources": {"device": preset.device},
+    }
     teacher_key = None
     if distill is not None:
         teacher_key = teacher_run(preset, preset.teachers[group.teacher]).key
@@ -108,14 +132,20 @@ def best_peers(store: ResultStore, preset: Preset, group: GroupDef, n: int = 2) 
         else:
             means[peer] = statistics.fmean(aps)
     if missing:
-        return PeerChoice(FALLBACK_PEERS[:n], f"fallback {'+'.join(FALLBACK_PEERS[:n])}: {source_group.name} "
-                          f"incomplete, missing {', '.join(missing)}", True)
+        return PeerChoice(
+            FALLBACK_PEERS[:n],
+            f"fallback {'+'.join(FALLBACK_PEERS[:n])}: {source_group.name} "
+            f"incomplete, missing {', '.join(missing)}",
+            True,
+        )
     ranked = sorted(means, key=lambda p: -means[p])[:n]
     shown = ", ".join(f"{p} {means[p] * 100:.1f}" for p in ranked)
     return PeerChoice(tuple(ranked), f"best mean AP in {source_group.name}: {shown}", False)
 
 
-def group_students(store: ResultStore, preset: Preset, group: GroupDef) -> tuple[list[str], PeerChoice | None]:
+def group_students(
+    store: ResultStore, preset: Preset, group: GroupDef
+) -> tuple[list[str], PeerChoice | None]:
     """The group's student labels with ``@best_peers`` resolved, and the choice made."""
     labels: list[str] = []
     choice = None
@@ -128,16 +158,30 @@ def group_students(store: ResultStore, preset: Preset, group: GroupDef) -> tuple
     return labels, choice
 
 
-def plan_runs(store: ResultStore, preset: Preset, groups: list[str] | None = None,
-              students: list[str] | None = None, seeds: list[int] | None = None) -> list[RunDef]:
+def plan_runs(
+    store: ResultStore,
+    preset: Preset,
+    groups: list[str] | None = None,
+    students: list[str] | None = None,
+    seeds: list[int] | None = None,
+) -> list[RunDef]:
     """Student runs of the selected groups, seeds and students, in run order."""
     out = []
     for group in preset.groups:
         if groups and group.name not in groups:
             continue
         labels, choice = group_students(store, preset, group)
-        extra = {"peer_selection": {"peers": list(choice.peers), "source": choice.source,
-                                    "fallback": choice.fallback}} if choice else {}
+        extra = (
+            {
+                "peer_selection": {
+                    "peers": list(choice.peers),
+                    "source": choice.source,
+                    "fallback": choice.fallback,
+                }
+            }
+            if choice
+            else {}
+        )
         for seed in preset.seeds:
             if seeds is not None and seed not in seeds:
                 continue

@@ -115,38 +115,101 @@ class Preset:
 def _train(iterations: int, batch: int, **extra: Any) -> dict[str, Any]:
     """A train section with the optimiser pinned (a change of the spec defaults must not change
     a benchmark silently): AdamW 1e-3 + cosine, the project's recipe for from-scratch detectors."""
-    out = {"iterations": iterations, "batch_size": batch, "optimizer": "adamw", "lr": 1e-3, "schedule": "cosine",
-           "warmup_iters": min(100, iterations // 5),
-           "checkpoint_every": max(1, min(100, iterations // 4)), "log_every": max(1, min(20, iterations // 20))}
+    out = {
+        "iterations": iterations,
+        "batch_size": batch,
+        "optimizer": "adamw",
+        "lr": 1e-3,
+        "schedule": "cosine",
+        "warmup_iters": min(100, iterations // 5),
+        "checkpoint_every": max(1, min(100, iterations // 4)),
+        "log_every": max(1, min(20, iterations // 20)),
+    }
     out.update(extra)
     return out
 
 
-def _model(arch: str, backbone: str, fpn: int, size: int, max_size: int | None = None,
-           anchor_scale: float = 1.0) -> dict[str, Any]:
-    return {"arch": arch, "backbone": backbone, "fpn_channels": fpn, "min_size": size,
-            "max_size": max_size or size, "anchor_scale": anchor_scale}
+def _model(
+    arch: str, backbone: str, fpn: int, size: int, max_size: int | None = None, anchor_scale: float = 1.0
+) -> dict[str, Any]:
+    return {
+        "arch": arch,
+        "backbone": backbone,
+        "fpn_channels": fpn,
+        "min_size": size,
+        "max_size": max_size or size,
+        "anchor_scale": anchor_scale,
+    }
 
 
-def _full_groups(synth: str, bccd: str, *, short: dict, long: dict, bccd_train: dict,
-                 frcnn_short: dict, retina_s: dict, bccd_s: dict, frcnn_s: dict) -> tuple[GroupDef, ...]:
-    short_students = ("baseline", "mar", "mar_mask_only", "mar_relation_only", "mar_no_scale_norm",
-                      "mar_gaussian", *PEERS)
+def _full_groups(
+    synth: str,
+    bccd: str,
+    *,
+    short: dict,
+    long: dict,
+    bccd_train: dict,
+    frcnn_short: dict,
+    retina_s: dict,
+    bccd_s: dict,
+    frcnn_s: dict,
+) -> tuple[GroupDef, ...]:
+    short_students = (
+        "baseline",
+        "mar",
+        "mar_mask_only",
+        "mar_relation_only",
+        "mar_no_scale_norm",
+        "mar_gaussian",
+        *PEERS,
+    )
     return (
-        GroupDef("retina-synth-short", "RetinaNet, synthetic shapes, short schedule", synth, "retina-synth",
-                 retina_s, short, short_students),
-        GroupDef("retina-synth-long", "RetinaNet, synthetic shapes, long schedule (baseline converged)", synth,
-                 "retina-synth", retina_s, long, ("baseline", "mar", BEST_PEERS),
-                 peers_from="retina-synth-short", check_convergence=True),
-        GroupDef("retina-bccd", "RetinaNet, BCCD (train split; evaluated on val)", bccd, "retina-bccd",
-                 bccd_s, bccd_train, ("baseline", "mar", BEST_PEERS), peers_from="retina-synth-short"),
-        GroupDef("frcnn-synth-short", "Faster R-CNN, synthetic shapes, short schedule", synth, "frcnn-synth",
-                 frcnn_s, frcnn_short, ("baseline", "mar", "fgd")),
+        GroupDef(
+            "retina-synth-short",
+            "RetinaNet, synthetic shapes, short schedule",
+            synth,
+            "retina-synth",
+            retina_s,
+            short,
+            short_students,
+        ),
+        GroupDef(
+            "retina-synth-long",
+            "RetinaNet, synthetic shapes, long schedule (baseline converged)",
+            synth,
+            "retina-synth",
+            retina_s,
+            long,
+            ("baseline", "mar", BEST_PEERS),
+            peers_from="retina-synth-short",
+            check_convergence=True,
+        ),
+        GroupDef(
+            "retina-bccd",
+            "RetinaNet, BCCD (train split; evaluated on val)",
+            bccd,
+            "retina-bccd",
+            bccd_s,
+            bccd_train,
+            ("baseline", "mar", BEST_PEERS),
+            peers_from="retina-synth-short",
+        ),
+        GroupDef(
+            "frcnn-synth-short",
+            "Faster R-CNN, synthetic shapes, short schedule",
+            synth,
+            "frcnn-synth",
+            frcnn_s,
+            frcnn_short,
+            ("baseline", "mar", "fgd"),
+        ),
     )
 
 
 def _cpu() -> Preset:
-    synth = DataDef("synth", SYNTH_KIND, synth={"seed": 0, "num_train": 600, "num_val": 150, "image_size": 128})
+    synth = DataDef(
+        "synth", SYNTH_KIND, synth={"seed": 0, "num_train": 600, "num_val": 150, "image_size": 128}
+    )
     bccd = DataDef("bccd", "voc", path=BCCD_PATH)
     retina_t = _model("retinanet", "resnet50", 128, 128, anchor_scale=0.5)
     retina_s = _model("retinanet", "resnet18", 64, 128, anchor_scale=0.5)
@@ -160,16 +223,32 @@ def _cpu() -> Preset:
         "retina-bccd": TeacherDef("retina-bccd", "bccd", bccd_t, _train(1200, 4, eval_every=400)),
     }
     groups = _full_groups(
-        "synth", "bccd",
-        short=_train(700, 8), long=_train(1600, 8, eval_every=320, **LONG_SCHEDULE), bccd_train=_train(600, 4),
-        frcnn_short=_train(700, 8), retina_s=retina_s, bccd_s=bccd_s, frcnn_s=frcnn_s)
-    return Preset("cpu", "2-core CPU: 128 px synthetic shapes (600 train / 150 val), BCCD at 256 px; "
-                  "RetinaNet / Faster R-CNN, R50-FPN128 teachers, R18-FPN64 students",
-                  "cpu", (0, 1, 2), {"synth": synth, "bccd": bccd}, teachers, groups)
+        "synth",
+        "bccd",
+        short=_train(700, 8),
+        long=_train(1600, 8, eval_every=320, **LONG_SCHEDULE),
+        bccd_train=_train(600, 4),
+        frcnn_short=_train(700, 8),
+        retina_s=retina_s,
+        bccd_s=bccd_s,
+        frcnn_s=frcnn_s,
+    )
+    return Preset(
+        "cpu",
+        "2-core CPU: 128 px synthetic shapes (600 train / 150 val), BCCD at 256 px; "
+        "RetinaNet / Faster R-CNN, R50-FPN128 teachers, R18-FPN64 students",
+        "cpu",
+        (0, 1, 2),
+        {"synth": synth, "bccd": bccd},
+        teachers,
+        groups,
+    )
 
 
 def _gpu() -> Preset:
-    synth = DataDef("synth", SYNTH_KIND, synth={"seed": 0, "num_train": 4000, "num_val": 500, "image_size": 512})
+    synth = DataDef(
+        "synth", SYNTH_KIND, synth={"seed": 0, "num_train": 4000, "num_val": 500, "image_size": 512}
+    )
     bccd = DataDef("bccd", "voc", path=BCCD_PATH)
     retina_t = _model("retinanet", "resnet101", 256, 512)
     retina_s = _model("retinanet", "resnet18", 128, 512)
@@ -183,12 +262,26 @@ def _gpu() -> Preset:
         "retina-bccd": TeacherDef("retina-bccd", "bccd", bccd_t, _train(6000, 8, eval_every=1000)),
     }
     groups = _full_groups(
-        "synth", "bccd",
-        short=_train(4000, 16), long=_train(12000, 16, eval_every=2400, **LONG_SCHEDULE), bccd_train=_train(3000, 8),
-        frcnn_short=_train(4000, 16), retina_s=retina_s, bccd_s=bccd_s, frcnn_s=frcnn_s)
-    return Preset("gpu", "one CUDA GPU: 512 px synthetic shapes (4000 train / 500 val), BCCD at 480 px; "
-                  "R101-FPN256 teachers, R18-FPN128 students (1x1 adapters)",
-                  "cuda", (0, 1, 2), {"synth": synth, "bccd": bccd}, teachers, groups)
+        "synth",
+        "bccd",
+        short=_train(4000, 16),
+        long=_train(12000, 16, eval_every=2400, **LONG_SCHEDULE),
+        bccd_train=_train(3000, 8),
+        frcnn_short=_train(4000, 16),
+        retina_s=retina_s,
+        bccd_s=bccd_s,
+        frcnn_s=frcnn_s,
+    )
+    return Preset(
+        "gpu",
+        "one CUDA GPU: 512 px synthetic shapes (4000 train / 500 val), BCCD at 480 px; "
+        "R101-FPN256 teachers, R18-FPN128 students (1x1 adapters)",
+        "cuda",
+        (0, 1, 2),
+        {"synth": synth, "bccd": bccd},
+        teachers,
+        groups,
+    )
 
 
 def _smoke() -> Preset:
@@ -196,10 +289,26 @@ def _smoke() -> Preset:
     student = _model("retinanet", "resnet18", 32, 64, anchor_scale=0.5)
     tiny = {"warmup_iters": 1, "checkpoint_every": 100, "log_every": 1}
     teachers = {"retina-synth": TeacherDef("retina-synth", "synth", student, {**_train(3, 2), **tiny})}
-    groups = (GroupDef("retina-synth-smoke", "RetinaNet, tiny synthetic set, a few steps (smoke test)", "synth",
-                       "retina-synth", student, {**_train(2, 2), **tiny}, ("baseline", "mar")),)
-    return Preset("smoke", "seconds: 64 px synthetic shapes (8 / 4 images), 2 steps, 1 seed, 2 students", "cpu",
-                  (0,), {"synth": synth}, teachers, groups)
+    groups = (
+        GroupDef(
+            "retina-synth-smoke",
+            "RetinaNet, tiny synthetic set, a few steps (smoke test)",
+            "synth",
+            "retina-synth",
+            student,
+            {**_train(2, 2), **tiny},
+            ("baseline", "mar"),
+        ),
+    )
+    return Preset(
+        "smoke",
+        "seconds: 64 px synthetic shapes (8 / 4 images), 2 steps, 1 seed, 2 students",
+        "cpu",
+        (0,),
+        {"synth": synth},
+        teachers,
+        groups,
+    )
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (_cpu(), _gpu(), _smoke())}

@@ -79,8 +79,7 @@ def prepare_dataset(data: DataDef, cache: Path) -> Path:
 def _actual_spec(run: RunDef, preset: Preset, cache: Path, teacher_dir: Path | None):
     from mar_core.spec import JobSpec
 
-    group_data = (preset.teachers[run.group].data if run.kind == "teacher"
-                  else preset.group(run.group).data)
+    group_data = preset.teachers[run.group].data if run.kind == "teacher" else preset.group(run.group).data
     spec = json.loads(json.dumps(run.spec))
     spec["dataset"]["path"] = str(prepare_dataset(preset.datasets[group_data], cache))
     if spec.get("teacher"):
@@ -100,46 +99,84 @@ def summarise_metrics(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {"eval_history": [], "losses": {}}
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    evals = [{"step": r["step"], **{k[5:]: round(v, 6) for k, v in r.items()
-                                    if k in ("eval/AP", "eval/AP50", "eval/AP75")}}
-             for r in rows if "eval/AP" in r]
+    evals = [
+        {
+            "step": r["step"],
+            **{k[5:]: round(v, 6) for k, v in r.items() if k in ("eval/AP", "eval/AP50", "eval/AP75")},
+        }
+        for r in rows
+        if "eval/AP" in r
+    ]
     train = [r for r in rows if any(k.startswith("loss/") for k in r)]
     keys = sorted({k for r in train for k in r if k.startswith("loss/")})
     fifth = max(1, len(train) // 5)
-    losses = {"early": {k: _mean(train[:fifth], k) for k in keys},
-              "late": {k: _mean(train[-fifth:], k) for k in keys},
-              "steps": {"early": [train[0]["step"], train[fifth - 1]["step"]] if train else [],
-                        "late": [train[-fifth]["step"], train[-1]["step"]] if train else []}}
+    losses = {
+        "early": {k: _mean(train[:fifth], k) for k in keys},
+        "late": {k: _mean(train[-fifth:], k) for k in keys},
+        "steps": {
+            "early": [train[0]["step"], train[fifth - 1]["step"]] if train else [],
+            "late": [train[-fifth]["step"], train[-1]["step"]] if train else [],
+        },
+    }
     step_times = [r["time/step_s"] for r in train if "time/step_s" in r]
-    return {"eval_history": evals, "losses": losses,
-            "median_step_seconds": round(statistics.median(step_times), 4) if step_times else None}
+    return {
+        "eval_history": evals,
+        "losses": losses,
+        "median_step_seconds": round(statistics.median(step_times), 4) if step_times else None,
+    }
 
 
 def _record(run: RunDef, report: dict[str, Any], workdir: Path, command: str) -> dict[str, Any]:
     from mar_core.bench.machine import machine_info
 
     return {
-        "key": run.key, "kind": run.kind, "preset": run.preset, "group": run.group, "label": run.label,
-        "seed": run.seed, "teacher_key": run.teacher_key, **run.extra,
-        "eval": report["eval"], "best": report["best"], **summarise_metrics(workdir / "metrics.jsonl"),
-        "wall_seconds": report["wall_seconds"], "train_seconds": report["train_seconds"],
-        "images_per_second": report["images_per_second"], "resumed_from_step": report["resumed_from_step"],
-        "params": report["params"], "device": report["device"],
+        "key": run.key,
+        "kind": run.kind,
+        "preset": run.preset,
+        "group": run.group,
+        "label": run.label,
+        "seed": run.seed,
+        "teacher_key": run.teacher_key,
+        **run.extra,
+        "eval": report["eval"],
+        "best": report["best"],
+        **summarise_metrics(workdir / "metrics.jsonl"),
+        "wall_seconds": report["wall_seconds"],
+        "train_seconds": report["train_seconds"],
+        "images_per_second": report["images_per_second"],
+        "resumed_from_step": report["resumed_from_step"],
+        "params": report["params"],
+        "device": report["device"],
         "dataset": {k: report["dataset"][k] for k in ("train_images", "val_images")},
-        "machine": machine_info(), "command": command,
+        "machine": machine_info(),
+        "command": command,
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "spec": run.spec,
     }
 
 
-def _execute(run: RunDef, preset: Preset, store: ResultStore, cache: Path, workdir: Path,
-             teacher_dir: Path | None, command: str) -> dict[str, Any]:
+def _execute(
+    run: RunDef,
+    preset: Preset,
+    store: ResultStore,
+    cache: Path,
+    workdir: Path,
+    teacher_dir: Path | None,
+    command: str,
+) -> dict[str, Any]:
     from mar_core.run import run_job
 
     with _locked(workdir):
         spec = _actual_spec(run, preset, cache, teacher_dir)
-        log.info("run %s %s/%s seed %d (key %s) in %s", run.kind, run.group, run.label, run.seed, run.key[:12],
-                 workdir)
+        log.info(
+            "run %s %s/%s seed %d (key %s) in %s",
+            run.kind,
+            run.group,
+            run.label,
+            run.seed,
+            run.key[:12],
+            workdir,
+        )
         report = run_job(spec, workdir)
         record = _record(run, report, workdir, command)
         store.put(record)
@@ -160,9 +197,17 @@ class Runner:
     """Executes runs one by one: trains the teacher a run needs first, skips cached runs (unless
     ``rerun``) and runs another process holds, stops after ``max_runs`` trainings."""
 
-    def __init__(self, preset: Preset, store: ResultStore, cache: Path, *, max_runs: int | None = None,
-                 rerun: bool = False, command: str = "",
-                 on_event: Callable[[str, RunDef, dict | None], None] = lambda *a: None):
+    def __init__(
+        self,
+        preset: Preset,
+        store: ResultStore,
+        cache: Path,
+        *,
+        max_runs: int | None = None,
+        rerun: bool = False,
+        command: str = "",
+        on_event: Callable[[str, RunDef, dict | None], None] = lambda *a: None,
+    ):
         self.preset, self.store, self.cache = preset, store, Path(cache)
         self.max_runs, self.rerun, self.command, self.on_event = max_runs, rerun, command, on_event
         self.summary = QualitySummary()
@@ -214,8 +259,9 @@ class Runner:
                 return False
         self.on_event("start", run, None)
         try:
-            rec = _execute(run, self.preset, self.store, self.cache, self.cache / "runs" / run.key, tdir,
-                           self.command)
+            rec = _execute(
+                run, self.preset, self.store, self.cache, self.cache / "runs" / run.key, tdir, self.command
+            )
         except RunBusy:
             self.summary.busy.append(run)
             self.on_event("busy", run, None)
@@ -226,10 +272,19 @@ class Runner:
         return True
 
 
-def run_quality(preset: Preset, store: ResultStore, cache: Path, *, groups: list[str] | None = None,
-                students: list[str] | None = None, seeds: list[int] | None = None,
-                max_runs: int | None = None, rerun: bool = False, command: str = "",
-                on_event: Callable[[str, RunDef, dict | None], None] = lambda *a: None) -> QualitySummary:
+def run_quality(
+    preset: Preset,
+    store: ResultStore,
+    cache: Path,
+    *,
+    groups: list[str] | None = None,
+    students: list[str] | None = None,
+    seeds: list[int] | None = None,
+    max_runs: int | None = None,
+    rerun: bool = False,
+    command: str = "",
+    on_event: Callable[[str, RunDef, dict | None], None] = lambda *a: None,
+) -> QualitySummary:
     """Run the missing runs of the selection (all of them with ``rerun``), at most ``max_runs``
     trainings (a teacher counts as one). ``on_event(what, run, record)`` is told "start",
     "done", "cached" and "busy". Groups are planned one at a time, so a group that picks the

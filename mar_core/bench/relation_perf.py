@@ -3,8 +3,8 @@
 Each case runs in a fresh ``spawn`` process so that its peak RSS belongs to that case alone. The
 figure reported is the rise of the resident-set high-water mark over the resident set after
 building the inputs and a small warm-up call: on Linux (glibc) freed heap is trimmed and the mark
-reset there through ``/proc/self/clear_refs`` and read from ``VmHWM``; elsewhere ``ru_maxrss`` is used, whose mark
-cannot be reset (the rise is then over the earlier peak and can read low).
+reset there through ``/proc/self/clear_refs`` and read from ``VmHWM``; elsewhere ``ru_maxrss`` is
+used, whose mark cannot be reset (the rise is then over the earlier peak and can read low).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 __all__ = ["measure_case", "measure_in_subprocess", "relation_perf_table"]
 
-_NAIVE_LIMIT_BYTES = 2 * 1024 ** 3
+_NAIVE_LIMIT_BYTES = 2 * 1024**3
 
 
 def _reset_peak() -> None:
@@ -43,9 +43,17 @@ def _peak_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def measure_case(side: int, channels: int, form: str, backward: bool = True, batch: int = 1,
-                 threads: int | None = None, seed: int = 0, repeats: int = 3,
-                 time_budget_s: float = 10.0) -> dict[str, Any]:
+def measure_case(
+    side: int,
+    channels: int,
+    form: str,
+    backward: bool = True,
+    batch: int = 1,
+    threads: int | None = None,
+    seed: int = 0,
+    repeats: int = 3,
+    time_budget_s: float = 10.0,
+) -> dict[str, Any]:
     """Run one case in this process: ``form`` in {"gram", "naive"} on ``batch x channels x
     side x side`` student and teacher maps, ``repeats`` times (fewer once ``time_budget_s`` is
     spent); returns the fastest time (s), the peak RSS rise over all runs (MB) and the value."""
@@ -73,9 +81,18 @@ def measure_case(side: int, channels: int, form: str, backward: bool = True, bat
         times.append(time.perf_counter() - start)
         value = float(loss.detach())
         del loss
-    return {"form": form, "side": side, "N": side * side, "channels": channels, "batch": batch,
-            "backward": backward, "time_s": min(times), "runs": len(times),
-            "peak_rss_mb": _peak_mb() - base, "value": value}
+    return {
+        "form": form,
+        "side": side,
+        "N": side * side,
+        "channels": channels,
+        "batch": batch,
+        "backward": backward,
+        "time_s": min(times),
+        "runs": len(times),
+        "peak_rss_mb": _peak_mb() - base,
+        "value": value,
+    }
 
 
 def measure_in_subprocess(**case: Any) -> dict[str, Any]:
@@ -85,9 +102,14 @@ def measure_in_subprocess(**case: Any) -> dict[str, Any]:
         return pool.submit(measure_case, **case).result()
 
 
-def relation_perf_table(sizes: Sequence[int] = (16, 32, 64, 128), channels: int = 256,
-                        backward: bool = True, threads: int | None = None,
-                        naive_limit_bytes: int = _NAIVE_LIMIT_BYTES, repeats: int = 3) -> list[dict[str, Any]]:
+def relation_perf_table(
+    sizes: Sequence[int] = (16, 32, 64, 128),
+    channels: int = 256,
+    backward: bool = True,
+    threads: int | None = None,
+    naive_limit_bytes: int = _NAIVE_LIMIT_BYTES,
+    repeats: int = 3,
+) -> list[dict[str, Any]]:
     """One row per (size, form): the Gram form always, the naive form only where one ``N x N``
     float32 matrix stays under ``naive_limit_bytes`` (2 GiB); ``repeats`` runs per case. Rows: form,
     side, N, channels, batch, backward, time_s (fastest run), runs, peak_rss_mb, value."""
@@ -96,6 +118,14 @@ def relation_perf_table(sizes: Sequence[int] = (16, 32, 64, 128), channels: int 
         n = side * side
         forms = ["gram"] + (["naive"] if n * n * 4 < naive_limit_bytes else [])
         for form in forms:
-            rows.append(measure_in_subprocess(side=side, channels=channels, form=form,
-                                              backward=backward, threads=threads, repeats=repeats))
+            rows.append(
+                measure_in_subprocess(
+                    side=side,
+                    channels=channels,
+                    form=form,
+                    backward=backward,
+                    threads=threads,
+                    repeats=repeats,
+                )
+            )
     return rows

@@ -23,8 +23,15 @@ from mar_core.bench.store import REPO_ROOT, ResultStore
 
 CONVERGED_RISE = 0.005  # AP (0.5 points): "no longer rises" over the last fifth
 TEACHER_MARGIN = 0.02  # AP: a teacher "clearly better" than the baseline student
-MAR_LOSS_KEYS = ("loss/det/classification", "loss/det/bbox_regression", "loss/det/loss_objectness",
-                 "loss/det/loss_classifier", "loss/kd/fg", "loss/kd/bg", "loss/kd/relation")
+MAR_LOSS_KEYS = (
+    "loss/det/classification",
+    "loss/det/bbox_regression",
+    "loss/det/loss_objectness",
+    "loss/det/loss_classifier",
+    "loss/kd/fg",
+    "loss/kd/bg",
+    "loss/kd/relation",
+)
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
@@ -43,8 +50,10 @@ def _model_str(m: dict[str, Any]) -> str:
 
 def _train_str(t: dict[str, Any]) -> str:
     extra = f", eval every {t['eval_every']}" if t.get("eval_every") else ""
-    return (f"{t['iterations']} iterations, batch {t['batch_size']}, {t['optimizer']} lr {t['lr']}, "
-            f"{t['schedule']} schedule{extra}")
+    return (
+        f"{t['iterations']} iterations, batch {t['batch_size']}, {t['optimizer']} lr {t['lr']}, "
+        f"{t['schedule']} schedule{extra}"
+    )
 
 
 def _mparams(n: int | None) -> str:
@@ -67,8 +76,9 @@ class _GroupView:
         self.labels, self.choice = group_students(store, preset, group)
         # Peers that already ran in this group count too (a choice made earlier stays reported).
         for peer in PEERS:
-            if peer not in self.labels and any(store.has(student_run(preset, group, peer, s).key)
-                                               for s in preset.seeds):
+            if peer not in self.labels and any(
+                store.has(student_run(preset, group, peer, s).key) for s in preset.seeds
+            ):
                 self.labels.append(peer)
         self.recs: dict[str, dict[int, dict[str, Any]]] = {}
         for label in self.labels:
@@ -96,15 +106,39 @@ def _student_table(v: _GroupView) -> list[str]:
     for label in v.labels:
         recs = v.recs.get(label, {})
         s = v.summary(label)
-        gain = "-" if s.mean is None or base.mean is None or label == "baseline" else \
-            f"{(s.mean - base.mean) * 100:+.2f}"
+        gain = (
+            "-"
+            if s.mean is None or base.mean is None or label == "baseline"
+            else f"{(s.mean - base.mean) * 100:+.2f}"
+        )
         ap50 = Summary.of([_ap(r, "AP50") for r in recs.values()])
         per_seed = ", ".join(f"s{seed}: {_ap(r) * 100:.2f}" for seed, r in sorted(recs.items())) or "-"
         params = next(iter(recs.values()))["params"]["model"] if recs else None
-        rows.append([label, f"{len(recs)}/{len(v.preset.seeds)}", s.pct(), ap50.pct(), gain, per_seed,
-                     _mean_wall(list(recs.values())), _mparams(params)])
-    return _table(["student", "seeds", "AP (mean ± std)", "AP50", "gain over baseline (AP)", "AP per seed",
-                   "wall time / run", "params"], rows)
+        rows.append(
+            [
+                label,
+                f"{len(recs)}/{len(v.preset.seeds)}",
+                s.pct(),
+                ap50.pct(),
+                gain,
+                per_seed,
+                _mean_wall(list(recs.values())),
+                _mparams(params),
+            ]
+        )
+    return _table(
+        [
+            "student",
+            "seeds",
+            "AP (mean ± std)",
+            "AP50",
+            "gain over baseline (AP)",
+            "AP per seed",
+            "wall time / run",
+            "params",
+        ],
+        rows,
+    )
 
 
 def _verdicts(v: _GroupView) -> list[str]:
@@ -113,30 +147,41 @@ def _verdicts(v: _GroupView) -> list[str]:
     if mar.n == 0 or base.n == 0:
         lines.append(f"- MAR vs baseline: cannot say yet (MAR {mar.n}, baseline {base.n} seeds cached).")
     else:
-        lines.append(f"- MAR beats the baseline by more than twice the seed spread: "
-                     f"{beats_by_two_spreads(mar, base)[1]}.")
+        lines.append(
+            f"- MAR beats the baseline by more than twice the seed spread: "
+            f"{beats_by_two_spreads(mar, base)[1]}."
+        )
     t_ap = _ap(v.teacher)
     if t_ap is not None and base.mean is not None:
         margin = max(TEACHER_MARGIN, 2 * (base.std or 0.0))
         gap = t_ap - base.mean
-        lines.append(f"- Teacher clearly better than the baseline student (by more than {margin * 100:.1f} AP, the "
-                     f"larger of {TEACHER_MARGIN * 100:.0f} points and twice the baseline's seed spread): "
-                     f"{'yes' if gap > margin else 'no, KD has little to transfer'} (teacher {t_ap * 100:.2f}, "
-                     f"baseline {base.mean * 100:.2f}).")
+        lines.append(
+            f"- Teacher clearly better than the baseline student (by more than {margin * 100:.1f} AP, the "
+            f"larger of {TEACHER_MARGIN * 100:.0f} points and twice the baseline's seed spread): "
+            f"{'yes' if gap > margin else 'no, KD has little to transfer'} (teacher {t_ap * 100:.2f}, "
+            f"baseline {base.mean * 100:.2f})."
+        )
     if mar.mean is None or t_ap is None:
-        lines.append("- MAR reaches the teacher: cannot say yet (" +
-                     ("no MAR run" if mar.mean is None else "teacher not trained") + ").")
+        lines.append(
+            "- MAR reaches the teacher: cannot say yet ("
+            + ("no MAR run" if mar.mean is None else "teacher not trained")
+            + ")."
+        )
     else:
         gap = (mar.mean - t_ap) * 100
-        lines.append(f"- MAR reaches the teacher: {'yes' if gap >= 0 else 'no'} (MAR {mar.mean * 100:.2f} vs "
-                     f"teacher {t_ap * 100:.2f} AP, {gap:+.2f}).")
+        lines.append(
+            f"- MAR reaches the teacher: {'yes' if gap >= 0 else 'no'} (MAR {mar.mean * 100:.2f} vs "
+            f"teacher {t_ap * 100:.2f} AP, {gap:+.2f})."
+        )
     peers = [p for p in v.labels if p in PEERS and v.summary(p).n]
     if mar.n and peers:
         ranked = sorted(["mar", *peers], key=lambda x: -(v.summary(x).mean or 0.0))
         complete = all(v.summary(x).n == len(v.preset.seeds) for x in ["mar", *peers])
         shown = ", ".join(f"{x} {v.summary(x).mean * 100:.2f}" for x in ranked)
-        lines.append(f"- MAR ranks {ranked.index('mar') + 1} of {len(ranked)} among the peers with results "
-                     f"(mean AP: {shown})" + ("" if complete else "; not every seed is in yet") + ".")
+        lines.append(
+            f"- MAR ranks {ranked.index('mar') + 1} of {len(ranked)} among the peers with results "
+            f"(mean AP: {shown})" + ("" if complete else "; not every seed is in yet") + "."
+        )
     else:
         lines.append("- MAR's rank among the peers: cannot say yet (no MAR or no peer result).")
     return lines
@@ -156,8 +201,10 @@ def _convergence(v: _GroupView) -> list[str]:
     mean_rise = statistics.fmean(b - a for _, a, b in rises)
     shown = "; ".join(f"s{s}: {a * 100:.2f} -> {b * 100:.2f}" for s, a, b in rises)
     verdict = "yes" if mean_rise <= CONVERGED_RISE else "no"
-    return [f"- Baseline converged (AP rises by at most {CONVERGED_RISE * 100:.1f} points over the last fifth "
-            f"of the run): {verdict}, mean rise {mean_rise * 100:+.2f} AP (AP at 80% -> 100%: {shown})."]
+    return [
+        f"- Baseline converged (AP rises by at most {CONVERGED_RISE * 100:.1f} points over the last fifth "
+        f"of the run): {verdict}, mean rise {mean_rise * 100:+.2f} AP (AP at 80% -> 100%: {shown})."
+    ]
 
 
 def _losses(v: _GroupView) -> list[str]:
@@ -167,32 +214,53 @@ def _losses(v: _GroupView) -> list[str]:
     out = []
     for phase in ("early", "late"):
         vals = rec["losses"].get(phase, {})
-        shown = ", ".join(f"{k.split('/', 1)[1]} {vals[k]:.3g}" for k in MAR_LOSS_KEYS if vals.get(k) is not None)
+        shown = ", ".join(
+            f"{k.split('/', 1)[1]} {vals[k]:.3g}" for k in MAR_LOSS_KEYS if vals.get(k) is not None
+        )
         steps = rec["losses"].get("steps", {}).get(phase, [])
         out.append(f"  - {phase} (steps {'-'.join(map(str, steps))}): {shown}")
-    return [f"- MAR loss terms (seed {rec['seed']}, weighted KD terms as logged; mean over the first / last fifth "
-            f"of the logged steps):", *out]
+    return [
+        f"- MAR loss terms (seed {rec['seed']}, weighted KD terms as logged; mean over the first / last "
+        "fifth "
+        f"of the logged steps):",
+        *out,
+    ]
 
 
 def _group_section(store: ResultStore, preset: Preset, group: GroupDef) -> list[str]:
     v = _GroupView(store, preset, group)
     if not v.recs and v.teacher is None:
         choice = f" (peers: {v.choice.source})" if v.choice is not None else ""
-        return [f"### {group.title} (`{group.name}`)", "",
-                f"Nothing run yet: teacher missing; missing runs: all {len(v.labels) * len(preset.seeds)} "
-                f"(students {', '.join(v.labels)}{choice}; seeds {', '.join(map(str, preset.seeds))}). "
-                f"Student {_model_str(group.student_model)}, teacher "
-                f"{_model_str(preset.teachers[group.teacher].model)}; "
-                f"{_train_str(student_run(preset, group, 'baseline', 0).spec['train'])}.", ""]
+        return [
+            f"### {group.title} (`{group.name}`)",
+            "",
+            f"Nothing run yet: teacher missing; missing runs: all {len(v.labels) * len(preset.seeds)} "
+            f"(students {', '.join(v.labels)}{choice}; seeds {', '.join(map(str, preset.seeds))}). "
+            f"Student {_model_str(group.student_model)}, teacher "
+            f"{_model_str(preset.teachers[group.teacher].model)}; "
+            f"{_train_str(student_run(preset, group, 'baseline', 0).spec['train'])}.",
+            "",
+        ]
     tdef = preset.teachers[group.teacher]
     t_ap = _ap(v.teacher)
-    teacher_line = (f"{t_ap * 100:.2f} AP (AP50 {_ap(v.teacher, 'AP50') * 100:.2f}), "
-                    f"{_mparams(v.teacher['params']['model'])} params, trained {_train_str(v.teacher['spec']['train'])} "
-                    f"in {v.teacher['wall_seconds'] / 60:.1f} min") if v.teacher else "not trained yet"
-    lines = [f"### {group.title} (`{group.name}`)", "",
-             f"- Student: {_model_str(group.student_model)}; schedule: {_train_str(student_run(preset, group, 'baseline', 0).spec['train'])}; "
-             f"dataset `{preset.datasets[group.data].logical_path}`.",
-             f"- Teacher: {_model_str(tdef.model)}: {teacher_line}."]
+    teacher_line = (
+        (
+            f"{t_ap * 100:.2f} AP (AP50 {_ap(v.teacher, 'AP50') * 100:.2f}), "
+            f"{_mparams(v.teacher['params']['model'])} params, "
+            f"trained {_train_str(v.teacher['spec']['train'])} "
+            f"in {v.teacher['wall_seconds'] / 60:.1f} min"
+        )
+        if v.teacher
+        else "not trained yet"
+    )
+    lines = [
+        f"### {group.title} (`{group.name}`)",
+        "",
+        f"- Student: {_model_str(group.student_model)}; "
+        f"schedule: {_train_str(student_run(preset, group, 'baseline', 0).spec['train'])}; "
+        f"dataset `{preset.datasets[group.data].logical_path}`.",
+        f"- Teacher: {_model_str(tdef.model)}: {teacher_line}.",
+    ]
     if v.choice is not None:
         lines.append(f"- Peers in this group: {', '.join(v.choice.peers)} ({v.choice.source}).")
     lines += ["", *_student_table(v), "", *_verdicts(v)]
@@ -209,16 +277,28 @@ def _machines(recs: list[dict[str, Any]]) -> list[str]:
     loads = []
     for r in recs:
         m = r.get("machine", {})
-        k = (m.get("cpu_model"), m.get("cores"), m.get("torch"), m.get("torchvision"), m.get("gpu"), m.get("memory_gib"))
+        k = (
+            m.get("cpu_model"),
+            m.get("cores"),
+            m.get("torch"),
+            m.get("torchvision"),
+            m.get("gpu"),
+            m.get("memory_gib"),
+            m.get("torch_threads"),
+        )
         seen[k] = seen.get(k, 0) + 1
         if m.get("load_avg_1m") is not None:
             loads.append(m["load_avg_1m"])
-    lines = [f"- {cpu}, {cores} cores, {mem} GiB RAM, torch {tv}, torchvision {tvv}"
-             f"{', GPU ' + gpu if gpu else ', no GPU'}: {n} result file(s)"
-             for (cpu, cores, tv, tvv, gpu, mem), n in seen.items()]
+    lines = [
+        f"- {cpu}, {cores} cores, {mem} GiB RAM, torch {tv}, torchvision {tvv}"
+        f"{', GPU ' + gpu if gpu else ', no GPU'}, {threads} torch thread(s) per run: {n} result file(s)"
+        for (cpu, cores, tv, tvv, gpu, mem, threads), n in seen.items()
+    ]
     if loads:
-        lines.append(f"- 1-minute load average when the runs finished: {min(loads):.1f} to {max(loads):.1f} "
-                     "(a load above the core count means the machine was shared and times are inflated)")
+        lines.append(
+            f"- 1-minute load average when the runs finished: {min(loads):.1f} to {max(loads):.1f} "
+            "(a load above the core count means the machine was shared and times are inflated)"
+        )
     return lines
 
 
@@ -232,12 +312,23 @@ def _quality_section(store: ResultStore, preset: Preset) -> list[str]:
     status = []
     for g in preset.groups:
         v = _GroupView(store, preset, g)
-        status.append([f"`{g.name}`", g.title, "yes" if v.teacher else "no",
-                       f"{sum(len(x) for x in v.recs.values())} / {len(v.labels) * len(preset.seeds)}"])
-    lines = [f"## Quality: preset `{preset.name}`", "", f"{preset.description}. Seeds: "
-             f"{', '.join(map(str, preset.seeds))}. Student runs cached: {runs_done} of {runs_total}. "
-             "AP is COCO AP x 100 on the validation split, from the final weights; std is the sample std over "
-             "seeds; † marks a mean that includes a resumed run (its wall time counts the resumed part only).", ""]
+        status.append(
+            [
+                f"`{g.name}`",
+                g.title,
+                "yes" if v.teacher else "no",
+                f"{sum(len(x) for x in v.recs.values())} / {len(v.labels) * len(preset.seeds)}",
+            ]
+        )
+    lines = [
+        f"## Quality: preset `{preset.name}`",
+        "",
+        f"{preset.description}. Seeds: "
+        f"{', '.join(map(str, preset.seeds))}. Student runs cached: {runs_done} of {runs_total}. "
+        "AP is COCO AP x 100 on the validation split, from the final weights; std is the sample std over "
+        "seeds; † marks a mean that includes a resumed run (its wall time counts the resumed part only).",
+        "",
+    ]
     lines += [*_table(["group", "what", "teacher trained", "student runs cached"], status), ""]
     if recs:
         lines += ["Machines:", *_machines(recs), ""]
@@ -266,22 +357,32 @@ def _perf_section(store: ResultStore, presets: list[str]) -> list[str]:
                 continue
             fname, data, result = newest[part]
             m = data.get("machine", {})
-            lines += [f"#### {part}", "",
-                      f"From `{fname}`: `{data.get('command')}`, {data.get('started_at')}, on {m.get('cpu_model')}, "
-                      f"{m.get('cores')} cores, torch {m.get('torch')}; 1-minute load average "
-                      f"{m.get('load_avg_1m')} at the start, {data.get('machine_after', {}).get('load_avg_1m')} at "
-                      f"the end; {result.get('seconds', '?')} s to measure.", "",
-                      *FORMATTERS[part](result), ""]
+            lines += [
+                f"#### {part}",
+                "",
+                f"From `{fname}`: `{data.get('command')}`, {data.get('started_at')}, "
+                f"on {m.get('cpu_model')}, "
+                f"{m.get('cores')} cores, torch {m.get('torch')}; 1-minute load average "
+                f"{m.get('load_avg_1m')} at the start, {data.get('machine_after', {}).get('load_avg_1m')} at "
+                f"the end; {result.get('seconds', '?')} s to measure.",
+                "",
+                *FORMATTERS[part](result),
+                "",
+            ]
     return lines
 
 
 def _tune_section(store: ResultStore, presets: list[str]) -> list[str]:
     from mar_core.bench.tune import TUNE_SEED, plan_tune, tune_group
 
-    lines = ["## Tuning: what was tried (`mar bench tune`)", "",
-             "One MAR hyper-parameter changed at a time from the defaults, seed 0, on the synthetic short "
-             "group's schedule; compared with the group's default MAR and baseline runs of the same seed. "
-             "One seed: differences below the group's seed spread are noise.", ""]
+    lines = [
+        "## Tuning: what was tried (`mar bench tune`)",
+        "",
+        "One MAR hyper-parameter changed at a time from the defaults, seed 0, on the synthetic short "
+        "group's schedule; compared with the group's default MAR and baseline runs of the same seed. "
+        "One seed: differences below the group's seed spread are noise.",
+        "",
+    ]
     for name in presets:
         preset = get_preset(name)
         group = tune_group(preset)
@@ -290,34 +391,54 @@ def _tune_section(store: ResultStore, presets: list[str]) -> list[str]:
         runs = plan_tune(preset)
         done = [(r, store.get(r.key)) for r in runs]
         if not any(rec for _, rec in done):
-            lines += [f"Preset `{name}`: no tuning run yet ({len(runs)} grid points; `mar bench tune --preset {name}`).",
-                      ""]
+            lines += [
+                f"Preset `{name}`: no tuning run yet ({len(runs)} grid points; "
+                f"`mar bench tune --preset {name}`).",
+                "",
+            ]
             continue
         rows = []
         for r, rec in done:
             ap = _ap(rec)
-            rows.append([r.label, f"`{json.dumps(r.extra['params'])}`", "-" if ap is None else f"{ap * 100:.2f}",
-                         "-" if ap is None or ref_mar is None else f"{(ap - _ap(ref_mar)) * 100:+.2f}",
-                         "-" if ap is None or ref_base is None else f"{(ap - _ap(ref_base)) * 100:+.2f}",
-                         "missing" if rec is None else _mean_wall([rec])])
-        lines += [f"Preset `{name}`, group `{group.name}`: default MAR seed 0 "
-                  f"{'-' if ref_mar is None else f'{_ap(ref_mar) * 100:.2f}'} AP, baseline seed 0 "
-                  f"{'-' if ref_base is None else f'{_ap(ref_base) * 100:.2f}'} AP.", "",
-                  *_table(["point", "distill overrides", "AP", "vs default MAR", "vs baseline", "wall time"], rows),
-                  ""]
+            rows.append(
+                [
+                    r.label,
+                    f"`{json.dumps(r.extra['params'])}`",
+                    "-" if ap is None else f"{ap * 100:.2f}",
+                    "-" if ap is None or ref_mar is None else f"{(ap - _ap(ref_mar)) * 100:+.2f}",
+                    "-" if ap is None or ref_base is None else f"{(ap - _ap(ref_base)) * 100:+.2f}",
+                    "missing" if rec is None else _mean_wall([rec]),
+                ]
+            )
+        lines += [
+            f"Preset `{name}`, group `{group.name}`: default MAR seed 0 "
+            f"{'-' if ref_mar is None else f'{_ap(ref_mar) * 100:.2f}'} AP, baseline seed 0 "
+            f"{'-' if ref_base is None else f'{_ap(ref_base) * 100:.2f}'} AP.",
+            "",
+            *_table(["point", "distill overrides", "AP", "vs default MAR", "vs baseline", "wall time"], rows),
+            "",
+        ]
     return lines
 
 
 def _commands(store: ResultStore, presets: list[str]) -> list[str]:
-    used = sorted({r["command"] for r in store.records() if r.get("command") and r.get("preset") in presets}
-                  | {json.loads(f.read_text()).get("command", "") for f in store.perf_files()} - {""})
+    used = sorted(
+        {r["command"] for r in store.records() if r.get("command") and r.get("preset") in presets}
+        | {json.loads(f.read_text()).get("command", "") for f in store.perf_files()} - {""}
+    )
     lines = ["## Commands", "", "```bash"]
     for name in presets:
-        lines += [f"mar bench quality --preset {name}            # every group; cached runs are skipped",
-                  f"mar bench quality --preset {name} --list     # what is cached, what is missing",
-                  f"mar bench perf --preset {name}",
-                  f"mar bench tune --preset {name}"]
-    lines += ["mar bench report                           # rewrites this file from benchmarks/results/", "```", ""]
+        lines += [
+            f"mar bench quality --preset {name}            # every group; cached runs are skipped",
+            f"mar bench quality --preset {name} --list     # what is cached, what is missing",
+            f"mar bench perf --preset {name}",
+            f"mar bench tune --preset {name}",
+        ]
+    lines += [
+        "mar bench report                           # rewrites this file from benchmarks/results/",
+        "```",
+        "",
+    ]
     if used:
         lines += ["Commands that produced the results below:", "", "```bash", *used, "```", ""]
     return lines
@@ -331,13 +452,19 @@ def render_report(store: ResultStore, presets: list[str] | None = None) -> str:
         where = store.root.resolve().relative_to(REPO_ROOT)
     except ValueError:
         where = store.root
-    lines = ["# Benchmarks", "",
-             f"Generated by `mar bench report` from the result files in `{where}/` ({now}). Do not edit: "
-             "every number below is read from a result file, and runs not made yet are listed as missing.", "",
-             "Quality: MAR against a baseline student (no teacher), MAR ablations and the peer methods "
-             "(feature MSE, FGD, MGD, PKD, CWD) in one harness; same schedule and budget for every student of a "
-             "group, several seeds. Speed: what distillation costs per step, the relation loss's Gram form against "
-             "the naive N x N form, mask building, API latency.", ""]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `mar bench report` from the result files in `{where}/` ({now}). Do not edit: "
+        "every number below is read from a result file, and runs not made yet are listed as missing.",
+        "",
+        "Quality: MAR against a baseline student (no teacher), MAR ablations and the peer methods "
+        "(feature MSE, FGD, MGD, PKD, CWD) in one harness; same schedule and budget for every student of a "
+        "group, several seeds. Speed: what distillation costs per step, the relation loss's Gram form "
+        "against "
+        "the naive N x N form, mask building, API latency.",
+        "",
+    ]
     lines += _commands(store, names)
     for name in names:
         lines += _quality_section(store, get_preset(name))

@@ -49,9 +49,18 @@ def _train_step(model, optimizer, images, targets) -> float:
     return time.perf_counter() - start
 
 
-def measure_steps(student_model: dict[str, Any], teacher_model: dict[str, Any], *, image_size: int,
-                  batch_size: int, repeats: int = 10, warmup: int = 2, distill: dict[str, Any] | None = None,
-                  num_classes: int = 6, threads: int | None = None) -> dict[str, Any]:
+def measure_steps(
+    student_model: dict[str, Any],
+    teacher_model: dict[str, Any],
+    *,
+    image_size: int,
+    batch_size: int,
+    repeats: int = 10,
+    warmup: int = 2,
+    distill: dict[str, Any] | None = None,
+    num_classes: int = 6,
+    threads: int | None = None,
+) -> dict[str, Any]:
     """Median seconds (wall and CPU) of a student step, a teacher forward and a MAR step
     (``distill`` section, default MAR defaults) on the same batch; and their ratios.
     ``threads``: torch threads while measuring (restored afterwards)."""
@@ -61,7 +70,9 @@ def measure_steps(student_model: dict[str, Any], teacher_model: dict[str, Any], 
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _measure(student_model, teacher_model, image_size, batch_size, repeats, warmup, distill, num_classes)
+        return _measure(
+            student_model, teacher_model, image_size, batch_size, repeats, warmup, distill, num_classes
+        )
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -71,7 +82,8 @@ def _ratios(med: dict[str, float]) -> dict[str, float]:
         "teacher_forward_over_student_step": round(med["teacher_forward"] / med["student_step"], 4),
         "mar_step_over_student_step": round(med["mar_step"] / med["student_step"], 4),
         "distillation_overhead": round(
-            (med["mar_step"] - med["student_step"] - med["teacher_forward"]) / med["student_step"], 4),
+            (med["mar_step"] - med["student_step"] - med["teacher_forward"]) / med["student_step"], 4
+        ),
     }
 
 
@@ -97,8 +109,9 @@ def _measure(student_model, teacher_model, image_size, batch_size, repeats, warm
     # A second, identical student for the MAR step: both optimisers see the same kind of model.
     kd_student = build_detector(s_spec, num_classes + 1)
     kd_student.load_state_dict(student.state_dict())
-    distiller = Distiller(kd_student, teacher, DistillSpec(**(distill or {"method": "mar"})), s_spec.arch,
-                          t_spec.arch).train()
+    distiller = Distiller(
+        kd_student, teacher, DistillSpec(**(distill or {"method": "mar"})), s_spec.arch, t_spec.arch
+    ).train()
     opt_s = torch.optim.SGD(student.parameters(), lr=1e-4, momentum=0.9)
     opt_d = torch.optim.SGD([p for p in distiller.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
     padded = student.transform(images, targets)[0].tensors
@@ -113,9 +126,11 @@ def _measure(student_model, teacher_model, image_size, batch_size, repeats, warm
         opt_d.step()
         last_losses.update({k: round(float(v.detach()), 5) for k, v in losses.items()})
 
-    steps = {"student_step": lambda: _train_step(student, opt_s, images, targets),
-             "teacher_forward": lambda: distiller.teacher_features(padded),
-             "mar_step": mar_step}
+    steps = {
+        "student_step": lambda: _train_step(student, opt_s, images, targets),
+        "teacher_forward": lambda: distiller.teacher_features(padded),
+        "mar_step": mar_step,
+    }
     wall: dict[str, list[float]] = {k: [] for k in steps}
     cpu: dict[str, list[float]] = {k: [] for k in steps}
     for i in range(warmup + repeats):
@@ -128,8 +143,12 @@ def _measure(student_model, teacher_model, image_size, batch_size, repeats, warm
     med = {k: statistics.median(v) for k, v in wall.items()}
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     return {
-        "student_model": student_model, "teacher_model": teacher_model, "image_size": image_size,
-        "batch_size": batch_size, "repeats": repeats, "threads": torch.get_num_threads(),
+        "student_model": student_model,
+        "teacher_model": teacher_model,
+        "image_size": image_size,
+        "batch_size": batch_size,
+        "repeats": repeats,
+        "threads": torch.get_num_threads(),
         "distill": distill or {"method": "mar"},
         "params": {"student": count_parameters(student), "teacher": count_parameters(teacher)},
         "median_s": {k: round(v, 5) for k, v in med.items()},

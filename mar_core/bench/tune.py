@@ -63,8 +63,15 @@ def plan_tune(preset: Preset) -> list[RunDef]:
     return runs
 
 
-def run_tune(preset: Preset, store: ResultStore, cache: Path, *, max_runs: int | None = None, command: str = "",
-             on_event: Callable[[str, RunDef, dict | None], None] = lambda *a: None) -> QualitySummary:
+def run_tune(
+    preset: Preset,
+    store: ResultStore,
+    cache: Path,
+    *,
+    max_runs: int | None = None,
+    command: str = "",
+    on_event: Callable[[str, RunDef, dict | None], None] = lambda *a: None,
+) -> QualitySummary:
     """Run the missing grid points (at most ``max_runs`` trainings)."""
     runner = Runner(preset, store, cache, max_runs=max_runs, command=command, on_event=on_event)
     for run in plan_tune(preset):

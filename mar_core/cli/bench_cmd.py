@@ -36,23 +36,34 @@ def _positive(text: str) -> int:
 
 
 def _command() -> str:
-    return "mar " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
-        "mar bench (library call)"
+    return (
+        "mar " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        if sys.argv[1:2] == ["bench"]
+        else "mar bench (library call)"
+    )
 
 
 def _add_paths(p: argparse.ArgumentParser, cache: bool = True) -> None:
     from mar_core.bench.store import DEFAULT_CACHE, DEFAULT_RESULTS
 
-    p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results folder (default: %(default)s)")
+    p.add_argument(
+        "--results", type=Path, default=DEFAULT_RESULTS, help="results folder (default: %(default)s)"
+    )
     if cache:
-        p.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
-                       help="datasets, teachers and work folders (default: %(default)s)")
+        p.add_argument(
+            "--cache",
+            type=Path,
+            default=DEFAULT_CACHE,
+            help="datasets, teachers and work folders (default: %(default)s)",
+        )
 
 
 def _add_report_out(p: argparse.ArgumentParser) -> None:
     from mar_core.bench.store import REPO_ROOT
 
-    p.add_argument("--out", type=Path, default=REPO_ROOT / "BENCHMARKS.md", help="report file (default: %(default)s)")
+    p.add_argument(
+        "--out", type=Path, default=REPO_ROOT / "BENCHMARKS.md", help="report file (default: %(default)s)"
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,16 +76,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--group", action="append", default=None, help="only this group (repeatable)")
     q.add_argument("--students", type=_csv, default=None, help="only these students, e.g. baseline,mar")
     q.add_argument("--seeds", type=_ints, default=None, help="only these seeds, e.g. 0")
-    q.add_argument("--max-runs", type=_positive, default=None,
-                   help="stop after K trainings (a teacher being trained counts as one)")
+    q.add_argument(
+        "--max-runs",
+        type=_positive,
+        default=None,
+        help="stop after K trainings (a teacher being trained counts as one)",
+    )
     mode = q.add_mutually_exclusive_group()
-    mode.add_argument("--only-missing", action="store_true", default=True,
-                      help="run only what is not cached (the default)")
-    mode.add_argument("--rerun", action="store_true", help="run the selection again, replacing cached results")
+    mode.add_argument(
+        "--only-missing", action="store_true", default=True, help="run only what is not cached (the default)"
+    )
+    mode.add_argument(
+        "--rerun", action="store_true", help="run the selection again, replacing cached results"
+    )
     q.add_argument("--list", action="store_true", help="print the plan (cached / missing) and run nothing")
     q.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
-    q.add_argument("--threads", type=_positive, default=None,
-                   help="torch threads per run (default: torch's; 1 suits a machine shared with other jobs)")
+    q.add_argument(
+        "--threads",
+        type=_positive,
+        default=None,
+        help="torch threads per run (default: torch's; 1 suits a machine shared with other jobs)",
+    )
     _add_paths(q)
     _add_report_out(q)
     q.set_defaults(handler=_quality)
@@ -146,8 +168,10 @@ def _quality(args: argparse.Namespace) -> int:
     preset = _preset(args.preset)
     for g in args.group or []:
         if g not in preset.group_names:
-            raise SpecError(f"preset {preset.name} has no group {g!r}; groups: {', '.join(preset.group_names)}",
-                            param="--group")
+            raise SpecError(
+                f"preset {preset.name} has no group {g!r}; groups: {', '.join(preset.group_names)}",
+                param="--group",
+            )
     store = ResultStore(args.results)
     if args.list:
         from mar_core.bench.plan import plan_runs
@@ -156,17 +180,31 @@ def _quality(args: argparse.Namespace) -> int:
         for run in runs:
             state = "cached " if store.has(run.key) else "missing"
             print(f"{state} {run.group}/{run.label} seed {run.seed} [{run.key[:12]}]")
-        print(f"{sum(not store.has(r.key) for r in runs)} of {len(runs)} runs missing "
-              "(best peers resolved from the results cached now)")
+        print(
+            f"{sum(not store.has(r.key) for r in runs)} of {len(runs)} runs missing "
+            "(best peers resolved from the results cached now)"
+        )
         return 0
     from mar_core.bench.quality import run_quality
 
     _set_threads(args.threads)
-    summary = run_quality(preset, store, args.cache, groups=args.group, students=args.students, seeds=args.seeds,
-                          max_runs=args.max_runs, rerun=args.rerun, command=_command(), on_event=_print_event)
-    print(f"ran {len(summary.ran)} student runs, trained {len(summary.teachers_trained)} teachers, "
-          f"{len(summary.cached)} cached, {len(summary.busy)} busy"
-          + (" (stopped at --max-runs)" if summary.stopped_at_max_runs else ""))
+    summary = run_quality(
+        preset,
+        store,
+        args.cache,
+        groups=args.group,
+        students=args.students,
+        seeds=args.seeds,
+        max_runs=args.max_runs,
+        rerun=args.rerun,
+        command=_command(),
+        on_event=_print_event,
+    )
+    print(
+        f"ran {len(summary.ran)} student runs, trained {len(summary.teachers_trained)} teachers, "
+        f"{len(summary.cached)} cached, {len(summary.busy)} busy"
+        + (" (stopped at --max-runs)" if summary.stopped_at_max_runs else "")
+    )
     if not args.no_report and preset.name != "smoke":
         _write_report(args)
     return 0
@@ -178,7 +216,9 @@ def _perf(args: argparse.Namespace) -> int:
     from mar_core.errors import SpecError
 
     if args.preset not in PERF_PRESETS:
-        raise SpecError(f"unknown perf preset {args.preset!r}; valid: {', '.join(PERF_PRESETS)}", param="--preset")
+        raise SpecError(
+            f"unknown perf preset {args.preset!r}; valid: {', '.join(PERF_PRESETS)}", param="--preset"
+        )
     parts = tuple(args.parts or PARTS)
     bad = [p for p in parts if p not in PARTS]
     if bad:
@@ -213,12 +253,15 @@ def _tune(args: argparse.Namespace) -> int:
     if args.list:
         runs = plan_tune(preset)
         for run in runs:
-            print(f"{'cached ' if store.has(run.key) else 'missing'} {run.label} [{run.key[:12]}] "
-                  f"{json.dumps(run.extra['params'])}")
+            print(
+                f"{'cached ' if store.has(run.key) else 'missing'} {run.label} [{run.key[:12]}] "
+                f"{json.dumps(run.extra['params'])}"
+            )
         return 0
     _set_threads(args.threads)
-    summary = run_tune(preset, store, args.cache, max_runs=args.max_runs, command=_command(),
-                       on_event=_print_event)
+    summary = run_tune(
+        preset, store, args.cache, max_runs=args.max_runs, command=_command(), on_event=_print_event
+    )
     print(f"ran {len(summary.ran)} tuning runs, {len(summary.cached)} cached")
     if not args.no_report and preset.name != "smoke":
         _write_report(args)
