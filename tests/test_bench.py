@@ -161,3 +161,33 @@ def test_two_spreads_verdict():
     assert beats_by_two_spreads(Summary.of([0.30, 0.31, 0.32]), Summary.of([0.20, 0.21, 0.22]))[0] is True
     assert beats_by_two_spreads(Summary.of([0.22, 0.25, 0.28]), Summary.of([0.20, 0.21, 0.22]))[0] is False
     assert beats_by_two_spreads(Summary.of([0.30]), Summary.of([0.20]))[0] is None
+
+
+def test_report_verdicts_from_fake_records(tmp_path):
+    """The verdict lines read the numbers of the records (no training here)."""
+    from mar_core.bench.plan import teacher_run
+    from mar_core.bench.report import render_report
+
+    preset = get_preset("cpu")
+    long = preset.group("retina-synth-long")
+    store = ResultStore(tmp_path)
+    trun = teacher_run(preset, preset.teachers[long.teacher])
+    store.put({"key": trun.key, "kind": "teacher", "preset": "cpu", "group": trun.group, "label": "teacher",
+               "seed": 0, "spec": trun.spec, "eval": {"AP": 0.40, "AP50": 0.6}, "wall_seconds": 1200.0,
+               "params": {"model": 26_000_000}})
+    for seed in preset.seeds:
+        for label, ap in (("baseline", 0.250 + seed * 0.002), ("mar", 0.300 + seed * 0.002), ("fgd", 0.27)):
+            run = student_run(preset, long, label, seed)
+            hist = [{"step": s, "AP": ap - (0.05 if s < 960 else 0.001 if s < 1600 else 0)}
+                    for s in (320, 640, 960, 1280, 1600)]
+            store.put({"key": run.key, "kind": "student", "preset": "cpu", "group": long.name, "label": label,
+                       "seed": seed, "spec": run.spec, "eval": {"AP": ap, "AP50": ap + 0.2},
+                       "eval_history": hist, "wall_seconds": 500.0, "params": {"model": 11_800_000}})
+    text = render_report(ResultStore(tmp_path), ["cpu"])
+    section = text.split("(`retina-synth-long`)")[1].split("###")[0]
+    assert "MAR beats the baseline by more than twice the seed spread: yes: gain +5.00 AP" in section
+    assert "MAR reaches the teacher: no (MAR 30.20 vs teacher 40.00 AP" in section
+    assert "MAR ranks 1 of 2 among MAR and the peers" in section
+    assert "Baseline converged" in section and ": yes, mean rise +0.10 AP" in section
+    assert "Teacher clearly better than the baseline student" in section
+    assert "Missing runs: pkd (seeds 0, 1, 2)." in section

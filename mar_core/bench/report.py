@@ -179,7 +179,7 @@ def _verdicts(v: _GroupView) -> list[str]:
         complete = all(v.summary(x).n == len(v.preset.seeds) for x in ["mar", *peers])
         shown = ", ".join(f"{x} {v.summary(x).mean * 100:.2f}" for x in ranked)
         lines.append(
-            f"- MAR ranks {ranked.index('mar') + 1} of {len(ranked)} among the peers with results "
+            f"- MAR ranks {ranked.index('mar') + 1} of {len(ranked)} among MAR and the peers with results "
             f"(mean AP: {shown})" + ("" if complete else "; not every seed is in yet") + "."
         )
     else:
@@ -220,7 +220,8 @@ def _losses(v: _GroupView) -> list[str]:
         steps = rec["losses"].get("steps", {}).get(phase, [])
         out.append(f"  - {phase} (steps {'-'.join(map(str, steps))}): {shown}")
     return [
-        f"- MAR loss terms (seed {rec['seed']}, weighted KD terms as logged; mean over the first / last "
+        f"- MAR loss terms (seed {rec['seed']}, weighted KD terms as logged, the early ones inside the KD "
+        "warm-up; mean over the first / last "
         "fifth "
         f"of the logged steps):",
         *out,
@@ -248,7 +249,7 @@ def _group_section(store: ResultStore, preset: Preset, group: GroupDef) -> list[
             f"{t_ap * 100:.2f} AP (AP50 {_ap(v.teacher, 'AP50') * 100:.2f}), "
             f"{_mparams(v.teacher['params']['model'])} params, "
             f"trained {_train_str(v.teacher['spec']['train'])} "
-            f"in {v.teacher['wall_seconds'] / 60:.1f} min"
+            f", in {v.teacher['wall_seconds'] / 60:.1f} min"
         )
         if v.teacher
         else "not trained yet"

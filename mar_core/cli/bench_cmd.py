@@ -172,6 +172,12 @@ def _quality(args: argparse.Namespace) -> int:
                 f"preset {preset.name} has no group {g!r}; groups: {', '.join(preset.group_names)}",
                 param="--group",
             )
+    from mar_core.bench.presets import STUDENTS
+
+    unknown = [s for s in args.students or [] if s not in STUDENTS]
+    if unknown:
+        raise SpecError(f"unknown student(s) {', '.join(unknown)}; valid: {', '.join(STUDENTS)}",
+                        param="--students")
     store = ResultStore(args.results)
     if args.list:
         from mar_core.bench.plan import plan_runs
