@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.data import Subset
 
 from mar_core.data import build_eval_loader, build_train_loader, load_dataset
+from mar_core.engine.distributed import SINGLE, RankInfo
 from mar_core.engine.hooks import (
     BEST_CHECKPOINT, LAST_CHECKPOINT, CheckpointHook, EvalHook, LRScheduleHook, MetricsHook, StopHook,
     device_of, load_training_checkpoint,
@@ -74,12 +75,31 @@ def load_teacher(spec: JobSpec, checkpoint_roots: list[Path] | None, num_classes
 def run_job(spec: JobSpec, workdir: Path, *, data_roots: list[Path] | None = None,
             checkpoint_roots: list[Path] | None = None, progress: ProgressCallback = ignore_progress,
             should_stop: Callable[[], bool] = lambda: False, device: str | None = None) -> dict:
-    """Train or distil as ``spec`` says; return the report (also written to ``report.json``)."""
+    """Train or distil as ``spec`` says; return the report (also written to ``report.json``).
+
+    With ``resources.gpus > 1`` this process becomes rank 0 of that many torch.distributed
+    processes (``mar_core.engine.distributed``); it alone calls ``progress`` and ``should_stop``.
+    """
+    if spec.resources.gpus > 1:
+        from mar_core.engine.distributed import launch
+        return launch(_run, spec, Path(workdir), device_of(device or spec.resources.device).type,
+                      progress=progress, should_stop=should_stop, data_roots=data_roots,
+                      checkpoint_roots=checkpoint_roots, device=device)
+    return _run(spec, workdir, data_roots=data_roots, checkpoint_roots=checkpoint_roots, progress=progress,
+                should_stop=should_stop, device=device)
+
+
+def _run(spec: JobSpec, workdir: Path, *, data_roots: list[Path] | None = None,
+         checkpoint_roots: list[Path] | None = None, progress: ProgressCallback = ignore_progress,
+         should_stop: Callable[[], bool] = lambda: False, device: str | None = None,
+         ranks: RankInfo = SINGLE) -> dict:
+    """The job on one rank; only rank 0 evaluates and writes (the others return ``{}``)."""
     t_start = time.time()
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    if ranks.is_main:
+        workdir.mkdir(parents=True, exist_ok=True)
     seed_everything(spec.seed)
-    dev = device_of(device or spec.resources.device)
+    dev = ranks.device or device_of(device or spec.resources.device)
     cfg = spec.train
 
     train_ds = load_dataset(spec.dataset, spec.dataset.train_split, data_roots)
@@ -116,18 +136,17 @@ def run_job(spec: JobSpec, workdir: Path, *, data_roots: list[Path] | None = Non
         atomic_torch_save({k: v.detach().cpu() for k, v in student.state_dict().items()}, ckpt_dir / BEST_CHECKPOINT)
 
     fingerprint = spec_fingerprint(spec)
-    hooks = [
-        LRScheduleHook(lr_factor_fn(cfg.iterations, cfg.warmup_iters, cfg.schedule, cfg.lr_steps)),
-        *extra_hooks,
-        metrics,
-        EvalHook(evaluate, cfg.eval_every, metrics, save_best, progress),
-        CheckpointHook(ckpt_dir, cfg.checkpoint_every, {"spec_fingerprint": fingerprint}, progress),
-        StopHook(should_stop),
-    ]
+    hooks = [LRScheduleHook(lr_factor_fn(cfg.iterations, cfg.warmup_iters, cfg.schedule, cfg.lr_steps)),
+             *extra_hooks]
+    if ranks.is_main:  # the other ranks only train
+        hooks += [metrics, EvalHook(evaluate, cfg.eval_every, metrics, save_best, progress),
+                  CheckpointHook(ckpt_dir, cfg.checkpoint_every, {"spec_fingerprint": fingerprint}, progress)]
+    hooks.append(StopHook((lambda: ranks.any_rank(should_stop())) if ranks.distributed else should_stop))
     trainer = Trainer(
-        trainable, build_optimizer(trainable, cfg),
-        lambda start: build_train_loader(train_ds, cfg.batch_size, spec.seed, start, cfg.iterations, cfg.num_workers),
-        cfg.iterations, dev, hooks, amp=cfg.amp, grad_clip=cfg.grad_clip, hflip=cfg.hflip,
+        ranks.wrap(trainable), build_optimizer(trainable, cfg),
+        lambda start: build_train_loader(train_ds, cfg.batch_size, spec.seed, start, cfg.iterations, cfg.num_workers,
+                                         ranks.rank, ranks.world_size),
+        cfg.iterations, dev, hooks, amp=cfg.amp, grad_clip=cfg.grad_clip, hflip=cfg.hflip, ranks=ranks,
     )
     last = ckpt_dir / LAST_CHECKPOINT
     if last.exists():
@@ -144,6 +163,8 @@ def run_job(spec: JobSpec, workdir: Path, *, data_roots: list[Path] | None = Non
     t_train = time.time()
     trainer.train()
     train_seconds = time.time() - t_train
+    if not ranks.is_main:
+        return {}
 
     progress({"type": "phase", "phase": "export"})
     outputs = write_model_output(workdir, student, spec.model, class_names)
@@ -158,6 +179,7 @@ def run_job(spec: JobSpec, workdir: Path, *, data_roots: list[Path] | None = Non
         "best": {"AP": eval_hook.best_ap, "step": eval_hook.best_step},
         "class_names": class_names,
         "device": str(dev),
+        "world_size": ranks.world_size,
         "params": {"model": count_parameters(student), "teacher": teacher_params},
         "train_seconds": round(train_seconds, 2),
         "images_per_second": round((cfg.iterations - start_iter) * cfg.batch_size / max(train_seconds, 1e-9), 2),

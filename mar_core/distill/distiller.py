@@ -60,6 +60,13 @@ class Distiller(nn.Module):
             self.peer = build_peer(cfg.method, c_t, self.num_levels, cfg, TWO_STAGE[student_arch])
         teacher.eval().requires_grad_(False)
 
+    @property
+    def has_unused_parameters(self) -> bool:
+        """True when trainable parameters never get a gradient: the adapters when MAR runs
+        without its feature loss (``DistributedDataParallel`` then needs ``find_unused_parameters``)."""
+        return (self.peer is None and not self.cfg.feature_loss
+                and any(p.requires_grad for p in self.adapters.parameters()))
+
     def train(self, mode: bool = True) -> "Distiller":
         super().train(mode)
         self.teacher.eval()

@@ -15,8 +15,10 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from mar_core.data.transforms import random_hflip
+from mar_core.engine.distributed import RankInfo
 from mar_core.errors import NonFiniteLossError
 
 log = logging.getLogger(__name__)
@@ -44,17 +46,22 @@ class Trainer:
     """Loops from ``start_iter`` to ``max_iter`` over batches of ``data_factory(start_iter)``.
 
     Args:
-        model: returns named losses in train mode (a detector, or a distiller).
+        model: returns named losses in train mode (a detector, or a distiller), or its
+            ``DistributedDataParallel`` wrapper (called each step; the state is the inner module's).
         data_factory: ``f(start_iter) -> iterable of (images, targets)`` for the remaining steps.
         grad_clip: max global grad norm, or None.
         hflip: probability of a horizontal flip per image (torch global RNG: checkpointed).
+        ranks: this process's place among several (batches are then local shares of the global
+            batch, and the losses reported are means over ranks); None: one process.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
                  data_factory: Callable[[int], Iterable], max_iter: int, device: torch.device,
                  hooks: Sequence[HookBase] = (), amp: bool = False, grad_clip: float | None = None,
-                 hflip: float = 0.0):
+                 hflip: float = 0.0, ranks: RankInfo | None = None):
         self.model, self.optimizer, self.data_factory = model, optimizer, data_factory
+        self.module = model.module if isinstance(model, DistributedDataParallel) else model
+        self.ranks = ranks if ranks is not None and ranks.distributed else None
         self.max_iter, self.device = max_iter, device
         self.hooks = list(hooks)
         self.amp = amp and device.type == "cuda"
@@ -69,7 +76,7 @@ class Trainer:
     def state_dict(self) -> dict:
         return {
             "iteration": self.iter,
-            "model": self.model.state_dict(),
+            "model": self.module.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "hooks": {h.name: h.state_dict() for h in self.hooks if h.name},
@@ -77,7 +84,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         self.iter = int(state["iteration"])
-        self.model.load_state_dict(state["model"])
+        self.module.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
@@ -119,16 +126,21 @@ class Trainer:
         t0 = time.perf_counter()
         self.model.train()
         if self.hflip > 0:
-            images, targets = random_hflip(images, targets, self.hflip)
+            images, targets = (self.ranks.random_hflip(images, targets, self.hflip) if self.ranks
+                               else random_hflip(images, targets, self.hflip))
         images = [img.to(self.device, non_blocking=True) for img in images]
         targets = [{k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
         with torch.autocast(self.device.type, enabled=self.amp):
             losses = self.model(images, targets)
         values = {k: float(v.detach()) for k, v in losses.items()}
+        total = sum(losses.values())
+        total_value = float(total.detach())
+        if self.ranks:  # the global batch's values; a NaN on any rank reaches all, and all raise
+            *means, total_value = self.ranks.mean_over_ranks([*values.values(), total_value])
+            values = dict(zip(values, means))
         for k, v in values.items():
             if not math.isfinite(v):
                 raise NonFiniteLossError(metric_name(k), self.iter, values)
-        total = sum(losses.values())
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         if self.grad_clip:
@@ -136,5 +148,5 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.last_losses = {metric_name(k): v for k, v in values.items()} | {"loss/total": float(total.detach())}
+        self.last_losses = {metric_name(k): v for k, v in values.items()} | {"loss/total": total_value}
         self.last_step_seconds = time.perf_counter() - t0

@@ -1,0 +1,242 @@
+"""``resources.gpus: 2`` on the CPU (gloo): two processes train like one on the same global batch,
+stop together, resume, and only rank 0 (this process) writes; a dead rank fails the job at once.
+
+Children are watched by an audit hook (a ``sitecustomize`` on their ``PYTHONPATH``) that logs every
+file they open, rename, remove or create under the test's folder: rank 1 must only ever read.
+
+Tolerance of the loss comparison: RetinaNet's losses and the relation loss are means over images,
+so the mean over two ranks of the means over their two images is the mean over the four images of
+one process, and DDP's averaged gradient is the one process's gradient: only float32 rounding
+differs (another summation order). Measured here: 0 at the first step, <= 6e-7 relative per term
+over the following SGD steps. ``rel=1e-5`` leaves that rounding a 15x margin and still fails on
+any real difference: flips or sizes drawn differently, a wrong shard, an un-averaged gradient or
+a per-rank normalisation (MAR's fg/bg terms) move the losses by 1e-3 to 1e-1. Flips are off
+(``hflip: 0``): torchvision draws a resize size per local image, so from the second step the
+ranks' RNG streams differ from one process's (``engine/distributed.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import textwrap
+import time
+
+import pytest
+import torch
+
+from mar_core.data import build_train_loader, random_hflip
+from mar_core.engine.distributed import RankFailedError, RankInfo
+from mar_core.engine.trainer import Trainer
+from mar_core.errors import JobCancelled, NonFiniteLossError, SpecError
+from mar_core.models.checkpoint_io import safe_load
+from mar_core.run import run_job
+from mar_core.spec import JobSpec
+from tests.conftest import tiny_spec
+from tests.test_distill_run import teacher_run
+
+REL = 1e-5
+
+AUDIT_HOOK = textwrap.dedent('''
+    """Test helper: log what this process does to files under MAR_TEST_AUDIT_ROOT."""
+    import json, os, sys
+    _ROOT = os.environ["MAR_TEST_AUDIT_ROOT"]
+    _LOG = os.environ["MAR_TEST_AUDIT_LOG"]
+    _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+    _CHANGES = {"os.rename", "os.remove", "os.mkdir", "os.rmdir", "os.truncate", "os.link", "os.symlink",
+                "os.chmod", "os.utime", "shutil.copyfile", "shutil.rmtree", "shutil.move"}
+    _busy = False
+
+    def _path(p):
+        try:
+            return os.path.abspath(os.fsdecode(os.fspath(p)))
+        except TypeError:
+            return None
+
+    def _note(kind, path):
+        global _busy
+        _busy = True
+        try:
+            with open(_LOG, "a") as f:
+                f.write(json.dumps({"pid": os.getpid(), "kind": kind, "path": path, "argv": sys.argv[:1]}) + "\\n")
+        finally:
+            _busy = False
+
+    def _hook(event, args):
+        if _busy or not (event == "open" or event in _CHANGES):
+            return
+        paths = [_path(a) for a in args[:2 if event in ("os.rename", "os.link", "shutil.move") else 1]]
+        paths = [p for p in paths if p and p.startswith(_ROOT)]
+        if not paths:
+            return
+        if event == "open":
+            mode, flags = args[1], args[2]
+            write = any(c in mode for c in "wax+") if isinstance(mode, str) else bool((flags or 0) & _WRITE_FLAGS)
+            _note("write" if write else "read", paths[0])
+        else:
+            _note(event, paths[0])
+
+    _note("start", _ROOT)
+    sys.addaudithook(_hook)
+''')
+
+
+@pytest.fixture
+def one_thread(monkeypatch):
+    """Every process (this one and the spawned ranks) on one thread: two cores here, and the
+    one-process reference then sums in the same order as rank 0."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def audited_children(tmp_path, monkeypatch, one_thread):
+    """Path of the audit log of every Python process started from now on (this one excluded)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(AUDIT_HOOK)
+    log = tmp_path / "audit.jsonl"
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("MAR_TEST_AUDIT_ROOT", str(tmp_path / "runs"))
+    monkeypatch.setenv("MAR_TEST_AUDIT_LOG", str(log))
+    return log
+
+
+def _spec(data, gpus: int, **train) -> JobSpec:
+    return tiny_spec(data, train={"iterations": 4, "batch_size": 4, "hflip": 0.0, "log_every": 1, **train},
+                     resources={"gpus": gpus, "device": "cpu"})
+
+
+def _rows(workdir) -> list[dict]:
+    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _losses(workdir) -> dict[int, dict[str, float]]:
+    return {r["step"]: {k: v for k, v in r.items() if k.startswith("loss/")} for r in _rows(workdir) if "loss/total" in r}
+
+
+def _listing(workdir) -> list[str]:
+    return sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*"))
+
+
+def _assert_same_losses(one: dict, two: dict) -> None:
+    assert one.keys() == two.keys()
+    for step, values in one.items():
+        assert values.keys() == two[step].keys(), step
+        for name, value in values.items():
+            assert two[step][name] == pytest.approx(value, rel=REL), (step, name)
+
+
+def test_two_processes_train_like_one_stop_together_resume_and_only_rank0_writes(tiny_synth, tmp_path,
+                                                                                 audited_children, caplog):
+    runs = tmp_path / "runs"
+    run_job(_spec(tiny_synth, 1), runs / "one")
+
+    two, events, polls = runs / "two", [], []
+
+    def stop_after_two_steps() -> bool:
+        polls.append(1)
+        return len(polls) >= 2
+
+    with pytest.raises(JobCancelled):
+        run_job(_spec(tiny_synth, 2), two, progress=events.append, should_stop=stop_after_two_steps)
+    assert safe_load(two / "checkpoints" / "last.pt")["iteration"] == 2  # rank 1 stopped there too
+    report = run_job(_spec(tiny_synth, 2), two, progress=events.append)
+    assert report["resumed_from_step"] == 2 and report["world_size"] == 2
+
+    _assert_same_losses(_losses(runs / "one"), _losses(two))
+    assert [r["step"] for r in _rows(two) if "loss/total" in r] == [1, 2, 3, 4]
+    assert [r["step"] for r in _rows(two) if "eval/AP" in r] == [4]
+    assert _listing(two) == _listing(runs / "one")  # one checkpoint, one set of outputs
+    assert [e["step"] for e in events if e["type"] == "checkpoint"] == [2, 4]
+    # rank 1 stopped after the same step and exited cleanly both times (else rank 0 warns)
+    assert not [r for r in caplog.records if r.name == "mar_core.engine.distributed" and r.levelno >= 30]
+
+    audit = [json.loads(line) for line in audited_children.read_text().splitlines()]
+    children = {a["pid"] for a in audit if a["kind"] == "start"}
+    assert len(children) >= 2, "the audit hook did not load in the spawned ranks"
+    assert [a for a in audit if a["kind"] not in ("start", "read")] == [], "a non-main rank wrote"
+    assert any(a["kind"] == "read" and a["path"].endswith("two/checkpoints/last.pt") for a in audit), \
+        "rank 1 did not resume from the checkpoint"
+
+
+def test_mar_distillation_on_two_processes_matches_one(tiny_synth, tmp_path, one_thread):
+    """The relation-only MAR ablation: every term is a mean over images, and its unused adapters
+    need DDP's ``find_unused_parameters`` (an error at the second step otherwise)."""
+    teacher = teacher_run(tiny_synth, tmp_path, "retinanet")
+
+    def spec(gpus: int) -> JobSpec:
+        base = _spec(tiny_synth, gpus, iterations=2, eval_max_images=2).to_json_dict()
+        base.update(kind="distill", teacher={"checkpoint": str(teacher)},
+                    distill={"kd_warmup_iters": 0, "feature_loss": False})
+        return JobSpec.model_validate(base)
+
+    run_job(spec(1), tmp_path / "one")
+    run_job(spec(2), tmp_path / "two")
+    one, two = _losses(tmp_path / "one"), _losses(tmp_path / "two")
+    assert all(two[s]["loss/kd/relation"] > 0 for s in two)
+    _assert_same_losses(one, two)
+
+
+def test_a_dead_rank_fails_the_job_at_once(tiny_synth, tmp_path, one_thread):
+    def kill_rank1(event: dict) -> None:
+        if event == {"type": "progress", "step": 1, "total": 4}:
+            rank1 = next(p for p in multiprocessing.active_children() if p.name == "mar-rank1")
+            os.kill(rank1.pid, signal.SIGKILL)
+
+    t0 = time.monotonic()
+    with pytest.raises(RankFailedError, match=r"rank 1 died \(signal SIGKILL\)"):
+        run_job(_spec(tiny_synth, 2), tmp_path / "w", progress=kill_rank1)
+    assert time.monotonic() - t0 < 120
+    assert not [p for p in multiprocessing.active_children() if p.name.startswith("mar-rank")]
+    assert not (tmp_path / "w" / "checkpoints").exists()  # a failure is no graceful stop
+
+
+def test_global_batch_must_divide_among_the_processes(tiny_synth, tmp_path):
+    with pytest.raises(SpecError) as err:
+        run_job(_spec(tiny_synth, 2, batch_size=3), tmp_path / "w")
+    assert err.value.param == "train.batch_size"
+
+
+def test_rank_shares_partition_the_global_batch_and_its_flips(tiny_synth):
+    from mar_core.data import load_dataset
+    ds = load_dataset(_spec(tiny_synth, 1).dataset, "train")
+    one = build_train_loader(ds, 4, 7, 0, 3).batch_sampler
+    shares = [build_train_loader(ds, 4, 7, 0, 3, rank=r, world_size=2).batch_sampler for r in (0, 1)]
+    for batch, b0, b1 in zip(one, *shares):
+        assert b0 == batch[0::2] and b1 == batch[1::2]
+
+    images = [torch.rand(3, 4, 6) for _ in range(4)]
+    targets = [{"boxes": torch.tensor([[0.0, 0.0, float(i + 1), 2.0]])} for i in range(4)]
+    torch.manual_seed(0)
+    flipped, _ = random_hflip(images, targets, 0.5)
+    assert 0 < sum(not torch.equal(a, b) for a, b in zip(images, flipped)) < 4  # the seed flips some
+    for r in (0, 1):
+        torch.manual_seed(0)  # ranks share the RNG stream
+        mine, _ = RankInfo(r, 2).random_hflip(images[r::2], targets[r::2], 0.5)
+        assert all(torch.equal(a, b) for a, b in zip(mine, flipped[r::2]))
+
+
+class _OtherRankGotNaN(RankInfo):
+    """Rank 0 of 2 whose peer's first loss term is NaN (what the all-reduce then hands back)."""
+
+    def mean_over_ranks(self, values: list[float]) -> list[float]:
+        return [float("nan"), *values[1:]]
+
+
+def test_a_non_finite_loss_on_another_rank_stops_this_one_before_its_update():
+    w = torch.nn.Parameter(torch.ones(1))
+    model = torch.nn.Module()
+    model.w = w
+    model.forward = lambda images, targets: {"classification": w.sum(), "kd/relation": 2 * w.sum()}
+    batches = lambda start: iter([([torch.zeros(3, 4, 4)], [{"boxes": torch.zeros(0, 4)}])] * 2)
+    trainer = Trainer(model, torch.optim.SGD([w], lr=0.1), batches, 2, torch.device("cpu"),
+                      ranks=_OtherRankGotNaN(0, 2, torch.device("cpu")))
+    with pytest.raises(NonFiniteLossError, match="loss/det/classification"):
+        trainer.train()
+    assert w.item() == 1.0
