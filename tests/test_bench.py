@@ -21,8 +21,20 @@ from mar_core.bench.store import ResultStore
 from mar_core.cli.main import main
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a shared CI machine two threads stall each other (OpenMP barriers)
+    and a 2-step run takes tens of seconds instead of a few."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
-def smoke_results(tmp_path_factory) -> dict:
+def smoke_results(tmp_path_factory, one_thread) -> dict:
     """One smoke quality run (teacher + 2 students) shared by the tests of this module."""
     from mar_core.bench.quality import run_quality
 

@@ -2,8 +2,8 @@
 
 Four parts, each sized by the preset (``PERF_PRESETS``):
 
-* ``steps``: student step, teacher forward and MAR step on one batch (``step_perf``), with the
-  distillation overhead beyond the teacher forward.
+* ``steps`` (RetinaNet) and ``steps_frcnn`` (Faster R-CNN): student step, teacher forward and
+  MAR step on one batch (``step_perf``), with the distillation overhead beyond the teacher forward.
 * ``relation``: the relation loss in the Gram form against the naive ``N x N`` form, time and
   peak memory as N grows, the naive form only where its matrix fits (``relation_perf``).
 * ``masks``: ``multi_value_mask`` against a per-box Python loop (``mask_perf``).
@@ -26,7 +26,7 @@ from mar_core.bench.store import write_json_atomic
 
 log = logging.getLogger(__name__)
 
-PARTS = ("steps", "relation", "masks", "api")
+PARTS = ("steps", "steps_frcnn", "relation", "masks", "api")
 
 
 @dataclass(frozen=True)
@@ -85,11 +85,14 @@ PERF_PRESETS: dict[str, PerfPreset] = {
 }
 
 
-def _steps(pp: PerfPreset) -> dict[str, Any]:
+def _steps_of(pp: PerfPreset, arch: str) -> dict[str, Any]:
+    """Step timing of the first group of the quality preset whose students are ``arch``."""
     from mar_core.bench.step_perf import measure_steps
 
     preset = get_preset(pp.quality_preset)
-    group = preset.groups[0]
+    group = next((g for g in preset.groups if g.student_model["arch"] == arch), None)
+    if group is None:
+        return {"skipped": f"preset {preset.name} has no {arch} group"}
     teacher = preset.teachers[group.teacher]
     data = preset.datasets[group.data]
     return measure_steps(
@@ -101,6 +104,14 @@ def _steps(pp: PerfPreset) -> dict[str, Any]:
         warmup=pp.step_warmup,
         threads=pp.threads,
     )
+
+
+def _steps(pp: PerfPreset) -> dict[str, Any]:
+    return _steps_of(pp, "retinanet")
+
+
+def _steps_frcnn(pp: PerfPreset) -> dict[str, Any]:
+    return _steps_of(pp, "fasterrcnn")
 
 
 def _relation(pp: PerfPreset) -> dict[str, Any]:
@@ -150,6 +161,7 @@ def _api(pp: PerfPreset) -> dict[str, Any]:
 
 RUNNERS: dict[str, Callable[[PerfPreset], dict[str, Any]]] = {
     "steps": _steps,
+    "steps_frcnn": _steps_frcnn,
     "relation": _relation,
     "masks": _masks,
     "api": _api,

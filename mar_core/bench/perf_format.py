@@ -16,6 +16,8 @@ def _ms(seconds: float | None) -> str:
 
 
 def format_steps(r: dict[str, Any]) -> list[str]:
+    if "skipped" in r:
+        return [f"Skipped: {r['skipped']}."]
     med, ratio = r["median_s"], r["ratios"]
     cpu, ratio_cpu = r.get("median_cpu_s"), r.get("ratios_cpu")
     s, t = r["student_model"], r["teacher_model"]
@@ -157,7 +159,13 @@ def format_api(r: dict[str, Any]) -> list[str]:
     )
 
 
-FORMATTERS = {"steps": format_steps, "relation": format_relation, "masks": format_masks, "api": format_api}
+FORMATTERS = {
+    "steps": format_steps,
+    "steps_frcnn": format_steps,
+    "relation": format_relation,
+    "masks": format_masks,
+    "api": format_api,
+}
 
 
 def format_part(part: str, result: dict[str, Any]) -> list[str]:
