@@ -146,8 +146,13 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _raise_keyboard_interrupt(signum, _frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from worker.demo import run_demo
 
     _use_state(args.state)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # stop the stack like Ctrl-C does
     return run_demo(args.host, args.port, workers=args.workers, quick=args.quick)
