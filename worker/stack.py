@@ -103,9 +103,8 @@ class Stack:
         return part
 
     def start_api(self, host: str, port: int, timeout: float = 60.0) -> Part:
-        """``uvicorn api.main:app``; returns once ``/healthz`` answers."""
-        argv = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", host, "--port", str(port),
-                "--log-level", "warning", "--no-access-log"]
+        """``mar api`` (uvicorn); returns once ``/healthz`` answers."""
+        argv = [*MAR, "api", "--host", host, "--port", str(port), "--log-level", "warning"]
         part = self._start("api", argv, stop_timeout=10)
         wait_http_ok(f"http://{_client_host(host)}:{port}/healthz", timeout, part.proc)
         return part

@@ -135,7 +135,7 @@ def _up(args: argparse.Namespace) -> int:
     with start_stack(args.host, args.port, workers=args.workers, log_dir=None) as (stack, url):
         print(f"MAR service at {url}   (state: {info.state_dir})")
         print(f"API key: {info.api_key}   (saved in {info.key_file})")
-        print(f'try:  curl -H "Authorization: Bearer $(cat {info.key_file})" {url}/jobs')
+        print(f"try:  MAR_API_URL={url} MAR_API_KEY=$(cat {info.key_file}) mar jobs")
         print("Ctrl-C stops everything.", flush=True)
         while not stop.wait(1.0):
             dead = stack.dead_parts()
