@@ -27,8 +27,8 @@ def _model(backbone: str, fpn_channels: int, size: int) -> dict[str, Any]:
 
 def _train(iterations: int, eval_max_images: int | None = None) -> dict[str, Any]:
     return {
-        "iterations": iterations, "batch_size": 8, "lr": 0.01,
-        "warmup_iters": min(30, max(1, iterations // 5)), "checkpoint_every": max(1, iterations // 3),
+        "iterations": iterations, "batch_size": 8, "optimizer": "adamw", "lr": 1e-3, "schedule": "cosine",
+        "warmup_iters": min(50, max(1, iterations // 5)), "checkpoint_every": max(1, iterations // 3),
         "log_every": max(1, min(10, iterations // 10)), "eval_max_images": eval_max_images, "amp": False,
     }  # fmt: skip
 
