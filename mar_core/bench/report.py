@@ -65,7 +65,8 @@ def _mean_wall(recs: list[dict[str, Any]]) -> str:
         return "-"
     walls = [r["wall_seconds"] for r in recs]
     mark = " †" if any(r.get("resumed_from_step") for r in recs) else ""
-    return f"{statistics.fmean(walls) / 60:.1f} min{mark}"
+    spread = f" ({min(walls) / 60:.1f}-{max(walls) / 60:.1f})" if len(walls) > 1 else ""
+    return f"{statistics.fmean(walls) / 60:.1f} min{spread}{mark}"
 
 
 class _GroupView:
@@ -134,7 +135,7 @@ def _student_table(v: _GroupView) -> list[str]:
             "AP50",
             "gain over baseline (AP)",
             "AP per seed",
-            "wall time / run",
+            "wall time / run (min-max)",
             "params",
         ],
         rows,
