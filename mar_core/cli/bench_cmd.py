@@ -13,6 +13,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from mar_core.cli.argtypes import positive_int
+
 
 def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
@@ -24,15 +26,6 @@ def _ints(text: str) -> list[int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}") from None
 
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
 
 
 def _command() -> str:
@@ -78,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--seeds", type=_ints, default=None, help="only these seeds, e.g. 0")
     q.add_argument(
         "--max-runs",
-        type=_positive,
+        type=positive_int,
         default=None,
         help="stop after K trainings (a teacher being trained counts as one)",
     )
@@ -93,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
     q.add_argument(
         "--threads",
-        type=_positive,
+        type=positive_int,
         default=None,
         help="torch threads per run (default: torch's; 1 suits a machine shared with other jobs)",
     )
@@ -117,10 +110,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     t = bench.add_parser("tune", help="grid over MAR's hyper-parameters on the synthetic short group, 1 seed")
     t.add_argument("--preset", default="cpu", help="cpu | gpu | smoke (default: %(default)s)")
-    t.add_argument("--max-runs", type=_positive, default=None, help="stop after K trainings")
+    t.add_argument("--max-runs", type=positive_int, default=None, help="stop after K trainings")
     t.add_argument("--list", action="store_true", help="print the grid (cached / missing) and run nothing")
     t.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
-    t.add_argument("--threads", type=_positive, default=None, help="torch threads per run (default: torch's)")
+    t.add_argument("--threads", type=positive_int, default=None, help="torch threads per run (default: torch's)")
     _add_paths(t)
     _add_report_out(t)
     t.set_defaults(handler=_tune)

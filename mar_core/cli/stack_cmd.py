@@ -15,6 +15,8 @@ import signal
 import threading
 from pathlib import Path
 
+from mar_core.cli.argtypes import positive_int
+
 logger = logging.getLogger(__name__)
 
 
@@ -28,20 +30,11 @@ def _positive_float(text: str) -> float:
     return v
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``worker``, ``reaper``, ``up`` and ``demo``."""
     w = sub.add_parser("worker", help="run a Celery worker for the job queue (one per GPU)")
-    w.add_argument("--concurrency", type=_positive_int, default=1, help="jobs at a time (default 1)")
+    w.add_argument("--concurrency", type=positive_int, default=1, help="jobs at a time (default 1)")
     w.add_argument("--hostname", default=None, help="Celery node name (default mar[-gpuN]-PID@host)")
     w.add_argument("--loglevel", default="INFO")
     w.set_defaults(handler=_worker)
@@ -54,12 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     u = sub.add_parser("up", help="start API + worker + reaper locally (SQLite + filesystem broker)")
     _stack_args(u)
-    u.add_argument("--workers", type=_positive_int, default=1, help="worker processes (default 1)")
+    u.add_argument("--workers", type=positive_int, default=1, help="worker processes (default 1)")
     u.set_defaults(handler=_up)
 
     d = sub.add_parser("demo", help="teacher, baseline student and MAR student through the HTTP API")
     _stack_args(d)
-    d.add_argument("--workers", type=_positive_int, default=1,
+    d.add_argument("--workers", type=positive_int, default=1,
                    help="workers; with 2 the two students train at the same time")
     d.add_argument("--quick", action="store_true", help="a few iterations per job (a smoke run)")
     d.set_defaults(handler=_demo)

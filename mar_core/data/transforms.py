@@ -25,10 +25,15 @@ def random_hflip(images: list[torch.Tensor], targets: list[dict[str, Any]], p: f
     """
     if len(images) != len(targets):
         raise ValueError(f"{len(images)} images but {len(targets)} targets")
-    draws = torch.rand(len(images))
+    return hflip_where(images, targets, torch.rand(len(images)) < p)
+
+
+def hflip_where(images: list[torch.Tensor], targets: list[dict[str, Any]], flip: torch.Tensor
+                ) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:
+    """Flip image ``i`` (``3 x H x W``) and its boxes where ``flip[i]`` (bool, one per image)."""
     out_images, out_targets = [], []
-    for image, target, u in zip(images, targets, draws.tolist()):
-        if u < p:
+    for image, target, do in zip(images, targets, flip.tolist()):
+        if do:
             target = {**target, "boxes": hflip_boxes(target["boxes"], image.shape[-1])}
             image = image.flip(-1)
         out_images.append(image)

@@ -53,7 +53,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from mar_core.data.transforms import hflip_boxes
+from mar_core.data.transforms import hflip_where
 from mar_core.errors import JobCancelled, MarError, NonFiniteLossError, SpecError
 from mar_core.spec import JobSpec
 
@@ -117,14 +117,7 @@ class RankInfo:
         if len(images) != len(targets):
             raise ValueError(f"{len(images)} images but {len(targets)} targets")
         draws = torch.rand(len(images) * self.world_size)[self.rank::self.world_size]
-        out_images, out_targets = [], []
-        for image, target, u in zip(images, targets, draws.tolist()):
-            if u < p:
-                target = {**target, "boxes": hflip_boxes(target["boxes"], image.shape[-1])}
-                image = image.flip(-1)
-            out_images.append(image)
-            out_targets.append(target)
-        return out_images, out_targets
+        return hflip_where(images, targets, draws < p)
 
 
 SINGLE = RankInfo()
