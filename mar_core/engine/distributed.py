@@ -236,13 +236,22 @@ def _wait_for_children(store: dist.Store, procs: list, timeout: datetime.timedel
 
 
 def _shutdown(store: dist.Store, procs: list, error: BaseException | None) -> None:
-    """Destroy the process group, join (then kill) the children; explain a dead child."""
-    if dist.is_initialized():
-        dist.destroy_process_group()  # a child still in a collective now fails at once (gloo)
+    """Join the children, destroy the process group, kill a child that is stuck; explain a dead child.
+
+    Children leave first: destroying rank 0's gloo group while a child is still tearing down its
+    own can abort that child ("terminate called without an active exception"). Only a child
+    still inside a collective after the grace period makes rank 0 destroy the group under it,
+    which fails that collective at once.
+    """
     started = [(r, p) for r, p in enumerate(procs, start=1) if p.pid is not None]
-    deadline = time.monotonic() + (5.0 if error is not None else JOIN_GRACE_S)
+    agreed = error is None or isinstance(error, MarError)  # every rank stops at the same step
+    deadline = time.monotonic() + (JOIN_GRACE_S if agreed else 5.0)
     for _, p in started:
         p.join(max(0.0, deadline - time.monotonic()))
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    for _, p in started:
+        p.join(5.0)
     killed = set()
     for r, p in started:
         if p.is_alive():
