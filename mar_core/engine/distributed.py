@@ -206,6 +206,11 @@ def _child(rank: int, world_size: int, device_type: str, port: int, timeout_s: f
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+    # Done or stopped with every rank: leave without interpreter teardown, where destructors of
+    # gloo's and the store's native threads can abort the process ("terminate called without an
+    # active exception", SIGABRT). A child rank writes no file, so nothing is lost.
+    logging.shutdown()
+    os._exit(0)
 
 
 def _child_error(store: dist.Store, rank: int, proc) -> str:
