@@ -42,21 +42,9 @@ def _free_port() -> int:
 
 def find_postgres() -> tuple[str | None, str]:
     """A reachable PostgreSQL URL (trying the users in turn), or None and why."""
-    from sqlalchemy import create_engine, text
+    from api.db.probe import find_postgres as probe
 
-    errors = []
-    for user in PG_USERS:
-        url = f"postgresql+psycopg2://{user}@{PG_HOST}:{PG_PORT}/{PG_DB}"
-        eng = create_engine(url, connect_args={"connect_timeout": 3})
-        try:
-            with eng.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            return url, ""
-        except Exception as e:  # noqa: BLE001 - any failure means "not reachable"
-            errors.append(f"{user}: {str(e).splitlines()[0]}")
-        finally:
-            eng.dispose()
-    return None, "; ".join(errors)
+    return probe(PG_HOST, PG_PORT, PG_DB, PG_USERS)
 
 
 @contextmanager

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.db.probe import find_postgres
 from api.db.session import init_db, make_engine, make_session_factory
 from api.settings import Settings
 
@@ -30,19 +31,7 @@ TABLES = ("metrics", "events", "artifacts", "jobs", "api_keys")
 
 
 def _find_postgres() -> tuple[str | None, str]:
-    errors = []
-    for user in PG_USERS:
-        url = f"postgresql+psycopg2://{user}@{PG_HOST}:{PG_PORT}/{PG_DB}"
-        eng = create_engine(url, connect_args={"connect_timeout": 3})
-        try:
-            with eng.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            return url, ""
-        except Exception as e:  # noqa: BLE001
-            errors.append(f"{user}: {str(e).splitlines()[0]}")
-        finally:
-            eng.dispose()
-    return None, "; ".join(errors)
+    return find_postgres(PG_HOST, PG_PORT, PG_DB, PG_USERS)
 
 
 @pytest.fixture(scope="session")

@@ -66,22 +66,13 @@ def checkpoint_root(it_root: Path) -> Path:
 
 
 def _postgres_url() -> str:
-    from sqlalchemy import create_engine, text
+    from api.db.probe import find_postgres
 
-    errors = []
-    for user in PG_USERS:
-        url = f"postgresql+psycopg2://{user}@{PG_HOST}:{PG_PORT}/{PG_DB}"
-        eng = create_engine(url, connect_args={"connect_timeout": 3})
-        try:
-            with eng.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            return url
-        except Exception as e:  # noqa: BLE001
-            errors.append(f"{user}: {str(e).splitlines()[0]}")
-        finally:
-            eng.dispose()
-    unavailable(f"PostgreSQL unreachable at {PG_HOST}:{PG_PORT}/{PG_DB} ({'; '.join(errors)})")
-    raise AssertionError("unreachable")
+    url, why = find_postgres(PG_HOST, PG_PORT, PG_DB, PG_USERS)
+    if url is None:
+        unavailable(f"PostgreSQL unreachable at {PG_HOST}:{PG_PORT}/{PG_DB} ({why})")
+        raise AssertionError("unreachable")
+    return url
 
 
 def _redis_client():
