@@ -181,6 +181,24 @@ class DistillSpec(_Strict):
         return self
 
 
+# Which DistillSpec fields a method reads: MAR's own, the peers' own, and the ones every method
+# shares. The benchmark hashes a run's distill section without the fields its method ignores, so
+# that a change of MAR's defaults does not re-key the peers' cached runs (and vice versa).
+MAR_FIELDS = frozenset({
+    "alpha", "beta", "gamma", "feature_loss", "relation_loss", "mask", "kappas", "ring_values",
+    "gaussian_sigma", "scale_norm", "relation_weight", "relation_weight_floor",
+})
+PEER_FIELDS = frozenset({
+    "loss_weight", "temperature", "mgd_ratio", "fgd_alpha", "fgd_beta", "fgd_gamma", "fgd_lambda",
+})
+SHARED_DISTILL_FIELDS = frozenset({"method", "adapter", "kd_warmup_iters"})
+
+
+def distill_fields_read(method: str) -> frozenset[str]:
+    """The DistillSpec fields that ``method`` reads."""
+    return SHARED_DISTILL_FIELDS | (MAR_FIELDS if method == "mar" else PEER_FIELDS)
+
+
 # Published weights (one-stage, two-stage): FGD's RetinaNet and Faster R-CNN configs, MGD's
 # 2e-5 / 5e-7 for its summed MSE; feature MSE, PKD and CWD terms are O(1) per level on
 # normalised features, so 1.0. The quality benchmark is what decides them for this project.

@@ -203,3 +203,26 @@ def test_report_verdicts_from_fake_records(tmp_path):
     assert "Baseline converged" in section and ": yes, mean rise +0.10 AP" in section
     assert "Teacher clearly better than the baseline student" in section
     assert "Missing runs: pkd (seeds 0, 1, 2)." in section
+
+
+def test_distill_fields_are_partitioned_between_mar_peers_and_shared():
+    from mar_core.spec import MAR_FIELDS, PEER_FIELDS, SHARED_DISTILL_FIELDS, DistillSpec
+
+    fields = set(DistillSpec.model_fields)
+    assert MAR_FIELDS | PEER_FIELDS | SHARED_DISTILL_FIELDS == fields
+    assert not (MAR_FIELDS & PEER_FIELDS) and not (MAR_FIELDS & SHARED_DISTILL_FIELDS)
+
+
+def test_a_new_mar_default_rekeys_mar_runs_but_not_peers():
+    """A MAR value that differs (as a changed default would) changes MAR's key, not a peer's."""
+    from mar_core.bench.plan import student_run
+
+    preset = get_preset("cpu")
+    group = preset.group("retina-synth-short")
+    for method, changes_key in (("mar", True), ("fgd", False), ("cwd", False)):
+        default = student_run(preset, group, method, 0, distill={"method": method})
+        tuned = student_run(preset, group, method, 0, distill={"method": method, "alpha": 0.123})
+        assert (default.key != tuned.key) is changes_key, method
+        assert ("alpha" in tuned.spec["distill"]) is changes_key
+    fgd = student_run(preset, group, "fgd", 0)
+    assert fgd.key != student_run(preset, group, "fgd", 0, distill={"method": "fgd", "fgd_alpha": 1.0}).key

@@ -23,7 +23,7 @@ from mar_core.bench.presets import (
     TeacherDef,
 )
 from mar_core.bench.store import ResultStore, spec_key
-from mar_core.spec import JobSpec
+from mar_core.spec import JobSpec, distill_fields_read
 
 TEACHER_PREFIX = "teacher:"
 
@@ -61,7 +61,13 @@ def _dataset(data: DataDef) -> dict[str, Any]:
 
 
 def _validated(spec: dict[str, Any]) -> dict[str, Any]:
-    return JobSpec.model_validate(spec).to_json_dict()
+    """The spec with defaults filled; a distill section keeps only the fields its method reads
+    (``distill_fields_read``), so a new MAR default does not re-key a peer's run."""
+    out = JobSpec.model_validate(spec).to_json_dict()
+    if out.get("distill"):
+        read = distill_fields_read(out["distill"]["method"])
+        out["distill"] = {k: v for k, v in out["distill"].items() if k in read}
+    return out
 
 
 def teacher_run(preset: Preset, teacher: TeacherDef) -> RunDef:
