@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import Subset
 
-from mar_core.data import build_eval_loader, build_train_loader, load_dataset
+from mar_core.data import build_train_loader, load_dataset
 from mar_core.engine.distributed import SINGLE, RankInfo
 from mar_core.engine.hooks import (
     BEST_CHECKPOINT, LAST_CHECKPOINT, CheckpointHook, EvalHook, LRScheduleHook, MetricsHook, StopHook,
@@ -30,7 +30,7 @@ from mar_core.engine.lr import lr_factor_fn
 from mar_core.engine.rng import seed_everything
 from mar_core.engine.trainer import Trainer
 from mar_core.errors import SpecError
-from mar_core.eval import coco_metrics, predict
+from mar_core.eval import evaluate_detector
 from mar_core.models.checkpoint_io import atomic_torch_save, atomic_write_text, write_model_output
 from mar_core.models.loading import LoadedDetector, load_detector
 from mar_core.models.registry import build_detector, count_parameters
@@ -128,8 +128,7 @@ def _run(spec: JobSpec, workdir: Path, *, data_roots: list[Path] | None = None,
     eval_image_ids = None if eval_set is val_ds else [val_ds.image_info(i)["id"] for i in eval_indices]
 
     def evaluate() -> dict[str, float]:
-        loader = build_eval_loader(eval_set, batch_size=max(1, cfg.batch_size), num_workers=cfg.num_workers)
-        return coco_metrics(val_ds.coco, predict(student, loader, dev), class_names, eval_image_ids)
+        return evaluate_detector(student, eval_set, dev, cfg.batch_size, cfg.num_workers, eval_image_ids)
 
     def save_best() -> None:
         ckpt_dir.mkdir(parents=True, exist_ok=True)

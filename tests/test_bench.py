@@ -75,6 +75,33 @@ def test_quality_runs_once_then_everything_is_cached(smoke_results, capsys):
     assert "start" not in out
 
 
+def test_a_trained_teacher_is_published_in_float16_and_reused_by_a_fresh_clone(smoke_results, tmp_path):
+    """Students distil from the float16 copy in ``teachers/`` (beside ``results/``); with that
+    folder and the results, an empty cache (a fresh clone) trains no teacher again."""
+    import shutil
+
+    import torch
+
+    from mar_core.bench.quality import run_quality
+
+    published = list((smoke_results["root"] / "teachers").iterdir())
+    assert len(published) == 1 and published[0].name.startswith("smoke-")
+    state = torch.load(published[0] / "model.pt", weights_only=True)
+    floats = [v for v in state.values() if v.is_floating_point()]
+    assert floats and all(v.dtype == torch.float16 for v in floats)
+    report = json.loads((published[0] / "report.json").read_text())
+    assert set(report["eval"]) >= {"AP", "AP50"} and report["eval_before_rounding"] is not None
+    assert report["model_pt_bytes"] == (published[0] / "model.pt").stat().st_size
+
+    clone = tmp_path / "clone"
+    shutil.copytree(smoke_results["results"], clone / "results")
+    shutil.copytree(smoke_results["root"] / "teachers", clone / "teachers")
+    again = run_quality(get_preset("smoke"), ResultStore(clone / "results"), clone / "cache",
+                        students=["mar"], rerun=True, command="test")
+    assert [r["label"] for r in again.ran] == ["mar"] and again.teachers_trained == []
+    assert not (clone / "cache" / "teachers").exists()
+
+
 def test_report_is_generated_from_the_results(smoke_results, tmp_path):
     results = tmp_path / "results"
     results.mkdir()

@@ -2,9 +2,10 @@
 cached yet; each finished run becomes one record in the results folder.
 
 Work folders live in the cache folder (``benchmarks/cache``, not committed): ``data/`` (the
-synthetic sets, regenerated deterministically when absent), ``teachers/<key>/`` (the teacher's
-``model.json`` + ``model.pt``), ``runs/<key>/`` (a student's outputs; an interrupted run resumes
-from its checkpoint). A lock file per work folder keeps two processes off the same run.
+synthetic sets, regenerated deterministically when absent), ``teachers/<key>/`` (where a teacher
+trains; students read its float16 copy published in ``benchmarks/teachers/``, committed),
+``runs/<key>/`` (a student's outputs; an interrupted run resumes from its checkpoint). A lock
+file per work folder keeps two processes off the same run.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from mar_core.bench.plan import TEACHER_PREFIX, RunDef, plan_runs, teacher_run
 from mar_core.bench.presets import SYNTH_KIND, DataDef, Preset
 from mar_core.bench.store import REPO_ROOT, ResultStore
+from mar_core.bench.teachers import is_published, publish_teacher, published_dir
 
 log = logging.getLogger(__name__)
 
@@ -194,8 +196,10 @@ def teacher_ready(cache: Path, key: str) -> bool:
 
 
 class Runner:
-    """Executes runs one by one: trains the teacher a run needs first, skips cached runs (unless
-    ``rerun``) and runs another process holds, stops after ``max_runs`` trainings."""
+    """Executes runs one by one: trains and publishes (``mar_core.bench.teachers``) the teacher a
+    run needs first, skips cached runs (unless ``rerun``) and runs another process holds, stops
+    after ``max_runs`` trainings. Published teachers live in ``teachers`` (default: beside the
+    results folder)."""
 
     def __init__(
         self,
@@ -207,8 +211,10 @@ class Runner:
         rerun: bool = False,
         command: str = "",
         on_event: Callable[[str, RunDef, dict | None], None] = lambda *a: None,
+        teachers: Path | None = None,
     ):
         self.preset, self.store, self.cache = preset, store, Path(cache)
+        self.teachers = Path(teachers) if teachers is not None else store.root.parent / "teachers"
         self.max_runs, self.rerun, self.command, self.on_event = max_runs, rerun, command, on_event
         self.summary = QualitySummary()
         self.trainings = 0
@@ -220,27 +226,45 @@ class Runner:
         return True
 
     def _teacher(self, group_name: str) -> Path | None:
-        """The trained teacher's folder; None when it is busy or the budget ran out first."""
+        """The published teacher's folder (trained and published first when missing); None when
+        another process holds it or the budget ran out first."""
         tdef = self.preset.teachers[self.preset.group(group_name).teacher]
         trun = teacher_run(self.preset, tdef)
+        if is_published(self.teachers, trun):
+            return published_dir(self.teachers, trun)
         tdir = teacher_dir(self.cache, trun.key)
-        if teacher_ready(self.cache, trun.key):
-            return tdir
-        if self.store.has(trun.key):
-            log.warning("teacher %s has a result but no weights in %s: training it again", tdef.name, tdir)
-        if not self._budget_left():
-            return None
-        self.on_event("start", trun, None)
+        if not teacher_ready(self.cache, trun.key):
+            if self.store.has(trun.key):
+                log.warning("teacher %s has a result but no weights in %s: training it again", tdef.name, tdir)
+            if not self._budget_left():
+                return None
+            self.on_event("start", trun, None)
+            try:
+                rec = _execute(trun, self.preset, self.store, self.cache, tdir, None, self.command)
+            except RunBusy:
+                self.summary.busy.append(trun)
+                self.on_event("busy", trun, None)
+                return None
+            self.trainings += 1
+            self.summary.teachers_trained.append(rec)
+            self.on_event("done", trun, rec)
         try:
-            rec = _execute(trun, self.preset, self.store, self.cache, tdir, None, self.command)
+            with _locked(tdir):
+                if not is_published(self.teachers, trun):
+                    self._publish(trun, tdir)
         except RunBusy:
             self.summary.busy.append(trun)
             self.on_event("busy", trun, None)
             return None
-        self.trainings += 1
-        self.summary.teachers_trained.append(rec)
-        self.on_event("done", trun, rec)
-        return tdir
+        return published_dir(self.teachers, trun)
+
+    def _publish(self, trun: RunDef, tdir: Path) -> None:
+        from mar_core.data import load_dataset
+
+        spec = _actual_spec(trun, self.preset, self.cache, None)
+        val = load_dataset(spec.dataset, spec.dataset.val_split)
+        rec = self.store.get(trun.key) or {}
+        publish_teacher(tdir, trun, self.teachers, val, trained_eval=rec.get("eval"))
 
     def run(self, run: RunDef) -> bool:
         """Run (or skip) one run; False once the ``max_runs`` budget is spent."""

@@ -17,6 +17,7 @@ from typing import Any
 from mar_core.bench.perf import PARTS as PERF_PARTS
 from mar_core.bench.perf_format import FORMATTERS
 from mar_core.bench.plan import group_students, student_run, teacher_run
+from mar_core.bench.teachers import published_report
 from mar_core.bench.presets import PEERS, REPORTED_PRESETS, GroupDef, Preset, get_preset
 from mar_core.bench.stats import Summary, beats_by_two_spreads
 from mar_core.bench.store import REPO_ROOT, ResultStore
@@ -87,7 +88,14 @@ class _GroupView:
                 rec = store.get(student_run(preset, group, label, seed).key)
                 if rec is not None:
                     self.recs.setdefault(label, {})[seed] = rec
-        self.teacher = store.get(teacher_run(preset, preset.teachers[group.teacher]).key)
+        trun = teacher_run(preset, preset.teachers[group.teacher])
+        self.teacher = store.get(trun.key)
+        # what the students distil from: the float16 copy, with its AP re-measured
+        self.published = published_report(store.root.parent / "teachers", trun)
+
+    def teacher_ap(self, key: str = "AP") -> float | None:
+        """The teacher's AP as the students see it (published float16 weights when published)."""
+        return _ap(self.published, key) if self.published else _ap(self.teacher, key)
 
     def summary(self, label: str) -> Summary:
         return Summary.of([_ap(r) for r in self.recs.get(label, {}).values()])
@@ -152,7 +160,7 @@ def _verdicts(v: _GroupView) -> list[str]:
             f"- MAR beats the baseline by more than twice the seed spread: "
             f"{beats_by_two_spreads(mar, base)[1]}."
         )
-    t_ap = _ap(v.teacher)
+    t_ap = v.teacher_ap()
     if t_ap is not None and base.mean is not None:
         margin = max(TEACHER_MARGIN, 2 * (base.std or 0.0))
         gap = t_ap - base.mean
@@ -244,10 +252,15 @@ def _group_section(store: ResultStore, preset: Preset, group: GroupDef) -> list[
             "",
         ]
     tdef = preset.teachers[group.teacher]
-    t_ap = _ap(v.teacher)
+    t_ap = v.teacher_ap()
+    rounding = (
+        f" after float16 rounding (the weights students distil from; {_ap(v.teacher) * 100:.2f} before)"
+        if v.published and v.teacher
+        else " (not published yet: float32 weights)"
+    )
     teacher_line = (
         (
-            f"{t_ap * 100:.2f} AP (AP50 {_ap(v.teacher, 'AP50') * 100:.2f}), "
+            f"{t_ap * 100:.2f} AP (AP50 {v.teacher_ap('AP50') * 100:.2f}){rounding}, "
             f"{_mparams(v.teacher['params']['model'])} params, "
             f"trained {_train_str(v.teacher['spec']['train'])} "
             f", in {v.teacher['wall_seconds'] / 60:.1f} min"

@@ -65,3 +65,14 @@ def coco_metrics(coco_gt: COCO, results: list[dict], class_names: list[str],
         name = class_names[cat_id - 1] if 0 < cat_id <= len(class_names) else str(cat_id)
         metrics[f"AP/{name}"] = float(np.mean(p)) if p.size else -1.0
     return metrics
+
+
+def evaluate_detector(model: nn.Module, dataset, device: torch.device, batch_size: int = 8,
+                      num_workers: int = 0, image_ids: list[int] | None = None) -> dict[str, float]:
+    """``coco_metrics`` of ``model`` on ``dataset`` (a ``DetectionDataset`` or a ``Subset`` of one,
+    whose ``image_ids`` then restrict COCOeval)."""
+    from mar_core.data import build_eval_loader
+
+    base = getattr(dataset, "dataset", dataset)
+    loader = build_eval_loader(dataset, batch_size=max(1, batch_size), num_workers=num_workers)
+    return coco_metrics(base.coco, predict(model, loader, device), base.class_names, image_ids)
