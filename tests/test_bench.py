@@ -253,3 +253,17 @@ def test_a_new_mar_default_rekeys_mar_runs_but_not_peers():
         assert ("alpha" in tuned.spec["distill"]) is changes_key
     fgd = student_run(preset, group, "fgd", 0)
     assert fgd.key != student_run(preset, group, "fgd", 0, distill={"method": "fgd", "fgd_alpha": 1.0}).key
+
+
+def test_tune_runs_the_chosen_grid_points_and_refuses_unknown_ones(smoke_results, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(smoke_results["root"] / "teachers", tmp_path / "teachers")
+    paths = ["--results", str(tmp_path / "results"), "--cache", str(tmp_path / "cache")]
+    assert main(["bench", "tune", "--preset", "smoke", "--point", "beta=0.1", *paths]) == 0
+    assert "ran 1 tuning runs" in capsys.readouterr().out
+    (rec_file,) = (tmp_path / "results").glob("tune-*.json")
+    rec = json.loads(rec_file.read_text())
+    assert rec["label"] == "beta=0.1" and rec["spec"]["distill"]["beta"] == 0.1
+    assert main(["bench", "tune", "--preset", "smoke", "--point", "beta=9", *paths]) == 2
+    assert "unknown grid point(s) 'beta=9'" in capsys.readouterr().err

@@ -69,12 +69,18 @@ def run_tune(
     cache: Path,
     *,
     max_runs: int | None = None,
+    points: list[str] | None = None,
     command: str = "",
     on_event: Callable[[str, RunDef, dict | None], None] = lambda *a: None,
 ) -> QualitySummary:
-    """Run the missing grid points (at most ``max_runs`` trainings)."""
+    """Run the missing grid points (only ``points``, by label, when given; at most ``max_runs``
+    trainings), in the order given by ``points``."""
     runner = Runner(preset, store, cache, max_runs=max_runs, command=command, on_event=on_event)
-    for run in plan_tune(preset):
+    runs = plan_tune(preset)
+    if points is not None:
+        by_label = {run.label: run for run in runs}
+        runs = [by_label[p] for p in points]
+    for run in runs:
         if not runner.run(run):
             break
     return runner.summary

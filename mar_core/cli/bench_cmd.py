@@ -111,6 +111,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = bench.add_parser("tune", help="grid over MAR's hyper-parameters on the synthetic short group, 1 seed")
     t.add_argument("--preset", default="cpu", help="cpu | gpu | smoke (default: %(default)s)")
     t.add_argument("--max-runs", type=positive_int, default=None, help="stop after K trainings")
+    t.add_argument(
+        "--point",
+        action="append",
+        default=None,
+        metavar="LABEL",
+        help="only this grid point, by its label as --list prints it, e.g. beta=0.1 (repeatable)",
+    )
     t.add_argument("--list", action="store_true", help="print the grid (cached / missing) and run nothing")
     t.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
     t.add_argument("--threads", type=positive_int, default=None, help="torch threads per run (default: torch's)")
@@ -249,6 +256,13 @@ def _tune(args: argparse.Namespace) -> int:
 
     preset = _preset(args.preset)
     store = ResultStore(args.results)
+    labels = [run.label for run in plan_tune(preset)]
+    unknown = [p for p in args.point or [] if p not in labels]
+    if unknown:
+        from mar_core.errors import SpecError
+
+        raise SpecError(f"unknown grid point(s) {', '.join(map(repr, unknown))}; valid: {', '.join(labels)}",
+                        param="--point")
     if args.list:
         runs = plan_tune(preset)
         for run in runs:
@@ -259,7 +273,8 @@ def _tune(args: argparse.Namespace) -> int:
         return 0
     _set_threads(args.threads)
     summary = run_tune(
-        preset, store, args.cache, max_runs=args.max_runs, command=_command(), on_event=_print_event
+        preset, store, args.cache, max_runs=args.max_runs, points=args.point, command=_command(),
+        on_event=_print_event,
     )
     print(f"ran {len(summary.ran)} tuning runs, {len(summary.cached)} cached")
     if not args.no_report and preset.name != "smoke":
