@@ -267,3 +267,16 @@ def test_tune_runs_the_chosen_grid_points_and_refuses_unknown_ones(smoke_results
     assert rec["label"] == "beta=0.1" and rec["spec"]["distill"]["beta"] == 0.1
     assert main(["bench", "tune", "--preset", "smoke", "--point", "beta=9", *paths]) == 2
     assert "unknown grid point(s) 'beta=9'" in capsys.readouterr().err
+
+
+def test_tune_points_spell_out_every_tuned_value():
+    """Grid points carry GRID_BASE in full, so a change of MAR's defaults keeps their keys."""
+    from mar_core.bench.tune import GRID_BASE, plan_tune
+    from mar_core.spec import MAR_FIELDS, SHARED_DISTILL_FIELDS
+
+    assert set(GRID_BASE) <= MAR_FIELDS | SHARED_DISTILL_FIELDS
+    runs = plan_tune(get_preset("cpu"))
+    assert len({r.label for r in runs}) == len(runs) and len({r.key for r in runs}) == len(runs)
+    for run in runs:
+        for field, value in GRID_BASE.items():
+            assert run.spec["distill"][field] == run.extra["params"].get(field, value), (run.label, field)
