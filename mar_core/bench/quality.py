@@ -47,11 +47,12 @@ class RunBusy(Exception):
 
 
 @contextlib.contextmanager
-def _locked(workdir: Path) -> Iterator[None]:
+def _locked(workdir: Path, wait: bool = False) -> Iterator[None]:
+    """Hold ``workdir``'s lock file; ``RunBusy`` when another process holds it (unless ``wait``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     with open(workdir / ".lock", "w") as f:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             raise RunBusy(str(workdir)) from None
         try:
@@ -248,14 +249,9 @@ class Runner:
             self.trainings += 1
             self.summary.teachers_trained.append(rec)
             self.on_event("done", trun, rec)
-        try:
-            with _locked(tdir):
-                if not is_published(self.teachers, trun):
-                    self._publish(trun, tdir)
-        except RunBusy:
-            self.summary.busy.append(trun)
-            self.on_event("busy", trun, None)
-            return None
+        with _locked(tdir, wait=True):  # the weights are there: at most a publication (~1 min) to wait for
+            if not is_published(self.teachers, trun):
+                self._publish(trun, tdir)
         return published_dir(self.teachers, trun)
 
     def _publish(self, trun: RunDef, tdir: Path) -> None:
