@@ -280,3 +280,12 @@ def test_tune_points_spell_out_every_tuned_value():
     for run in runs:
         for field, value in GRID_BASE.items():
             assert run.spec["distill"][field] == run.extra["params"].get(field, value), (run.label, field)
+
+
+def test_teachers_only_trains_and_publishes_without_students(tmp_path, capsys):
+    paths = ["--results", str(tmp_path / "results"), "--cache", str(tmp_path / "cache")]
+    assert main(["bench", "quality", "--preset", "smoke", "--teachers-only", *paths]) == 0
+    assert "ran 0 student runs, trained 1 teachers" in capsys.readouterr().out
+    assert [p.name.split("-")[0] for p in (tmp_path / "results").glob("*.json")] == ["teacher"]
+    (published,) = (tmp_path / "teachers").iterdir()
+    assert (published / "model.pt").is_file()

@@ -226,7 +226,7 @@ class Runner:
             return False
         return True
 
-    def _teacher(self, group_name: str) -> Path | None:
+    def ensure_teacher(self, group_name: str) -> Path | None:
         """The published teacher's folder (trained and published first when missing); None when
         another process holds it or the budget ran out first."""
         tdef = self.preset.teachers[self.preset.group(group_name).teacher]
@@ -272,7 +272,7 @@ class Runner:
             return False
         tdir = None
         if run.teacher_key is not None:
-            tdir = self._teacher(run.group)
+            tdir = self.ensure_teacher(run.group)
             if tdir is None:
                 return self._budget_left()
             if not self._budget_left():
@@ -302,16 +302,22 @@ def run_quality(
     seeds: list[int] | None = None,
     max_runs: int | None = None,
     rerun: bool = False,
+    teachers_only: bool = False,
     command: str = "",
     on_event: Callable[[str, RunDef, dict | None], None] = lambda *a: None,
 ) -> QualitySummary:
     """Run the missing runs of the selection (all of them with ``rerun``), at most ``max_runs``
     trainings (a teacher counts as one). ``on_event(what, run, record)`` is told "start",
     "done", "cached" and "busy". Groups are planned one at a time, so a group that picks the
-    best peers of an earlier group sees that group's runs of this invocation."""
+    best peers of an earlier group sees that group's runs of this invocation. ``teachers_only``:
+    train and publish the selected groups' teachers, run no student."""
     runner = Runner(preset, store, cache, max_runs=max_runs, rerun=rerun, command=command, on_event=on_event)
     for group in preset.groups:
         if groups and group.name not in groups:
+            continue
+        if teachers_only:
+            if runner.ensure_teacher(group.name) is None and not runner._budget_left():
+                break
             continue
         for run in plan_runs(store, preset, [group.name], students, seeds):
             if not runner.run(run):

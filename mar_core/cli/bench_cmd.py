@@ -83,6 +83,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--rerun", action="store_true", help="run the selection again, replacing cached results"
     )
     q.add_argument("--list", action="store_true", help="print the plan (cached / missing) and run nothing")
+    q.add_argument(
+        "--teachers-only",
+        action="store_true",
+        help="train and publish the selected groups' teachers (benchmarks/teachers/), run no student",
+    )
     q.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
     q.add_argument(
         "--threads",
@@ -203,6 +208,7 @@ def _quality(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         max_runs=args.max_runs,
         rerun=args.rerun,
+        teachers_only=args.teachers_only,
         command=_command(),
         on_event=_print_event,
     )
