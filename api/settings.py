@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(
         default=10, gt=0, validation_alias=_env("MAR_HEARTBEAT_SECONDS", "heartbeat_seconds")
     )
+    # SIGTERM -> SIGKILL of a job's training process on cancel or worker shutdown; keep it below
+    # the orchestrator's own grace period (compose: stop_grace_period 120 s)
+    stop_grace_seconds: float = Field(
+        default=60, gt=0, validation_alias=_env("MAR_STOP_GRACE_SECONDS", "stop_grace_seconds")
+    )
     queue: str = Field(default="mar-gpu", validation_alias=_env("MAR_QUEUE", "queue"))
     max_upload_bytes: int = Field(
         default=4 * 1024**3, gt=0, validation_alias=_env("MAR_MAX_UPLOAD_BYTES", "max_upload_bytes")

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from api.settings import get_settings
 from worker.store import DbJobStore
-from worker.supervisor import Supervisor, SupervisorConfig
+from worker.supervisor import RELEASED, Supervisor, SupervisorConfig
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +36,12 @@ def session_factory():
 
 
 def supervisor_config() -> SupervisorConfig:
-    """Lease and heartbeat from the settings; the stop grace period from ``MAR_STOP_GRACE_SECONDS``."""
+    """Lease, heartbeat and the stop grace period from the settings."""
     s = get_settings()
     return SupervisorConfig(
         lease_seconds=s.lease_seconds,
         heartbeat_seconds=s.heartbeat_seconds,
-        grace_seconds=float(os.environ.get("MAR_STOP_GRACE_SECONDS", "60")),
+        grace_seconds=s.stop_grace_seconds,
     )
 
 
@@ -76,4 +76,15 @@ def run_job_once(job_id: str, worker_id: str, worker_stopping=celery_stopping) -
             logger.exception("job %s: could not record the failure; the reaper will settle it", job_id)
         return "failed"
     logger.info("job %s: %s", job_id, status)
+    if status == RELEASED:
+        _nudge(job_id)
     return status
+
+
+def _nudge(job_id: str) -> None:
+    """Send a released job a new ``mar.run_job`` message (the one that brought it was acked
+    early); if that fails the reaper re-sends it once it has been queued for a while."""
+    from api.broker import make_celery_client, send_run_job
+
+    settings = get_settings()
+    send_run_job(make_celery_client(settings), job_id, settings.queue)

@@ -31,6 +31,8 @@ class JobStore(Protocol):
 
     def finish(self, job_id: str, worker_id: str, status: str, error: dict | None = None) -> bool: ...
 
+    def release(self, job_id: str, worker_id: str) -> bool: ...
+
     def event(self, job_id: str, type: str, data: dict[str, Any]) -> None: ...
 
 
@@ -71,6 +73,12 @@ class DbJobStore:
 
         with self._scope() as s:
             return bool(jobs_repo.finish_job(s, job_id, worker_id, status, error=error))
+
+    def release(self, job_id: str, worker_id: str) -> bool:
+        from api.db import jobs_repo
+
+        with self._scope() as s:
+            return bool(jobs_repo.release_job(s, job_id, worker_id))
 
     def event(self, job_id: str, type: str, data: dict[str, Any]) -> None:
         from api.db import jobs_repo

@@ -9,8 +9,10 @@ a daemon of the Celery pool), then loops until the child exits:
   group at once and reports nothing, the job is no longer its own;
 - every ``cancel_poll_seconds`` it asks the database whether a cancel was requested; then it
   sends SIGTERM to the child (which writes a checkpoint and exits) and SIGKILLs the group after
-  ``grace_seconds``. A warm shutdown of the worker does the same, but leaves the job to the
-  reaper, which re-queues it when the lease runs out; the retry resumes from that checkpoint.
+  ``grace_seconds``. A warm shutdown of the worker does the same, then releases the job
+  (running -> queued) and the task sends it a new nudge; the next claim resumes from that
+  checkpoint. If the release cannot reach the database, the reaper re-queues the job when its
+  lease runs out.
 
 SIGTERM goes to the group leader only: the child's handler turns it into ``should_stop()``,
 and its DataLoader workers / ranks stop with it. Signalling the whole group would kill
@@ -42,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 # Outcomes of ``Supervisor.run`` besides the terminal job states.
 LOST = "lost"  # the lease was lost: someone else owns the job now
-RELEASED = "released"  # the worker is shutting down: the reaper re-queues the job
+RELEASED = "released"  # the worker is shutting down: the job went back to the queue
 
 
 @dataclass
@@ -214,8 +216,7 @@ class Supervisor:
         status = result["status"] if result else None
         logger.info("job %s: child exited with %s, result %s", self.job_id, returncode, status)
         if self.stop_reason == "shutdown" and status != res.SUCCEEDED:
-            logger.warning("job %s: released on worker shutdown; the reaper re-queues it", self.job_id)
-            return RELEASED
+            return self._release()
         if status == res.SUCCEEDED:
             final, error = res.SUCCEEDED, None
         elif self.stop_reason == "cancel" or status == res.CANCELLED and self._cancel_requested():
@@ -234,6 +235,18 @@ class Supervisor:
         else:
             final, error = res.FAILED, crash_error(returncode, self.log_path)
         return self._finish(final, error)
+
+    def _release(self) -> str:
+        """Hand the job back (running -> queued) on worker shutdown; if the database cannot be
+        reached, the reaper re-queues it when the lease runs out."""
+        try:
+            if self.store.release(self.job_id, self.worker_id):
+                logger.warning("job %s: released on worker shutdown; re-queued", self.job_id)
+            else:
+                logger.warning("job %s: release refused (lease lost or job changed)", self.job_id)
+        except Exception:
+            logger.exception("job %s: could not release it; the reaper re-queues it after the lease", self.job_id)
+        return RELEASED
 
     def _finish(self, status: str, error: dict | None) -> str:
         try:

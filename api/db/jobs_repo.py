@@ -162,6 +162,24 @@ def heartbeat(s: Session, job_id: str, worker_id: str, lease_seconds: float) -> 
     )
 
 
+def release_job(s: Session, job_id: str, worker_id: str) -> bool:
+    """starting/running -> queued for the worker holding the job, which is shutting down and has
+    stopped its run at a checkpoint: the job is re-queued now instead of when its lease runs out.
+    Always re-queued, whatever its attempt count (a deploy is not the job's failure); the next
+    claim counts a new attempt and resumes from the checkpoint. False when not held by ``worker_id``."""
+    current = s.execute(select(Job.status).where(Job.id == job_id)).scalar_one_or_none()
+    ok = _transition(
+        s,
+        job_id,
+        [states.STARTING, states.RUNNING],
+        {"status": states.QUEUED, "worker_id": None, "lease_expires_at": None},
+        Job.worker_id == worker_id,
+    )
+    if ok:
+        _status_event(s, job_id, states.QUEUED, current, reason="worker_shutdown", worker_id=worker_id)
+    return ok
+
+
 def set_phase(s: Session, job_id: str, phase: str) -> bool:
     """Set ``phase`` (train, eval, export) of an active job and write a ``phase`` event."""
     ok = _transition(s, job_id, states.ACTIVE, {"phase": phase})

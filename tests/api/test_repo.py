@@ -188,6 +188,23 @@ def test_requeue_expired_up_to_max_attempts(factory):
     ]
 
 
+def test_release_requeues_now_for_the_holder_only_even_at_max_attempts(factory):
+    job_id = _new(factory)  # max_attempts = 2
+    with session_scope(factory) as s:
+        for attempt in (1, 2):
+            assert repo.claim_job(s, job_id, "w1", 30) is not None
+            repo.mark_running(s, job_id, "w1")
+            assert not repo.release_job(s, job_id, "w2")  # not the holder
+            assert repo.release_job(s, job_id, "w1")
+            job = repo.get_job(s, job_id)
+            assert job.status == "queued" and job.worker_id is None and job.lease_expires_at is None
+            assert job.attempt == attempt
+        assert not repo.release_job(s, job_id, "w1")  # queued: nothing to release
+        assert not repo.heartbeat(s, job_id, "w1", 30)
+    statuses = _event_statuses(factory, job_id)
+    assert statuses.count("queued") >= 3  # created, then two releases
+
+
 def test_requeue_expired_settles_cancelling_and_spares_live_leases(factory):
     stopping, live = _new(factory), _new(factory)
     with session_scope(factory) as s:

@@ -26,6 +26,7 @@ class FakeStore:
         self.finished: list[tuple[str, dict | None]] = []
         self.events: list[tuple[str, dict]] = []
         self.beats = 0
+        self.released = 0
 
     def claim(self, job_id, worker_id, lease_seconds):  # pragma: no cover - not used here
         return Claim(job_id, 1, 3)
@@ -39,6 +40,10 @@ class FakeStore:
 
     def finish(self, job_id, worker_id, status, error=None):
         self.finished.append((status, error))
+        return True
+
+    def release(self, job_id, worker_id):
+        self.released += 1
         return True
 
     def event(self, job_id, type, data):
@@ -114,7 +119,7 @@ def test_worker_shutdown_releases_the_job(tmp_path):
     sup.worker_stopping = flag.is_set
     _set_later(flag.set, 0.5)
     assert sup.run() == RELEASED
-    assert store.finished == []
+    assert store.finished == [] and store.released == 1
     assert store.beats >= 1
 
 

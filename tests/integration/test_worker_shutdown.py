@@ -1,5 +1,6 @@
 """A warm shutdown of the worker (SIGTERM, as on a deploy) while a job runs: the training child
-checkpoints and exits, the worker exits, and the job resumes on the next worker."""
+checkpoints and exits, the worker releases the job (queued again at once, with a new message)
+and exits, and the job resumes on the next worker."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ def test_worker_sigterm_checkpoints_and_the_job_resumes_elsewhere(stack, tiny_sp
     assert wait_gone(child, 10)
     stopped_at = stack.events(job_id, "checkpoint")[-1]["data"]["step"]
     assert stopped_at >= 2
-    assert stack.job(job_id)["status"] in ("running", "queued")  # released: the lease will run out
+    # released at once (not when the lease runs out), and said why
+    assert stack.job(job_id)["status"] == "queued"
+    queued = [e["data"] for e in stack.events(job_id, "status") if e["data"].get("status") == "queued"]
+    assert queued and queued[-1]["reason"] == "worker_shutdown", queued
 
     stack.start_worker()
     stack.wait(job_id, lambda j: j["attempt"] == 2 and (j["progress_step"] or 0) > stopped_at,
