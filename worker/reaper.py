@@ -52,21 +52,6 @@ class NudgeMemo:
             del self.last[job_id]
 
 
-def stale_queued_ids(s, older_than: datetime) -> list[str]:
-    """Ids of jobs queued since before ``older_than`` (``updated_at`` is set by every transition)."""
-    from sqlalchemy import select
-
-    from api.db import states
-    from api.db.models import Job
-
-    stmt = (
-        select(Job.id)
-        .where(Job.status == states.QUEUED, Job.updated_at < older_than)
-        .order_by(Job.created_at, Job.id)
-    )
-    return list(s.execute(stmt).scalars())
-
-
 def reap_once(
     session_factory,
     send_task: SendTask,
@@ -88,7 +73,7 @@ def reap_once(
         send_task(job_id)
 
     with session_scope(session_factory) as s:
-        stale = [j for j in stale_queued_ids(s, now - timedelta(seconds=stale_after)) if j not in requeued]
+        stale = [j for j in jobs_repo.queued_job_ids(s, older_than=now - timedelta(seconds=stale_after)) if j not in requeued]
     memo = memo if memo is not None else NudgeMemo()
     memo.keep_only(set(stale))
     if not stale:

@@ -310,13 +310,13 @@ def requeue_expired(s: Session, now: datetime | None = None) -> list[str]:
     return requeued
 
 
-def queued_job_ids(s: Session) -> list[str]:
-    """Ids of every queued job, oldest first (to re-send their Celery nudges)."""
-    return list(
-        s.execute(
-            select(Job.id).where(Job.status == states.QUEUED).order_by(Job.created_at, Job.id)
-        ).scalars()
-    )
+def queued_job_ids(s: Session, older_than: datetime | None = None) -> list[str]:
+    """Ids of the queued jobs, oldest first (to re-send their Celery nudges); with
+    ``older_than``, only those queued since before it (``updated_at`` is set by every transition)."""
+    stmt = select(Job.id).where(Job.status == states.QUEUED)
+    if older_than is not None:
+        stmt = stmt.where(Job.updated_at < older_than)
+    return list(s.execute(stmt.order_by(Job.created_at, Job.id)).scalars())
 
 
 def _encode_cursor(job: Job) -> str:

@@ -45,6 +45,8 @@ def test_create_job_is_queued_with_event(factory):
         assert job is not None and job.status == "queued" and job.attempt == 0 and job.max_attempts == 2
         assert job.spec["dataset"]["path"] == "coco" and job.created_at.tzinfo is not None
         assert repo.queued_job_ids(s) == [job_id]
+        assert repo.queued_job_ids(s, older_than=utcnow() + timedelta(seconds=1)) == [job_id]
+        assert repo.queued_job_ids(s, older_than=utcnow() - timedelta(seconds=60)) == []
     assert _event_statuses(factory, job_id) == ["queued"]
 
 
