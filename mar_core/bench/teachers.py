@@ -67,6 +67,7 @@ def publish_teacher(trained_dir: Path, run: RunDef, root: Path, val_dataset, *,
     state = extract_state_dict(safe_load(Path(trained_dir) / "model.pt"))
     half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp's 0700 would follow the folder into a shared checkout
     try:
         torch.save(half, tmp / "model.pt")
         shutil.copyfile(Path(trained_dir) / "model.json", tmp / "model.json")
