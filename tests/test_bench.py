@@ -260,11 +260,11 @@ def test_tune_runs_the_chosen_grid_points_and_refuses_unknown_ones(smoke_results
 
     shutil.copytree(smoke_results["root"] / "teachers", tmp_path / "teachers")
     paths = ["--results", str(tmp_path / "results"), "--cache", str(tmp_path / "cache")]
-    assert main(["bench", "tune", "--preset", "smoke", "--point", "beta=0.1", *paths]) == 0
+    assert main(["bench", "tune", "--preset", "smoke", "--point", "beta=1.5e-3", *paths]) == 0
     assert "ran 1 tuning runs" in capsys.readouterr().out
     (rec_file,) = (tmp_path / "results").glob("tune-*.json")
     rec = json.loads(rec_file.read_text())
-    assert rec["label"] == "beta=0.1" and rec["spec"]["distill"]["beta"] == 0.1
+    assert rec["label"] == "beta=1.5e-3" and rec["spec"]["distill"]["beta"] == 1.5e-3
     assert main(["bench", "tune", "--preset", "smoke", "--point", "beta=9", *paths]) == 2
     assert "unknown grid point(s) 'beta=9'" in capsys.readouterr().err
 
