@@ -5,6 +5,7 @@ time that they implement exactly these names.
 """
 
 DETECTOR_ARCHS = ("retinanet", "fcos", "fasterrcnn")
+TWO_STAGE_ARCHS = frozenset({"fasterrcnn"})  # the others are one-stage
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v3_large")
 DATASET_FORMATS = ("coco", "voc")
 DISTILL_METHODS = ("mar", "feature_mse", "fgd", "mgd", "pkd", "cwd")

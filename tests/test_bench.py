@@ -289,3 +289,36 @@ def test_teachers_only_trains_and_publishes_without_students(tmp_path, capsys):
     assert [p.name.split("-")[0] for p in (tmp_path / "results").glob("*.json")] == ["teacher"]
     (published,) = (tmp_path / "teachers").iterdir()
     assert (published / "model.pt").is_file()
+
+
+def test_peer_weights_are_in_the_spec_that_is_hashed():
+    """A peer's weights are resolved before hashing: the benchmark's calibrated ones for its
+    students, the published defaults otherwise; a different weight is a different run."""
+    from mar_core.bench.presets import CALIBRATED_PEERS
+
+    preset = get_preset("cpu")
+    group = preset.group("retina-synth-short")
+    fgd = student_run(preset, group, "fgd", 0)
+    assert fgd.spec["distill"]["fgd_alpha"] == CALIBRATED_PEERS["fgd"]["fgd_alpha"]
+    published = student_run(preset, group, "pkd", 0, distill={"method": "pkd"})
+    assert published.spec["distill"]["loss_weight"] == 1.0
+    assert published.key != student_run(preset, group, "pkd", 0).key
+
+
+def test_calibrate_reports_every_term_against_the_classification_loss(smoke_results, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(smoke_results["root"] / "teachers", tmp_path / "teachers")
+    group = get_preset("smoke").groups[0].name
+    paths = ["--results", str(tmp_path / "results"), "--cache", str(tmp_path / "cache")]
+    assert main(["bench", "calibrate", "--preset", "smoke", "--group", group, "--batches", "1",
+                 "--methods", "mar,pkd", *paths]) == 0
+    out = capsys.readouterr().out
+    assert "| mar | fg |" in out and "| pkd | pkd/pearson |" in out
+    result = json.loads((tmp_path / "results" / f"calibrate-smoke-{group}.json").read_text())
+    terms = result["methods"]["mar"]["terms"]
+    assert set(terms) == {"fg", "bg", "relation"}
+    fg = terms["fg"]
+    assert fg["ratio"] == pytest.approx(fg["value"] / result["methods"]["mar"]["classification"])
+    assert fg["weight_for_target"] == pytest.approx(fg["weight"] * 0.5 / fg["ratio"])
+    assert main(["bench", "calibrate", "--preset", "smoke", "--group", "nope", *paths]) == 2

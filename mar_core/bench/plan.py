@@ -23,6 +23,7 @@ from mar_core.bench.presets import (
     TeacherDef,
 )
 from mar_core.bench.store import ResultStore, spec_key
+from mar_core.names import TWO_STAGE_ARCHS
 from mar_core.spec import JobSpec, distill_fields_read
 
 TEACHER_PREFIX = "teacher:"
@@ -61,9 +62,15 @@ def _dataset(data: DataDef) -> dict[str, Any]:
 
 
 def _validated(spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec with defaults filled; a distill section keeps only the fields its method reads
+    """The spec with defaults filled, a peer's weights included (``with_peer_defaults``: a new
+    published default re-keys its runs); a distill section keeps only the fields its method reads
     (``distill_fields_read``), so a new MAR default does not re-key a peer's run."""
-    out = JobSpec.model_validate(spec).to_json_dict()
+    job = JobSpec.model_validate(spec)
+    if job.distill is not None:
+        job = job.model_copy(
+            update={"distill": job.distill.with_peer_defaults(job.model.arch in TWO_STAGE_ARCHS)}
+        )
+    out = job.to_json_dict()
     if out.get("distill"):
         read = distill_fields_read(out["distill"]["method"])
         out["distill"] = {k: v for k, v in out["distill"].items() if k in read}

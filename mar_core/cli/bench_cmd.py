@@ -130,6 +130,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_report_out(t)
     t.set_defaults(handler=_tune)
 
+    c = bench.add_parser(
+        "calibrate", help="size of every KD term against the classification loss, with a group's teacher"
+    )
+    c.add_argument("--preset", default="cpu", help="cpu | gpu | smoke (default: %(default)s)")
+    c.add_argument("--group", required=True, help="the group whose teacher, student and data are used")
+    c.add_argument("--methods", type=_csv, default=None, help="subset of mar,feature_mse,fgd,mgd,pkd,cwd")
+    c.add_argument("--batches", type=positive_int, default=4, help="batches averaged (default: %(default)s)")
+    c.add_argument("--target", type=float, default=0.5, help="ratio the suggested weights aim at")
+    c.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
+    _add_paths(c)
+    c.set_defaults(handler=_calibrate)
+
 
 def _preset(name: str):
     from mar_core.bench.presets import get_preset
@@ -285,4 +297,38 @@ def _tune(args: argparse.Namespace) -> int:
     print(f"ran {len(summary.ran)} tuning runs, {len(summary.cached)} cached")
     if not args.no_report and preset.name != "smoke":
         _write_report(args)
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from mar_core.bench.calibrate import calibrate, format_calibration
+    from mar_core.bench.presets import PEERS
+    from mar_core.bench.quality import Runner, prepare_dataset
+    from mar_core.bench.store import ResultStore, write_json_atomic
+    from mar_core.errors import SpecError
+
+    preset = _preset(args.preset)
+    if args.group not in preset.group_names:
+        raise SpecError(f"preset {preset.name} has no group {args.group!r}; groups: {', '.join(preset.group_names)}",
+                        param="--group")
+    methods = tuple(args.methods or ("mar", *PEERS))
+    unknown = [m for m in methods if m not in ("mar", *PEERS)]
+    if unknown:
+        raise SpecError(f"unknown method(s) {', '.join(unknown)}; valid: mar, {', '.join(PEERS)}", param="--methods")
+    _set_threads(args.threads)
+    store = ResultStore(args.results)
+    teacher = Runner(preset, store, args.cache, command=_command(), on_event=_print_event).ensure_teacher(args.group)
+    if teacher is None:
+        print("the group's teacher is being trained by another process; try again later", file=sys.stderr)
+        return 1
+    data_dir = prepare_dataset(preset.datasets[preset.group(args.group).data], args.cache)
+    from mar_core.bench.presets import STUDENTS
+
+    result = calibrate(preset, args.group, teacher, data_dir, methods=methods, batches=args.batches,
+                       target=args.target, distill={m: STUDENTS[m] or {} for m in methods})
+    result["command"] = _command()
+    path = Path(args.results) / f"calibrate-{preset.name}-{args.group}.json"
+    write_json_atomic(path, result)
+    print("\n".join(format_calibration(result)))
+    print(f"calibration: {path}")
     return 0

@@ -31,7 +31,7 @@ CLS_TOWER_MODULES = {
     "fcos": "head.classification_head.conv",
     "fasterrcnn": "rpn.head.conv",
 }
-TWO_STAGE = {"retinanet": False, "fcos": False, "fasterrcnn": True}
+TWO_STAGE = {arch: arch in names.TWO_STAGE_ARCHS for arch in names.DETECTOR_ARCHS}
 
 
 def _sizes(spec: ModelSpec) -> dict:

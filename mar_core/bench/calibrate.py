@@ -1,0 +1,127 @@
+"""``mar bench calibrate``: how large each KD term starts, against the classification loss.
+
+The method's calibration rule (``docs/mar-method.md`` section 4): each KD term should start
+between 0.1x and 1x the detection classification loss. The raw terms scale with the teacher's
+feature magnitudes (a trained from-scratch R50 FPN has an RMS of ~30, an untrained one ~1), so
+weights calibrated on one teacher can be off by 1000x on another. For every method this builds
+a fresh student (seed 0), distils from the group's published teacher at full KD weight (no
+warm-up) on the group's first batches, and reports each weighted term, its ratio to the
+classification loss and the weight that would put it at ``target`` x. Forward passes only.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from pathlib import Path
+from typing import Any
+
+from mar_core.bench.presets import PEERS, Preset
+
+log = logging.getLogger(__name__)
+
+# KD term (without the "kd/" prefix) -> the DistillSpec field that weights it
+WEIGHT_OF = {
+    "fg": "alpha",
+    "bg": "beta",
+    "relation": "gamma",
+    "fgd/fg": "fgd_alpha",
+    "fgd/bg": "fgd_beta",
+    "fgd/attention": "fgd_gamma",
+    "fgd/global": "fgd_lambda",
+    "feature_mse/mse": "loss_weight",
+    "pkd/pearson": "loss_weight",
+    "cwd/kl": "loss_weight",
+    "mgd/generation": "loss_weight",
+}
+CLASSIFICATION_LOSS = {"retinanet": "classification", "fcos": "classification", "fasterrcnn": "loss_classifier"}
+
+
+def calibrate(
+    preset: Preset,
+    group_name: str,
+    teacher_dir: Path,
+    dataset_dir: Path,
+    *,
+    methods: tuple[str, ...] = ("mar", *PEERS),
+    distill: dict[str, dict[str, Any]] | None = None,
+    batches: int = 4,
+    target: float = 0.5,
+) -> dict[str, Any]:
+    """Per method: mean over ``batches`` of each weighted KD term, its ratio to the classification
+    loss, and the weight for a ratio of ``target``. ``distill[method]``: the method's distill
+    section (default: the method's defaults; the CLI passes the benchmark's ``STUDENTS``)."""
+    import torch
+
+    from mar_core.data import build_train_loader, load_dataset
+    from mar_core.distill.distiller import Distiller
+    from mar_core.models.loading import load_detector
+    from mar_core.models.registry import build_detector
+    from mar_core.names import TWO_STAGE_ARCHS
+    from mar_core.spec import DatasetSpec, DistillSpec, ModelSpec
+
+    group = preset.group(group_name)
+    data = preset.datasets[group.data]
+    fmt = "coco" if data.kind == "synthetic" else data.kind
+    train = load_dataset(DatasetSpec(format=fmt, path=str(dataset_dir), train_split=data.train_split,
+                                     val_split=data.val_split), data.train_split)
+    s_spec = ModelSpec(**group.student_model)
+    teacher = load_detector(teacher_dir)
+    batch = int(group.train["batch_size"])
+    loader = build_train_loader(train, batch, seed=0, start_iter=0, end_iter=batches)
+    data_batches = list(loader)
+    cls_key = CLASSIFICATION_LOSS[s_spec.arch]
+    out: dict[str, Any] = {"group": group.name, "batches": batches, "batch_size": batch, "target": target,
+                           "classification_loss": cls_key, "methods": {}}
+    for method in methods:
+        section = {"method": method, **((distill or {}).get(method, {}))}
+        cfg = DistillSpec(**section).with_peer_defaults(s_spec.arch in TWO_STAGE_ARCHS)
+        torch.manual_seed(0)
+        student = build_detector(s_spec, train.num_classes)
+        distiller = Distiller(student, teacher.model, cfg, s_spec.arch, teacher.spec.arch).train()
+        rows: list[dict[str, float]] = []
+        with torch.no_grad():
+            for images, targets in data_batches:
+                losses = distiller(images, targets)
+                rows.append({k: float(v) for k, v in losses.items()})
+        distiller.close()
+        cls = statistics.fmean(r[cls_key] for r in rows)
+        terms = {}
+        for key in sorted(k for k in rows[0] if k.startswith("kd/")):
+            name = key[3:]
+            value = statistics.fmean(r[key] for r in rows)
+            field = WEIGHT_OF.get(name)
+            weight = getattr(cfg, field) if field else None
+            ratio = value / cls if cls else float("nan")
+            terms[name] = {
+                "value": value,
+                "ratio": ratio,
+                "weight_field": field,
+                "weight": weight,
+                "weight_for_target": (weight * target / ratio) if weight and ratio > 0 else None,
+            }
+        out["methods"][method] = {"classification": cls, "terms": terms}
+        log.info("calibrate %s: %s", method,
+                 ", ".join(f"{n} {t['value']:.3g} ({t['ratio']:.2g}x)" for n, t in terms.items()))
+    return out
+
+
+def format_calibration(result: dict[str, Any]) -> list[str]:
+    """Markdown table of a ``calibrate`` result."""
+    lines = [
+        f"KD terms at full weight on the first {result['batches']} batches of `{result['group']}` (batch "
+        f"{result['batch_size']}), fresh student (seed 0), published teacher; ratio to the classification "
+        f"loss (`{result['classification_loss']}`) and the weight that would make it {result['target']}x.",
+        "",
+        "| method | term | weighted value | x classification | weight | weight for "
+        f"{result['target']}x |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for method, m in result["methods"].items():
+        for name, t in m["terms"].items():
+            suggested = t["weight_for_target"]
+            lines.append(
+                f"| {method} | {name} | {t['value']:.4g} | {t['ratio']:.3g} | "
+                f"{t['weight_field']} = {t['weight']:.3g} | {'-' if suggested is None else f'{suggested:.3g}'} |"
+            )
+    return lines
