@@ -484,8 +484,30 @@ def render_report(store: ResultStore, presets: list[str] | None = None) -> str:
     for name in names:
         lines += _quality_section(store, get_preset(name))
     lines += _perf_section(store, names)
+    lines += _calibration_section(store, names)
     lines += _tune_section(store, names)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _calibration_section(store: ResultStore, presets: list[str]) -> list[str]:
+    """The ``calibrate-<preset>-<group>.json`` files: KD term sizes against the classification loss."""
+    from mar_core.bench.calibrate import format_calibration
+
+    files = [f for name in presets for f in sorted(store.root.glob(f"calibrate-{name}-*.json"))]
+    if not files:
+        return []
+    lines = [
+        "## Loss calibration (`mar bench calibrate`)",
+        "",
+        "The method's rule: each KD term starts between 0.1x and 1x the classification loss. The peers' "
+        "weights in the quality groups are set by it (each term at 0.5x, once, with the synthetic "
+        "teacher); MAR's rows show its current defaults, which the tuning grid (below) chose.",
+        "",
+    ]
+    for f in files:
+        result = json.loads(f.read_text())
+        lines += [f"From `{f.name}`: `{result.get('command', '')}`.", "", *format_calibration(result), ""]
+    return lines
 
 
 def write_report(results_dir: Path | str, out: Path | str, presets: list[str] | None = None) -> Path:
