@@ -448,6 +448,7 @@ def _commands(store: ResultStore, presets: list[str]) -> list[str]:
             f"mar bench quality --preset {name} --list     # what is cached, what is missing",
             f"mar bench perf --preset {name}",
             f"mar bench tune --preset {name}",
+            f"mar bench calibrate --preset {name} --group GROUP   # KD terms vs the classification loss",
         ]
     lines += [
         "mar bench report                           # rewrites this file from benchmarks/results/",
