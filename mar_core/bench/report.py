@@ -425,7 +425,16 @@ def _tune_section(store: ResultStore, presets: list[str]) -> list[str]:
                     "missing" if rec is None else _mean_wall([rec]),
                 ]
             )
+        from mar_core.bench.tune import GRID_BASE
+        from mar_core.spec import DistillSpec
+
+        now = DistillSpec()
+        defaults = ", ".join(f"{k} {json.dumps(getattr(now, k))}" for k in GRID_BASE)
+        changed = [k for k in GRID_BASE if getattr(now, k) != GRID_BASE[k]]
         lines += [
+            f"MAR's defaults now (`DistillSpec`): {defaults}; "
+            + (f"changed from the grid's base: {', '.join(changed)}." if changed else "the grid's base point."),
+            "",
             f"Preset `{name}`, group `{group.name}`: default MAR seed 0 "
             f"{'-' if ref_mar is None else f'{_ap(ref_mar) * 100:.2f}'} AP, baseline seed 0 "
             f"{'-' if ref_base is None else f'{_ap(ref_base) * 100:.2f}'} AP.",
