@@ -1,9 +1,10 @@
 """``mar demo``: the whole service on one machine, driven through its HTTP API.
 
-Starts the embedded stack (as ``mar up``), writes a small synthetic dataset under the data root,
-then through ``MarClient``: trains a teacher, then a baseline student and a MAR student distilled
-from the teacher (in sequence with one worker, side by side with two), with a live progress
-line, and prints the three COCO APs and where the weights are. This is a CLI handler's helper:
+Starts the embedded stack (as ``mar up``), writes the synthetic dataset under the data root, then
+through ``MarClient``: a baseline student and a MAR student distilled from the benchmark's
+published teacher (in sequence with one worker, side by side with two), with a live progress
+line, and prints the three COCO APs and where the weights are. ``--train-teacher`` / ``--quick``
+train a (smaller) teacher through the service first. This is a CLI handler's helper:
 it talks to the terminal with ``print``.
 """
 
@@ -111,8 +112,10 @@ def _failed(job: dict[str, Any], label: str) -> bool:
     return True
 
 
-def run_demo(host: str, port: int, *, workers: int = 1, quick: bool = False) -> int:
-    """The demo; returns the exit code."""
+def run_demo(host: str, port: int, *, workers: int = 1, quick: bool = False, train_teacher: bool = False) -> int:
+    """The demo; returns the exit code. By default the teacher is the benchmark's published one
+    (``worker.demo_specs.bench_setup``); ``quick`` or ``train_teacher`` (or no published teacher)
+    train one through the service first."""
     from api.client import MarClient
     from api.settings import get_settings
     from worker.embedded import prepare_state, start_stack
@@ -121,34 +124,65 @@ def run_demo(host: str, port: int, *, workers: int = 1, quick: bool = False) -> 
     t0 = time.monotonic()
     info = prepare_state()
     settings = get_settings()
-    params = demo_specs.QUICK_DATA if quick else demo_specs.DATA
+    bench_data, published, published_report = demo_specs.bench_setup()
+    use_published = published is not None and not (quick or train_teacher)
+    if not use_published and not quick and not train_teacher:
+        print("no published benchmark teacher in benchmarks/teachers/: training one first", flush=True)
+    params = demo_specs.QUICK_DATA if quick else bench_data if use_published else demo_specs.DATA
     iters = demo_specs.QUICK_ITERATIONS if quick else demo_specs.ITERATIONS
     size = params["image_size"]
-    data_dir = _ensure_dataset(info.data_root / ("demo-shapes-quick" if quick else "demo-shapes"), params)
+    name = "demo-shapes-quick" if quick else "bench-shapes" if use_published else "demo-shapes"
+    data_dir = _ensure_dataset(info.data_root / name, params)
     log_dir = info.state_dir / "logs"
     print(f"starting the service (state {info.state_dir}, logs in {log_dir}) ...", flush=True)
     with start_stack(host, port, workers=workers, log_dir=log_dir) as (_stack, url):
         print(f"service at {url}; API key in {info.key_file}", flush=True)
         with MarClient(url, info.api_key, timeout=60) as client:
-            teacher = client.submit(demo_specs.teacher_spec(data_dir, iters["teacher"], size))
-            print(f"teacher job {teacher['id']} (RetinaNet R34, FPN 128)", flush=True)
-            teacher = Follower(client, {teacher["id"]: "teacher"}).wait(t0)[teacher["id"]]
-            if _failed(teacher, "teacher"):
-                return 1
-            teacher_dir = settings.job_dir(teacher["id"])
-            baseline = client.submit(demo_specs.student_spec(data_dir, iters["student"], size))
-            mar = client.submit(demo_specs.mar_student_spec(data_dir, iters["student"], teacher_dir, size))
+            if use_published:
+                teacher_dir = _install_teacher(published, settings)
+                teacher_row = ("teacher R50-FPN128 (published)", None, (published_report or {}).get("eval", {}).get("AP"),
+                               teacher_dir / "model.pt")
+                print(f"teacher: {teacher_dir} (RetinaNet R50, FPN 128, trained by `mar bench quality`)", flush=True)
+                specs = demo_specs.bench_student_specs(data_dir, teacher_dir)
+                baseline_spec, mar_spec = specs["baseline"], specs["mar"]
+            else:
+                teacher = client.submit(demo_specs.teacher_spec(data_dir, iters["teacher"], size))
+                print(f"teacher job {teacher['id']} (RetinaNet R34, FPN 128)", flush=True)
+                teacher = Follower(client, {teacher["id"]: "teacher"}).wait(t0)[teacher["id"]]
+                if _failed(teacher, "teacher"):
+                    return 1
+                teacher_dir = settings.job_dir(teacher["id"])
+                teacher_row = ("teacher R34-FPN128", teacher, None, teacher_dir / "model.pt")
+                baseline_spec = demo_specs.student_spec(data_dir, iters["student"], size)
+                mar_spec = demo_specs.mar_student_spec(data_dir, iters["student"], teacher_dir, size)
+            baseline, mar = client.submit(baseline_spec), client.submit(mar_spec)
             print(f"baseline student job {baseline['id']}, MAR student job {mar['id']} (RetinaNet R18, FPN 64)"
                   f"{' side by side' if workers > 1 else ', one after the other'}", flush=True)
             jobs = Follower(client, {baseline["id"]: "baseline", mar["id"]: "MAR"}).wait(t0)
             baseline, mar = jobs[baseline["id"]], jobs[mar["id"]]
-            rows = [("teacher R34-FPN128", teacher), ("student R18-FPN64 baseline", baseline),
-                    ("student R18-FPN64 + MAR", mar)]
+            rows = [teacher_row,
+                    ("student R18-FPN64 baseline", baseline, None, settings.job_dir(baseline["id"]) / "model.pt"),
+                    ("student R18-FPN64 + MAR", mar, None, settings.job_dir(mar["id"]) / "model.pt")]
             print(f"\nCOCO AP on the synthetic val split ({params['num_val']} images), "
                   f"total {_fmt_seconds(time.monotonic() - t0)}:")
-            for label, job in rows:
-                ap = job_ap(client, job) if job["status"] == "succeeded" else None
+            for label, job, ap, weights in rows:
+                if job is not None:
+                    ap = job_ap(client, job) if job["status"] == "succeeded" else None
                 ap_text = f"{100 * ap:5.1f}" if ap is not None else "  n/a"
-                print(f"  {label:<28} AP {ap_text}   {settings.job_dir(job['id']) / 'model.pt'}")
+                print(f"  {label:<32} AP {ap_text}   {weights}")
             print(f"download: GET {url}/jobs/<id>/artifacts/model.pt (Authorization: Bearer <key>)")
             return 1 if _failed(baseline, "baseline") or _failed(mar, "MAR student") else 0
+
+
+def _install_teacher(published: Path, settings) -> Path:
+    """Copy the published teacher into the checkpoint root (job specs may only name files there)."""
+    import shutil
+
+    root = settings.checkpoint_root or settings.state_dir / "checkpoints"
+    dest = Path(root) / f"bench-teacher-{published.name}"
+    if not (dest / "model.pt").is_file():
+        tmp = dest.with_name(dest.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(published, tmp)
+        tmp.rename(dest)
+    return dest

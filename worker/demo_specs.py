@@ -1,7 +1,11 @@
 """The job specs of ``mar demo``: a teacher, a baseline student and a MAR student.
 
-Functions of ``(data_dir, iterations)`` so the sizes are easy to tune. Budget on a 2-core CPU:
-teacher about 5 minutes, each student about 3.5 minutes, 15 minutes in all with one worker.
+The default demo distils from the benchmark's published teacher (``benchmarks/teachers/``,
+RetinaNet R50-FPN128 trained 3200 steps by ``mar bench quality``) on the same synthetic set, with
+the students of the benchmark's short group (``bench_student_specs``): about 6 minutes of training
+on an idle 2-core CPU, and the gain the benchmark measures. ``--train-teacher`` (and ``--quick``)
+trains the teacher through the service too, with the smaller specs below: functions of
+``(data_dir, iterations)`` so the sizes are easy to tune.
 """
 
 from __future__ import annotations
@@ -52,3 +56,41 @@ def mar_student_spec(data_dir: Path | str, iterations: int, teacher_dir: Path | 
     spec.update(kind="distill", name="demo-student-r18-mar", teacher={"checkpoint": str(teacher_dir)},
                 distill={"method": "mar"})
     return spec
+
+
+BENCH_PRESET, BENCH_GROUP, BENCH_SEED = "cpu", "retina-synth-short", 0
+
+
+def bench_setup():
+    """``(synthetic-set parameters, published teacher folder, teacher's report)`` of the benchmark
+    group the default demo reproduces; the folder is None when the teacher is not published."""
+    from mar_core.bench.plan import teacher_run
+    from mar_core.bench.presets import get_preset
+    from mar_core.bench.teachers import DEFAULT_TEACHERS, is_published, published_dir, published_report
+
+    preset = get_preset(BENCH_PRESET)
+    group = preset.group(BENCH_GROUP)
+    trun = teacher_run(preset, preset.teachers[group.teacher])
+    data = dict(preset.datasets[group.data].synth)
+    if not is_published(DEFAULT_TEACHERS, trun):
+        return data, None, None
+    return data, published_dir(DEFAULT_TEACHERS, trun), published_report(DEFAULT_TEACHERS, trun)
+
+
+def bench_student_specs(data_dir: Path | str, teacher_dir: Path | str) -> dict[str, dict[str, Any]]:
+    """The benchmark group's ``baseline`` and ``mar`` students (seed 0), on ``data_dir``, the MAR
+    one distilled from ``teacher_dir``; device left to the worker."""
+    from mar_core.bench.plan import student_run
+    from mar_core.bench.presets import get_preset
+
+    preset = get_preset(BENCH_PRESET)
+    group = preset.group(BENCH_GROUP)
+    out = {}
+    for label in ("baseline", "mar"):
+        spec = student_run(preset, group, label, BENCH_SEED).spec
+        spec = {**spec, "name": f"demo-student-r18-{label}", "dataset": {**spec["dataset"], "path": str(data_dir)}}
+        spec.pop("resources", None)
+        if spec.get("teacher"):
+            spec["teacher"] = {**spec["teacher"], "checkpoint": str(teacher_dir)}
+        out[label] = spec
+    return out

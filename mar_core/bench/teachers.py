@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from mar_core.bench.plan import RunDef
+from mar_core.bench.store import REPO_ROOT
 
 log = logging.getLogger(__name__)
 
 PUBLISHED_REPORT = "report.json"
+DEFAULT_TEACHERS = REPO_ROOT / "benchmarks" / "teachers"
 
 
 def published_dir(root: Path, run: RunDef) -> Path:

@@ -50,11 +50,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--workers", type=positive_int, default=1, help="worker processes (default 1)")
     u.set_defaults(handler=_up)
 
-    d = sub.add_parser("demo", help="teacher, baseline student and MAR student through the HTTP API")
+    d = sub.add_parser("demo", help="a baseline and a MAR student (from the published teacher) through the HTTP API")
     _stack_args(d)
     d.add_argument("--workers", type=positive_int, default=1,
                    help="workers; with 2 the two students train at the same time")
     d.add_argument("--quick", action="store_true", help="a few iterations per job (a smoke run)")
+    d.add_argument("--train-teacher", action="store_true",
+                   help="train the teacher through the service too, instead of using the published one")
     d.set_defaults(handler=_demo)
 
 
@@ -148,4 +150,5 @@ def _demo(args: argparse.Namespace) -> int:
 
     _use_state(args.state)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # stop the stack like Ctrl-C does
-    return run_demo(args.host, args.port, workers=args.workers, quick=args.quick)
+    return run_demo(args.host, args.port, workers=args.workers, quick=args.quick,
+                    train_teacher=args.train_teacher)
