@@ -17,6 +17,12 @@ RetinaNet twice the long schedule (3200 steps, R50 ~0.4 s a step: ~20 min, once)
 1600 steps, 1200 on BCCD. The
 wall time of every run is recorded in its result file and shown in BENCHMARKS.md: re-calibrate
 here if the figures drift (that changes the specs, hence the cache keys: a fresh series).
+
+Measured 2026-11-24, two runs side by side with one torch thread each (the way to use both
+cores): the synthetic R50 teacher took 45.6 min and the BCCD one 42.1 min; a short-group MAR run
+7.3 min (0.55 s a step), a peer run about the same. At that pace a long-group or BCCD MAR run
+would take ~15 min, over the 10-minute budget: run those groups one process at a time with
+``--threads 2`` (a MAR step ~0.25-0.3 s alone), where they fit.
 """
 
 from __future__ import annotations
