@@ -22,7 +22,7 @@ Measured 2026-11-24, two runs side by side with one torch thread each (the way t
 cores): the synthetic R50 teacher took 45.6 min and the BCCD one 42.1 min; a short-group MAR run
 7.3 min (0.55 s a step), a peer run about the same. At that pace a long-group or BCCD MAR run
 would take ~15 min, over the 10-minute budget: run those groups one process at a time with
-``--threads 2`` (a MAR step ~0.25-0.3 s alone), where they fit.
+``--threads 2`` (a MAR step ~0.3 s alone, by the perf figures above), where they should fit.
 """
 
 from __future__ import annotations
