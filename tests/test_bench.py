@@ -322,3 +322,24 @@ def test_calibrate_reports_every_term_against_the_classification_loss(smoke_resu
     assert fg["ratio"] == pytest.approx(fg["value"] / result["methods"]["mar"]["classification"])
     assert fg["weight_for_target"] == pytest.approx(fg["weight"] * 0.5 / fg["ratio"])
     assert main(["bench", "calibrate", "--preset", "smoke", "--group", "nope", *paths]) == 2
+
+
+def test_a_diverging_run_is_reported_and_the_next_one_still_runs(smoke_results, tmp_path):
+    import shutil
+
+    from mar_core.bench.plan import student_run
+    from mar_core.bench.quality import Runner
+
+    shutil.copytree(smoke_results["root"] / "teachers", tmp_path / "teachers")
+    preset = get_preset("smoke")
+    group = preset.groups[0]
+    bad = student_run(preset, group, "mar-inf", 0, distill={"method": "mar", "alpha": 1e300})
+    good = student_run(preset, group, "baseline", 0)
+    events = []
+    runner = Runner(preset, ResultStore(tmp_path / "results"), tmp_path / "cache",
+                    on_event=lambda what, run, rec: events.append((what, run.label)))
+    assert runner.run(bad) and runner.run(good)
+    assert [(r.label, "not finite" in err) for r, err in runner.summary.failed] == [("mar-inf", True)]
+    assert [r["label"] for r in runner.summary.ran] == ["baseline"]
+    assert ("failed", "mar-inf") in events
+    assert not ResultStore(tmp_path / "results").has(bad.key)  # not stored: tried again next time

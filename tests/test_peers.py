@@ -66,6 +66,19 @@ def test_named_terms_gradients_and_shape_checks(method):
         peer([torch.zeros(2, 3, 4, 4), s[1]], t, [torch.zeros(0, 4)] * 2, STRIDES)
 
 
+@pytest.mark.parametrize("method", sorted(PEERS))
+def test_a_one_pixel_level_gives_finite_gradients(method):
+    """P7 of a 128 px image is 1 x 1: zero variance over its pixels must not make NaN gradients
+    (PKD's sqrt(var) did, on the first step of the cpu benchmark)."""
+    torch.manual_seed(0)
+    s, t = pair(2, batch=2, channels=4, shapes=((2, 2), (1, 1)))
+    out = build(method, channels=4)(s, t, [torch.tensor([[0.0, 0.0, 6.0, 5.0]]), torch.zeros(0, 4)], STRIDES)
+    total = sum(out.values())
+    assert torch.isfinite(total)
+    total.backward()
+    assert all(torch.isfinite(f.grad).all() for f in s if f.grad is not None)
+
+
 @pytest.mark.parametrize("method", ["feature_mse", "pkd", "cwd", "fgd"])
 def test_zero_when_student_equals_teacher(method):
     _, t = pair(1, batch=2, channels=4, shapes=((4, 4), (2, 2)))

@@ -26,6 +26,7 @@ from mar_core.bench.plan import TEACHER_PREFIX, RunDef, plan_runs, teacher_run
 from mar_core.bench.presets import SYNTH_KIND, DataDef, Preset
 from mar_core.bench.store import REPO_ROOT, ResultStore
 from mar_core.bench.teachers import is_published, publish_teacher, published_dir
+from mar_core.errors import MarError
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class QualitySummary:
     ran: list[dict[str, Any]] = field(default_factory=list)
     cached: list[RunDef] = field(default_factory=list)
     busy: list[RunDef] = field(default_factory=list)
+    failed: list[tuple[RunDef, str]] = field(default_factory=list)  # (run, error): not stored, re-run next time
     teachers_trained: list[dict[str, Any]] = field(default_factory=list)
     stopped_at_max_runs: bool = False
 
@@ -285,6 +287,11 @@ class Runner:
         except RunBusy:
             self.summary.busy.append(run)
             self.on_event("busy", run, None)
+            return True
+        except MarError as e:  # a diverged or refused run: say so, go on with the others
+            log.error("run %s/%s seed %d failed: %s", run.group, run.label, run.seed, e)
+            self.summary.failed.append((run, str(e)))
+            self.on_event("failed", run, {"error": str(e)})
             return True
         self.trainings += 1
         self.summary.ran.append(rec)

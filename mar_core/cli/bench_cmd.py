@@ -169,6 +169,8 @@ def _print_event(what: str, run, record) -> None:
         print(f"start   {name}", flush=True)
     elif what == "busy":
         print(f"busy    {name} (another process holds it; skipped)", flush=True)
+    elif what == "failed":
+        print(f"FAILED  {name}: {(record or {}).get('error')}", flush=True)
 
 
 def _write_report(args: argparse.Namespace, presets: list[str] | None = None) -> None:
@@ -226,12 +228,12 @@ def _quality(args: argparse.Namespace) -> int:
     )
     print(
         f"ran {len(summary.ran)} student runs, trained {len(summary.teachers_trained)} teachers, "
-        f"{len(summary.cached)} cached, {len(summary.busy)} busy"
+        f"{len(summary.cached)} cached, {len(summary.busy)} busy, {len(summary.failed)} failed"
         + (" (stopped at --max-runs)" if summary.stopped_at_max_runs else "")
     )
     if not args.no_report and preset.name != "smoke":
         _write_report(args)
-    return 0
+    return 1 if summary.failed else 0
 
 
 def _perf(args: argparse.Namespace) -> int:
@@ -294,10 +296,10 @@ def _tune(args: argparse.Namespace) -> int:
         preset, store, args.cache, max_runs=args.max_runs, points=args.point, command=_command(),
         on_event=_print_event,
     )
-    print(f"ran {len(summary.ran)} tuning runs, {len(summary.cached)} cached")
+    print(f"ran {len(summary.ran)} tuning runs, {len(summary.cached)} cached, {len(summary.failed)} failed")
     if not args.no_report and preset.name != "smoke":
         _write_report(args)
-    return 0
+    return 1 if summary.failed else 0
 
 
 def _calibrate(args: argparse.Namespace) -> int:

@@ -19,10 +19,14 @@ _EPS = 1e-6
 
 
 def standardise(feat: Tensor) -> Tensor:
-    """Zero mean, unit (population) std per sample and channel over ``H x W``; ``B x C x H x W``."""
+    """Zero mean, unit (population) std per sample and channel over ``H x W``; ``B x C x H x W``.
+
+    ``rsqrt(var + eps)``, not ``1 / (sqrt(var) + eps)``: the gradient of ``sqrt`` at a zero
+    variance is infinite, and a 1 x 1 level (P7 of a 128 px image) has zero variance, which
+    turned the first step's gradients into NaN."""
     mean = feat.mean((2, 3), keepdim=True)
-    std = feat.var((2, 3), keepdim=True, correction=0).sqrt()
-    return (feat - mean) / (std + _EPS)
+    var = feat.var((2, 3), keepdim=True, correction=0)
+    return (feat - mean) * torch.rsqrt(var + _EPS)
 
 
 class PKDLoss(PeerLoss):
