@@ -52,6 +52,8 @@ GRID: tuple[tuple[str, dict[str, Any]], ...] = (
     ("gamma=15", {"gamma": 15.0}),
     ("gamma=150", {"gamma": 150.0}),
     ("gamma=450", {"gamma": 450.0}),  # added after gamma=150 beat the base by 3 AP
+    # the two one-knob gains together (beta=1.5e-4: +2.2 AP, gamma=150: +3.1 AP over the base)
+    ("beta=1.5e-4 + gamma=150", {"beta": 1.5e-4, "gamma": 150.0}),
     ("kd_warmup=0", {"kd_warmup_iters": 0}),
     ("kd_warmup=30%", {"kd_warmup_iters": 0.3}),  # fraction of the run, resolved below
     ("rings wide (1,2,3 / 1,.5,.25)", {"kappas": [1.0, 2.0, 3.0], "ring_values": [1.0, 0.5, 0.25]}),
