@@ -193,6 +193,13 @@ def _verdicts(v: _GroupView) -> list[str]:
         )
     else:
         lines.append("- MAR's rank among the peers: cannot say yet (no MAR or no peer result).")
+    tuned_seeds = sorted(seed for seed, rec in v.recs.get("mar", {}).items() if rec.get("kind") == "tune")
+    if tuned_seeds:
+        lines.append(
+            f"- Selection bias: MAR's seed {', '.join(map(str, tuned_seeds))} run is the point the tuning grid "
+            "chose on that seed (below), so it reads high; the other seeds are unbiased. The peers' weights "
+            "were set by the calibration rule, not tuned."
+        )
     return lines
 
 
