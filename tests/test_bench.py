@@ -343,3 +343,13 @@ def test_a_diverging_run_is_reported_and_the_next_one_still_runs(smoke_results, 
     assert [r["label"] for r in runner.summary.ran] == ["baseline"]
     assert ("failed", "mar-inf") in events
     assert not ResultStore(tmp_path / "results").has(bad.key)  # not stored: tried again next time
+
+
+def test_the_defaults_are_the_tuning_grids_chosen_point():
+    """MAR's defaults are a grid point, so the group's ``mar`` seed 0 is that tune run (one key);
+    update STAGE_2 / the grid with the defaults."""
+    from mar_core.bench.tune import plan_tune
+
+    preset = get_preset("cpu")
+    mar_s0 = student_run(preset, preset.group("retina-synth-short"), "mar", 0).key
+    assert [r.label for r in plan_tune(preset) if r.key == mar_s0] == ["beta=1.5e-4 + gamma=150"]
