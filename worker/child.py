@@ -24,10 +24,10 @@ import os
 import signal
 import sys
 import threading
-import time
 import traceback
 from pathlib import Path
 
+from mar_core.parent_watch import on_parent_gone
 from worker import result as res
 
 logger = logging.getLogger("worker.child")
@@ -44,18 +44,15 @@ def _install_stop_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def _watch_parent(parent_pid: int, interval: float = 1.0) -> None:
+def _watch_parent(parent_pid: int) -> None:
     """Kill this process group when the supervisor is gone (re-parented)."""
 
-    def loop() -> None:
-        while True:
-            time.sleep(interval)
-            if os.getppid() != parent_pid:
-                logger.error("supervisor %d is gone; killing the training process group", parent_pid)
-                logging.shutdown()
-                os.killpg(os.getpgid(0), signal.SIGKILL)
+    def gone() -> None:
+        logger.error("supervisor %d is gone; killing the training process group", parent_pid)
+        logging.shutdown()
+        os.killpg(os.getpgid(0), signal.SIGKILL)
 
-    threading.Thread(target=loop, name="parent-watch", daemon=True).start()
+    on_parent_gone(parent_pid, gone, "parent-watch")
 
 
 def _roots(settings) -> tuple[list[Path], list[Path]]:

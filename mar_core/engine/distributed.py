@@ -41,7 +41,6 @@ import datetime
 import logging
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -55,6 +54,7 @@ from torch import nn
 
 from mar_core.data.transforms import hflip_where
 from mar_core.errors import JobCancelled, MarError, NonFiniteLossError, SpecError
+from mar_core.parent_watch import on_parent_gone
 from mar_core.spec import JobSpec
 
 log = logging.getLogger(__name__)
@@ -170,15 +170,12 @@ def _init_rank(rank: int, world_size: int, device_type: str, store: dist.Store,
     return RankInfo(rank, world_size, device)
 
 
-def _exit_with_parent(parent_pid: int, interval: float = 1.0) -> None:
+def _exit_with_parent(parent_pid: int) -> None:
     """A child must not outlive rank 0 (it would wait on a collective until the timeout)."""
-    def loop() -> None:
-        while True:
-            time.sleep(interval)
-            if os.getppid() != parent_pid:
-                log.error("rank 0 (pid %d) is gone; exiting", parent_pid)
-                os._exit(1)
-    threading.Thread(target=loop, name="rank0-watch", daemon=True).start()
+    def gone() -> None:
+        log.error("rank 0 (pid %d) is gone; exiting", parent_pid)
+        os._exit(1)
+    on_parent_gone(parent_pid, gone, "rank0-watch")
 
 
 def _child(rank: int, world_size: int, device_type: str, port: int, timeout_s: float, parent_pid: int,
