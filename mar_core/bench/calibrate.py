@@ -16,6 +16,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from mar_core.bench.plan import dataset_section
 from mar_core.bench.presets import PEERS, Preset
 
 log = logging.getLogger(__name__)
@@ -61,10 +62,8 @@ def calibrate(
     from mar_core.spec import DatasetSpec, DistillSpec, ModelSpec
 
     group = preset.group(group_name)
-    data = preset.datasets[group.data]
-    fmt = "coco" if data.kind == "synthetic" else data.kind
-    train = load_dataset(DatasetSpec(format=fmt, path=str(dataset_dir), train_split=data.train_split,
-                                     val_split=data.val_split), data.train_split)
+    dataset = DatasetSpec(**{**dataset_section(preset.datasets[group.data]), "path": str(dataset_dir)})
+    train = load_dataset(dataset, dataset.train_split)
     s_spec = ModelSpec(**group.student_model)
     teacher = load_detector(teacher_dir)
     batch = int(group.train["batch_size"])

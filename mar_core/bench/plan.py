@@ -51,7 +51,8 @@ class PeerChoice:
     fallback: bool
 
 
-def _dataset(data: DataDef) -> dict[str, Any]:
+def dataset_section(data: DataDef) -> dict[str, Any]:
+    """The spec's ``dataset`` section for ``data`` (its machine-independent logical path)."""
     fmt = "coco" if data.kind == SYNTH_KIND else data.kind
     return {
         "format": fmt,
@@ -82,7 +83,7 @@ def teacher_run(preset: Preset, teacher: TeacherDef) -> RunDef:
         {
             "kind": "train",
             "name": f"{preset.name}-teacher-{teacher.name}",
-            "dataset": _dataset(preset.datasets[teacher.data]),
+            "dataset": dataset_section(preset.datasets[teacher.data]),
             "model": teacher.model,
             "train": teacher.train,
             "seed": 0,
@@ -107,7 +108,7 @@ def student_run(
     spec: dict[str, Any] = {
         "kind": "train",
         "name": f"{preset.name}-{group.name}-{label}-s{seed}",
-        "dataset": _dataset(preset.datasets[group.data]),
+        "dataset": dataset_section(preset.datasets[group.data]),
         "model": group.student_model,
         "train": train,
         "seed": seed,

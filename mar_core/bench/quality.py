@@ -25,7 +25,7 @@ from typing import Any
 from mar_core.bench.plan import TEACHER_PREFIX, RunDef, plan_runs, teacher_run
 from mar_core.bench.presets import SYNTH_KIND, DataDef, Preset
 from mar_core.bench.store import REPO_ROOT, ResultStore
-from mar_core.bench.teachers import is_published, publish_teacher, published_dir
+from mar_core.bench.teachers import is_published, publish_teacher, published_dir, teachers_beside
 from mar_core.errors import MarError
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ class Runner:
         teachers: Path | None = None,
     ):
         self.preset, self.store, self.cache = preset, store, Path(cache)
-        self.teachers = Path(teachers) if teachers is not None else store.root.parent / "teachers"
+        self.teachers = Path(teachers) if teachers is not None else teachers_beside(store.root)
         self.max_runs, self.rerun, self.command, self.on_event = max_runs, rerun, command, on_event
         self.summary = QualitySummary()
         self.trainings = 0

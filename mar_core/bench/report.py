@@ -17,7 +17,7 @@ from typing import Any
 from mar_core.bench.perf import PARTS as PERF_PARTS
 from mar_core.bench.perf_format import FORMATTERS
 from mar_core.bench.plan import group_students, student_run, teacher_run
-from mar_core.bench.teachers import published_report
+from mar_core.bench.teachers import published_report, teachers_beside
 from mar_core.bench.presets import PEERS, REPORTED_PRESETS, GroupDef, Preset, get_preset
 from mar_core.bench.stats import Summary, beats_by_two_spreads
 from mar_core.bench.store import REPO_ROOT, ResultStore
@@ -91,7 +91,7 @@ class _GroupView:
         trun = teacher_run(preset, preset.teachers[group.teacher])
         self.teacher = store.get(trun.key)
         # what the students distil from: the float16 copy, with its AP re-measured
-        self.published = published_report(store.root.parent / "teachers", trun)
+        self.published = published_report(teachers_beside(store.root), trun)
 
     def teacher_ap(self, key: str = "AP") -> float | None:
         """The teacher's AP as the students see it (published float16 weights when published)."""

@@ -21,12 +21,19 @@ from pathlib import Path
 from typing import Any
 
 from mar_core.bench.plan import RunDef
-from mar_core.bench.store import REPO_ROOT
+from mar_core.bench.store import DEFAULT_RESULTS
 
 log = logging.getLogger(__name__)
 
 PUBLISHED_REPORT = "report.json"
-DEFAULT_TEACHERS = REPO_ROOT / "benchmarks" / "teachers"
+
+
+def teachers_beside(results_root: Path) -> Path:
+    """The published teachers' folder that goes with a results folder: ``<results>/../teachers``."""
+    return Path(results_root).parent / "teachers"
+
+
+DEFAULT_TEACHERS = teachers_beside(DEFAULT_RESULTS)
 
 
 def published_dir(root: Path, run: RunDef) -> Path:

@@ -153,6 +153,17 @@ def _preset(name: str):
         raise SpecError(str(e.args[0]), param="--preset") from None
 
 
+def _check_group(preset, name: str) -> None:
+    """SpecError naming ``--group`` when ``preset`` has no group ``name``."""
+    from mar_core.errors import SpecError
+
+    if name not in preset.group_names:
+        raise SpecError(
+            f"preset {preset.name} has no group {name!r}; groups: {', '.join(preset.group_names)}",
+            param="--group",
+        )
+
+
 def _set_threads(threads: int | None) -> None:
     if threads:
         import torch
@@ -186,11 +197,7 @@ def _quality(args: argparse.Namespace) -> int:
 
     preset = _preset(args.preset)
     for g in args.group or []:
-        if g not in preset.group_names:
-            raise SpecError(
-                f"preset {preset.name} has no group {g!r}; groups: {', '.join(preset.group_names)}",
-                param="--group",
-            )
+        _check_group(preset, g)
     from mar_core.bench.presets import STUDENTS
 
     unknown = [s for s in args.students or [] if s not in STUDENTS]
@@ -276,7 +283,8 @@ def _tune(args: argparse.Namespace) -> int:
 
     preset = _preset(args.preset)
     store = ResultStore(args.results)
-    labels = [run.label for run in plan_tune(preset)]
+    runs = plan_tune(preset)
+    labels = [run.label for run in runs]
     unknown = [p for p in args.point or [] if p not in labels]
     if unknown:
         from mar_core.errors import SpecError
@@ -284,7 +292,6 @@ def _tune(args: argparse.Namespace) -> int:
         raise SpecError(f"unknown grid point(s) {', '.join(map(repr, unknown))}; valid: {', '.join(labels)}",
                         param="--point")
     if args.list:
-        runs = plan_tune(preset)
         for run in runs:
             print(
                 f"{'cached ' if store.has(run.key) else 'missing'} {run.label} [{run.key[:12]}] "
@@ -304,15 +311,13 @@ def _tune(args: argparse.Namespace) -> int:
 
 def _calibrate(args: argparse.Namespace) -> int:
     from mar_core.bench.calibrate import calibrate, format_calibration
-    from mar_core.bench.presets import PEERS
+    from mar_core.bench.presets import PEERS, STUDENTS
     from mar_core.bench.quality import Runner, prepare_dataset
     from mar_core.bench.store import ResultStore, write_json_atomic
     from mar_core.errors import SpecError
 
     preset = _preset(args.preset)
-    if args.group not in preset.group_names:
-        raise SpecError(f"preset {preset.name} has no group {args.group!r}; groups: {', '.join(preset.group_names)}",
-                        param="--group")
+    _check_group(preset, args.group)
     methods = tuple(args.methods or ("mar", *PEERS))
     unknown = [m for m in methods if m not in ("mar", *PEERS)]
     if unknown:
@@ -324,8 +329,6 @@ def _calibrate(args: argparse.Namespace) -> int:
         print("the group's teacher is being trained by another process; try again later", file=sys.stderr)
         return 1
     data_dir = prepare_dataset(preset.datasets[preset.group(args.group).data], args.cache)
-    from mar_core.bench.presets import STUDENTS
-
     result = calibrate(preset, args.group, teacher, data_dir, methods=methods, batches=args.batches,
                        target=args.target, distill={m: STUDENTS[m] or {} for m in methods})
     result["command"] = _command()
