@@ -353,3 +353,28 @@ def test_the_defaults_are_the_tuning_grids_chosen_point():
     preset = get_preset("cpu")
     mar_s0 = student_run(preset, preset.group("retina-synth-short"), "mar", 0).key
     assert [r.label for r in plan_tune(preset) if r.key == mar_s0] == ["beta=1.5e-4 + gamma=150"]
+
+
+def test_a_dataset_being_generated_by_another_process_is_waited_for(tmp_path):
+    """Two bench processes started together both need the synthetic set: the second waits for
+    the first's generation instead of giving up on its run (it used to report it "busy")."""
+    import fcntl
+    import threading
+    import time
+
+    from mar_core.bench.quality import prepare_dataset
+
+    data = get_preset("smoke").datasets["synth"]
+    out = tmp_path / "data" / data.logical_path.split("/", 1)[1]
+    out.mkdir(parents=True)
+    holder = open(out / ".lock", "w")
+    fcntl.flock(holder, fcntl.LOCK_EX)  # "another process" is generating the set
+    result: dict = {}
+    waiter = threading.Thread(target=lambda: result.update(path=prepare_dataset(data, tmp_path)))
+    waiter.start()
+    time.sleep(0.5)
+    assert waiter.is_alive() and "path" not in result  # still waiting for the lock
+    fcntl.flock(holder, fcntl.LOCK_UN)
+    holder.close()
+    waiter.join(timeout=60)
+    assert result["path"] == out and (out / ".complete").exists()

@@ -73,7 +73,7 @@ def prepare_dataset(data: DataDef, cache: Path) -> Path:
     if not done.exists():
         from mar_core.data import generate_synthetic
 
-        with _locked(out):
+        with _locked(out, wait=True):  # another process generating it: wait, then use its set
             if not done.exists():
                 log.info("generating the synthetic set %s", out)
                 generate_synthetic(out, overwrite=True, **data.synth)
