@@ -111,3 +111,15 @@ def test_cli_synth(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["splits"]["val"]["images"] == 2
     assert cli_main(args) == 2  # exists, no --overwrite
     assert cli_main([*args, "--overwrite"]) == 0
+
+
+def test_ensure_synthetic_generates_once_per_parameter_set(tmp_path):
+    from mar_core.data.synth_once import ensure_synthetic
+
+    params = {"seed": 1, "num_train": 3, "num_val": 2, "image_size": 64}
+    out = ensure_synthetic(tmp_path / "set", params)
+    ann = out / "annotations" / "instances_train.json"
+    first = ann.stat().st_mtime_ns
+    assert ensure_synthetic(out, dict(params)) == out and ann.stat().st_mtime_ns == first  # reused
+    ensure_synthetic(out, {**params, "num_train": 4})  # other parameters: written again
+    assert len(json.loads(ann.read_text())["images"]) == 4

@@ -28,19 +28,6 @@ def _fmt_seconds(s: float) -> str:
     return f"{int(s // 60)}m{int(s % 60):02d}s"
 
 
-def _ensure_dataset(out: Path, params: dict[str, Any]) -> Path:
-    """Write the synthetic set once; reuse it when its summary matches."""
-    from mar_core.data.synth import generate_synthetic
-
-    stamp = out / "demo-params.json"
-    if stamp.exists() and json.loads(stamp.read_text()) == params:
-        return out
-    print(f"writing the synthetic dataset to {out} ...", flush=True)
-    generate_synthetic(out, overwrite=True, **params)
-    stamp.write_text(json.dumps(params))
-    return out
-
-
 class Follower:
     """Polls jobs and keeps one status line per poll on the terminal."""
 
@@ -118,6 +105,7 @@ def run_demo(host: str, port: int, *, workers: int = 1, quick: bool = False, tra
     train one through the service first."""
     from api.client import MarClient
     from api.settings import get_settings
+    from mar_core.data.synth_once import ensure_synthetic
     from worker.embedded import prepare_state, start_stack
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one request a second: keep the line readable
@@ -132,7 +120,8 @@ def run_demo(host: str, port: int, *, workers: int = 1, quick: bool = False, tra
     iters = demo_specs.QUICK_ITERATIONS if quick else demo_specs.ITERATIONS
     size = params["image_size"]
     name = "demo-shapes-quick" if quick else "bench-shapes" if use_published else "demo-shapes"
-    data_dir = _ensure_dataset(info.data_root / name, params)
+    print(f"synthetic dataset in {info.data_root / name} (written once) ...", flush=True)
+    data_dir = ensure_synthetic(info.data_root / name, params)
     log_dir = info.state_dir / "logs"
     print(f"starting the service (state {info.state_dir}, logs in {log_dir}) ...", flush=True)
     with start_stack(host, port, workers=workers, log_dir=log_dir) as (_stack, url):

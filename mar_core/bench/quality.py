@@ -68,17 +68,9 @@ def prepare_dataset(data: DataDef, cache: Path) -> Path:
     if data.kind != SYNTH_KIND:
         path = Path(data.path)
         return path if path.is_absolute() else (REPO_ROOT / path).resolve()
-    out = cache / "data" / data.logical_path.split("/", 1)[1]
-    done = out / ".complete"
-    if not done.exists():
-        from mar_core.data import generate_synthetic
+    from mar_core.data.synth_once import ensure_synthetic
 
-        with _locked(out, wait=True):  # another process generating it: wait, then use its set
-            if not done.exists():
-                log.info("generating the synthetic set %s", out)
-                generate_synthetic(out, overwrite=True, **data.synth)
-                done.write_text(json.dumps(data.synth))
-    return out
+    return ensure_synthetic(cache / "data" / data.logical_path.split("/", 1)[1], data.synth)
 
 
 def _actual_spec(run: RunDef, preset: Preset, cache: Path, teacher_dir: Path | None):
