@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -18,3 +19,17 @@ def on_parent_gone(parent_pid: int, action: Callable[[], None], name: str, inter
         action()
 
     threading.Thread(target=loop, name=name, daemon=True).start()
+
+
+STOP_WITH_PARENT_ENV = "MAR_STOP_WITH_PARENT"
+
+
+def stop_with_parent_from_env(name: str) -> None:
+    """When ``$MAR_STOP_WITH_PARENT`` names this process's parent (``mar up``, ``mar demo`` and
+    the test stacks set it for their parts), SIGTERM this process once that parent is gone, so
+    a killed ``mar up`` leaves no server behind; the SIGTERM is the part's normal stop (a worker
+    warm-shuts down and releases its job). The variable is removed from the environment, so the
+    part's own children do not inherit it."""
+    value = os.environ.pop(STOP_WITH_PARENT_ENV, "")
+    if value.isdigit() and int(value) == os.getppid():
+        on_parent_gone(int(value), lambda: os.kill(os.getpid(), signal.SIGTERM), f"{name}-parent-watch")

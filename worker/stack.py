@@ -5,7 +5,8 @@ state folder) and by the integration tests (PostgreSQL + Redis through the envir
 part runs in its own session (``start_new_session=True``): a Ctrl-C in the terminal reaches only
 the parent, which stops the parts in order (API and reaper, then the workers, whose warm
 shutdown lets the training child checkpoint) and SIGKILLs any process group that outlives
-``stop_timeout``.
+``stop_timeout``. A part whose parent dies without stopping it (SIGKILL) stops itself
+(``mar_core.parent_watch.stop_with_parent_from_env``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from mar_core.errors import MarError
+from mar_core.parent_watch import STOP_WITH_PARENT_ENV
 from worker.procs import signal_group, stop_process_group
 
 logger = logging.getLogger(__name__)
@@ -93,8 +95,9 @@ class Stack:
                 self.log_dir.mkdir(parents=True, exist_ok=True)
                 log_path = self.log_dir / f"{name}.log"
                 out = files.enter_context(open(log_path, "ab"))  # the child keeps its own descriptor
+            env = {**self.env, STOP_WITH_PARENT_ENV: str(os.getpid())}  # parts stop if this process dies
             proc = subprocess.Popen(
-                argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=out,
+                argv, env=env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT if out else None, start_new_session=True,
             )  # fmt: skip
         part = Part(name, proc, log_path, stop_timeout)

@@ -44,8 +44,10 @@ def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.main import create_app
+    from mar_core.parent_watch import stop_with_parent_from_env
 
     _quiet_alembic()
+    stop_with_parent_from_env("api")
     uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level, proxy_headers=True)
     return 0
 

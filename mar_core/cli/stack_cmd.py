@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 
 from mar_core.cli.argtypes import positive_int
+from mar_core.parent_watch import stop_with_parent_from_env
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ def _worker(args: argparse.Namespace) -> int:
     from api.settings import get_settings
     from worker.celery_app import app
 
+    stop_with_parent_from_env("worker")
     settings = get_settings()
     argv = [
         "worker", "--queues", settings.queue, "--concurrency", str(args.concurrency), "--pool", "threads",
@@ -105,6 +107,7 @@ def _stop_event_on_signals() -> threading.Event:
 def _reaper(args: argparse.Namespace) -> int:
     from worker.reaper import run_reaper
 
+    stop_with_parent_from_env("reaper")
     run_reaper(args.interval, stale_after=args.stale_after, stop=_stop_event_on_signals())
     return 0
 
