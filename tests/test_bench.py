@@ -221,7 +221,8 @@ def test_report_verdicts_from_fake_records(tmp_path):
                     for s in (320, 640, 960, 1280, 1600)]
             store.put({"key": run.key, "kind": "student", "preset": "cpu", "group": long.name, "label": label,
                        "seed": seed, "spec": run.spec, "eval": {"AP": ap, "AP50": ap + 0.2},
-                       "eval_history": hist, "wall_seconds": 500.0, "params": {"model": 11_800_000}})
+                       "eval_history": hist, "wall_seconds": 500.0 + 200 * (label == "mar") * seed,
+                       "params": {"model": 11_800_000}})
     text = render_report(ResultStore(tmp_path), ["cpu"])
     section = text.split("(`retina-synth-long`)")[1].split("###")[0]
     assert "MAR beats the baseline by more than twice the seed spread: yes: gain +5.00 AP" in section
@@ -230,6 +231,7 @@ def test_report_verdicts_from_fake_records(tmp_path):
     assert "Baseline converged" in section and ": yes, mean rise +0.10 AP" in section
     assert "Teacher clearly better than the baseline student" in section
     assert "Missing runs: pkd (seeds 0, 1, 2)." in section
+    assert "Run budget (10 min a run): 2 of 9 runs over it (longest mar s2: 15.0 min" in section
 
 
 def test_distill_fields_are_partitioned_between_mar_peers_and_shared():

@@ -122,6 +122,7 @@ class Preset:
     datasets: dict[str, DataDef]
     teachers: dict[str, TeacherDef]
     groups: tuple[GroupDef, ...]
+    run_budget_minutes: float | None = None  # the "each run under N minutes" (reported)
 
     def group(self, name: str) -> GroupDef:
         for g in self.groups:
@@ -266,6 +267,7 @@ def _cpu() -> Preset:
         {"synth": synth, "bccd": bccd},
         teachers,
         groups,
+        run_budget_minutes=10,
     )
 
 

@@ -244,6 +244,24 @@ def _losses(v: _GroupView) -> list[str]:
     ]
 
 
+def _run_budget(v: _GroupView) -> list[str]:
+    """Whether the student runs kept to the preset's per-run wall-time budget."""
+    budget = v.preset.run_budget_minutes
+    recs = [(label, seed, r) for label, by_seed in v.recs.items() for seed, r in by_seed.items()]
+    if budget is None or not recs:
+        return []
+    over = [(label, seed, r["wall_seconds"] / 60) for label, seed, r in recs if r["wall_seconds"] > budget * 60]
+    if not over:
+        return [f"- Run budget ({budget:g} min a run): every run kept to it."]
+    longest = max(over, key=lambda t: t[2])
+    return [
+        (
+            f"- Run budget ({budget:g} min a run): {len(over)} of {len(recs)} runs over it "
+            f"(longest {longest[0]} s{longest[1]}: {longest[2]:.1f} min; loads are in the machine list above)."
+        )
+    ]
+
+
 def _group_section(store: ResultStore, preset: Preset, group: GroupDef) -> list[str]:
     v = _GroupView(store, preset, group)
     if not v.recs and v.teacher is None:
@@ -289,6 +307,7 @@ def _group_section(store: ResultStore, preset: Preset, group: GroupDef) -> list[
     if group.check_convergence:
         lines += _convergence(v)
     lines += _losses(v)
+    lines += _run_budget(v)
     missing = v.missing()
     lines.append(f"- Missing runs: {'; '.join(missing)}." if missing else "- Missing runs: none.")
     return lines + [""]
