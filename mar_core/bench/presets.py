@@ -23,6 +23,12 @@ cores): the synthetic R50 teacher took 45.6 min and the BCCD one 42.1 min; a sho
 7.3 min (0.55 s a step), a peer run about the same. At that pace a long-group or BCCD MAR run
 would take ~15 min, over the 10-minute budget: run those groups one process at a time with
 ``--threads 2`` (a MAR step ~0.3 s alone, by the perf figures above), where they should fit.
+
+Measured 2026-11-25 on this session's machine (same 2-core shape, ~1.5x slower: a long-group MAR
+step took 0.82 s two-at-a-time against 0.55 s for the same step the day before), two at a time:
+long-group MAR 24.2 min, baseline 13.5 min; BCCD MAR 23.4 min, baseline 17.0 min; Faster R-CNN MAR
+(2.3 s a step) ~16 min; the Faster R-CNN teacher 64.6 min. So on a slow day only the short group
+keeps to the 10-minute budget; the report says, per group, how many runs went over it.
 """
 
 from __future__ import annotations
