@@ -133,15 +133,11 @@ class DistillSpec(_Strict):
     """Distillation method and its hyper-parameters (``docs/mar-method.md``)."""
 
     method: str = "mar"
-    # MAR: L = L_det + alpha * L_fg + beta * L_bg + gamma * L_rel. Calibrated against a trained
-    # teacher, then tuned (``mar bench tune``, cpu preset, RetinaNet short group, seed 0; the
-    # table is in BENCHMARKS.md): a trained teacher's FPN maps make the raw L_fg / L_bg ~1,000x
-    # an untrained pair's, so the earlier alpha 0.1 / beta 0.02 put L_fg at ~100x the
-    # classification loss (AP 16.1); calibrated alpha = beta = 5e-4, gamma 50: 23.3; beta 1.5e-4
-    # (25.5) and gamma 150 (26.4) each gained alone; together 27.2 (baseline 8.9, teacher 44.4).
-    alpha: float = Field(default=5e-4, ge=0)
-    beta: float = Field(default=1.5e-4, ge=0)
-    gamma: float = Field(default=150.0, ge=0)
+    # MAR: L = L_det + alpha * L_fg + beta * L_bg + gamma * L_rel. None takes MAR_DEFAULTS for a
+    # one- or two-stage student (below), resolved by ``with_weight_defaults``.
+    alpha: float | None = Field(default=None, ge=0)
+    beta: float | None = Field(default=None, ge=0)
+    gamma: float | None = Field(default=None, ge=0)
     feature_loss: bool = True  # ablation switch: mask-guided feature loss
     relation_loss: bool = True  # ablation switch: relation loss
     mask: Literal["rings", "gaussian"] = "rings"
@@ -154,7 +150,7 @@ class DistillSpec(_Strict):
     adapter: Literal["auto", "always"] = "auto"
     kd_warmup_iters: int | None = Field(default=None, ge=0)  # None: min(500, 10% of the run)
     # peers; None takes the published default of the method for a one- or two-stage detector
-    # (PEER_DEFAULTS below), resolved by ``with_peer_defaults``.
+    # (PEER_DEFAULTS below), resolved by ``with_weight_defaults``.
     loss_weight: float | None = Field(default=None, ge=0)  # feature_mse / pkd / cwd / mgd
     temperature: float = Field(default=1.0, gt=0)  # cwd tau; fgd uses its own 0.5
     mgd_ratio: float | None = Field(default=None, gt=0, lt=1)  # None: 0.65 one-stage, 0.45 two-stage
@@ -163,9 +159,10 @@ class DistillSpec(_Strict):
     fgd_gamma: float | None = Field(default=None, ge=0)
     fgd_lambda: float | None = Field(default=None, ge=0)
 
-    def with_peer_defaults(self, two_stage: bool) -> "DistillSpec":
-        """A copy whose unset peer weights take ``PEER_DEFAULTS[method][two_stage]``."""
-        defaults = PEER_DEFAULTS.get(self.method, {})
+    def with_weight_defaults(self, two_stage: bool) -> "DistillSpec":
+        """A copy whose unset loss weights take ``MAR_DEFAULTS`` / ``PEER_DEFAULTS[method]``
+        for a one- or two-stage student."""
+        defaults = MAR_DEFAULTS if self.method == "mar" else PEER_DEFAULTS.get(self.method, {})
         fill = {k: v[1 if two_stage else 0] for k, v in defaults.items() if getattr(self, k) is None}
         return self.model_copy(update=fill)
 
@@ -203,6 +200,22 @@ def distill_fields_read(method: str) -> frozenset[str]:
     """The DistillSpec fields that ``method`` reads."""
     return SHARED_DISTILL_FIELDS | (MAR_FIELDS if method == "mar" else PEER_FIELDS)
 
+
+# MAR's weights (one-stage, two-stage). One-stage: calibrated against a trained teacher, then
+# tuned (``mar bench tune``, cpu preset, RetinaNet short group, seed 0; the table is in
+# BENCHMARKS.md): a trained teacher's FPN maps make the raw L_fg / L_bg ~1,000x an untrained
+# pair's, so the earlier alpha 0.1 / beta 0.02 put L_fg at ~100x the classification loss (AP
+# 16.1); calibrated alpha = beta = 5e-4, gamma 50: 23.3; beta 1.5e-4 (25.5) and gamma 150 (26.4)
+# each gained alone; together 27.2 (baseline 8.9, teacher 44.4). Two-stage: the one-stage weights
+# put Faster R-CNN's terms far from that balance (``mar bench calibrate --group
+# frcnn-synth-short``: L_fg 0.0034x and L_rel 8.9x the classification loss, against 1.95x and 2.5x
+# for RetinaNet; AP 42.0 against a baseline of 47.1), so each weight is scaled to give the
+# one-stage tuned ratio: alpha 0.29, beta 0.013, gamma 42. Not tuned on Faster R-CNN.
+MAR_DEFAULTS: dict[str, tuple[float, float]] = {
+    "alpha": (5e-4, 0.29),
+    "beta": (1.5e-4, 0.013),
+    "gamma": (150.0, 42.0),
+}
 
 # Published weights (one-stage, two-stage): FGD's RetinaNet and Faster R-CNN configs, MGD's
 # 2e-5 / 5e-7 for its summed MSE; feature MSE, PKD and CWD terms are O(1) per level on

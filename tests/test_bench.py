@@ -296,7 +296,7 @@ def test_teachers_only_trains_and_publishes_without_students(tmp_path, capsys):
 def test_peer_weights_are_in_the_spec_that_is_hashed():
     """A peer's weights are resolved before hashing: the benchmark's calibrated ones for its
     students, the published defaults otherwise; a different weight is a different run."""
-    from mar_core.bench.presets import CALIBRATED_PEERS
+    from mar_core.bench.presets import CALIBRATED_PEERS, CALIBRATED_PEERS_TWO_STAGE
 
     preset = get_preset("cpu")
     group = preset.group("retina-synth-short")
@@ -305,6 +305,10 @@ def test_peer_weights_are_in_the_spec_that_is_hashed():
     published = student_run(preset, group, "pkd", 0, distill={"method": "pkd"})
     assert published.spec["distill"]["loss_weight"] == 1.0
     assert published.key != student_run(preset, group, "pkd", 0).key
+    frcnn = preset.group("frcnn-synth-short")  # a two-stage student: its own calibration
+    two_stage = student_run(preset, frcnn, "fgd", 0).spec["distill"]
+    assert two_stage["fgd_alpha"] == CALIBRATED_PEERS_TWO_STAGE["fgd"]["fgd_alpha"] != CALIBRATED_PEERS["fgd"]["fgd_alpha"]
+    assert student_run(preset, frcnn, "mar", 0).spec["distill"]["gamma"] == 42.0  # MAR's two-stage default
 
 
 def test_calibrate_reports_every_term_against_the_classification_loss(smoke_results, tmp_path, capsys):

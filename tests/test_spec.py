@@ -72,8 +72,18 @@ def test_spec_module_does_not_import_torch():
 def test_peer_weights_default_per_detector_stage():
     from mar_core.spec import DistillSpec
 
-    one = DistillSpec(method="fgd").with_peer_defaults(two_stage=False)
-    two = DistillSpec(method="fgd").with_peer_defaults(two_stage=True)
+    one = DistillSpec(method="fgd").with_weight_defaults(two_stage=False)
+    two = DistillSpec(method="fgd").with_weight_defaults(two_stage=True)
     assert (one.fgd_alpha, one.fgd_lambda) == (1e-3, 5e-6) and (two.fgd_alpha, two.fgd_lambda) == (5e-5, 5e-7)
-    assert DistillSpec(method="mgd").with_peer_defaults(False).loss_weight == 2e-5
-    assert DistillSpec(method="mgd", loss_weight=0.5).with_peer_defaults(False).loss_weight == 0.5
+    assert DistillSpec(method="mgd").with_weight_defaults(False).loss_weight == 2e-5
+    assert DistillSpec(method="mgd", loss_weight=0.5).with_weight_defaults(False).loss_weight == 0.5
+
+
+def test_mar_weights_default_per_detector_stage_and_an_explicit_one_stays():
+    from mar_core.spec import DistillSpec
+
+    one = DistillSpec().with_weight_defaults(two_stage=False)
+    two = DistillSpec().with_weight_defaults(two_stage=True)
+    assert (one.alpha, one.beta, one.gamma) == (5e-4, 1.5e-4, 150.0)
+    assert (two.alpha, two.beta, two.gamma) == (0.29, 0.013, 42.0)
+    assert DistillSpec(gamma=7.0).with_weight_defaults(two_stage=True).gamma == 7.0

@@ -74,7 +74,7 @@ def calibrate(
                            "classification_loss": cls_key, "methods": {}}
     for method in methods:
         section = {"method": method, **((distill or {}).get(method, {}))}
-        cfg = DistillSpec(**section).with_peer_defaults(s_spec.arch in TWO_STAGE_ARCHS)
+        cfg = DistillSpec(**section).with_weight_defaults(s_spec.arch in TWO_STAGE_ARCHS)
         torch.manual_seed(0)
         student = build_detector(s_spec, train.num_classes)
         distiller = Distiller(student, teacher.model, cfg, s_spec.arch, teacher.spec.arch).train()

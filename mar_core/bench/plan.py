@@ -21,6 +21,7 @@ from mar_core.bench.presets import (
     GroupDef,
     Preset,
     TeacherDef,
+    student_distill,
 )
 from mar_core.bench.store import ResultStore, spec_key
 from mar_core.names import TWO_STAGE_ARCHS
@@ -63,13 +64,13 @@ def dataset_section(data: DataDef) -> dict[str, Any]:
 
 
 def _validated(spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec with defaults filled, a peer's weights included (``with_peer_defaults``: a new
+    """The spec with defaults filled, a peer's weights included (``with_weight_defaults``: a new
     published default re-keys its runs); a distill section keeps only the fields its method reads
     (``distill_fields_read``), so a new MAR default does not re-key a peer's run."""
     job = JobSpec.model_validate(spec)
     if job.distill is not None:
         job = job.model_copy(
-            update={"distill": job.distill.with_peer_defaults(job.model.arch in TWO_STAGE_ARCHS)}
+            update={"distill": job.distill.with_weight_defaults(job.model.arch in TWO_STAGE_ARCHS)}
         )
     out = job.to_json_dict()
     if out.get("distill"):
@@ -103,7 +104,8 @@ def student_run(
     train_overrides: dict[str, Any] | None = None,
 ) -> RunDef:
     """The run of student ``label`` (a key of ``STUDENTS`` unless ``distill`` is given)."""
-    distill = STUDENTS[label] if distill is None and label in STUDENTS else distill
+    if distill is None and label in STUDENTS:
+        distill = student_distill(label, group.student_model["arch"] in TWO_STAGE_ARCHS)
     train = {**group.train, **(train_overrides or {})}
     spec: dict[str, Any] = {
         "kind": "train",

@@ -55,6 +55,13 @@ CALIBRATED_PEERS: dict[str, dict[str, float]] = {
     "cwd": {"loss_weight": 0.041},
 }
 
+# The same rule for a two-stage student, where it differs: FGD's one-stage weights above put its
+# terms at 8e-5x (fg) to 0.43x the Faster R-CNN classification loss
+# (`mar bench calibrate --preset cpu --group frcnn-synth-short`).
+CALIBRATED_PEERS_TWO_STAGE: dict[str, dict[str, float]] = {
+    "fgd": {"fgd_alpha": 2.3e-5, "fgd_beta": 1.1e-5, "fgd_gamma": 3.5e-4, "fgd_lambda": 3.1e-7},
+}
+
 # label -> distill section (None: the baseline, trained without a teacher)
 STUDENTS: dict[str, dict[str, Any] | None] = {
     "baseline": None,
@@ -65,6 +72,16 @@ STUDENTS: dict[str, dict[str, Any] | None] = {
     "mar_gaussian": {"method": "mar", "mask": "gaussian"},
     **{p: {"method": p, **CALIBRATED_PEERS[p]} for p in PEERS},
 }
+
+
+def student_distill(label: str, two_stage: bool) -> dict[str, Any] | None:
+    """The distill section of student ``label`` for a one- or two-stage student."""
+    section = STUDENTS[label]
+    if section is None or not two_stage:
+        return section
+    return {**section, **CALIBRATED_PEERS_TWO_STAGE.get(section["method"], {})}
+
+
 # The long groups use a step schedule with drops (x0.1) at 50% and 70% of the run, so that the
 # last fifth, over which the baseline must have stopped improving, runs entirely at the final LR:
 # a drop inside it (or cosine's annealing) would raise the AP whether or not the run had converged.

@@ -311,10 +311,11 @@ def _tune(args: argparse.Namespace) -> int:
 
 def _calibrate(args: argparse.Namespace) -> int:
     from mar_core.bench.calibrate import calibrate, format_calibration
-    from mar_core.bench.presets import PEERS, STUDENTS
+    from mar_core.bench.presets import PEERS, student_distill
     from mar_core.bench.quality import Runner, prepare_dataset
     from mar_core.bench.store import ResultStore, write_json_atomic
     from mar_core.errors import SpecError
+    from mar_core.names import TWO_STAGE_ARCHS
 
     preset = _preset(args.preset)
     _check_group(preset, args.group)
@@ -328,9 +329,11 @@ def _calibrate(args: argparse.Namespace) -> int:
     if teacher is None:
         print("the group's teacher is being trained by another process; try again later", file=sys.stderr)
         return 1
-    data_dir = prepare_dataset(preset.datasets[preset.group(args.group).data], args.cache)
+    group = preset.group(args.group)
+    data_dir = prepare_dataset(preset.datasets[group.data], args.cache)
+    two_stage = group.student_model["arch"] in TWO_STAGE_ARCHS
     result = calibrate(preset, args.group, teacher, data_dir, methods=methods, batches=args.batches,
-                       target=args.target, distill={m: STUDENTS[m] or {} for m in methods})
+                       target=args.target, distill={m: student_distill(m, two_stage) or {} for m in methods})
     result["command"] = _command()
     path = Path(args.results) / f"calibrate-{preset.name}-{args.group}.json"
     write_json_atomic(path, result)

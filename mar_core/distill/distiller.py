@@ -44,7 +44,7 @@ class Distiller(nn.Module):
         super().__init__()
         self.student = student
         object.__setattr__(self, "teacher", teacher)  # not registered: no state, no grad
-        self.cfg = cfg
+        self.cfg = cfg.with_weight_defaults(TWO_STAGE[student_arch])  # unset weights: per detector family
         self.kd_scale = 1.0
         self.student_tower = CLS_TOWER_MODULES[student_arch]
         object.__setattr__(self, "teacher_tower", dict(teacher.named_modules())[CLS_TOWER_MODULES[teacher_arch]])
@@ -57,7 +57,7 @@ class Distiller(nn.Module):
         self.adapters = nn.ModuleList(_adapter(c_s, c_t, cfg.adapter) for _ in range(self.num_levels))
         self.peer = None
         if cfg.method != "mar":
-            self.peer = build_peer(cfg.method, c_t, self.num_levels, cfg, TWO_STAGE[student_arch])
+            self.peer = build_peer(cfg.method, c_t, self.num_levels, self.cfg, TWO_STAGE[student_arch])
         teacher.eval().requires_grad_(False)
 
     @property

@@ -35,4 +35,4 @@ def build_peer(method: str, channels: int, num_levels: int, spec: DistillSpec,
     """The peer loss module registered as ``method``; an unknown name lists the valid ones."""
     if method not in PEERS:
         raise ValueError(f"unknown peer distillation method {method!r}; valid: {', '.join(PEERS)}")
-    return PEERS[method](channels, num_levels, spec.with_peer_defaults(two_stage), two_stage)
+    return PEERS[method](channels, num_levels, spec.with_weight_defaults(two_stage), two_stage)
