@@ -56,6 +56,12 @@ def celery_stopping() -> bool:
 def run_job_once(job_id: str, worker_id: str, worker_stopping=celery_stopping) -> str:
     """Claim and run one job; return its final status, ``skipped``, ``lost`` or ``released``."""
     settings = get_settings()
+    if worker_stopping():
+        # A message taken during warm shutdown (e.g. the re-nudge of a job this worker just
+        # released): claiming would burn an attempt only to release the job again at once.
+        logger.info("job %s: this worker is stopping; left queued for another worker", job_id)
+        _nudge(job_id)
+        return SKIPPED
     store = DbJobStore(session_factory())
     claim = store.claim(job_id, worker_id, settings.lease_seconds)
     if claim is None:

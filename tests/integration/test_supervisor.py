@@ -135,3 +135,15 @@ def test_heartbeat_database_error_is_not_a_lost_lease(tmp_path):
     sup, store = make(tmp_path, "run", store=Flaky())
     assert sup.run() == "cancelled"
     assert store.beats >= 3
+
+
+def test_a_stopping_worker_claims_nothing_and_passes_the_job_on(monkeypatch):
+    """A message taken during warm shutdown (the re-nudge of the job it just released) must not
+    be claimed: that burnt an attempt (the next worker got attempt 3 of 3)."""
+    from worker import runtime
+
+    nudged = []
+    monkeypatch.setattr(runtime, "_nudge", nudged.append)
+    monkeypatch.setattr(runtime, "DbJobStore", lambda *_: (_ for _ in ()).throw(AssertionError("claimed")))
+    assert runtime.run_job_once("job1", "w1", worker_stopping=lambda: True) == runtime.SKIPPED
+    assert nudged == ["job1"]
