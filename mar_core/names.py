@@ -10,3 +10,8 @@ BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v3_larg
 DATASET_FORMATS = ("coco", "voc")
 DISTILL_METHODS = ("mar", "feature_mse", "fgd", "mgd", "pkd", "cwd")
 NORM_LAYERS = ("group", "batch", "frozen_batch")
+
+
+def is_two_stage(arch: str) -> bool:
+    """Whether detector ``arch`` is two-stage (RPN + RoI heads); the one question every caller asks."""
+    return arch in TWO_STAGE_ARCHS

@@ -58,7 +58,7 @@ def calibrate(
     from mar_core.distill.distiller import Distiller
     from mar_core.models.loading import load_detector
     from mar_core.models.registry import build_detector
-    from mar_core.names import TWO_STAGE_ARCHS
+    from mar_core.names import is_two_stage
     from mar_core.spec import DatasetSpec, DistillSpec, ModelSpec
 
     group = preset.group(group_name)
@@ -74,7 +74,7 @@ def calibrate(
                            "classification_loss": cls_key, "methods": {}}
     for method in methods:
         section = {"method": method, **((distill or {}).get(method, {}))}
-        cfg = DistillSpec(**section).with_weight_defaults(s_spec.arch in TWO_STAGE_ARCHS)
+        cfg = DistillSpec(**section).with_weight_defaults(is_two_stage(s_spec.arch))
         torch.manual_seed(0)
         student = build_detector(s_spec, train.num_classes)
         distiller = Distiller(student, teacher.model, cfg, s_spec.arch, teacher.spec.arch).train()

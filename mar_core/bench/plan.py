@@ -24,7 +24,7 @@ from mar_core.bench.presets import (
     student_distill,
 )
 from mar_core.bench.store import ResultStore, spec_key
-from mar_core.names import TWO_STAGE_ARCHS
+from mar_core.names import is_two_stage
 from mar_core.spec import JobSpec, distill_fields_read
 
 TEACHER_PREFIX = "teacher:"
@@ -70,7 +70,7 @@ def _validated(spec: dict[str, Any]) -> dict[str, Any]:
     job = JobSpec.model_validate(spec)
     if job.distill is not None:
         job = job.model_copy(
-            update={"distill": job.distill.with_weight_defaults(job.model.arch in TWO_STAGE_ARCHS)}
+            update={"distill": job.distill.with_weight_defaults(is_two_stage(job.model.arch))}
         )
     out = job.to_json_dict()
     if out.get("distill"):
@@ -105,7 +105,7 @@ def student_run(
 ) -> RunDef:
     """The run of student ``label`` (a key of ``STUDENTS`` unless ``distill`` is given)."""
     if distill is None and label in STUDENTS:
-        distill = student_distill(label, group.student_model["arch"] in TWO_STAGE_ARCHS)
+        distill = student_distill(label, is_two_stage(group.student_model["arch"]))
     train = {**group.train, **(train_overrides or {})}
     spec: dict[str, Any] = {
         "kind": "train",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import logging
 import shutil
@@ -27,6 +26,7 @@ from mar_core.bench.presets import SYNTH_KIND, DataDef, Preset
 from mar_core.bench.store import REPO_ROOT, ResultStore
 from mar_core.bench.teachers import is_published, publish_teacher, published_dir, teachers_beside
 from mar_core.errors import MarError
+from mar_core.file_lock import LockHeld, file_lock
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +51,12 @@ class RunBusy(Exception):
 @contextlib.contextmanager
 def _locked(workdir: Path, wait: bool = False) -> Iterator[None]:
     """Hold ``workdir``'s lock file; ``RunBusy`` when another process holds it (unless ``wait``)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    with open(workdir / ".lock", "w") as f:
+    with contextlib.ExitStack() as held:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
+            held.enter_context(file_lock(workdir / ".lock", wait=wait))
+        except LockHeld:
             raise RunBusy(str(workdir)) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+        yield
 
 
 def prepare_dataset(data: DataDef, cache: Path) -> Path:

@@ -315,7 +315,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from mar_core.bench.quality import Runner, prepare_dataset
     from mar_core.bench.store import ResultStore, write_json_atomic
     from mar_core.errors import SpecError
-    from mar_core.names import TWO_STAGE_ARCHS
+    from mar_core.names import is_two_stage
 
     preset = _preset(args.preset)
     _check_group(preset, args.group)
@@ -331,7 +331,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         return 1
     group = preset.group(args.group)
     data_dir = prepare_dataset(preset.datasets[group.data], args.cache)
-    two_stage = group.student_model["arch"] in TWO_STAGE_ARCHS
+    two_stage = is_two_stage(group.student_model["arch"])
     result = calibrate(preset, args.group, teacher, data_dir, methods=methods, batches=args.batches,
                        target=args.target, distill={m: student_distill(m, two_stage) or {} for m in methods})
     result["command"] = _command()

@@ -8,13 +8,13 @@ is written last, so an interrupted generation is redone. Used by ``mar bench`` (
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from mar_core.data.synth import generate_synthetic
+from mar_core.file_lock import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -27,17 +27,12 @@ def ensure_synthetic(out: str | Path, params: dict[str, Any]) -> Path:
     stamp = out / STAMP
     if _stamped(stamp, params):
         return out
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another process writing this set: wait for it
-        try:
-            if not _stamped(stamp, params):
-                log.info("generating the synthetic set %s (%s)", out, params)
-                stamp.unlink(missing_ok=True)
-                generate_synthetic(out, overwrite=True, **params)
-                stamp.write_text(json.dumps(params, sort_keys=True))
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with file_lock(out / ".lock"):  # another process writing this set: wait for it
+        if not _stamped(stamp, params):
+            log.info("generating the synthetic set %s (%s)", out, params)
+            stamp.unlink(missing_ok=True)
+            generate_synthetic(out, overwrite=True, **params)
+            stamp.write_text(json.dumps(params, sort_keys=True))
     return out
 
 

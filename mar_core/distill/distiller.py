@@ -21,7 +21,8 @@ from mar_core.distill.masks import multi_value_mask
 from mar_core.distill.peers import build_peer
 from mar_core.distill.relation import relation_loss
 from mar_core.engine.trainer import HookBase, Trainer
-from mar_core.models.registry import CLS_TOWER_MODULES, FEATURE_MODULE, TWO_STAGE
+from mar_core.models.registry import CLS_TOWER_MODULES, FEATURE_MODULE
+from mar_core.names import is_two_stage
 from mar_core.spec import DistillSpec
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class Distiller(nn.Module):
         super().__init__()
         self.student = student
         object.__setattr__(self, "teacher", teacher)  # not registered: no state, no grad
-        self.cfg = cfg.with_weight_defaults(TWO_STAGE[student_arch])  # unset weights: per detector family
+        self.cfg = cfg.with_weight_defaults(is_two_stage(student_arch))  # unset weights: per detector family
         self.kd_scale = 1.0
         self.student_tower = CLS_TOWER_MODULES[student_arch]
         object.__setattr__(self, "teacher_tower", dict(teacher.named_modules())[CLS_TOWER_MODULES[teacher_arch]])
@@ -57,7 +58,7 @@ class Distiller(nn.Module):
         self.adapters = nn.ModuleList(_adapter(c_s, c_t, cfg.adapter) for _ in range(self.num_levels))
         self.peer = None
         if cfg.method != "mar":
-            self.peer = build_peer(cfg.method, c_t, self.num_levels, self.cfg, TWO_STAGE[student_arch])
+            self.peer = build_peer(cfg.method, c_t, self.num_levels, self.cfg, is_two_stage(student_arch))
         teacher.eval().requires_grad_(False)
 
     @property

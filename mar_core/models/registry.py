@@ -31,7 +31,6 @@ CLS_TOWER_MODULES = {
     "fcos": "head.classification_head.conv",
     "fasterrcnn": "rpn.head.conv",
 }
-TWO_STAGE = {arch: arch in names.TWO_STAGE_ARCHS for arch in names.DETECTOR_ARCHS}
 
 
 def _sizes(spec: ModelSpec) -> dict:
@@ -99,7 +98,7 @@ def build_detector(spec: ModelSpec, num_classes: int) -> nn.Module:
     if num_classes < 2:
         raise ValueError("num_classes counts the background: it must be >= 2")
     norm = NORM_LAYERS[spec.norm] if spec.norm in NORM_LAYERS else group_norm
-    backbone = build_backbone(spec.backbone, norm, spec.fpn_channels, two_stage=TWO_STAGE[spec.arch])
+    backbone = build_backbone(spec.backbone, norm, spec.fpn_channels, two_stage=names.is_two_stage(spec.arch))
     strides = feature_strides(backbone)
     model = DETECTORS[spec.arch](spec, num_classes, backbone, strides)
     model.mar_strides = dict(strides)
