@@ -202,6 +202,15 @@ def test_two_spreads_verdict():
     assert beats_by_two_spreads(Summary.of([0.30]), Summary.of([0.20]))[0] is None
 
 
+def test_same_seed_gains_pair_only_the_seeds_both_have():
+    from mar_core.bench.stats import same_seed_gains
+
+    line = same_seed_gains({0: 0.50, 1: 0.46, 2: 0.49}, {0: 0.49, 1: 0.45, 2: 0.50, 3: 0.1})
+    assert line.startswith("above the baseline on 2 of 3 seeds (s0 +1.00, s1 +1.00, s2 -1.00; mean +0.33 ± 1.15")
+    assert same_seed_gains({0: 0.5}, {1: 0.4}) is None
+    assert same_seed_gains({0: 0.5}, {0: 0.4}).endswith("(s0 +10.00; mean +10.00)")
+
+
 def test_report_verdicts_from_fake_records(tmp_path):
     """The verdict lines read the numbers of the records (no training here)."""
     from mar_core.bench.plan import teacher_run
@@ -227,6 +236,7 @@ def test_report_verdicts_from_fake_records(tmp_path):
     section = text.split("(`retina-synth-long`)")[1].split("###")[0]
     assert "MAR beats the baseline by more than twice the seed spread: yes: gain +5.00 AP" in section
     assert "MAR reaches the teacher: no (MAR 30.20 vs teacher 40.00 AP" in section
+    assert "MAR above the baseline on 3 of 3 seeds (s0 +5.00, s1 +5.00, s2 +5.00; mean +5.00 ± 0.00)" in section
     assert "MAR ranks 1 of 2 among MAR and the peers" in section
     assert "Baseline converged" in section and ": yes, mean rise +0.10 AP" in section
     assert "Teacher clearly better than the baseline student" in section

@@ -19,7 +19,7 @@ from mar_core.bench.perf_format import FORMATTERS
 from mar_core.bench.plan import group_students, student_run, teacher_run
 from mar_core.bench.teachers import published_report, teachers_beside
 from mar_core.bench.presets import PEERS, REPORTED_PRESETS, GroupDef, Preset, get_preset
-from mar_core.bench.stats import Summary, beats_by_two_spreads
+from mar_core.bench.stats import Summary, beats_by_two_spreads, same_seed_gains
 from mar_core.bench.store import REPO_ROOT, ResultStore
 
 CONVERGED_RISE = 0.005  # AP (0.5 points): "no longer rises" over the last fifth
@@ -160,6 +160,10 @@ def _verdicts(v: _GroupView) -> list[str]:
             f"- MAR beats the baseline by more than twice the seed spread: "
             f"{beats_by_two_spreads(mar, base)[1]}."
         )
+        per_seed = {x: {seed: _ap(r) for seed, r in v.recs.get(x, {}).items()} for x in ("mar", "baseline")}
+        paired = same_seed_gains(per_seed["mar"], per_seed["baseline"])
+        if paired:
+            lines.append(f"- Same seed, same start (initial weights and batch order): MAR {paired}.")
     t_ap = v.teacher_ap()
     if t_ap is not None and base.mean is not None:
         margin = max(TEACHER_MARGIN, 2 * (base.std or 0.0))

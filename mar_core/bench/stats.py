@@ -49,3 +49,21 @@ def beats_by_two_spreads(method: Summary, baseline: Summary) -> tuple[bool | Non
         f"{2 * spread * 100:.2f} AP (spread = larger sample std of the two, {method.n} and "
         f"{baseline.n} seeds)"
     )
+
+
+def same_seed_gains(method: dict[int, float], baseline: dict[int, float]) -> str | None:
+    """The gain on each seed both have, as one line: how many are above zero, each gain, their
+    mean +- std (AP values in [0, 1], reported x100). None when no seed is shared.
+
+    A seed fixes the student's initial weights and the batch order, so the same seed of two
+    students differs mainly by the method; this reads past a baseline whose seeds scatter widely.
+    """
+    seeds = sorted(set(method) & set(baseline))
+    if not seeds:
+        return None
+    gains = [method[s] - baseline[s] for s in seeds]
+    summary = Summary.of(gains)
+    spread = f" ± {summary.std * 100:.2f}" if summary.std is not None else ""
+    each = ", ".join(f"s{s} {g * 100:+.2f}" for s, g in zip(seeds, gains))
+    return (f"above the baseline on {sum(g > 0 for g in gains)} of {len(seeds)} seeds ({each}; "
+            f"mean {summary.mean * 100:+.2f}{spread})")
