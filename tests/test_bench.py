@@ -242,6 +242,22 @@ def test_report_verdicts_from_fake_records(tmp_path):
     assert "Teacher clearly better than the baseline student" in section
     assert "Missing runs: pkd (seeds 0, 1, 2)." in section
     assert "Run budget (10 min a run): 2 of 9 runs over it (longest mar s2: 15.0 min" in section
+    glance = text.split("## At a glance")[1].split("## Commands")[0]
+    row = next(line for line in glance.splitlines() if line.startswith("| `retina-synth-long`"))
+    assert row.split(" | ")[1:] == ["3 / 3", "25.20 ± 0.20", "30.20 ± 0.20", "+5.00", "0.40", "**yes**",
+                                    "40.00", "**no**", "1 of 2 (seeds missing) |"]
+    assert "| `retina-synth-short`" not in glance  # no result there: no row
+
+
+def test_relation_memory_exponent_tells_linear_from_quadratic_growth():
+    from mar_core.bench.report_glance import memory_exponent
+
+    ns = [256, 1024, 4096, 16384]
+    rows = [{"form": "gram", "N": n, "peak_rss_mb": 3.0 + n * 0.01} for n in ns]
+    rows += [{"form": "naive", "N": n, "peak_rss_mb": n * n * 4 / 2**20} for n in ns]
+    gram, naive = memory_exponent(rows, "gram"), memory_exponent(rows, "naive")
+    assert gram[0] < 1.0 and abs(naive[0] - 2.0) < 1e-6 and naive[1:] == (256, 16384)
+    assert memory_exponent(rows[:1], "gram") is None
 
 
 def test_distill_fields_are_partitioned_between_mar_peers_and_shared():

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return out
+from mar_core.bench.markdown import table as md_table
 
 
 def _ms(seconds: float | None) -> str:
@@ -45,7 +41,7 @@ def format_steps(r: dict[str, Any]) -> list[str]:
             ]
         rows.append(row)
     header = ["what", "wall ms", "x student (wall)"] + (["CPU ms", "x student (CPU)"] if cpu else [])
-    lines += _table(header, rows)
+    lines += md_table(header, rows)
     overhead = f"**{ratio_cpu['distillation_overhead']:.2f}** (CPU time), " if ratio_cpu else ""
     lines += [
         "",
@@ -92,7 +88,7 @@ def format_relation(r: dict[str, Any]) -> list[str]:
         f"{r['naive_limit_bytes'] / 1024**2:.0f} MiB.",
         "",
     ]
-    return lines + _table(
+    return lines + md_table(
         ["grid", "N", "Gram ms", "Gram MB", "naive ms", "naive MB", "naive / Gram time"], table
     )
 
@@ -115,7 +111,7 @@ def format_masks(r: dict[str, Any]) -> list[str]:
         f"{r.get('threads') or 'default'} torch thread(s).",
         "",
     ]
-    return lines + _table(
+    return lines + md_table(
         [
             "image (grid)",
             "batch",
@@ -154,7 +150,7 @@ def format_api(r: dict[str, Any]) -> list[str]:
         "stubbed; each client thread has its own connection.",
         "",
     ]
-    return lines + _table(
+    return lines + md_table(
         ["database", "endpoint", "clients", "requests", "p50 ms", "p95 ms", "p99 ms", "throughput"], table
     )
 

@@ -14,11 +14,13 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from mar_core.bench.group_view import GroupView, record_ap
+from mar_core.bench.markdown import table
 from mar_core.bench.perf import PARTS as PERF_PARTS
 from mar_core.bench.perf_format import FORMATTERS
-from mar_core.bench.plan import group_students, student_run, teacher_run
-from mar_core.bench.teachers import published_report, teachers_beside
-from mar_core.bench.presets import PEERS, REPORTED_PRESETS, GroupDef, Preset, get_preset
+from mar_core.bench.plan import student_run
+from mar_core.bench.presets import REPORTED_PRESETS, Preset, get_preset
+from mar_core.bench.report_glance import glance_section
 from mar_core.bench.stats import Summary, beats_by_two_spreads, same_seed_gains
 from mar_core.bench.store import REPO_ROOT, ResultStore
 
@@ -33,15 +35,6 @@ MAR_LOSS_KEYS = (
     "loss/kd/bg",
     "loss/kd/relation",
 )
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    return out + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-
-
-def _ap(rec: dict[str, Any] | None, key: str = "AP") -> float | None:
-    return None if rec is None else float(rec["eval"].get(key, 0.0))
 
 
 def _model_str(m: dict[str, Any]) -> str:
@@ -70,46 +63,7 @@ def _mean_wall(recs: list[dict[str, Any]]) -> str:
     return f"{statistics.fmean(walls) / 60:.1f} min{spread}{mark}"
 
 
-class _GroupView:
-    """The cached records of one group, by student label and seed."""
-
-    def __init__(self, store: ResultStore, preset: Preset, group: GroupDef):
-        self.preset, self.group = preset, group
-        self.labels, self.choice = group_students(store, preset, group)
-        # Peers that already ran in this group count too (a choice made earlier stays reported).
-        for peer in PEERS:
-            if peer not in self.labels and any(
-                store.has(student_run(preset, group, peer, s).key) for s in preset.seeds
-            ):
-                self.labels.append(peer)
-        self.recs: dict[str, dict[int, dict[str, Any]]] = {}
-        for label in self.labels:
-            for seed in preset.seeds:
-                rec = store.get(student_run(preset, group, label, seed).key)
-                if rec is not None:
-                    self.recs.setdefault(label, {})[seed] = rec
-        trun = teacher_run(preset, preset.teachers[group.teacher])
-        self.teacher = store.get(trun.key)
-        # what the students distil from: the float16 copy, with its AP re-measured
-        self.published = published_report(teachers_beside(store.root), trun)
-
-    def teacher_ap(self, key: str = "AP") -> float | None:
-        """The teacher's AP as the students see it (published float16 weights when published)."""
-        return _ap(self.published, key) if self.published else _ap(self.teacher, key)
-
-    def summary(self, label: str) -> Summary:
-        return Summary.of([_ap(r) for r in self.recs.get(label, {}).values()])
-
-    def missing(self) -> list[str]:
-        out = []
-        for label in self.labels:
-            seeds = [s for s in self.preset.seeds if s not in self.recs.get(label, {})]
-            if seeds:
-                out.append(f"{label} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})")
-        return out
-
-
-def _student_table(v: _GroupView) -> list[str]:
+def _student_table(v: GroupView) -> list[str]:
     base = v.summary("baseline")
     rows = []
     for label in v.labels:
@@ -120,8 +74,8 @@ def _student_table(v: _GroupView) -> list[str]:
             if s.mean is None or base.mean is None or label == "baseline"
             else f"{(s.mean - base.mean) * 100:+.2f}"
         )
-        ap50 = Summary.of([_ap(r, "AP50") for r in recs.values()])
-        per_seed = ", ".join(f"s{seed}: {_ap(r) * 100:.2f}" for seed, r in sorted(recs.items())) or "-"
+        ap50 = Summary.of([record_ap(r, "AP50") for r in recs.values()])
+        per_seed = ", ".join(f"s{seed}: {record_ap(r) * 100:.2f}" for seed, r in sorted(recs.items())) or "-"
         params = next(iter(recs.values()))["params"]["model"] if recs else None
         rows.append(
             [
@@ -135,7 +89,7 @@ def _student_table(v: _GroupView) -> list[str]:
                 _mparams(params),
             ]
         )
-    return _table(
+    return table(
         [
             "student",
             "seeds",
@@ -150,7 +104,7 @@ def _student_table(v: _GroupView) -> list[str]:
     )
 
 
-def _verdicts(v: _GroupView) -> list[str]:
+def _verdicts(v: GroupView) -> list[str]:
     mar, base = v.summary("mar"), v.summary("baseline")
     lines = []
     if mar.n == 0 or base.n == 0:
@@ -160,8 +114,7 @@ def _verdicts(v: _GroupView) -> list[str]:
             f"- MAR beats the baseline by more than twice the seed spread: "
             f"{beats_by_two_spreads(mar, base)[1]}."
         )
-        per_seed = {x: {seed: _ap(r) for seed, r in v.recs.get(x, {}).items()} for x in ("mar", "baseline")}
-        paired = same_seed_gains(per_seed["mar"], per_seed["baseline"])
+        paired = same_seed_gains(v.ap_by_seed("mar"), v.ap_by_seed("baseline"))
         if paired:
             lines.append(f"- Same seed, same start (initial weights and batch order): MAR {paired}.")
     t_ap = v.teacher_ap()
@@ -186,14 +139,12 @@ def _verdicts(v: _GroupView) -> list[str]:
             f"- MAR reaches the teacher: {'yes' if gap >= 0 else 'no'} (MAR {mar.mean * 100:.2f} vs "
             f"teacher {t_ap * 100:.2f} AP, {gap:+.2f})."
         )
-    peers = [p for p in v.labels if p in PEERS and v.summary(p).n]
-    if mar.n and peers:
-        ranked = sorted(["mar", *peers], key=lambda x: -(v.summary(x).mean or 0.0))
-        complete = all(v.summary(x).n == len(v.preset.seeds) for x in ["mar", *peers])
-        shown = ", ".join(f"{x} {v.summary(x).mean * 100:.2f}" for x in ranked)
+    rank = v.mar_rank()
+    if rank is not None:
+        shown = ", ".join(f"{x} {ap * 100:.2f}" for x, ap in rank.ranked)
         lines.append(
-            f"- MAR ranks {ranked.index('mar') + 1} of {len(ranked)} among MAR and the peers with results "
-            f"(mean AP: {shown})" + ("" if complete else "; not every seed is in yet") + "."
+            f"- MAR ranks {rank.place} of {rank.of} among MAR and the peers with results "
+            f"(mean AP: {shown})" + ("" if rank.complete else "; not every seed is in yet") + "."
         )
     else:
         lines.append("- MAR's rank among the peers: cannot say yet (no MAR or no peer result).")
@@ -207,7 +158,7 @@ def _verdicts(v: _GroupView) -> list[str]:
     return lines
 
 
-def _convergence(v: _GroupView) -> list[str]:
+def _convergence(v: GroupView) -> list[str]:
     recs = v.recs.get("baseline", {})
     rises = []
     for seed, rec in sorted(recs.items()):
@@ -227,7 +178,7 @@ def _convergence(v: _GroupView) -> list[str]:
     ]
 
 
-def _losses(v: _GroupView) -> list[str]:
+def _losses(v: GroupView) -> list[str]:
     rec = next(iter(sorted(v.recs.get("mar", {}).items())), (None, None))[1]
     if rec is None or not rec.get("losses"):
         return []
@@ -248,7 +199,7 @@ def _losses(v: _GroupView) -> list[str]:
     ]
 
 
-def _run_budget(v: _GroupView) -> list[str]:
+def _run_budget(v: GroupView) -> list[str]:
     """Whether the student runs kept to the preset's per-run wall-time budget."""
     budget = v.preset.run_budget_minutes
     recs = [(label, seed, r) for label, by_seed in v.recs.items() for seed, r in by_seed.items()]
@@ -266,8 +217,8 @@ def _run_budget(v: _GroupView) -> list[str]:
     ]
 
 
-def _group_section(store: ResultStore, preset: Preset, group: GroupDef) -> list[str]:
-    v = _GroupView(store, preset, group)
+def _group_section(v: GroupView) -> list[str]:
+    preset, group = v.preset, v.group
     if not v.recs and v.teacher is None:
         choice = f" (peers: {v.choice.source})" if v.choice is not None else ""
         return [
@@ -283,7 +234,7 @@ def _group_section(store: ResultStore, preset: Preset, group: GroupDef) -> list[
     tdef = preset.teachers[group.teacher]
     t_ap = v.teacher_ap()
     rounding = (
-        f" after float16 rounding (the weights students distil from; {_ap(v.teacher) * 100:.2f} before)"
+        f" after float16 rounding (the weights students distil from; {record_ap(v.teacher) * 100:.2f} before)"
         if v.published and v.teacher
         else " (not published yet: float32 weights)"
     )
@@ -349,22 +300,13 @@ def _machines(recs: list[dict[str, Any]]) -> list[str]:
 
 def _quality_section(store: ResultStore, preset: Preset) -> list[str]:
     recs = list(store.records(preset=preset.name))
-    runs_total = runs_done = 0
-    for g in preset.groups:
-        v = _GroupView(store, preset, g)
-        runs_total += len(v.labels) * len(preset.seeds)
-        runs_done += sum(len(x) for x in v.recs.values())
-    status = []
-    for g in preset.groups:
-        v = _GroupView(store, preset, g)
-        status.append(
-            [
-                f"`{g.name}`",
-                g.title,
-                "yes" if v.teacher else "no",
-                f"{sum(len(x) for x in v.recs.values())} / {len(v.labels) * len(preset.seeds)}",
-            ]
-        )
+    views = [GroupView(store, preset, g) for g in preset.groups]
+    runs_done = sum(v.runs_cached for v in views)
+    runs_total = sum(v.runs_planned for v in views)
+    status = [
+        [f"`{v.group.name}`", v.group.title, "yes" if v.teacher else "no", f"{v.runs_cached} / {v.runs_planned}"]
+        for v in views
+    ]
     lines = [
         f"## Quality: preset `{preset.name}`",
         "",
@@ -374,24 +316,19 @@ def _quality_section(store: ResultStore, preset: Preset) -> list[str]:
         "seeds; † marks a mean that includes a resumed run (its wall time counts the resumed part only).",
         "",
     ]
-    lines += [*_table(["group", "what", "teacher trained", "student runs cached"], status), ""]
+    lines += [*table(["group", "what", "teacher trained", "student runs cached"], status), ""]
     if recs:
         lines += ["Machines:", *_machines(recs), ""]
-    for g in preset.groups:
-        lines += _group_section(store, preset, g)
+    for v in views:
+        lines += _group_section(v)
     return lines
 
 
 def _perf_section(store: ResultStore, presets: list[str]) -> list[str]:
     """Per preset, each part from the newest ``perf-<preset>-*.json`` that holds it."""
     lines = ["## Speed (`mar bench perf`)", ""]
-    files = store.perf_files()
     for name in presets:
-        newest: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
-        for f in [f for f in files if f.name.startswith(f"perf-{name}-")]:
-            data = json.loads(f.read_text())
-            for part, result in data.get("parts", {}).items():
-                newest[part] = (f.name, data, result)
+        newest = store.newest_perf_parts(name)
         if not newest:
             lines += [f"### preset `{name}`", "", f"Not measured yet (`mar bench perf --preset {name}`).", ""]
             continue
@@ -444,14 +381,14 @@ def _tune_section(store: ResultStore, presets: list[str]) -> list[str]:
             continue
         rows = []
         for r, rec in done:
-            ap = _ap(rec)
+            ap = record_ap(rec)
             rows.append(
                 [
                     r.label,
                     f"`{json.dumps(r.extra['params'])}`",
                     "-" if ap is None else f"{ap * 100:.2f}",
-                    "-" if ap is None or ref_mar is None else f"{(ap - _ap(ref_mar)) * 100:+.2f}",
-                    "-" if ap is None or ref_base is None else f"{(ap - _ap(ref_base)) * 100:+.2f}",
+                    "-" if ap is None or ref_mar is None else f"{(ap - record_ap(ref_mar)) * 100:+.2f}",
+                    "-" if ap is None or ref_base is None else f"{(ap - record_ap(ref_base)) * 100:+.2f}",
                     "missing" if rec is None else _mean_wall([rec]),
                 ]
             )
@@ -466,10 +403,10 @@ def _tune_section(store: ResultStore, presets: list[str]) -> list[str]:
             + (f"changed from the grid's base: {', '.join(changed)}." if changed else "the grid's base point."),
             "",
             f"Preset `{name}`, group `{group.name}`: default MAR seed 0 "
-            f"{'-' if ref_mar is None else f'{_ap(ref_mar) * 100:.2f}'} AP, baseline seed 0 "
-            f"{'-' if ref_base is None else f'{_ap(ref_base) * 100:.2f}'} AP.",
+            f"{'-' if ref_mar is None else f'{record_ap(ref_mar) * 100:.2f}'} AP, baseline seed 0 "
+            f"{'-' if ref_base is None else f'{record_ap(ref_base) * 100:.2f}'} AP.",
             "",
-            *_table(["point", "distill overrides", "AP", "vs default MAR", "vs baseline", "wall time"], rows),
+            *table(["point", "distill overrides", "AP", "vs default MAR", "vs baseline", "wall time"], rows),
             "",
         ]
     return lines
@@ -520,6 +457,7 @@ def render_report(store: ResultStore, presets: list[str] | None = None) -> str:
         "the naive N x N form, mask building, API latency.",
         "",
     ]
+    lines += glance_section(store, names)
     lines += _commands(store, names)
     for name in names:
         lines += _quality_section(store, get_preset(name))

@@ -101,3 +101,14 @@ class ResultStore:
     def perf_files(self) -> list[Path]:
         """``perf-*.json`` files, oldest first."""
         return sorted(self.root.glob("perf-*.json"))
+
+    def newest_perf_parts(self, preset: str) -> dict[str, tuple[str, dict[str, Any], dict[str, Any]]]:
+        """Each perf part of ``preset`` from the newest file that holds it: part -> (file name,
+        the file's data, the part's result)."""
+        newest: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
+        for f in self.perf_files():
+            if f.name.startswith(f"perf-{preset}-"):
+                data = json.loads(f.read_text())
+                for part, result in data.get("parts", {}).items():
+                    newest[part] = (f.name, data, result)
+        return newest

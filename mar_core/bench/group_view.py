@@ -1,0 +1,93 @@
+"""The cached records of one benchmark group, and the verdicts the report states about them.
+
+``GroupView`` gathers a group's student records by label and seed (and its teacher's), and answers
+the questions BENCHMARKS.md asks per group: does MAR beat the baseline by more than twice the seed
+spread, does it reach the teacher, where does it rank among the peers. The detailed group section
+(``report``) and the summary table (``report_glance``) both read them from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mar_core.bench.plan import group_students, student_run, teacher_run
+from mar_core.bench.presets import PEERS, GroupDef, Preset
+from mar_core.bench.stats import Summary
+from mar_core.bench.store import ResultStore
+from mar_core.bench.teachers import published_report, teachers_beside
+
+
+def record_ap(rec: dict[str, Any] | None, key: str = "AP") -> float | None:
+    """A record's COCO metric ``key`` in [0, 1]; None without a record."""
+    return None if rec is None else float(rec["eval"].get(key, 0.0))
+
+
+@dataclass(frozen=True)
+class Rank:
+    """MAR's place among MAR and the peers that have results, by mean AP (1 = best)."""
+
+    place: int
+    of: int
+    ranked: list[tuple[str, float]]  # (label, mean AP), best first
+    complete: bool  # every seed of MAR and of every peer planned in the group is in
+
+
+class GroupView:
+    """The cached records of one group, by student label and seed."""
+
+    def __init__(self, store: ResultStore, preset: Preset, group: GroupDef):
+        self.preset, self.group = preset, group
+        self.labels, self.choice = group_students(store, preset, group)
+        # Peers that already ran in this group count too (a choice made earlier stays reported).
+        for peer in PEERS:
+            if peer not in self.labels and any(
+                store.has(student_run(preset, group, peer, s).key) for s in preset.seeds
+            ):
+                self.labels.append(peer)
+        self.recs: dict[str, dict[int, dict[str, Any]]] = {}
+        for label in self.labels:
+            for seed in preset.seeds:
+                rec = store.get(student_run(preset, group, label, seed).key)
+                if rec is not None:
+                    self.recs.setdefault(label, {})[seed] = rec
+        trun = teacher_run(preset, preset.teachers[group.teacher])
+        self.teacher = store.get(trun.key)
+        # what the students distil from: the float16 copy, with its AP re-measured
+        self.published = published_report(teachers_beside(store.root), trun)
+
+    @property
+    def runs_cached(self) -> int:
+        return sum(len(x) for x in self.recs.values())
+
+    @property
+    def runs_planned(self) -> int:
+        return len(self.labels) * len(self.preset.seeds)
+
+    def teacher_ap(self, key: str = "AP") -> float | None:
+        """The teacher's AP as the students see it (published float16 weights when published)."""
+        return record_ap(self.published, key) if self.published else record_ap(self.teacher, key)
+
+    def summary(self, label: str) -> Summary:
+        return Summary.of([record_ap(r) for r in self.recs.get(label, {}).values()])
+
+    def ap_by_seed(self, label: str) -> dict[int, float]:
+        return {seed: record_ap(r) for seed, r in self.recs.get(label, {}).items()}
+
+    def mar_rank(self) -> Rank | None:
+        """None until MAR and at least one peer have a result."""
+        peers = [p for p in self.labels if p in PEERS and self.summary(p).n]
+        if not self.summary("mar").n or not peers:
+            return None
+        ranked = sorted(((x, self.summary(x).mean) for x in ["mar", *peers]), key=lambda t: -t[1])
+        planned = ["mar", *(p for p in self.labels if p in PEERS)]  # peers without any result too
+        complete = all(self.summary(x).n == len(self.preset.seeds) for x in planned)
+        return Rank([x for x, _ in ranked].index("mar") + 1, len(ranked), ranked, complete)
+
+    def missing(self) -> list[str]:
+        out = []
+        for label in self.labels:
+            seeds = [s for s in self.preset.seeds if s not in self.recs.get(label, {})]
+            if seeds:
+                out.append(f"{label} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})")
+        return out

@@ -1,0 +1,116 @@
+"""The "At a glance" section of BENCHMARKS.md: one row per quality group with its verdicts, and
+the two speed targets of the benchmark issue, each read from the result files like the rest.
+
+Targets: MAR's step overhead beyond the teacher forward at most ``OVERHEAD_TARGET`` of a student
+step (CPU time when measured, else wall time); relation-loss memory free of an N^2 term, judged by
+the exponent of a least-squares fit of peak memory against N on log-log axes (the N x N form
+grows close to N^2; the Gram form no faster than its N x C inputs, i.e. about N^1).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from mar_core.bench.group_view import GroupView
+from mar_core.bench.markdown import table
+from mar_core.bench.presets import get_preset
+from mar_core.bench.stats import beats_by_two_spreads
+from mar_core.bench.store import ResultStore
+
+OVERHEAD_TARGET = 0.10  # of a student step
+MEMORY_EXPONENT_LIMIT = 1.2  # above it, memory grows like N^2 rather than N
+
+
+def _verdict_word(flag: bool | None) -> str:
+    return "cannot say yet" if flag is None else ("**yes**" if flag else "**no**")
+
+
+def quality_rows(views: list[GroupView]) -> list[list[Any]]:
+    """One row per group that has a baseline or a MAR result (AP x 100)."""
+    rows = []
+    for v in views:
+        mar, base = v.summary("mar"), v.summary("baseline")
+        if not (mar.n or base.n):
+            continue
+        beats, _ = beats_by_two_spreads(mar, base) if mar.n and base.n else (None, "")
+        spread = (2 * max(mar.std, base.std) * 100) if mar.std is not None and base.std is not None else None
+        t_ap = v.teacher_ap()
+        rank = v.mar_rank()
+        rows.append([
+            f"`{v.group.name}`",
+            f"{base.n} / {mar.n}",
+            base.pct(),
+            mar.pct(),
+            "-" if mar.mean is None or base.mean is None else f"{(mar.mean - base.mean) * 100:+.2f}",
+            "-" if spread is None else f"{spread:.2f}",
+            _verdict_word(beats),
+            "-" if t_ap is None else f"{t_ap * 100:.2f}",
+            _verdict_word(None if mar.mean is None or t_ap is None else mar.mean >= t_ap),
+            "-" if rank is None else f"{rank.place} of {rank.of}" + ("" if rank.complete else " (seeds missing)"),
+        ])
+    return rows
+
+
+def memory_exponent(rows: list[dict[str, Any]], form: str) -> tuple[float, int, int] | None:
+    """(slope of log peak memory over log N, smallest N, largest N) for one relation-loss form."""
+    pts = [(x["N"], x["peak_rss_mb"]) for x in rows if x["form"] == form and x.get("peak_rss_mb", 0) > 0]
+    if len(pts) < 2:
+        return None
+    xs, ys = [math.log(n) for n, _ in pts], [math.log(m) for _, m in pts]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return slope, min(n for n, _ in pts), max(n for n, _ in pts)
+
+
+def _overhead_line(part: str, result: dict[str, Any]) -> str | None:
+    if "skipped" in result:
+        return None
+    ratios = result.get("ratios_cpu") or result["ratios"]
+    clock = "CPU time" if result.get("ratios_cpu") else "wall time"
+    overhead = ratios["distillation_overhead"]
+    met = "met" if overhead <= OVERHEAD_TARGET else "NOT met"
+    arch = result["student_model"]["arch"]
+    return (f"- MAR step overhead beyond the teacher forward, {arch} (`{part}`): **{overhead:.2f}** of a "
+            f"student step ({clock}); target at most {OVERHEAD_TARGET:.2f}: **{met}**.")
+
+
+def _memory_line(result: dict[str, Any]) -> str | None:
+    gram = memory_exponent(result["rows"], "gram")
+    if gram is None:
+        return None
+    naive = memory_exponent(result["rows"], "naive")
+    met = "met" if gram[0] <= MEMORY_EXPONENT_LIMIT else "NOT met"
+    naive_txt = (f"; the naive N x N form grows as N^{naive[0]:.2f} (N {naive[1]:,} to {naive[2]:,})"
+                 if naive else "")
+    return (f"- Relation loss peak memory, Gram form: grows as **N^{gram[0]:.2f}** (least-squares fit, "
+            f"N {gram[1]:,} to {gram[2]:,}){naive_txt}; target no N^2 term (exponent at most "
+            f"{MEMORY_EXPONENT_LIMIT}): **{met}**.")
+
+
+def glance_section(store: ResultStore, presets: list[str]) -> list[str]:
+    lines = ["## At a glance", ""]
+    for name in presets:
+        preset = get_preset(name)
+        rows = quality_rows([GroupView(store, preset, g) for g in preset.groups])
+        perf = store.newest_perf_parts(name)
+        lines += [f"### preset `{name}`", ""]
+        if rows:
+            lines += [
+                "Quality (AP x 100, mean ± sample std over the seeds cached; details and the seeds still "
+                "missing in the group sections below):",
+                "",
+                *table(["group", "seeds (baseline / MAR)", "baseline", "MAR", "gain",
+                         "twice the seed spread", "MAR beats the baseline by more than twice the spread",
+                         "teacher", "MAR reaches the teacher", "MAR's rank among the peers"], rows),
+                "",
+            ]
+        else:
+            lines += [f"Quality: nothing run yet (`mar bench quality --preset {name}`).", ""]
+        targets = [_overhead_line(p, perf[p][2]) for p in ("steps", "steps_frcnn") if p in perf]
+        if "relation" in perf:
+            targets.append(_memory_line(perf["relation"][2]))
+        targets = [t for t in targets if t]
+        lines += (["Speed targets:", "", *targets, ""] if targets
+                  else [f"Speed targets: not measured yet (`mar bench perf --preset {name}`).", ""])
+    return lines
