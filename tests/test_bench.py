@@ -231,7 +231,8 @@ def test_report_verdicts_from_fake_records(tmp_path):
             store.put({"key": run.key, "kind": "student", "preset": "cpu", "group": long.name, "label": label,
                        "seed": seed, "spec": run.spec, "eval": {"AP": ap, "AP50": ap + 0.2},
                        "eval_history": hist, "wall_seconds": 500.0 + 200 * (label == "mar") * seed,
-                       "params": {"model": 11_800_000}})
+                       "params": {"model": 11_800_000},
+                       "machine": {"torch_threads": 2 if label == "mar" else 1, "load_avg_1m": 1.5 + seed}})
     text = render_report(ResultStore(tmp_path), ["cpu"])
     section = text.split("(`retina-synth-long`)")[1].split("###")[0]
     assert "MAR beats the baseline by more than twice the seed spread: yes: gain +5.00 AP" in section
@@ -241,7 +242,9 @@ def test_report_verdicts_from_fake_records(tmp_path):
     assert "Baseline converged" in section and ": yes, mean rise +0.10 AP" in section
     assert "Teacher clearly better than the baseline student" in section
     assert "Missing runs: pkd (seeds 0, 1, 2)." in section
-    assert "Run budget (10 min a run): 2 of 9 runs over it (longest mar s2: 15.0 min" in section
+    assert ("Run budget (10 min a run): 2 of 9 runs over it; by threads: 1 torch thread(s) a run: 0 of 6 over, "
+            "longest baseline s0 8.3 min, 1-minute load at the end 1.5-3.5; 2 torch thread(s) a run: 2 of 3 over, "
+            "longest mar s2 15.0 min, 1-minute load at the end 1.5-3.5.") in section
     glance = text.split("## At a glance")[1].split("## Commands")[0]
     row = next(line for line in glance.splitlines() if line.startswith("| `retina-synth-long`"))
     assert row.split(" | ")[1:] == ["3 / 3", "25.20 ± 0.20", "30.20 ± 0.20", "+5.00", "0.40", "**yes**",

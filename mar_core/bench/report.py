@@ -200,21 +200,27 @@ def _losses(v: GroupView) -> list[str]:
 
 
 def _run_budget(v: GroupView) -> list[str]:
-    """Whether the student runs kept to the preset's per-run wall-time budget."""
+    """Whether the student runs kept to the preset's per-run wall-time budget, overall and by the
+    number of torch threads a run had (two 1-thread runs share a 2-core machine; a 2-thread run
+    has it to itself), with the load when each run finished."""
     budget = v.preset.run_budget_minutes
     recs = [(label, seed, r) for label, by_seed in v.recs.items() for seed, r in by_seed.items()]
     if budget is None or not recs:
         return []
-    over = [(label, seed, r["wall_seconds"] / 60) for label, seed, r in recs if r["wall_seconds"] > budget * 60]
-    if not over:
-        return [f"- Run budget ({budget:g} min a run): every run kept to it."]
-    longest = max(over, key=lambda t: t[2])
-    return [
-        (
-            f"- Run budget ({budget:g} min a run): {len(over)} of {len(recs)} runs over it "
-            f"(longest {longest[0]} s{longest[1]}: {longest[2]:.1f} min; loads are in the machine list above)."
-        )
-    ]
+    over = [t for t in recs if t[2]["wall_seconds"] > budget * 60]
+    head = "every run kept to it" if not over else f"{len(over)} of {len(recs)} runs over it"
+    by_threads: dict[Any, list[tuple[str, int, dict[str, Any]]]] = {}
+    for t in recs:
+        by_threads.setdefault(t[2].get("machine", {}).get("torch_threads"), []).append(t)
+    parts = []
+    for threads, group in sorted(by_threads.items(), key=lambda kv: str(kv[0])):
+        label, seed, longest = max(group, key=lambda t: t[2]["wall_seconds"])
+        n_over = sum(r["wall_seconds"] > budget * 60 for _, _, r in group)
+        loads = [load for _, _, r in group if (load := r.get("machine", {}).get("load_avg_1m")) is not None]
+        load = f", 1-minute load at the end {min(loads):.1f}-{max(loads):.1f}" if loads else ""
+        parts.append(f"{threads or '?'} torch thread(s) a run: {n_over} of {len(group)} over, longest "
+                     f"{label} s{seed} {longest['wall_seconds'] / 60:.1f} min{load}")
+    return [f"- Run budget ({budget:g} min a run): {head}; by threads: {'; '.join(parts)}."]
 
 
 def _group_section(v: GroupView) -> list[str]:
@@ -304,7 +310,8 @@ def _quality_section(store: ResultStore, preset: Preset) -> list[str]:
     runs_done = sum(v.runs_cached for v in views)
     runs_total = sum(v.runs_planned for v in views)
     status = [
-        [f"`{v.group.name}`", v.group.title, "yes" if v.teacher else "no", f"{v.runs_cached} / {v.runs_planned}"]
+        [f"`{v.group.name}`", v.group.title, "yes" if v.teacher else "no",
+         f"{v.runs_cached} / {v.runs_planned}"]
         for v in views
     ]
     lines = [
