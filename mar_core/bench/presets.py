@@ -29,6 +29,12 @@ step took 0.82 s two-at-a-time against 0.55 s for the same step the day before),
 long-group MAR 24.2 min, baseline 13.5 min; BCCD MAR 23.4 min, baseline 17.0 min; Faster R-CNN MAR
 (2.3 s a step) ~16 min; the Faster R-CNN teacher 64.6 min. So on a slow day only the short group
 keeps to the 10-minute budget; the report says, per group, how many runs went over it.
+
+Measured 2026-11-25 (a later session, a faster machine of the same shape), one run at a time with
+``--threads 2``: long-group baseline 4.6 min, cwd 6.7 min; BCCD baseline 3.4 min, MAR 6.0 min, all
+inside the budget, while two 1-thread runs side by side took 5.5 min (a short-group MAR) to 12.9
+min (a long-group MAR) each. On this 2-core shape one 2-thread run at a time is the faster way
+through a preset, and the one that keeps every group to the 10-minute budget.
 """
 
 from __future__ import annotations
