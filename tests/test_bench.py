@@ -413,3 +413,19 @@ def test_a_dataset_being_generated_by_another_process_is_waited_for(tmp_path):
     holder.close()
     waiter.join(timeout=60)
     assert result["path"] == out and (out / ".complete").exists()
+
+
+def test_tune_outcome_names_the_best_point_and_those_too_close_to_tell_apart():
+    from types import SimpleNamespace
+
+    from mar_core.bench.report import _tune_outcome
+
+    def point(label, ap):
+        return SimpleNamespace(label=label, key=f"k-{label}"), {"key": f"k-{label}", "eval": {"AP": ap}}
+
+    done = [point("base", 0.233), point("default", 0.272), point("near", 0.265), point("far", 0.212),
+            (SimpleNamespace(label="missing", key="k-missing"), None)]
+    line = _tune_outcome(done, {"key": "k-default"}, 0.0064)[0]
+    assert line == ("- Best of the 4 points run: `default` (27.20 AP), the current default. Within twice "
+                    "MAR's seed spread of it (1.28 AP): `near`.")
+    assert "not the current default" in _tune_outcome(done, {"key": "k-near"}, None)[0]

@@ -415,8 +415,25 @@ def _tune_section(store: ResultStore, presets: list[str]) -> list[str]:
             "",
             *table(["point", "distill overrides", "AP", "vs default MAR", "vs baseline", "wall time"], rows),
             "",
+            *_tune_outcome(done, ref_mar, GroupView(store, preset, group).summary("mar").std),
         ]
     return lines
+
+
+def _tune_outcome(done: list[tuple[Any, dict[str, Any] | None]], ref_mar: dict[str, Any] | None,
+                  mar_std: float | None) -> list[str]:
+    """The best point run, whether it is today's default, and how many points lie too close to it
+    (within twice MAR's seed spread) for one seed to tell apart."""
+    ran = [(r, record_ap(rec)) for r, rec in done if rec is not None]
+    best, best_ap = max(ran, key=lambda t: t[1])
+    is_default = ref_mar is not None and best.key == ref_mar["key"]
+    line = (f"- Best of the {len(ran)} points run: `{best.label}` ({best_ap * 100:.2f} AP), "
+            + ("the current default." if is_default else "not the current default."))
+    if mar_std is not None:
+        close = [r.label for r, ap in ran if r is not best and best_ap - ap <= 2 * mar_std]
+        line += (f" Within twice MAR's seed spread of it ({2 * mar_std * 100:.2f} AP): "
+                 + (", ".join(f"`{x}`" for x in close) if close else "no other point") + ".")
+    return [line, ""]
 
 
 def _commands(store: ResultStore, presets: list[str]) -> list[str]:
