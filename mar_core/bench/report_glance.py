@@ -15,7 +15,7 @@ from typing import Any
 from mar_core.bench.group_view import GroupView
 from mar_core.bench.markdown import table
 from mar_core.bench.presets import get_preset
-from mar_core.bench.stats import beats_by_two_spreads
+from mar_core.bench.stats import beats_by_two_spreads, seed_spread
 from mar_core.bench.store import ResultStore
 
 OVERHEAD_TARGET = 0.10  # of a student step
@@ -34,7 +34,7 @@ def quality_rows(views: list[GroupView]) -> list[list[Any]]:
         if not (mar.n or base.n):
             continue
         beats, _ = beats_by_two_spreads(mar, base) if mar.n and base.n else (None, "")
-        spread = (2 * max(mar.std, base.std) * 100) if mar.std is not None and base.std is not None else None
+        spread = seed_spread(mar, base)
         t_ap = v.teacher_ap()
         rank = v.mar_rank()
         rows.append([
@@ -43,7 +43,7 @@ def quality_rows(views: list[GroupView]) -> list[list[Any]]:
             base.pct(),
             mar.pct(),
             "-" if mar.mean is None or base.mean is None else f"{(mar.mean - base.mean) * 100:+.2f}",
-            "-" if spread is None else f"{spread:.2f}",
+            "-" if spread is None else f"{2 * spread * 100:.2f}",
             _verdict_word(beats),
             "-" if t_ap is None else f"{t_ap * 100:.2f}",
             _verdict_word(None if mar.mean is None or t_ap is None else mar.mean >= t_ap),

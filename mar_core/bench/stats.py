@@ -29,10 +29,18 @@ class Summary:
         return f"{self.mean * 100:.2f} ± {self.std * 100:.2f}"
 
 
+def seed_spread(method: Summary, baseline: Summary) -> float | None:
+    """The seed spread of a comparison: the larger of the two sample stds; None below 2 seeds."""
+    if method.std is None or baseline.std is None:
+        return None
+    return max(method.std, baseline.std)
+
+
 def beats_by_two_spreads(method: Summary, baseline: Summary) -> tuple[bool | None, str]:
     """Whether ``method`` beats ``baseline`` by more than twice the seed spread (the larger of
     the two sample stds). None (cannot say) below 2 seeds of either."""
-    if method.n < 2 or baseline.n < 2 or method.std is None or baseline.std is None:
+    spread = seed_spread(method, baseline)
+    if spread is None:
         return None, (
             f"cannot say yet: needs at least 2 seeds of both (MAR {method.n}, baseline {baseline.n})"
             + (
@@ -42,7 +50,6 @@ def beats_by_two_spreads(method: Summary, baseline: Summary) -> tuple[bool | Non
             )
         )
     gain = method.mean - baseline.mean
-    spread = max(method.std, baseline.std)
     verdict = gain > 2 * spread
     return verdict, (
         f"{'yes' if verdict else 'no'}: gain {gain * 100:+.2f} AP, twice the seed spread "
