@@ -245,6 +245,7 @@ def test_report_verdicts_from_fake_records(tmp_path):
     assert ("Run budget (10 min a run): 2 of 9 runs over it; by threads: 1 torch thread(s) a run: 0 of 6 over, "
             "longest baseline s0 8.3 min, 1-minute load at the end 1.5-3.5; 2 torch thread(s) a run: 2 of 3 over, "
             "longest mar s2 15.0 min, 1-minute load at the end 1.5-3.5.") in section
+    assert "Ablations" not in section  # no MAR variant ran in this group
     glance = text.split("## At a glance")[1].split("## Commands")[0]
     row = next(line for line in glance.splitlines() if line.startswith("| `retina-synth-long`"))
     assert row.split(" | ")[1:] == ["3 / 3", "25.20 ± 0.20", "30.20 ± 0.20", "+5.00", "0.40", "**yes**",
@@ -429,3 +430,23 @@ def test_tune_outcome_names_the_best_point_and_those_too_close_to_tell_apart():
     assert line == ("- Best of the 4 points run: `default` (27.20 AP), the current default. Within twice "
                     "MAR's seed spread of it (1.28 AP): `near`.")
     assert "not the current default" in _tune_outcome(done, {"key": "k-near"}, None)[0]
+
+
+def test_ablations_are_set_against_full_mar(tmp_path):
+    from mar_core.bench.group_view import GroupView
+    from mar_core.bench.report import _ablations
+
+    preset = get_preset("cpu")
+    short = preset.group("retina-synth-short")
+    store = ResultStore(tmp_path)
+    for label, aps in (("mar", [0.26, 0.27, 0.28]), ("mar_mask_only", [0.10, 0.11, 0.12]),
+                       ("mar_gaussian", [0.27, 0.28]), ("mar_no_scale_norm", [0.25])):
+        for seed, ap in enumerate(aps):
+            run = student_run(preset, short, label, seed)
+            store.put({"key": run.key, "kind": "student", "preset": "cpu", "group": short.name, "label": label,
+                       "seed": seed, "spec": run.spec, "eval": {"AP": ap}, "wall_seconds": 1.0,
+                       "params": {"model": 1}})
+    line = _ablations(GroupView(ResultStore(tmp_path), preset, short))[0]
+    assert line == ("- Ablations against full MAR (mean AP difference): mar_mask_only -16.00 (beyond twice the "
+                    "spread, 2.00); mar_no_scale_norm -2.00 (cannot tell yet (one seed)); mar_gaussian +0.50 "
+                    "(within twice the spread, 2.00).")

@@ -21,7 +21,7 @@ from mar_core.bench.perf_format import FORMATTERS
 from mar_core.bench.plan import student_run
 from mar_core.bench.presets import REPORTED_PRESETS, Preset, get_preset
 from mar_core.bench.report_glance import glance_section
-from mar_core.bench.stats import Summary, beats_by_two_spreads, same_seed_gains
+from mar_core.bench.stats import Summary, beats_by_two_spreads, same_seed_gains, seed_spread
 from mar_core.bench.store import REPO_ROOT, ResultStore
 
 CONVERGED_RISE = 0.005  # AP (0.5 points): "no longer rises" over the last fifth
@@ -148,6 +148,7 @@ def _verdicts(v: GroupView) -> list[str]:
         )
     else:
         lines.append("- MAR's rank among the peers: cannot say yet (no MAR or no peer result).")
+    lines += _ablations(v)
     tuned_seeds = sorted(seed for seed, rec in v.recs.get("mar", {}).items() if rec.get("kind") == "tune")
     if tuned_seeds:
         lines.append(
@@ -156,6 +157,26 @@ def _verdicts(v: GroupView) -> list[str]:
             "were set by the calibration rule, not tuned."
         )
     return lines
+
+
+def _ablations(v: GroupView) -> list[str]:
+    """Each MAR variant (``mar_*``) with results against full MAR: the difference of the means and
+    whether it exceeds twice the seed spread (below it, one cannot tell them apart)."""
+    mar = v.summary("mar")
+    parts = []
+    for label in (x for x in v.labels if x.startswith("mar_")):
+        s = v.summary(label)
+        if not s.n or not mar.n:
+            continue
+        diff = (s.mean - mar.mean) * 100
+        spread = seed_spread(s, mar)
+        if spread is None:
+            clear = "cannot tell yet (one seed)"
+        else:
+            clear = "beyond" if abs(diff) > 2 * spread * 100 else "within"
+            clear += f" twice the spread, {2 * spread * 100:.2f}"
+        parts.append(f"{label} {diff:+.2f} ({clear})")
+    return [f"- Ablations against full MAR (mean AP difference): {'; '.join(parts)}."] if parts else []
 
 
 def _convergence(v: GroupView) -> list[str]:
