@@ -33,7 +33,7 @@ def quality_rows(views: list[GroupView]) -> list[list[Any]]:
         mar, base = v.summary("mar"), v.summary("baseline")
         if not (mar.n or base.n):
             continue
-        beats, _ = beats_by_two_spreads(mar, base) if mar.n and base.n else (None, "")
+        beats, _ = beats_by_two_spreads(mar, base)  # None below 2 seeds of either
         spread = seed_spread(mar, base)
         t_ap = v.teacher_ap()
         rank = v.mar_rank()
