@@ -14,7 +14,7 @@
 ARG PYTORCH_IMAGE=pytorch/pytorch:2.14.1-cuda13.0-cudnn9-runtime
 FROM ${PYTORCH_IMAGE}
 
-# Keep equal to the pins of pyproject.toml (tests/test_deploy_files.py checks it).
+# Keep equal to the pins of pyproject.toml (tests/deploy/test_deploy_files.py checks it).
 ARG TORCH_VERSION=2.14.1
 ARG TORCHVISION_VERSION=0.29.2
 # Same uid/gid as the API image: both write to the shared /srv/mar volume.

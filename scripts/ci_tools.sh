@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the tools tests/test_deploy_files.py uses, when they are missing. Idempotent; safe to run on
+# Install the tools tests/deploy/test_deploy_files.py uses, when they are missing. Idempotent; safe to run on
 # every CI run (a no-op once installed). It never touches the project venv (.venv):
 #   - docker-compose: Debian package `docker-compose` (on bookworm: v1.29.2, python), installed only when
 #     neither `docker-compose` nor the `docker compose` plugin works. --no-install-recommends keeps

@@ -35,7 +35,7 @@ from mar_core.models.checkpoint_io import safe_load
 from mar_core.run import run_job
 from mar_core.spec import JobSpec
 from tests.conftest import tiny_spec
-from tests.test_distill_run import teacher_run
+from tests.core.test_distill_run import teacher_run
 
 REL = 1e-5
 

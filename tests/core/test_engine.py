@@ -91,7 +91,7 @@ def test_training_loss_goes_down(tiny_synth, tmp_path):
     assert last < 0.7 * first, (first, last)
 
 
-BCCD = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "BCCD" / "BCCD"
+BCCD = __import__("pathlib").Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "BCCD" / "BCCD"
 
 
 @pytest.mark.skipif(not BCCD.exists(), reason="the BCCD dataset lies beside the repo in ../shared")

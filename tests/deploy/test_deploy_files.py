@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 MULTIHOST_FILE = ROOT / "docker" / "compose.multihost.yml"
 API_DOCKERFILE = ROOT / "docker" / "api.Dockerfile"
@@ -423,7 +423,7 @@ def test_api_requirements_follow_pyproject():
     unclassified = set(pins) - set(api) - WORKER_ONLY
     assert not unclassified, (
         f"pyproject.toml dependencies {sorted(unclassified)} are in neither docker/api-requirements.txt "
-        "(the API/reaper image needs them) nor WORKER_ONLY in tests/test_deploy_files.py"
+        "(the API/reaper image needs them) nor WORKER_ONLY in tests/deploy/test_deploy_files.py"
     )
     for name, spec in api.items():
         assert name in pins, f"docker/api-requirements.txt has {name}, pyproject.toml does not"
