@@ -1,7 +1,8 @@
 """How the training child tells its supervisor how the run ended.
 
 The child writes one small JSON file, atomically (temp file + rename), just before it exits:
-``{"status": "succeeded" | "failed" | "cancelled" | "skipped", "error": {code, message, param}?}``.
+``{"status": "succeeded" | "failed" | "cancelled" | "skipped", "error": {code, message, param}?}``
+(``api.db.states.RunOutcome``, re-exported here as the names of the protocol).
 A file is robust where a pipe is not: it survives the supervisor being busy, is never mixed with
 training logs, and its absence is itself the answer "the child died without a word" (killed,
 segfault, out of memory). The exit code says the same thing in one byte, for humans and logs.
@@ -15,9 +16,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from api.db.states import RunOutcome
+
 logger = logging.getLogger(__name__)
 
-SUCCEEDED, FAILED, CANCELLED, SKIPPED = "succeeded", "failed", "cancelled", "skipped"
+SUCCEEDED = RunOutcome.SUCCEEDED
+FAILED = RunOutcome.FAILED
+CANCELLED = RunOutcome.CANCELLED
+SKIPPED = RunOutcome.SKIPPED
 EXIT_CODES = {SUCCEEDED: 0, FAILED: 1, CANCELLED: 3, SKIPPED: 4}
 
 

@@ -1,7 +1,7 @@
 """Per-process state of a worker and the body of the ``mar.run_job`` task.
 
 ``run_job_once(job_id, worker_id)``: claim the job (one conditional UPDATE: a duplicate delivery,
-a cancelled job or one another worker took finds nothing to claim and returns ``"skipped"``),
+a cancelled job or one another worker took finds nothing to claim and returns ``SKIPPED``),
 then supervise its child process to the end. Nothing here raises for a job's failure.
 """
 
@@ -12,13 +12,13 @@ import os
 import uuid
 from functools import lru_cache
 
+from api.db.states import JobState, RunOutcome
 from api.settings import get_settings
 from worker.store import DbJobStore
-from worker.supervisor import RELEASED, Supervisor, SupervisorConfig
+from worker.supervisor import Supervisor, SupervisorConfig
 
 logger = logging.getLogger(__name__)
 
-SKIPPED = "skipped"
 _TOKEN = uuid.uuid4().hex[:6]  # tells apart two processes that reuse a host name and pid
 
 
@@ -54,19 +54,20 @@ def celery_stopping() -> bool:
 
 
 def run_job_once(job_id: str, worker_id: str, worker_stopping=celery_stopping) -> str:
-    """Claim and run one job; return its final status, ``skipped``, ``lost`` or ``released``."""
+    """Claim and run one job; return its final status, ``SKIPPED``, ``LOST`` or ``RELEASED``
+    (a ``RunOutcome``)."""
     settings = get_settings()
     if worker_stopping():
         # A message taken during warm shutdown (e.g. the re-nudge of a job this worker just
         # released): claiming would burn an attempt only to release the job again at once.
         logger.info("job %s: this worker is stopping; left queued for another worker", job_id)
         _nudge(job_id)
-        return SKIPPED
+        return RunOutcome.SKIPPED
     store = DbJobStore(session_factory())
     claim = store.claim(job_id, worker_id, settings.lease_seconds)
     if claim is None:
         logger.info("job %s: not queued (duplicate delivery, cancelled or taken); skipped", job_id)
-        return SKIPPED
+        return RunOutcome.SKIPPED
     logger.info("job %s: claimed by %s (attempt %d/%d)", job_id, worker_id, claim.attempt, claim.max_attempts)
     supervisor = Supervisor(claim, worker_id, settings.job_dir(job_id), store, supervisor_config(),
                             worker_stopping=worker_stopping)
@@ -77,12 +78,12 @@ def run_job_once(job_id: str, worker_id: str, worker_stopping=celery_stopping) -
         error = {"code": "worker_error", "message": f"the worker could not run the job: {type(e).__name__}: {e}",
                  "param": None}
         try:
-            store.finish(job_id, worker_id, "failed", error)
+            store.finish(job_id, worker_id, JobState.FAILED, error)
         except Exception:
             logger.exception("job %s: could not record the failure; the reaper will settle it", job_id)
-        return "failed"
+        return RunOutcome.FAILED
     logger.info("job %s: %s", job_id, status)
-    if status == RELEASED:
+    if status == RunOutcome.RELEASED:
         _nudge(job_id)
     return status
 

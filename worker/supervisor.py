@@ -36,15 +36,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from api.db.states import JobState, RunOutcome
 from worker import result as res
 from worker.procs import signal_group, stop_process_group
 from worker.store import Claim, JobStore
 
 logger = logging.getLogger(__name__)
-
-# Outcomes of ``Supervisor.run`` besides the terminal job states.
-LOST = "lost"  # the lease was lost: someone else owns the job now
-RELEASED = "released"  # the worker is shutting down: the job went back to the queue
 
 
 @dataclass
@@ -141,7 +138,8 @@ class Supervisor:
 
     # -- loop --------------------------------------------------------------------------------
     def run(self) -> str:
-        """Run the child to its end; return the job's final status, ``LOST`` or ``RELEASED``."""
+        """Run the child to its end; return the job's final status, ``RunOutcome.LOST`` or
+        ``RunOutcome.RELEASED``."""
         self.proc = self._start()
         try:
             lost = self._watch(self.proc)
@@ -152,7 +150,7 @@ class Supervisor:
         self.pid_path.unlink(missing_ok=True)
         if lost:
             logger.warning("job %s: lease lost; child killed, the job is not ours any more", self.job_id)
-            return LOST
+            return RunOutcome.LOST
         return self._report(returncode)
 
     def _watch(self, proc: subprocess.Popen) -> bool:
@@ -215,25 +213,26 @@ class Supervisor:
         result = res.read_result(self.result_path)
         status = result["status"] if result else None
         logger.info("job %s: child exited with %s, result %s", self.job_id, returncode, status)
-        if self.stop_reason == "shutdown" and status != res.SUCCEEDED:
+        final: JobState
+        if self.stop_reason == "shutdown" and status != RunOutcome.SUCCEEDED:
             return self._release()
-        if status == res.SUCCEEDED:
-            final, error = res.SUCCEEDED, None
-        elif self.stop_reason == "cancel" or status == res.CANCELLED and self._cancel_requested():
-            final, error = res.CANCELLED, None
-        elif status == res.CANCELLED:
-            final = res.FAILED
+        if status == RunOutcome.SUCCEEDED:
+            final, error = JobState.SUCCEEDED, None
+        elif self.stop_reason == "cancel" or status == RunOutcome.CANCELLED and self._cancel_requested():
+            final, error = JobState.CANCELLED, None
+        elif status == RunOutcome.CANCELLED:
+            final = JobState.FAILED
             error = {"code": "interrupted", "message": "the training process was stopped by a signal "
                      "nobody in the service sent (no cancel was requested)", "param": None}  # fmt: skip
-        elif status == res.SKIPPED:
+        elif status == RunOutcome.SKIPPED:
             # The child found the job no longer ours to run (cancelled while starting, ...).
-            final = res.CANCELLED if self._cancel_requested() else res.FAILED
-            error = None if final == res.CANCELLED else (result or {}).get("error")
-        elif status == res.FAILED:
-            final, error = res.FAILED, (result or {}).get("error") or {
+            final = JobState.CANCELLED if self._cancel_requested() else JobState.FAILED
+            error = None if final == JobState.CANCELLED else (result or {}).get("error")
+        elif status == RunOutcome.FAILED:
+            final, error = JobState.FAILED, (result or {}).get("error") or {
                 "code": "internal_error", "message": "the run failed without an error", "param": None}
         else:
-            final, error = res.FAILED, crash_error(returncode, self.log_path)
+            final, error = JobState.FAILED, crash_error(returncode, self.log_path)
         return self._finish(final, error)
 
     def _release(self) -> str:
@@ -246,13 +245,13 @@ class Supervisor:
                 logger.warning("job %s: release refused (lease lost or job changed)", self.job_id)
         except Exception:
             logger.exception("job %s: could not release it; the reaper re-queues it after the lease", self.job_id)
-        return RELEASED
+        return RunOutcome.RELEASED
 
-    def _finish(self, status: str, error: dict | None) -> str:
+    def _finish(self, status: JobState, error: dict | None) -> str:
         try:
             if self.store.finish(self.job_id, self.worker_id, status, error):
-                return status
+                return RunOutcome(status)
             logger.warning("job %s: finish as %s refused (lease lost or job changed)", self.job_id, status)
         except Exception:
             logger.exception("job %s: could not record its end (%s)", self.job_id, status)
-        return LOST
+        return RunOutcome.LOST

@@ -1,7 +1,10 @@
 """Repository functions over jobs, events, metrics and artifacts.
 
-Every state change is ONE conditional ``UPDATE ... WHERE status IN (expected)`` and writes an
+Every state change is ONE conditional ``UPDATE ... WHERE status IN (sources)`` and writes an
 ``Event`` row in the same transaction (the caller's session; commit with ``session_scope``).
+It goes through ``_change_status``, the only writer of ``status``: the sources come from the
+transition table (``states.sources_of``), and a change from a known state is checked
+(``states.check_transition``, ``IllegalTransition`` before anything is written).
 Functions that change state report whether the change happened; a worker that lost its lease or
 a duplicate Celery delivery simply gets ``False`` / ``None`` back.
 
@@ -50,21 +53,53 @@ def _reload(s: Session, job_id: str) -> Job | None:
     ).scalar_one_or_none()
 
 
-def _transition(
-    s: Session,
-    job_id: str,
-    expected: Iterable[str],
-    values: Mapping[str, Any],
-    *extra_where: Any,
+def _conditional_update(
+    s: Session, job_id: str, among: Iterable[str], values: Mapping[str, Any], extra_where: tuple[Any, ...]
 ) -> bool:
-    """``UPDATE jobs SET values WHERE id = job_id AND status IN expected AND extra_where``."""
+    """``UPDATE jobs SET values WHERE id = job_id AND status IN among AND extra_where``."""
     stmt = (
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(list(expected)), *extra_where)
+        .where(Job.id == job_id, Job.status.in_(sorted(among)), *extra_where)
         .values(updated_at=utcnow(), **values)
         .execution_options(synchronize_session=False)
     )
     return s.execute(stmt).rowcount == 1
+
+
+def _update(
+    s: Session, job_id: str, among: Iterable[str], values: Mapping[str, Any], *extra_where: Any
+) -> bool:
+    """Update fields of a job in one of ``among`` that are not its status (lease, phase,
+    progress); a status change goes through ``_change_status``."""
+    if "status" in values:
+        raise ValueError("_update: a status change goes through _change_status")
+    return _conditional_update(s, job_id, among, values, extra_where)
+
+
+def _change_status(
+    s: Session,
+    job_id: str,
+    new: states.JobState,
+    values: Mapping[str, Any],
+    *extra_where: Any,
+    sources: Iterable[str] | None = None,
+) -> bool:
+    """Move the job to ``new`` if it is in one of ``sources`` (and ``extra_where`` holds).
+
+    ``sources`` defaults to every state ``new`` may be entered from (``states.sources_of``);
+    given ones (e.g. the status just read) must each be allowed to go to ``new``, or
+    ``states.IllegalTransition`` is raised before anything is written."""
+    if sources is None:
+        sources = states.sources_of(new)
+    else:
+        sources = frozenset(sources)
+        for src in sources:
+            states.check_transition(src, new)
+    if not sources:
+        raise ValueError(f"_change_status: no state may go to {new}")
+    return _conditional_update(
+        s, job_id, sources, {**values, "status": states.JobState(new).value}, extra_where
+    )
 
 
 def _status_event(
@@ -118,12 +153,11 @@ def get_job_by_idempotency_key(s: Session, key: str) -> Job | None:
 def claim_job(s: Session, job_id: str, worker_id: str, lease_seconds: float) -> Job | None:
     """queued -> starting for ``worker_id``: attempt += 1, lease set. None when not queued."""
     now = utcnow()
-    ok = _transition(
+    ok = _change_status(
         s,
         job_id,
-        [states.QUEUED],
+        states.STARTING,
         {
-            "status": states.STARTING,
             "attempt": Job.attempt + 1,
             "worker_id": worker_id,
             "lease_expires_at": now + timedelta(seconds=lease_seconds),
@@ -141,7 +175,7 @@ def claim_job(s: Session, job_id: str, worker_id: str, lease_seconds: float) -> 
 
 def mark_running(s: Session, job_id: str, worker_id: str) -> bool:
     """starting -> running, only for the worker holding the job."""
-    ok = _transition(s, job_id, [states.STARTING], {"status": states.RUNNING}, Job.worker_id == worker_id)
+    ok = _change_status(s, job_id, states.RUNNING, {}, Job.worker_id == worker_id)
     if ok:
         _status_event(s, job_id, states.RUNNING, states.STARTING, worker_id=worker_id)
     return ok
@@ -153,7 +187,7 @@ def heartbeat(s: Session, job_id: str, worker_id: str, lease_seconds: float) -> 
     Writes no event. False means the lease is lost (re-queued, finished, or taken over): the
     worker must stop the run.
     """
-    return _transition(
+    return _update(
         s,
         job_id,
         states.ACTIVE,
@@ -168,12 +202,8 @@ def release_job(s: Session, job_id: str, worker_id: str) -> bool:
     Always re-queued, whatever its attempt count (a deploy is not the job's failure); the next
     claim counts a new attempt and resumes from the checkpoint. False when not held by ``worker_id``."""
     current = s.execute(select(Job.status).where(Job.id == job_id)).scalar_one_or_none()
-    ok = _transition(
-        s,
-        job_id,
-        [states.STARTING, states.RUNNING],
-        {"status": states.QUEUED, "worker_id": None, "lease_expires_at": None},
-        Job.worker_id == worker_id,
+    ok = _change_status(
+        s, job_id, states.QUEUED, {"worker_id": None, "lease_expires_at": None}, Job.worker_id == worker_id
     )
     if ok:
         _status_event(s, job_id, states.QUEUED, current, reason="worker_shutdown", worker_id=worker_id)
@@ -182,7 +212,7 @@ def release_job(s: Session, job_id: str, worker_id: str) -> bool:
 
 def set_phase(s: Session, job_id: str, phase: str) -> bool:
     """Set ``phase`` (train, eval, export) of an active job and write a ``phase`` event."""
-    ok = _transition(s, job_id, states.ACTIVE, {"phase": phase})
+    ok = _update(s, job_id, states.ACTIVE, {"phase": phase})
     if ok:
         append_event(s, job_id, "phase", {"phase": phase})
     return ok
@@ -193,7 +223,7 @@ def set_progress(s: Session, job_id: str, step: int, total: int) -> bool:
 
     One event row per call: callers throttle (e.g. every ``log_every`` steps or once a second).
     """
-    ok = _transition(s, job_id, states.ACTIVE, {"progress_step": step, "progress_total": total})
+    ok = _update(s, job_id, states.ACTIVE, {"progress_step": step, "progress_total": total})
     if ok:
         append_event(s, job_id, "progress", {"step": step, "total": total})
     return ok
@@ -208,17 +238,13 @@ def finish_job(
         raise ValueError(f"finish_job: {status!r} is not a terminal status")
     current = s.execute(select(Job.status).where(Job.id == job_id)).scalar_one_or_none()
     now = utcnow()
-    ok = _transition(
+    ok = _change_status(
         s,
         job_id,
-        states.ACTIVE,
-        {
-            "status": status,
-            "error": dict(error) if error else None,
-            "finished_at": now,
-            "lease_expires_at": None,
-        },
+        states.JobState(status),
+        {"error": dict(error) if error else None, "finished_at": now, "lease_expires_at": None},
         Job.worker_id == worker_id,
+        sources=states.sources_of(status) & states.ACTIVE,  # held by a worker: not queued
     )
     if ok:
         data: dict[str, Any] = {"worker_id": worker_id}
@@ -244,18 +270,13 @@ def request_cancel(s: Session, job_id: str) -> str:
         if current == states.CANCELLING:
             return states.CANCELLING
         if current == states.QUEUED:
-            values = {
-                "status": states.CANCELLED,
-                "cancel_requested": True,
-                "finished_at": utcnow(),
-                "lease_expires_at": None,
-            }
-            if _transition(s, job_id, [states.QUEUED], values):
-                _status_event(s, job_id, states.CANCELLED, states.QUEUED, reason="cancel_requested")
+            values = {"cancel_requested": True, "finished_at": utcnow(), "lease_expires_at": None}
+            if _change_status(s, job_id, states.CANCELLED, values, sources=[current]):
+                _status_event(s, job_id, states.CANCELLED, current, reason="cancel_requested")
                 return states.CANCELLED
         else:
-            values = {"status": states.CANCELLING, "cancel_requested": True}
-            if _transition(s, job_id, [current], values):
+            values = {"cancel_requested": True}
+            if _change_status(s, job_id, states.CANCELLING, values, sources=[current]):
                 _status_event(s, job_id, states.CANCELLING, current, reason="cancel_requested")
                 return states.CANCELLING
     raise states.TransitionError(f"job {job_id} changed state while cancelling; retry", current=None)
@@ -288,12 +309,12 @@ def requeue_expired(s: Session, now: datetime | None = None) -> list[str]:
         expired = and_(Job.lease_expires_at < now, Job.attempt == attempt)
         lost = {"reason": "lease_expired", "worker_id": worker_id, "attempt": attempt}
         if status == states.CANCELLING:
-            values = {"status": states.CANCELLED, "finished_at": now, "lease_expires_at": None}
-            if _transition(s, job_id, [status], values, expired):
+            values = {"finished_at": now, "lease_expires_at": None}
+            if _change_status(s, job_id, states.CANCELLED, values, expired, sources=[status]):
                 _status_event(s, job_id, states.CANCELLED, status, **lost)
         elif attempt < max_attempts:
-            values = {"status": states.QUEUED, "worker_id": None, "lease_expires_at": None}
-            if _transition(s, job_id, [status], values, expired):
+            values = {"worker_id": None, "lease_expires_at": None}
+            if _change_status(s, job_id, states.QUEUED, values, expired, sources=[status]):
                 _status_event(s, job_id, states.QUEUED, status, **lost)
                 requeued.append(job_id)
         else:
@@ -302,8 +323,8 @@ def requeue_expired(s: Session, now: datetime | None = None) -> list[str]:
                 "message": f"worker {worker_id} stopped heartbeating; attempt {attempt} of {max_attempts}",
                 "param": None,
             }
-            values = {"status": states.FAILED, "error": error, "finished_at": now, "lease_expires_at": None}
-            if _transition(s, job_id, [status], values, expired):
+            values = {"error": error, "finished_at": now, "lease_expires_at": None}
+            if _change_status(s, job_id, states.FAILED, values, expired, sources=[status]):
                 _status_event(s, job_id, states.FAILED, status, error=error, **lost)
     if rows:
         log.info("reaper: %d expired lease(s), %d re-queued", len(rows), len(requeued))

@@ -1,25 +1,71 @@
-"""Job states and the allowed transitions (``docs/service-design.md``, "Job states").
+"""Job states, the worker's run outcomes and the allowed transitions: the one place they are
+spelled (``docs/service-design.md``, "Job states").
 
+Both the API and the worker import this module (it is torch-free; ``api`` never imports
+``worker``). Members are ``str``-valued, so the database keeps the same strings (``"queued"``
+...), a member compares equal to its string, and one read back from the database (a plain
+``str``) finds its member in every set and table here.
+
+Every state change of ``api.db.jobs_repo`` goes through ``TRANSITIONS``: its conditional
+``UPDATE ... WHERE status IN (...)`` takes its sources from ``sources_of``, and a change from a
+known state is checked with ``check_transition``, which raises ``IllegalTransition``.
 Terminal states never change. ``phase`` (train, eval, export) is a field, not a state.
 """
 
 from __future__ import annotations
 
+from enum import Enum
+
 from mar_core.errors import MarError
 
-QUEUED = "queued"
-STARTING = "starting"
-RUNNING = "running"
-CANCELLING = "cancelling"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-CANCELLED = "cancelled"
 
-ALL_STATES: tuple[str, ...] = (QUEUED, STARTING, RUNNING, CANCELLING, SUCCEEDED, FAILED, CANCELLED)
-TERMINAL: frozenset[str] = frozenset({SUCCEEDED, FAILED, CANCELLED})
-ACTIVE: frozenset[str] = frozenset({STARTING, RUNNING, CANCELLING})  # a worker holds a lease
+class _StrValue(str, Enum):
+    """A ``str`` enum whose ``str()`` and f-string form is its value (``enum.StrEnum`` from 3.11)."""
 
-TRANSITIONS: dict[str, frozenset[str]] = {
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    __format__ = str.__format__
+
+
+class JobState(_StrValue):
+    """The ``status`` of a job row."""
+
+    QUEUED = "queued"
+    STARTING = "starting"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class RunOutcome(_StrValue):
+    """How one run of a job ended for the worker: the child's result file, ``Supervisor.run``
+    and ``run_job_once``. The three terminal job states, plus three that are not job states."""
+
+    SUCCEEDED = JobState.SUCCEEDED.value
+    FAILED = JobState.FAILED.value
+    CANCELLED = JobState.CANCELLED.value
+    SKIPPED = "skipped"  # not ours to run (duplicate delivery, cancelled or taken, worker stopping)
+    LOST = "lost"  # the lease was lost: someone else owns the job now
+    RELEASED = "released"  # the worker is shutting down: the job went back to the queue
+
+
+# Short names, as used across the service (``states.QUEUED``).
+QUEUED = JobState.QUEUED
+STARTING = JobState.STARTING
+RUNNING = JobState.RUNNING
+CANCELLING = JobState.CANCELLING
+SUCCEEDED = JobState.SUCCEEDED
+FAILED = JobState.FAILED
+CANCELLED = JobState.CANCELLED
+
+ALL_STATES: tuple[JobState, ...] = tuple(JobState)
+TERMINAL: frozenset[JobState] = frozenset({SUCCEEDED, FAILED, CANCELLED})
+ACTIVE: frozenset[JobState] = frozenset({STARTING, RUNNING, CANCELLING})  # a worker holds a lease
+
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     QUEUED: frozenset({STARTING, CANCELLED}),
     STARTING: frozenset({RUNNING, QUEUED, CANCELLING, SUCCEEDED, FAILED, CANCELLED}),
     RUNNING: frozenset({QUEUED, CANCELLING, SUCCEEDED, FAILED, CANCELLED}),
@@ -28,16 +74,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     FAILED: frozenset(),
     CANCELLED: frozenset(),
 }
-
-
-def can_transition(src: str, dst: str) -> bool:
-    """Whether ``src -> dst`` is allowed."""
-    return dst in TRANSITIONS.get(src, frozenset())
-
-
-def sources_of(dst: str) -> frozenset[str]:
-    """Every state from which ``dst`` may be entered."""
-    return frozenset(s for s, targets in TRANSITIONS.items() if dst in targets)
 
 
 class TransitionError(MarError):
@@ -49,6 +85,40 @@ class TransitionError(MarError):
     def __init__(self, message: str, current: str | None = None):
         super().__init__(message, param=None)
         self.current = current
+
+
+class IllegalTransition(TransitionError):
+    """A change ``current -> new`` that ``TRANSITIONS`` does not allow (or of an unknown state).
+
+    Raised before anything is written; reaching it from a request is a bug in the service."""
+
+    def __init__(self, current: str, new: str):
+        allowed = TRANSITIONS.get(current)  # type: ignore[call-overload]
+        if current not in ALL_STATES or new not in ALL_STATES:
+            why = f"unknown state {current!s}" if current not in ALL_STATES else f"unknown state {new!s}"
+        elif not allowed:
+            why = f"{current} is terminal"
+        else:
+            why = f"from {current} only to {', '.join(sorted(allowed))}"
+        super().__init__(f"illegal job state transition {current} -> {new} ({why})", current=str(current))
+        self.new = str(new)
+
+
+def can_transition(src: str, dst: str) -> bool:
+    """Whether ``src -> dst`` is allowed."""
+    return dst in TRANSITIONS.get(src, frozenset())  # type: ignore[call-overload]
+
+
+def check_transition(current: str, new: str) -> JobState:
+    """``new`` as a ``JobState`` when ``current -> new`` is allowed; else ``IllegalTransition``."""
+    if not can_transition(current, new):
+        raise IllegalTransition(current, new)
+    return JobState(new)
+
+
+def sources_of(dst: str) -> frozenset[JobState]:
+    """Every state from which ``dst`` may be entered (the ``WHERE status IN`` of a change)."""
+    return frozenset(s for s, targets in TRANSITIONS.items() if dst in targets)
 
 
 class JobNotFoundError(MarError, LookupError):

@@ -307,13 +307,6 @@ def test_session_scope_rolls_back(factory):
         assert s.execute(select(Job)).first() is None
 
 
-def test_transition_table():
-    assert all(not states.TRANSITIONS[t] for t in states.TERMINAL)
-    assert states.sources_of("starting") == {"queued"}
-    assert states.can_transition("running", "queued") and not states.can_transition("queued", "running")
-    assert set(states.ALL_STATES) == set(states.TRANSITIONS)
-
-
 def test_migration_matches_the_models(engine):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext

@@ -10,9 +10,10 @@ import threading
 import time
 from pathlib import Path
 
+from api.db.states import RunOutcome
 from worker.procs import pid_alive
 from worker.store import Claim
-from worker.supervisor import LOST, RELEASED, Supervisor, SupervisorConfig
+from worker.supervisor import Supervisor, SupervisorConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -108,7 +109,7 @@ def test_child_ignoring_sigterm_is_killed_after_grace(tmp_path):
 def test_lost_lease_kills_child_and_reports_nothing(tmp_path):
     sup, store = make(tmp_path, "stubborn")
     _set_later(lambda: setattr(store, "lease_ok", False), 0.5)
-    assert sup.run() == LOST
+    assert sup.run() == RunOutcome.LOST
     assert store.finished == []
     assert not pid_alive(child_pid(store))
 
@@ -118,7 +119,7 @@ def test_worker_shutdown_releases_the_job(tmp_path):
     sup, store = make(tmp_path, "run")
     sup.worker_stopping = flag.is_set
     _set_later(flag.set, 0.5)
-    assert sup.run() == RELEASED
+    assert sup.run() == RunOutcome.RELEASED
     assert store.finished == [] and store.released == 1
     assert store.beats >= 1
 
@@ -145,5 +146,5 @@ def test_a_stopping_worker_claims_nothing_and_passes_the_job_on(monkeypatch):
     nudged = []
     monkeypatch.setattr(runtime, "_nudge", nudged.append)
     monkeypatch.setattr(runtime, "DbJobStore", lambda *_: (_ for _ in ()).throw(AssertionError("claimed")))
-    assert runtime.run_job_once("job1", "w1", worker_stopping=lambda: True) == runtime.SKIPPED
+    assert runtime.run_job_once("job1", "w1", worker_stopping=lambda: True) == RunOutcome.SKIPPED
     assert nudged == ["job1"]
