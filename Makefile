@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test lint install clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -17,10 +17,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/mar demo
 
-test: $(STAMP)
+test: $(STAMP) lint
 	@# pytest exits 5 when it collected no test: that is a failure, never a pass.
 	$(VENV)/bin/python -m pytest -q -ra $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo 'make test: no test ran' >&2; exit 1; fi; exit $$rc
+
+# The package graph (import-linter contracts in pyproject.toml) and ruff's lint and format rules.
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 clean:
 	rm -rf $(VENV) .pytest_cache

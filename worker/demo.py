@@ -101,7 +101,7 @@ def _failed(job: dict[str, Any], label: str) -> bool:
 
 def run_demo(host: str, port: int, *, workers: int = 1, quick: bool = False, train_teacher: bool = False) -> int:
     """The demo; returns the exit code. By default the teacher is the benchmark's published one
-    (``worker.demo_specs.bench_setup``); ``quick`` or ``train_teacher`` (or no published teacher)
+    (``worker.demo_specs.published_teacher``); ``quick`` or ``train_teacher`` (or no published teacher)
     train one through the service first."""
     from api.client import MarClient
     from api.settings import get_settings
@@ -112,11 +112,12 @@ def run_demo(host: str, port: int, *, workers: int = 1, quick: bool = False, tra
     t0 = time.monotonic()
     info = prepare_state()
     settings = get_settings()
-    bench_data, published, published_report = demo_specs.bench_setup()
+    found = demo_specs.published_teacher()
+    published, published_report = found if found else (None, None)
     use_published = published is not None and not (quick or train_teacher)
     if not use_published and not quick and not train_teacher:
         print("no published benchmark teacher in benchmarks/teachers/: training one first", flush=True)
-    params = demo_specs.QUICK_DATA if quick else bench_data if use_published else demo_specs.DATA
+    params = demo_specs.QUICK_DATA if quick else demo_specs.PUBLISHED_DATA if use_published else demo_specs.DATA
     iters = demo_specs.QUICK_ITERATIONS if quick else demo_specs.ITERATIONS
     size = params["image_size"]
     name = "demo-shapes-quick" if quick else "bench-shapes" if use_published else "demo-shapes"
@@ -132,7 +133,7 @@ def run_demo(host: str, port: int, *, workers: int = 1, quick: bool = False, tra
                 teacher_row = ("teacher R50-FPN128 (published)", None, (published_report or {}).get("eval", {}).get("AP"),
                                teacher_dir / "model.pt")
                 print(f"teacher: {teacher_dir} (RetinaNet R50, FPN 128, trained by `mar bench quality`)", flush=True)
-                specs = demo_specs.bench_student_specs(data_dir, teacher_dir)
+                specs = demo_specs.published_student_specs(data_dir, teacher_dir)
                 baseline_spec, mar_spec = specs["baseline"], specs["mar"]
             else:
                 teacher = client.submit(demo_specs.teacher_spec(data_dir, iters["teacher"], size))

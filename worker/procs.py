@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import time
 
 logger = logging.getLogger(__name__)
@@ -69,3 +70,16 @@ def wait_gone(pid: int, timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return not pid_alive(pid)
+
+
+def stop_event_on_signals() -> threading.Event:
+    """An event set by the first SIGTERM or SIGINT (a graceful stop of a long-running command)."""
+    stop = threading.Event()
+
+    def handler(signum, _frame):
+        logger.info("received %s; stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop

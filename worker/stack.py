@@ -34,7 +34,7 @@ class StackError(MarError):
 
     code = "stack_failed"
 
-MAR = [sys.executable, "-m", "mar_core.cli.main"]  # the ``mar`` console script of this interpreter
+MAR = [sys.executable, "-m", "mar_cli.main"]  # the ``mar`` console script of this interpreter
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -1,2 +1,2 @@
-"""The ``mar`` command line. Each sub-command module defines ``register(subparsers)`` and
-imports torch (or anything heavy) only inside its handlers, so ``mar --help`` stays fast."""
+"""The library's own commands (``mar run``, ``mar data``) and the CLI argument types every command
+module shares. The ``mar`` program itself is composed in ``mar_cli`` (top of the package graph)."""

@@ -1,5 +1,5 @@
 """``mar data synth`` (write the synthetic shapes dataset) and ``mar data check`` (load and
-summarise a dataset). torch and PIL are imported inside the handlers only."""
+summarise a dataset)."""
 
 from __future__ import annotations
 
@@ -7,33 +7,25 @@ import argparse
 import json
 from pathlib import Path
 
+from mar_core.cli.argtypes import int_in
+from mar_core.data.registry import dataset_summary, load_dataset
+from mar_core.data.synth import generate_synthetic
 from mar_core.errors import DatasetError, SpecError
+from mar_core.spec import DatasetSpec, parse_spec
 
 
-def _int_in(lo: int, hi: int | None = None):
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if v < lo or (hi is not None and v > hi):
-            raise argparse.ArgumentTypeError(f"must be in {lo}..{hi if hi is not None else 'inf'}, got {v}")
-        return v
-    return parse
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``mar data synth`` and ``mar data check``."""
-    p = sub.add_parser("data", help="datasets: synthesise, check")
+def register(add) -> None:
+    """Add ``mar data synth`` and ``mar data check``; ``add(name)`` returns a command's parser."""
+    p = add("data")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
 
     s = data_sub.add_parser("synth", help="write the deterministic synthetic shapes dataset (COCO layout)")
     s.add_argument("--out", required=True, type=Path, help="output folder")
-    s.add_argument("--seed", type=_int_in(0), default=0)
-    s.add_argument("--num-train", type=_int_in(1), default=400)
-    s.add_argument("--num-val", type=_int_in(1), default=100)
-    s.add_argument("--image-size", type=_int_in(32, 2048), default=128, help="side in pixels")
-    s.add_argument("--num-classes", type=_int_in(1, 7), default=6, help="shape classes (1..7)")
+    s.add_argument("--seed", type=int_in(0), default=0)
+    s.add_argument("--num-train", type=int_in(1), default=400)
+    s.add_argument("--num-val", type=int_in(1), default=100)
+    s.add_argument("--image-size", type=int_in(32, 2048), default=128, help="side in pixels")
+    s.add_argument("--num-classes", type=int_in(1, 7), default=6, help="shape classes (1..7)")
     s.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
     s.set_defaults(handler=_synth)
 
@@ -47,8 +39,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from mar_core.data.synth import generate_synthetic
-
     try:
         summary = generate_synthetic(args.out, seed=args.seed, num_train=args.num_train, num_val=args.num_val,
                                      image_size=args.image_size, num_classes=args.num_classes,
@@ -62,8 +52,6 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _dataset_spec(args: argparse.Namespace):
-    from mar_core.spec import DatasetSpec, parse_spec
-
     target = Path(args.target)
     if target.is_file():
         dataset = parse_spec(target).dataset
@@ -79,8 +67,6 @@ def _dataset_spec(args: argparse.Namespace):
 
 
 def _check(args: argparse.Namespace) -> int:
-    from mar_core.data.registry import dataset_summary, load_dataset
-
     spec = _dataset_spec(args)
     out = {}
     for split in dict.fromkeys((spec.train_split, spec.val_split)):

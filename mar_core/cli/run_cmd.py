@@ -7,9 +7,15 @@ import json
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run a job spec locally (resumes when DIR holds a checkpoint)")
+from mar_core.run import run_job
+from mar_core.spec import parse_spec
+
+
+def register(add) -> None:
+    """Add ``mar run``; ``add(name)`` returns a command's parser."""
+    p = add("run")
     p.add_argument("spec", type=Path, help="job spec JSON file")
     p.add_argument("--workdir", type=Path, required=True, help="output folder (resumes from its checkpoint)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="override resources.device")
@@ -21,7 +27,6 @@ class ProgressBar:
     """Turns progress events into a tqdm bar on stderr."""
 
     def __init__(self, enabled: bool):
-        from tqdm import tqdm
         self.bar = tqdm(total=0, unit="step", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
 
     def __call__(self, event: dict) -> None:
@@ -42,11 +47,7 @@ class ProgressBar:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mar_core.spec import parse_spec
-
     spec = parse_spec(args.spec)  # SpecError -> exit 2 with the field named
-    from mar_core.run import run_job  # torch is imported only now
-
     bar = ProgressBar(enabled=not args.no_progress)
     try:
         report = run_job(spec, args.workdir, progress=bar, device=args.device)

@@ -14,7 +14,9 @@ import pytest
 from api.db import jobs_repo
 from api.db.session import session_scope
 from api.settings import get_settings
-from mar_core.cli.main import main
+from api import client_cmd
+from api.client import MarClient
+from mar_cli.main import main
 from tests.api.conftest import train_spec
 
 
@@ -147,11 +149,8 @@ def test_wait_on_a_failed_job_exits_1(key, tmp_path, capsys, db):
     with session_scope(db) as s:
         jobs_repo.request_cancel(s, other)
     assert main(["status", other, "--wait"]) == 0
-    from api.client import MarClient
-    from mar_core.cli import service_cmd
-
     with MarClient() as client:
-        assert service_cmd._follow(client, job_id) == 1
+        assert client_cmd._follow(client, job_id) == 1
     assert "dataset_invalid (dataset.path): bad" in capsys.readouterr().err
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from mar_core.bench.plan import best_peers, plan_runs, student_run
-from mar_core.bench.presets import FALLBACK_PEERS, PEERS, get_preset
-from mar_core.bench.stats import Summary, beats_by_two_spreads
-from mar_core.bench.store import ResultStore
-from mar_core.cli.main import main
+from benchmarks.plan import best_peers, plan_runs, student_run
+from benchmarks.presets import FALLBACK_PEERS, PEERS, get_preset
+from benchmarks.stats import Summary, beats_by_two_spreads
+from benchmarks.store import ResultStore
+from mar_cli.main import main
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -36,7 +36,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def smoke_results(tmp_path_factory, one_thread) -> dict:
     """One smoke quality run (teacher + 2 students) shared by the tests of this module."""
-    from mar_core.bench.quality import run_quality
+    from benchmarks.quality import run_quality
 
     root = tmp_path_factory.mktemp("bench")
     results, cache = root / "results", root / "cache"
@@ -82,7 +82,7 @@ def test_a_trained_teacher_is_published_in_float16_and_reused_by_a_fresh_clone(s
 
     import torch
 
-    from mar_core.bench.quality import run_quality
+    from benchmarks.quality import run_quality
 
     published = list((smoke_results["root"] / "teachers").iterdir())
     assert len(published) == 1 and published[0].name.startswith("smoke-")
@@ -203,7 +203,7 @@ def test_two_spreads_verdict():
 
 
 def test_same_seed_gains_pair_only_the_seeds_both_have():
-    from mar_core.bench.stats import same_seed_gains
+    from benchmarks.stats import same_seed_gains
 
     line = same_seed_gains({0: 0.50, 1: 0.46, 2: 0.49}, {0: 0.49, 1: 0.45, 2: 0.50, 3: 0.1})
     assert line.startswith("above the baseline on 2 of 3 seeds (s0 +1.00, s1 +1.00, s2 -1.00; mean +0.33 ± 1.15")
@@ -213,8 +213,8 @@ def test_same_seed_gains_pair_only_the_seeds_both_have():
 
 def test_report_verdicts_from_fake_records(tmp_path):
     """The verdict lines read the numbers of the records (no training here)."""
-    from mar_core.bench.plan import teacher_run
-    from mar_core.bench.report import render_report
+    from benchmarks.plan import teacher_run
+    from benchmarks.report import render_report
 
     preset = get_preset("cpu")
     long = preset.group("retina-synth-long")
@@ -254,7 +254,7 @@ def test_report_verdicts_from_fake_records(tmp_path):
 
 
 def test_relation_memory_exponent_tells_linear_from_quadratic_growth():
-    from mar_core.bench.report_glance import memory_exponent
+    from benchmarks.report_glance import memory_exponent
 
     ns = [256, 1024, 4096, 16384]
     rows = [{"form": "gram", "N": n, "peak_rss_mb": 3.0 + n * 0.01} for n in ns]
@@ -274,7 +274,7 @@ def test_distill_fields_are_partitioned_between_mar_peers_and_shared():
 
 def test_a_new_mar_default_rekeys_mar_runs_but_not_peers():
     """A MAR value that differs (as a changed default would) changes MAR's key, not a peer's."""
-    from mar_core.bench.plan import student_run
+    from benchmarks.plan import student_run
 
     preset = get_preset("cpu")
     group = preset.group("retina-synth-short")
@@ -303,7 +303,7 @@ def test_tune_runs_the_chosen_grid_points_and_refuses_unknown_ones(smoke_results
 
 def test_tune_points_spell_out_every_tuned_value():
     """Grid points carry GRID_BASE in full, so a change of MAR's defaults keeps their keys."""
-    from mar_core.bench.tune import GRID_BASE, plan_tune
+    from benchmarks.tune import GRID_BASE, plan_tune
     from mar_core.spec import MAR_FIELDS, SHARED_DISTILL_FIELDS
 
     assert set(GRID_BASE) <= MAR_FIELDS | SHARED_DISTILL_FIELDS
@@ -326,7 +326,7 @@ def test_teachers_only_trains_and_publishes_without_students(tmp_path, capsys):
 def test_peer_weights_are_in_the_spec_that_is_hashed():
     """A peer's weights are resolved before hashing: the benchmark's calibrated ones for its
     students, the published defaults otherwise; a different weight is a different run."""
-    from mar_core.bench.presets import CALIBRATED_PEERS, CALIBRATED_PEERS_TWO_STAGE
+    from benchmarks.presets import CALIBRATED_PEERS, CALIBRATED_PEERS_TWO_STAGE
 
     preset = get_preset("cpu")
     group = preset.group("retina-synth-short")
@@ -363,8 +363,8 @@ def test_calibrate_reports_every_term_against_the_classification_loss(smoke_resu
 def test_a_diverging_run_is_reported_and_the_next_one_still_runs(smoke_results, tmp_path):
     import shutil
 
-    from mar_core.bench.plan import student_run
-    from mar_core.bench.quality import Runner
+    from benchmarks.plan import student_run
+    from benchmarks.quality import Runner
 
     shutil.copytree(smoke_results["root"] / "teachers", tmp_path / "teachers")
     preset = get_preset("smoke")
@@ -384,7 +384,7 @@ def test_a_diverging_run_is_reported_and_the_next_one_still_runs(smoke_results, 
 def test_the_defaults_are_the_tuning_grids_chosen_point():
     """MAR's defaults are a grid point, so the group's ``mar`` seed 0 is that tune run (one key);
     update STAGE_2 / the grid with the defaults."""
-    from mar_core.bench.tune import plan_tune
+    from benchmarks.tune import plan_tune
 
     preset = get_preset("cpu")
     mar_s0 = student_run(preset, preset.group("retina-synth-short"), "mar", 0).key
@@ -398,7 +398,7 @@ def test_a_dataset_being_generated_by_another_process_is_waited_for(tmp_path):
     import threading
     import time
 
-    from mar_core.bench.quality import prepare_dataset
+    from benchmarks.quality import prepare_dataset
 
     data = get_preset("smoke").datasets["synth"]
     out = tmp_path / "data" / data.logical_path.split("/", 1)[1]
@@ -419,7 +419,7 @@ def test_a_dataset_being_generated_by_another_process_is_waited_for(tmp_path):
 def test_tune_outcome_names_the_best_point_and_those_too_close_to_tell_apart():
     from types import SimpleNamespace
 
-    from mar_core.bench.report import _tune_outcome
+    from benchmarks.report import _tune_outcome
 
     def point(label, ap):
         return SimpleNamespace(label=label, key=f"k-{label}"), {"key": f"k-{label}", "eval": {"AP": ap}}
@@ -433,8 +433,8 @@ def test_tune_outcome_names_the_best_point_and_those_too_close_to_tell_apart():
 
 
 def test_ablations_are_set_against_full_mar(tmp_path):
-    from mar_core.bench.group_view import GroupView
-    from mar_core.bench.report import _ablations
+    from benchmarks.group_view import GroupView
+    from benchmarks.report import _ablations
 
     preset = get_preset("cpu")
     short = preset.group("retina-synth-short")

@@ -8,7 +8,7 @@ import sys
 
 
 def mar(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "mar_core.cli.main", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "mar_cli.main", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=300)
 
 

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from pycocotools.cocoeval import COCOeval
 
-from mar_core.cli.main import main as cli_main
+from mar_cli.main import main as cli_main
 from mar_core.data import DetectionDataset, build_eval_loader, dataset_summary, load_coco, load_dataset
 from mar_core.errors import DatasetError, PathOutsideRootError
 from mar_core.spec import DatasetSpec

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from mar_core.bench.quality import RunBusy, _locked
+from benchmarks.quality import RunBusy, _locked
 from mar_core.file_lock import LockHeld, file_lock
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mar_core.bench.relation_perf import measure_in_subprocess
+from benchmarks.relation_perf import measure_in_subprocess
 from mar_core.distill.relation import relation_loss, relation_loss_naive
 
 SHAPES = [(5, 7), (4, 4), (1, 3)]  # three levels, one of them a single row

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mar_core.cli.main import main as cli_main
+from mar_cli.main import main as cli_main
 from mar_core.data import dataset_summary, generate_synthetic, load_dataset
 from mar_core.data.synth import SHAPES, _shape_mask, _tight_box
 from mar_core.errors import DatasetError

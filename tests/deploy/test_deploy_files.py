@@ -493,7 +493,7 @@ def test_dockerignore_keeps_the_context_small_and_complete():
     for rel in (
         "pyproject.toml",
         "README.md",
-        "mar_core/cli/main.py",
+        "mar_cli/main.py",
         "api/alembic.ini",
         "api/migrations/env.py",
         "worker/__init__.py",
@@ -545,7 +545,7 @@ class Block(importlib.abc.MetaPathFinder):
         return None
 
 sys.meta_path.insert(0, Block())
-from mar_core.cli.main import build_parser
+from mar_cli.main import build_parser
 build_parser()
 import api
 n = 0

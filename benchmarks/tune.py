@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mar_core.bench.plan import RunDef, student_run
-from mar_core.bench.presets import Preset
-from mar_core.bench.quality import QualitySummary, Runner
-from mar_core.bench.store import ResultStore
+from benchmarks.plan import RunDef, student_run
+from benchmarks.presets import Preset
+from benchmarks.quality import QualitySummary, Runner
+from benchmarks.store import ResultStore
 
 TUNE_GROUP_SUFFIX = "-short"
 TUNE_SEED = 0

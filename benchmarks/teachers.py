@@ -20,8 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mar_core.bench.plan import RunDef
-from mar_core.bench.store import DEFAULT_RESULTS
+from benchmarks.plan import RunDef
+from benchmarks.store import DEFAULT_RESULTS
 
 log = logging.getLogger(__name__)
 

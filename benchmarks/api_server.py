@@ -2,7 +2,7 @@
 uvicorn on 127.0.0.1, with the Celery nudge stubbed (no broker, no worker: a submitted job only
 becomes a queued row).
 
-    python -m mar_core.bench.api_server --state DIR --database-url URL --data-root DIR --port N
+    python -m benchmarks.api_server --state DIR --database-url URL --data-root DIR --port N
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """API latency of ``POST /jobs`` and ``GET /jobs/{id}/metrics`` under concurrent clients, on
 the embedded default (SQLite) and on PostgreSQL.
 
-The server runs in a subprocess (``mar_core.bench.api_server``: uvicorn, one worker, the Celery
+The server runs in a subprocess (``benchmarks.api_server``: uvicorn, one worker, the Celery
 nudge stubbed), so clients and server do not share a GIL. Before it starts, this process migrates
 the database, creates an API key (``keys_repo``) and a job holding ``metric_points`` metric
 points (``jobs_repo.append_metrics``: 10 series). PostgreSQL (127.0.0.1:5432, database
@@ -106,7 +106,7 @@ def _server(state: Path, url: str, data_root: Path) -> Iterator[str]:
     cmd = [
         sys.executable,
         "-m",
-        "mar_core.bench.api_server",
+        "benchmarks.api_server",
         "--state",
         str(state),
         "--database-url",

@@ -16,8 +16,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from mar_core.bench.plan import dataset_section
-from mar_core.bench.presets import PEERS, Preset
+from benchmarks.plan import dataset_section
+from benchmarks.presets import PEERS, Preset
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from mar_core.bench.presets import (
+from benchmarks.presets import (
     BEST_PEERS,
     FALLBACK_PEERS,
     PEERS,
@@ -23,7 +23,7 @@ from mar_core.bench.presets import (
     TeacherDef,
     student_distill,
 )
-from mar_core.bench.store import ResultStore, spec_key
+from benchmarks.store import ResultStore, spec_key
 from mar_core.names import is_two_stage
 from mar_core.spec import JobSpec, distill_fields_read
 

@@ -3,7 +3,7 @@
 A *group* is a set of students trained with the same data, schedule and budget (iterations,
 batch, lr), differing only in their distillation; every student runs once per seed. A *preset*
 is a list of groups plus what they share. Everything here is plain data (torch-free): specs are
-built in ``mar_core.bench.plan``.
+built in ``benchmarks.plan``.
 
 Schedules of the ``cpu`` preset, calibrated on a 2-core CPU (AMD EPYC, torch 2.14.1): a
 RetinaNet-R18 (FPN 64) step at 128 px, batch 8, takes about 0.15 s on an idle machine; ``mar

@@ -14,15 +14,15 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from mar_core.bench.group_view import GroupView, record_ap
-from mar_core.bench.markdown import table
-from mar_core.bench.perf import PARTS as PERF_PARTS
-from mar_core.bench.perf_format import FORMATTERS
-from mar_core.bench.plan import student_run
-from mar_core.bench.presets import REPORTED_PRESETS, Preset, get_preset
-from mar_core.bench.report_glance import glance_section
-from mar_core.bench.stats import Summary, beats_by_two_spreads, same_seed_gains, seed_spread
-from mar_core.bench.store import REPO_ROOT, ResultStore
+from benchmarks.group_view import GroupView, record_ap
+from benchmarks.markdown import table
+from benchmarks.perf import PARTS as PERF_PARTS
+from benchmarks.perf_format import FORMATTERS
+from benchmarks.plan import student_run
+from benchmarks.presets import REPORTED_PRESETS, Preset, get_preset
+from benchmarks.report_glance import glance_section
+from benchmarks.stats import Summary, beats_by_two_spreads, same_seed_gains, seed_spread
+from benchmarks.store import REPO_ROOT, ResultStore
 
 CONVERGED_RISE = 0.005  # AP (0.5 points): "no longer rises" over the last fifth
 TEACHER_MARGIN = 0.02  # AP: a teacher "clearly better" than the baseline student
@@ -383,7 +383,7 @@ def _perf_section(store: ResultStore, presets: list[str]) -> list[str]:
 
 
 def _tune_section(store: ResultStore, presets: list[str]) -> list[str]:
-    from mar_core.bench.tune import TUNE_SEED, plan_tune, tune_group
+    from benchmarks.tune import TUNE_SEED, plan_tune, tune_group
 
     lines = [
         "## Tuning: what was tried (`mar bench tune`)",
@@ -420,7 +420,7 @@ def _tune_section(store: ResultStore, presets: list[str]) -> list[str]:
                     "missing" if rec is None else _mean_wall([rec]),
                 ]
             )
-        from mar_core.bench.tune import GRID_BASE
+        from benchmarks.tune import GRID_BASE
         from mar_core.spec import DistillSpec
 
         now = DistillSpec()
@@ -514,7 +514,7 @@ def render_report(store: ResultStore, presets: list[str] | None = None) -> str:
 
 def _calibration_section(store: ResultStore, presets: list[str]) -> list[str]:
     """The ``calibrate-<preset>-<group>.json`` files: KD term sizes against the classification loss."""
-    from mar_core.bench.calibrate import format_calibration
+    from benchmarks.calibrate import format_calibration
 
     files = [f for name in presets for f in sorted(store.root.glob(f"calibrate-{name}-*.json"))]
     if not files:

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mar_core.bench.plan import TEACHER_PREFIX, RunDef, plan_runs, teacher_run
-from mar_core.bench.presets import SYNTH_KIND, DataDef, Preset
-from mar_core.bench.store import REPO_ROOT, ResultStore
-from mar_core.bench.teachers import is_published, publish_teacher, published_dir, teachers_beside
+from benchmarks.plan import TEACHER_PREFIX, RunDef, plan_runs, teacher_run
+from benchmarks.presets import SYNTH_KIND, DataDef, Preset
+from benchmarks.store import REPO_ROOT, ResultStore
+from benchmarks.teachers import is_published, publish_teacher, published_dir, teachers_beside
 from mar_core.errors import MarError
 from mar_core.file_lock import LockHeld, file_lock
 
@@ -120,7 +120,7 @@ def summarise_metrics(path: Path) -> dict[str, Any]:
 
 
 def _record(run: RunDef, report: dict[str, Any], workdir: Path, command: str) -> dict[str, Any]:
-    from mar_core.bench.machine import machine_info
+    from benchmarks.machine import machine_info
 
     return {
         "key": run.key,
@@ -187,7 +187,7 @@ def teacher_ready(cache: Path, key: str) -> bool:
 
 
 class Runner:
-    """Executes runs one by one: trains and publishes (``mar_core.bench.teachers``) the teacher a
+    """Executes runs one by one: trains and publishes (``benchmarks.teachers``) the teacher a
     run needs first, skips cached runs (unless ``rerun``) and runs another process holds, stops
     after ``max_runs`` trainings. Published teachers live in ``teachers`` (default: beside the
     results folder)."""

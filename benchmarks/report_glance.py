@@ -12,11 +12,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from mar_core.bench.group_view import GroupView
-from mar_core.bench.markdown import table
-from mar_core.bench.presets import get_preset
-from mar_core.bench.stats import beats_by_two_spreads, seed_spread
-from mar_core.bench.store import ResultStore
+from benchmarks.group_view import GroupView
+from benchmarks.markdown import table
+from benchmarks.presets import get_preset
+from benchmarks.stats import beats_by_two_spreads, seed_spread
+from benchmarks.store import ResultStore
 
 OVERHEAD_TARGET = 0.10  # of a student step
 MEMORY_EXPONENT_LIMIT = 1.2  # above it, memory grows like N^2 rather than N

@@ -24,9 +24,13 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_RESULTS = REPO_ROOT / "benchmarks" / "results"
-DEFAULT_CACHE = REPO_ROOT / "benchmarks" / "cache"
+# The benchmark's data folder: ``results/`` (committed), ``teachers/`` (committed) and ``cache/``
+# (ignored). By default the folder of this package, i.e. ``benchmarks/`` of a checkout; the
+# ``MAR_BENCH_DIR`` environment variable points elsewhere (an installed copy has no results).
+BENCH_DIR = Path(os.environ.get("MAR_BENCH_DIR") or Path(__file__).resolve().parent)
+REPO_ROOT = BENCH_DIR.parent  # BENCHMARKS.md, relative paths of presets (BCCD), git revision
+DEFAULT_RESULTS = BENCH_DIR / "results"
+DEFAULT_CACHE = BENCH_DIR / "cache"
 SCHEMA_VERSION = 1
 
 

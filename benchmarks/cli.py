@@ -1,31 +1,33 @@
-"""``mar bench quality|perf|report|tune``: the benchmarks (``mar_core.bench``).
+"""``mar bench quality|perf|report|tune``: the benchmarks (``benchmarks``).
 
 Results are cached in ``benchmarks/results/`` (one committed JSON file per run) and
 ``BENCHMARKS.md`` is generated from them; work folders (datasets, teachers, runs) go to
-``benchmarks/cache/``. torch is imported inside the handlers only.
+``benchmarks/cache/``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shlex
 import sys
 from pathlib import Path
 
-from mar_core.cli.argtypes import positive_int
+import torch
 
-
-def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(t) for t in _csv(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}") from None
-
+from benchmarks.calibrate import calibrate, format_calibration
+from benchmarks.perf import PARTS, PERF_PRESETS, run_perf
+from benchmarks.perf_format import format_part
+from benchmarks.plan import plan_runs
+from benchmarks.presets import PEERS, STUDENTS, get_preset, student_distill
+from benchmarks.quality import Runner, prepare_dataset, run_quality
+from benchmarks.report import write_report
+from benchmarks.store import DEFAULT_CACHE, DEFAULT_RESULTS, REPO_ROOT, ResultStore, write_json_atomic
+from benchmarks.tune import plan_tune, run_tune
+from mar_core.cli.argtypes import csv, csv_ints, positive_int
+from mar_core.errors import SpecError
+from mar_core.names import is_two_stage
 
 
 def _command() -> str:
@@ -37,8 +39,6 @@ def _command() -> str:
 
 
 def _add_paths(p: argparse.ArgumentParser, cache: bool = True) -> None:
-    from mar_core.bench.store import DEFAULT_CACHE, DEFAULT_RESULTS
-
     p.add_argument(
         "--results", type=Path, default=DEFAULT_RESULTS, help="results folder (default: %(default)s)"
     )
@@ -52,23 +52,22 @@ def _add_paths(p: argparse.ArgumentParser, cache: bool = True) -> None:
 
 
 def _add_report_out(p: argparse.ArgumentParser) -> None:
-    from mar_core.bench.store import REPO_ROOT
-
     p.add_argument(
         "--out", type=Path, default=REPO_ROOT / "BENCHMARKS.md", help="report file (default: %(default)s)"
     )
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``mar bench quality``, ``perf``, ``report`` and ``tune``."""
-    p = sub.add_parser("bench", help="benchmarks: quality (AP), perf (speed), report, tune")
+def register(add) -> None:
+    """Add ``mar bench quality``, ``perf``, ``report``, ``tune`` and ``calibrate``; ``add(name)``
+    returns a command's parser."""
+    p = add("bench")
     bench = p.add_subparsers(dest="bench_command", required=True, metavar="ACTION")
 
     q = bench.add_parser("quality", help="train the missing runs of a preset (cached runs are skipped)")
     q.add_argument("--preset", default="cpu", help="cpu | gpu | smoke (default: %(default)s)")
     q.add_argument("--group", action="append", default=None, help="only this group (repeatable)")
-    q.add_argument("--students", type=_csv, default=None, help="only these students, e.g. baseline,mar")
-    q.add_argument("--seeds", type=_ints, default=None, help="only these seeds, e.g. 0")
+    q.add_argument("--students", type=csv, default=None, help="only these students, e.g. baseline,mar")
+    q.add_argument("--seeds", type=csv_ints, default=None, help="only these seeds, e.g. 0")
     q.add_argument(
         "--max-runs",
         type=positive_int,
@@ -101,7 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     f = bench.add_parser("perf", help="speed: training steps, relation loss, masks, API latency")
     f.add_argument("--preset", default="cpu", help="cpu | gpu | smoke (default: %(default)s)")
-    f.add_argument("--parts", type=_csv, default=None, help="subset of steps,relation,masks,api")
+    f.add_argument("--parts", type=csv, default=None, help="subset of steps,relation,masks,api")
     f.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
     _add_paths(f, cache=False)
     _add_report_out(f)
@@ -135,7 +134,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--preset", default="cpu", help="cpu | gpu | smoke (default: %(default)s)")
     c.add_argument("--group", required=True, help="the group whose teacher, student and data are used")
-    c.add_argument("--methods", type=_csv, default=None, help="subset of mar,feature_mse,fgd,mgd,pkd,cwd")
+    c.add_argument("--methods", type=csv, default=None, help="subset of mar,feature_mse,fgd,mgd,pkd,cwd")
     c.add_argument("--batches", type=positive_int, default=4, help="batches averaged (default: %(default)s)")
     c.add_argument("--target", type=float, default=0.5, help="ratio the suggested weights aim at")
     c.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
@@ -144,9 +143,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _preset(name: str):
-    from mar_core.bench.presets import get_preset
-    from mar_core.errors import SpecError
-
     try:
         return get_preset(name)
     except KeyError as e:
@@ -155,7 +151,6 @@ def _preset(name: str):
 
 def _check_group(preset, name: str) -> None:
     """SpecError naming ``--group`` when ``preset`` has no group ``name``."""
-    from mar_core.errors import SpecError
 
     if name not in preset.group_names:
         raise SpecError(
@@ -166,8 +161,6 @@ def _check_group(preset, name: str) -> None:
 
 def _set_threads(threads: int | None) -> None:
     if threads:
-        import torch
-
         torch.set_num_threads(threads)
 
 
@@ -185,20 +178,14 @@ def _print_event(what: str, run, record) -> None:
 
 
 def _write_report(args: argparse.Namespace, presets: list[str] | None = None) -> None:
-    from mar_core.bench.report import write_report
-
     path = write_report(args.results, args.out, presets)
     print(f"report: {path}")
 
 
 def _quality(args: argparse.Namespace) -> int:
-    from mar_core.bench.store import ResultStore
-    from mar_core.errors import SpecError
-
     preset = _preset(args.preset)
     for g in args.group or []:
         _check_group(preset, g)
-    from mar_core.bench.presets import STUDENTS
 
     unknown = [s for s in args.students or [] if s not in STUDENTS]
     if unknown:
@@ -206,8 +193,6 @@ def _quality(args: argparse.Namespace) -> int:
                         param="--students")
     store = ResultStore(args.results)
     if args.list:
-        from mar_core.bench.plan import plan_runs
-
         runs = plan_runs(store, preset, args.group, args.students, args.seeds)
         for run in runs:
             state = "cached " if store.has(run.key) else "missing"
@@ -217,7 +202,6 @@ def _quality(args: argparse.Namespace) -> int:
             "(best peers resolved from the results cached now)"
         )
         return 0
-    from mar_core.bench.quality import run_quality
 
     _set_threads(args.threads)
     summary = run_quality(
@@ -244,10 +228,6 @@ def _quality(args: argparse.Namespace) -> int:
 
 
 def _perf(args: argparse.Namespace) -> int:
-    from mar_core.bench.perf import PARTS, PERF_PRESETS, run_perf
-    from mar_core.bench.perf_format import format_part
-    from mar_core.errors import SpecError
-
     if args.preset not in PERF_PRESETS:
         raise SpecError(
             f"unknown perf preset {args.preset!r}; valid: {', '.join(PERF_PRESETS)}", param="--preset"
@@ -257,7 +237,6 @@ def _perf(args: argparse.Namespace) -> int:
     if bad:
         raise SpecError(f"unknown perf part(s) {', '.join(bad)}; valid: {', '.join(PARTS)}", param="--parts")
 
-    import logging
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
 
@@ -278,17 +257,12 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from mar_core.bench.store import ResultStore
-    from mar_core.bench.tune import plan_tune, run_tune
-
     preset = _preset(args.preset)
     store = ResultStore(args.results)
     runs = plan_tune(preset)
     labels = [run.label for run in runs]
     unknown = [p for p in args.point or [] if p not in labels]
     if unknown:
-        from mar_core.errors import SpecError
-
         raise SpecError(f"unknown grid point(s) {', '.join(map(repr, unknown))}; valid: {', '.join(labels)}",
                         param="--point")
     if args.list:
@@ -310,13 +284,6 @@ def _tune(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from mar_core.bench.calibrate import calibrate, format_calibration
-    from mar_core.bench.presets import PEERS, student_distill
-    from mar_core.bench.quality import Runner, prepare_dataset
-    from mar_core.bench.store import ResultStore, write_json_atomic
-    from mar_core.errors import SpecError
-    from mar_core.names import is_two_stage
-
     preset = _preset(args.preset)
     _check_group(preset, args.group)
     methods = tuple(args.methods or ("mar", *PEERS))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mar_core.bench.markdown import table as md_table
+from benchmarks.markdown import table as md_table
 
 
 def _ms(seconds: float | None) -> str:

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from mar_core.bench.store import REPO_ROOT
+from benchmarks.store import REPO_ROOT
 
 
 def cpu_model() -> str:

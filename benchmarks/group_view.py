@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mar_core.bench.plan import group_students, student_run, teacher_run
-from mar_core.bench.presets import PEERS, GroupDef, Preset
-from mar_core.bench.stats import Summary
-from mar_core.bench.store import ResultStore
-from mar_core.bench.teachers import published_report, teachers_beside
+from benchmarks.plan import group_students, student_run, teacher_run
+from benchmarks.presets import PEERS, GroupDef, Preset
+from benchmarks.stats import Summary
+from benchmarks.store import ResultStore
+from benchmarks.teachers import published_report, teachers_beside
 
 
 def record_ap(rec: dict[str, Any] | None, key: str = "AP") -> float | None:
