@@ -18,6 +18,7 @@ from typing import Any, Self
 
 import httpx
 
+from mar_core.atomic import atomic_path
 from mar_core.errors import MarError
 
 log = logging.getLogger(__name__)
@@ -228,28 +229,25 @@ class MarClient:
         """Stream one artifact to ``out_dir/<basename>``, verifying ``X-Checksum-Sha256``."""
         out = Path(out_dir) / Path(name).name
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".part")
         h = hashlib.sha256()
         try:
-            with self._http.stream("GET", f"/jobs/{job_id}/artifacts/{name}") as resp:
-                if resp.status_code >= 400:
-                    resp.read()
-                    raise _error_from(resp)
-                expected = resp.headers.get("X-Checksum-Sha256")
-                with open(tmp, "wb") as f:
-                    for chunk in resp.iter_bytes(1024 * 1024):
-                        h.update(chunk)
-                        f.write(chunk)
-            if expected and h.hexdigest() != expected:
-                raise ApiClientError(
-                    f"{name}: sha256 mismatch (got {h.hexdigest()}, expected {expected})",
-                    code="checksum_mismatch",
-                )
-            os.replace(tmp, out)
+            with atomic_path(out, ".part") as tmp:
+                with self._http.stream("GET", f"/jobs/{job_id}/artifacts/{name}") as resp:
+                    if resp.status_code >= 400:
+                        resp.read()
+                        raise _error_from(resp)
+                    expected = resp.headers.get("X-Checksum-Sha256")
+                    with open(tmp, "wb") as f:
+                        for chunk in resp.iter_bytes(1024 * 1024):
+                            h.update(chunk)
+                            f.write(chunk)
+                if expected and h.hexdigest() != expected:
+                    raise ApiClientError(
+                        f"{name}: sha256 mismatch (got {h.hexdigest()}, expected {expected})",
+                        code="checksum_mismatch",
+                    )
         except httpx.TransportError as e:
             raise ApiClientError(f"download of {name} failed: {e}") from None
-        finally:
-            tmp.unlink(missing_ok=True)
         return out
 
     def upload_checkpoint(self, path: str | Path) -> dict[str, Any]:

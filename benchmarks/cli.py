@@ -23,7 +23,8 @@ from benchmarks.plan import plan_runs
 from benchmarks.presets import PEERS, STUDENTS, get_preset, student_distill
 from benchmarks.quality import Runner, prepare_dataset, run_quality
 from benchmarks.report import write_report
-from benchmarks.store import DEFAULT_CACHE, DEFAULT_RESULTS, REPO_ROOT, ResultStore, write_json_atomic
+from benchmarks.store import DEFAULT_CACHE, DEFAULT_RESULTS, REPO_ROOT, ResultStore
+from mar_core.atomic import atomic_write_json
 from benchmarks.tune import plan_tune, run_tune
 from mar_core.cli.argtypes import csv, csv_ints, positive_int
 from mar_core.errors import SpecError
@@ -303,7 +304,7 @@ def _calibrate(args: argparse.Namespace) -> int:
                        target=args.target, distill={m: student_distill(m, two_stage) or {} for m in methods})
     result["command"] = _command()
     path = Path(args.results) / f"calibrate-{preset.name}-{args.group}.json"
-    write_json_atomic(path, result)
+    atomic_write_json(path, result)
     print("\n".join(format_calibration(result)))
     print(f"calibration: {path}")
     return 0

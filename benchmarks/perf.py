@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.presets import get_preset
-from benchmarks.store import write_json_atomic
+from mar_core.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -197,5 +197,5 @@ def run_perf(
         on_part(part, result)
     out["machine_after"] = {"load_avg_1m": machine_info().get("load_avg_1m")}
     path = Path(results_dir) / f"perf-{preset}-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    write_json_atomic(path, out)
+    atomic_write_json(path, out)
     return path, out

@@ -12,15 +12,16 @@ lookups read the ``key`` field). Writes are atomic (temp file + rename).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from mar_core.atomic import atomic_write_json
+from mar_core.spec_hash import run_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -36,22 +37,7 @@ SCHEMA_VERSION = 1
 
 def spec_key(logical_spec: dict[str, Any]) -> str:
     """sha256 hex of the canonical JSON of a logical spec (without ``name`` / ``max_attempts``)."""
-    data = {k: v for k, v in logical_spec.items() if k not in ("name", "max_attempts")}
-    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as indented JSON to ``path`` through a temp file in the same folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return run_fingerprint(logical_spec)
 
 
 class ResultStore:
@@ -89,7 +75,7 @@ class ResultStore:
         name = "-".join(str(record.get(k, "")) for k in ("kind", "preset", "group", "label"))
         stem = re.sub(r"[^A-Za-z0-9._=-]+", "_", f"{name}-s{record.get('seed', 0)}-{key[:12]}")
         path = self.root / f"{stem}.json"
-        write_json_atomic(path, {"schema": SCHEMA_VERSION, **record})
+        atomic_write_json(path, {"schema": SCHEMA_VERSION, **record})
         if old is not None and old != path:
             old.unlink(missing_ok=True)
         self._scan()[key] = path

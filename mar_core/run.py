@@ -9,8 +9,6 @@ checkpoint of the same spec resumes from it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from pathlib import Path
@@ -20,6 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import Subset
 
+from mar_core.atomic import atomic_write_json
 from mar_core.data import build_train_loader, load_dataset
 from mar_core.engine.distributed import SINGLE, RankInfo
 from mar_core.engine.hooks import (
@@ -31,22 +30,15 @@ from mar_core.engine.rng import seed_everything
 from mar_core.engine.trainer import Trainer
 from mar_core.errors import SpecError
 from mar_core.eval import evaluate_detector
-from mar_core.models.checkpoint_io import atomic_torch_save, atomic_write_text, write_model_output
+from mar_core.models.checkpoint_io import atomic_torch_save, write_model_output
 from mar_core.models.loading import LoadedDetector, load_detector
 from mar_core.models.registry import build_detector, count_parameters
 from mar_core.paths import resolve_under
 from mar_core.progress import ProgressCallback, ignore_progress
 from mar_core.spec import JobSpec, TrainSpec
+from mar_core.spec_hash import run_fingerprint
 
 log = logging.getLogger(__name__)
-
-
-def spec_fingerprint(spec: JobSpec) -> str:
-    """Hash of everything that shapes the run (not its name): a checkpoint resumes only its own spec."""
-    data = spec.to_json_dict()
-    data.pop("name", None)
-    data.pop("max_attempts", None)
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def build_optimizer(model: nn.Module, cfg: TrainSpec) -> torch.optim.Optimizer:
@@ -134,7 +126,7 @@ def _run(spec: JobSpec, workdir: Path, *, data_roots: list[Path] | None = None,
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         atomic_torch_save({k: v.detach().cpu() for k, v in student.state_dict().items()}, ckpt_dir / BEST_CHECKPOINT)
 
-    fingerprint = spec_fingerprint(spec)
+    fingerprint = run_fingerprint(spec.to_json_dict())
     hooks = [LRScheduleHook(lr_factor_fn(cfg.iterations, cfg.warmup_iters, cfg.schedule, cfg.lr_steps)),
              *extra_hooks]
     if ranks.is_main:  # the other ranks only train
@@ -186,7 +178,7 @@ def _run(spec: JobSpec, workdir: Path, *, data_roots: list[Path] | None = None,
         "dataset": {"train_images": len(train_ds), "val_images": len(val_ds),
                     "train_validation": train_ds.validation.to_dict(), "val_validation": val_ds.validation.to_dict()},
     }
-    atomic_write_text(workdir / "report.json", json.dumps(report, indent=2))
+    atomic_write_json(workdir / "report.json", report)
     outputs["report.json"] = workdir / "report.json"
     if (ckpt_dir / BEST_CHECKPOINT).exists():
         outputs["best.pt"] = ckpt_dir / BEST_CHECKPOINT

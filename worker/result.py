@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from api.db.states import RunOutcome
+from mar_core.atomic import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +29,7 @@ EXIT_CODES = {SUCCEEDED: 0, FAILED: 1, CANCELLED: 3, SKIPPED: 4}
 
 def write_result(path: Path, status: str, error: dict[str, Any] | None = None, **extra: Any) -> None:
     """Write the result file atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"status": status, "error": error, **extra}, default=str))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps({"status": status, "error": error, **extra}, default=str))
 
 
 def read_result(path: Path) -> dict[str, Any] | None:

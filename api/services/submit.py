@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable
 
@@ -16,6 +14,7 @@ from api.errors import InvalidRequest
 from api.services.spec_checks import check_spec
 from api.settings import Settings
 from mar_core.spec import JobSpec
+from mar_core.spec_hash import spec_hash
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +23,7 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 def request_hash(spec: JobSpec) -> str:
     """sha256 of the validated spec as canonical JSON (key order and defaults do not matter)."""
-    canonical = json.dumps(spec.to_json_dict(), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return spec_hash(spec.to_json_dict())
 
 
 def _replay(existing: Job, digest: str) -> Job:

@@ -7,12 +7,12 @@ The file is never unpickled here (the API does not import torch); the worker loa
 from __future__ import annotations
 
 import hashlib
-import os
 import uuid
 from pathlib import Path
 from typing import BinaryIO
 
 from api.errors import InvalidRequest, PayloadTooLarge
+from mar_core.atomic import atomic_path
 
 ALLOWED_SUFFIXES = (".pt", ".pth", ".safetensors")
 CHUNK = 1024 * 1024
@@ -40,19 +40,14 @@ def store_checkpoint(
     folder = root / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{uuid.uuid4().hex}{suffix}"
-    tmp = final.with_name(final.name + ".part")
     h, size = hashlib.sha256(), 0
-    try:
-        with open(tmp, "wb") as out:
-            while chunk := src.read(CHUNK):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise PayloadTooLarge(f"file: larger than the limit of {max_bytes} bytes", param="file")
-                h.update(chunk)
-                out.write(chunk)
+    with atomic_path(final, ".part") as tmp, open(tmp, "wb") as out:
+        while chunk := src.read(CHUNK):
+            size += len(chunk)
+            if size > max_bytes:
+                raise PayloadTooLarge(f"file: larger than the limit of {max_bytes} bytes", param="file")
+            h.update(chunk)
+            out.write(chunk)
         if size == 0:
             raise InvalidRequest("file: the upload is empty", param="file")
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
     return final, size, h.hexdigest()

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mar_core.atomic import atomic_path, atomic_write_json
 from mar_core.errors import CheckpointError, UnsafeCheckpointError
 from mar_core.spec import ModelSpec
 
@@ -93,7 +94,7 @@ def write_model_output(workdir: Path, model: nn.Module, spec: ModelSpec, class_n
         "weights": MODEL_WEIGHTS,
         "torchvision_class": type(model).__name__,
     }
-    atomic_write_text(card, json.dumps(info, indent=2))
+    atomic_write_json(card, info)
     return {"model.pt": weights, "model.json": card}
 
 
@@ -111,12 +112,6 @@ def read_model_card(run_dir: Path, param: str | None = None) -> dict[str, Any]:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """``torch.save`` to ``path`` through a temporary file (``mar_core.atomic``)."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
