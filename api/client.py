@@ -18,12 +18,12 @@ from typing import Any, Self
 
 import httpx
 
+from api.db import states
 from mar_core.atomic import atomic_path
 from mar_core.errors import MarError
 
 log = logging.getLogger(__name__)
 
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
@@ -214,7 +214,7 @@ class MarClient:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             job = self.get_job(job_id)
-            if job["status"] in TERMINAL:
+            if job["status"] in states.TERMINAL:
                 return job
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} still {job['status']} after {timeout} s")

@@ -13,6 +13,7 @@ from typing import Any
 from tqdm import tqdm
 
 from api.client import MarClient
+from api.db import states
 from mar_core.errors import SpecError
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def _summary(job: dict[str, Any]) -> str:
 
 
 def _exit_code(status: str) -> int:
-    return 0 if status == "succeeded" else 1
+    return 0 if status == states.SUCCEEDED else 1
 
 
 def _follow(client: Any, job_id: str) -> int:
@@ -66,7 +67,7 @@ def _follow(client: Any, job_id: str) -> int:
                 (bar.write if bar else print)(f"phase: {data.get('phase')}")
             elif kind == "status":
                 (bar.write if bar else print)(f"status: {data.get('status')}")
-                if data.get("status") in ("succeeded", "failed", "cancelled"):
+                if data.get("status") in states.TERMINAL:
                     final = data
             elif kind == "log" and data.get("message"):
                 (bar.write if bar else print)(f"{data.get('level', 'info')}: {data['message']}")
@@ -116,7 +117,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             if job.get("error"):
                 e = job["error"]
                 print(f"error: {e.get('code')} ({e.get('param') or '-'}): {e.get('message')}")
-        if args.wait and job["status"] not in ("succeeded", "failed", "cancelled"):
+        if args.wait and job["status"] not in states.TERMINAL:
             return _follow(client, args.id)
     return 0
 
