@@ -17,24 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.plan import dataset_section
-from benchmarks.presets import PEERS, Preset
+from benchmarks.presets import Preset
+from mar_core.methods import METHODS, parse_distill
 
 log = logging.getLogger(__name__)
 
-# KD term (without the "kd/" prefix) -> the DistillSpec field that weights it
-WEIGHT_OF = {
-    "fg": "alpha",
-    "bg": "beta",
-    "relation": "gamma",
-    "fgd/fg": "fgd_alpha",
-    "fgd/bg": "fgd_beta",
-    "fgd/attention": "fgd_gamma",
-    "fgd/global": "fgd_lambda",
-    "feature_mse/mse": "loss_weight",
-    "pkd/pearson": "loss_weight",
-    "cwd/kl": "loss_weight",
-    "mgd/generation": "loss_weight",
-}
 CLASSIFICATION_LOSS = {"retinanet": "classification", "fcos": "classification", "fasterrcnn": "loss_classifier"}
 
 
@@ -44,7 +31,7 @@ def calibrate(
     teacher_dir: Path,
     dataset_dir: Path,
     *,
-    methods: tuple[str, ...] = ("mar", *PEERS),
+    methods: tuple[str, ...] = tuple(METHODS),
     distill: dict[str, dict[str, Any]] | None = None,
     batches: int = 4,
     target: float = 0.5,
@@ -59,7 +46,7 @@ def calibrate(
     from mar_core.models.loading import load_detector
     from mar_core.models.registry import build_detector
     from mar_core.names import is_two_stage
-    from mar_core.spec import DatasetSpec, DistillSpec, ModelSpec
+    from mar_core.spec import DatasetSpec, ModelSpec
 
     group = preset.group(group_name)
     dataset = DatasetSpec(**{**dataset_section(preset.datasets[group.data]), "path": str(dataset_dir)})
@@ -74,7 +61,7 @@ def calibrate(
                            "classification_loss": cls_key, "methods": {}}
     for method in methods:
         section = {"method": method, **((distill or {}).get(method, {}))}
-        cfg = DistillSpec(**section).with_weight_defaults(is_two_stage(s_spec.arch))
+        cfg = parse_distill(section).with_weight_defaults(is_two_stage(s_spec.arch))
         torch.manual_seed(0)
         student = build_detector(s_spec, train.num_classes)
         distiller = Distiller(student, teacher.model, cfg, s_spec.arch, teacher.spec.arch).train()
@@ -89,7 +76,7 @@ def calibrate(
         for key in sorted(k for k in rows[0] if k.startswith("kd/")):
             name = key[3:]
             value = statistics.fmean(r[key] for r in rows)
-            field = WEIGHT_OF.get(name)
+            field = cfg.TERM_WEIGHTS.get(name)  # the spec field that weights the term
             weight = getattr(cfg, field) if field else None
             ratio = value / cls if cls else float("nan")
             terms[name] = {

@@ -20,14 +20,15 @@ from benchmarks.calibrate import calibrate, format_calibration
 from benchmarks.perf import PARTS, PERF_PRESETS, run_perf
 from benchmarks.perf_format import format_part
 from benchmarks.plan import plan_runs
-from benchmarks.presets import PEERS, STUDENTS, get_preset, student_distill
+from benchmarks.presets import STUDENTS, get_preset, student_distill
 from benchmarks.quality import Runner, prepare_dataset, run_quality
 from benchmarks.report import write_report
 from benchmarks.store import DEFAULT_CACHE, DEFAULT_RESULTS, REPO_ROOT, ResultStore
-from mar_core.atomic import atomic_write_json
 from benchmarks.tune import plan_tune, run_tune
+from mar_core.atomic import atomic_write_json
 from mar_core.cli.argtypes import csv, csv_ints, positive_int
 from mar_core.errors import SpecError
+from mar_core.methods import METHODS
 from mar_core.names import is_two_stage
 
 
@@ -135,7 +136,7 @@ def register(add) -> None:
     )
     c.add_argument("--preset", default="cpu", help="cpu | gpu | smoke (default: %(default)s)")
     c.add_argument("--group", required=True, help="the group whose teacher, student and data are used")
-    c.add_argument("--methods", type=csv, default=None, help="subset of mar,feature_mse,fgd,mgd,pkd,cwd")
+    c.add_argument("--methods", type=csv, default=None, help=f"subset of {','.join(METHODS)}")
     c.add_argument("--batches", type=positive_int, default=4, help="batches averaged (default: %(default)s)")
     c.add_argument("--target", type=float, default=0.5, help="ratio the suggested weights aim at")
     c.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
@@ -287,10 +288,10 @@ def _tune(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     preset = _preset(args.preset)
     _check_group(preset, args.group)
-    methods = tuple(args.methods or ("mar", *PEERS))
-    unknown = [m for m in methods if m not in ("mar", *PEERS)]
+    methods = tuple(args.methods or METHODS)
+    unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        raise SpecError(f"unknown method(s) {', '.join(unknown)}; valid: mar, {', '.join(PEERS)}", param="--methods")
+        raise SpecError(f"unknown method(s) {', '.join(unknown)}; valid: {', '.join(METHODS)}", param="--methods")
     _set_threads(args.threads)
     store = ResultStore(args.results)
     teacher = Runner(preset, store, args.cache, command=_command(), on_event=_print_event).ensure_teacher(args.group)

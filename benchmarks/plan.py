@@ -25,9 +25,24 @@ from benchmarks.presets import (
 )
 from benchmarks.store import ResultStore, spec_key
 from mar_core.names import is_two_stage
-from mar_core.spec import JobSpec, distill_fields_read
+from mar_core.spec import JobSpec
 
 TEACHER_PREFIX = "teacher:"
+
+# The cache keys of the peers' runs (every peer result in BENCHMARKS.md) were made when one flat
+# distill model held every method's fields: a peer's hashed distill section held all the peer
+# fields of that model, those it does not read at their defaults. ``cache_key`` puts them back,
+# so these runs keep their keys; a method registered since hashes its own fields only.
+LEGACY_PEER_METHODS = ("feature_mse", "fgd", "mgd", "pkd", "cwd")
+LEGACY_PEER_FIELDS: dict[str, Any] = {
+    "loss_weight": None,
+    "temperature": 1.0,
+    "mgd_ratio": None,
+    "fgd_alpha": None,
+    "fgd_beta": None,
+    "fgd_gamma": None,
+    "fgd_lambda": None,
+}
 
 
 @dataclass(frozen=True)
@@ -64,19 +79,24 @@ def dataset_section(data: DataDef) -> dict[str, Any]:
 
 
 def _validated(spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec with defaults filled, a peer's weights included (``with_weight_defaults``: a new
-    published default re-keys its runs); a distill section keeps only the fields its method reads
-    (``distill_fields_read``), so a new MAR default does not re-key a peer's run."""
+    """The spec with defaults filled, a method's weights included (``with_weight_defaults``: a
+    new default weight re-keys its runs). A distill section holds only its method's fields, so a
+    new MAR default does not re-key a peer's run (and vice versa)."""
     job = JobSpec.model_validate(spec)
     if job.distill is not None:
         job = job.model_copy(
             update={"distill": job.distill.with_weight_defaults(is_two_stage(job.model.arch))}
         )
-    out = job.to_json_dict()
-    if out.get("distill"):
-        read = distill_fields_read(out["distill"]["method"])
-        out["distill"] = {k: v for k, v in out["distill"].items() if k in read}
-    return out
+    return job.to_json_dict()
+
+
+def cache_key(logical_spec: dict[str, Any]) -> str:
+    """The key of a run's logical spec: ``spec_key`` of it, a legacy peer's distill section laid
+    out as when its runs were made (``LEGACY_PEER_FIELDS``)."""
+    distill = logical_spec.get("distill")
+    if distill and distill["method"] in LEGACY_PEER_METHODS:
+        logical_spec = {**logical_spec, "distill": {**LEGACY_PEER_FIELDS, **distill}}
+    return spec_key(logical_spec)
 
 
 def teacher_run(preset: Preset, teacher: TeacherDef) -> RunDef:
@@ -91,7 +111,7 @@ def teacher_run(preset: Preset, teacher: TeacherDef) -> RunDef:
             "resources": {"device": preset.device},
         }
     )
-    return RunDef("teacher", preset.name, teacher.name, "teacher", 0, spec, spec_key(spec))
+    return RunDef("teacher", preset.name, teacher.name, "teacher", 0, spec, cache_key(spec))
 
 
 def student_run(
@@ -121,7 +141,7 @@ def student_run(
         teacher_key = teacher_run(preset, preset.teachers[group.teacher]).key
         spec.update(kind="distill", teacher={"checkpoint": TEACHER_PREFIX + teacher_key}, distill=distill)
     spec = _validated(spec)
-    return RunDef(kind, preset.name, group.name, label, seed, spec, spec_key(spec), teacher_key)
+    return RunDef(kind, preset.name, group.name, label, seed, spec, cache_key(spec), teacher_key)
 
 
 def group_mean_ap(store: ResultStore, preset: Preset, group: GroupDef, label: str) -> list[float]:

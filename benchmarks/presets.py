@@ -42,17 +42,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mar_core.methods import DEFAULT_METHOD, METHODS
+
 SYNTH_KIND = "synthetic"
 BCCD_PATH = "../shared/datasets/BCCD/BCCD"  # relative to the repository root
 
-PEERS = ("feature_mse", "fgd", "mgd", "pkd", "cwd")
+# The methods MAR (the registry's default method) is compared against: every other registered one.
+PEERS = tuple(m for m in METHODS if m != DEFAULT_METHOD)
 FALLBACK_PEERS = ("fgd", "pkd")
 
 # Peer weights by the method doc's calibration rule, the one MAR's defaults start from: each KD
 # term at 0.5x the classification loss at the start, with the cpu preset's synthetic teacher
 # (`mar bench calibrate --preset cpu --group retina-synth-short`). The published weights
-# (``PEER_DEFAULTS``, for COCO-pretrained models) put these terms at 3.5x (PKD) to 130,000x (FGD's
-# fg) the classification loss here. One set for every group, as MAR's defaults are one set.
+# (each method's ``WEIGHT_DEFAULTS``, for COCO-pretrained models) put these terms at 3.5x (PKD) to 130,000x (FGD's
+# fg) the classification loss here. One set for every group, as MAR's defaults are one set; a
+# method registered without an entry here runs with its published weights.
 CALIBRATED_PEERS: dict[str, dict[str, float]] = {
     "feature_mse": {"loss_weight": 2.6e-5},
     "fgd": {"fgd_alpha": 3.8e-9, "fgd_beta": 1.5e-7, "fgd_gamma": 3.0e-4, "fgd_lambda": 2.2e-8},
@@ -76,7 +80,7 @@ STUDENTS: dict[str, dict[str, Any] | None] = {
     "mar_relation_only": {"method": "mar", "feature_loss": False},
     "mar_no_scale_norm": {"method": "mar", "scale_norm": False},
     "mar_gaussian": {"method": "mar", "mask": "gaussian"},
-    **{p: {"method": p, **CALIBRATED_PEERS[p]} for p in PEERS},
+    **{p: {"method": p, **CALIBRATED_PEERS.get(p, {})} for p in PEERS},
 }
 
 

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mar_core.methods import parse_distill
+
 log = logging.getLogger(__name__)
 
 
@@ -99,7 +101,7 @@ def _measure(student_model, teacher_model, image_size, batch_size, repeats, warm
 
     from mar_core.distill.distiller import Distiller
     from mar_core.models.registry import build_detector, count_parameters
-    from mar_core.spec import DistillSpec, ModelSpec
+    from mar_core.spec import ModelSpec
 
     torch.manual_seed(0)
     images, targets = _batch(image_size, batch_size)
@@ -110,7 +112,7 @@ def _measure(student_model, teacher_model, image_size, batch_size, repeats, warm
     kd_student = build_detector(s_spec, num_classes + 1)
     kd_student.load_state_dict(student.state_dict())
     distiller = Distiller(
-        kd_student, teacher, DistillSpec(**(distill or {"method": "mar"})), s_spec.arch, t_spec.arch
+        kd_student, teacher, parse_distill(distill or {"method": "mar"}), s_spec.arch, t_spec.arch
     ).train()
     opt_s = torch.optim.SGD(student.parameters(), lr=1e-4, momentum=0.9)
     opt_d = torch.optim.SGD([p for p in distiller.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)

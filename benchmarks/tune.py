@@ -22,7 +22,7 @@ TUNE_GROUP_SUFFIX = "-short"
 TUNE_SEED = 0
 
 # The point the grid moves around, written out in full so that a grid point keeps its cache key
-# when ``DistillSpec``'s defaults change (as tuning means them to). While the defaults equal it,
+# when MAR's defaults (``MARSpec``) change (as tuning means them to). While the defaults equal it,
 # the "base" point is the same run as the group's ``mar`` seed 0.
 #
 # Calibrated on the cpu preset's trained R50 teacher (AP 44.4), first 100 steps of MAR seed 0 with

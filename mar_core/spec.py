@@ -2,7 +2,8 @@
 
 Torch-free on purpose (the API validates specs without importing torch). A bad spec raises
 ``pydantic.ValidationError`` whose ``loc`` names the field; ``format_spec_errors`` turns it into
-``"train.lr: Input should be greater than 0"`` lines.
+``"train.lr: Input should be greater than 0"`` lines. The ``distill`` section is one model per
+distillation method, from the registry in ``mar_core.methods``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mar_core import names
 from mar_core.errors import SpecError
+from mar_core.methods import DEFAULT_METHOD, METHODS, DistillSpec
 
 
 class _Strict(BaseModel):
@@ -129,107 +131,6 @@ class TrainSpec(_Strict):
         return v
 
 
-class DistillSpec(_Strict):
-    """Distillation method and its hyper-parameters (``docs/mar-method.md``)."""
-
-    method: str = "mar"
-    # MAR: L = L_det + alpha * L_fg + beta * L_bg + gamma * L_rel. None takes MAR_DEFAULTS for a
-    # one- or two-stage student (below), resolved by ``with_weight_defaults``.
-    alpha: float | None = Field(default=None, ge=0)
-    beta: float | None = Field(default=None, ge=0)
-    gamma: float | None = Field(default=None, ge=0)
-    feature_loss: bool = True  # ablation switch: mask-guided feature loss
-    relation_loss: bool = True  # ablation switch: relation loss
-    mask: Literal["rings", "gaussian"] = "rings"
-    kappas: list[float] = Field(default_factory=lambda: [1.0, 1.5, 2.0])
-    ring_values: list[float] = Field(default_factory=lambda: [1.0, 0.5, 0.25])
-    gaussian_sigma: float = Field(default=0.5, gt=0)
-    scale_norm: bool = True
-    relation_weight: Literal["uniform", "mask"] = "uniform"
-    relation_weight_floor: float = Field(default=0.1, ge=0)
-    adapter: Literal["auto", "always"] = "auto"
-    kd_warmup_iters: int | None = Field(default=None, ge=0)  # None: min(500, 10% of the run)
-    # peers; None takes the published default of the method for a one- or two-stage detector
-    # (PEER_DEFAULTS below), resolved by ``with_weight_defaults``.
-    loss_weight: float | None = Field(default=None, ge=0)  # feature_mse / pkd / cwd / mgd
-    temperature: float = Field(default=1.0, gt=0)  # cwd tau; fgd uses its own 0.5
-    mgd_ratio: float | None = Field(default=None, gt=0, lt=1)  # None: 0.65 one-stage, 0.45 two-stage
-    fgd_alpha: float | None = Field(default=None, ge=0)
-    fgd_beta: float | None = Field(default=None, ge=0)
-    fgd_gamma: float | None = Field(default=None, ge=0)
-    fgd_lambda: float | None = Field(default=None, ge=0)
-
-    def with_weight_defaults(self, two_stage: bool) -> "DistillSpec":
-        """A copy whose unset loss weights take ``MAR_DEFAULTS`` / ``PEER_DEFAULTS[method]``
-        for a one- or two-stage student."""
-        defaults = MAR_DEFAULTS if self.method == "mar" else PEER_DEFAULTS.get(self.method, {})
-        fill = {k: v[1 if two_stage else 0] for k, v in defaults.items() if getattr(self, k) is None}
-        return self.model_copy(update=fill)
-
-    @field_validator("method")
-    @classmethod
-    def _known_method(cls, v: str) -> str:
-        return _check_name(v, names.DISTILL_METHODS, "distillation method")
-
-    @model_validator(mode="after")
-    def _rings(self) -> "DistillSpec":
-        k, v = self.kappas, self.ring_values
-        if len(k) != len(v) or not k:
-            raise ValueError("kappas and ring_values must have the same, non-zero length")
-        if k[0] != 1.0 or any(b <= a for a, b in zip(k, k[1:])):
-            raise ValueError("kappas must start at 1.0 and increase")
-        if any(x <= 0 or x > 1 for x in v) or any(b >= a for a, b in zip(v, v[1:])):
-            raise ValueError("ring_values must decrease and lie in (0, 1]")
-        return self
-
-
-# Which DistillSpec fields a method reads: MAR's own, the peers' own, and the ones every method
-# shares. The benchmark hashes a run's distill section without the fields its method ignores, so
-# that a change of MAR's defaults does not re-key the peers' cached runs (and vice versa).
-MAR_FIELDS = frozenset({
-    "alpha", "beta", "gamma", "feature_loss", "relation_loss", "mask", "kappas", "ring_values",
-    "gaussian_sigma", "scale_norm", "relation_weight", "relation_weight_floor",
-})
-PEER_FIELDS = frozenset({
-    "loss_weight", "temperature", "mgd_ratio", "fgd_alpha", "fgd_beta", "fgd_gamma", "fgd_lambda",
-})
-SHARED_DISTILL_FIELDS = frozenset({"method", "adapter", "kd_warmup_iters"})
-
-
-def distill_fields_read(method: str) -> frozenset[str]:
-    """The DistillSpec fields that ``method`` reads."""
-    return SHARED_DISTILL_FIELDS | (MAR_FIELDS if method == "mar" else PEER_FIELDS)
-
-
-# MAR's weights (one-stage, two-stage). One-stage: calibrated against a trained teacher, then
-# tuned (``mar bench tune``, cpu preset, RetinaNet short group, seed 0; the table is in
-# BENCHMARKS.md): a trained teacher's FPN maps make the raw L_fg / L_bg ~1,000x an untrained
-# pair's, so the earlier alpha 0.1 / beta 0.02 put L_fg at ~100x the classification loss (AP
-# 16.1); calibrated alpha = beta = 5e-4, gamma 50: 23.3; beta 1.5e-4 (25.5) and gamma 150 (26.4)
-# each gained alone; together 27.2 (baseline 8.9, teacher 44.4). Two-stage: the one-stage weights
-# put Faster R-CNN's terms far from that balance (``mar bench calibrate --group
-# frcnn-synth-short``: L_fg 0.0034x and L_rel 8.9x the classification loss, against 1.95x and 2.5x
-# for RetinaNet; AP 42.0 against a baseline of 47.1), so each weight is scaled to give the
-# one-stage tuned ratio: alpha 0.29, beta 0.013, gamma 42. Not tuned on Faster R-CNN.
-MAR_DEFAULTS: dict[str, tuple[float, float]] = {
-    "alpha": (5e-4, 0.29),
-    "beta": (1.5e-4, 0.013),
-    "gamma": (150.0, 42.0),
-}
-
-# Published weights (one-stage, two-stage): FGD's RetinaNet and Faster R-CNN configs, MGD's
-# 2e-5 / 5e-7 for its summed MSE; feature MSE, PKD and CWD terms are O(1) per level on
-# normalised features, so 1.0. The quality benchmark is what decides them for this project.
-PEER_DEFAULTS: dict[str, dict[str, tuple[float, float]]] = {
-    "feature_mse": {"loss_weight": (1.0, 1.0)},
-    "pkd": {"loss_weight": (1.0, 1.0)},
-    "cwd": {"loss_weight": (1.0, 1.0)},
-    "mgd": {"loss_weight": (2e-5, 5e-7)},
-    "fgd": {"fgd_alpha": (1e-3, 5e-5), "fgd_beta": (5e-4, 2.5e-5), "fgd_gamma": (5e-4, 5e-5),
-            "fgd_lambda": (5e-6, 5e-7)},
-}
-
-
 class ResourcesSpec(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     gpus: int = Field(default=1, ge=1)  # >1: torch.distributed processes (gloo on CPU)
@@ -253,12 +154,12 @@ class JobSpec(_Strict):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
 
     @model_validator(mode="after")
-    def _kind_fields(self) -> "JobSpec":
+    def _kind_fields(self) -> JobSpec:
         if self.kind == "distill":
             if self.teacher is None:
                 raise ValueError("teacher: required when kind is 'distill'")
             if self.distill is None:
-                self.distill = DistillSpec()
+                self.distill = METHODS[DEFAULT_METHOD].spec()
         elif self.teacher is not None or self.distill is not None:
             raise ValueError("teacher/distill: only allowed when kind is 'distill'")
         return self

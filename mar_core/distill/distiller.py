@@ -1,7 +1,8 @@
 """The distillation wrapper: student + adapters + KD losses, reading a frozen teacher.
 
 ``Distiller(images, targets)`` returns the student's detection losses under their own names
-plus weighted KD terms named ``kd/<term>`` (the trainer sums them). The teacher sees the
+plus weighted KD terms named ``kd/<term>`` (the trainer sums them); the terms come from the loss
+module registered for the spec's method (``kd_loss.build_kd_loss``). The teacher sees the
 student's transformed, padded batch (``ImageList.tensors``): no image is preprocessed twice,
 and only its backbone (FPN) and classification tower run: no post-processing, no NMS.
 The teacher is not a registered sub-module: it is absent from ``state_dict()`` and from the
@@ -16,14 +17,12 @@ import torch
 from torch import Tensor, nn
 
 from mar_core.distill.capture import FeatureCapture
-from mar_core.distill.feature_loss import mask_guided_feature_loss, resize_to
-from mar_core.distill.masks import multi_value_mask
-from mar_core.distill.peers import build_peer
-from mar_core.distill.relation import relation_loss
+from mar_core.distill.feature_loss import resize_to
+from mar_core.distill.kd_loss import build_kd_loss
 from mar_core.engine.trainer import HookBase, Trainer
+from mar_core.methods import MethodSpec
 from mar_core.models.registry import CLS_TOWER_MODULES, FEATURE_MODULE
 from mar_core.names import is_two_stage
-from mar_core.spec import DistillSpec
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +37,9 @@ def _adapter(c_in: int, c_out: int, mode: str) -> nn.Module:
 
 
 class Distiller(nn.Module):
-    """Args: student/teacher detectors (same class set), the distill spec and both archs."""
+    """Args: student/teacher detectors (same class set), the distill spec (any method's) and both archs."""
 
-    def __init__(self, student: nn.Module, teacher: nn.Module, cfg: DistillSpec, student_arch: str,
+    def __init__(self, student: nn.Module, teacher: nn.Module, cfg: MethodSpec, student_arch: str,
                  teacher_arch: str):
         super().__init__()
         self.student = student
@@ -56,19 +55,17 @@ class Distiller(nn.Module):
             log.warning("student has %d FPN levels, teacher %d: distilling the first %d",
                         len(student.mar_strides), len(teacher.mar_strides), self.num_levels)
         self.adapters = nn.ModuleList(_adapter(c_s, c_t, cfg.adapter) for _ in range(self.num_levels))
-        self.peer = None
-        if cfg.method != "mar":
-            self.peer = build_peer(cfg.method, c_t, self.num_levels, self.cfg, is_two_stage(student_arch))
+        self.kd_loss = build_kd_loss(self.cfg, c_t, self.num_levels, is_two_stage(student_arch))
         teacher.eval().requires_grad_(False)
 
     @property
     def has_unused_parameters(self) -> bool:
-        """True when trainable parameters never get a gradient: the adapters when MAR runs
-        without its feature loss (``DistributedDataParallel`` then needs ``find_unused_parameters``)."""
-        return (self.peer is None and not self.cfg.feature_loss
-                and any(p.requires_grad for p in self.adapters.parameters()))
+        """True when trainable parameters never get a gradient: the adapters when the KD terms do
+        not read them, e.g. MAR without its feature loss (``DistributedDataParallel`` then needs
+        ``find_unused_parameters``)."""
+        return not self.kd_loss.trains_adapters and any(p.requires_grad for p in self.adapters.parameters())
 
-    def train(self, mode: bool = True) -> "Distiller":
+    def train(self, mode: bool = True) -> Distiller:
         super().train(mode)
         self.teacher.eval()
         return self
@@ -99,27 +96,11 @@ class Distiller(nn.Module):
         boxes = [t["boxes"] for t in targets_t]
         adapted = [a(f) for a, f in zip(self.adapters, s_feats)]
         self.capture.clear()
-        kd = self.mar_losses(adapted, t_feats, s_cls, t_cls, boxes, strides) if self.peer is None \
-            else self.peer(adapted, t_feats, boxes, strides)
+        cls = {"student_cls": s_cls, "teacher_cls": t_cls} if self.kd_loss.uses_cls_tower else {}
+        kd = self.kd_loss(adapted, t_feats, boxes, strides, **cls)
         for name, value in kd.items():
             losses[f"kd/{name}"] = self.kd_scale * value
         return losses
-
-    def mar_losses(self, s_feats: list[Tensor], t_feats: list[Tensor], s_cls: list[Tensor],
-                   t_cls: list[Tensor], boxes: list[Tensor], strides: list[tuple[float, float]]) -> dict[str, Tensor]:
-        """``alpha * L_fg``, ``beta * L_bg``, ``gamma * L_rel`` as in docs/mar-method.md."""
-        cfg = self.cfg
-        masks = [multi_value_mask(boxes, f.shape[-2:], st, kappas=cfg.kappas, values=cfg.ring_values,
-                                  mode=cfg.mask, sigma=cfg.gaussian_sigma, scale_norm=cfg.scale_norm)
-                 for f, st in zip(s_feats, strides)]
-        out: dict[str, Tensor] = {}
-        if cfg.feature_loss:
-            fb = mask_guided_feature_loss(s_feats, t_feats, masks)
-            out["fg"], out["bg"] = cfg.alpha * fb["fg"], cfg.beta * fb["bg"]
-        if cfg.relation_loss:
-            weights = [m + cfg.relation_weight_floor for m in masks] if cfg.relation_weight == "mask" else None
-            out["relation"] = cfg.gamma * relation_loss(s_cls, t_cls, weights)
-        return out
 
     def close(self) -> None:
         self.capture.close()
@@ -138,14 +119,14 @@ class KDWarmupHook(HookBase):
         self.distiller.close()
 
 
-def kd_warmup_iters(cfg: DistillSpec, iterations: int) -> int:
+def kd_warmup_iters(cfg: MethodSpec, iterations: int) -> int:
     """The spec's value, else 500 steps or 10% of the run when that is shorter."""
     if cfg.kd_warmup_iters is not None:
         return cfg.kd_warmup_iters
     return min(DEFAULT_KD_WARMUP, iterations // 10)
 
 
-def build_distiller(student: nn.Module, teacher: nn.Module, cfg: DistillSpec, student_arch: str,
+def build_distiller(student: nn.Module, teacher: nn.Module, cfg: MethodSpec, student_arch: str,
                     teacher_arch: str, iterations: int) -> tuple[Distiller, list[HookBase]]:
     distiller = Distiller(student, teacher, cfg, student_arch, teacher_arch)
     return distiller, [KDWarmupHook(distiller, kd_warmup_iters(cfg, iterations))]

@@ -67,6 +67,17 @@ def test_unknown_distill_method_names_its_field(client, auth, teacher):
     assert r.status_code == 422 and "distill.method" in error_params(r)
 
 
+def test_a_field_of_another_method_is_422_naming_it_and_both_methods(client, auth, teacher):
+    r = client.post(
+        "/jobs", json=distill_spec(teacher, distill={"method": "cwd", "alpha": 0.1}), headers=auth
+    )
+    assert r.status_code == 422, r.text
+    (item,) = r.json()["detail"]
+    assert item["code"] == "invalid_spec" and item["param"] == "distill.alpha"
+    assert item["message"] == "alpha is a field of method mar, not of cwd"
+    assert item["loc"] == ["body", "distill", "alpha"]  # no union tag ("cwd") in the path
+
+
 def test_body_not_json_is_422(client, auth):
     r = client.post("/jobs", content=b"{nope", headers={**auth, "Content-Type": "application/json"})
     assert r.status_code == 422

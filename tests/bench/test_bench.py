@@ -13,12 +13,15 @@ import math
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from benchmarks.plan import best_peers, plan_runs, student_run
+from benchmarks.plan import LEGACY_PEER_FIELDS, best_peers, cache_key, plan_runs, student_run
 from benchmarks.presets import FALLBACK_PEERS, PEERS, get_preset
 from benchmarks.stats import Summary, beats_by_two_spreads
-from benchmarks.store import ResultStore
+from benchmarks.store import ResultStore, spec_key
 from mar_cli.main import main
+from mar_core.methods import METHODS
+from mar_core.methods.mar import MARSpec
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -264,27 +267,46 @@ def test_relation_memory_exponent_tells_linear_from_quadratic_growth():
     assert memory_exponent(rows[:1], "gram") is None
 
 
-def test_distill_fields_are_partitioned_between_mar_peers_and_shared():
-    from mar_core.spec import MAR_FIELDS, PEER_FIELDS, SHARED_DISTILL_FIELDS, DistillSpec
-
-    fields = set(DistillSpec.model_fields)
-    assert MAR_FIELDS | PEER_FIELDS | SHARED_DISTILL_FIELDS == fields
-    assert not (MAR_FIELDS & PEER_FIELDS) and not (MAR_FIELDS & SHARED_DISTILL_FIELDS)
+def test_the_benchmark_compares_every_registered_method():
+    """The peers and the short group's students come from the registry."""
+    assert ("mar", *PEERS) == tuple(METHODS)
+    short = get_preset("cpu").group("retina-synth-short").students
+    assert all(m in short for m in METHODS)
 
 
 def test_a_new_mar_default_rekeys_mar_runs_but_not_peers():
-    """A MAR value that differs (as a changed default would) changes MAR's key, not a peer's."""
-    from benchmarks.plan import student_run
-
+    """A MAR value that differs (as a changed default would) changes MAR's key; a peer's spec
+    cannot hold MAR's fields at all, so neither its spec nor its key can follow them."""
     preset = get_preset("cpu")
     group = preset.group("retina-synth-short")
-    for method, changes_key in (("mar", True), ("fgd", False), ("cwd", False)):
-        default = student_run(preset, group, method, 0, distill={"method": method})
-        tuned = student_run(preset, group, method, 0, distill={"method": method, "alpha": 0.123})
-        assert (default.key != tuned.key) is changes_key, method
-        assert ("alpha" in tuned.spec["distill"]) is changes_key
+    default = student_run(preset, group, "mar", 0, distill={"method": "mar"})
+    tuned = student_run(preset, group, "mar", 0, distill={"method": "mar", "alpha": 0.123})
+    assert default.key != tuned.key and tuned.spec["distill"]["alpha"] == 0.123
+    for method in ("fgd", "cwd"):
+        peer = student_run(preset, group, method, 0, distill={"method": method})
+        assert not set(peer.spec["distill"]) & {"alpha", "beta", "gamma", "kappas", "mask"}, method
+        with pytest.raises(ValidationError, match="alpha is a field of method mar, not of " + method):
+            student_run(preset, group, method, 0, distill={"method": method, "alpha": 0.123})
     fgd = student_run(preset, group, "fgd", 0)
     assert fgd.key != student_run(preset, group, "fgd", 0, distill={"method": "fgd", "fgd_alpha": 1.0}).key
+
+
+def test_peer_cache_keys_keep_the_layout_of_their_cached_runs():
+    """Peers' runs were keyed when one flat distill model held every method's fields: their key
+    hashes that layout (the peer fields they do not read at their defaults), so every cached run
+    keeps its key; the logical spec holds only the method's own fields."""
+    preset = get_preset("cpu")
+    group = preset.group("retina-synth-short")
+    cwd = student_run(preset, group, "cwd", 0)
+    assert set(cwd.spec["distill"]) == {"method", "adapter", "kd_warmup_iters", "loss_weight", "temperature"}
+    legacy = {**cwd.spec, "distill": {**LEGACY_PEER_FIELDS, **cwd.spec["distill"]}}
+    assert legacy["distill"]["fgd_alpha"] is None and cwd.key == cache_key(cwd.spec) == spec_key(legacy)
+    mar = student_run(preset, group, "mar", 0)
+    assert mar.key == spec_key(mar.spec)  # MAR's section is what it always was: its own fields
+    store = ResultStore()  # the committed results: each cached peer run is found under its key
+    for label in PEERS:
+        rec = store.get(student_run(preset, group, label, 0).key)
+        assert rec is not None and rec["label"] == label, label
 
 
 def test_tune_runs_the_chosen_grid_points_and_refuses_unknown_ones(smoke_results, tmp_path, capsys):
@@ -304,9 +326,8 @@ def test_tune_runs_the_chosen_grid_points_and_refuses_unknown_ones(smoke_results
 def test_tune_points_spell_out_every_tuned_value():
     """Grid points carry GRID_BASE in full, so a change of MAR's defaults keeps their keys."""
     from benchmarks.tune import GRID_BASE, plan_tune
-    from mar_core.spec import MAR_FIELDS, SHARED_DISTILL_FIELDS
 
-    assert set(GRID_BASE) <= MAR_FIELDS | SHARED_DISTILL_FIELDS
+    assert set(GRID_BASE) <= set(MARSpec.model_fields)
     runs = plan_tune(get_preset("cpu"))
     assert len({r.label for r in runs}) == len(runs) and len({r.key for r in runs}) == len(runs)
     for run in runs:
@@ -357,7 +378,11 @@ def test_calibrate_reports_every_term_against_the_classification_loss(smoke_resu
     fg = terms["fg"]
     assert fg["ratio"] == pytest.approx(fg["value"] / result["methods"]["mar"]["classification"])
     assert fg["weight_for_target"] == pytest.approx(fg["weight"] * 0.5 / fg["ratio"])
+    assert result["methods"]["pkd"]["terms"]["pkd/pearson"]["weight_field"] == "loss_weight"
     assert main(["bench", "calibrate", "--preset", "smoke", "--group", "nope", *paths]) == 2
+    capsys.readouterr()
+    assert main(["bench", "calibrate", "--preset", "smoke", "--group", group, "--methods", "mar,kd", *paths]) == 2
+    assert "unknown method(s) kd; valid: " + ", ".join(METHODS) in capsys.readouterr().err
 
 
 def test_a_diverging_run_is_reported_and_the_next_one_still_runs(smoke_results, tmp_path):

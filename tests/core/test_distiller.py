@@ -6,8 +6,10 @@ import torch
 
 from mar_core.distill.capture import FeatureCapture
 from mar_core.distill.distiller import build_distiller, kd_warmup_iters
+from mar_core.methods import METHODS
+from mar_core.methods.mar import MARSpec
 from mar_core.models.registry import build_detector
-from mar_core.spec import DistillSpec, ModelSpec
+from mar_core.spec import ModelSpec
 
 IMAGES = [torch.rand(3, 96, 80), torch.rand(3, 72, 96)]
 TARGETS = [
@@ -39,7 +41,7 @@ def test_step_updates_student_and_adapters_never_teacher(arch):
     student, teacher = pair(arch)
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     s_before = {k: v.clone() for k, v in student.state_dict().items()}
-    distiller, _ = build_distiller(student, teacher, DistillSpec(relation_weight="mask"), arch, arch, 100)
+    distiller, _ = build_distiller(student, teacher, MARSpec(relation_weight="mask"), arch, arch, 100)
     losses = one_step(distiller)
     assert {"kd/fg", "kd/bg", "kd/relation"} <= set(losses)
     assert all(torch.isfinite(v) for v in losses.values())
@@ -59,7 +61,7 @@ def test_teacher_reads_the_students_transformed_batch():
     seen = []
     teacher.transform.register_forward_hook(lambda *a: seen.append("teacher transform ran"))
     teacher.backbone.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape)))
-    distiller, _ = build_distiller(student, teacher, DistillSpec(), "retinanet", "retinanet", 100)
+    distiller, _ = build_distiller(student, teacher, MARSpec(), "retinanet", "retinanet", 100)
     one_step(distiller)
     assert seen == [(2, 3, 96, 96)]  # padded student batch; no second transform, no post-processing
 
@@ -73,28 +75,43 @@ def test_teacher_reads_the_students_transformed_batch():
 ])
 def test_peers_run_in_the_same_harness(method, terms):
     student, teacher = pair("retinanet")
-    distiller, _ = build_distiller(student, teacher, DistillSpec(method=method), "retinanet", "retinanet", 100)
+    distiller, _ = build_distiller(student, teacher, METHODS[method].spec(), "retinanet", "retinanet", 100)
     losses = one_step(distiller)
     assert terms <= set(losses), set(losses)
 
 
 def test_ablation_switches_drop_terms():
     student, teacher = pair("retinanet")
-    cfg = DistillSpec(feature_loss=False)
+    cfg = MARSpec(feature_loss=False)
     distiller, _ = build_distiller(student, teacher, cfg, "retinanet", "retinanet", 100)
     assert "kd/fg" not in one_step(distiller) and "kd/relation" in one_step(distiller)
 
 
+@pytest.mark.parametrize("method", list(METHODS))
+def test_the_distiller_runs_the_loss_module_the_registry_names(method):
+    student, teacher = pair("retinanet")
+    distiller, _ = build_distiller(student, teacher, METHODS[method].spec(), "retinanet", "retinanet", 100)
+    module, _, name = METHODS[method].loss.partition(":")
+    assert f"{type(distiller.kd_loss).__module__}:{type(distiller.kd_loss).__name__}" == f"{module}:{name}"
+    assert not distiller.has_unused_parameters  # every method's terms read the adapted features
+
+
+def test_adapters_unused_only_when_the_terms_do_not_read_them():
+    student, teacher = pair("retinanet")
+    distiller, _ = build_distiller(student, teacher, MARSpec(feature_loss=False), "retinanet", "retinanet", 100)
+    assert distiller.has_unused_parameters  # 32 -> 48 channels: real 1x1 convs, no gradient
+
+
 def test_mobilenet_teacher_with_fewer_levels_is_resized():
     student, teacher = pair("retinanet", teacher_backbone="mobilenet_v3_large")
-    distiller, _ = build_distiller(student, teacher, DistillSpec(), "retinanet", "retinanet", 100)
+    distiller, _ = build_distiller(student, teacher, MARSpec(), "retinanet", "retinanet", 100)
     assert distiller.num_levels == 4
     assert torch.isfinite(one_step(distiller)["kd/fg"])
 
 
 def test_kd_warmup_scales_terms():
     student, teacher = pair("retinanet")
-    distiller, hooks = build_distiller(student, teacher, DistillSpec(kd_warmup_iters=10), "retinanet", "retinanet", 100)
+    distiller, hooks = build_distiller(student, teacher, MARSpec(kd_warmup_iters=10), "retinanet", "retinanet", 100)
 
     class T:
         iter = 0
@@ -103,7 +120,7 @@ def test_kd_warmup_scales_terms():
     T.iter = 50
     hooks[0].before_step(T)
     assert distiller.kd_scale == 1.0
-    assert kd_warmup_iters(DistillSpec(), 1000) == 100 and kd_warmup_iters(DistillSpec(), 20000) == 500
+    assert kd_warmup_iters(MARSpec(), 1000) == 100 and kd_warmup_iters(MARSpec(), 20000) == 500
 
 
 def test_capture_rejects_unknown_path_with_near_matches():

@@ -7,9 +7,13 @@ import torch
 from torch import nn
 
 from mar_core import names
-from mar_core.distill.peers import PEERS, build_peer
+from mar_core.distill import KDLoss, build_kd_loss, build_peer
 from mar_core.distill.peers.mgd import MGDLoss
-from mar_core.spec import DistillSpec
+from mar_core.methods import METHODS
+from mar_core.methods.fgd import FGDSpec
+from mar_core.methods.mar import MARSpec
+
+PEERS = [m for m in METHODS if m != "mar"]  # the methods compared against MAR
 
 STRIDES = [(4.0, 4.0), (8.0, 8.0)]  # an 8 x 8 padded batch: levels 2 x 2 and 1 x 1
 
@@ -22,7 +26,7 @@ def pair(seed, batch=1, channels=2, shapes=((2, 2), (1, 1)), grad=True):
 
 
 def build(method, channels=2, levels=2, two_stage=False, **spec):
-    return build_peer(method, channels, levels, DistillSpec(method=method, **spec), two_stage)
+    return build_peer(method, channels, levels, METHODS[method].spec(**spec), two_stage)
 
 
 def softmax(xs, temp=1.0):
@@ -35,9 +39,26 @@ def softmax(xs, temp=1.0):
 
 
 def test_registry_matches_names_and_rejects_unknown():
-    assert set(PEERS) == set(names.DISTILL_METHODS) - {"mar"}
-    with pytest.raises(ValueError, match="feature_mse, fgd, mgd, pkd, cwd"):
-        build_peer("kd", 2, 1, DistillSpec(), False)
+    assert PEERS == list(names.DISTILL_METHODS[1:]) == ["feature_mse", "fgd", "mgd", "pkd", "cwd"]
+    with pytest.raises(ValueError, match="mar, feature_mse, fgd, mgd, pkd, cwd"):
+        build_peer("kd", 2, 1, MARSpec(), False)
+    with pytest.raises(ValueError, match="got the spec of method 'mar'"):
+        build_peer("fgd", 2, 1, MARSpec(), False)
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_registered_method_builds_its_loss_module_with_the_terms_its_spec_weights(method):
+    torch.manual_seed(0)
+    spec = METHODS[method].spec()
+    loss = build_kd_loss(spec, 4, 2, two_stage=False)
+    assert isinstance(loss, KDLoss) and loss.method == method
+    s, t = pair(0, batch=2, channels=4, shapes=((4, 4), (2, 2)))
+    cls = {"student_cls": pair(1, 2, 3, ((4, 4), (2, 2)))[0], "teacher_cls": pair(2, 2, 5, ((4, 4), (2, 2)))[1]}
+    out = loss(s, t, [torch.tensor([[0.0, 0.0, 6.0, 5.0]]), torch.zeros(0, 4)], STRIDES,
+               **(cls if loss.uses_cls_tower else {}))
+    assert set(out) == set(spec.TERM_WEIGHTS)  # what ``mar bench calibrate`` reports, by weight field
+    assert all(torch.isfinite(v) for v in out.values())
+    assert set(spec.TERM_WEIGHTS.values()) <= spec.own_fields()
 
 
 @pytest.mark.parametrize("method", sorted(PEERS))
@@ -224,7 +245,7 @@ def fgd_reference(peer, s, t, fg_masks, spec):
 
 
 def test_fgd_hand_computed():
-    spec = DistillSpec(method="fgd", fgd_alpha=1.0, fgd_beta=2.0, fgd_gamma=3.0, fgd_lambda=0.5)
+    spec = FGDSpec(fgd_alpha=1.0, fgd_beta=2.0, fgd_gamma=3.0, fgd_lambda=0.5)
     peer = build_peer("fgd", 2, 2, spec, False)
     torch.manual_seed(5)
     for block in [*peer.gc_student, *peer.gc_teacher]:
@@ -242,7 +263,7 @@ def test_fgd_hand_computed():
 
 def test_fgd_foreground_mask_uses_one_over_area_and_batch_division():
     # two images; image 0: a 2 x 1-cell box (value 1/2), image 1: no box -> all background
-    spec = DistillSpec(method="fgd", fgd_alpha=1.0, fgd_beta=1.0, fgd_gamma=0.0, fgd_lambda=0.0)
+    spec = FGDSpec(fgd_alpha=1.0, fgd_beta=1.0, fgd_gamma=0.0, fgd_lambda=0.0)
     peer = build_peer("fgd", 1, 1, spec, False)
     t = [torch.ones(2, 1, 2, 2)]  # uniform |F|: both attentions are exactly 1
     s = [torch.zeros(2, 1, 2, 2)]  # (T - S)^2 = 1 everywhere

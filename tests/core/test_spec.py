@@ -6,7 +6,12 @@ import sys
 
 import pytest
 
+from mar_core import names
 from mar_core.errors import SpecError
+from mar_core.methods import METHODS, parse_distill
+from mar_core.methods.fgd import FGDSpec
+from mar_core.methods.mar import MARSpec
+from mar_core.methods.mgd import MGDSpec
 from mar_core.spec import JobSpec, parse_spec
 
 BASE = {"kind": "train", "dataset": {"path": "data/synth"}}
@@ -64,26 +69,119 @@ def test_round_trip_through_json():
 
 
 def test_spec_module_does_not_import_torch():
-    code = "import sys, mar_core.spec, mar_core.names, mar_core.errors; print('torch' in sys.modules)"
+    code = "import sys, mar_core.spec, mar_core.names, mar_core.errors, mar_core.methods; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
 def test_peer_weights_default_per_detector_stage():
-    from mar_core.spec import DistillSpec
-
-    one = DistillSpec(method="fgd").with_weight_defaults(two_stage=False)
-    two = DistillSpec(method="fgd").with_weight_defaults(two_stage=True)
+    one = FGDSpec().with_weight_defaults(two_stage=False)
+    two = FGDSpec().with_weight_defaults(two_stage=True)
     assert (one.fgd_alpha, one.fgd_lambda) == (1e-3, 5e-6) and (two.fgd_alpha, two.fgd_lambda) == (5e-5, 5e-7)
-    assert DistillSpec(method="mgd").with_weight_defaults(False).loss_weight == 2e-5
-    assert DistillSpec(method="mgd", loss_weight=0.5).with_weight_defaults(False).loss_weight == 0.5
+    assert MGDSpec().with_weight_defaults(False).loss_weight == 2e-5
+    assert MGDSpec(loss_weight=0.5).with_weight_defaults(False).loss_weight == 0.5
 
 
 def test_mar_weights_default_per_detector_stage_and_an_explicit_one_stays():
-    from mar_core.spec import DistillSpec
-
-    one = DistillSpec().with_weight_defaults(two_stage=False)
-    two = DistillSpec().with_weight_defaults(two_stage=True)
+    one = MARSpec().with_weight_defaults(two_stage=False)
+    two = MARSpec().with_weight_defaults(two_stage=True)
     assert (one.alpha, one.beta, one.gamma) == (5e-4, 1.5e-4, 150.0)
     assert (two.alpha, two.beta, two.gamma) == (0.29, 0.013, 42.0)
-    assert DistillSpec(gamma=7.0).with_weight_defaults(two_stage=True).gamma == 7.0
+    assert MARSpec(gamma=7.0).with_weight_defaults(two_stage=True).gamma == 7.0
+
+
+# ---------------------------------------------------------------- one spec model per method
+
+DISTILL = {**BASE, "kind": "distill", "teacher": {"checkpoint": "t"}}
+SHARED = {"adapter": "always", "kd_warmup_iters": 7}
+# Every field of each method, set away from its default: the fields its loss module reads.
+OWN_FIELDS = {
+    "mar": {"alpha": 0.1, "beta": 0.02, "gamma": 50.0, "feature_loss": False, "relation_loss": False,
+            "mask": "gaussian", "kappas": [1.0, 2.0], "ring_values": [1.0, 0.5], "gaussian_sigma": 0.3,
+            "scale_norm": False, "relation_weight": "mask", "relation_weight_floor": 0.2},
+    "feature_mse": {"loss_weight": 0.5},
+    "fgd": {"fgd_alpha": 0.1, "fgd_beta": 0.2, "fgd_gamma": 0.3, "fgd_lambda": 0.4},
+    "mgd": {"loss_weight": 0.5, "mgd_ratio": 0.3},
+    "pkd": {"loss_weight": 0.5},
+    "cwd": {"loss_weight": 0.5, "temperature": 2.0},
+}
+
+
+def test_the_registry_is_the_only_list_of_methods():
+    assert names.DISTILL_METHODS == tuple(METHODS) and set(OWN_FIELDS) == set(METHODS)
+    assert names.DISTILL_METHODS[0] == "mar"  # the default, first
+    for name, method in METHODS.items():
+        assert method.spec.model_fields["method"].default == name
+        assert isinstance(parse_distill({"method": name}), method.spec)
+
+
+@pytest.mark.parametrize("method", sorted(OWN_FIELDS))
+def test_each_method_accepts_its_own_fields_and_no_other(method):
+    spec_model = METHODS[method].spec
+    assert spec_model.own_fields() == set(OWN_FIELDS[method])
+    section = {"method": method, **SHARED, **OWN_FIELDS[method]}
+    job = parse_spec({**DISTILL, "distill": section})
+    assert type(job.distill) is spec_model and job.distill.model_dump() == section
+    assert JobSpec.model_validate(json.loads(json.dumps(job.to_json_dict()))) == job
+
+
+def test_mar_fields_only_on_mar_and_shared_fields_on_every_method():
+    peers = [m.spec for name, m in METHODS.items() if name != "mar"]
+    assert not any(MARSpec.own_fields() & spec.own_fields() for spec in peers)
+    assert all({"method", "adapter", "kd_warmup_iters"} <= set(m.spec.model_fields) for m in METHODS.values())
+
+
+def test_a_field_of_another_method_is_refused_naming_the_field_and_both_methods():
+    for method in METHODS:
+        for other, fields in OWN_FIELDS.items():
+            for field, value in fields.items():
+                if field in OWN_FIELDS[method]:
+                    continue
+                with pytest.raises(SpecError) as err:
+                    parse_spec({**DISTILL, "distill": {"method": method, field: value}})
+                assert err.value.param == f"distill.{field}", (method, field)
+                assert f"{field} is a field of method" in str(err.value) and other in str(err.value)
+                assert str(err.value).endswith(f"not of {method}"), str(err.value)
+
+
+def test_the_example_of_the_issue_reads_well():
+    with pytest.raises(SpecError) as err:
+        parse_spec({**DISTILL, "distill": {"method": "cwd", "alpha": 0.1}})
+    assert err.value.param == "distill.alpha"
+    assert str(err.value) == "invalid spec: distill.alpha: alpha is a field of method mar, not of cwd"
+    with pytest.raises(SpecError, match="loss_weight is a field of methods feature_mse, mgd, pkd, cwd, not of fgd"):
+        parse_spec({**DISTILL, "distill": {"method": "fgd", "loss_weight": 1.0}})
+
+
+@pytest.mark.parametrize("section, param", [
+    ({"method": "cwd", "temperature": 0}, "distill.temperature"),  # no union tag in the path
+    ({"method": "mgd", "mgd_ratio": 1.5}, "distill.mgd_ratio"),
+    ({"method": "pkd", "bogus": 1}, "distill.bogus"),
+    ({"alpha": -1}, "distill.alpha"),  # method omitted: MAR
+    ({"method": None}, "distill.method"),
+    ({"method": 3}, "distill.method"),
+])
+def test_errors_inside_a_method_name_the_field_without_the_union_tag(section, param):
+    with pytest.raises(SpecError) as err:
+        parse_spec({**DISTILL, "distill": section})
+    assert err.value.param == param
+
+
+def test_an_unknown_method_lists_the_registered_ones():
+    with pytest.raises(SpecError, match="unknown distillation method 'kd'; valid: " + ", ".join(METHODS)):
+        parse_spec({**DISTILL, "distill": {"method": "kd"}})
+
+
+def test_method_omitted_is_mar_and_a_model_instance_is_accepted():
+    assert type(parse_spec({**DISTILL, "distill": {"gamma": 1.0}}).distill) is MARSpec
+    spec = JobSpec(kind="distill", dataset={"path": "d"}, teacher={"checkpoint": "t"}, distill=FGDSpec(fgd_alpha=1.0))
+    assert spec.distill.fgd_alpha == 1.0
+
+
+def test_mar_run_exits_2_on_a_field_of_another_method(tmp_path):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({**DISTILL, "distill": {"method": "cwd", "alpha": 0.1}}))
+    out = subprocess.run([sys.executable, "-m", "mar_cli.main", "run", str(spec), "--workdir", str(tmp_path / "w")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert "distill.alpha: alpha is a field of method mar, not of cwd" in out.stderr

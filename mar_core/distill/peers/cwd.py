@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mar_core.distill.peers.base import PeerLoss
-
-if TYPE_CHECKING:
-    from mar_core.spec import DistillSpec
+from mar_core.distill.kd_loss import KDLoss
+from mar_core.methods.cwd import CWDSpec
 
 __all__ = ["CWDLoss"]
 
 
-class CWDLoss(PeerLoss):
+class CWDLoss(KDLoss):
     """``{"cwd/kl": loss_weight * sum over levels of tau^2 sum KL(p_T || p_S) / (C B)}``.
 
     ``p = softmax over the H x W pixels of F / tau``, one distribution per image and channel;
@@ -27,7 +24,7 @@ class CWDLoss(PeerLoss):
 
     method = "cwd"
 
-    def __init__(self, channels: int, num_levels: int, spec: DistillSpec, two_stage: bool) -> None:
+    def __init__(self, channels: int, num_levels: int, spec: CWDSpec, two_stage: bool) -> None:
         super().__init__(channels, num_levels, spec, two_stage)
         self.loss_weight = float(spec.loss_weight)
         self.tau = float(spec.temperature)

@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mar_core.distill.peers.base import PeerLoss
-
-if TYPE_CHECKING:
-    from mar_core.spec import DistillSpec
+from mar_core.distill.kd_loss import KDLoss
+from mar_core.methods.feature_mse import FeatureMSESpec
 
 __all__ = ["FeatureMSELoss"]
 
 
-class FeatureMSELoss(PeerLoss):
+class FeatureMSELoss(KDLoss):
     """``{"feature_mse/mse": loss_weight * sum over levels of mean((F_S - F_T)^2)}``."""
 
     method = "feature_mse"
 
-    def __init__(self, channels: int, num_levels: int, spec: DistillSpec, two_stage: bool) -> None:
+    def __init__(self, channels: int, num_levels: int, spec: FeatureMSESpec, two_stage: bool) -> None:
         super().__init__(channels, num_levels, spec, two_stage)
         self.loss_weight = float(spec.loss_weight)
 

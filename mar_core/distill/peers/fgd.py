@@ -18,17 +18,14 @@ box, the cell holding its centre always), each with ``1 / (cells in the box)``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mar_core.distill.kd_loss import KDLoss
 from mar_core.distill.masks import inverse_area_mask
-from mar_core.distill.peers.base import PeerLoss
-
-if TYPE_CHECKING:
-    from mar_core.spec import DistillSpec
+from mar_core.methods.fgd import FGDSpec
 
 __all__ = ["FGDLoss", "GcBlock", "attention"]
 
@@ -71,13 +68,13 @@ class GcBlock(nn.Module):
         return x + self.transform(context.reshape(b, c, 1, 1))
 
 
-class FGDLoss(PeerLoss):
+class FGDLoss(KDLoss):
     """``{"fgd/fg", "fgd/bg", "fgd/attention", "fgd/global"}``, weighted by ``spec.fgd_alpha``,
     ``fgd_beta``, ``fgd_gamma``, ``fgd_lambda`` and summed over levels."""
 
     method = "fgd"
 
-    def __init__(self, channels: int, num_levels: int, spec: DistillSpec, two_stage: bool) -> None:
+    def __init__(self, channels: int, num_levels: int, spec: FGDSpec, two_stage: bool) -> None:
         super().__init__(channels, num_levels, spec, two_stage)
         self.alpha = float(spec.fgd_alpha)
         self.beta = float(spec.fgd_beta)

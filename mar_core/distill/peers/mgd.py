@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
-from mar_core.distill.peers.base import PeerLoss
-
-if TYPE_CHECKING:
-    from mar_core.spec import DistillSpec
+from mar_core.distill.kd_loss import KDLoss
+from mar_core.methods.mgd import MGDSpec
 
 __all__ = ["ONE_STAGE_RATIO", "TWO_STAGE_RATIO", "MGDLoss"]
 
@@ -24,7 +21,7 @@ def _generator(channels: int) -> nn.Sequential:
                          nn.Conv2d(channels, channels, 3, padding=1))
 
 
-class MGDLoss(PeerLoss):
+class MGDLoss(KDLoss):
     """``{"mgd/generation": loss_weight * sum over levels of sum((G_l(F_S * K) - F_T)^2) / B}``.
 
     ``K``: ``B x 1 x H x W``, 0 on a random ``ratio`` of the pixels (drawn per level, in level
@@ -36,7 +33,7 @@ class MGDLoss(PeerLoss):
 
     method = "mgd"
 
-    def __init__(self, channels: int, num_levels: int, spec: DistillSpec, two_stage: bool) -> None:
+    def __init__(self, channels: int, num_levels: int, spec: MGDSpec, two_stage: bool) -> None:
         super().__init__(channels, num_levels, spec, two_stage)
         self.loss_weight = float(spec.loss_weight)
         default = TWO_STAGE_RATIO if two_stage else ONE_STAGE_RATIO

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from mar_core.distill.peers.base import PeerLoss
-
-if TYPE_CHECKING:
-    from mar_core.spec import DistillSpec
+from mar_core.distill.kd_loss import KDLoss
+from mar_core.methods.pkd import PKDSpec
 
 __all__ = ["PKDLoss", "standardise"]
 
@@ -29,7 +26,7 @@ def standardise(feat: Tensor) -> Tensor:
     return (feat - mean) * torch.rsqrt(var + _EPS)
 
 
-class PKDLoss(PeerLoss):
+class PKDLoss(KDLoss):
     """``{"pkd/pearson": loss_weight * sum over levels of mean((z(F_S) - z(F_T))^2) / 2}``.
 
     With the population std, ``mean((z_s - z_t)^2) / 2 = 1 - r`` exactly (up to eps), ``r``
@@ -40,7 +37,7 @@ class PKDLoss(PeerLoss):
 
     method = "pkd"
 
-    def __init__(self, channels: int, num_levels: int, spec: DistillSpec, two_stage: bool) -> None:
+    def __init__(self, channels: int, num_levels: int, spec: PKDSpec, two_stage: bool) -> None:
         super().__init__(channels, num_levels, spec, two_stage)
         self.loss_weight = float(spec.loss_weight)
 

@@ -1,0 +1,101 @@
+"""The loss module of a distillation method: its common base, and how a job builds it.
+
+Every method's loss (MAR's in ``mar.py``, the peers' in ``peers/``, ``docs/mar-method.md``
+sections 2-3 and 6) is an ``nn.Module`` built as ``Loss(channels, num_levels, spec, two_stage)``
+from the method's spec model (``mar_core.methods``) whose ``forward(student_feats,
+teacher_feats, boxes, strides)`` returns named, already-weighted loss terms ``{"<term>": scalar
+float32}``. Inputs: lists per level of ``B x C x H x W`` student features already adapted to the
+teacher's ``C`` channels and teacher features of the same shape; ``boxes``: one ``N_i x 4`` xyxy
+tensor per image in padded-input pixels; ``strides``: ``(sy, sx)`` per level. A loss that also
+reads the classification towers (``uses_cls_tower``) gets ``student_cls`` and ``teacher_cls``,
+one ``B x C' x H x W`` map per level (C' may differ between student and teacher). Like the
+official implementations of the peers (one loss module per FPN level), a peer's term is the
+**sum over levels** of its per-level value, so published per-level weights apply unchanged.
+Reductions run in float32 whatever the autocast dtype.
+
+``build_kd_loss`` imports the loss module that the registry (``mar_core.methods.METHODS``) names
+for the spec's method; unset loss weights take the method's defaults for the detector family.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from typing import ClassVar
+
+from torch import Tensor, nn
+
+from mar_core.methods import METHODS, MethodSpec
+
+__all__ = ["KDLoss", "build_kd_loss", "build_peer", "loss_class"]
+
+
+class KDLoss(nn.Module):
+    """Base class: stores the shape contract and checks the inputs against it."""
+
+    method: ClassVar[str] = ""
+    uses_cls_tower: ClassVar[bool] = False  # forward also takes student_cls / teacher_cls
+
+    def __init__(self, channels: int, num_levels: int, spec: MethodSpec, two_stage: bool) -> None:
+        super().__init__()
+        if channels < 1 or num_levels < 1:
+            raise ValueError(f"channels ({channels}) and num_levels ({num_levels}) must be >= 1")
+        self.channels = channels
+        self.num_levels = num_levels
+        self.two_stage = two_stage
+
+    @property
+    def trains_adapters(self) -> bool:
+        """Whether the terms read the adapted student features (else the adapters get no gradient)."""
+        return True
+
+    def levels(self, student: Sequence[Tensor], teacher: Sequence[Tensor]) -> list[tuple[Tensor, Tensor]]:
+        """Checked ``(student, teacher)`` pairs per level, float32, the teacher detached."""
+        if len(student) != self.num_levels or len(teacher) != self.num_levels:
+            raise ValueError(
+                f"{self.method}: built for {self.num_levels} levels, got "
+                f"{len(student)} student and {len(teacher)} teacher maps"
+            )
+        pairs = []
+        for lvl, (s, t) in enumerate(zip(student, teacher)):
+            if s.dim() != 4 or s.shape != t.shape or s.shape[1] != self.channels:
+                raise ValueError(
+                    f"{self.method} level {lvl}: student {tuple(s.shape)} and teacher "
+                    f"{tuple(t.shape)} must both be B x {self.channels} x H x W"
+                )
+            pairs.append((s.float(), t.detach().float()))
+        return pairs
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, num_levels={self.num_levels}, two_stage={self.two_stage}"
+
+
+def _known(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"unknown distillation method {method!r}; valid: {', '.join(METHODS)}")
+    return method
+
+
+def loss_class(method: str) -> type[KDLoss]:
+    """The loss module registered for ``method``, imported now; an unknown name lists the valid ones."""
+    module, _, name = METHODS[_known(method)].loss.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    if not (isinstance(cls, type) and issubclass(cls, KDLoss) and cls.method == method):
+        raise TypeError(
+            f"{METHODS[method].loss} (registered for {method!r}) is not a KDLoss whose method is {method!r}"
+        )
+    return cls
+
+
+def build_kd_loss(spec: MethodSpec, channels: int, num_levels: int, two_stage: bool) -> KDLoss:
+    """The loss module of ``spec.method`` for ``channels`` (the teacher's) and ``num_levels``;
+    unset loss weights take the method's defaults for a one- or two-stage student."""
+    return loss_class(spec.method)(channels, num_levels, spec.with_weight_defaults(two_stage), two_stage)
+
+
+def build_peer(method: str, channels: int, num_levels: int, spec: MethodSpec, two_stage: bool) -> KDLoss:
+    """``build_kd_loss`` naming the method too (the README's library API); ``spec`` must be that
+    method's spec model."""
+    if _known(method) != spec.method:
+        raise ValueError(f"build_peer({method!r}, ...) got the spec of method {spec.method!r}")
+    return build_kd_loss(spec, channels, num_levels, two_stage)

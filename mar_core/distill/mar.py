@@ -1,0 +1,71 @@
+"""MAR's loss module (``docs/mar-method.md``): ``alpha * L_fg``, ``beta * L_bg``, ``gamma * L_rel``.
+
+The multi-value masks of each level (``masks.py``) weight the mask-guided feature terms on the
+adapted FPN outputs (``feature_loss.py``) and, with ``relation_weight: mask``, the relation term
+on the classification towers (``relation.py``). Spec model: ``mar_core.methods.mar.MARSpec``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor
+
+from mar_core.distill.feature_loss import mask_guided_feature_loss
+from mar_core.distill.kd_loss import KDLoss
+from mar_core.distill.masks import multi_value_mask
+from mar_core.distill.relation import relation_loss
+from mar_core.methods.mar import MARSpec
+
+__all__ = ["MARLoss"]
+
+
+class MARLoss(KDLoss):
+    """``{"fg", "bg"}`` (unless ``feature_loss`` is off) and ``{"relation"}`` (unless
+    ``relation_loss`` is off), weighted by ``spec.alpha``, ``beta``, ``gamma``; each averaged
+    over levels. No parameters: the adapters belong to the distiller."""
+
+    method = "mar"
+    uses_cls_tower = True
+
+    def __init__(self, channels: int, num_levels: int, spec: MARSpec, two_stage: bool) -> None:
+        super().__init__(channels, num_levels, spec, two_stage)
+        self.spec = spec
+
+    @property
+    def trains_adapters(self) -> bool:
+        return self.spec.feature_loss
+
+    def forward(
+        self,
+        student_feats: Sequence[Tensor],
+        teacher_feats: Sequence[Tensor],
+        boxes: Sequence[Tensor],
+        strides: Sequence[tuple[float, float]],
+        student_cls: Sequence[Tensor],
+        teacher_cls: Sequence[Tensor],
+    ) -> dict[str, Tensor]:
+        cfg = self.spec
+        masks = [
+            multi_value_mask(
+                boxes,
+                f.shape[-2:],
+                st,
+                kappas=cfg.kappas,
+                values=cfg.ring_values,
+                mode=cfg.mask,
+                sigma=cfg.gaussian_sigma,
+                scale_norm=cfg.scale_norm,
+            )
+            for f, st in zip(student_feats, strides)
+        ]
+        out: dict[str, Tensor] = {}
+        if cfg.feature_loss:
+            fb = mask_guided_feature_loss(student_feats, teacher_feats, masks)
+            out["fg"], out["bg"] = cfg.alpha * fb["fg"], cfg.beta * fb["bg"]
+        if cfg.relation_loss:
+            weights = (
+                [m + cfg.relation_weight_floor for m in masks] if cfg.relation_weight == "mask" else None
+            )
+            out["relation"] = cfg.gamma * relation_loss(student_cls, teacher_cls, weights)
+        return out
