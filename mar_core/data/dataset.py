@@ -32,7 +32,7 @@ def build_coco(data: dict) -> COCO:
 class DetectionDataset(torch.utils.data.Dataset):
     """A detection split. ``ds[i] -> (image, target)``:
 
-    - ``image``: float32 ``3 x H x W`` in [0, 1], RGB;
+    - ``image``: ``3 x H x W`` in [0, 1], RGB, in torch's default dtype (float32 unless set otherwise);
     - ``target``: ``boxes`` float32 ``N x 4`` (xyxy, absolute pixels), ``labels`` int64 ``N``
       in 1..K (0 is the background), ``image_id`` int (the COCO image id).
 
@@ -95,14 +95,14 @@ class DetectionDataset(torch.utils.data.Dataset):
                 "image_id": int(self._images[index]["id"])}
 
     def load_image(self, index: int) -> torch.Tensor:
-        """float32 ``3 x H x W`` in [0, 1]."""
+        """``3 x H x W`` in [0, 1], in torch's default dtype (float32 unless set otherwise)."""
         path = self.image_path(index)
         try:
             with Image.open(path) as im:
                 arr = np.array(im.convert("RGB"))  # H x W x 3 uint8, writable
         except OSError as e:
             raise DatasetError(f"{self.name}: cannot read image file {path}: {e}") from None
-        return torch.from_numpy(arr).permute(2, 0, 1).float().div_(255.0)
+        return torch.from_numpy(arr).permute(2, 0, 1).to(torch.get_default_dtype()).div_(255.0)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, Any]]:
         return self.load_image(index), self.get_target(index)

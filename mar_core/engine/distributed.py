@@ -4,8 +4,9 @@
 ``progress`` and ``should_stop`` callbacks stay in-process) and spawns ranks ``1 .. N-1`` with
 the ``spawn`` start method. Rendezvous: a ``TCPStore`` hosted by rank 0 on a free port of
 127.0.0.1. Rank ``r`` runs on ``cuda:r`` (of the visible devices) or on the CPU, and calls
-``entry(spec, workdir, ranks=RankInfo(r, N, device), ...)``: the same job body as one process,
-which asks ``RankInfo`` what to do:
+``entry(spec, workdir, ranks=RankInfo(r, N, device), ...)`` in rank 0's default dtype (a caller
+that set ``torch.set_default_dtype(torch.float64)`` runs every rank in float64): the same job
+body as one process, which asks ``RankInfo`` what to do:
 
 - ``wrap(module)``: ``DistributedDataParallel`` (gradients averaged over ranks).
 - the loader yields ``batch[r::N]`` of the global batch of ``train.batch_size`` indices of
@@ -21,7 +22,8 @@ and each rank keeps its share: the ranks' flips are independent (image ``j`` of 
 flipped alike) and, at the first step, equal to one process's. Draws made per local image or
 batch elsewhere take the same numbers on every rank and move the stream away from one process's:
 torchvision's transform draws a resize size per image (even for one ``min_size``), Faster R-CNN
-samples, MGD masks. So runs are not bit-identical to one process, hence a tolerance in the tests.
+samples, MGD masks. So runs are not bit-identical to one process (summation orders differ too),
+hence a tolerance in the tests, which compare in float64.
 Losses that normalise over a batch (FCOS's foreground count, MAR's fg/bg mask mass) are
 normalised per rank; means over images (RetinaNet's losses, the relation loss) average to the
 one-process value. BatchNorm (``model.norm: batch``) keeps per-rank statistics (no
@@ -179,13 +181,14 @@ def _exit_with_parent(parent_pid: int) -> None:
 
 
 def _child(rank: int, world_size: int, device_type: str, port: int, timeout_s: float, parent_pid: int,
-           log_level: int, entry: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+           log_level: int, default_dtype: torch.dtype, entry: Callable[..., Any], args: tuple, kwargs: dict) -> None:
     """Body of rank ``rank >= 1`` (a spawned process)."""
     logging.basicConfig(level=log_level, format=f"%(asctime)s rank{rank} %(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # rank 0 decides when to stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _exit_with_parent(parent_pid)
     torch.set_num_threads(_threads_per_rank(world_size))
+    torch.set_default_dtype(default_dtype)  # rank 0's: the models' parameters and images match
     timeout = datetime.timedelta(seconds=timeout_s)
     store = dist.TCPStore(HOST, port, world_size, is_master=False, timeout=timeout)
     try:
@@ -287,7 +290,7 @@ def launch(entry: Callable[..., Any], spec: JobSpec, workdir: Path, device_type:
     level = logging.getLogger().getEffectiveLevel()
     procs = [ctx.Process(target=_child, name=f"mar-rank{r}",
                          args=(r, world, device_type, store.port, timeout.total_seconds(), os.getpid(), level,
-                               entry, (spec, workdir), kwargs))
+                               torch.get_default_dtype(), entry, (spec, workdir), kwargs))
              for r in range(1, world)]
     log.info("running on %d processes (%s, port %d)", world, "nccl" if device_type == "cuda" else "gloo",
              store.port)

@@ -4,13 +4,25 @@ stop together, resume, and only rank 0 (this process) writes; a dead rank fails 
 Children are watched by an audit hook (a ``sitecustomize`` on their ``PYTHONPATH``) that logs every
 file they open, rename, remove or create under the test's folder: rank 1 must only ever read.
 
-Tolerance of the loss comparison: RetinaNet's losses and the relation loss are means over images,
-so the mean over two ranks of the means over their two images is the mean over the four images of
-one process, and DDP's averaged gradient is the one process's gradient: only float32 rounding
-differs (another summation order). Measured here: 0 at the first step, <= 6e-7 relative per term
-over the following SGD steps. ``rel=1e-5`` leaves that rounding a 15x margin and still fails on
-any real difference: flips or sizes drawn differently, a wrong shard, an un-averaged gradient or
-a per-rank normalisation (MAR's fg/bg terms) move the losses by 1e-3 to 1e-1. Flips are off
+Equivalence runs in float64 (fixture ``float64``: this process's default dtype; ``launch`` hands
+it to the ranks it starts, the dataset loads images in it). RetinaNet's losses and the relation
+loss are means over images, so the mean over two ranks of the means over their two images is the
+mean over the four images of one process, and DDP's averaged gradient is the one process's
+gradient: only rounding differs (another summation order, which the CPU's kernels also choose by
+batch size, so it depends on the CPU). In float32 that rounding is too large to compare on any
+CPU: on an Intel Xeon, 4e-8 relative at step 1, and with gradient clipping 4.5e-5 at step 3 and
+4e-3 at step 4 (training amplified a last-bit difference by up to 1e5; the suite was written on
+AMD EPYC, where it stayed below 6e-7). Float64's unit roundoff is 1.1e-16, so the same
+amplification gives at most ~1e-11; measured here: <= 6e-16 at every step, with or without
+clipping. ``rel=1e-9`` leaves that bound a 100x margin and is 1e4x below the smallest real
+difference measured, each made by breaking the job on purpose (and each failed this test):
+every rank fed rank 0's shard 3e-2 (step 1); no gradient synchronisation 4e-5 (step 2); gradients
+summed rather than averaged 2e-5 (step 2), 6e-2 (step 3). Per-rank normalisations (MAR's fg/bg
+terms) or flips drawn differently move the losses by 1e-3 to 1e-1.
+
+No gradient clipping (``grad_clip: None``): at these first steps the gradient norm (11 to 18)
+exceeds the default clip of 10, which rescales every update to the same norm and so hides a wrong gradient
+scale (gradients summed over ranks moved the losses by only 4e-9 with clipping). Flips are off
 (``hflip: 0``): torchvision draws a resize size per local image, so from the second step the
 ranks' RNG streams differ from one process's (``engine/distributed.py``).
 """
@@ -37,7 +49,7 @@ from mar_core.spec import JobSpec
 from tests.conftest import tiny_spec
 from tests.core.test_distill_run import teacher_run
 
-REL = 1e-5
+REL = 1e-9  # float64: see the module docstring
 
 AUDIT_HOOK = textwrap.dedent('''
     """Test helper: log what this process does to files under MAR_TEST_AUDIT_ROOT."""
@@ -85,13 +97,22 @@ AUDIT_HOOK = textwrap.dedent('''
 
 @pytest.fixture
 def one_thread(monkeypatch):
-    """Every process (this one and the spawned ranks) on one thread: two cores here, and the
-    one-process reference then sums in the same order as rank 0."""
+    """Every process (this one and the spawned ranks) on one thread: two cores here."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def float64():
+    """This process computes in float64, and so does every rank ``launch`` starts (it hands them
+    rank 0's default dtype); the dataset loads images in the default dtype."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
 
 
 @pytest.fixture
@@ -108,7 +129,8 @@ def audited_children(tmp_path, monkeypatch, one_thread):
 
 
 def _spec(data, gpus: int, **train) -> JobSpec:
-    return tiny_spec(data, train={"iterations": 4, "batch_size": 4, "hflip": 0.0, "log_every": 1, **train},
+    return tiny_spec(data, train={"iterations": 4, "batch_size": 4, "hflip": 0.0, "grad_clip": None, "log_every": 1,
+                                  **train},
                      resources={"gpus": gpus, "device": "cpu"})
 
 
@@ -132,7 +154,7 @@ def _assert_same_losses(one: dict, two: dict) -> None:
             assert two[step][name] == pytest.approx(value, rel=REL), (step, name)
 
 
-def test_two_processes_train_like_one_stop_together_resume_and_only_rank0_writes(tiny_synth, tmp_path,
+def test_two_processes_train_like_one_stop_together_resume_and_only_rank0_writes(tiny_synth, tmp_path, float64,
                                                                                  audited_children, caplog):
     runs = tmp_path / "runs"
     run_job(_spec(tiny_synth, 1), runs / "one")
@@ -165,7 +187,7 @@ def test_two_processes_train_like_one_stop_together_resume_and_only_rank0_writes
         "rank 1 did not resume from the checkpoint"
 
 
-def test_mar_distillation_on_two_processes_matches_one(tiny_synth, tmp_path, one_thread):
+def test_mar_distillation_on_two_processes_matches_one(tiny_synth, tmp_path, one_thread, float64):
     """The relation-only MAR ablation: every term is a mean over images, and its unused adapters
     need DDP's ``find_unused_parameters`` (an error at the second step otherwise)."""
     teacher = teacher_run(tiny_synth, tmp_path, "retinanet")
@@ -234,7 +256,10 @@ def test_a_non_finite_loss_on_another_rank_stops_this_one_before_its_update():
     model = torch.nn.Module()
     model.w = w
     model.forward = lambda images, targets: {"classification": w.sum(), "kd/relation": 2 * w.sum()}
-    batches = lambda start: iter([([torch.zeros(3, 4, 4)], [{"boxes": torch.zeros(0, 4)}])] * 2)
+
+    def batches(start):
+        return iter([([torch.zeros(3, 4, 4)], [{"boxes": torch.zeros(0, 4)}])] * 2)
+
     trainer = Trainer(model, torch.optim.SGD([w], lr=0.1), batches, 2, torch.device("cpu"),
                       ranks=_OtherRankGotNaN(0, 2, torch.device("cpu")))
     with pytest.raises(NonFiniteLossError, match="loss/det/classification"):
