@@ -1,7 +1,7 @@
 """An exclusive lock on a file, across processes (POSIX ``flock``), torch-free.
 
 Used where several processes may write the same folder: the synthetic-set generator
-(``mar_core.data.synth_once``) and the benchmark's run folders (``benchmarks.quality``).
+(``mar_core.synth_once``) and the benchmark's run folders (``benchmarks.quality``).
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ from torch.utils.data import Subset
 
 from mar_core.atomic import atomic_write_json
 from mar_core.data import build_train_loader, load_dataset
-from mar_core.engine.distributed import SINGLE, RankInfo
+from mar_core.distill.distiller import build_distiller
+from mar_core.engine.distributed import SINGLE, RankInfo, launch
 from mar_core.engine.hooks import (
     BEST_CHECKPOINT, LAST_CHECKPOINT, CheckpointHook, EvalHook, LRScheduleHook, MetricsHook, StopHook,
     device_of, load_training_checkpoint,
@@ -73,7 +74,6 @@ def run_job(spec: JobSpec, workdir: Path, *, data_roots: list[Path] | None = Non
     processes (``mar_core.engine.distributed``); it alone calls ``progress`` and ``should_stop``.
     """
     if spec.resources.gpus > 1:
-        from mar_core.engine.distributed import launch
         return launch(_run, spec, Path(workdir), device_of(device or spec.resources.device).type,
                       progress=progress, should_stop=should_stop, data_roots=data_roots,
                       checkpoint_roots=checkpoint_roots, device=device)
@@ -105,7 +105,6 @@ def _run(spec: JobSpec, workdir: Path, *, data_roots: list[Path] | None = None,
     extra_hooks = []
     teacher_params = None
     if spec.kind == "distill":
-        from mar_core.distill.distiller import build_distiller
         teacher = load_teacher(spec, checkpoint_roots, train_ds.num_classes, class_names)
         teacher_params = count_parameters(teacher.model)
         trainable, extra_hooks = build_distiller(student, teacher.model, spec.distill, spec.model.arch,

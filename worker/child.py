@@ -27,8 +27,15 @@ import threading
 import traceback
 from pathlib import Path
 
+from api.db import jobs_repo
+from api.db.session import make_engine, make_session_factory, session_scope
+from api.settings import get_settings
+from mar_core.errors import JobCancelled, MarError
 from mar_core.parent_watch import on_parent_gone
+from mar_core.run import run_job
+from mar_core.spec import parse_spec
 from worker import result as res
+from worker.progress_sink import DbProgressSink
 
 logger = logging.getLogger("worker.child")
 
@@ -64,13 +71,6 @@ def _roots(settings) -> tuple[list[Path], list[Path]]:
 
 def run(job_id: str, worker_id: str, result_path: Path, stop: threading.Event) -> str:
     """Run the job; write the result file; return its status."""
-    from api.db import jobs_repo
-    from api.db.session import make_engine, make_session_factory, session_scope
-    from api.settings import get_settings
-    from mar_core.errors import JobCancelled, MarError
-    from mar_core.spec import parse_spec
-    from worker.progress_sink import DbProgressSink
-
     settings = get_settings()
     engine = make_engine(settings.database_url)
     sf = make_session_factory(engine)
@@ -90,9 +90,6 @@ def run(job_id: str, worker_id: str, result_path: Path, stop: threading.Event) -
                 res.write_result(result_path, res.SKIPPED)
                 return res.SKIPPED
         logger.info("job %s: running (pid %d)", job_id, os.getpid())
-
-        from mar_core.run import run_job
-
         workdir = settings.job_dir(job_id)
         data_roots, checkpoint_roots = _roots(settings)
         sink = DbProgressSink(sf, job_id)

@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from api.client import MarClient
+from api.settings import get_settings
+from mar_core.synth_once import ensure_synthetic
 from worker import demo_specs
+from worker.embedded import prepare_state, start_stack
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +87,6 @@ def job_ap(client, job: dict[str, Any]) -> float | None:
     points = client.metrics(job["id"], names=["eval/AP"])["series"].get("eval/AP") or []
     if points:
         return points[-1]["value"]
-    import tempfile
-
     try:
         with tempfile.TemporaryDirectory() as tmp:
             report = json.loads(client.download(job["id"], "report.json", tmp).read_text())
@@ -103,11 +107,6 @@ def run_demo(host: str, port: int, *, workers: int = 1, quick: bool = False, tra
     """The demo; returns the exit code. By default the teacher is the benchmark's published one
     (``worker.demo_specs.published_teacher``); ``quick`` or ``train_teacher`` (or no published teacher)
     train one through the service first."""
-    from api.client import MarClient
-    from api.settings import get_settings
-    from mar_core.data.synth_once import ensure_synthetic
-    from worker.embedded import prepare_state, start_stack
-
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one request a second: keep the line readable
     t0 = time.monotonic()
     info = prepare_state()
@@ -166,8 +165,6 @@ def run_demo(host: str, port: int, *, workers: int = 1, quick: bool = False, tra
 
 def _install_teacher(published: Path, settings) -> Path:
     """Copy the published teacher into the checkpoint root (job specs may only name files there)."""
-    import shutil
-
     root = settings.checkpoint_root or settings.state_dir / "checkpoints"
     dest = Path(root) / f"bench-teacher-{published.name}"
     if not (dest / "model.pt").is_file():

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-# The synthetic set the demo trains on (``mar_core.data.synth.generate_synthetic`` arguments).
+# The synthetic set the demo trains on (``mar_core.synth.generate_synthetic`` arguments).
 DATA = {"seed": 0, "num_train": 200, "num_val": 50, "image_size": 128, "num_classes": 4}
 QUICK_DATA = {"seed": 0, "num_train": 16, "num_val": 8, "image_size": 64, "num_classes": 3}
 

@@ -14,6 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from api.db import keys_repo
+from api.db.session import init_db, make_engine, make_session_factory, session_scope
+from api.settings import get_settings
 from worker.stack import Stack, _client_host, embedded_env, free_port
 
 logger = logging.getLogger(__name__)
@@ -31,10 +34,6 @@ class StateInfo:
 
 def prepare_state() -> StateInfo:
     """Folders, schema at head, and the local API key (created on first use)."""
-    from api.db import keys_repo
-    from api.db.session import init_db, make_engine, make_session_factory, session_scope
-    from api.settings import get_settings
-
     settings = get_settings()
     settings.ensure_dirs()
     for root in settings.data_roots:
@@ -60,8 +59,6 @@ def prepare_state() -> StateInfo:
 def start_stack(host: str, port: int, *, workers: int = 1, log_dir: Path | None = None,
                 reaper_interval: float = 5.0) -> Iterator[tuple[Stack, str]]:
     """Start API + ``workers`` workers + reaper; yield ``(stack, url)``; stop all on exit."""
-    from api.settings import get_settings
-
     settings = get_settings()
     port = port or free_port(_client_host(host))
     stack = Stack(embedded_env(settings.state_dir), log_dir=log_dir)

@@ -22,6 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from api.db import jobs_repo
+from api.db.session import session_scope
 from mar_core.progress import ProgressEvent
 
 logger = logging.getLogger(__name__)
@@ -83,9 +85,6 @@ class DbProgressSink:
         self._last_flush = self._clock()
         if not (self._metrics or self._events or self._phases or self._artifacts or self._progress):
             return
-        from api.db import jobs_repo
-        from api.db.session import session_scope
-
         try:
             with session_scope(self._sf) as s:
                 for step, values, when in self._metrics:

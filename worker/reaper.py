@@ -26,6 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from kombu.exceptions import ChannelError
+
+from api.broker import make_celery_client, send_run_job
+from api.db import jobs_repo
+from api.db.session import make_engine, make_session_factory, session_scope
+from api.settings import get_settings
+
 logger = logging.getLogger(__name__)
 
 SendTask = Callable[[str], object]
@@ -62,9 +69,6 @@ def reap_once(
     now: datetime | None = None,
 ) -> list[str]:
     """One pass; returns the ids nudged (re-queued ones first, then re-nudged stale ones)."""
-    from api.db import jobs_repo
-    from api.db.session import session_scope
-
     now = now or datetime.now(timezone.utc)
     with session_scope(session_factory) as s:
         requeued = jobs_repo.requeue_expired(s, now=now)
@@ -104,8 +108,6 @@ def _safe_depth(queue_depth: Callable[[], int | None] | None) -> int | None:
 
 def broker_queue_depth(celery_app, queue: str) -> int | None:
     """Messages waiting in ``queue`` (0 when Redis dropped the empty list), None if unknown."""
-    from kombu.exceptions import ChannelError
-
     with celery_app.connection_for_read() as conn:
         channel = conn.default_channel
         try:
@@ -122,10 +124,6 @@ def run_reaper(
     stop: threading.Event | None = None,
 ) -> None:
     """Reap every ``interval`` seconds until ``stop`` is set; database/broker errors are logged."""
-    from api.broker import make_celery_client, send_run_job
-    from api.db.session import make_engine, make_session_factory
-    from api.settings import get_settings
-
     settings = settings or get_settings()
     stop = stop or threading.Event()
     engine = make_engine(settings.database_url)

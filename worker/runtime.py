@@ -12,6 +12,10 @@ import os
 import uuid
 from functools import lru_cache
 
+from celery.worker import state as celery_state
+
+from api.broker import make_celery_client, send_run_job
+from api.db.session import make_engine, make_session_factory
 from api.db.states import JobState, RunOutcome
 from api.settings import get_settings
 from worker.store import DbJobStore
@@ -30,8 +34,6 @@ def worker_id(nodename: str | None) -> str:
 @lru_cache(maxsize=1)
 def session_factory():
     """The worker process's session factory (one engine per process)."""
-    from api.db.session import make_engine, make_session_factory
-
     return make_session_factory(make_engine(get_settings().database_url))
 
 
@@ -47,10 +49,8 @@ def supervisor_config() -> SupervisorConfig:
 
 def celery_stopping() -> bool:
     """Whether this Celery worker received a (warm or cold) shutdown request."""
-    from celery.worker import state
-
     # exit code 0 (EX_OK) means "stop" too: test identity, like celery.worker.state.maybe_shutdown
-    return any(flag is not None and flag is not False for flag in (state.should_stop, state.should_terminate))
+    return any(flag is not None and flag is not False for flag in (celery_state.should_stop, celery_state.should_terminate))
 
 
 def run_job_once(job_id: str, worker_id: str, worker_stopping=celery_stopping) -> str:
@@ -91,7 +91,5 @@ def run_job_once(job_id: str, worker_id: str, worker_stopping=celery_stopping) -
 def _nudge(job_id: str) -> None:
     """Send a released job a new ``mar.run_job`` message (the one that brought it was acked
     early); if that fails the reaper re-sends it once it has been queued for a while."""
-    from api.broker import make_celery_client, send_run_job
-
     settings = get_settings()
     send_run_job(make_celery_client(settings), job_id, settings.queue)

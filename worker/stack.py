@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import httpx
+
 from mar_core.errors import MarError
 from mar_core.parent_watch import STOP_WITH_PARENT_ENV
 from worker.procs import signal_group, stop_process_group
@@ -46,8 +48,6 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def wait_http_ok(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
     """Poll ``url`` until it answers 200; raise ``StackError`` on timeout or if ``proc`` exits."""
-    import httpx
-
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:

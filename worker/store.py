@@ -10,6 +10,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from api.db import jobs_repo
+from api.db.session import session_scope
+
 logger = logging.getLogger(__name__)
 
 
@@ -43,13 +46,9 @@ class DbJobStore:
         self._sf = session_factory
 
     def _scope(self):
-        from api.db.session import session_scope
-
         return session_scope(self._sf)
 
     def claim(self, job_id: str, worker_id: str, lease_seconds: float) -> Claim | None:
-        from api.db import jobs_repo
-
         with self._scope() as s:
             job = jobs_repo.claim_job(s, job_id, worker_id, lease_seconds)
             if job is None:
@@ -57,31 +56,21 @@ class DbJobStore:
             return Claim(job_id=job.id, attempt=job.attempt, max_attempts=job.max_attempts)
 
     def heartbeat(self, job_id: str, worker_id: str, lease_seconds: float) -> bool:
-        from api.db import jobs_repo
-
         with self._scope() as s:
             return bool(jobs_repo.heartbeat(s, job_id, worker_id, lease_seconds))
 
     def cancel_requested(self, job_id: str) -> bool:
-        from api.db import jobs_repo
-
         with self._scope() as s:
             return bool(jobs_repo.is_cancel_requested(s, job_id))
 
     def finish(self, job_id: str, worker_id: str, status: str, error: dict | None = None) -> bool:
-        from api.db import jobs_repo
-
         with self._scope() as s:
             return bool(jobs_repo.finish_job(s, job_id, worker_id, status, error=error))
 
     def release(self, job_id: str, worker_id: str) -> bool:
-        from api.db import jobs_repo
-
         with self._scope() as s:
             return bool(jobs_repo.release_job(s, job_id, worker_id))
 
     def event(self, job_id: str, type: str, data: dict[str, Any]) -> None:
-        from api.db import jobs_repo
-
         with self._scope() as s:
             jobs_repo.append_event(s, job_id, type, data)

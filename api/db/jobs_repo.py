@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Row, and_, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from api.db import states
@@ -416,12 +418,11 @@ def get_events(s: Session, job_id: str, after_id: int | None = None, limit: int 
 def _insert_for(s: Session):
     dialect = s.get_bind().dialect.name
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        raise NotImplementedError(f"metrics upsert: unsupported dialect {dialect}")
-    return insert
+        return postgresql_insert
+    if dialect == "sqlite":
+        return sqlite_insert
+    # only SQLite and PostgreSQL are supported
+    raise NotImplementedError(f"metrics upsert: unsupported dialect {dialect}")
 
 
 def append_metrics(

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -72,10 +74,8 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
-def alembic_config(url: str | None = None):  # -> alembic.config.Config
+def alembic_config(url: str | None = None) -> Config:
     """An Alembic config pointing at ``api/migrations`` (independent of the cwd)."""
-    from alembic.config import Config
-
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     if url:
@@ -85,8 +85,6 @@ def alembic_config(url: str | None = None):  # -> alembic.config.Config
 
 def init_db(engine: Engine) -> None:
     """Run the Alembic migrations up to ``head`` on ``engine`` (never ``create_all``)."""
-    from alembic import command
-
     cfg = alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn

@@ -6,6 +6,8 @@ from __future__ import annotations
 from alembic import context
 
 from api.db.models import Base
+from api.db.session import make_engine
+from api.settings import get_settings
 
 config = context.config
 target_metadata = Base.metadata
@@ -15,8 +17,6 @@ def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from api.settings import get_settings
-
     return str(get_settings().database_url)
 
 
@@ -37,8 +37,6 @@ def run_online() -> None:
     if connection is not None:
         _run_with(connection)
         return
-    from api.db.session import make_engine
-
     engine = make_engine(_url())
     try:
         with engine.begin() as conn:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from mar_core.cli.argtypes import int_in
 from mar_core.data.registry import dataset_summary, load_dataset
-from mar_core.data.synth import generate_synthetic
 from mar_core.errors import DatasetError, SpecError
 from mar_core.spec import DatasetSpec, parse_spec
+from mar_core.synth import generate_synthetic
 
 
 def register(add) -> None:

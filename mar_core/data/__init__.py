@@ -5,7 +5,7 @@ Public API (torch is imported by this package)::
     load_dataset(spec, split, data_roots=None) -> DetectionDataset
     dataset_summary(ds) -> dict
     DetectionDataset(coco_dict, images_dir, name="dataset")   # ds[i] -> (image 3xHxW, target)
-    generate_synthetic(out_dir, seed=0, ...) -> dict
+    generate_synthetic(out_dir, seed=0, ...) -> dict            # from mar_core.synth (torch-free)
     build_train_loader(...), build_eval_loader(...), collate_detection(batch)
     IterationBatchSampler(num_samples, batch_size, seed, start_iter, end_iter)
     random_hflip(images, targets, p)
@@ -16,10 +16,10 @@ from mar_core.data.dataset import DetectionDataset, build_coco
 from mar_core.data.loader import build_eval_loader, build_train_loader, collate_detection
 from mar_core.data.registry import DATASET_READERS, dataset_summary, load_dataset
 from mar_core.data.sampler import IterationBatchSampler
-from mar_core.data.synth import SHAPES, generate_synthetic
 from mar_core.data.transforms import hflip_boxes, random_hflip
 from mar_core.data.validate import BoxIssue, ValidationReport, validate_dataset
 from mar_core.data.voc import load_voc, voc_class_names
+from mar_core.synth import SHAPES, generate_synthetic
 
 __all__ = [
     "DATASET_READERS",

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from PIL import Image, UnidentifiedImageError
+
 from mar_core.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -144,8 +146,6 @@ def check_image_files(images: list[dict], images_dir: Path, report: ValidationRe
     Fills a missing ``width``/``height`` from the file; with ``verify_sizes`` also compares a
     recorded size with the real one (header read only) and trusts the image on mismatch.
     """
-    from PIL import Image, UnidentifiedImageError
-
     for img in images:
         path = images_dir / img["file_name"]
         if not path.is_file():

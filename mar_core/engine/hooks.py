@@ -12,8 +12,8 @@ import torch
 
 from mar_core.engine.rng import get_rng_state
 from mar_core.engine.trainer import HookBase, Trainer
-from mar_core.errors import JobCancelled
-from mar_core.models.checkpoint_io import atomic_torch_save
+from mar_core.errors import CheckpointError, JobCancelled, SpecError
+from mar_core.models.checkpoint_io import atomic_torch_save, safe_load
 from mar_core.progress import ProgressCallback, ignore_progress
 
 log = logging.getLogger(__name__)
@@ -153,10 +153,8 @@ class StopHook(HookBase):
 
 def load_training_checkpoint(path: Path) -> dict:
     """Read ``last.pt`` with ``weights_only=True`` (our own files are held to the same rule)."""
-    from mar_core.models.checkpoint_io import safe_load
     state = safe_load(path)
     if not isinstance(state, dict) or "iteration" not in state:
-        from mar_core.errors import CheckpointError
         raise CheckpointError(f"{path} is not a training checkpoint")
     return state
 
@@ -165,6 +163,5 @@ def device_of(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from mar_core.errors import SpecError
         raise SpecError("resources.device is 'cuda' but no CUDA device is available", param="resources.device")
     return torch.device(name)

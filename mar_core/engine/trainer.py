@@ -19,6 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from mar_core.data.transforms import random_hflip
 from mar_core.engine.distributed import RankInfo
+from mar_core.engine.rng import set_rng_state
 from mar_core.errors import NonFiniteLossError
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,6 @@ class Trainer:
         batches: Iterator = iter(self.data_factory(start))
         if self.rng_state_to_restore is not None:
             # Restored after the loader's iterator exists: creating it draws from the RNG.
-            from mar_core.engine.rng import set_rng_state
             set_rng_state(self.rng_state_to_restore)
             self.rng_state_to_restore = None
         try:

@@ -13,6 +13,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from torch import nn
 
+from mar_core.data import build_eval_loader
+
 log = logging.getLogger(__name__)
 
 SUMMARY_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
@@ -71,8 +73,6 @@ def evaluate_detector(model: nn.Module, dataset, device: torch.device, batch_siz
                       num_workers: int = 0, image_ids: list[int] | None = None) -> dict[str, float]:
     """``coco_metrics`` of ``model`` on ``dataset`` (a ``DetectionDataset`` or a ``Subset`` of one,
     whose ``image_ids`` then restrict COCOeval)."""
-    from mar_core.data import build_eval_loader
-
     base = getattr(dataset, "dataset", dataset)
     loader = build_eval_loader(dataset, batch_size=max(1, batch_size), num_workers=num_workers)
     return coco_metrics(base.coco, predict(model, loader, device), base.class_names, image_ids)

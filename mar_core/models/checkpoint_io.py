@@ -35,6 +35,7 @@ def safe_load(path: str | os.PathLike, param: str | None = None) -> Any:
         raise CheckpointError(f"checkpoint not found: {path}", param=param)
     if path.suffix == ".safetensors":
         try:
+            # Local: safetensors is optional (not a declared dependency); only .safetensors files need it.
             from safetensors.torch import load_file
         except ImportError:
             raise CheckpointError("safetensors is not installed; cannot read " + str(path), param) from None

@@ -12,9 +12,9 @@ from PIL import Image
 
 from mar_cli.main import main as cli_main
 from mar_core.data import dataset_summary, generate_synthetic, load_dataset
-from mar_core.data.synth import SHAPES, _shape_mask, _tight_box
 from mar_core.errors import DatasetError
 from mar_core.spec import DatasetSpec
+from mar_core.synth import SHAPES, _shape_mask, _tight_box
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -114,7 +114,7 @@ def test_cli_synth(tmp_path, capsys):
 
 
 def test_ensure_synthetic_generates_once_per_parameter_set(tmp_path):
-    from mar_core.data.synth_once import ensure_synthetic
+    from mar_core.synth_once import ensure_synthetic
 
     params = {"seed": 1, "num_train": 3, "num_val": 2, "image_size": 64}
     out = ensure_synthetic(tmp_path / "set", params)

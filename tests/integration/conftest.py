@@ -48,7 +48,7 @@ def it_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def data_root(it_root: Path) -> Path:
-    from mar_core.data.synth import generate_synthetic
+    from mar_core.synth import generate_synthetic
 
     root = it_root / "data"
     generate_synthetic(root / DATASET, seed=5, num_train=16, num_val=8, image_size=64, num_classes=3)

@@ -11,6 +11,9 @@ medium / large buckets (area < 32^2, < 96^2, >= 96^2) all occur (large ones rare
 
 Image ``i`` of a split depends only on ``(seed, split, i)`` (numpy ``Generator``, PIL drawing,
 no clock): the same seed gives byte-identical files.
+
+Torch-free (numpy and PIL), so it lives beside ``mar_core.data`` (whose package imports torch):
+``mar demo`` writes its set without loading torch. ``mar_core.data`` re-exports it.
 """
 
 from __future__ import annotations
