@@ -1,0 +1,96 @@
+"""Alembic revisions on real databases: a job stored under an older revision still validates."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+
+from api.db.session import alembic_config, make_engine
+from mar_core.spec import JobSpec
+from tests.api.conftest import _find_postgres
+
+# A distill spec as the flat DistillSpec of revision 0001 stored it: every method's fields.
+FLAT_PEER_FIELDS = {"loss_weight": None, "temperature": 1.0, "mgd_ratio": None, "fgd_alpha": None,
+                    "fgd_beta": None, "fgd_gamma": None, "fgd_lambda": None}
+FLAT_MAR_FIELDS = {"alpha": None, "beta": None, "gamma": None, "feature_loss": True, "relation_loss": True,
+                   "mask": "rings", "kappas": [1.0, 1.5, 2.0], "ring_values": [1.0, 0.5, 0.25],
+                   "gaussian_sigma": 0.5, "scale_norm": True, "relation_weight": "uniform",
+                   "relation_weight_floor": 0.1}
+
+
+def _flat(method: str, **values) -> dict:
+    return {"method": method, "adapter": "auto", "kd_warmup_iters": None, **FLAT_MAR_FIELDS,
+            **FLAT_PEER_FIELDS, **values}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_engine(request, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+        yield engine
+        engine.dispose()
+        return
+    url, why = _find_postgres()
+    if url is None:
+        pytest.skip(f"PostgreSQL unreachable ({why})")
+    schema = f"mar_mig_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    yield engine
+    engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def _upgrade(engine: Engine, revision: str) -> None:
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def test_0002_keeps_only_each_methods_distill_fields(empty_engine):
+    _upgrade(empty_engine, "0001")
+    base = {"kind": "distill", "dataset": {"path": "shapes"}, "teacher": {"checkpoint": "jobs/t"}}
+    stored = {
+        "mar": {**base, "distill": _flat("mar", alpha=0.001)},
+        "cwd": {**base, "distill": _flat("cwd", loss_weight=0.04, temperature=2.0)},
+        "fgd": {**base, "distill": _flat("fgd", fgd_alpha=1e-3)},
+        "train": {"kind": "train", "dataset": {"path": "shapes"}},
+    }
+    now = datetime.now(timezone.utc)
+    jobs = sa.table("jobs", sa.column("id", sa.String), sa.column("kind", sa.String), sa.column("spec", sa.JSON),
+                    sa.column("status", sa.String), sa.column("attempt", sa.Integer),
+                    sa.column("max_attempts", sa.Integer), sa.column("cancel_requested", sa.Boolean),
+                    sa.column("created_at", sa.DateTime(timezone=True)),
+                    sa.column("updated_at", sa.DateTime(timezone=True)))
+    with empty_engine.begin() as conn:
+        for job_id, spec in stored.items():
+            conn.execute(jobs.insert().values(id=job_id, kind=spec["kind"], spec=spec, status="queued", attempt=0,
+                                              max_attempts=3, cancel_requested=False, created_at=now,
+                                              updated_at=now))
+    for spec in stored.values():
+        if spec["kind"] == "distill":
+            with pytest.raises(ValueError):  # what the worker would hit without the revision
+                JobSpec.model_validate(spec)
+
+    _upgrade(empty_engine, "head")
+    with empty_engine.connect() as conn:
+        migrated = {row.id: row.spec for row in conn.execute(sa.select(jobs.c.id, jobs.c.spec))}
+    specs = {job_id: JobSpec.model_validate(spec) for job_id, spec in migrated.items()}
+    assert specs["mar"].distill.alpha == 0.001 and specs["mar"].distill.kappas == [1.0, 1.5, 2.0]
+    assert (specs["cwd"].distill.loss_weight, specs["cwd"].distill.temperature) == (0.04, 2.0)
+    assert specs["fgd"].distill.fgd_alpha == 1e-3
+    assert migrated["train"] == stored["train"]
+    assert "loss_weight" not in migrated["mar"]["distill"] and "alpha" not in migrated["cwd"]["distill"]
