@@ -64,7 +64,7 @@ def prepare_dataset(data: DataDef, cache: Path) -> Path:
     if data.kind != SYNTH_KIND:
         path = Path(data.path)
         return path if path.is_absolute() else (REPO_ROOT / path).resolve()
-    from mar_core.data.synth_once import ensure_synthetic
+    from mar_core.synth_once import ensure_synthetic
 
     return ensure_synthetic(cache / "data" / data.logical_path.split("/", 1)[1], data.synth)
 
