@@ -22,7 +22,11 @@ from mar_core.methods import METHODS, parse_distill
 
 log = logging.getLogger(__name__)
 
-CLASSIFICATION_LOSS = {"retinanet": "classification", "fcos": "classification", "fasterrcnn": "loss_classifier"}
+CLASSIFICATION_LOSS = {
+    "retinanet": "classification",
+    "fcos": "classification",
+    "fasterrcnn": "loss_classifier",
+}
 
 
 def calibrate(
@@ -57,8 +61,14 @@ def calibrate(
     loader = build_train_loader(train, batch, seed=0, start_iter=0, end_iter=batches)
     data_batches = list(loader)
     cls_key = CLASSIFICATION_LOSS[s_spec.arch]
-    out: dict[str, Any] = {"group": group.name, "batches": batches, "batch_size": batch, "target": target,
-                           "classification_loss": cls_key, "methods": {}}
+    out: dict[str, Any] = {
+        "group": group.name,
+        "batches": batches,
+        "batch_size": batch,
+        "target": target,
+        "classification_loss": cls_key,
+        "methods": {},
+    }
     for method in methods:
         section = {"method": method, **((distill or {}).get(method, {}))}
         cfg = parse_distill(section).with_weight_defaults(is_two_stage(s_spec.arch))
@@ -87,8 +97,11 @@ def calibrate(
                 "weight_for_target": (weight * target / ratio) if weight and ratio > 0 else None,
             }
         out["methods"][method] = {"classification": cls, "terms": terms}
-        log.info("calibrate %s: %s", method,
-                 ", ".join(f"{n} {t['value']:.3g} ({t['ratio']:.2g}x)" for n, t in terms.items()))
+        log.info(
+            "calibrate %s: %s",
+            method,
+            ", ".join(f"{n} {t['value']:.3g} ({t['ratio']:.2g}x)" for n, t in terms.items()),
+        )
     return out
 
 
@@ -99,8 +112,7 @@ def format_calibration(result: dict[str, Any]) -> list[str]:
         f"{result['batch_size']}), fresh student (seed 0), published teacher; ratio to the classification "
         f"loss (`{result['classification_loss']}`) and the weight that would make it {result['target']}x.",
         "",
-        "| method | term | weighted value | x classification | weight | weight for "
-        f"{result['target']}x |",
+        f"| method | term | weighted value | x classification | weight | weight for {result['target']}x |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for method, m in result["methods"].items():

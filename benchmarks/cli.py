@@ -126,7 +126,9 @@ def register(add) -> None:
     )
     t.add_argument("--list", action="store_true", help="print the grid (cached / missing) and run nothing")
     t.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
-    t.add_argument("--threads", type=positive_int, default=None, help="torch threads per run (default: torch's)")
+    t.add_argument(
+        "--threads", type=positive_int, default=None, help="torch threads per run (default: torch's)"
+    )
     _add_paths(t)
     _add_report_out(t)
     t.set_defaults(handler=_tune)
@@ -191,8 +193,9 @@ def _quality(args: argparse.Namespace) -> int:
 
     unknown = [s for s in args.students or [] if s not in STUDENTS]
     if unknown:
-        raise SpecError(f"unknown student(s) {', '.join(unknown)}; valid: {', '.join(STUDENTS)}",
-                        param="--students")
+        raise SpecError(
+            f"unknown student(s) {', '.join(unknown)}; valid: {', '.join(STUDENTS)}", param="--students"
+        )
     store = ResultStore(args.results)
     if args.list:
         runs = plan_runs(store, preset, args.group, args.students, args.seeds)
@@ -239,7 +242,6 @@ def _perf(args: argparse.Namespace) -> int:
     if bad:
         raise SpecError(f"unknown perf part(s) {', '.join(bad)}; valid: {', '.join(PARTS)}", param="--parts")
 
-
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
 
     def show(part: str, result: dict) -> None:
@@ -265,8 +267,10 @@ def _tune(args: argparse.Namespace) -> int:
     labels = [run.label for run in runs]
     unknown = [p for p in args.point or [] if p not in labels]
     if unknown:
-        raise SpecError(f"unknown grid point(s) {', '.join(map(repr, unknown))}; valid: {', '.join(labels)}",
-                        param="--point")
+        raise SpecError(
+            f"unknown grid point(s) {', '.join(map(repr, unknown))}; valid: {', '.join(labels)}",
+            param="--point",
+        )
     if args.list:
         for run in runs:
             print(
@@ -276,7 +280,12 @@ def _tune(args: argparse.Namespace) -> int:
         return 0
     _set_threads(args.threads)
     summary = run_tune(
-        preset, store, args.cache, max_runs=args.max_runs, points=args.point, command=_command(),
+        preset,
+        store,
+        args.cache,
+        max_runs=args.max_runs,
+        points=args.point,
+        command=_command(),
         on_event=_print_event,
     )
     print(f"ran {len(summary.ran)} tuning runs, {len(summary.cached)} cached, {len(summary.failed)} failed")
@@ -291,18 +300,30 @@ def _calibrate(args: argparse.Namespace) -> int:
     methods = tuple(args.methods or METHODS)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        raise SpecError(f"unknown method(s) {', '.join(unknown)}; valid: {', '.join(METHODS)}", param="--methods")
+        raise SpecError(
+            f"unknown method(s) {', '.join(unknown)}; valid: {', '.join(METHODS)}", param="--methods"
+        )
     _set_threads(args.threads)
     store = ResultStore(args.results)
-    teacher = Runner(preset, store, args.cache, command=_command(), on_event=_print_event).ensure_teacher(args.group)
+    teacher = Runner(preset, store, args.cache, command=_command(), on_event=_print_event).ensure_teacher(
+        args.group
+    )
     if teacher is None:
         print("the group's teacher is being trained by another process; try again later", file=sys.stderr)
         return 1
     group = preset.group(args.group)
     data_dir = prepare_dataset(preset.datasets[group.data], args.cache)
     two_stage = is_two_stage(group.student_model["arch"])
-    result = calibrate(preset, args.group, teacher, data_dir, methods=methods, batches=args.batches,
-                       target=args.target, distill={m: student_distill(m, two_stage) or {} for m in methods})
+    result = calibrate(
+        preset,
+        args.group,
+        teacher,
+        data_dir,
+        methods=methods,
+        batches=args.batches,
+        target=args.target,
+        distill={m: student_distill(m, two_stage) or {} for m in methods},
+    )
     result["command"] = _command()
     path = Path(args.results) / f"calibrate-{preset.name}-{args.group}.json"
     atomic_write_json(path, result)

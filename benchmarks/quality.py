@@ -39,7 +39,9 @@ class QualitySummary:
     ran: list[dict[str, Any]] = field(default_factory=list)
     cached: list[RunDef] = field(default_factory=list)
     busy: list[RunDef] = field(default_factory=list)
-    failed: list[tuple[RunDef, str]] = field(default_factory=list)  # (run, error): not stored, re-run next time
+    failed: list[tuple[RunDef, str]] = field(
+        default_factory=list
+    )  # (run, error): not stored, re-run next time
     teachers_trained: list[dict[str, Any]] = field(default_factory=list)
     stopped_at_max_runs: bool = False
 
@@ -226,7 +228,9 @@ class Runner:
         tdir = teacher_dir(self.cache, trun.key)
         if not teacher_ready(self.cache, trun.key):
             if self.store.has(trun.key):
-                log.warning("teacher %s has a result but no weights in %s: training it again", tdef.name, tdir)
+                log.warning(
+                    "teacher %s has a result but no weights in %s: training it again", tdef.name, tdir
+                )
             if not self._budget_left():
                 return None
             self.on_event("start", trun, None)

@@ -240,8 +240,10 @@ def _run_budget(v: GroupView) -> list[str]:
         n_over = sum(r["wall_seconds"] > budget * 60 for _, _, r in group)
         loads = [load for _, _, r in group if (load := r.get("machine", {}).get("load_avg_1m")) is not None]
         load = f", 1-minute load at the end {min(loads):.1f}-{max(loads):.1f}" if loads else ""
-        parts.append(f"{threads or '?'} torch thread(s) a run: {n_over} of {len(group)} over, longest "
-                     f"{label} s{seed} {longest['wall_seconds'] / 60:.1f} min{load}")
+        parts.append(
+            f"{threads or '?'} torch thread(s) a run: {n_over} of {len(group)} over, longest "
+            f"{label} s{seed} {longest['wall_seconds'] / 60:.1f} min{load}"
+        )
     return [f"- Run budget ({budget:g} min a run): {head}; by threads: {'; '.join(parts)}."]
 
 
@@ -332,8 +334,12 @@ def _quality_section(store: ResultStore, preset: Preset) -> list[str]:
     runs_done = sum(v.runs_cached for v in views)
     runs_total = sum(v.runs_planned for v in views)
     status = [
-        [f"`{v.group.name}`", v.group.title, "yes" if v.teacher else "no",
-         f"{v.runs_cached} / {v.runs_planned}"]
+        [
+            f"`{v.group.name}`",
+            v.group.title,
+            "yes" if v.teacher else "no",
+            f"{v.runs_cached} / {v.runs_planned}",
+        ]
         for v in views
     ]
     lines = [
@@ -428,7 +434,11 @@ def _tune_section(store: ResultStore, presets: list[str]) -> list[str]:
         changed = [k for k in GRID_BASE if getattr(now, k) != GRID_BASE[k]]
         lines += [
             f"MAR's defaults now (`DistillSpec`): {defaults}; "
-            + (f"changed from the grid's base: {', '.join(changed)}." if changed else "the grid's base point."),
+            + (
+                f"changed from the grid's base: {', '.join(changed)}."
+                if changed
+                else "the grid's base point."
+            ),
             "",
             f"Preset `{name}`, group `{group.name}`: default MAR seed 0 "
             f"{'-' if ref_mar is None else f'{record_ap(ref_mar) * 100:.2f}'} AP, baseline seed 0 "
@@ -441,19 +451,24 @@ def _tune_section(store: ResultStore, presets: list[str]) -> list[str]:
     return lines
 
 
-def _tune_outcome(done: list[tuple[Any, dict[str, Any] | None]], ref_mar: dict[str, Any] | None,
-                  mar_std: float | None) -> list[str]:
+def _tune_outcome(
+    done: list[tuple[Any, dict[str, Any] | None]], ref_mar: dict[str, Any] | None, mar_std: float | None
+) -> list[str]:
     """The best point run, whether it is today's default, and how many points lie too close to it
     (within twice MAR's seed spread) for one seed to tell apart."""
     ran = [(r, record_ap(rec)) for r, rec in done if rec is not None]
     best, best_ap = max(ran, key=lambda t: t[1])
     is_default = ref_mar is not None and best.key == ref_mar["key"]
-    line = (f"- Best of the {len(ran)} points run: `{best.label}` ({best_ap * 100:.2f} AP), "
-            + ("the current default." if is_default else "not the current default."))
+    line = f"- Best of the {len(ran)} points run: `{best.label}` ({best_ap * 100:.2f} AP), " + (
+        "the current default." if is_default else "not the current default."
+    )
     if mar_std is not None:
         close = [r.label for r, ap in ran if r is not best and best_ap - ap <= 2 * mar_std]
-        line += (f" Within twice MAR's seed spread of it ({2 * mar_std * 100:.2f} AP): "
-                 + (", ".join(f"`{x}`" for x in close) if close else "no other point") + ".")
+        line += (
+            f" Within twice MAR's seed spread of it ({2 * mar_std * 100:.2f} AP): "
+            + (", ".join(f"`{x}`" for x in close) if close else "no other point")
+            + "."
+        )
     return [line, ""]
 
 

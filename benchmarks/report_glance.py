@@ -37,18 +37,22 @@ def quality_rows(views: list[GroupView]) -> list[list[Any]]:
         spread = seed_spread(mar, base)
         t_ap = v.teacher_ap()
         rank = v.mar_rank()
-        rows.append([
-            f"`{v.group.name}`",
-            f"{base.n} / {mar.n}",
-            base.pct(),
-            mar.pct(),
-            "-" if mar.mean is None or base.mean is None else f"{(mar.mean - base.mean) * 100:+.2f}",
-            "-" if spread is None else f"{2 * spread * 100:.2f}",
-            _verdict_word(beats),
-            "-" if t_ap is None else f"{t_ap * 100:.2f}",
-            _verdict_word(None if mar.mean is None or t_ap is None else mar.mean >= t_ap),
-            "-" if rank is None else f"{rank.place} of {rank.of}" + ("" if rank.complete else " (seeds missing)"),
-        ])
+        rows.append(
+            [
+                f"`{v.group.name}`",
+                f"{base.n} / {mar.n}",
+                base.pct(),
+                mar.pct(),
+                "-" if mar.mean is None or base.mean is None else f"{(mar.mean - base.mean) * 100:+.2f}",
+                "-" if spread is None else f"{2 * spread * 100:.2f}",
+                _verdict_word(beats),
+                "-" if t_ap is None else f"{t_ap * 100:.2f}",
+                _verdict_word(None if mar.mean is None or t_ap is None else mar.mean >= t_ap),
+                "-"
+                if rank is None
+                else f"{rank.place} of {rank.of}" + ("" if rank.complete else " (seeds missing)"),
+            ]
+        )
     return rows
 
 
@@ -71,8 +75,10 @@ def _overhead_line(part: str, result: dict[str, Any]) -> str | None:
     overhead = ratios["distillation_overhead"]
     met = "met" if overhead <= OVERHEAD_TARGET else "NOT met"
     arch = result["student_model"]["arch"]
-    return (f"- MAR step overhead beyond the teacher forward, {arch} (`{part}`): **{overhead:.2f}** of a "
-            f"student step ({clock}); target at most {OVERHEAD_TARGET:.2f}: **{met}**.")
+    return (
+        f"- MAR step overhead beyond the teacher forward, {arch} (`{part}`): **{overhead:.2f}** of a "
+        f"student step ({clock}); target at most {OVERHEAD_TARGET:.2f}: **{met}**."
+    )
 
 
 def _memory_line(result: dict[str, Any]) -> str | None:
@@ -81,11 +87,14 @@ def _memory_line(result: dict[str, Any]) -> str | None:
         return None
     naive = memory_exponent(result["rows"], "naive")
     met = "met" if gram[0] <= MEMORY_EXPONENT_LIMIT else "NOT met"
-    naive_txt = (f"; the naive N x N form grows as N^{naive[0]:.2f} (N {naive[1]:,} to {naive[2]:,})"
-                 if naive else "")
-    return (f"- Relation loss peak memory, Gram form: grows as **N^{gram[0]:.2f}** (least-squares fit, "
-            f"N {gram[1]:,} to {gram[2]:,}){naive_txt}; target no N^2 term (exponent at most "
-            f"{MEMORY_EXPONENT_LIMIT}): **{met}**.")
+    naive_txt = (
+        f"; the naive N x N form grows as N^{naive[0]:.2f} (N {naive[1]:,} to {naive[2]:,})" if naive else ""
+    )
+    return (
+        f"- Relation loss peak memory, Gram form: grows as **N^{gram[0]:.2f}** (least-squares fit, "
+        f"N {gram[1]:,} to {gram[2]:,}){naive_txt}; target no N^2 term (exponent at most "
+        f"{MEMORY_EXPONENT_LIMIT}): **{met}**."
+    )
 
 
 def glance_section(store: ResultStore, presets: list[str]) -> list[str]:
@@ -100,9 +109,21 @@ def glance_section(store: ResultStore, presets: list[str]) -> list[str]:
                 "Quality (AP x 100, mean ± sample std over the seeds cached; details and the seeds still "
                 "missing in the group sections below):",
                 "",
-                *table(["group", "seeds (baseline / MAR)", "baseline", "MAR", "gain",
-                         "twice the seed spread", "MAR beats the baseline by more than twice the spread",
-                         "teacher", "MAR reaches the teacher", "MAR's rank among the peers"], rows),
+                *table(
+                    [
+                        "group",
+                        "seeds (baseline / MAR)",
+                        "baseline",
+                        "MAR",
+                        "gain",
+                        "twice the seed spread",
+                        "MAR beats the baseline by more than twice the spread",
+                        "teacher",
+                        "MAR reaches the teacher",
+                        "MAR's rank among the peers",
+                    ],
+                    rows,
+                ),
                 "",
             ]
         else:
@@ -111,6 +132,9 @@ def glance_section(store: ResultStore, presets: list[str]) -> list[str]:
         if "relation" in perf:
             targets.append(_memory_line(perf["relation"][2]))
         targets = [t for t in targets if t]
-        lines += (["Speed targets:", "", *targets, ""] if targets
-                  else [f"Speed targets: not measured yet (`mar bench perf --preset {name}`).", ""])
+        lines += (
+            ["Speed targets:", "", *targets, ""]
+            if targets
+            else [f"Speed targets: not measured yet (`mar bench perf --preset {name}`).", ""]
+        )
     return lines

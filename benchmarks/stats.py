@@ -72,5 +72,7 @@ def same_seed_gains(method: dict[int, float], baseline: dict[int, float]) -> str
     summary = Summary.of(gains)
     spread = f" ± {summary.std * 100:.2f}" if summary.std is not None else ""
     each = ", ".join(f"s{s} {g * 100:+.2f}" for s, g in zip(seeds, gains))
-    return (f"above the baseline on {sum(g > 0 for g in gains)} of {len(seeds)} seeds ({each}; "
-            f"mean {summary.mean * 100:+.2f}{spread})")
+    return (
+        f"above the baseline on {sum(g > 0 for g in gains)} of {len(seeds)} seeds ({each}; "
+        f"mean {summary.mean * 100:+.2f}{spread})"
+    )

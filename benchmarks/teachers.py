@@ -60,8 +60,9 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def publish_teacher(trained_dir: Path, run: RunDef, root: Path, val_dataset, *,
-                    trained_eval: dict[str, float] | None = None) -> Path:
+def publish_teacher(
+    trained_dir: Path, run: RunDef, root: Path, val_dataset, *, trained_eval: dict[str, float] | None = None
+) -> Path:
     """Cast the teacher in ``trained_dir`` (``model.pt`` + ``model.json``) to float16, write it to
     ``published_dir(root, run)`` (through a temporary folder, renamed at the end), and record
     the COCO metrics of the rounded weights on ``val_dataset``."""
@@ -100,7 +101,12 @@ def publish_teacher(trained_dir: Path, run: RunDef, root: Path, val_dataset, *,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log.info("published teacher %s: AP %.4f after float16 rounding (%.4f before), %.1f MB in %s",
-             run.group, metrics.get("AP", 0.0), (trained_eval or {}).get("AP", float("nan")),
-             report["model_pt_bytes"] / 2**20, out)
+    log.info(
+        "published teacher %s: AP %.4f after float16 rounding (%.4f before), %.1f MB in %s",
+        run.group,
+        metrics.get("AP", 0.0),
+        (trained_eval or {}).get("AP", float("nan")),
+        report["model_pt_bytes"] / 2**20,
+        out,
+    )
     return out

@@ -60,8 +60,14 @@ GRID: tuple[tuple[str, dict[str, Any]], ...] = (
     # stage 2: the remaining knobs, one at a time around the new defaults
     ("stage 2: kd_warmup=0", {**STAGE_2, "kd_warmup_iters": 0}),
     ("stage 2: kd_warmup=30%", {**STAGE_2, "kd_warmup_iters": 0.3}),  # fraction of the run
-    ("stage 2: rings wide (1,2,3 / 1,.5,.25)", {**STAGE_2, "kappas": [1.0, 2.0, 3.0], "ring_values": [1.0, 0.5, 0.25]}),
-    ("stage 2: rings flat (1,1.5,2 / 1,.75,.5)", {**STAGE_2, "kappas": [1.0, 1.5, 2.0], "ring_values": [1.0, 0.75, 0.5]}),
+    (
+        "stage 2: rings wide (1,2,3 / 1,.5,.25)",
+        {**STAGE_2, "kappas": [1.0, 2.0, 3.0], "ring_values": [1.0, 0.5, 0.25]},
+    ),
+    (
+        "stage 2: rings flat (1,1.5,2 / 1,.75,.5)",
+        {**STAGE_2, "kappas": [1.0, 1.5, 2.0], "ring_values": [1.0, 0.75, 0.5]},
+    ),
     ("stage 2: rings=2 (1,1.5 / 1,0.5)", {**STAGE_2, "kappas": [1.0, 1.5], "ring_values": [1.0, 0.5]}),
     ("stage 2: relation_weight=mask", {**STAGE_2, "relation_weight": "mask"}),
     ("stage 2: alpha=1.5e-3", {**STAGE_2, "alpha": 1.5e-3}),

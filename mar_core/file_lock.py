@@ -7,9 +7,9 @@ Used where several processes may write the same folder: the synthetic-set genera
 from __future__ import annotations
 
 import fcntl
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 
 class LockHeld(BlockingIOError):

@@ -17,7 +17,8 @@ raises ``mar_core.errors.JobCancelled``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 ProgressEvent = dict[str, Any]
 ProgressCallback = Callable[[ProgressEvent], None]

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -23,8 +23,15 @@ from mar_core.data import build_train_loader, load_dataset
 from mar_core.distill.distiller import build_distiller
 from mar_core.engine.distributed import SINGLE, RankInfo, launch
 from mar_core.engine.hooks import (
-    BEST_CHECKPOINT, LAST_CHECKPOINT, CheckpointHook, EvalHook, LRScheduleHook, MetricsHook, StopHook,
-    device_of, load_training_checkpoint,
+    BEST_CHECKPOINT,
+    LAST_CHECKPOINT,
+    CheckpointHook,
+    EvalHook,
+    LRScheduleHook,
+    MetricsHook,
+    StopHook,
+    device_of,
+    load_training_checkpoint,
 )
 from mar_core.engine.lr import lr_factor_fn
 from mar_core.engine.rng import seed_everything
@@ -49,42 +56,76 @@ def build_optimizer(model: nn.Module, cfg: TrainSpec) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def load_teacher(spec: JobSpec, checkpoint_roots: list[Path] | None, num_classes: int,
-                 class_names: list[str]) -> LoadedDetector:
+def load_teacher(
+    spec: JobSpec, checkpoint_roots: list[Path] | None, num_classes: int, class_names: list[str]
+) -> LoadedDetector:
     """Load the frozen teacher named by ``spec.teacher``; it must share the student's class set."""
     assert spec.teacher is not None
     path = resolve_under(spec.teacher.checkpoint, checkpoint_roots, "teacher.checkpoint")
     if not path.exists():
-        raise SpecError(f"teacher.checkpoint: {spec.teacher.checkpoint!r} does not exist", "teacher.checkpoint")
+        raise SpecError(
+            f"teacher.checkpoint: {spec.teacher.checkpoint!r} does not exist", "teacher.checkpoint"
+        )
     teacher = load_detector(path, spec.teacher.model, num_classes)
     if teacher.num_classes != num_classes or (teacher.class_names and teacher.class_names != class_names):
         raise SpecError(
             f"teacher.checkpoint: the teacher's classes {teacher.class_names or teacher.num_classes - 1} "
-            f"differ from the dataset's {class_names}", "teacher.checkpoint")
+            f"differ from the dataset's {class_names}",
+            "teacher.checkpoint",
+        )
     teacher.model.eval().requires_grad_(False)
     return teacher
 
 
-def run_job(spec: JobSpec, workdir: Path, *, data_roots: list[Path] | None = None,
-            checkpoint_roots: list[Path] | None = None, progress: ProgressCallback = ignore_progress,
-            should_stop: Callable[[], bool] = lambda: False, device: str | None = None) -> dict:
+def run_job(
+    spec: JobSpec,
+    workdir: Path,
+    *,
+    data_roots: list[Path] | None = None,
+    checkpoint_roots: list[Path] | None = None,
+    progress: ProgressCallback = ignore_progress,
+    should_stop: Callable[[], bool] = lambda: False,
+    device: str | None = None,
+) -> dict:
     """Train or distil as ``spec`` says; return the report (also written to ``report.json``).
 
     With ``resources.gpus > 1`` this process becomes rank 0 of that many torch.distributed
     processes (``mar_core.engine.distributed``); it alone calls ``progress`` and ``should_stop``.
     """
     if spec.resources.gpus > 1:
-        return launch(_run, spec, Path(workdir), device_of(device or spec.resources.device).type,
-                      progress=progress, should_stop=should_stop, data_roots=data_roots,
-                      checkpoint_roots=checkpoint_roots, device=device)
-    return _run(spec, workdir, data_roots=data_roots, checkpoint_roots=checkpoint_roots, progress=progress,
-                should_stop=should_stop, device=device)
+        return launch(
+            _run,
+            spec,
+            Path(workdir),
+            device_of(device or spec.resources.device).type,
+            progress=progress,
+            should_stop=should_stop,
+            data_roots=data_roots,
+            checkpoint_roots=checkpoint_roots,
+            device=device,
+        )
+    return _run(
+        spec,
+        workdir,
+        data_roots=data_roots,
+        checkpoint_roots=checkpoint_roots,
+        progress=progress,
+        should_stop=should_stop,
+        device=device,
+    )
 
 
-def _run(spec: JobSpec, workdir: Path, *, data_roots: list[Path] | None = None,
-         checkpoint_roots: list[Path] | None = None, progress: ProgressCallback = ignore_progress,
-         should_stop: Callable[[], bool] = lambda: False, device: str | None = None,
-         ranks: RankInfo = SINGLE) -> dict:
+def _run(
+    spec: JobSpec,
+    workdir: Path,
+    *,
+    data_roots: list[Path] | None = None,
+    checkpoint_roots: list[Path] | None = None,
+    progress: ProgressCallback = ignore_progress,
+    should_stop: Callable[[], bool] = lambda: False,
+    device: str | None = None,
+    ranks: RankInfo = SINGLE,
+) -> dict:
     """The job on one rank; only rank 0 evaluates and writes (the others return ``{}``)."""
     t_start = time.time()
     workdir = Path(workdir)
@@ -97,8 +138,10 @@ def _run(spec: JobSpec, workdir: Path, *, data_roots: list[Path] | None = None,
     train_ds = load_dataset(spec.dataset, spec.dataset.train_split, data_roots)
     val_ds = load_dataset(spec.dataset, spec.dataset.val_split, data_roots)
     if train_ds.class_names != val_ds.class_names:
-        raise SpecError(f"dataset: train classes {train_ds.class_names} differ from val classes "
-                        f"{val_ds.class_names}", "dataset")
+        raise SpecError(
+            f"dataset: train classes {train_ds.class_names} differ from val classes {val_ds.class_names}",
+            "dataset",
+        )
     class_names = train_ds.class_names
     student = build_detector(spec.model, train_ds.num_classes)
     trainable: nn.Module = student
@@ -107,8 +150,9 @@ def _run(spec: JobSpec, workdir: Path, *, data_roots: list[Path] | None = None,
     if spec.kind == "distill":
         teacher = load_teacher(spec, checkpoint_roots, train_ds.num_classes, class_names)
         teacher_params = count_parameters(teacher.model)
-        trainable, extra_hooks = build_distiller(student, teacher.model, spec.distill, spec.model.arch,
-                                                 teacher.spec.arch, cfg.iterations)
+        trainable, extra_hooks = build_distiller(
+            student, teacher.model, spec.distill, spec.model.arch, teacher.spec.arch, cfg.iterations
+        )
     trainable.to(dev)
 
     ckpt_dir = workdir / "checkpoints"
@@ -123,26 +167,50 @@ def _run(spec: JobSpec, workdir: Path, *, data_roots: list[Path] | None = None,
 
     def save_best() -> None:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        atomic_torch_save({k: v.detach().cpu() for k, v in student.state_dict().items()}, ckpt_dir / BEST_CHECKPOINT)
+        atomic_torch_save(
+            {k: v.detach().cpu() for k, v in student.state_dict().items()}, ckpt_dir / BEST_CHECKPOINT
+        )
 
     fingerprint = run_fingerprint(spec.to_json_dict())
-    hooks = [LRScheduleHook(lr_factor_fn(cfg.iterations, cfg.warmup_iters, cfg.schedule, cfg.lr_steps)),
-             *extra_hooks]
+    hooks = [
+        LRScheduleHook(lr_factor_fn(cfg.iterations, cfg.warmup_iters, cfg.schedule, cfg.lr_steps)),
+        *extra_hooks,
+    ]
     if ranks.is_main:  # the other ranks only train
-        hooks += [metrics, EvalHook(evaluate, cfg.eval_every, metrics, save_best, progress),
-                  CheckpointHook(ckpt_dir, cfg.checkpoint_every, {"spec_fingerprint": fingerprint}, progress)]
+        hooks += [
+            metrics,
+            EvalHook(evaluate, cfg.eval_every, metrics, save_best, progress),
+            CheckpointHook(ckpt_dir, cfg.checkpoint_every, {"spec_fingerprint": fingerprint}, progress),
+        ]
     hooks.append(StopHook((lambda: ranks.any_rank(should_stop())) if ranks.distributed else should_stop))
     trainer = Trainer(
-        ranks.wrap(trainable), build_optimizer(trainable, cfg),
-        lambda start: build_train_loader(train_ds, cfg.batch_size, spec.seed, start, cfg.iterations, cfg.num_workers,
-                                         ranks.rank, ranks.world_size),
-        cfg.iterations, dev, hooks, amp=cfg.amp, grad_clip=cfg.grad_clip, hflip=cfg.hflip, ranks=ranks,
+        ranks.wrap(trainable),
+        build_optimizer(trainable, cfg),
+        lambda start: build_train_loader(
+            train_ds,
+            cfg.batch_size,
+            spec.seed,
+            start,
+            cfg.iterations,
+            cfg.num_workers,
+            ranks.rank,
+            ranks.world_size,
+        ),
+        cfg.iterations,
+        dev,
+        hooks,
+        amp=cfg.amp,
+        grad_clip=cfg.grad_clip,
+        hflip=cfg.hflip,
+        ranks=ranks,
     )
     last = ckpt_dir / LAST_CHECKPOINT
     if last.exists():
         state = load_training_checkpoint(last)
         if state.get("extra", {}).get("spec_fingerprint") != fingerprint:
-            raise SpecError(f"{workdir} holds a checkpoint of a different spec; use another workdir", "workdir")
+            raise SpecError(
+                f"{workdir} holds a checkpoint of a different spec; use another workdir", "workdir"
+            )
         trainer.load_state_dict(state)
         trainer.rng_state_to_restore = state["rng"]
         log.info("resuming from %s at step %d", last, trainer.iter)
@@ -172,10 +240,16 @@ def _run(spec: JobSpec, workdir: Path, *, data_roots: list[Path] | None = None,
         "world_size": ranks.world_size,
         "params": {"model": count_parameters(student), "teacher": teacher_params},
         "train_seconds": round(train_seconds, 2),
-        "images_per_second": round((cfg.iterations - start_iter) * cfg.batch_size / max(train_seconds, 1e-9), 2),
+        "images_per_second": round(
+            (cfg.iterations - start_iter) * cfg.batch_size / max(train_seconds, 1e-9), 2
+        ),
         "wall_seconds": round(time.time() - t_start, 2),
-        "dataset": {"train_images": len(train_ds), "val_images": len(val_ds),
-                    "train_validation": train_ds.validation.to_dict(), "val_validation": val_ds.validation.to_dict()},
+        "dataset": {
+            "train_images": len(train_ds),
+            "val_images": len(val_ds),
+            "train_validation": train_ds.validation.to_dict(),
+            "val_validation": val_ds.validation.to_dict(),
+        },
     }
     atomic_write_json(workdir / "report.json", report)
     outputs["report.json"] = workdir / "report.json"
@@ -184,5 +258,10 @@ def _run(spec: JobSpec, workdir: Path, *, data_roots: list[Path] | None = None,
     outputs["last.pt"] = last
     for name, path in outputs.items():
         progress({"type": "artifact", "name": name, "path": str(path)})
-    log.info("done: AP %.4f in %.0f s; outputs in %s", report["eval"].get("AP", 0.0), report["wall_seconds"], workdir)
+    log.info(
+        "done: AP %.4f in %.0f s; outputs in %s",
+        report["eval"].get("AP", 0.0),
+        report["wall_seconds"],
+        workdir,
+    )
     return report

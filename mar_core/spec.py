@@ -174,7 +174,7 @@ def error_param(err: dict[str, Any]) -> str:
     loc = [str(p) for p in err.get("loc", ()) if not isinstance(p, int)]
     msg = str(err.get("msg", ""))
     if msg.startswith("Value error, "):
-        head = msg[len("Value error, "):].split(":", 1)[0]
+        head = msg[len("Value error, ") :].split(":", 1)[0]
         if head.replace("_", "").replace("/", "").replace(".", "").isalnum() and ":" in msg:
             return ".".join(loc + [head.split("/")[0]]) if loc else head.split("/")[0]
     return ".".join(loc) or "spec"

@@ -24,7 +24,9 @@ def canonical_json(data: Any) -> str:
 def spec_hash(data: dict[str, Any], ignore: Iterable[str] = ()) -> str:
     """sha256 hex of the canonical JSON of ``data`` without the top-level keys in ``ignore``."""
     skip = set(ignore)
-    return hashlib.sha256(canonical_json({k: v for k, v in data.items() if k not in skip}).encode()).hexdigest()
+    return hashlib.sha256(
+        canonical_json({k: v for k, v in data.items() if k not in skip}).encode()
+    ).hexdigest()
 
 
 def run_fingerprint(data: dict[str, Any]) -> str:

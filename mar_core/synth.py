@@ -149,8 +149,9 @@ def _pick_colour(rng: np.random.Generator, avoid: list[np.ndarray], bg: np.ndarr
     return best
 
 
-def _render_image(rng: np.random.Generator, size: int, num_classes: int, max_objects: int,
-                  min_object_size: int) -> tuple[np.ndarray, list[_Obj]]:
+def _render_image(
+    rng: np.random.Generator, size: int, num_classes: int, max_objects: int, min_object_size: int
+) -> tuple[np.ndarray, list[_Obj]]:
     """uint8 ``H x W x 3`` image and its objects, drawn bottom to top."""
     img = _background(rng, size)
     scale = size / 128
@@ -188,8 +189,15 @@ def _render_image(rng: np.random.Generator, size: int, num_classes: int, max_obj
     return np.clip(np.rint(img), 0, 255).astype(np.uint8), objects
 
 
-def _check_args(num_train: int, num_val: int, image_size: int, num_classes: int, max_objects: int,
-                min_object_size: int, seed: int) -> None:
+def _check_args(
+    num_train: int,
+    num_val: int,
+    image_size: int,
+    num_classes: int,
+    max_objects: int,
+    min_object_size: int,
+    seed: int,
+) -> None:
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     if num_train < 1 or num_val < 1:
@@ -208,17 +216,26 @@ def _prepare_out_dir(out: Path, overwrite: bool) -> None:
     owned = [out / "annotations" / f"instances_{s}.json" for s in SPLITS]
     existing = [p for p in owned if p.exists()] + [p for s in SPLITS for p in sorted((out / s).glob("*.png"))]
     if existing and not overwrite:
-        raise DatasetError(f"{out} already holds a dataset ({existing[0]}); "
-                           "pass overwrite=True (--overwrite)", param="out")
+        raise DatasetError(
+            f"{out} already holds a dataset ({existing[0]}); pass overwrite=True (--overwrite)", param="out"
+        )
     for p in existing:
         p.unlink()
     for sub in ("annotations", *SPLITS):
         (out / sub).mkdir(parents=True, exist_ok=True)
 
 
-def generate_synthetic(out_dir: str | Path, seed: int = 0, num_train: int = 400, num_val: int = 100,
-                       image_size: int = 128, num_classes: int = 6, max_objects: int | None = None,
-                       min_object_size: int = 10, overwrite: bool = False) -> dict[str, Any]:
+def generate_synthetic(
+    out_dir: str | Path,
+    seed: int = 0,
+    num_train: int = 400,
+    num_val: int = 100,
+    image_size: int = 128,
+    num_classes: int = 6,
+    max_objects: int | None = None,
+    min_object_size: int = 10,
+    overwrite: bool = False,
+) -> dict[str, Any]:
     """Write the synthetic shapes dataset to ``out_dir`` (COCO layout) and return a summary.
 
     ``num_classes`` takes the first K of ``SHAPES``; ``max_objects`` defaults to
@@ -232,8 +249,13 @@ def generate_synthetic(out_dir: str | Path, seed: int = 0, num_train: int = 400,
     out = Path(out_dir)
     _prepare_out_dir(out, overwrite)
     names = list(SHAPES[:num_classes])
-    summary: dict[str, Any] = {"out_dir": str(out), "seed": seed, "image_size": image_size,
-                               "class_names": names, "splits": {}}
+    summary: dict[str, Any] = {
+        "out_dir": str(out),
+        "seed": seed,
+        "image_size": image_size,
+        "class_names": names,
+        "splits": {},
+    }
     for split_code, (split, count) in enumerate(zip(SPLITS, (num_train, num_val))):
         images, annotations = [], []
         buckets = {"small": 0, "medium": 0, "large": 0}
@@ -246,19 +268,35 @@ def generate_synthetic(out_dir: str | Path, seed: int = 0, num_train: int = 400,
             for o in objects:
                 area = o.box[2] * o.box[3]
                 buckets["small" if area < _SMALL else "medium" if area < _LARGE else "large"] += 1
-                annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": o.label,
-                                    "bbox": list(o.box), "area": area, "iscrowd": 0})
+                annotations.append(
+                    {
+                        "id": len(annotations) + 1,
+                        "image_id": i + 1,
+                        "category_id": o.label,
+                        "bbox": list(o.box),
+                        "area": area,
+                        "iscrowd": 0,
+                    }
+                )
         data = {
             "info": {"description": "MAR synthetic shapes", "version": "1", "seed": seed, "split": split},
             "licenses": [],
             "images": images,
             "annotations": annotations,
-            "categories": [{"id": k, "name": n, "supercategory": "shape"}
-                           for k, n in enumerate(names, start=1)],
+            "categories": [
+                {"id": k, "name": n, "supercategory": "shape"} for k, n in enumerate(names, start=1)
+            ],
         }
         with open(out / "annotations" / f"instances_{split}.json", "w", encoding="utf-8") as f:
             json.dump(data, f, separators=(",", ":"))
         summary["splits"][split] = {"images": count, "boxes": len(annotations), **buckets}
-        log.info("synthetic %s: %d images, %d boxes (small %d, medium %d, large %d)", split, count,
-                 len(annotations), buckets["small"], buckets["medium"], buckets["large"])
+        log.info(
+            "synthetic %s: %d images, %d boxes (small %d, medium %d, large %d)",
+            split,
+            count,
+            len(annotations),
+            buckets["small"],
+            buckets["medium"],
+            buckets["large"],
+        )
     return summary

@@ -23,10 +23,24 @@ def tiny_spec(data: Path, **overrides) -> JobSpec:
     spec = {
         "kind": "train",
         "dataset": {"format": "coco", "path": str(data)},
-        "model": {"arch": "retinanet", "backbone": "resnet18", "fpn_channels": 32,
-                  "min_size": 64, "max_size": 64, "anchor_scale": 0.5},
-        "train": {"iterations": 8, "batch_size": 4, "optimizer": "sgd", "schedule": "step", "lr": 0.01, "warmup_iters": 2,
-                  "checkpoint_every": 100, "log_every": 1},
+        "model": {
+            "arch": "retinanet",
+            "backbone": "resnet18",
+            "fpn_channels": 32,
+            "min_size": 64,
+            "max_size": 64,
+            "anchor_scale": 0.5,
+        },
+        "train": {
+            "iterations": 8,
+            "batch_size": 4,
+            "optimizer": "sgd",
+            "schedule": "step",
+            "lr": 0.01,
+            "warmup_iters": 2,
+            "checkpoint_every": 100,
+            "log_every": 1,
+        },
         "seed": 7,
     }
     for key, value in overrides.items():

@@ -44,7 +44,9 @@ def _install_stop_handlers(stop: threading.Event) -> None:
     def handler(signum, _frame):
         if stop.is_set():
             return
-        logger.info("received %s: stopping at the next step (a checkpoint is written)", signal.Signals(signum).name)
+        logger.info(
+            "received %s: stopping at the next step (a checkpoint is written)", signal.Signals(signum).name
+        )
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
@@ -79,8 +81,11 @@ def run(job_id: str, worker_id: str, result_path: Path, stop: threading.Event) -
         with session_scope(sf) as s:
             job = jobs_repo.get_job(s, job_id)
             if job is None:
-                res.write_result(result_path, res.SKIPPED, {"code": "not_found", "message": f"job {job_id} not found",
-                                                            "param": None})
+                res.write_result(
+                    result_path,
+                    res.SKIPPED,
+                    {"code": "not_found", "message": f"job {job_id} not found", "param": None},
+                )
                 return res.SKIPPED
             raw_spec = dict(job.spec)
         spec = parse_spec(raw_spec)  # re-validate: SpecError (invalid_spec) names the field
@@ -93,8 +98,14 @@ def run(job_id: str, worker_id: str, result_path: Path, stop: threading.Event) -
         workdir = settings.job_dir(job_id)
         data_roots, checkpoint_roots = _roots(settings)
         sink = DbProgressSink(sf, job_id)
-        report = run_job(spec, workdir, data_roots=data_roots, checkpoint_roots=checkpoint_roots,
-                         progress=sink, should_stop=stop.is_set)
+        report = run_job(
+            spec,
+            workdir,
+            data_roots=data_roots,
+            checkpoint_roots=checkpoint_roots,
+            progress=sink,
+            should_stop=stop.is_set,
+        )
         sink.close()
         res.write_result(result_path, res.SUCCEEDED, AP=(report.get("eval") or {}).get("AP"))
         return res.SUCCEEDED
@@ -110,8 +121,11 @@ def run(job_id: str, worker_id: str, result_path: Path, stop: threading.Event) -
     except Exception as e:  # noqa: BLE001 - anything else is reported, never swallowed silently
         logger.error("job %s crashed:\n%s", job_id, traceback.format_exc())
         _final_flush(sink)
-        res.write_result(result_path, res.FAILED,
-                         {"code": "internal_error", "message": f"{type(e).__name__}: {e}", "param": None})
+        res.write_result(
+            result_path,
+            res.FAILED,
+            {"code": "internal_error", "message": f"{type(e).__name__}: {e}", "param": None},
+        )
         return res.FAILED
     finally:
         engine.dispose()

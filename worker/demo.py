@@ -70,7 +70,9 @@ class Follower:
         """Until every job is terminal; returns the jobs by id."""
         while True:
             jobs = {job_id: self.client.get_job(job_id) for job_id in self.labels}
-            line = f"[{_fmt_seconds(time.monotonic() - t0)}] " + " | ".join(self._describe(j) for j in jobs.values())
+            line = f"[{_fmt_seconds(time.monotonic() - t0)}] " + " | ".join(
+                self._describe(j) for j in jobs.values()
+            )
             done = all(j["status"] in TERMINAL for j in jobs.values())
             if self.tty:
                 print("\r" + line[:160].ljust(160), end="\n" if done else "", flush=True)
@@ -103,7 +105,9 @@ def _failed(job: dict[str, Any], label: str) -> bool:
     return True
 
 
-def run_demo(host: str, port: int, *, workers: int = 1, quick: bool = False, train_teacher: bool = False) -> int:
+def run_demo(
+    host: str, port: int, *, workers: int = 1, quick: bool = False, train_teacher: bool = False
+) -> int:
     """The demo; returns the exit code. By default the teacher is the benchmark's published one
     (``worker.demo_specs.published_teacher``); ``quick`` or ``train_teacher`` (or no published teacher)
     train one through the service first."""
@@ -116,7 +120,9 @@ def run_demo(host: str, port: int, *, workers: int = 1, quick: bool = False, tra
     use_published = published is not None and not (quick or train_teacher)
     if not use_published and not quick and not train_teacher:
         print("no published benchmark teacher in benchmarks/teachers/: training one first", flush=True)
-    params = demo_specs.QUICK_DATA if quick else demo_specs.PUBLISHED_DATA if use_published else demo_specs.DATA
+    params = (
+        demo_specs.QUICK_DATA if quick else demo_specs.PUBLISHED_DATA if use_published else demo_specs.DATA
+    )
     iters = demo_specs.QUICK_ITERATIONS if quick else demo_specs.ITERATIONS
     size = params["image_size"]
     name = "demo-shapes-quick" if quick else "bench-shapes" if use_published else "demo-shapes"
@@ -129,9 +135,16 @@ def run_demo(host: str, port: int, *, workers: int = 1, quick: bool = False, tra
         with MarClient(url, info.api_key, timeout=60) as client:
             if use_published:
                 teacher_dir = _install_teacher(published, settings)
-                teacher_row = ("teacher R50-FPN128 (published)", None, (published_report or {}).get("eval", {}).get("AP"),
-                               teacher_dir / "model.pt")
-                print(f"teacher: {teacher_dir} (RetinaNet R50, FPN 128, trained by `mar bench quality`)", flush=True)
+                teacher_row = (
+                    "teacher R50-FPN128 (published)",
+                    None,
+                    (published_report or {}).get("eval", {}).get("AP"),
+                    teacher_dir / "model.pt",
+                )
+                print(
+                    f"teacher: {teacher_dir} (RetinaNet R50, FPN 128, trained by `mar bench quality`)",
+                    flush=True,
+                )
                 specs = demo_specs.published_student_specs(data_dir, teacher_dir)
                 baseline_spec, mar_spec = specs["baseline"], specs["mar"]
             else:
@@ -145,15 +158,22 @@ def run_demo(host: str, port: int, *, workers: int = 1, quick: bool = False, tra
                 baseline_spec = demo_specs.student_spec(data_dir, iters["student"], size)
                 mar_spec = demo_specs.mar_student_spec(data_dir, iters["student"], teacher_dir, size)
             baseline, mar = client.submit(baseline_spec), client.submit(mar_spec)
-            print(f"baseline student job {baseline['id']}, MAR student job {mar['id']} (RetinaNet R18, FPN 64)"
-                  f"{' side by side' if workers > 1 else ', one after the other'}", flush=True)
+            print(
+                f"baseline student job {baseline['id']}, MAR student job {mar['id']} (RetinaNet R18, FPN 64)"
+                f"{' side by side' if workers > 1 else ', one after the other'}",
+                flush=True,
+            )
             jobs = Follower(client, {baseline["id"]: "baseline", mar["id"]: "MAR"}).wait(t0)
             baseline, mar = jobs[baseline["id"]], jobs[mar["id"]]
-            rows = [teacher_row,
-                    ("student R18-FPN64 baseline", baseline, None, settings.job_dir(baseline["id"]) / "model.pt"),
-                    ("student R18-FPN64 + MAR", mar, None, settings.job_dir(mar["id"]) / "model.pt")]
-            print(f"\nCOCO AP on the synthetic val split ({params['num_val']} images), "
-                  f"total {_fmt_seconds(time.monotonic() - t0)}:")
+            rows = [
+                teacher_row,
+                ("student R18-FPN64 baseline", baseline, None, settings.job_dir(baseline["id"]) / "model.pt"),
+                ("student R18-FPN64 + MAR", mar, None, settings.job_dir(mar["id"]) / "model.pt"),
+            ]
+            print(
+                f"\nCOCO AP on the synthetic val split ({params['num_val']} images), "
+                f"total {_fmt_seconds(time.monotonic() - t0)}:"
+            )
             for label, job, ap, weights in rows:
                 if job is not None:
                     ap = job_ap(client, job) if job["status"] == "succeeded" else None

@@ -27,8 +27,14 @@ QUICK_ITERATIONS = {"teacher": 4, "student": 3}
 
 
 def _model(backbone: str, fpn_channels: int, size: int) -> dict[str, Any]:
-    return {"arch": "retinanet", "backbone": backbone, "fpn_channels": fpn_channels,
-            "min_size": size, "max_size": size, "anchor_scale": 0.5}
+    return {
+        "arch": "retinanet",
+        "backbone": backbone,
+        "fpn_channels": fpn_channels,
+        "min_size": size,
+        "max_size": size,
+        "anchor_scale": 0.5,
+    }
 
 
 def _train(iterations: int, eval_max_images: int | None = None) -> dict[str, Any]:
@@ -41,29 +47,48 @@ def _train(iterations: int, eval_max_images: int | None = None) -> dict[str, Any
 
 def teacher_spec(data_dir: Path | str, iterations: int, image_size: int = 128) -> dict[str, Any]:
     """RetinaNet ResNet-34, FPN 128: the teacher."""
-    return {"kind": "train", "name": "demo-teacher-r34", "dataset": {"path": str(data_dir)},
-            "model": _model("resnet34", 128, image_size), "train": _train(iterations), "seed": 0}
+    return {
+        "kind": "train",
+        "name": "demo-teacher-r34",
+        "dataset": {"path": str(data_dir)},
+        "model": _model("resnet34", 128, image_size),
+        "train": _train(iterations),
+        "seed": 0,
+    }
 
 
 def student_spec(data_dir: Path | str, iterations: int, image_size: int = 128) -> dict[str, Any]:
     """RetinaNet ResNet-18, FPN 64, trained alone: the baseline."""
-    return {"kind": "train", "name": "demo-student-r18-baseline", "dataset": {"path": str(data_dir)},
-            "model": _model("resnet18", 64, image_size), "train": _train(iterations), "seed": 0}
+    return {
+        "kind": "train",
+        "name": "demo-student-r18-baseline",
+        "dataset": {"path": str(data_dir)},
+        "model": _model("resnet18", 64, image_size),
+        "train": _train(iterations),
+        "seed": 0,
+    }
 
 
-def mar_student_spec(data_dir: Path | str, iterations: int, teacher_dir: Path | str,
-                     image_size: int = 128) -> dict[str, Any]:
+def mar_student_spec(
+    data_dir: Path | str, iterations: int, teacher_dir: Path | str, image_size: int = 128
+) -> dict[str, Any]:
     """The same student distilled with MAR from the teacher job's output folder."""
     spec = student_spec(data_dir, iterations, image_size)
-    spec.update(kind="distill", name="demo-student-r18-mar", teacher={"checkpoint": str(teacher_dir)},
-                distill={"method": "mar"})
+    spec.update(
+        kind="distill",
+        name="demo-student-r18-mar",
+        teacher={"checkpoint": str(teacher_dir)},
+        distill={"method": "mar"},
+    )
     return spec
 
 
 # The benchmark's published teacher (``mar bench quality --preset cpu``, group
 # ``retina-synth-short``: RetinaNet R50-FPN128, 3200 steps), read as data: its ``model.json``,
 # ``model.pt`` and ``report.json``. ``MAR_DEMO_TEACHER`` points at another published folder.
-PUBLISHED_TEACHER = Path(__file__).resolve().parents[1] / "benchmarks" / "teachers" / "cpu-retina-synth-a1b70fb8ffba"
+PUBLISHED_TEACHER = (
+    Path(__file__).resolve().parents[1] / "benchmarks" / "teachers" / "cpu-retina-synth-a1b70fb8ffba"
+)
 # The synthetic set that teacher was trained on (``generate_synthetic`` arguments).
 PUBLISHED_DATA = {"seed": 0, "num_train": 600, "num_val": 150, "image_size": 128}
 
@@ -89,6 +114,11 @@ def published_student_specs(data_dir: Path | str, teacher_dir: Path | str) -> di
                   "warmup_iters": 100, "checkpoint_every": 100, "log_every": 20},
         "seed": 0,
     }  # fmt: skip
-    mar = {**base, "kind": "distill", "name": "demo-student-r18-mar", "teacher": {"checkpoint": str(teacher_dir)},
-           "distill": {"method": "mar", "alpha": 5e-4, "beta": 1.5e-4, "gamma": 150.0}}
+    mar = {
+        **base,
+        "kind": "distill",
+        "name": "demo-student-r18-mar",
+        "teacher": {"checkpoint": str(teacher_dir)},
+        "distill": {"method": "mar", "alpha": 5e-4, "beta": 1.5e-4, "gamma": 150.0},
+    }
     return {"baseline": base, "mar": mar}

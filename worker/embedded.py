@@ -56,8 +56,9 @@ def prepare_state() -> StateInfo:
 
 
 @contextmanager
-def start_stack(host: str, port: int, *, workers: int = 1, log_dir: Path | None = None,
-                reaper_interval: float = 5.0) -> Iterator[tuple[Stack, str]]:
+def start_stack(
+    host: str, port: int, *, workers: int = 1, log_dir: Path | None = None, reaper_interval: float = 5.0
+) -> Iterator[tuple[Stack, str]]:
     """Start API + ``workers`` workers + reaper; yield ``(stack, url)``; stop all on exit."""
     settings = get_settings()
     port = port or free_port(_client_host(host))

@@ -23,8 +23,9 @@ class JobClient(Protocol):  # ``api.client.MarClient`` has these
     def get_job(self, job_id: str) -> dict[str, Any]: ...
 
 
-def submit_to_running(client: JobClient, spec: dict[str, Any], *, timeout: float = 120.0,
-                      poll_seconds: float = 0.02) -> tuple[dict[str, Any], float]:
+def submit_to_running(
+    client: JobClient, spec: dict[str, Any], *, timeout: float = 120.0, poll_seconds: float = 0.02
+) -> tuple[dict[str, Any], float]:
     """Submit ``spec``, poll until the job is running; return ``(job, seconds)``.
 
     Raises ``TimeoutError`` after ``timeout`` seconds and ``RuntimeError`` when the job ends
@@ -38,7 +39,9 @@ def submit_to_running(client: JobClient, spec: dict[str, Any], *, timeout: float
         if job["status"] in _PAST_RUNNING:
             seconds = time.perf_counter() - t0
             if job["status"] in ("failed", "cancelled") and job.get("started_at") is None:
-                raise RuntimeError(f"job {job['id']} ended {job['status']} before running: {job.get('error')}")
+                raise RuntimeError(
+                    f"job {job['id']} ended {job['status']} before running: {job.get('error')}"
+                )
             logger.info("job %s: POST /jobs -> %s in %.3f s", job["id"], job["status"], seconds)
             return job, seconds
         if time.perf_counter() > deadline:

@@ -77,7 +77,11 @@ def reap_once(
         send_task(job_id)
 
     with session_scope(session_factory) as s:
-        stale = [j for j in jobs_repo.queued_job_ids(s, older_than=now - timedelta(seconds=stale_after)) if j not in requeued]
+        stale = [
+            j
+            for j in jobs_repo.queued_job_ids(s, older_than=now - timedelta(seconds=stale_after))
+            if j not in requeued
+        ]
     memo = memo if memo is not None else NudgeMemo()
     memo.keep_only(set(stale))
     if not stale:
@@ -89,8 +93,12 @@ def reap_once(
     mono = time.monotonic()
     renudged = [j for j in stale if memo.due(j, mono, stale_after)][:missing]
     for job_id in renudged:
-        logger.info("job %s: queued for over %.0f s with no message (%s in queue); nudging again",
-                    job_id, stale_after, depth)
+        logger.info(
+            "job %s: queued for over %.0f s with no message (%s in queue); nudging again",
+            job_id,
+            stale_after,
+            depth,
+        )
         send_task(job_id)
         memo.record(job_id, mono)
     return requeued + renudged
@@ -131,14 +139,22 @@ def run_reaper(
     celery = make_celery_client(settings)
     stale = stale_after if stale_after is not None else max(30.0, 3 * interval)
     memo = NudgeMemo()
-    logger.info("reaper: every %.1f s, leases of %.0f s, stale queued after %.0f s", interval,
-                settings.lease_seconds, stale)
+    logger.info(
+        "reaper: every %.1f s, leases of %.0f s, stale queued after %.0f s",
+        interval,
+        settings.lease_seconds,
+        stale,
+    )
     try:
         while not stop.is_set():
             try:
-                reap_once(sf, lambda job_id: send_run_job(celery, job_id, settings.queue),
-                          stale_after=stale, queue_depth=lambda: broker_queue_depth(celery, settings.queue),
-                          memo=memo)
+                reap_once(
+                    sf,
+                    lambda job_id: send_run_job(celery, job_id, settings.queue),
+                    stale_after=stale,
+                    queue_depth=lambda: broker_queue_depth(celery, settings.queue),
+                    memo=memo,
+                )
             except Exception:
                 logger.exception("reaper pass failed; retrying in %.1f s", interval)
             stop.wait(interval)

@@ -50,7 +50,10 @@ def supervisor_config() -> SupervisorConfig:
 def celery_stopping() -> bool:
     """Whether this Celery worker received a (warm or cold) shutdown request."""
     # exit code 0 (EX_OK) means "stop" too: test identity, like celery.worker.state.maybe_shutdown
-    return any(flag is not None and flag is not False for flag in (celery_state.should_stop, celery_state.should_terminate))
+    return any(
+        flag is not None and flag is not False
+        for flag in (celery_state.should_stop, celery_state.should_terminate)
+    )
 
 
 def run_job_once(job_id: str, worker_id: str, worker_stopping=celery_stopping) -> str:
@@ -69,14 +72,23 @@ def run_job_once(job_id: str, worker_id: str, worker_stopping=celery_stopping) -
         logger.info("job %s: not queued (duplicate delivery, cancelled or taken); skipped", job_id)
         return RunOutcome.SKIPPED
     logger.info("job %s: claimed by %s (attempt %d/%d)", job_id, worker_id, claim.attempt, claim.max_attempts)
-    supervisor = Supervisor(claim, worker_id, settings.job_dir(job_id), store, supervisor_config(),
-                            worker_stopping=worker_stopping)
+    supervisor = Supervisor(
+        claim,
+        worker_id,
+        settings.job_dir(job_id),
+        store,
+        supervisor_config(),
+        worker_stopping=worker_stopping,
+    )
     try:
         status = supervisor.run()
     except Exception as e:
         logger.exception("job %s: supervision failed", job_id)
-        error = {"code": "worker_error", "message": f"the worker could not run the job: {type(e).__name__}: {e}",
-                 "param": None}
+        error = {
+            "code": "worker_error",
+            "message": f"the worker could not run the job: {type(e).__name__}: {e}",
+            "param": None,
+        }
         try:
             store.finish(job_id, worker_id, JobState.FAILED, error)
         except Exception:

@@ -27,8 +27,12 @@ def register(add) -> None:
 
     r = add("reaper")
     r.add_argument("--interval", type=positive_float, default=5.0, help="seconds between passes")
-    r.add_argument("--stale-after", type=positive_float, default=None,
-                   help="re-nudge a job queued this long with no message (default max(30, 3 x interval))")
+    r.add_argument(
+        "--stale-after",
+        type=positive_float,
+        default=None,
+        help="re-nudge a job queued this long with no message (default max(30, 3 x interval))",
+    )
     r.set_defaults(handler=_reaper)
 
 

@@ -36,6 +36,7 @@ class StackError(MarError):
 
     code = "stack_failed"
 
+
 MAR = [sys.executable, "-m", "mar_cli.main"]  # the ``mar`` console script of this interpreter
 
 

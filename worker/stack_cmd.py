@@ -31,11 +31,18 @@ def register(add) -> None:
 
     d = add("demo")
     _stack_args(d)
-    d.add_argument("--workers", type=positive_int, default=1,
-                   help="workers; with 2 the two students train at the same time")
+    d.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="workers; with 2 the two students train at the same time",
+    )
     d.add_argument("--quick", action="store_true", help="a few iterations per job (a smoke run)")
-    d.add_argument("--train-teacher", action="store_true",
-                   help="train the teacher through the service too, instead of using the published one")
+    d.add_argument(
+        "--train-teacher",
+        action="store_true",
+        help="train the teacher through the service too, instead of using the published one",
+    )
     d.set_defaults(handler=_demo)
 
 
@@ -65,7 +72,9 @@ def _up(args: argparse.Namespace) -> int:
             dead = stack.dead_parts()
             if dead:
                 for part in dead:
-                    logger.error("%s exited with code %s; stopping the stack", part.name, part.proc.returncode)
+                    logger.error(
+                        "%s exited with code %s; stopping the stack", part.name, part.proc.returncode
+                    )
                 return 1
     return 0
 
@@ -77,5 +86,6 @@ def _raise_keyboard_interrupt(signum, _frame):
 def _demo(args: argparse.Namespace) -> int:
     _use_state(args.state)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # stop the stack like Ctrl-C does
-    return run_demo(args.host, args.port, workers=args.workers, quick=args.quick,
-                    train_teacher=args.train_teacher)
+    return run_demo(
+        args.host, args.port, workers=args.workers, quick=args.quick, train_teacher=args.train_teacher
+    )

@@ -229,8 +229,11 @@ class Supervisor:
             final = JobState.CANCELLED if self._cancel_requested() else JobState.FAILED
             error = None if final == JobState.CANCELLED else (result or {}).get("error")
         elif status == RunOutcome.FAILED:
-            final, error = JobState.FAILED, (result or {}).get("error") or {
-                "code": "internal_error", "message": "the run failed without an error", "param": None}
+            final, error = (
+                JobState.FAILED,
+                (result or {}).get("error")
+                or {"code": "internal_error", "message": "the run failed without an error", "param": None},
+            )
         else:
             final, error = JobState.FAILED, crash_error(returncode, self.log_path)
         return self._finish(final, error)
@@ -244,7 +247,9 @@ class Supervisor:
             else:
                 logger.warning("job %s: release refused (lease lost or job changed)", self.job_id)
         except Exception:
-            logger.exception("job %s: could not release it; the reaper re-queues it after the lease", self.job_id)
+            logger.exception(
+                "job %s: could not release it; the reaper re-queues it after the lease", self.job_id
+            )
         return RunOutcome.RELEASED
 
     def _finish(self, status: JobState, error: dict | None) -> str:

@@ -35,9 +35,7 @@ def get_metrics(
     wanted = [n.strip() for n in names.split(",") if n.strip()] if names else None
     series: dict[str, list[dict[str, Any]]] = {}
     for name, step, value, time in jobs_repo.get_metrics(session, job.id, names=wanted, since_step=since):
-        series.setdefault(name, []).append(
-            {"step": step, "value": value, "time": iso_utc(time)}
-        )
+        series.setdefault(name, []).append({"step": step, "value": value, "time": iso_utc(time)})
     return JSONResponse({"job_id": job.id, "series": series})
 
 

@@ -31,8 +31,12 @@ def register(add) -> None:
 
     c = data_sub.add_parser("check", help="load both splits, print the summary and the validation counts")
     c.add_argument("target", help="a job spec JSON file, or a dataset folder")
-    c.add_argument("--format", choices=("coco", "voc"), default=None,
-                   help="format of a dataset folder (default coco; a spec names its own)")
+    c.add_argument(
+        "--format",
+        choices=("coco", "voc"),
+        default=None,
+        help="format of a dataset folder (default coco; a spec names its own)",
+    )
     c.add_argument("--train-split", default=None, help="default: the spec's, else 'train'")
     c.add_argument("--val-split", default=None, help="default: the spec's, else 'val'")
     c.set_defaults(handler=_check)
@@ -40,9 +44,15 @@ def register(add) -> None:
 
 def _synth(args: argparse.Namespace) -> int:
     try:
-        summary = generate_synthetic(args.out, seed=args.seed, num_train=args.num_train, num_val=args.num_val,
-                                     image_size=args.image_size, num_classes=args.num_classes,
-                                     overwrite=args.overwrite)
+        summary = generate_synthetic(
+            args.out,
+            seed=args.seed,
+            num_train=args.num_train,
+            num_val=args.num_val,
+            image_size=args.image_size,
+            num_classes=args.num_classes,
+            overwrite=args.overwrite,
+        )
     except ValueError as e:
         if isinstance(e, DatasetError):
             raise
@@ -56,8 +66,10 @@ def _dataset_spec(args: argparse.Namespace):
     if target.is_file():
         dataset = parse_spec(target).dataset
         if args.format and args.format != dataset.format:
-            raise SpecError(f"--format {args.format} contradicts the spec's dataset.format {dataset.format}",
-                            param="dataset.format")
+            raise SpecError(
+                f"--format {args.format} contradicts the spec's dataset.format {dataset.format}",
+                param="dataset.format",
+            )
     elif target.is_dir():
         dataset = DatasetSpec(format=args.format or "coco", path=str(target))
     else:

@@ -18,7 +18,9 @@ def register(add) -> None:
     p = add("run")
     p.add_argument("spec", type=Path, help="job spec JSON file")
     p.add_argument("--workdir", type=Path, required=True, help="output folder (resumes from its checkpoint)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="override resources.device")
+    p.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], default=None, help="override resources.device"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
 
@@ -36,8 +38,11 @@ class ProgressBar:
             self.bar.n = event["step"]
             self.bar.refresh()
         elif kind == "metrics":
-            shown = {k.rsplit("/", 1)[-1]: f"{v:.3g}" for k, v in event["values"].items()
-                     if k.startswith("loss/") or k in ("eval/AP",)}
+            shown = {
+                k.rsplit("/", 1)[-1]: f"{v:.3g}"
+                for k, v in event["values"].items()
+                if k.startswith("loss/") or k in ("eval/AP",)
+            }
             self.bar.set_postfix(shown, refresh=False)
         elif kind == "phase":
             self.bar.set_description(event["phase"])
@@ -54,6 +59,15 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     ev = report["eval"]
-    print(json.dumps({"AP": ev.get("AP"), "AP50": ev.get("AP50"), "wall_seconds": report["wall_seconds"],
-                      "workdir": str(args.workdir)}, indent=2))
+    print(
+        json.dumps(
+            {
+                "AP": ev.get("AP"),
+                "AP50": ev.get("AP50"),
+                "wall_seconds": report["wall_seconds"],
+                "workdir": str(args.workdir),
+            },
+            indent=2,
+        )
+    )
     return 0

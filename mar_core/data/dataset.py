@@ -76,8 +76,10 @@ class DetectionDataset(torch.utils.data.Dataset):
             i = position[ann["image_id"]]
             boxes[i].append([x, y, x + w, y + h])
             labels[i].append(ann["category_id"])
-        return ([torch.tensor(b, dtype=torch.float32).reshape(-1, 4) for b in boxes],
-                [torch.tensor(lab, dtype=torch.int64) for lab in labels])
+        return (
+            [torch.tensor(b, dtype=torch.float32).reshape(-1, 4) for b in boxes],
+            [torch.tensor(lab, dtype=torch.int64) for lab in labels],
+        )
 
     def __len__(self) -> int:
         return len(self._images)
@@ -91,8 +93,11 @@ class DetectionDataset(torch.utils.data.Dataset):
 
     def get_target(self, index: int) -> dict[str, Any]:
         """The target of image ``index`` without reading the image."""
-        return {"boxes": self._boxes[index].clone(), "labels": self._labels[index].clone(),
-                "image_id": int(self._images[index]["id"])}
+        return {
+            "boxes": self._boxes[index].clone(),
+            "labels": self._labels[index].clone(),
+            "image_id": int(self._images[index]["id"]),
+        }
 
     def load_image(self, index: int) -> torch.Tensor:
         """``3 x H x W`` in [0, 1], in torch's default dtype (float32 unless set otherwise)."""

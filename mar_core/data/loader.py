@@ -28,14 +28,22 @@ class RankShard(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         for batch in self.batches:
-            yield batch[self.rank::self.world_size]
+            yield batch[self.rank :: self.world_size]
 
     def __len__(self) -> int:
         return len(self.batches)
 
 
-def build_train_loader(dataset: Dataset, batch_size: int, seed: int, start_iter: int, end_iter: int,
-                       num_workers: int = 0, rank: int = 0, world_size: int = 1) -> DataLoader:
+def build_train_loader(
+    dataset: Dataset,
+    batch_size: int,
+    seed: int,
+    start_iter: int,
+    end_iter: int,
+    num_workers: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+) -> DataLoader:
     """One batch per iteration ``start_iter .. end_iter - 1`` in the order of
     ``IterationBatchSampler`` (resume by passing the next iteration as ``start_iter``).
     With ``world_size > 1``, ``batch_size`` is the global batch and this loader yields rank
@@ -43,11 +51,22 @@ def build_train_loader(dataset: Dataset, batch_size: int, seed: int, start_iter:
     sampler: Sampler[list[int]] = IterationBatchSampler(len(dataset), batch_size, seed, start_iter, end_iter)
     if world_size > 1:
         sampler = RankShard(sampler, rank, world_size)
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_detection,
-                      num_workers=num_workers, persistent_workers=False)
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collate_detection,
+        num_workers=num_workers,
+        persistent_workers=False,
+    )
 
 
 def build_eval_loader(dataset: Dataset, batch_size: int, num_workers: int = 0) -> DataLoader:
     """Every image once, in dataset order."""
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, drop_last=False,
-                      collate_fn=collate_detection, num_workers=num_workers)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        drop_last=False,
+        collate_fn=collate_detection,
+        num_workers=num_workers,
+    )

@@ -65,8 +65,9 @@ def load_dataset(spec: DatasetSpec, split: str, data_roots: list[Path] | None = 
         raise DatasetError(f"invalid split name {split!r}", param=_split_param(spec, split))
     root = resolve_under(spec.path, data_roots, "dataset.path")
     if not root.is_dir():
-        raise DatasetError(f"dataset.path: {spec.path!r} does not exist (resolved to {root})",
-                           param="dataset.path")
+        raise DatasetError(
+            f"dataset.path: {spec.path!r} does not exist (resolved to {root})", param="dataset.path"
+        )
     images_dir = None
     if spec.images_dir:
         rel = spec.images_dir.replace("{split}", split)
@@ -93,8 +94,9 @@ def dataset_summary(ds: DetectionDataset) -> dict[str, Any]:
     anns = ds.coco.dataset["annotations"]
     train = [a for a in anns if not a["iscrowd"]]
     per_class = Counter(a["category_id"] for a in train)
-    sizes = Counter("small" if a["area"] < SMALL_AREA else "medium" if a["area"] < LARGE_AREA else "large"
-                    for a in train)
+    sizes = Counter(
+        "small" if a["area"] < SMALL_AREA else "medium" if a["area"] < LARGE_AREA else "large" for a in train
+    )
     with_boxes = {a["image_id"] for a in train}
     return {
         "name": ds.name,

@@ -43,7 +43,7 @@ class IterationBatchSampler(Sampler[list[int]]):
             reps = -(-self.batch_size // self.num_samples)
             return perm.repeat(reps)[: self.batch_size].tolist()
         k = it % self.iters_per_epoch
-        return perm[k * self.batch_size:(k + 1) * self.batch_size].tolist()
+        return perm[k * self.batch_size : (k + 1) * self.batch_size].tolist()
 
     def __iter__(self) -> Iterator[list[int]]:
         epoch, perm = -1, None

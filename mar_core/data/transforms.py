@@ -15,8 +15,9 @@ def hflip_boxes(boxes: torch.Tensor, width: int) -> torch.Tensor:
     return flipped
 
 
-def random_hflip(images: list[torch.Tensor], targets: list[dict[str, Any]], p: float
-                 ) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:
+def random_hflip(
+    images: list[torch.Tensor], targets: list[dict[str, Any]], p: float
+) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:
     """Flip each image (``3 x H x W``) and its boxes left-right with probability ``p``.
 
     Draws exactly one number per image from torch's global RNG (whatever ``p``), so restoring
@@ -28,8 +29,9 @@ def random_hflip(images: list[torch.Tensor], targets: list[dict[str, Any]], p: f
     return hflip_where(images, targets, torch.rand(len(images)) < p)
 
 
-def hflip_where(images: list[torch.Tensor], targets: list[dict[str, Any]], flip: torch.Tensor
-                ) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:
+def hflip_where(
+    images: list[torch.Tensor], targets: list[dict[str, Any]], flip: torch.Tensor
+) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:
     """Flip image ``i`` (``3 x H x W``) and its boxes where ``flip[i]`` (bool, one per image)."""
     out_images, out_targets = [], []
     for image, target, do in zip(images, targets, flip.tolist()):

@@ -58,22 +58,32 @@ class ValidationReport:
 
     def summary(self) -> str:
         """One line, e.g. ``BCCD train: dropped 1 degenerate box (BloodImage_00343.jpg), clipped 0``."""
-        parts = [f"dropped {_plural(self.num_dropped, 'degenerate box', 'degenerate boxes')}"
-                 + _files(self.dropped), f"clipped {self.num_clipped}" + _files(self.clipped)]
+        parts = [
+            f"dropped {_plural(self.num_dropped, 'degenerate box', 'degenerate boxes')}"
+            + _files(self.dropped),
+            f"clipped {self.num_clipped}" + _files(self.clipped),
+        ]
         if self.size_mismatch:
             listed = ", ".join(self.size_mismatch[:_MAX_LISTED])
             more = " ..." if len(self.size_mismatch) > _MAX_LISTED else ""
-            parts.append(f"image size differs from the annotation in {len(self.size_mismatch)} "
-                         f"(using the real size: {listed}{more})")
+            parts.append(
+                f"image size differs from the annotation in {len(self.size_mismatch)} "
+                f"(using the real size: {listed}{more})"
+            )
         return f"{self.name}: " + ", ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "images": self.num_images, "boxes": self.num_boxes, "crowd": self.num_crowd,
-            "clipped": self.num_clipped, "dropped": self.num_dropped,
+            "images": self.num_images,
+            "boxes": self.num_boxes,
+            "crowd": self.num_crowd,
+            "clipped": self.num_clipped,
+            "dropped": self.num_dropped,
             "size_mismatch": len(self.size_mismatch),
-            "dropped_boxes": [{"ann_id": b.ann_id, "file_name": b.file_name, "bbox": list(b.bbox)}
-                              for b in self.dropped[:20]],  # the first 20
+            "dropped_boxes": [
+                {"ann_id": b.ann_id, "file_name": b.file_name, "bbox": list(b.bbox)}
+                for b in self.dropped[:20]
+            ],  # the first 20
         }
 
 
@@ -127,20 +137,25 @@ def check_structure(data: Any, source: str) -> None:
             known = ", ".join(map(str, sorted(cat_ids, key=str)))
             raise DatasetError(f"{what} has unknown category_id {ann.get('category_id')!r} (known: {known})")
         bbox = ann.get("bbox")
-        if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)):
+        if not (
+            isinstance(bbox, (list, tuple))
+            and len(bbox) == 4
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)
+        ):
             raise DatasetError(f"{what} needs a bbox of 4 numbers [x, y, w, h] (got {bbox!r:.100})")
 
 
 def _check_relative(file_name: str, source: str) -> None:
     p = PurePosixPath(file_name.replace("\\", "/"))
     if not file_name or p.is_absolute() or ".." in p.parts:
-        raise DatasetError(f"{source}: image file_name {file_name!r} must be a relative path "
-                           "inside the images folder")
+        raise DatasetError(
+            f"{source}: image file_name {file_name!r} must be a relative path inside the images folder"
+        )
 
 
-def check_image_files(images: list[dict], images_dir: Path, report: ValidationReport,
-                      verify_sizes: bool = True) -> None:
+def check_image_files(
+    images: list[dict], images_dir: Path, report: ValidationReport, verify_sizes: bool = True
+) -> None:
     """Raise ``DatasetError`` naming the first missing or unreadable image file.
 
     Fills a missing ``width``/``height`` from the file; with ``verify_sizes`` also compares a

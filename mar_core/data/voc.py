@@ -90,8 +90,9 @@ def _image_file(images_dir: Path, stem: str, xml_name: str | None) -> str:
     return f"{stem}.jpg"  # missing: validation names it
 
 
-def load_voc(root: Path, split: str, images_dir: Path | None = None,
-             class_names: list[str] | None = None) -> tuple[dict, Path]:
+def load_voc(
+    root: Path, split: str, images_dir: Path | None = None, class_names: list[str] | None = None
+) -> tuple[dict, Path]:
     """Read split ``split`` of the VOC dataset at ``root`` as ``(coco_dict, images_dir)``.
 
     Category ``k`` (1-based) is ``class_names[k-1]``; ``class_names`` defaults to
@@ -115,20 +116,35 @@ def load_voc(root: Path, split: str, images_dir: Path | None = None,
             raise DatasetError(f"VOC annotation file not found: {xml_path} (listed in split {split!r})")
         node = _parse(xml_path)
         file_name = _image_file(images_dir, stem, node.findtext("filename"))
-        images.append({"id": image_id[stem], "file_name": file_name,
-                       "width": _int_or_none(node.findtext("size/width")),
-                       "height": _int_or_none(node.findtext("size/height"))})
+        images.append(
+            {
+                "id": image_id[stem],
+                "file_name": file_name,
+                "width": _int_or_none(node.findtext("size/width")),
+                "height": _int_or_none(node.findtext("size/height")),
+            }
+        )
         for obj in node.iter("object"):
             name = (obj.findtext("name") or "").strip()
             if name not in label:
                 raise DatasetError(f"{xml_path}: object class {name!r} is not one of {names}")
             corners = [_number(obj.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")]
             difficult = _int_or_none(obj.findtext("difficult")) == 1
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": image_id[stem], "category_id": label[name],
-                "bbox": voc_box_to_xywh(*corners), "iscrowd": int(difficult),
-            })
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id[stem],
+                    "category_id": label[name],
+                    "bbox": voc_box_to_xywh(*corners),
+                    "iscrowd": int(difficult),
+                }
+            )
     categories = [{"id": k, "name": n, "supercategory": "none"} for n, k in label.items()]
     log.debug("VOC %s %s: %d images, %d objects", root.name, split, len(images), len(annotations))
-    return {"info": {"description": f"VOC {root.name} {split}"}, "licenses": [], "images": images,
-            "annotations": annotations, "categories": categories}, images_dir
+    return {
+        "info": {"description": f"VOC {root.name} {split}"},
+        "licenses": [],
+        "images": images,
+        "annotations": annotations,
+        "categories": categories,
+    }, images_dir

@@ -11,5 +11,12 @@ from mar_core.distill.kd_loss import KDLoss, build_kd_loss, build_peer
 from mar_core.distill.masks import multi_value_mask
 from mar_core.distill.relation import relation_loss
 
-__all__ = ["KDLoss", "build_kd_loss", "build_peer", "mask_guided_feature_loss", "multi_value_mask",
-           "relation_loss", "resize_to"]
+__all__ = [
+    "KDLoss",
+    "build_kd_loss",
+    "build_peer",
+    "mask_guided_feature_loss",
+    "multi_value_mask",
+    "relation_loss",
+    "resize_to",
+]

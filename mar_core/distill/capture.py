@@ -19,14 +19,16 @@ class FeatureCapture:
         for path in paths:
             if path not in modules:
                 near = difflib.get_close_matches(path, list(modules), n=5, cutoff=0.4)
-                raise ValueError(f"no module {path!r} in {type(model).__name__}; near matches: "
-                                 f"{', '.join(near) or 'none'}")
+                raise ValueError(
+                    f"no module {path!r} in {type(model).__name__}; near matches: {', '.join(near) or 'none'}"
+                )
         self.outputs: dict[str, list[Any]] = {p: [] for p in paths}
         self._handles = [modules[p].register_forward_hook(self._hook(p)) for p in paths]
 
     def _hook(self, path: str):
         def record(_module: nn.Module, _inputs: Any, output: Any) -> None:
             self.outputs[path].append(output)
+
         return record
 
     def clear(self) -> None:

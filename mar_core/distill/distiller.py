@@ -39,21 +39,28 @@ def _adapter(c_in: int, c_out: int, mode: str) -> nn.Module:
 class Distiller(nn.Module):
     """Args: student/teacher detectors (same class set), the distill spec (any method's) and both archs."""
 
-    def __init__(self, student: nn.Module, teacher: nn.Module, cfg: MethodSpec, student_arch: str,
-                 teacher_arch: str):
+    def __init__(
+        self, student: nn.Module, teacher: nn.Module, cfg: MethodSpec, student_arch: str, teacher_arch: str
+    ):
         super().__init__()
         self.student = student
         object.__setattr__(self, "teacher", teacher)  # not registered: no state, no grad
         self.cfg = cfg.with_weight_defaults(is_two_stage(student_arch))  # unset weights: per detector family
         self.kd_scale = 1.0
         self.student_tower = CLS_TOWER_MODULES[student_arch]
-        object.__setattr__(self, "teacher_tower", dict(teacher.named_modules())[CLS_TOWER_MODULES[teacher_arch]])
+        object.__setattr__(
+            self, "teacher_tower", dict(teacher.named_modules())[CLS_TOWER_MODULES[teacher_arch]]
+        )
         self.capture = FeatureCapture(student, [TRANSFORM_MODULE, FEATURE_MODULE, self.student_tower])
         c_s, c_t = student.backbone.out_channels, teacher.backbone.out_channels
         self.num_levels = min(len(student.mar_strides), len(teacher.mar_strides))
         if len(student.mar_strides) != len(teacher.mar_strides):
-            log.warning("student has %d FPN levels, teacher %d: distilling the first %d",
-                        len(student.mar_strides), len(teacher.mar_strides), self.num_levels)
+            log.warning(
+                "student has %d FPN levels, teacher %d: distilling the first %d",
+                len(student.mar_strides),
+                len(teacher.mar_strides),
+                self.num_levels,
+            )
         self.adapters = nn.ModuleList(_adapter(c_s, c_t, cfg.adapter) for _ in range(self.num_levels))
         self.kd_loss = build_kd_loss(self.cfg, c_t, self.num_levels, is_two_stage(student_arch))
         teacher.eval().requires_grad_(False)
@@ -126,7 +133,13 @@ def kd_warmup_iters(cfg: MethodSpec, iterations: int) -> int:
     return min(DEFAULT_KD_WARMUP, iterations // 10)
 
 
-def build_distiller(student: nn.Module, teacher: nn.Module, cfg: MethodSpec, student_arch: str,
-                    teacher_arch: str, iterations: int) -> tuple[Distiller, list[HookBase]]:
+def build_distiller(
+    student: nn.Module,
+    teacher: nn.Module,
+    cfg: MethodSpec,
+    student_arch: str,
+    teacher_arch: str,
+    iterations: int,
+) -> tuple[Distiller, list[HookBase]]:
     distiller = Distiller(student, teacher, cfg, student_arch, teacher_arch)
     return distiller, [KDWarmupHook(distiller, kd_warmup_iters(cfg, iterations))]

@@ -28,21 +28,26 @@ def resize_to(teacher_feat: Tensor, student_hw: tuple[int, int] | torch.Size) ->
     return F.interpolate(teacher_feat, size=hw, mode="bilinear", align_corners=False)
 
 
-def mask_guided_feature_loss(student: Sequence[Tensor], teacher: Sequence[Tensor],
-                             masks: Sequence[Tensor]) -> dict[str, Tensor]:
+def mask_guided_feature_loss(
+    student: Sequence[Tensor], teacher: Sequence[Tensor], masks: Sequence[Tensor]
+) -> dict[str, Tensor]:
     """``{"fg": scalar, "bg": scalar}`` in float32.
 
     ``student[l]`` (already adapted to the teacher's channels) and ``teacher[l]``:
     ``B x C x H_l x W_l``; the teacher is detached here. ``masks[l]``: ``B x H_l x W_l``.
     """
     if not (len(student) == len(teacher) == len(masks)) or not student:
-        raise ValueError(f"need the same, non-zero number of levels: {len(student)} student, "
-                         f"{len(teacher)} teacher, {len(masks)} masks")
+        raise ValueError(
+            f"need the same, non-zero number of levels: {len(student)} student, "
+            f"{len(teacher)} teacher, {len(masks)} masks"
+        )
     fg, bg = [], []
     for lvl, (s, t, m) in enumerate(zip(student, teacher, masks)):
         if s.shape != t.shape or m.shape != (s.shape[0], *s.shape[2:]):
-            raise ValueError(f"level {lvl}: student {tuple(s.shape)}, teacher {tuple(t.shape)}, "
-                             f"mask {tuple(m.shape)}; need equal B x C x H x W and a B x H x W mask")
+            raise ValueError(
+                f"level {lvl}: student {tuple(s.shape)}, teacher {tuple(t.shape)}, "
+                f"mask {tuple(m.shape)}; need equal B x C x H x W and a B x H x W mask"
+            )
         dist = (t.detach().float() - s.float()).square().mean(1)
         m = m.detach().float()
         is_bg = (m == 0).float()

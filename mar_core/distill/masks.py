@@ -55,8 +55,9 @@ def _axis_geometry(lo: Tensor, hi: Tensor, size: int, step: float) -> tuple[Tens
     return dist, half, is_home
 
 
-def _ring_profile(dist: Tensor, half: Tensor, is_home: Tensor, kappas: Sequence[float],
-                  values: Sequence[float]) -> Tensor:
+def _ring_profile(
+    dist: Tensor, half: Tensor, is_home: Tensor, kappas: Sequence[float], values: Sequence[float]
+) -> Tensor:
     """Per-axis ring value ``(M, size)``: ``v_k`` for the smallest ``k`` with
     ``dist <= kappa_k * half`` (``v_0`` on the home cell), 0 outside every ring."""
     prof = torch.zeros_like(dist)
@@ -72,8 +73,9 @@ def _core_areas(xyxy: Tensor, sy: float, sx: float) -> Tensor:
     return w * h
 
 
-def _reduce_outer(py: Tensor, px: Tensor, img: Tensor, batch: int, *, op: str,
-                  scale: Tensor | None = None) -> Tensor:
+def _reduce_outer(
+    py: Tensor, px: Tensor, img: Tensor, batch: int, *, op: str, scale: Tensor | None = None
+) -> Tensor:
     """``out[b] = max over boxes m of image b of scale[m] * op(py[m, :, None], px[m, None, :])``.
 
     ``py``: ``(M, H)``, ``px``: ``(M, W)``, ``scale``: ``(M,)`` or None; ``op`` is ``"min"``
@@ -98,10 +100,17 @@ def _reduce_outer(py: Tensor, px: Tensor, img: Tensor, batch: int, *, op: str,
     return out
 
 
-def multi_value_mask(boxes: Sequence[Tensor], feat_size: tuple[int, int],
-                     stride: tuple[float, float], *, kappas: Sequence[float] = (1.0, 1.5, 2.0),
-                     values: Sequence[float] = (1.0, 0.5, 0.25), mode: str = "rings",
-                     sigma: float = 0.5, scale_norm: bool = True) -> Tensor:
+def multi_value_mask(
+    boxes: Sequence[Tensor],
+    feat_size: tuple[int, int],
+    stride: tuple[float, float],
+    *,
+    kappas: Sequence[float] = (1.0, 1.5, 2.0),
+    values: Sequence[float] = (1.0, 0.5, 0.25),
+    mode: str = "rings",
+    sigma: float = 0.5,
+    scale_norm: bool = True,
+) -> Tensor:
     """Multi-value mask of one level, ``B x H x W`` float32 on the boxes' device.
 
     ``mode="rings"``: ``v_k`` where the cell centre lies in the box scaled by ``kappa_k`` and in
@@ -139,8 +148,9 @@ def multi_value_mask(boxes: Sequence[Tensor], feat_size: tuple[int, int],
     return _reduce_outer(py.float(), px.float(), img, len(boxes), op=op, scale=scale)
 
 
-def inverse_area_mask(boxes: Sequence[Tensor], feat_size: tuple[int, int],
-                      stride: tuple[float, float]) -> Tensor:
+def inverse_area_mask(
+    boxes: Sequence[Tensor], feat_size: tuple[int, int], stride: tuple[float, float]
+) -> Tensor:
     """FGD's foreground mask, ``B x H x W`` float32: each cell of a box's core (same cell rule
     as ring 0 above) gets ``1 / (number of cells in that core)``, max over boxes; so each box
     carries a total weight of 1 whatever its size. No boxes: all zeros."""

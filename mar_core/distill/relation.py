@@ -33,22 +33,24 @@ def _columns(feat: Tensor, weight: Tensor | None) -> Tensor:
     return x
 
 
-def _check(student: Sequence[Tensor], teacher: Sequence[Tensor],
-           weights: Sequence[Tensor] | None) -> None:
+def _check(student: Sequence[Tensor], teacher: Sequence[Tensor], weights: Sequence[Tensor] | None) -> None:
     if len(student) != len(teacher) or not student:
         raise ValueError(f"need the same, non-zero number of levels: {len(student)} vs {len(teacher)}")
     if weights is not None and len(weights) != len(student):
         raise ValueError(f"weights: {len(weights)} levels for {len(student)} feature levels")
     for lvl, (s, t) in enumerate(zip(student, teacher)):
         if s.dim() != 4 or s.shape[0] != t.shape[0] or s.shape[2:] != t.shape[2:]:
-            raise ValueError(f"level {lvl}: student {tuple(s.shape)} and teacher {tuple(t.shape)} "
-                             "must be B x C x H x W with equal B, H, W")
+            raise ValueError(
+                f"level {lvl}: student {tuple(s.shape)} and teacher {tuple(t.shape)} "
+                "must be B x C x H x W with equal B, H, W"
+            )
         if weights is not None and weights[lvl].shape != (s.shape[0], *s.shape[2:]):
             raise ValueError(f"level {lvl}: weight {tuple(weights[lvl].shape)} is not B x H x W")
 
 
-def relation_loss(student: Sequence[Tensor], teacher: Sequence[Tensor],
-                  weights: Sequence[Tensor] | None = None) -> Tensor:
+def relation_loss(
+    student: Sequence[Tensor], teacher: Sequence[Tensor], weights: Sequence[Tensor] | None = None
+) -> Tensor:
     """Relation loss, a scalar averaged over images and levels.
 
     ``student[l]``: ``B x C_s x H_l x W_l``; ``teacher[l]``: ``B x C_t x H_l x W_l`` (detached
@@ -74,8 +76,9 @@ def relation_loss(student: Sequence[Tensor], teacher: Sequence[Tensor],
     return torch.stack(per_level).mean()
 
 
-def relation_loss_naive(student: Sequence[Tensor], teacher: Sequence[Tensor],
-                        weights: Sequence[Tensor] | None = None) -> Tensor:
+def relation_loss_naive(
+    student: Sequence[Tensor], teacher: Sequence[Tensor], weights: Sequence[Tensor] | None = None
+) -> Tensor:
     """Reference with explicit ``N x N`` relation matrices (tests and benchmarks only; needs
     ``4 N^2`` bytes per matrix in float32). Same signature and value as ``relation_loss``."""
     _check(student, teacher, weights)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -52,8 +52,11 @@ class MetricsHook(HookBase):
         """Drop rows written after the checkpoint we resume from: one value per step."""
         if not self.path.exists():
             return
-        rows = [line for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line)["step"] <= step]
+        rows = [
+            line
+            for line in self.path.read_text().splitlines()
+            if line.strip() and json.loads(line)["step"] <= step
+        ]
         self.path.write_text("".join(r + "\n" for r in rows))
 
     def write(self, step: int, values: dict[str, float]) -> None:
@@ -66,15 +69,22 @@ class MetricsHook(HookBase):
         self.progress({"type": "progress", "step": trainer.iter, "total": trainer.max_iter})
         if trainer.iter % self.every == 0 or trainer.iter == trainer.max_iter:
             lr = trainer.optimizer.param_groups[0]["lr"]
-            self.write(trainer.iter, trainer.last_losses | {"lr": lr, "time/step_s": trainer.last_step_seconds})
+            self.write(
+                trainer.iter, trainer.last_losses | {"lr": lr, "time/step_s": trainer.last_step_seconds}
+            )
 
 
 class CheckpointHook(HookBase):
     """Writes ``last.pt`` (everything for an exact resume) every ``every`` steps, at the end,
     and when the run is cancelled; files are replaced atomically."""
 
-    def __init__(self, directory: Path, every: int, extra: dict | None = None,
-                 progress: ProgressCallback = ignore_progress):
+    def __init__(
+        self,
+        directory: Path,
+        every: int,
+        extra: dict | None = None,
+        progress: ProgressCallback = ignore_progress,
+    ):
         self.directory, self.every, self.extra, self.progress = directory, every, extra or {}, progress
         self._saved_at = -1
 
@@ -104,8 +114,14 @@ class EvalHook(HookBase):
 
     name = "eval"
 
-    def __init__(self, evaluate: Callable[[], dict[str, float]], every: int, metrics: MetricsHook,
-                 save_best: Callable[[], None] | None = None, progress: ProgressCallback = ignore_progress):
+    def __init__(
+        self,
+        evaluate: Callable[[], dict[str, float]],
+        every: int,
+        metrics: MetricsHook,
+        save_best: Callable[[], None] | None = None,
+        progress: ProgressCallback = ignore_progress,
+    ):
         self.evaluate, self.every, self.metrics = evaluate, every, metrics
         self.save_best, self.progress = save_best, progress
         self.best_ap = -1.0
@@ -163,5 +179,7 @@ def device_of(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise SpecError("resources.device is 'cuda' but no CUDA device is available", param="resources.device")
+        raise SpecError(
+            "resources.device is 'cuda' but no CUDA device is available", param="resources.device"
+        )
     return torch.device(name)

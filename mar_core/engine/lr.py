@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 
-def lr_factor_fn(max_iter: int, warmup_iters: int, schedule: str, steps: list[float],
-                 warmup_factor: float = 0.001, gamma: float = 0.1) -> Callable[[int], float]:
+def lr_factor_fn(
+    max_iter: int,
+    warmup_iters: int,
+    schedule: str,
+    steps: list[float],
+    warmup_factor: float = 0.001,
+    gamma: float = 0.1,
+) -> Callable[[int], float]:
     """Return ``f(it) -> factor`` of the base LR; ``steps`` are fractions of ``max_iter``."""
     milestones = [int(round(f * max_iter)) for f in steps]
     warmup_iters = min(warmup_iters, max_iter)

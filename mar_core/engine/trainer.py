@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -34,12 +34,13 @@ class HookBase:
 
     name: str = ""
 
-    def before_train(self, trainer: "Trainer") -> None: ...
-    def before_step(self, trainer: "Trainer") -> None: ...
-    def after_step(self, trainer: "Trainer") -> None: ...
-    def after_train(self, trainer: "Trainer", error: BaseException | None) -> None: ...
+    def before_train(self, trainer: Trainer) -> None: ...
+    def before_step(self, trainer: Trainer) -> None: ...
+    def after_step(self, trainer: Trainer) -> None: ...
+    def after_train(self, trainer: Trainer, error: BaseException | None) -> None: ...
     def state_dict(self) -> dict:
         return {}
+
     def load_state_dict(self, state: dict) -> None: ...
 
 
@@ -56,10 +57,19 @@ class Trainer:
             batch, and the losses reported are means over ranks); None: one process.
     """
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
-                 data_factory: Callable[[int], Iterable], max_iter: int, device: torch.device,
-                 hooks: Sequence[HookBase] = (), amp: bool = False, grad_clip: float | None = None,
-                 hflip: float = 0.0, ranks: RankInfo | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        data_factory: Callable[[int], Iterable],
+        max_iter: int,
+        device: torch.device,
+        hooks: Sequence[HookBase] = (),
+        amp: bool = False,
+        grad_clip: float | None = None,
+        hflip: float = 0.0,
+        ranks: RankInfo | None = None,
+    ):
         self.model, self.optimizer, self.data_factory = model, optimizer, data_factory
         self.module = model.module if isinstance(model, DistributedDataParallel) else model
         self.ranks = ranks if ranks is not None and ranks.distributed else None
@@ -126,10 +136,15 @@ class Trainer:
         t0 = time.perf_counter()
         self.model.train()
         if self.hflip > 0:
-            images, targets = (self.ranks.random_hflip(images, targets, self.hflip) if self.ranks
-                               else random_hflip(images, targets, self.hflip))
+            images, targets = (
+                self.ranks.random_hflip(images, targets, self.hflip)
+                if self.ranks
+                else random_hflip(images, targets, self.hflip)
+            )
         images = [img.to(self.device, non_blocking=True) for img in images]
-        targets = [{k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
+        targets = [
+            {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets
+        ]
         with torch.autocast(self.device.type, enabled=self.amp):
             losses = self.model(images, targets)
         values = {k: float(v.detach()) for k, v in losses.items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -35,15 +35,22 @@ def predict(model: nn.Module, loader: Iterable, device: torch.device) -> list[di
                     continue
                 xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1).tolist()
                 for box, score, label in zip(xywh, out["scores"].tolist(), out["labels"].tolist()):
-                    results.append({"image_id": int(tgt["image_id"]), "category_id": int(label),
-                                    "bbox": [round(v, 2) for v in box], "score": round(score, 5)})
+                    results.append(
+                        {
+                            "image_id": int(tgt["image_id"]),
+                            "category_id": int(label),
+                            "bbox": [round(v, 2) for v in box],
+                            "score": round(score, 5),
+                        }
+                    )
     finally:
         model.train(was_training)
     return results
 
 
-def coco_metrics(coco_gt: COCO, results: list[dict], class_names: list[str],
-                 image_ids: list[int] | None = None) -> dict[str, float]:
+def coco_metrics(
+    coco_gt: COCO, results: list[dict], class_names: list[str], image_ids: list[int] | None = None
+) -> dict[str, float]:
     """COCOeval on ``results``; returns ``AP``... ``APl`` and ``AP/<class>`` in [0, 1]
     (-1 where COCO has no ground truth for that size or class)."""
     empty = {name: 0.0 for name in SUMMARY_NAMES} | {f"AP/{c}": 0.0 for c in class_names}
@@ -69,8 +76,14 @@ def coco_metrics(coco_gt: COCO, results: list[dict], class_names: list[str],
     return metrics
 
 
-def evaluate_detector(model: nn.Module, dataset, device: torch.device, batch_size: int = 8,
-                      num_workers: int = 0, image_ids: list[int] | None = None) -> dict[str, float]:
+def evaluate_detector(
+    model: nn.Module,
+    dataset,
+    device: torch.device,
+    batch_size: int = 8,
+    num_workers: int = 0,
+    image_ids: list[int] | None = None,
+) -> dict[str, float]:
     """``coco_metrics`` of ``model`` on ``dataset`` (a ``DetectionDataset`` or a ``Subset`` of one,
     whose ``image_ids`` then restrict COCOeval)."""
     base = getattr(dataset, "dataset", dataset)

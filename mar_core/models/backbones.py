@@ -55,7 +55,7 @@ def build_backbone(name: str, norm: NormFactory, fpn_channels: int, two_stage: b
 
 
 @torch.no_grad()
-def feature_strides(backbone: nn.Module, probe_size: int = 256) -> "OrderedDict[str, int]":
+def feature_strides(backbone: nn.Module, probe_size: int = 256) -> OrderedDict[str, int]:
     """Stride of every FPN output, measured with one forward of a ``probe_size`` square image."""
     was_training = backbone.training
     backbone.eval()

@@ -64,25 +64,38 @@ def extract_state_dict(obj: Any, param: str | None = None) -> dict[str, torch.Te
     raise CheckpointError("checkpoint holds no state_dict of tensors", param=param)
 
 
-def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], param: str | None = None) -> None:
+def load_state_dict_strict(
+    model: nn.Module, state: dict[str, torch.Tensor], param: str | None = None
+) -> None:
     """Load with every key and shape checked; the error lists the first mismatches."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-              for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
     problems = []
-    for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
+    for label, items in (
+        ("missing keys", missing),
+        ("unexpected keys", unexpected),
+        ("shape mismatches", shapes),
+    ):
         if items:
             shown = ", ".join(items[:MAX_LISTED_MISMATCHES])
-            more = f" (+{len(items) - MAX_LISTED_MISMATCHES} more)" if len(items) > MAX_LISTED_MISMATCHES else ""
+            more = (
+                f" (+{len(items) - MAX_LISTED_MISMATCHES} more)" if len(items) > MAX_LISTED_MISMATCHES else ""
+            )
             problems.append(f"{len(items)} {label}: {shown}{more}")
     if problems:
         raise CheckpointError("checkpoint does not fit the model: " + "; ".join(problems), param=param)
     model.load_state_dict(state, strict=True)
 
 
-def write_model_output(workdir: Path, model: nn.Module, spec: ModelSpec, class_names: list[str]) -> dict[str, Path]:
+def write_model_output(
+    workdir: Path, model: nn.Module, spec: ModelSpec, class_names: list[str]
+) -> dict[str, Path]:
     """Write ``model.pt`` (plain torchvision state_dict) and ``model.json`` (how to rebuild it)."""
     workdir.mkdir(parents=True, exist_ok=True)
     weights, card = workdir / MODEL_WEIGHTS, workdir / MODEL_CARD

@@ -9,7 +9,12 @@ from torch import nn
 
 from mar_core.errors import CheckpointError
 from mar_core.models.checkpoint_io import (
-    MODEL_CARD, MODEL_WEIGHTS, extract_state_dict, load_state_dict_strict, read_model_card, safe_load,
+    MODEL_CARD,
+    MODEL_WEIGHTS,
+    extract_state_dict,
+    load_state_dict_strict,
+    read_model_card,
+    safe_load,
 )
 from mar_core.models.registry import build_detector
 from mar_core.spec import ModelSpec
@@ -23,8 +28,12 @@ class LoadedDetector:
     class_names: list[str] | None
 
 
-def load_detector(path: Path, spec: ModelSpec | None = None, num_classes: int | None = None,
-                  param: str = "teacher.checkpoint") -> LoadedDetector:
+def load_detector(
+    path: Path,
+    spec: ModelSpec | None = None,
+    num_classes: int | None = None,
+    param: str = "teacher.checkpoint",
+) -> LoadedDetector:
     """Load a detector from ``path``: a run folder (``model.json`` + ``model.pt``), a
     ``model.json`` file, or a weights file. For a bare weights file, ``spec`` and
     ``num_classes`` say what to build (a ``model.json`` beside it is used when present)."""
@@ -46,7 +55,8 @@ def load_detector(path: Path, spec: ModelSpec | None = None, num_classes: int | 
     else:
         if spec is None or num_classes is None:
             raise CheckpointError(
-                f"{path.name} is a bare state_dict: name its architecture in the spec (teacher.model)", param)
+                f"{path.name} is a bare state_dict: name its architecture in the spec (teacher.model)", param
+            )
         class_names, weights = None, path
     model = build_detector(spec, num_classes)
     load_state_dict_strict(model, extract_state_dict(safe_load(weights, param), param), param)

@@ -7,7 +7,7 @@ arguments rebuilds it for loading an exported state_dict.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
@@ -34,8 +34,10 @@ CLS_TOWER_MODULES = {
 
 
 def _sizes(spec: ModelSpec) -> dict:
-    return {"min_size": spec.min_size if isinstance(spec.min_size, int) else tuple(spec.min_size),
-            "max_size": spec.max_size}
+    return {
+        "min_size": spec.min_size if isinstance(spec.min_size, int) else tuple(spec.min_size),
+        "max_size": spec.max_size,
+    }
 
 
 def _retinanet(spec: ModelSpec, num_classes: int, backbone: nn.Module, level_strides: dict) -> nn.Module:
@@ -43,8 +45,9 @@ def _retinanet(spec: ModelSpec, num_classes: int, backbone: nn.Module, level_str
     # torchvision's default: 32 px anchors at stride 8 (4 x stride), 3 octave scales, 3 ratios.
     sizes = tuple(tuple(4 * s * spec.anchor_scale * 2 ** (o / 3) for o in range(3)) for s in strides)
     anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(strides))
-    head = RetinaNetHead(backbone.out_channels, anchors.num_anchors_per_location()[0], num_classes,
-                         norm_layer=head_group_norm)
+    head = RetinaNetHead(
+        backbone.out_channels, anchors.num_anchors_per_location()[0], num_classes, norm_layer=head_group_norm
+    )
     return RetinaNet(backbone, num_classes, anchor_generator=anchors, head=head, **_sizes(spec))
 
 
@@ -67,14 +70,17 @@ def _fasterrcnn(spec: ModelSpec, num_classes: int, backbone: nn.Module, level_st
     levels = [k for k in level_strides if k != "pool"]
     roi_pool = MultiScaleRoIAlign(levels, output_size=7, sampling_ratio=2)
     return FasterRCNN(
-        backbone, num_classes,
+        backbone,
+        num_classes,
         rpn_anchor_generator=anchors,
         rpn_head=RPNHead(backbone.out_channels, anchors.num_anchors_per_location()[0]),
         box_roi_pool=roi_pool,
         box_head=TwoMLPHead(backbone.out_channels * 7 * 7, 1024),
         # Fewer proposals than torchvision's 2000/1000: images here are small and CPUs slow.
-        rpn_pre_nms_top_n_train=1000, rpn_post_nms_top_n_train=500,
-        rpn_pre_nms_top_n_test=500, rpn_post_nms_top_n_test=300,
+        rpn_pre_nms_top_n_train=1000,
+        rpn_post_nms_top_n_train=500,
+        rpn_pre_nms_top_n_test=500,
+        rpn_post_nms_top_n_test=300,
         box_batch_size_per_image=128,
         **_sizes(spec),
     )

@@ -48,8 +48,13 @@ def test_metric_body_matches_the_documented_schema_and_pydantic_time_format(clie
 
     job_id = _job_with_metrics(client, auth, db)
     with session_scope(db) as s:
-        jobs_repo.append_metrics(s, job_id, 30, {"loss/total": 1.0, "loss/kd/fg": float("nan")},
-                                 time=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+        jobs_repo.append_metrics(
+            s,
+            job_id,
+            30,
+            {"loss/total": 1.0, "loss/kd/fg": float("nan")},
+            time=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+        )
     r = client.get(f"/jobs/{job_id}/metrics", headers=auth)
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     body = r.json()

@@ -18,17 +18,40 @@ from mar_core.spec import JobSpec
 from tests.api.conftest import _find_postgres
 
 # A distill spec as the flat DistillSpec of revision 0001 stored it: every method's fields.
-FLAT_PEER_FIELDS = {"loss_weight": None, "temperature": 1.0, "mgd_ratio": None, "fgd_alpha": None,
-                    "fgd_beta": None, "fgd_gamma": None, "fgd_lambda": None}
-FLAT_MAR_FIELDS = {"alpha": None, "beta": None, "gamma": None, "feature_loss": True, "relation_loss": True,
-                   "mask": "rings", "kappas": [1.0, 1.5, 2.0], "ring_values": [1.0, 0.5, 0.25],
-                   "gaussian_sigma": 0.5, "scale_norm": True, "relation_weight": "uniform",
-                   "relation_weight_floor": 0.1}
+FLAT_PEER_FIELDS = {
+    "loss_weight": None,
+    "temperature": 1.0,
+    "mgd_ratio": None,
+    "fgd_alpha": None,
+    "fgd_beta": None,
+    "fgd_gamma": None,
+    "fgd_lambda": None,
+}
+FLAT_MAR_FIELDS = {
+    "alpha": None,
+    "beta": None,
+    "gamma": None,
+    "feature_loss": True,
+    "relation_loss": True,
+    "mask": "rings",
+    "kappas": [1.0, 1.5, 2.0],
+    "ring_values": [1.0, 0.5, 0.25],
+    "gaussian_sigma": 0.5,
+    "scale_norm": True,
+    "relation_weight": "uniform",
+    "relation_weight_floor": 0.1,
+}
 
 
 def _flat(method: str, **values) -> dict:
-    return {"method": method, "adapter": "auto", "kd_warmup_iters": None, **FLAT_MAR_FIELDS,
-            **FLAT_PEER_FIELDS, **values}
+    return {
+        "method": method,
+        "adapter": "auto",
+        "kd_warmup_iters": None,
+        **FLAT_MAR_FIELDS,
+        **FLAT_PEER_FIELDS,
+        **values,
+    }
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -70,16 +93,33 @@ def test_0002_keeps_only_each_methods_distill_fields(empty_engine):
         "train": {"kind": "train", "dataset": {"path": "shapes"}},
     }
     now = datetime.now(timezone.utc)
-    jobs = sa.table("jobs", sa.column("id", sa.String), sa.column("kind", sa.String), sa.column("spec", sa.JSON),
-                    sa.column("status", sa.String), sa.column("attempt", sa.Integer),
-                    sa.column("max_attempts", sa.Integer), sa.column("cancel_requested", sa.Boolean),
-                    sa.column("created_at", sa.DateTime(timezone=True)),
-                    sa.column("updated_at", sa.DateTime(timezone=True)))
+    jobs = sa.table(
+        "jobs",
+        sa.column("id", sa.String),
+        sa.column("kind", sa.String),
+        sa.column("spec", sa.JSON),
+        sa.column("status", sa.String),
+        sa.column("attempt", sa.Integer),
+        sa.column("max_attempts", sa.Integer),
+        sa.column("cancel_requested", sa.Boolean),
+        sa.column("created_at", sa.DateTime(timezone=True)),
+        sa.column("updated_at", sa.DateTime(timezone=True)),
+    )
     with empty_engine.begin() as conn:
         for job_id, spec in stored.items():
-            conn.execute(jobs.insert().values(id=job_id, kind=spec["kind"], spec=spec, status="queued", attempt=0,
-                                              max_attempts=3, cancel_requested=False, created_at=now,
-                                              updated_at=now))
+            conn.execute(
+                jobs.insert().values(
+                    id=job_id,
+                    kind=spec["kind"],
+                    spec=spec,
+                    status="queued",
+                    attempt=0,
+                    max_attempts=3,
+                    cancel_requested=False,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
     for spec in stored.values():
         if spec["kind"] == "distill":
             with pytest.raises(ValueError):  # what the worker would hit without the revision

@@ -99,8 +99,14 @@ def test_a_trained_teacher_is_published_in_float16_and_reused_by_a_fresh_clone(s
     clone = tmp_path / "clone"
     shutil.copytree(smoke_results["results"], clone / "results")
     shutil.copytree(smoke_results["root"] / "teachers", clone / "teachers")
-    again = run_quality(get_preset("smoke"), ResultStore(clone / "results"), clone / "cache",
-                        students=["mar"], rerun=True, command="test")
+    again = run_quality(
+        get_preset("smoke"),
+        ResultStore(clone / "results"),
+        clone / "cache",
+        students=["mar"],
+        rerun=True,
+        command="test",
+    )
     assert [r["label"] for r in again.ran] == ["mar"] and again.teachers_trained == []
     assert not (clone / "cache" / "teachers").exists()
 
@@ -209,7 +215,9 @@ def test_same_seed_gains_pair_only_the_seeds_both_have():
     from benchmarks.stats import same_seed_gains
 
     line = same_seed_gains({0: 0.50, 1: 0.46, 2: 0.49}, {0: 0.49, 1: 0.45, 2: 0.50, 3: 0.1})
-    assert line.startswith("above the baseline on 2 of 3 seeds (s0 +1.00, s1 +1.00, s2 -1.00; mean +0.33 ± 1.15")
+    assert line.startswith(
+        "above the baseline on 2 of 3 seeds (s0 +1.00, s1 +1.00, s2 -1.00; mean +0.33 ± 1.15"
+    )
     assert same_seed_gains({0: 0.5}, {1: 0.4}) is None
     assert same_seed_gains({0: 0.5}, {0: 0.4}).endswith("(s0 +10.00; mean +10.00)")
 
@@ -223,36 +231,73 @@ def test_report_verdicts_from_fake_records(tmp_path):
     long = preset.group("retina-synth-long")
     store = ResultStore(tmp_path)
     trun = teacher_run(preset, preset.teachers[long.teacher])
-    store.put({"key": trun.key, "kind": "teacher", "preset": "cpu", "group": trun.group, "label": "teacher",
-               "seed": 0, "spec": trun.spec, "eval": {"AP": 0.40, "AP50": 0.6}, "wall_seconds": 1200.0,
-               "params": {"model": 26_000_000}})
+    store.put(
+        {
+            "key": trun.key,
+            "kind": "teacher",
+            "preset": "cpu",
+            "group": trun.group,
+            "label": "teacher",
+            "seed": 0,
+            "spec": trun.spec,
+            "eval": {"AP": 0.40, "AP50": 0.6},
+            "wall_seconds": 1200.0,
+            "params": {"model": 26_000_000},
+        }
+    )
     for seed in preset.seeds:
         for label, ap in (("baseline", 0.250 + seed * 0.002), ("mar", 0.300 + seed * 0.002), ("fgd", 0.27)):
             run = student_run(preset, long, label, seed)
-            hist = [{"step": s, "AP": ap - (0.05 if s < 960 else 0.001 if s < 1600 else 0)}
-                    for s in (320, 640, 960, 1280, 1600)]
-            store.put({"key": run.key, "kind": "student", "preset": "cpu", "group": long.name, "label": label,
-                       "seed": seed, "spec": run.spec, "eval": {"AP": ap, "AP50": ap + 0.2},
-                       "eval_history": hist, "wall_seconds": 500.0 + 200 * (label == "mar") * seed,
-                       "params": {"model": 11_800_000},
-                       "machine": {"torch_threads": 2 if label == "mar" else 1, "load_avg_1m": 1.5 + seed}})
+            hist = [
+                {"step": s, "AP": ap - (0.05 if s < 960 else 0.001 if s < 1600 else 0)}
+                for s in (320, 640, 960, 1280, 1600)
+            ]
+            store.put(
+                {
+                    "key": run.key,
+                    "kind": "student",
+                    "preset": "cpu",
+                    "group": long.name,
+                    "label": label,
+                    "seed": seed,
+                    "spec": run.spec,
+                    "eval": {"AP": ap, "AP50": ap + 0.2},
+                    "eval_history": hist,
+                    "wall_seconds": 500.0 + 200 * (label == "mar") * seed,
+                    "params": {"model": 11_800_000},
+                    "machine": {"torch_threads": 2 if label == "mar" else 1, "load_avg_1m": 1.5 + seed},
+                }
+            )
     text = render_report(ResultStore(tmp_path), ["cpu"])
     section = text.split("(`retina-synth-long`)")[1].split("###")[0]
     assert "MAR beats the baseline by more than twice the seed spread: yes: gain +5.00 AP" in section
     assert "MAR reaches the teacher: no (MAR 30.20 vs teacher 40.00 AP" in section
-    assert "MAR above the baseline on 3 of 3 seeds (s0 +5.00, s1 +5.00, s2 +5.00; mean +5.00 ± 0.00)" in section
+    assert (
+        "MAR above the baseline on 3 of 3 seeds (s0 +5.00, s1 +5.00, s2 +5.00; mean +5.00 ± 0.00)" in section
+    )
     assert "MAR ranks 1 of 2 among MAR and the peers" in section
     assert "Baseline converged" in section and ": yes, mean rise +0.10 AP" in section
     assert "Teacher clearly better than the baseline student" in section
     assert "Missing runs: pkd (seeds 0, 1, 2)." in section
-    assert ("Run budget (10 min a run): 2 of 9 runs over it; by threads: 1 torch thread(s) a run: 0 of 6 over, "
-            "longest baseline s0 8.3 min, 1-minute load at the end 1.5-3.5; 2 torch thread(s) a run: 2 of 3 over, "
-            "longest mar s2 15.0 min, 1-minute load at the end 1.5-3.5.") in section
+    assert (
+        "Run budget (10 min a run): 2 of 9 runs over it; by threads: 1 torch thread(s) a run: 0 of 6 over, "
+        "longest baseline s0 8.3 min, 1-minute load at the end 1.5-3.5; 2 torch thread(s) a run: 2 of 3 over, "
+        "longest mar s2 15.0 min, 1-minute load at the end 1.5-3.5."
+    ) in section
     assert "Ablations" not in section  # no MAR variant ran in this group
     glance = text.split("## At a glance")[1].split("## Commands")[0]
     row = next(line for line in glance.splitlines() if line.startswith("| `retina-synth-long`"))
-    assert row.split(" | ")[1:] == ["3 / 3", "25.20 ± 0.20", "30.20 ± 0.20", "+5.00", "0.40", "**yes**",
-                                    "40.00", "**no**", "1 of 2 (seeds missing) |"]
+    assert row.split(" | ")[1:] == [
+        "3 / 3",
+        "25.20 ± 0.20",
+        "30.20 ± 0.20",
+        "+5.00",
+        "0.40",
+        "**yes**",
+        "40.00",
+        "**no**",
+        "1 of 2 (seeds missing) |",
+    ]
     assert "| `retina-synth-short`" not in glance  # no result there: no row
 
 
@@ -358,7 +403,11 @@ def test_peer_weights_are_in_the_spec_that_is_hashed():
     assert published.key != student_run(preset, group, "pkd", 0).key
     frcnn = preset.group("frcnn-synth-short")  # a two-stage student: its own calibration
     two_stage = student_run(preset, frcnn, "fgd", 0).spec["distill"]
-    assert two_stage["fgd_alpha"] == CALIBRATED_PEERS_TWO_STAGE["fgd"]["fgd_alpha"] != CALIBRATED_PEERS["fgd"]["fgd_alpha"]
+    assert (
+        two_stage["fgd_alpha"]
+        == CALIBRATED_PEERS_TWO_STAGE["fgd"]["fgd_alpha"]
+        != CALIBRATED_PEERS["fgd"]["fgd_alpha"]
+    )
     assert student_run(preset, frcnn, "mar", 0).spec["distill"]["gamma"] == 42.0  # MAR's two-stage default
 
 
@@ -368,8 +417,24 @@ def test_calibrate_reports_every_term_against_the_classification_loss(smoke_resu
     shutil.copytree(smoke_results["root"] / "teachers", tmp_path / "teachers")
     group = get_preset("smoke").groups[0].name
     paths = ["--results", str(tmp_path / "results"), "--cache", str(tmp_path / "cache")]
-    assert main(["bench", "calibrate", "--preset", "smoke", "--group", group, "--batches", "1",
-                 "--methods", "mar,pkd", *paths]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "calibrate",
+                "--preset",
+                "smoke",
+                "--group",
+                group,
+                "--batches",
+                "1",
+                "--methods",
+                "mar,pkd",
+                *paths,
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "| mar | fg |" in out and "| pkd | pkd/pearson |" in out
     result = json.loads((tmp_path / "results" / f"calibrate-smoke-{group}.json").read_text())
@@ -381,7 +446,10 @@ def test_calibrate_reports_every_term_against_the_classification_loss(smoke_resu
     assert result["methods"]["pkd"]["terms"]["pkd/pearson"]["weight_field"] == "loss_weight"
     assert main(["bench", "calibrate", "--preset", "smoke", "--group", "nope", *paths]) == 2
     capsys.readouterr()
-    assert main(["bench", "calibrate", "--preset", "smoke", "--group", group, "--methods", "mar,kd", *paths]) == 2
+    assert (
+        main(["bench", "calibrate", "--preset", "smoke", "--group", group, "--methods", "mar,kd", *paths])
+        == 2
+    )
     assert "unknown method(s) kd; valid: " + ", ".join(METHODS) in capsys.readouterr().err
 
 
@@ -397,8 +465,12 @@ def test_a_diverging_run_is_reported_and_the_next_one_still_runs(smoke_results, 
     bad = student_run(preset, group, "mar-inf", 0, distill={"method": "mar", "alpha": 1e300})
     good = student_run(preset, group, "baseline", 0)
     events = []
-    runner = Runner(preset, ResultStore(tmp_path / "results"), tmp_path / "cache",
-                    on_event=lambda what, run, rec: events.append((what, run.label)))
+    runner = Runner(
+        preset,
+        ResultStore(tmp_path / "results"),
+        tmp_path / "cache",
+        on_event=lambda what, run, rec: events.append((what, run.label)),
+    )
     assert runner.run(bad) and runner.run(good)
     assert [(r.label, "not finite" in err) for r, err in runner.summary.failed] == [("mar-inf", True)]
     assert [r["label"] for r in runner.summary.ran] == ["baseline"]
@@ -449,11 +521,18 @@ def test_tune_outcome_names_the_best_point_and_those_too_close_to_tell_apart():
     def point(label, ap):
         return SimpleNamespace(label=label, key=f"k-{label}"), {"key": f"k-{label}", "eval": {"AP": ap}}
 
-    done = [point("base", 0.233), point("default", 0.272), point("near", 0.265), point("far", 0.212),
-            (SimpleNamespace(label="missing", key="k-missing"), None)]
+    done = [
+        point("base", 0.233),
+        point("default", 0.272),
+        point("near", 0.265),
+        point("far", 0.212),
+        (SimpleNamespace(label="missing", key="k-missing"), None),
+    ]
     line = _tune_outcome(done, {"key": "k-default"}, 0.0064)[0]
-    assert line == ("- Best of the 4 points run: `default` (27.20 AP), the current default. Within twice "
-                    "MAR's seed spread of it (1.28 AP): `near`.")
+    assert line == (
+        "- Best of the 4 points run: `default` (27.20 AP), the current default. Within twice "
+        "MAR's seed spread of it (1.28 AP): `near`."
+    )
     assert "not the current default" in _tune_outcome(done, {"key": "k-near"}, None)[0]
 
 
@@ -464,14 +543,31 @@ def test_ablations_are_set_against_full_mar(tmp_path):
     preset = get_preset("cpu")
     short = preset.group("retina-synth-short")
     store = ResultStore(tmp_path)
-    for label, aps in (("mar", [0.26, 0.27, 0.28]), ("mar_mask_only", [0.10, 0.11, 0.12]),
-                       ("mar_gaussian", [0.27, 0.28]), ("mar_no_scale_norm", [0.25])):
+    for label, aps in (
+        ("mar", [0.26, 0.27, 0.28]),
+        ("mar_mask_only", [0.10, 0.11, 0.12]),
+        ("mar_gaussian", [0.27, 0.28]),
+        ("mar_no_scale_norm", [0.25]),
+    ):
         for seed, ap in enumerate(aps):
             run = student_run(preset, short, label, seed)
-            store.put({"key": run.key, "kind": "student", "preset": "cpu", "group": short.name, "label": label,
-                       "seed": seed, "spec": run.spec, "eval": {"AP": ap}, "wall_seconds": 1.0,
-                       "params": {"model": 1}})
+            store.put(
+                {
+                    "key": run.key,
+                    "kind": "student",
+                    "preset": "cpu",
+                    "group": short.name,
+                    "label": label,
+                    "seed": seed,
+                    "spec": run.spec,
+                    "eval": {"AP": ap},
+                    "wall_seconds": 1.0,
+                    "params": {"model": 1},
+                }
+            )
     line = _ablations(GroupView(ResultStore(tmp_path), preset, short))[0]
-    assert line == ("- Ablations against full MAR (mean AP difference): mar_mask_only -16.00 (beyond twice the "
-                    "spread, 2.00); mar_no_scale_norm -2.00 (cannot tell yet (one seed)); mar_gaussian +0.50 "
-                    "(within twice the spread, 2.00).")
+    assert line == (
+        "- Ablations against full MAR (mean AP difference): mar_mask_only -16.00 (beyond twice the "
+        "spread, 2.00); mar_no_scale_norm -2.00 (cannot tell yet (one seed)); mar_gaussian +0.50 "
+        "(within twice the spread, 2.00)."
+    )

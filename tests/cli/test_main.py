@@ -57,13 +57,22 @@ print('HEAVY', heavy)
 """
 
 
-@pytest.mark.parametrize(("argv", "heavy"), [
-    ([], "[]"),  # mar --help
-    (["submit"], "[]"),  # a client command: httpx only
-    (["bench"], "['torch']"),  # the module of the command given does load (the probe sees imports)
-])
+@pytest.mark.parametrize(
+    ("argv", "heavy"),
+    [
+        ([], "[]"),  # mar --help
+        (["submit"], "[]"),  # a client command: httpx only
+        (["bench"], "['torch']"),  # the module of the command given does load (the probe sees imports)
+    ],
+)
 def test_only_the_chosen_commands_module_is_imported(argv, heavy):
-    r = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, timeout=120,
-                       check=False, cwd=REPO)
+    r = subprocess.run(
+        [sys.executable, "-c", PROBE, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=REPO,
+    )
     assert r.returncode == 0, r.stderr
     assert f"HEAVY {heavy}" in r.stdout

@@ -8,8 +8,9 @@ import sys
 
 
 def mar(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "mar_cli.main", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "mar_cli.main", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
 
 
 def test_bad_spec_exits_2_naming_the_field(tmp_path):
@@ -32,18 +33,26 @@ def test_missing_dataset_exits_2_before_training(tmp_path):
 def test_unsafe_teacher_exits_2_and_never_runs_the_pickle(tiny_synth, tmp_path):
     marker = tmp_path / "pwned"
     payload = tmp_path / "teacher.pt"
-    code = ("import pickle, sys\n"
-            "class E:\n"
-            "    def __reduce__(self):\n"
-            f"        return (open, ({str(marker)!r}, 'w'))\n"
-            f"pickle.dump({{'model': E()}}, open({str(payload)!r}, 'wb'))\n")
+    code = (
+        "import pickle, sys\n"
+        "class E:\n"
+        "    def __reduce__(self):\n"
+        f"        return (open, ({str(marker)!r}, 'w'))\n"
+        f"pickle.dump({{'model': E()}}, open({str(payload)!r}, 'wb'))\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({
-        "kind": "distill", "dataset": {"path": str(tiny_synth)},
-        "student": {"fpn_channels": 32, "min_size": 64, "max_size": 64},
-        "teacher": {"checkpoint": str(payload), "model": {"fpn_channels": 32}},
-        "train": {"iterations": 1, "batch_size": 2}}))
+    spec.write_text(
+        json.dumps(
+            {
+                "kind": "distill",
+                "dataset": {"path": str(tiny_synth)},
+                "student": {"fpn_channels": 32, "min_size": 64, "max_size": 64},
+                "teacher": {"checkpoint": str(payload), "model": {"fpn_channels": 32}},
+                "train": {"iterations": 1, "batch_size": 2},
+            }
+        )
+    )
     out = mar("run", str(spec), "--workdir", str(tmp_path / "w"), "--no-progress")
     assert out.returncode == 2, out.stderr
     assert "refused" in out.stderr
@@ -51,13 +60,34 @@ def test_unsafe_teacher_exits_2_and_never_runs_the_pickle(tiny_synth, tmp_path):
 
 
 def test_synth_then_run_one_step(tmp_path):
-    assert mar("data", "synth", "--out", str(tmp_path / "d"), "--seed", "1", "--num-train", "8",
-               "--num-val", "4", "--image-size", "64").returncode == 0
+    assert (
+        mar(
+            "data",
+            "synth",
+            "--out",
+            str(tmp_path / "d"),
+            "--seed",
+            "1",
+            "--num-train",
+            "8",
+            "--num-val",
+            "4",
+            "--image-size",
+            "64",
+        ).returncode
+        == 0
+    )
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({
-        "kind": "train", "dataset": {"path": str(tmp_path / "d")},
-        "model": {"fpn_channels": 32, "min_size": 64, "max_size": 64},
-        "train": {"iterations": 2, "batch_size": 2, "warmup_iters": 1}}))
+    spec.write_text(
+        json.dumps(
+            {
+                "kind": "train",
+                "dataset": {"path": str(tmp_path / "d")},
+                "model": {"fpn_channels": 32, "min_size": 64, "max_size": 64},
+                "train": {"iterations": 2, "batch_size": 2, "warmup_iters": 1},
+            }
+        )
+    )
     out = mar("run", str(spec), "--workdir", str(tmp_path / "w"), "--no-progress")
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)

@@ -29,8 +29,10 @@ def _write(root: Path, split: str = "train", images_sub: str | None = None, mode
         im = Image.new("RGB", (w, h), (i * 60, 100, 200))
         im.convert(mode).save(img_dir / f"im{i}.png")
     data = {
-        "images": [{"id": 100 + i, "file_name": f"im{i}.png", "width": w, "height": h}
-                   for i, (w, h) in enumerate(sizes)],
+        "images": [
+            {"id": 100 + i, "file_name": f"im{i}.png", "width": w, "height": h}
+            for i, (w, h) in enumerate(sizes)
+        ],
         "annotations": [
             {"id": 1, "image_id": 100, "category_id": 90, "bbox": [10, 5, 20, 10], "area": 200, "iscrowd": 0},
             {"id": 2, "image_id": 100, "category_id": 3, "bbox": [0, 0, 8, 8], "area": 64, "iscrowd": 0},
@@ -82,11 +84,17 @@ def test_coco_eval_perfect_detections(tmp_path):
     _write(tmp_path)
     ds = load_dataset(DatasetSpec(format="coco", path=str(tmp_path)), "train")
     results = []
-    for images, targets in build_eval_loader(ds, batch_size=2):
+    for _images, targets in build_eval_loader(ds, batch_size=2):
         for t in targets:
             for (x0, y0, x1, y1), label in zip(t["boxes"].tolist(), t["labels"].tolist()):
-                results.append({"image_id": t["image_id"], "category_id": label,
-                                "bbox": [x0, y0, x1 - x0, y1 - y0], "score": 0.9})
+                results.append(
+                    {
+                        "image_id": t["image_id"],
+                        "category_id": label,
+                        "bbox": [x0, y0, x1 - x0, y1 - y0],
+                        "score": 0.9,
+                    }
+                )
     with contextlib.redirect_stdout(io.StringIO()):
         ev = COCOeval(ds.coco, ds.coco.loadRes(results), "bbox")
         ev.evaluate()

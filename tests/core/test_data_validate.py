@@ -21,22 +21,25 @@ def _image(path: Path, size: tuple[int, int] = (40, 30)) -> None:
 def _data(boxes: list[list[float]], size: tuple[int, int] = (40, 30)) -> dict:
     return {
         "images": [{"id": 7, "file_name": "a.png", "width": size[0], "height": size[1]}],
-        "annotations": [{"id": i + 1, "image_id": 7, "category_id": 1, "bbox": b}
-                        for i, b in enumerate(boxes)],
+        "annotations": [
+            {"id": i + 1, "image_id": 7, "category_id": 1, "bbox": b} for i, b in enumerate(boxes)
+        ],
         "categories": [{"id": 1, "name": "thing"}],
     }
 
 
 def test_clip_and_drop_counts():
-    data = _data([
-        [5, 5, 10, 10],          # fine
-        [-4, 2, 10, 10],         # clipped at the left
-        [30, 20, 20, 20],        # clipped right and bottom
-        [10, 10, 0, 5],          # zero width: dropped
-        [10, 10, 5, -3],         # negative height: dropped
-        [50, 5, 10, 10],         # wholly outside: nothing left after clipping, dropped
-        [1, 1, math.nan, 4],     # non-finite: dropped
-    ])
+    data = _data(
+        [
+            [5, 5, 10, 10],  # fine
+            [-4, 2, 10, 10],  # clipped at the left
+            [30, 20, 20, 20],  # clipped right and bottom
+            [10, 10, 0, 5],  # zero width: dropped
+            [10, 10, 5, -3],  # negative height: dropped
+            [50, 5, 10, 10],  # wholly outside: nothing left after clipping, dropped
+            [1, 1, math.nan, 4],  # non-finite: dropped
+        ]
+    )
     report = ValidationReport("t")
     fix_boxes(data, report)
     assert [a["id"] for a in data["annotations"]] == [1, 2, 3]

@@ -38,8 +38,9 @@ def test_bccd_splits(split, size):
 
 
 @needs_bccd
-@pytest.mark.parametrize("split,bad_file", [("train", "BloodImage_00343.jpg"),
-                                            ("val", "BloodImage_00338.jpg")])
+@pytest.mark.parametrize(
+    "split,bad_file", [("train", "BloodImage_00343.jpg"), ("val", "BloodImage_00338.jpg")]
+)
 def test_bccd_degenerate_boxes_dropped_with_warning(split, bad_file, caplog):
     with caplog.at_level(logging.WARNING, logger="mar_core.data"):
         ds = _bccd(split)
@@ -68,7 +69,9 @@ def _xml(name: str, size: tuple[int, int] | None, objects: list[Obj]) -> str:
     size_xml = f"<size><width>{size[0]}</width><height>{size[1]}</height></size>" if size else ""
     objs = "".join(
         f"<object><name>{n}</name><difficult>{d}</difficult><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin>"
-        f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>" for n, b, d in objects)
+        f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
+        for n, b, d in objects
+    )
     return f"<annotation><filename>{name}.jpg</filename>{size_xml}{objs}</annotation>"
 
 
@@ -78,11 +81,17 @@ def _tiny_voc(root: Path, real_size_b: tuple[int, int] = (60, 40)) -> Path:
     Image.new("RGB", (60, 40)).save(root / "JPEGImages" / "a.jpg")
     Image.new("RGB", real_size_b).save(root / "JPEGImages" / "b.jpg")
     Image.new("RGB", (60, 40)).save(root / "JPEGImages" / "c.jpg")
-    (root / "Annotations" / "a.xml").write_text(_xml("a", (60, 40), [
-        ("zebra", (1, 1, 10, 20), 0),      # 1-based corners -> [0, 0, 10, 20]
-        ("cat", (30, 5, 60, 40), 1),       # difficult -> crowd
-        ("cat", (5, 5, 5, 9), 0),          # zero extent -> dropped
-    ]))
+    (root / "Annotations" / "a.xml").write_text(
+        _xml(
+            "a",
+            (60, 40),
+            [
+                ("zebra", (1, 1, 10, 20), 0),  # 1-based corners -> [0, 0, 10, 20]
+                ("cat", (30, 5, 60, 40), 1),  # difficult -> crowd
+                ("cat", (5, 5, 5, 9), 0),  # zero extent -> dropped
+            ],
+        )
+    )
     (root / "Annotations" / "b.xml").write_text(_xml("b", (60, 40), [("cat", (11, 21, 20, 30), 0)]))
     (root / "Annotations" / "c.xml").write_text(_xml("c", None, [("aardvark", (2, 2, 6, 6), 0)]))
     (root / "ImageSets/Main/train.txt").write_text("a\nb\n")

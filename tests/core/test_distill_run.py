@@ -8,18 +8,19 @@ import json
 import pytest
 import torch
 
+from mar_core.data import build_eval_loader, load_dataset
 from mar_core.errors import SpecError
 from mar_core.eval import coco_metrics, predict
 from mar_core.models.loading import load_detector
-from mar_core.data import build_eval_loader, load_dataset
 from mar_core.run import run_job
 from mar_core.spec import JobSpec
 from tests.conftest import tiny_spec
 
 
 def teacher_run(tiny_synth, tmp_path, arch):
-    spec = tiny_spec(tiny_synth, model={"arch": arch, "backbone": "resnet34", "fpn_channels": 48},
-                     train={"iterations": 2})
+    spec = tiny_spec(
+        tiny_synth, model={"arch": arch, "backbone": "resnet34", "fpn_channels": 48}, train={"iterations": 2}
+    )
     run_job(spec, tmp_path / f"teacher-{arch}")
     return tmp_path / f"teacher-{arch}"
 
@@ -46,8 +47,9 @@ def test_mar_distillation_of_each_family(tiny_synth, tmp_path, arch):
     state = torch.load(tmp_path / "student" / "model.pt", weights_only=True)
     assert not any(k.startswith(("adapters", "teacher")) for k in state)
     val = load_dataset(JobSpec.model_validate(report["spec"]).dataset, "val")
-    metrics = coco_metrics(val.coco, predict(student.model, build_eval_loader(val, 4), torch.device("cpu")),
-                           val.class_names)
+    metrics = coco_metrics(
+        val.coco, predict(student.model, build_eval_loader(val, 4), torch.device("cpu")), val.class_names
+    )
     assert metrics["AP"] == pytest.approx(report["eval"]["AP"], abs=1e-9)
 
 
@@ -55,6 +57,7 @@ def test_teacher_with_other_classes_is_refused(tiny_synth, tmp_path):
     spec = tiny_spec(tiny_synth, train={"iterations": 1})
     from mar_core.models.checkpoint_io import write_model_output
     from mar_core.models.registry import build_detector
+
     wrong = tmp_path / "wrong-teacher"
     write_model_output(wrong, build_detector(spec.model, 3), spec.model, ["a", "b"])
     with pytest.raises(SpecError, match="teacher's classes") as err:

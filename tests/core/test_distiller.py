@@ -21,8 +21,9 @@ TARGETS = [
 def pair(arch, teacher_backbone="resnet34", s_ch=32, t_ch=48):
     torch.manual_seed(0)
     student = build_detector(ModelSpec(arch=arch, fpn_channels=s_ch, min_size=96, max_size=96), 4)
-    teacher = build_detector(ModelSpec(arch=arch, backbone=teacher_backbone, fpn_channels=t_ch,
-                                       min_size=96, max_size=96), 4)
+    teacher = build_detector(
+        ModelSpec(arch=arch, backbone=teacher_backbone, fpn_channels=t_ch, min_size=96, max_size=96), 4
+    )
     return student, teacher
 
 
@@ -66,13 +67,16 @@ def test_teacher_reads_the_students_transformed_batch():
     assert seen == [(2, 3, 96, 96)]  # padded student batch; no second transform, no post-processing
 
 
-@pytest.mark.parametrize("method, terms", [
-    ("feature_mse", {"kd/feature_mse/mse"}),
-    ("fgd", {"kd/fgd/fg", "kd/fgd/bg", "kd/fgd/attention", "kd/fgd/global"}),
-    ("mgd", {"kd/mgd/generation"}),
-    ("pkd", {"kd/pkd/pearson"}),
-    ("cwd", {"kd/cwd/kl"}),
-])
+@pytest.mark.parametrize(
+    "method, terms",
+    [
+        ("feature_mse", {"kd/feature_mse/mse"}),
+        ("fgd", {"kd/fgd/fg", "kd/fgd/bg", "kd/fgd/attention", "kd/fgd/global"}),
+        ("mgd", {"kd/mgd/generation"}),
+        ("pkd", {"kd/pkd/pearson"}),
+        ("cwd", {"kd/cwd/kl"}),
+    ],
+)
 def test_peers_run_in_the_same_harness(method, terms):
     student, teacher = pair("retinanet")
     distiller, _ = build_distiller(student, teacher, METHODS[method].spec(), "retinanet", "retinanet", 100)
@@ -98,7 +102,9 @@ def test_the_distiller_runs_the_loss_module_the_registry_names(method):
 
 def test_adapters_unused_only_when_the_terms_do_not_read_them():
     student, teacher = pair("retinanet")
-    distiller, _ = build_distiller(student, teacher, MARSpec(feature_loss=False), "retinanet", "retinanet", 100)
+    distiller, _ = build_distiller(
+        student, teacher, MARSpec(feature_loss=False), "retinanet", "retinanet", 100
+    )
     assert distiller.has_unused_parameters  # 32 -> 48 channels: real 1x1 convs, no gradient
 
 
@@ -111,10 +117,13 @@ def test_mobilenet_teacher_with_fewer_levels_is_resized():
 
 def test_kd_warmup_scales_terms():
     student, teacher = pair("retinanet")
-    distiller, hooks = build_distiller(student, teacher, MARSpec(kd_warmup_iters=10), "retinanet", "retinanet", 100)
+    distiller, hooks = build_distiller(
+        student, teacher, MARSpec(kd_warmup_iters=10), "retinanet", "retinanet", 100
+    )
 
     class T:
         iter = 0
+
     hooks[0].before_step(T)
     assert distiller.kd_scale == pytest.approx(0.1)
     T.iter = 50

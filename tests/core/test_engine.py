@@ -21,8 +21,9 @@ def _weights(workdir):
 
 
 def test_stopped_and_resumed_run_ends_with_identical_weights(tiny_synth, tmp_path):
-    spec = tiny_spec(tiny_synth, train={"iterations": 8, "hflip": 0.5, "eval_every": 0},
-                     model={"min_size": [56, 64]})  # multi-scale + flips: both draw from the RNG
+    spec = tiny_spec(
+        tiny_synth, train={"iterations": 8, "hflip": 0.5, "eval_every": 0}, model={"min_size": [56, 64]}
+    )  # multi-scale + flips: both draw from the RNG
     run_job(spec, tmp_path / "straight")
 
     calls = {"n": 0}
@@ -41,8 +42,11 @@ def test_stopped_and_resumed_run_ends_with_identical_weights(tiny_synth, tmp_pat
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the uninterrupted run"
-    steps = [json.loads(line)["step"] for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
-             if "loss/total" in line]
+    steps = [
+        json.loads(line)["step"]
+        for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+        if "loss/total" in line
+    ]
     assert steps == list(range(1, 9)), "one metrics row per step after a resume"
 
 
@@ -63,7 +67,10 @@ class _NaNModel(nn.Module):
 
 def test_non_finite_loss_raises_naming_the_term():
     model = _NaNModel()
-    batches = lambda start: iter([([torch.zeros(3, 4, 4)], [{"boxes": torch.zeros(0, 4)}])] * 3)
+
+    def batches(start):
+        return iter([([torch.zeros(3, 4, 4)], [{"boxes": torch.zeros(0, 4)}])] * 3)
+
     trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), batches, 3, torch.device("cpu"))
     with pytest.raises(NonFiniteLossError, match="loss/kd/relation") as err:
         trainer.train()
@@ -91,17 +98,26 @@ def test_training_loss_goes_down(tiny_synth, tmp_path):
     assert last < 0.7 * first, (first, last)
 
 
-BCCD = __import__("pathlib").Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "BCCD" / "BCCD"
+BCCD = (
+    __import__("pathlib").Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "BCCD" / "BCCD"
+)
 
 
 @pytest.mark.skipif(not BCCD.exists(), reason="the BCCD dataset lies beside the repo in ../shared")
 def test_training_on_bccd_warns_about_its_degenerate_boxes(tmp_path, caplog):
-    spec = tiny_spec(BCCD, dataset={"format": "voc", "path": str(BCCD)},
-                     model={"min_size": 96, "max_size": 128},
-                     train={"iterations": 1, "batch_size": 2, "eval_max_images": 4})
+    spec = tiny_spec(
+        BCCD,
+        dataset={"format": "voc", "path": str(BCCD)},
+        model={"min_size": 96, "max_size": 128},
+        train={"iterations": 1, "batch_size": 2, "eval_max_images": 4},
+    )
     with caplog.at_level("WARNING", logger="mar_core.data"):
         report = run_job(spec, tmp_path / "bccd")
     dropped = [r.getMessage() for r in caplog.records if "degenerate" in r.getMessage()]
-    assert any("BloodImage_00343.jpg" in m for m in dropped) and any("BloodImage_00338.jpg" in m for m in dropped)
-    assert report["dataset"]["train_validation"]["dropped"] + report["dataset"]["val_validation"]["dropped"] == 2
+    assert any("BloodImage_00343.jpg" in m for m in dropped) and any(
+        "BloodImage_00338.jpg" in m for m in dropped
+    )
+    assert (
+        report["dataset"]["train_validation"]["dropped"] + report["dataset"]["val_validation"]["dropped"] == 2
+    )
     assert report["class_names"] == ["Platelets", "RBC", "WBC"]

@@ -10,8 +10,16 @@ from mar_core.distill import masks
 from mar_core.distill.masks import inverse_area_mask, multi_value_mask
 
 
-def naive_mask(boxes, feat_size, stride, kappas=(1.0, 1.5, 2.0), values=(1.0, 0.5, 0.25),
-               mode="rings", sigma=0.5, scale_norm=True):
+def naive_mask(
+    boxes,
+    feat_size,
+    stride,
+    kappas=(1.0, 1.5, 2.0),
+    values=(1.0, 0.5, 0.25),
+    mode="rings",
+    sigma=0.5,
+    scale_norm=True,
+):
     """The rule of docs/mar-method.md section 1 written cell by cell, box by box."""
     height, width = feat_size
     sy, sx = stride
@@ -39,8 +47,8 @@ def naive_mask(boxes, feat_size, stride, kappas=(1.0, 1.5, 2.0), values=(1.0, 0.
                                 break
                     else:
                         w_eff, h_eff = max(x2 - x1, sx), max(y2 - y1, sy)
-                        gx = 1.0 if j == home_j else math.exp(-((px - cx) / (sigma * w_eff)) ** 2 / 2)
-                        gy = 1.0 if i == home_i else math.exp(-((py - cy) / (sigma * h_eff)) ** 2 / 2)
+                        gx = 1.0 if j == home_j else math.exp(-(((px - cx) / (sigma * w_eff)) ** 2) / 2)
+                        gy = 1.0 if i == home_i else math.exp(-(((py - cy) / (sigma * h_eff)) ** 2) / 2)
                         v = gx * gy
                         v = 0.0 if v < 0.01 else v
                     out[b, i, j] = max(out[b, i, j].item(), v * scale)
@@ -99,8 +107,11 @@ def test_thin_box_marks_the_cells_its_centre_line_crosses():
 def test_non_square_padded_batch_matches_naive(padded, level):
     gen = torch.Generator().manual_seed(1)
     stride = (padded[0] / level[0], padded[1] / level[1])
-    boxes = [random_boxes(gen, 5, *padded), random_boxes(gen, 3, 60, 160),
-             torch.zeros(0, 4, dtype=torch.float64)]
+    boxes = [
+        random_boxes(gen, 5, *padded),
+        random_boxes(gen, 3, 60, 160),
+        torch.zeros(0, 4, dtype=torch.float64),
+    ]
     for scale_norm in (False, True):
         got = multi_value_mask(boxes, level, stride, scale_norm=scale_norm)
         assert got.shape == (3, *level)
@@ -126,8 +137,10 @@ def test_custom_rings_and_chunking_match_naive(monkeypatch):
 
 def test_scale_norm_scales_large_boxes_down_to_the_median():
     # core areas 1, 4 and 16 cells: median 4, so the large box is scaled by 4 / 16
-    boxes = [torch.tensor([[0.0, 0.0, 8.0, 8.0], [32.0, 0.0, 48.0, 16.0]]),
-             torch.tensor([[0.0, 32.0, 32.0, 64.0]])]
+    boxes = [
+        torch.tensor([[0.0, 0.0, 8.0, 8.0], [32.0, 0.0, 48.0, 16.0]]),
+        torch.tensor([[0.0, 32.0, 32.0, 64.0]]),
+    ]
     on = multi_value_mask(boxes, (8, 8), (8.0, 8.0), scale_norm=True)
     off = multi_value_mask(boxes, (8, 8), (8.0, 8.0), scale_norm=False)
     assert on[0].max() == 1.0 and on[1].max() == 0.25 and off[1].max() == 1.0
@@ -138,14 +151,17 @@ def test_scale_norm_scales_large_boxes_down_to_the_median():
 
 def test_gaussian_matches_naive():
     gen = torch.Generator().manual_seed(3)
-    boxes = [random_boxes(gen, 6, 96, 160), torch.zeros(0, 4, dtype=torch.float64),
-             torch.tensor([[40.0, 40.0, 41.0, 41.0]], dtype=torch.float64)]  # tiny box
+    boxes = [
+        random_boxes(gen, 6, 96, 160),
+        torch.zeros(0, 4, dtype=torch.float64),
+        torch.tensor([[40.0, 40.0, 41.0, 41.0]], dtype=torch.float64),
+    ]  # tiny box
     for scale_norm in (False, True):
         for sigma in (0.5, 0.3):
-            got = multi_value_mask(boxes, (12, 20), (8.0, 8.0), mode="gaussian", sigma=sigma,
-                                   scale_norm=scale_norm)
-            ref = naive_mask(boxes, (12, 20), (8.0, 8.0), mode="gaussian", sigma=sigma,
-                             scale_norm=scale_norm)
+            got = multi_value_mask(
+                boxes, (12, 20), (8.0, 8.0), mode="gaussian", sigma=sigma, scale_norm=scale_norm
+            )
+            ref = naive_mask(boxes, (12, 20), (8.0, 8.0), mode="gaussian", sigma=sigma, scale_norm=scale_norm)
             torch.testing.assert_close(got, ref.float(), atol=1e-6, rtol=1e-5)
     assert got[1].abs().sum() == 0
     assert got[2, 5, 5] == 1.0  # the tiny box marks the cell holding its centre with 1

@@ -32,7 +32,9 @@ def test_fpn_strides_per_family():
 
 
 def test_unknown_arch_lists_valid_ones():
-    spec = ModelSpec.model_construct(arch="yolo", backbone="resnet18", **SMALL, norm="group", anchor_scale=1.0)
+    spec = ModelSpec.model_construct(
+        arch="yolo", backbone="resnet18", **SMALL, norm="group", anchor_scale=1.0
+    )
     with pytest.raises(ValueError, match="retinanet, fcos, fasterrcnn"):
         build_detector(spec, 3)
     assert set(DETECTORS) == {"retinanet", "fcos", "fasterrcnn"}
@@ -46,8 +48,10 @@ def test_mismatch_error_lists_first_keys():
     state = dict(a.state_dict())
     state.pop("backbone.fpn.layer_blocks.0.0.weight")
     state["extra.weight"] = torch.zeros(1)
-    with pytest.raises(CheckpointError, match="1 missing keys: backbone.fpn.layer_blocks.0.0.weight.*"
-                                              "1 unexpected keys: extra.weight"):
+    with pytest.raises(
+        CheckpointError,
+        match="1 missing keys: backbone.fpn.layer_blocks.0.0.weight.*1 unexpected keys: extra.weight",
+    ):
         load_state_dict_strict(a, state)
 
 

@@ -53,9 +53,17 @@ def test_every_registered_method_builds_its_loss_module_with_the_terms_its_spec_
     loss = build_kd_loss(spec, 4, 2, two_stage=False)
     assert isinstance(loss, KDLoss) and loss.method == method
     s, t = pair(0, batch=2, channels=4, shapes=((4, 4), (2, 2)))
-    cls = {"student_cls": pair(1, 2, 3, ((4, 4), (2, 2)))[0], "teacher_cls": pair(2, 2, 5, ((4, 4), (2, 2)))[1]}
-    out = loss(s, t, [torch.tensor([[0.0, 0.0, 6.0, 5.0]]), torch.zeros(0, 4)], STRIDES,
-               **(cls if loss.uses_cls_tower else {}))
+    cls = {
+        "student_cls": pair(1, 2, 3, ((4, 4), (2, 2)))[0],
+        "teacher_cls": pair(2, 2, 5, ((4, 4), (2, 2)))[1],
+    }
+    out = loss(
+        s,
+        t,
+        [torch.tensor([[0.0, 0.0, 6.0, 5.0]]), torch.zeros(0, 4)],
+        STRIDES,
+        **(cls if loss.uses_cls_tower else {}),
+    )
     assert set(out) == set(spec.TERM_WEIGHTS)  # what ``mar bench calibrate`` reports, by weight field
     assert all(torch.isfinite(v) for v in out.values())
     assert set(spec.TERM_WEIGHTS.values()) <= spec.own_fields()
@@ -103,8 +111,7 @@ def test_a_one_pixel_level_gives_finite_gradients(method):
 @pytest.mark.parametrize("method", ["feature_mse", "pkd", "cwd", "fgd"])
 def test_zero_when_student_equals_teacher(method):
     _, t = pair(1, batch=2, channels=4, shapes=((4, 4), (2, 2)))
-    out = build(method, channels=4)(t, t, [torch.tensor([[1.0, 1.0, 5.0, 7.0]]), torch.zeros(0, 4)],
-                                    STRIDES)
+    out = build(method, channels=4)(t, t, [torch.tensor([[1.0, 1.0, 5.0, 7.0]]), torch.zeros(0, 4)], STRIDES)
     for name, value in out.items():
         assert value.item() == pytest.approx(0.0, abs=1e-6), name
 
@@ -127,14 +134,20 @@ def pearson(a, b):
 def test_pkd_is_one_minus_pearson():
     s, t = pair(2, batch=2, channels=3, shapes=((3, 4), (2, 2)))
     out = build("pkd", channels=3, loss_weight=2.0)(s, t, [torch.zeros(0, 4)] * 2, STRIDES)
-    expected = sum(sum(1 - pearson(sl[b, c].detach(), tl[b, c]) for b in range(2) for c in range(3)) / 6
-                   for sl, tl in zip(s, t))
+    expected = sum(
+        sum(1 - pearson(sl[b, c].detach(), tl[b, c]) for b in range(2) for c in range(3)) / 6
+        for sl, tl in zip(s, t)
+    )
     assert out["pkd/pearson"].item() == pytest.approx(2.0 * expected.item(), rel=1e-5)
     # affine maps of the teacher (positive scale) cost nothing, a negated teacher costs 2 per level
     lin = [3 * f + 1 for f in t[:1]]
     neg = [-f for f in t[:1]]
-    assert build("pkd", channels=3, levels=1)(lin, t[:1], [], STRIDES)["pkd/pearson"].item() == pytest.approx(0, abs=1e-5)
-    assert build("pkd", channels=3, levels=1)(neg, t[:1], [], STRIDES)["pkd/pearson"].item() == pytest.approx(2, abs=1e-5)
+    assert build("pkd", channels=3, levels=1)(lin, t[:1], [], STRIDES)["pkd/pearson"].item() == pytest.approx(
+        0, abs=1e-5
+    )
+    assert build("pkd", channels=3, levels=1)(neg, t[:1], [], STRIDES)["pkd/pearson"].item() == pytest.approx(
+        2, abs=1e-5
+    )
 
 
 @pytest.mark.parametrize("tau", [1.0, 2.0])
@@ -150,7 +163,7 @@ def test_cwd_hand_computed(tau):
                 ps = softmax(sl[i, j].flatten().tolist(), tau)
                 pt = softmax(tl[i, j].flatten().tolist(), tau)
                 kl += sum(q * math.log(q / p) for p, q in zip(ps, pt))
-        expected += tau ** 2 * kl / (b * c)
+        expected += tau**2 * kl / (b * c)
     assert out["cwd/kl"].item() == pytest.approx(3.0 * expected, rel=1e-5)
 
 
@@ -203,7 +216,9 @@ def gc_block_reference(block, x):
     context = pix @ att
     conv1, norm, _, conv2 = block.transform
     z = conv1.weight.reshape(conv1.out_channels, c) @ context + conv1.bias
-    z = (z - z.mean()) / torch.sqrt(z.var(unbiased=False) + norm.eps) * norm.weight.flatten() + norm.bias.flatten()
+    z = (z - z.mean()) / torch.sqrt(
+        z.var(unbiased=False) + norm.eps
+    ) * norm.weight.flatten() + norm.bias.flatten()
     y = conv2.weight.reshape(c, -1) @ torch.relu(z) + conv2.bias
     return x + y[:, None, None]
 
@@ -235,12 +250,19 @@ def fgd_reference(peer, s, t, fg_masks, spec):
                 d2 = (tl[k, i, j].item() - sl[k, i, j].item()) ** 2
                 terms["fg"] += fg[i][j] * sp_t[n] * ch_t[k] * d2
                 terms["bg"] += bg * sp_t[n] * ch_t[k] * d2
-        terms["attention"] += sum(abs(a - b) for a, b in zip(ch_s, ch_t)) + sum(abs(a - b) for a, b in zip(sp_s, sp_t))
+        terms["attention"] += sum(abs(a - b) for a, b in zip(ch_s, ch_t)) + sum(
+            abs(a - b) for a, b in zip(sp_s, sp_t)
+        )
         with torch.no_grad():
             out_s = gc_block_reference(peer.gc_student[lvl], sl)
             out_t = gc_block_reference(peer.gc_teacher[lvl], tl)
         terms["global"] += ((out_s - out_t) ** 2).sum().item()
-    weights = {"fg": spec.fgd_alpha, "bg": spec.fgd_beta, "attention": spec.fgd_gamma, "global": spec.fgd_lambda}
+    weights = {
+        "fg": spec.fgd_alpha,
+        "bg": spec.fgd_beta,
+        "attention": spec.fgd_gamma,
+        "global": spec.fgd_lambda,
+    }
     return {f"fgd/{k}": weights[k] * v for k, v in terms.items()}
 
 

@@ -10,8 +10,9 @@ SHAPES = [(5, 7), (4, 4), (1, 3)]  # three levels, one of them a single row
 
 
 def feats(gen, batch, channels, dtype=torch.float64, grad=False):
-    return [torch.randn(batch, channels, h, w, generator=gen, dtype=dtype).requires_grad_(grad)
-            for h, w in SHAPES]
+    return [
+        torch.randn(batch, channels, h, w, generator=gen, dtype=dtype).requires_grad_(grad) for h, w in SHAPES
+    ]
 
 
 def independent_reference(student, teacher, weights=None):
@@ -34,8 +35,11 @@ def independent_reference(student, teacher, weights=None):
 def test_gram_form_equals_naive_float64(weighted):
     gen = torch.Generator().manual_seed(0)
     student, teacher = feats(gen, 3, 6), feats(gen, 3, 11)  # C_s != C_t
-    weights = [torch.rand(3, h, w, generator=gen, dtype=torch.float64) + 0.1 for h, w in SHAPES] \
-        if weighted else None
+    weights = (
+        [torch.rand(3, h, w, generator=gen, dtype=torch.float64) + 0.1 for h, w in SHAPES]
+        if weighted
+        else None
+    )
     got = relation_loss(student, teacher, weights)
     naive = relation_loss_naive(student, teacher, weights)
     ref = independent_reference(student, teacher, weights)
@@ -95,10 +99,8 @@ def test_memory_never_materialises_n_by_n():
     # 1 x 256 x 128 x 128: N = 16384, one N x N float32 matrix is 1 GiB. Forward + backward of the
     # Gram form must stay far below; the naive form at N = 4096 (64 MiB per matrix, several of
     # them) shows that the meter does see such matrices.
-    gram = measure_in_subprocess(side=128, channels=256, form="gram", backward=True, threads=1,
-                                repeats=1)
-    naive = measure_in_subprocess(side=64, channels=256, form="naive", backward=False, threads=1,
-                                 repeats=1)
+    gram = measure_in_subprocess(side=128, channels=256, form="gram", backward=True, threads=1, repeats=1)
+    naive = measure_in_subprocess(side=64, channels=256, form="naive", backward=False, threads=1, repeats=1)
     assert gram["peak_rss_mb"] < 300, gram
     assert naive["peak_rss_mb"] > 150, naive
     assert gram["value"] > 0

@@ -35,7 +35,7 @@ def test_epoch_coverage():
     assert s.iters_per_epoch == 5
     batches = list(s)
     for e in range(2):
-        seen = [i for b in batches[e * 5:(e + 1) * 5] for i in b]
+        seen = [i for b in batches[e * 5 : (e + 1) * 5] for i in b]
         assert len(seen) == len(set(seen)) == 20 and set(seen) <= set(range(n))
     exact = [i for b in _batches(24, 4, 0, 0, 6) for i in b]
     assert sorted(exact) == list(range(24))

@@ -23,24 +23,38 @@ def test_minimal_train_spec_gets_defaults():
 
 
 def test_distill_spec_accepts_student_alias_and_defaults_mar():
-    spec = parse_spec({**BASE, "kind": "distill", "student": {"arch": "fcos"}, "teacher": {"checkpoint": "t"}})
+    spec = parse_spec(
+        {**BASE, "kind": "distill", "student": {"arch": "fcos"}, "teacher": {"checkpoint": "t"}}
+    )
     assert spec.model.arch == "fcos" and spec.distill.method == "mar"
     assert spec.distill.kappas == [1.0, 1.5, 2.0] and spec.distill.ring_values == [1.0, 0.5, 0.25]
 
 
-@pytest.mark.parametrize("patch, param", [
-    ({"train": {"lr": -1}}, "train.lr"),
-    ({"model": {"arch": "yolo"}}, "model.arch"),
-    ({"model": {"backbone": "vgg16"}}, "model.backbone"),
-    ({"dataset": {"path": "x", "format": "csv"}}, "dataset.format"),
-    ({"kind": "distill"}, "teacher"),
-    ({"teacher": {"checkpoint": "t"}}, "teacher"),
-    ({"bogus": 1}, "bogus"),
-    ({"kind": "distill", "teacher": {"checkpoint": "t"}, "distill": {"method": "kd++"}}, "distill.method"),
-    ({"kind": "distill", "teacher": {"checkpoint": "t"}, "distill": {"kappas": [1.0, 0.5], "ring_values": [1, 0.5]}},
-     "distill"),
-    ({"train": {"lr_steps": [0.9, 0.5]}}, "train.lr_steps"),
-])
+@pytest.mark.parametrize(
+    "patch, param",
+    [
+        ({"train": {"lr": -1}}, "train.lr"),
+        ({"model": {"arch": "yolo"}}, "model.arch"),
+        ({"model": {"backbone": "vgg16"}}, "model.backbone"),
+        ({"dataset": {"path": "x", "format": "csv"}}, "dataset.format"),
+        ({"kind": "distill"}, "teacher"),
+        ({"teacher": {"checkpoint": "t"}}, "teacher"),
+        ({"bogus": 1}, "bogus"),
+        (
+            {"kind": "distill", "teacher": {"checkpoint": "t"}, "distill": {"method": "kd++"}},
+            "distill.method",
+        ),
+        (
+            {
+                "kind": "distill",
+                "teacher": {"checkpoint": "t"},
+                "distill": {"kappas": [1.0, 0.5], "ring_values": [1, 0.5]},
+            },
+            "distill",
+        ),
+        ({"train": {"lr_steps": [0.9, 0.5]}}, "train.lr_steps"),
+    ],
+)
 def test_bad_spec_names_the_field(patch, param):
     with pytest.raises(SpecError) as err:
         parse_spec({**BASE, **patch})
@@ -63,7 +77,9 @@ def test_spec_file_errors(tmp_path):
 
 
 def test_round_trip_through_json():
-    spec = parse_spec({**BASE, "kind": "distill", "student": {"arch": "fcos"}, "teacher": {"checkpoint": "t"}})
+    spec = parse_spec(
+        {**BASE, "kind": "distill", "student": {"arch": "fcos"}, "teacher": {"checkpoint": "t"}}
+    )
     again = JobSpec.model_validate(json.loads(json.dumps(spec.to_json_dict())))
     assert again == spec
 
@@ -96,9 +112,20 @@ DISTILL = {**BASE, "kind": "distill", "teacher": {"checkpoint": "t"}}
 SHARED = {"adapter": "always", "kd_warmup_iters": 7}
 # Every field of each method, set away from its default: the fields its loss module reads.
 OWN_FIELDS = {
-    "mar": {"alpha": 0.1, "beta": 0.02, "gamma": 50.0, "feature_loss": False, "relation_loss": False,
-            "mask": "gaussian", "kappas": [1.0, 2.0], "ring_values": [1.0, 0.5], "gaussian_sigma": 0.3,
-            "scale_norm": False, "relation_weight": "mask", "relation_weight_floor": 0.2},
+    "mar": {
+        "alpha": 0.1,
+        "beta": 0.02,
+        "gamma": 50.0,
+        "feature_loss": False,
+        "relation_loss": False,
+        "mask": "gaussian",
+        "kappas": [1.0, 2.0],
+        "ring_values": [1.0, 0.5],
+        "gaussian_sigma": 0.3,
+        "scale_norm": False,
+        "relation_weight": "mask",
+        "relation_weight_floor": 0.2,
+    },
     "feature_mse": {"loss_weight": 0.5},
     "fgd": {"fgd_alpha": 0.1, "fgd_beta": 0.2, "fgd_gamma": 0.3, "fgd_lambda": 0.4},
     "mgd": {"loss_weight": 0.5, "mgd_ratio": 0.3},
@@ -149,18 +176,23 @@ def test_the_example_of_the_issue_reads_well():
         parse_spec({**DISTILL, "distill": {"method": "cwd", "alpha": 0.1}})
     assert err.value.param == "distill.alpha"
     assert str(err.value) == "invalid spec: distill.alpha: alpha is a field of method mar, not of cwd"
-    with pytest.raises(SpecError, match="loss_weight is a field of methods feature_mse, mgd, pkd, cwd, not of fgd"):
+    with pytest.raises(
+        SpecError, match="loss_weight is a field of methods feature_mse, mgd, pkd, cwd, not of fgd"
+    ):
         parse_spec({**DISTILL, "distill": {"method": "fgd", "loss_weight": 1.0}})
 
 
-@pytest.mark.parametrize("section, param", [
-    ({"method": "cwd", "temperature": 0}, "distill.temperature"),  # no union tag in the path
-    ({"method": "mgd", "mgd_ratio": 1.5}, "distill.mgd_ratio"),
-    ({"method": "pkd", "bogus": 1}, "distill.bogus"),
-    ({"alpha": -1}, "distill.alpha"),  # method omitted: MAR
-    ({"method": None}, "distill.method"),
-    ({"method": 3}, "distill.method"),
-])
+@pytest.mark.parametrize(
+    "section, param",
+    [
+        ({"method": "cwd", "temperature": 0}, "distill.temperature"),  # no union tag in the path
+        ({"method": "mgd", "mgd_ratio": 1.5}, "distill.mgd_ratio"),
+        ({"method": "pkd", "bogus": 1}, "distill.bogus"),
+        ({"alpha": -1}, "distill.alpha"),  # method omitted: MAR
+        ({"method": None}, "distill.method"),
+        ({"method": 3}, "distill.method"),
+    ],
+)
 def test_errors_inside_a_method_name_the_field_without_the_union_tag(section, param):
     with pytest.raises(SpecError) as err:
         parse_spec({**DISTILL, "distill": section})
@@ -174,14 +206,20 @@ def test_an_unknown_method_lists_the_registered_ones():
 
 def test_method_omitted_is_mar_and_a_model_instance_is_accepted():
     assert type(parse_spec({**DISTILL, "distill": {"gamma": 1.0}}).distill) is MARSpec
-    spec = JobSpec(kind="distill", dataset={"path": "d"}, teacher={"checkpoint": "t"}, distill=FGDSpec(fgd_alpha=1.0))
+    spec = JobSpec(
+        kind="distill", dataset={"path": "d"}, teacher={"checkpoint": "t"}, distill=FGDSpec(fgd_alpha=1.0)
+    )
     assert spec.distill.fgd_alpha == 1.0
 
 
 def test_mar_run_exits_2_on_a_field_of_another_method(tmp_path):
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({**DISTILL, "distill": {"method": "cwd", "alpha": 0.1}}))
-    out = subprocess.run([sys.executable, "-m", "mar_cli.main", "run", str(spec), "--workdir", str(tmp_path / "w")],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "mar_cli.main", "run", str(spec), "--workdir", str(tmp_path / "w")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2, out.stderr
     assert "distill.alpha: alpha is a field of method mar, not of cwd" in out.stderr

@@ -50,8 +50,13 @@ def test_classes_and_size_buckets(big):
     medium = len(areas) - small - large
     assert small > 0 and medium > 0 and large > 0
     assert large < small and large < medium  # large objects are rare at 128 px
-    assert summary["splits"]["train"] == {"images": 300, "boxes": len(areas), "small": small,
-                                          "medium": medium, "large": large}
+    assert summary["splits"]["train"] == {
+        "images": 300,
+        "boxes": len(areas),
+        "small": small,
+        "medium": medium,
+        "large": large,
+    }
 
 
 def test_boxes_inside_images_and_images_textured(big):
@@ -105,8 +110,18 @@ def test_image_size_256_and_args(tmp_path):
 
 
 def test_cli_synth(tmp_path, capsys):
-    args = ["data", "synth", "--out", str(tmp_path / "s"), "--seed", "2",
-            "--num-train", "3", "--num-val", "2"]
+    args = [
+        "data",
+        "synth",
+        "--out",
+        str(tmp_path / "s"),
+        "--seed",
+        "2",
+        "--num-train",
+        "3",
+        "--num-val",
+        "2",
+    ]
     assert cli_main(args) == 0
     assert json.loads(capsys.readouterr().out)["splits"]["val"]["images"] == 2
     assert cli_main(args) == 2  # exists, no --overwrite

@@ -95,8 +95,13 @@ class ServiceStack:
     def job(self, job_id: str) -> dict[str, Any]:
         return self.client.get_job(job_id)
 
-    def wait(self, job_id: str, until: Callable[[dict[str, Any]], bool], timeout: float = 240,
-             what: str = "condition") -> dict[str, Any]:
+    def wait(
+        self,
+        job_id: str,
+        until: Callable[[dict[str, Any]], bool],
+        timeout: float = 240,
+        what: str = "condition",
+    ) -> dict[str, Any]:
         """Poll the job until ``until(job)``; fail with the job and the log tails on timeout."""
         deadline = time.monotonic() + timeout
         job = self.job(job_id)
@@ -118,7 +123,9 @@ class ServiceStack:
         parts = []
         for p in self.stack.parts + [w for w in self.workers if w not in self.stack.parts]:
             if p.log_path and p.log_path.exists():
-                parts.append(f"--- {p.name} ({p.log_path})\n{p.log_path.read_text(errors='replace')[-chars:]}")
+                parts.append(
+                    f"--- {p.name} ({p.log_path})\n{p.log_path.read_text(errors='replace')[-chars:]}"
+                )
         for log in Path(self.settings.artifact_root).glob("*/.worker/child-*.log"):
             parts.append(f"--- {log}\n{log.read_text(errors='replace')[-chars:]}")
         return "\n".join(parts)

@@ -21,8 +21,22 @@ def test_quick_demo_trains_teacher_and_both_students_through_the_api(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAR_")}
     env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     proc = subprocess.run(
-        [sys.executable, "-m", "mar_cli.main", "demo", "--quick", "--port", "0", "--state", str(tmp_path / "state")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "mar_cli.main",
+            "demo",
+            "--quick",
+            "--port",
+            "0",
+            "--state",
+            str(tmp_path / "state"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]

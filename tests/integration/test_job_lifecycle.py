@@ -30,8 +30,10 @@ def test_job_runs_to_success_and_serves_its_outputs(stack, tiny_spec, tmp_path):
     statuses = [e["data"]["status"] for e in status_events]
     assert statuses == ["queued", "starting", "running", "succeeded"]
     at = {e["data"]["status"]: datetime.fromisoformat(e["created_at"]) for e in status_events}
-    print(f"[{stack.name}] queued -> starting (broker + claim) {(at['starting'] - at['queued']).total_seconds():.3f} s, "
-          f"starting -> running (child start) {(at['running'] - at['starting']).total_seconds():.3f} s")
+    print(
+        f"[{stack.name}] queued -> starting (broker + claim) {(at['starting'] - at['queued']).total_seconds():.3f} s, "
+        f"starting -> running (child start) {(at['running'] - at['starting']).total_seconds():.3f} s"
+    )
     types = {e["type"] for e in stack.events(job["id"])}
     assert {"process", "phase", "progress", "checkpoint", "artifact"} <= types
 

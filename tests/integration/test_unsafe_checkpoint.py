@@ -18,7 +18,9 @@ class _Payload:
         return (open, (self.marker, "w"))
 
 
-def test_code_running_teacher_checkpoint_fails_job_without_running_it(stack, tiny_spec, checkpoint_root, tmp_path):
+def test_code_running_teacher_checkpoint_fails_job_without_running_it(
+    stack, tiny_spec, checkpoint_root, tmp_path
+):
     import torch
 
     marker = tmp_path / f"pwned-{stack.name}"
@@ -27,7 +29,9 @@ def test_code_running_teacher_checkpoint_fails_job_without_running_it(stack, tin
     assert not marker.exists()
 
     spec = tiny_spec(iterations=2, name="evil-teacher")
-    spec.update(kind="distill", teacher={"checkpoint": str(ckpt), "model": spec["model"]}, distill={"method": "mar"})
+    spec.update(
+        kind="distill", teacher={"checkpoint": str(ckpt), "model": spec["model"]}, distill={"method": "mar"}
+    )
     bad = stack.submit(spec)
     good = stack.submit(tiny_spec(iterations=1, name="after-evil"))
 

@@ -41,7 +41,9 @@ def test_killed_worker_job_is_requeued_and_resumed(stack, tiny_spec, tmp_path):
     print(f"\n[{stack.name}] re-queued {requeued['created_at']} (killed at {time.ctime(killed_at)})")
 
     # resumed from the checkpoint, not restarted
-    resumed = [e["data"]["message"] for e in stack.events(job_id, "log") if "resumed" in e["data"].get("message", "")]
+    resumed = [
+        e["data"]["message"] for e in stack.events(job_id, "log") if "resumed" in e["data"].get("message", "")
+    ]
     assert resumed, stack.events(job_id, "log")
     report = json.loads(stack.client.download(job_id, "report.json", tmp_path).read_text())
     assert report["resumed_from_step"] >= 3

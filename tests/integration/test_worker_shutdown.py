@@ -27,8 +27,11 @@ def test_worker_sigterm_checkpoints_and_the_job_resumes_elsewhere(stack, tiny_sp
     assert queued and queued[-1]["reason"] == "worker_shutdown", queued
 
     stack.start_worker()
-    stack.wait(job_id, lambda j: j["attempt"] == 2 and (j["progress_step"] or 0) > stopped_at,
-               what="the second attempt to train past the checkpoint")
+    stack.wait(
+        job_id,
+        lambda j: j["attempt"] == 2 and (j["progress_step"] or 0) > stopped_at,
+        what="the second attempt to train past the checkpoint",
+    )
     resumed = [e["data"]["message"] for e in stack.events(job_id, "log")]
     assert f"resumed from step {stopped_at}" in resumed, resumed
     stack.client.cancel(job_id)

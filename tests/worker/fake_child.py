@@ -30,7 +30,9 @@ def main() -> int:
         res.write_result(args.result, res.SUCCEEDED)
         return 0
     if mode == "fail":
-        res.write_result(args.result, res.FAILED, {"code": "dataset_invalid", "message": "bad", "param": "dataset"})
+        res.write_result(
+            args.result, res.FAILED, {"code": "dataset_invalid", "message": "bad", "param": "dataset"}
+        )
         return 1
     if mode == "crash":
         print("about to crash: boom", flush=True)

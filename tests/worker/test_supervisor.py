@@ -53,8 +53,16 @@ class FakeStore:
 
 def make(tmp_path, mode, store=None, **cfg):
     env = {"FAKE_CHILD_MODE": mode, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    config = SupervisorConfig(lease_seconds=5, heartbeat_seconds=0.2, cancel_poll_seconds=0.1, grace_seconds=1.0,
-                              poll_seconds=0.05, child_module="tests.worker.fake_child", extra_env=env, **cfg)
+    config = SupervisorConfig(
+        lease_seconds=5,
+        heartbeat_seconds=0.2,
+        cancel_poll_seconds=0.1,
+        grace_seconds=1.0,
+        poll_seconds=0.05,
+        child_module="tests.worker.fake_child",
+        extra_env=env,
+        **cfg,
+    )
     store = store or FakeStore()
     sup = Supervisor(Claim("job1", 1, 3), "w1", tmp_path / "job1", store, config)
     return sup, store

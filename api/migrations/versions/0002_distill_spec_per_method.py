@@ -50,7 +50,9 @@ def upgrade() -> None:
     for job_id, spec in conn.execute(sa.select(jobs.c.id, jobs.c.spec)).all():
         distill = (spec or {}).get("distill")
         if isinstance(distill, dict) and per_method(distill) != distill:
-            conn.execute(jobs.update().where(jobs.c.id == job_id).values(spec={**spec, "distill": per_method(distill)}))
+            conn.execute(
+                jobs.update().where(jobs.c.id == job_id).values(spec={**spec, "distill": per_method(distill)})
+            )
 
 
 def downgrade() -> None:

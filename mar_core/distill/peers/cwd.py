@@ -29,13 +29,18 @@ class CWDLoss(KDLoss):
         self.loss_weight = float(spec.loss_weight)
         self.tau = float(spec.temperature)
 
-    def forward(self, student_feats: Sequence[Tensor], teacher_feats: Sequence[Tensor],
-                boxes: Sequence[Tensor], strides: Sequence[tuple[float, float]]) -> dict[str, Tensor]:
+    def forward(
+        self,
+        student_feats: Sequence[Tensor],
+        teacher_feats: Sequence[Tensor],
+        boxes: Sequence[Tensor],
+        strides: Sequence[tuple[float, float]],
+    ) -> dict[str, Tensor]:
         terms = []
         for s, t in self.levels(student_feats, teacher_feats):
             b, c = s.shape[:2]
             log_ps = F.log_softmax(s.flatten(2) / self.tau, dim=2)
             log_pt = F.log_softmax(t.flatten(2) / self.tau, dim=2)
             kl = (log_pt.exp() * (log_pt - log_ps)).sum()
-            terms.append(kl * self.tau ** 2 / (b * c))
+            terms.append(kl * self.tau**2 / (b * c))
         return {"cwd/kl": self.loss_weight * torch.stack(terms).sum()}

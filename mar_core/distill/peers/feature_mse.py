@@ -23,7 +23,12 @@ class FeatureMSELoss(KDLoss):
         super().__init__(channels, num_levels, spec, two_stage)
         self.loss_weight = float(spec.loss_weight)
 
-    def forward(self, student_feats: Sequence[Tensor], teacher_feats: Sequence[Tensor],
-                boxes: Sequence[Tensor], strides: Sequence[tuple[float, float]]) -> dict[str, Tensor]:
+    def forward(
+        self,
+        student_feats: Sequence[Tensor],
+        teacher_feats: Sequence[Tensor],
+        boxes: Sequence[Tensor],
+        strides: Sequence[tuple[float, float]],
+    ) -> dict[str, Tensor]:
         terms = [F.mse_loss(s, t) for s, t in self.levels(student_feats, teacher_feats)]
         return {"feature_mse/mse": self.loss_weight * torch.stack(terms).sum()}

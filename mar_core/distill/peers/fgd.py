@@ -54,8 +54,11 @@ class GcBlock(nn.Module):
         hidden = max(1, channels // 2)
         self.conv_mask = nn.Conv2d(channels, 1, kernel_size=1)
         self.transform = nn.Sequential(
-            nn.Conv2d(channels, hidden, kernel_size=1), nn.LayerNorm([hidden, 1, 1]),
-            nn.ReLU(inplace=True), nn.Conv2d(hidden, channels, kernel_size=1))
+            nn.Conv2d(channels, hidden, kernel_size=1),
+            nn.LayerNorm([hidden, 1, 1]),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, channels, kernel_size=1),
+        )
         nn.init.kaiming_normal_(self.conv_mask.weight, mode="fan_in", nonlinearity="relu")
         nn.init.zeros_(self.conv_mask.bias)
         nn.init.zeros_(self.transform[-1].weight)
@@ -84,8 +87,13 @@ class FGDLoss(KDLoss):
         self.gc_student = nn.ModuleList(GcBlock(channels) for _ in range(num_levels))
         self.gc_teacher = nn.ModuleList(GcBlock(channels) for _ in range(num_levels))
 
-    def forward(self, student_feats: Sequence[Tensor], teacher_feats: Sequence[Tensor],
-                boxes: Sequence[Tensor], strides: Sequence[tuple[float, float]]) -> dict[str, Tensor]:
+    def forward(
+        self,
+        student_feats: Sequence[Tensor],
+        teacher_feats: Sequence[Tensor],
+        boxes: Sequence[Tensor],
+        strides: Sequence[tuple[float, float]],
+    ) -> dict[str, Tensor]:
         pairs = self.levels(student_feats, teacher_feats)
         if len(strides) != len(pairs):
             raise ValueError(f"fgd: {len(strides)} strides for {len(pairs)} levels")
@@ -107,7 +115,9 @@ class FGDLoss(KDLoss):
             out_s = self.gc_student[lvl](s).float()
             out_t = self.gc_teacher[lvl](t).float()
             glob.append((out_s - out_t).square().sum() / b)
-        return {"fgd/fg": self.alpha * torch.stack(fg).sum(),
-                "fgd/bg": self.beta * torch.stack(bg).sum(),
-                "fgd/attention": self.gamma * torch.stack(att).sum(),
-                "fgd/global": self.lam * torch.stack(glob).sum()}
+        return {
+            "fgd/fg": self.alpha * torch.stack(fg).sum(),
+            "fgd/bg": self.beta * torch.stack(bg).sum(),
+            "fgd/attention": self.gamma * torch.stack(att).sum(),
+            "fgd/global": self.lam * torch.stack(glob).sum(),
+        }

@@ -17,8 +17,11 @@ TWO_STAGE_RATIO = 0.45
 
 
 def _generator(channels: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True),
-                         nn.Conv2d(channels, channels, 3, padding=1))
+    return nn.Sequential(
+        nn.Conv2d(channels, channels, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(channels, channels, 3, padding=1),
+    )
 
 
 class MGDLoss(KDLoss):
@@ -45,8 +48,13 @@ class MGDLoss(KDLoss):
         b, _, h, w = like.shape
         return (torch.rand(b, 1, h, w, device=like.device) >= self.ratio).to(like.dtype)
 
-    def forward(self, student_feats: Sequence[Tensor], teacher_feats: Sequence[Tensor],
-                boxes: Sequence[Tensor], strides: Sequence[tuple[float, float]]) -> dict[str, Tensor]:
+    def forward(
+        self,
+        student_feats: Sequence[Tensor],
+        teacher_feats: Sequence[Tensor],
+        boxes: Sequence[Tensor],
+        strides: Sequence[tuple[float, float]],
+    ) -> dict[str, Tensor]:
         terms = []
         for gen, (s, t) in zip(self.generators, self.levels(student_feats, teacher_feats)):
             generated = gen(s * self.keep_mask(s)).float()

@@ -41,8 +41,15 @@ class PKDLoss(KDLoss):
         super().__init__(channels, num_levels, spec, two_stage)
         self.loss_weight = float(spec.loss_weight)
 
-    def forward(self, student_feats: Sequence[Tensor], teacher_feats: Sequence[Tensor],
-                boxes: Sequence[Tensor], strides: Sequence[tuple[float, float]]) -> dict[str, Tensor]:
-        terms = [(standardise(s) - standardise(t)).square().mean() / 2
-                 for s, t in self.levels(student_feats, teacher_feats)]
+    def forward(
+        self,
+        student_feats: Sequence[Tensor],
+        teacher_feats: Sequence[Tensor],
+        boxes: Sequence[Tensor],
+        strides: Sequence[tuple[float, float]],
+    ) -> dict[str, Tensor]:
+        terms = [
+            (standardise(s) - standardise(t)).square().mean() / 2
+            for s, t in self.levels(student_feats, teacher_feats)
+        ]
         return {"pkd/pearson": self.loss_weight * torch.stack(terms).sum()}
