@@ -91,6 +91,7 @@ class RankInfo:
         if not self.distributed:
             return module
         from torch.nn.parallel import DistributedDataParallel
+
         find_unused = bool(getattr(module, "has_unused_parameters", False))
         ids = [self.device] if self.device is not None and self.device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=find_unused)
@@ -111,14 +112,15 @@ class RankInfo:
         dist.all_reduce(t)
         return bool(t.item() > 0)
 
-    def random_hflip(self, images: list[torch.Tensor], targets: list[dict[str, Any]], p: float
-                     ) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:
+    def random_hflip(
+        self, images: list[torch.Tensor], targets: list[dict[str, Any]], p: float
+    ) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:
         """``data.transforms.random_hflip`` of the global batch, restricted to this rank's share:
         draws ``len(images) * world_size`` numbers (one per global image, in global order, like
         one process does) and uses ``draws[rank::world_size]``. Images: ``3 x H x W``."""
         if len(images) != len(targets):
             raise ValueError(f"{len(images)} images but {len(targets)} targets")
-        draws = torch.rand(len(images) * self.world_size)[self.rank::self.world_size]
+        draws = torch.rand(len(images) * self.world_size)[self.rank :: self.world_size]
         return hflip_where(images, targets, draws < p)
 
 
@@ -136,11 +138,17 @@ def dist_timeout() -> datetime.timedelta:
 def check_world(world_size: int, batch_size: int, device_type: str) -> None:
     """Refuse what N processes cannot run, naming the field."""
     if batch_size % world_size:
-        raise SpecError(f"train.batch_size: {batch_size} does not divide among resources.gpus = {world_size} "
-                        "processes (it is the global batch)", "train.batch_size")
+        raise SpecError(
+            f"train.batch_size: {batch_size} does not divide among resources.gpus = {world_size} "
+            "processes (it is the global batch)",
+            "train.batch_size",
+        )
     if device_type == "cuda" and torch.cuda.device_count() < world_size:
-        raise SpecError(f"resources.gpus: {world_size} processes need {world_size} CUDA devices, "
-                        f"{torch.cuda.device_count()} visible", "resources.gpus")
+        raise SpecError(
+            f"resources.gpus: {world_size} processes need {world_size} CUDA devices, "
+            f"{torch.cuda.device_count()} visible",
+            "resources.gpus",
+        )
 
 
 def _threads_per_rank(world_size: int) -> int:
@@ -158,14 +166,16 @@ def _cpu_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _init_rank(rank: int, world_size: int, device_type: str, store: dist.Store,
-               timeout: datetime.timedelta) -> RankInfo:
+def _init_rank(
+    rank: int, world_size: int, device_type: str, store: dist.Store, timeout: datetime.timedelta
+) -> RankInfo:
     """Join the process group: NCCL on ``cuda:rank``, gloo on the CPU."""
     if device_type == "cuda":
         device = torch.device("cuda", rank)
         torch.cuda.set_device(device)
-        dist.init_process_group("nccl", store=store, rank=rank, world_size=world_size, timeout=timeout,
-                                device_id=device)
+        dist.init_process_group(
+            "nccl", store=store, rank=rank, world_size=world_size, timeout=timeout, device_id=device
+        )
     else:
         device = torch.device("cpu")
         dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size, timeout=timeout)
@@ -174,14 +184,27 @@ def _init_rank(rank: int, world_size: int, device_type: str, store: dist.Store,
 
 def _exit_with_parent(parent_pid: int) -> None:
     """A child must not outlive rank 0 (it would wait on a collective until the timeout)."""
+
     def gone() -> None:
         log.error("rank 0 (pid %d) is gone; exiting", parent_pid)
         os._exit(1)
+
     on_parent_gone(parent_pid, gone, "rank0-watch")
 
 
-def _child(rank: int, world_size: int, device_type: str, port: int, timeout_s: float, parent_pid: int,
-           log_level: int, default_dtype: torch.dtype, entry: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+def _child(
+    rank: int,
+    world_size: int,
+    device_type: str,
+    port: int,
+    timeout_s: float,
+    parent_pid: int,
+    log_level: int,
+    default_dtype: torch.dtype,
+    entry: Callable[..., Any],
+    args: tuple,
+    kwargs: dict,
+) -> None:
     """Body of rank ``rank >= 1`` (a spawned process)."""
     logging.basicConfig(level=log_level, format=f"%(asctime)s rank{rank} %(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # rank 0 decides when to stop
@@ -275,8 +298,16 @@ def _shutdown(store: dist.Store, procs: list, error: BaseException | None) -> No
         raise RankFailedError(f"{'; '.join(failed)} (rank 0: {type(error).__name__}: {error})") from error
 
 
-def launch(entry: Callable[..., Any], spec: JobSpec, workdir: Path, device_type: str, *,
-           progress: Callable, should_stop: Callable[[], bool], **kwargs: Any) -> Any:
+def launch(
+    entry: Callable[..., Any],
+    spec: JobSpec,
+    workdir: Path,
+    device_type: str,
+    *,
+    progress: Callable,
+    should_stop: Callable[[], bool],
+    **kwargs: Any,
+) -> Any:
     """Run ``entry(spec, workdir, ranks=..., **kwargs)`` on ``spec.resources.gpus`` processes;
     this process is rank 0 and alone gets ``progress`` and ``should_stop``; return its result.
 
@@ -288,12 +319,32 @@ def launch(entry: Callable[..., Any], spec: JobSpec, workdir: Path, device_type:
     store = dist.TCPStore(HOST, 0, world, is_master=True, wait_for_workers=False, timeout=timeout)
     ctx = torch.multiprocessing.get_context("spawn")
     level = logging.getLogger().getEffectiveLevel()
-    procs = [ctx.Process(target=_child, name=f"mar-rank{r}",
-                         args=(r, world, device_type, store.port, timeout.total_seconds(), os.getpid(), level,
-                               torch.get_default_dtype(), entry, (spec, workdir), kwargs))
-             for r in range(1, world)]
-    log.info("running on %d processes (%s, port %d)", world, "nccl" if device_type == "cuda" else "gloo",
-             store.port)
+    procs = [
+        ctx.Process(
+            target=_child,
+            name=f"mar-rank{r}",
+            args=(
+                r,
+                world,
+                device_type,
+                store.port,
+                timeout.total_seconds(),
+                os.getpid(),
+                level,
+                torch.get_default_dtype(),
+                entry,
+                (spec, workdir),
+                kwargs,
+            ),
+        )
+        for r in range(1, world)
+    ]
+    log.info(
+        "running on %d processes (%s, port %d)",
+        world,
+        "nccl" if device_type == "cuda" else "gloo",
+        store.port,
+    )
     error: BaseException | None = None
     try:
         for p in procs:

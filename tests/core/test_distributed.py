@@ -129,9 +129,11 @@ def audited_children(tmp_path, monkeypatch, one_thread):
 
 
 def _spec(data, gpus: int, **train) -> JobSpec:
-    return tiny_spec(data, train={"iterations": 4, "batch_size": 4, "hflip": 0.0, "grad_clip": None, "log_every": 1,
-                                  **train},
-                     resources={"gpus": gpus, "device": "cpu"})
+    return tiny_spec(
+        data,
+        train={"iterations": 4, "batch_size": 4, "hflip": 0.0, "grad_clip": None, "log_every": 1, **train},
+        resources={"gpus": gpus, "device": "cpu"},
+    )
 
 
 def _rows(workdir) -> list[dict]:
@@ -139,7 +141,11 @@ def _rows(workdir) -> list[dict]:
 
 
 def _losses(workdir) -> dict[int, dict[str, float]]:
-    return {r["step"]: {k: v for k, v in r.items() if k.startswith("loss/")} for r in _rows(workdir) if "loss/total" in r}
+    return {
+        r["step"]: {k: v for k, v in r.items() if k.startswith("loss/")}
+        for r in _rows(workdir)
+        if "loss/total" in r
+    }
 
 
 def _listing(workdir) -> list[str]:
@@ -154,8 +160,9 @@ def _assert_same_losses(one: dict, two: dict) -> None:
             assert two[step][name] == pytest.approx(value, rel=REL), (step, name)
 
 
-def test_two_processes_train_like_one_stop_together_resume_and_only_rank0_writes(tiny_synth, tmp_path, float64,
-                                                                                 audited_children, caplog):
+def test_two_processes_train_like_one_stop_together_resume_and_only_rank0_writes(
+    tiny_synth, tmp_path, float64, audited_children, caplog
+):
     runs = tmp_path / "runs"
     run_job(_spec(tiny_synth, 1), runs / "one")
 
@@ -183,8 +190,9 @@ def test_two_processes_train_like_one_stop_together_resume_and_only_rank0_writes
     children = {a["pid"] for a in audit if a["kind"] == "start"}
     assert len(children) >= 2, "the audit hook did not load in the spawned ranks"
     assert [a for a in audit if a["kind"] not in ("start", "read")] == [], "a non-main rank wrote"
-    assert any(a["kind"] == "read" and a["path"].endswith("two/checkpoints/last.pt") for a in audit), \
+    assert any(a["kind"] == "read" and a["path"].endswith("two/checkpoints/last.pt") for a in audit), (
         "rank 1 did not resume from the checkpoint"
+    )
 
 
 def test_mar_distillation_on_two_processes_matches_one(tiny_synth, tmp_path, one_thread, float64):
@@ -194,8 +202,11 @@ def test_mar_distillation_on_two_processes_matches_one(tiny_synth, tmp_path, one
 
     def spec(gpus: int) -> JobSpec:
         base = _spec(tiny_synth, gpus, iterations=2, eval_max_images=2).to_json_dict()
-        base.update(kind="distill", teacher={"checkpoint": str(teacher)},
-                    distill={"kd_warmup_iters": 0, "feature_loss": False})
+        base.update(
+            kind="distill",
+            teacher={"checkpoint": str(teacher)},
+            distill={"kd_warmup_iters": 0, "feature_loss": False},
+        )
         return JobSpec.model_validate(base)
 
     run_job(spec(1), tmp_path / "one")
@@ -227,6 +238,7 @@ def test_global_batch_must_divide_among_the_processes(tiny_synth, tmp_path):
 
 def test_rank_shares_partition_the_global_batch_and_its_flips(tiny_synth):
     from mar_core.data import load_dataset
+
     ds = load_dataset(_spec(tiny_synth, 1).dataset, "train")
     one = build_train_loader(ds, 4, 7, 0, 3).batch_sampler
     shares = [build_train_loader(ds, 4, 7, 0, 3, rank=r, world_size=2).batch_sampler for r in (0, 1)]
@@ -260,8 +272,14 @@ def test_a_non_finite_loss_on_another_rank_stops_this_one_before_its_update():
     def batches(start):
         return iter([([torch.zeros(3, 4, 4)], [{"boxes": torch.zeros(0, 4)}])] * 2)
 
-    trainer = Trainer(model, torch.optim.SGD([w], lr=0.1), batches, 2, torch.device("cpu"),
-                      ranks=_OtherRankGotNaN(0, 2, torch.device("cpu")))
+    trainer = Trainer(
+        model,
+        torch.optim.SGD([w], lr=0.1),
+        batches,
+        2,
+        torch.device("cpu"),
+        ranks=_OtherRankGotNaN(0, 2, torch.device("cpu")),
+    )
     with pytest.raises(NonFiniteLossError, match="loss/det/classification"):
         trainer.train()
     assert w.item() == 1.0
