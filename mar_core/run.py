@@ -20,6 +20,7 @@ from torch.utils.data import Subset
 
 from mar_core.atomic import atomic_write_json
 from mar_core.data import build_train_loader, load_dataset
+from mar_core.distill.auto_weights import resolve_kd_weights
 from mar_core.distill.distiller import build_distiller
 from mar_core.engine.distributed import SINGLE, RankInfo, launch
 from mar_core.engine.hooks import (
@@ -41,6 +42,7 @@ from mar_core.eval import evaluate_detector
 from mar_core.models.checkpoint_io import atomic_torch_save, write_model_output
 from mar_core.models.loading import LoadedDetector, load_detector
 from mar_core.models.registry import build_detector, count_parameters
+from mar_core.names import is_two_stage
 from mar_core.paths import resolve_under
 from mar_core.progress import ProgressCallback, ignore_progress
 from mar_core.spec import JobSpec, TrainSpec
@@ -75,6 +77,16 @@ def load_teacher(
         )
     teacher.model.eval().requires_grad_(False)
     return teacher
+
+
+def _resume_state(last: Path, fingerprint: str, workdir: Path) -> dict | None:
+    """The checkpoint this run resumes from (None: a fresh start); one of another spec is refused."""
+    if not last.exists():
+        return None
+    state = load_training_checkpoint(last)
+    if state.get("extra", {}).get("spec_fingerprint") != fingerprint:
+        raise SpecError(f"{workdir} holds a checkpoint of a different spec; use another workdir", "workdir")
+    return state
 
 
 def run_job(
@@ -146,16 +158,33 @@ def _run(
     student = build_detector(spec.model, train_ds.num_classes)
     trainable: nn.Module = student
     extra_hooks = []
-    teacher_params = None
+    teacher_params = kd_weights = None
+    fingerprint = run_fingerprint(spec.to_json_dict())
+    ckpt_dir = workdir / "checkpoints"
+    last = ckpt_dir / LAST_CHECKPOINT
+    state = _resume_state(last, fingerprint, workdir)
     if spec.kind == "distill":
         teacher = load_teacher(spec, checkpoint_roots, train_ds.num_classes, class_names)
         teacher_params = count_parameters(teacher.model)
-        trainable, extra_hooks = build_distiller(
-            student, teacher.model, spec.distill, spec.model.arch, teacher.spec.arch, cfg.iterations
+
+        def distiller(distill_cfg):
+            return build_distiller(
+                student, teacher.model, distill_cfg, spec.model.arch, teacher.spec.arch, cfg.iterations
+            )
+
+        distill_cfg, kd_weights = resolve_kd_weights(  # "auto" weights: sized now, or read back on resume
+            spec.distill,
+            is_two_stage(spec.model.arch),
+            lambda c: distiller(c)[0],
+            lambda n: build_train_loader(train_ds, cfg.batch_size, spec.seed, 0, n),
+            dev,
+            resumed=None if state is None else state.get("extra", {}),
+            ranks=ranks,
+            progress=progress,
         )
+        trainable, extra_hooks = distiller(distill_cfg)
     trainable.to(dev)
 
-    ckpt_dir = workdir / "checkpoints"
     metrics = MetricsHook(workdir / "metrics.jsonl", cfg.log_every, progress)
 
     eval_indices = list(range(min(len(val_ds), cfg.eval_max_images or len(val_ds))))
@@ -171,7 +200,6 @@ def _run(
             {k: v.detach().cpu() for k, v in student.state_dict().items()}, ckpt_dir / BEST_CHECKPOINT
         )
 
-    fingerprint = run_fingerprint(spec.to_json_dict())
     hooks = [
         LRScheduleHook(lr_factor_fn(cfg.iterations, cfg.warmup_iters, cfg.schedule, cfg.lr_steps)),
         *extra_hooks,
@@ -180,7 +208,12 @@ def _run(
         hooks += [
             metrics,
             EvalHook(evaluate, cfg.eval_every, metrics, save_best, progress),
-            CheckpointHook(ckpt_dir, cfg.checkpoint_every, {"spec_fingerprint": fingerprint}, progress),
+            CheckpointHook(
+                ckpt_dir,
+                cfg.checkpoint_every,
+                {"spec_fingerprint": fingerprint, "kd_weights": kd_weights},
+                progress,
+            ),
         ]
     hooks.append(StopHook((lambda: ranks.any_rank(should_stop())) if ranks.distributed else should_stop))
     trainer = Trainer(
@@ -204,13 +237,7 @@ def _run(
         hflip=cfg.hflip,
         ranks=ranks,
     )
-    last = ckpt_dir / LAST_CHECKPOINT
-    if last.exists():
-        state = load_training_checkpoint(last)
-        if state.get("extra", {}).get("spec_fingerprint") != fingerprint:
-            raise SpecError(
-                f"{workdir} holds a checkpoint of a different spec; use another workdir", "workdir"
-            )
+    if state is not None:
         trainer.load_state_dict(state)
         trainer.rng_state_to_restore = state["rng"]
         log.info("resuming from %s at step %d", last, trainer.iter)
@@ -239,6 +266,7 @@ def _run(
         "device": str(dev),
         "world_size": ranks.world_size,
         "params": {"model": count_parameters(student), "teacher": teacher_params},
+        "kd_weights": kd_weights,  # distill: each loss weight, how it was chosen ("auto": sized at the start)
         "train_seconds": round(train_seconds, 2),
         "images_per_second": round(
             (cfg.iterations - start_iter) * cfg.batch_size / max(train_seconds, 1e-9), 2

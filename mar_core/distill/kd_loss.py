@@ -89,8 +89,15 @@ def loss_class(method: str) -> type[KDLoss]:
 
 def build_kd_loss(spec: MethodSpec, channels: int, num_levels: int, two_stage: bool) -> KDLoss:
     """The loss module of ``spec.method`` for ``channels`` (the teacher's) and ``num_levels``;
-    unset loss weights take the method's defaults for a one- or two-stage student."""
-    return loss_class(spec.method)(channels, num_levels, spec.with_weight_defaults(two_stage), two_stage)
+    unset loss weights take the method's defaults for a one- or two-stage student. ``"auto"``
+    weights must have been sized first (``mar_core.distill.auto_weights``; a job does it)."""
+    spec = spec.with_weight_defaults(two_stage)
+    if auto := spec.auto_weight_fields():
+        raise ValueError(
+            f"{spec.method}: {', '.join(auto)} = 'auto' must be sized before the loss is built "
+            "(mar_core.distill.auto_weights.resolve_kd_weights, as a job does), or given as numbers"
+        )
+    return loss_class(spec.method)(channels, num_levels, spec, two_stage)
 
 
 def build_peer(method: str, channels: int, num_levels: int, spec: MethodSpec, two_stage: bool) -> KDLoss:

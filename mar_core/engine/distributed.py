@@ -14,6 +14,7 @@ body as one process, which asks ``RankInfo`` what to do:
 - ``mean_over_ranks``: the loss terms of the global batch (one all-reduce per step); a NaN or
   inf on any rank reaches every rank, so all of them raise ``NonFiniteLossError`` at once.
 - ``any_rank``: a stop request seen by rank 0 stops every rank after the same step.
+- ``from_main``: a value rank 0 computed alone (e.g. the ``"auto"`` KD weights), on every rank.
 - only rank 0 (``is_main``) evaluates, writes metrics, checkpoints and outputs.
 
 Randomness: every rank is seeded identically, so the models start equal and the ranks' global
@@ -111,6 +112,15 @@ class RankInfo:
         t = torch.tensor([1.0 if flag else 0.0], device=self.device)
         dist.all_reduce(t)
         return bool(t.item() > 0)
+
+    def from_main(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every rank (a collective: call it on all; picklable values)."""
+        if not self.distributed:
+            return value
+        box = [value if self.is_main else None]
+        cuda = self.device is not None and self.device.type == "cuda"
+        dist.broadcast_object_list(box, src=0, device=self.device if cuda else None)
+        return box[0]
 
     def random_hflip(
         self, images: list[torch.Tensor], targets: list[dict[str, Any]], p: float

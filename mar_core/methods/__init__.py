@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Union, get_args
 
 from pydantic import (
     Discriminator,
@@ -37,6 +37,7 @@ from pydantic import (
     WrapValidator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core.core_schema import ErrorType
 
 from mar_core.methods.base import MethodSpec
 from mar_core.methods.cwd import CWDSpec
@@ -90,6 +91,9 @@ def methods_with_field(field: str) -> list[str]:
     return [name for name, m in METHODS.items() if field in m.spec.own_fields()]
 
 
+_BUILTIN_ERRORS = frozenset(get_args(ErrorType))  # the rest are a field's own (PydanticCustomError)
+
+
 def _method_tag(value: Any) -> Any:
     """The union's discriminator: the ``method`` of a dict or a model, the default when absent."""
     if isinstance(value, Mapping):
@@ -117,6 +121,9 @@ def _cleared(err: Any, tag: Any) -> InitErrorDetails:
             "method": tag,
         }
         error = PydanticCustomError("field_of_another_method", message, context)
+        return InitErrorDetails(type=error, loc=loc, input=err["input"])
+    if err["type"] not in _BUILTIN_ERRORS:  # e.g. a KD weight's kd_weight: its message as it was
+        error = PydanticCustomError(err["type"], err["msg"])
         return InitErrorDetails(type=error, loc=loc, input=err["input"])
     return InitErrorDetails(
         type=err["type"], loc=loc, input=err["input"], **({"ctx": err["ctx"]} if "ctx" in err else {})

@@ -1,17 +1,57 @@
-"""The fields every distillation method shares, and how unset loss weights take their defaults.
+"""The fields every distillation method shares, and how loss weights are given and resolved.
 
 Torch-free, like every spec model under ``mar_core.methods``.
+
+A KD loss weight (``KDWeight``: MAR's ``alpha`` / ``beta`` / ``gamma``, a peer's
+``loss_weight`` or ``fgd_*``) is one of:
+
+- a number >= 0: used as given;
+- ``"auto"``: sized by the job on its first batches so that the term starts at
+  ``mar_core.distill.auto_weights.TARGET_RATIO`` x the detection classification loss
+  (``docs/mar-method.md`` section 4);
+- ``"default"``: the method's ``WEIGHT_DEFAULTS`` for a one- or two-stage student (MAR's tuned
+  weights, the peers' published ones);
+- unset (``None``): ``"auto"`` in a job (``with_unset_weights_auto``); the library's
+  ``Distiller`` / ``build_kd_loss`` take ``"default"`` for it (``with_weight_defaults``).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import PydanticCustomError
 
-__all__ = ["MethodSpec"]
+__all__ = ["AUTO", "DEFAULT", "KDWeight", "MethodSpec"]
 
 _Spec = TypeVar("_Spec", bound="MethodSpec")
+
+AUTO = "auto"  # sized on the job's first batches
+DEFAULT = "default"  # the method's WEIGHT_DEFAULTS for the detector family
+
+
+def _kd_weight(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """One error naming what a KD weight may be, instead of one per member of the union."""
+    try:
+        return handler(value)
+    except ValidationError:
+        raise PydanticCustomError(
+            "kd_weight",
+            "a KD weight is a number >= 0, 'auto' or 'default'; got {value}",
+            {"value": repr(value)},
+        ) from None
+
+
+KDWeight = Annotated[
+    Annotated[float, Field(ge=0)] | Literal["auto", "default"] | None, WrapValidator(_kd_weight)
+]
 
 
 class MethodSpec(BaseModel):
@@ -20,10 +60,12 @@ class MethodSpec(BaseModel):
     A subclass narrows ``method`` to ``Literal["<name>"]`` with that default, declares its own
     fields, and sets:
 
-    - ``WEIGHT_DEFAULTS``: loss-weight field -> (one-stage, two-stage) default, taken by a field
-      left ``None`` (``with_weight_defaults``);
+    - ``WEIGHT_DEFAULTS``: loss-weight field (a ``KDWeight``) -> (one-stage, two-stage)
+      default, taken by a field set to ``"default"``, or left ``None`` outside a job
+      (``with_weight_defaults``);
     - ``TERM_WEIGHTS``: name of a KD term its loss module returns -> the field that weights it
-      (``mar bench calibrate`` reports each term with its weight).
+      (``"auto"`` sizes each field from its term; ``mar bench calibrate`` reports each term with
+      its weight).
     """
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -41,8 +83,19 @@ class MethodSpec(BaseModel):
         return frozenset(cls.model_fields) - frozenset(MethodSpec.model_fields)
 
     def with_weight_defaults(self: _Spec, two_stage: bool) -> _Spec:
-        """A copy whose unset loss weights take ``WEIGHT_DEFAULTS`` for a one- or two-stage student."""
+        """A copy whose loss weights set to ``"default"`` or unset take ``WEIGHT_DEFAULTS`` for a
+        one- or two-stage student; ``"auto"`` ones stay."""
         fill = {
-            k: v[1 if two_stage else 0] for k, v in self.WEIGHT_DEFAULTS.items() if getattr(self, k) is None
+            k: v[1 if two_stage else 0]
+            for k, v in self.WEIGHT_DEFAULTS.items()
+            if getattr(self, k) in (None, DEFAULT)
         }
         return self.model_copy(update=fill)
+
+    def with_unset_weights_auto(self: _Spec) -> _Spec:
+        """A copy whose unset loss weights are ``"auto"``: what a job does with them."""
+        return self.model_copy(update={k: AUTO for k in self.WEIGHT_DEFAULTS if getattr(self, k) is None})
+
+    def auto_weight_fields(self) -> list[str]:
+        """The loss-weight fields set to ``"auto"``, in ``WEIGHT_DEFAULTS`` order."""
+        return [k for k in self.WEIGHT_DEFAULTS if getattr(self, k) == AUTO]

@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from mar_core.methods.base import MethodSpec
+from mar_core.methods.base import KDWeight, MethodSpec
 
 __all__ = ["CWDSpec"]
 
@@ -20,5 +20,5 @@ class CWDSpec(MethodSpec):
     TERM_WEIGHTS: ClassVar[dict[str, str]] = {"cwd/kl": "loss_weight"}
 
     method: Literal["cwd"] = "cwd"
-    loss_weight: float | None = Field(default=None, ge=0)
+    loss_weight: KDWeight = None
     temperature: float = Field(default=1.0, gt=0)  # tau of the spatial softmax

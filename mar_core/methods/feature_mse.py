@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
-
-from mar_core.methods.base import MethodSpec
+from mar_core.methods.base import KDWeight, MethodSpec
 
 __all__ = ["FeatureMSESpec"]
 
@@ -20,4 +18,4 @@ class FeatureMSESpec(MethodSpec):
     TERM_WEIGHTS: ClassVar[dict[str, str]] = {"feature_mse/mse": "loss_weight"}
 
     method: Literal["feature_mse"] = "feature_mse"
-    loss_weight: float | None = Field(default=None, ge=0)
+    loss_weight: KDWeight = None

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
-
-from mar_core.methods.base import MethodSpec
+from mar_core.methods.base import KDWeight, MethodSpec
 
 __all__ = ["FGDSpec"]
 
@@ -30,7 +28,7 @@ class FGDSpec(MethodSpec):
     }
 
     method: Literal["fgd"] = "fgd"
-    fgd_alpha: float | None = Field(default=None, ge=0)  # foreground term
-    fgd_beta: float | None = Field(default=None, ge=0)  # background term
-    fgd_gamma: float | None = Field(default=None, ge=0)  # attention term
-    fgd_lambda: float | None = Field(default=None, ge=0)  # global (GcBlock) term
+    fgd_alpha: KDWeight = None  # foreground term
+    fgd_beta: KDWeight = None  # background term
+    fgd_gamma: KDWeight = None  # attention term
+    fgd_lambda: KDWeight = None  # global (GcBlock) term

@@ -11,14 +11,15 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from mar_core.methods.base import MethodSpec
+from mar_core.methods.base import KDWeight, MethodSpec
 
 __all__ = ["MARSpec"]
 
 
 class MARSpec(MethodSpec):
-    """MAR's hyper-parameters. ``alpha`` / ``beta`` / ``gamma`` left ``None`` take
-    ``WEIGHT_DEFAULTS`` for a one- or two-stage student (``with_weight_defaults``)."""
+    """MAR's hyper-parameters. ``alpha`` / ``beta`` / ``gamma`` are ``KDWeight`` s: a number,
+    ``"auto"`` (what a job takes for an unset one) or ``"default"`` (``WEIGHT_DEFAULTS`` below,
+    for a one- or two-stage student; ``with_weight_defaults``)."""
 
     # One-stage: calibrated against a trained teacher, then tuned (``mar bench tune``, cpu preset,
     # RetinaNet short group, seed 0; the table is in BENCHMARKS.md): a trained teacher's FPN maps
@@ -38,9 +39,9 @@ class MARSpec(MethodSpec):
     TERM_WEIGHTS: ClassVar[dict[str, str]] = {"fg": "alpha", "bg": "beta", "relation": "gamma"}
 
     method: Literal["mar"] = "mar"
-    alpha: float | None = Field(default=None, ge=0)  # foreground feature term
-    beta: float | None = Field(default=None, ge=0)  # background feature term
-    gamma: float | None = Field(default=None, ge=0)  # relation term
+    alpha: KDWeight = None  # foreground feature term
+    beta: KDWeight = None  # background feature term
+    gamma: KDWeight = None  # relation term
     feature_loss: bool = True  # ablation switch: mask-guided feature loss
     relation_loss: bool = True  # ablation switch: relation loss
     mask: Literal["rings", "gaussian"] = "rings"

@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from mar_core.methods.base import MethodSpec
+from mar_core.methods.base import KDWeight, MethodSpec
 
 __all__ = ["MGDSpec"]
 
@@ -20,7 +20,7 @@ class MGDSpec(MethodSpec):
     TERM_WEIGHTS: ClassVar[dict[str, str]] = {"mgd/generation": "loss_weight"}
 
     method: Literal["mgd"] = "mgd"
-    loss_weight: float | None = Field(default=None, ge=0)
+    loss_weight: KDWeight = None
     mgd_ratio: float | None = Field(
         default=None, gt=0, lt=1
     )  # masked share; None: 0.65 one-stage, 0.45 two-stage

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
-
-from mar_core.methods.base import MethodSpec
+from mar_core.methods.base import KDWeight, MethodSpec
 
 __all__ = ["PKDSpec"]
 
@@ -20,4 +18,4 @@ class PKDSpec(MethodSpec):
     TERM_WEIGHTS: ClassVar[dict[str, str]] = {"pkd/pearson": "loss_weight"}
 
     method: Literal["pkd"] = "pkd"
-    loss_weight: float | None = Field(default=None, ge=0)
+    loss_weight: KDWeight = None
