@@ -27,6 +27,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
+from sqlalchemy import create_engine, text
+
+from api.db import jobs_repo, keys_repo
+from api.db.probe import find_postgres as probe
+from api.db.session import init_db, make_engine, make_session_factory, session_scope
+from mar_core.spec import JobSpec
+
 log = logging.getLogger(__name__)
 
 PG_HOST, PG_PORT, PG_DB = "127.0.0.1", 5432, "test"
@@ -42,7 +50,6 @@ def _free_port() -> int:
 
 def find_postgres() -> tuple[str | None, str]:
     """A reachable PostgreSQL URL (trying the users in turn), or None and why."""
-    from api.db.probe import find_postgres as probe
 
     return probe(PG_HOST, PG_PORT, PG_DB, PG_USERS)
 
@@ -50,7 +57,6 @@ def find_postgres() -> tuple[str | None, str]:
 @contextmanager
 def _pg_schema(url: str) -> Iterator[str]:
     """A fresh schema; yields the URL whose connections use it; drops it at the end."""
-    from sqlalchemy import create_engine, text
 
     schema = f"mar_bench_{uuid.uuid4().hex[:10]}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
@@ -66,9 +72,6 @@ def _pg_schema(url: str) -> Iterator[str]:
 
 def _seed_database(url: str, metric_points: int) -> tuple[str, str]:
     """Migrate, create an API key and a job with ``metric_points`` points; (key, job id)."""
-    from api.db import jobs_repo, keys_repo
-    from api.db.session import init_db, make_engine, make_session_factory, session_scope
-    from mar_core.spec import JobSpec
 
     engine = make_engine(url)
     try:
@@ -125,8 +128,6 @@ def _server(state: Path, url: str, data_root: Path) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        import httpx
-
         deadline = time.time() + 60
         while True:
             if proc.poll() is not None:
@@ -171,7 +172,6 @@ def _load(
     base: str, key: str, method: str, path: str, body: Any, requests: int, clients: int, expect: int
 ) -> dict[str, Any]:
     """``requests`` requests split over ``clients`` threads, each with its own connection."""
-    import httpx
 
     headers = {"Authorization": f"Bearer {key}"}
     per_client = [requests // clients + (1 if i < requests % clients else 0) for i in range(clients)]

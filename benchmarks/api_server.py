@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import logging
 
+import uvicorn
+
+from api.main import create_app
+from api.settings import Settings
+
 
 def main(argv: list[str] | None = None) -> None:
-    import uvicorn
-
-    from api.main import create_app
-    from api.settings import Settings
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--state", required=True)

@@ -8,6 +8,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import torch
+import torchvision
+
 from benchmarks.store import REPO_ROOT
 
 
@@ -50,8 +53,6 @@ def git_commit() -> str | None:
 
 def machine_info() -> dict[str, Any]:
     """What BENCHMARKS.md prints about the machine; torch is imported here."""
-    import torch
-    import torchvision
 
     info: dict[str, Any] = {
         "cpu_model": cpu_model(),

@@ -11,6 +11,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import torch
+
+from mar_core.distill.masks import multi_value_mask
+
 
 def mask_loop(
     boxes,
@@ -21,7 +25,6 @@ def mask_loop(
     scale_norm: bool = True,
 ):
     """Reference: ring masks built box by box in Python, ``B x H x W``."""
-    import torch
 
     height, width = feat_size
     sy, sx = stride
@@ -59,7 +62,6 @@ def mask_loop(
 
 
 def _random_boxes(batch: int, per_image: int, image: tuple[int, int], seed: int):
-    import torch
 
     gen = torch.Generator().manual_seed(seed)
     h, w = image
@@ -87,7 +89,6 @@ def mask_perf_table(
 ) -> list[dict[str, Any]]:
     """One row per ``(image side, boxes per image, batch)``: median seconds of both forms on the
     level of ``stride``, their ratio and the largest difference between the two masks."""
-    from mar_core.distill.masks import multi_value_mask
 
     rows = []
     for side, per_image, batch in cases:

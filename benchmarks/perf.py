@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from benchmarks.api_latency import api_latency
+from benchmarks.machine import machine_info
+from benchmarks.mask_perf import mask_perf_table
 from benchmarks.presets import get_preset
+from benchmarks.relation_perf import relation_perf_table
+from benchmarks.step_perf import measure_steps
 from mar_core.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -87,7 +94,6 @@ PERF_PRESETS: dict[str, PerfPreset] = {
 
 def _steps_of(pp: PerfPreset, arch: str) -> dict[str, Any]:
     """Step timing of the first group of the quality preset whose students are ``arch``."""
-    from benchmarks.step_perf import measure_steps
 
     preset = get_preset(pp.quality_preset)
     group = next((g for g in preset.groups if g.student_model["arch"] == arch), None)
@@ -115,7 +121,6 @@ def _steps_frcnn(pp: PerfPreset) -> dict[str, Any]:
 
 
 def _relation(pp: PerfPreset) -> dict[str, Any]:
-    from benchmarks.relation_perf import relation_perf_table
 
     rows = relation_perf_table(
         pp.relation_sizes,
@@ -135,9 +140,6 @@ def _relation(pp: PerfPreset) -> dict[str, Any]:
 
 
 def _masks(pp: PerfPreset) -> dict[str, Any]:
-    import torch
-
-    from benchmarks.mask_perf import mask_perf_table
 
     previous = torch.get_num_threads()
     if pp.threads is not None:
@@ -154,7 +156,6 @@ def _masks(pp: PerfPreset) -> dict[str, Any]:
 
 
 def _api(pp: PerfPreset) -> dict[str, Any]:
-    from benchmarks.api_latency import api_latency
 
     return api_latency(**pp.api)
 
@@ -176,7 +177,6 @@ def run_perf(
     on_part: Callable[[str, dict[str, Any]], None] = lambda *a: None,
 ) -> tuple[Path, dict[str, Any]]:
     """Run the selected parts; write and return ``results_dir/perf-<preset>-<UTC time>.json``."""
-    from benchmarks.machine import machine_info
 
     pp = PERF_PRESETS[preset]
     started = dt.datetime.now(dt.timezone.utc)

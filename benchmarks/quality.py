@@ -21,12 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.machine import machine_info
 from benchmarks.plan import TEACHER_PREFIX, RunDef, plan_runs, teacher_run
 from benchmarks.presets import SYNTH_KIND, DataDef, Preset
 from benchmarks.store import REPO_ROOT, ResultStore
 from benchmarks.teachers import is_published, publish_teacher, published_dir, teachers_beside
+from mar_core.data import load_dataset
 from mar_core.errors import MarError
 from mar_core.file_lock import LockHeld, file_lock
+from mar_core.run import run_job
+from mar_core.spec import JobSpec
+from mar_core.synth_once import ensure_synthetic
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +71,11 @@ def prepare_dataset(data: DataDef, cache: Path) -> Path:
     if data.kind != SYNTH_KIND:
         path = Path(data.path)
         return path if path.is_absolute() else (REPO_ROOT / path).resolve()
-    from mar_core.synth_once import ensure_synthetic
 
     return ensure_synthetic(cache / "data" / data.logical_path.split("/", 1)[1], data.synth)
 
 
 def _actual_spec(run: RunDef, preset: Preset, cache: Path, teacher_dir: Path | None):
-    from mar_core.spec import JobSpec
 
     group_data = preset.teachers[run.group].data if run.kind == "teacher" else preset.group(run.group).data
     spec = json.loads(json.dumps(run.spec))
@@ -122,8 +125,6 @@ def summarise_metrics(path: Path) -> dict[str, Any]:
 
 
 def _record(run: RunDef, report: dict[str, Any], workdir: Path, command: str) -> dict[str, Any]:
-    from benchmarks.machine import machine_info
-
     return {
         "key": run.key,
         "kind": run.kind,
@@ -141,6 +142,7 @@ def _record(run: RunDef, report: dict[str, Any], workdir: Path, command: str) ->
         "images_per_second": report["images_per_second"],
         "resumed_from_step": report["resumed_from_step"],
         "params": report["params"],
+        **({"kd_weights": report["kd_weights"]} if report.get("kd_weights") else {}),
         "device": report["device"],
         "dataset": {k: report["dataset"][k] for k in ("train_images", "val_images")},
         "machine": machine_info(),
@@ -159,7 +161,6 @@ def _execute(
     teacher_dir: Path | None,
     command: str,
 ) -> dict[str, Any]:
-    from mar_core.run import run_job
 
     with _locked(workdir):
         spec = _actual_spec(run, preset, cache, teacher_dir)
@@ -249,7 +250,6 @@ class Runner:
         return published_dir(self.teachers, trun)
 
     def _publish(self, trun: RunDef, tdir: Path) -> None:
-        from mar_core.data import load_dataset
 
         spec = _actual_spec(trun, self.preset, self.cache, None)
         val = load_dataset(spec.dataset, spec.dataset.val_split)

@@ -18,6 +18,10 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+import torch
+
+from mar_core.distill.relation import relation_loss, relation_loss_naive
+
 __all__ = ["measure_case", "measure_in_subprocess", "relation_perf_table"]
 
 _NAIVE_LIMIT_BYTES = 2 * 1024**3
@@ -57,9 +61,6 @@ def measure_case(
     """Run one case in this process: ``form`` in {"gram", "naive"} on ``batch x channels x
     side x side`` student and teacher maps, ``repeats`` times (fewer once ``time_budget_s`` is
     spent); returns the fastest time (s), the peak RSS rise over all runs (MB) and the value."""
-    import torch
-
-    from mar_core.distill.relation import relation_loss, relation_loss_naive
 
     if threads is not None:
         torch.set_num_threads(threads)

@@ -21,17 +21,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from mar_core.data import generate_synthetic
+from mar_core.data.loader import collate_detection
+from mar_core.data.registry import load_dataset
+from mar_core.distill.distiller import Distiller
 from mar_core.methods import parse_distill
+from mar_core.models.registry import build_detector, count_parameters
+from mar_core.spec import DatasetSpec, ModelSpec
 
 log = logging.getLogger(__name__)
 
 
 def _batch(image_size: int, batch_size: int, seed: int = 0):
     """``batch_size`` images (and targets) of a freshly generated synthetic set."""
-    from mar_core.data import generate_synthetic
-    from mar_core.data.loader import collate_detection
-    from mar_core.data.registry import load_dataset
-    from mar_core.spec import DatasetSpec
 
     with tempfile.TemporaryDirectory(prefix="mar-perf-") as tmp:
         generate_synthetic(Path(tmp), seed=seed, num_train=batch_size, num_val=1, image_size=image_size)
@@ -66,7 +70,6 @@ def measure_steps(
     """Median seconds (wall and CPU) of a student step, a teacher forward and a MAR step
     (``distill`` section, default MAR defaults) on the same batch; and their ratios.
     ``threads``: torch threads while measuring (restored afterwards)."""
-    import torch
 
     previous_threads = torch.get_num_threads()
     if threads is not None:
@@ -97,11 +100,6 @@ def _timed(fn) -> tuple[float, float]:
 
 
 def _measure(student_model, teacher_model, image_size, batch_size, repeats, warmup, distill, num_classes):
-    import torch
-
-    from mar_core.distill.distiller import Distiller
-    from mar_core.models.registry import build_detector, count_parameters
-    from mar_core.spec import ModelSpec
 
     torch.manual_seed(0)
     images, targets = _batch(image_size, batch_size)
@@ -112,7 +110,7 @@ def _measure(student_model, teacher_model, image_size, batch_size, repeats, warm
     kd_student = build_detector(s_spec, num_classes + 1)
     kd_student.load_state_dict(student.state_dict())
     distiller = Distiller(
-        kd_student, teacher, parse_distill(distill or {"method": "mar"}), s_spec.arch, t_spec.arch
+        kd_student, teacher, parse_distill(distill or {"method": "mar"}), s_spec.family, t_spec.family
     ).train()
     opt_s = torch.optim.SGD(student.parameters(), lr=1e-4, momentum=0.9)
     opt_d = torch.optim.SGD([p for p in distiller.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)

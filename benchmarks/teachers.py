@@ -20,8 +20,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from benchmarks.plan import RunDef
 from benchmarks.store import DEFAULT_RESULTS
+from mar_core.eval import evaluate_detector
+from mar_core.models.checkpoint_io import extract_state_dict, safe_load
+from mar_core.models.loading import load_detector
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +71,6 @@ def publish_teacher(
     """Cast the teacher in ``trained_dir`` (``model.pt`` + ``model.json``) to float16, write it to
     ``published_dir(root, run)`` (through a temporary folder, renamed at the end), and record
     the COCO metrics of the rounded weights on ``val_dataset``."""
-    import torch
-
-    from mar_core.eval import evaluate_detector
-    from mar_core.models.checkpoint_io import extract_state_dict, safe_load
-    from mar_core.models.loading import load_detector
 
     out = published_dir(root, run)
     out.parent.mkdir(parents=True, exist_ok=True)

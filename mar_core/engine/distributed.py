@@ -54,6 +54,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from mar_core.data.transforms import hflip_where
 from mar_core.errors import JobCancelled, MarError, NonFiniteLossError, SpecError
@@ -91,7 +92,6 @@ class RankInfo:
         e.g. the MAR ablation without the feature loss)."""
         if not self.distributed:
             return module
-        from torch.nn.parallel import DistributedDataParallel
 
         find_unused = bool(getattr(module, "has_unused_parameters", False))
         ids = [self.device] if self.device is not None and self.device.type == "cuda" else None
