@@ -29,6 +29,8 @@ class Command(NamedTuple):
 COMMANDS: dict[str, Command] = {
     "run": Command("mar_core.cli.run_cmd", "run a job spec locally (resumes when DIR holds a checkpoint)"),
     "data": Command("mar_core.cli.data_cmd", "datasets: synthesise, check"),
+    "export": Command("mar_core.cli.export_cmd", "export a run's detector to ONNX and/or TorchScript"),
+    "predict": Command("mar_core.cli.predict_cmd", "draw a detector's boxes on images, write COCO results"),
     "api": Command("api.server_cmd", "run the HTTP API (runs database migrations at start)"),
     "db": Command("api.server_cmd", "database maintenance"),
     "apikey": Command("api.server_cmd", "manage API keys (on this host's database)"),
