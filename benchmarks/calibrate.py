@@ -6,27 +6,31 @@ feature magnitudes (a trained from-scratch R50 FPN has an RMS of ~30, an untrain
 weights calibrated on one teacher can be off by 1000x on another. For every method this builds
 a fresh student (seed 0), distils from the group's published teacher at full KD weight (no
 warm-up) on the group's first batches, and reports each weighted term, its ratio to the
-classification loss and the weight that would put it at ``target`` x. Forward passes only.
+classification loss and the weight that would put it at ``target`` x. Forward passes only: the
+measurement is the library's (``mar_core.distill.auto_weights.measure_kd_terms``), the one a
+job's ``"auto"`` weights are sized with.
 """
 
 from __future__ import annotations
 
 import logging
-import statistics
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from benchmarks.plan import dataset_section
 from benchmarks.presets import Preset
+from mar_core.data import build_train_loader, load_dataset
+from mar_core.distill.auto_weights import TARGET_RATIO, measure_kd_terms, weight_for_target
+from mar_core.distill.distiller import Distiller
 from mar_core.methods import METHODS, parse_distill
+from mar_core.models.loading import load_detector
+from mar_core.models.registry import build_detector
+from mar_core.names import is_two_stage
+from mar_core.spec import DatasetSpec, ModelSpec
 
 log = logging.getLogger(__name__)
-
-CLASSIFICATION_LOSS = {
-    "retinanet": "classification",
-    "fcos": "classification",
-    "fasterrcnn": "loss_classifier",
-}
 
 
 def calibrate(
@@ -38,20 +42,11 @@ def calibrate(
     methods: tuple[str, ...] = tuple(METHODS),
     distill: dict[str, dict[str, Any]] | None = None,
     batches: int = 4,
-    target: float = 0.5,
+    target: float = TARGET_RATIO,
 ) -> dict[str, Any]:
     """Per method: mean over ``batches`` of each weighted KD term, its ratio to the classification
     loss, and the weight for a ratio of ``target``. ``distill[method]``: the method's distill
     section (default: the method's defaults; the CLI passes the benchmark's ``STUDENTS``)."""
-    import torch
-
-    from mar_core.data import build_train_loader, load_dataset
-    from mar_core.distill.distiller import Distiller
-    from mar_core.models.loading import load_detector
-    from mar_core.models.registry import build_detector
-    from mar_core.names import is_two_stage
-    from mar_core.spec import DatasetSpec, ModelSpec
-
     group = preset.group(group_name)
     dataset = DatasetSpec(**{**dataset_section(preset.datasets[group.data]), "path": str(dataset_dir)})
     train = load_dataset(dataset, dataset.train_split)
@@ -60,13 +55,12 @@ def calibrate(
     batch = int(group.train["batch_size"])
     loader = build_train_loader(train, batch, seed=0, start_iter=0, end_iter=batches)
     data_batches = list(loader)
-    cls_key = CLASSIFICATION_LOSS[s_spec.arch]
     out: dict[str, Any] = {
         "group": group.name,
         "batches": batches,
         "batch_size": batch,
         "target": target,
-        "classification_loss": cls_key,
+        "classification_loss": None,  # the name the student returns (set below)
         "methods": {},
     }
     for method in methods:
@@ -74,18 +68,15 @@ def calibrate(
         cfg = parse_distill(section).with_weight_defaults(is_two_stage(s_spec.arch))
         torch.manual_seed(0)
         student = build_detector(s_spec, train.num_classes)
-        distiller = Distiller(student, teacher.model, cfg, s_spec.arch, teacher.spec.arch).train()
-        rows: list[dict[str, float]] = []
-        with torch.no_grad():
-            for images, targets in data_batches:
-                losses = distiller(images, targets)
-                rows.append({k: float(v) for k, v in losses.items()})
-        distiller.close()
-        cls = statistics.fmean(r[cls_key] for r in rows)
+        distiller = Distiller(student, teacher.model, cfg, s_spec.arch, teacher.spec.arch)
+        try:
+            sizes = measure_kd_terms(distiller, data_batches)
+        finally:
+            distiller.close()
+        out["classification_loss"] = sizes.classification_loss
+        cls = sizes.classification
         terms = {}
-        for key in sorted(k for k in rows[0] if k.startswith("kd/")):
-            name = key[3:]
-            value = statistics.fmean(r[key] for r in rows)
+        for name, value in sizes.terms.items():
             field = cfg.TERM_WEIGHTS.get(name)  # the spec field that weights the term
             weight = getattr(cfg, field) if field else None
             ratio = value / cls if cls else float("nan")
@@ -94,7 +85,7 @@ def calibrate(
                 "ratio": ratio,
                 "weight_field": field,
                 "weight": weight,
-                "weight_for_target": (weight * target / ratio) if weight and ratio > 0 else None,
+                "weight_for_target": weight_for_target(value / weight, cls, target) if weight else None,
             }
         out["methods"][method] = {"classification": cls, "terms": terms}
         log.info(

@@ -72,6 +72,9 @@ CALIBRATED_PEERS_TWO_STAGE: dict[str, dict[str, float]] = {
     "fgd": {"fgd_alpha": 2.3e-5, "fgd_beta": 1.1e-5, "fgd_gamma": 3.5e-4, "fgd_lambda": 3.1e-7},
 }
 
+# MAR with "auto" KD weights, compared in the report against "mar" (the tuned defaults)
+AUTO_WEIGHTS_STUDENT = "mar_auto"
+
 # label -> distill section (None: the baseline, trained without a teacher)
 STUDENTS: dict[str, dict[str, Any] | None] = {
     "baseline": None,
@@ -80,6 +83,9 @@ STUDENTS: dict[str, dict[str, Any] | None] = {
     "mar_relation_only": {"method": "mar", "feature_loss": False},
     "mar_no_scale_norm": {"method": "mar", "scale_norm": False},
     "mar_gaussian": {"method": "mar", "mask": "gaussian"},
+    # every MAR weight sized by the job on its first batches (mar_core.distill.auto_weights),
+    # against "mar"'s tuned defaults (which plan pins as numbers: unset weights are "auto" in a job)
+    AUTO_WEIGHTS_STUDENT: {"method": "mar", "alpha": "auto", "beta": "auto", "gamma": "auto"},
     **{p: {"method": p, **CALIBRATED_PEERS.get(p, {})} for p in PEERS},
 }
 
@@ -247,7 +253,7 @@ def _full_groups(
             "retina-bccd",
             bccd_s,
             bccd_train,
-            ("baseline", "mar", BEST_PEERS),
+            ("baseline", "mar", AUTO_WEIGHTS_STUDENT, BEST_PEERS),
             peers_from="retina-synth-short",
         ),
         GroupDef(

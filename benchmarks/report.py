@@ -19,7 +19,7 @@ from benchmarks.markdown import table
 from benchmarks.perf import PARTS as PERF_PARTS
 from benchmarks.perf_format import FORMATTERS
 from benchmarks.plan import student_run
-from benchmarks.presets import REPORTED_PRESETS, Preset, get_preset
+from benchmarks.presets import AUTO_WEIGHTS_STUDENT, REPORTED_PRESETS, Preset, get_preset
 from benchmarks.report_glance import glance_section
 from benchmarks.stats import Summary, beats_by_two_spreads, same_seed_gains, seed_spread
 from benchmarks.store import REPO_ROOT, ResultStore
@@ -150,6 +150,7 @@ def _verdicts(v: GroupView) -> list[str]:
     else:
         lines.append("- MAR's rank among the peers: cannot say yet (no MAR or no peer result).")
     lines += _ablations(v)
+    lines += _auto_vs_tuned(v)
     tuned_seeds = sorted(seed for seed, rec in v.recs.get("mar", {}).items() if rec.get("kind") == "tune")
     if tuned_seeds:
         lines.append(
@@ -165,7 +166,7 @@ def _ablations(v: GroupView) -> list[str]:
     whether it exceeds twice the seed spread (below it, one cannot tell them apart)."""
     mar = v.summary("mar")
     parts = []
-    for label in (x for x in v.labels if x.startswith("mar_")):
+    for label in (x for x in v.labels if x.startswith("mar_") and x != AUTO_WEIGHTS_STUDENT):
         s = v.summary(label)
         if not s.n or not mar.n:
             continue
@@ -178,6 +179,51 @@ def _ablations(v: GroupView) -> list[str]:
             clear += f" twice the spread, {2 * spread * 100:.2f}"
         parts.append(f"{label} {diff:+.2f} ({clear})")
     return [f"- Ablations against full MAR (mean AP difference): {'; '.join(parts)}."] if parts else []
+
+
+def _weights_str(weights: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {'-' if w is None else f'{w:.3g}'}" for k, w in weights.items())
+
+
+def _auto_vs_tuned(v: GroupView) -> list[str]:
+    """``"auto"`` KD weights (``AUTO_WEIGHTS_STUDENT``) against MAR's tuned defaults (``mar``):
+    the difference of the means, whether it lies within twice the seed spread (the goal: auto
+    as good as tuning, as far as the seeds can tell), and the weights each used."""
+    if AUTO_WEIGHTS_STUDENT not in v.labels:
+        return []
+    auto, mar = v.summary(AUTO_WEIGHTS_STUDENT), v.summary("mar")
+    if not auto.n or not mar.n:
+        return [
+            f"- Auto vs tuned KD weights: cannot say yet ({AUTO_WEIGHTS_STUDENT} {auto.n}, mar {mar.n} seeds)."
+        ]
+    diff = (auto.mean - mar.mean) * 100
+    spread = seed_spread(auto, mar)
+    if spread is None:
+        verdict = "cannot tell yet (one seed)"
+    else:
+        within = abs(diff) <= 2 * spread * 100
+        verdict = (
+            f"{'within' if within else 'beyond'} twice the seed spread ({2 * spread * 100:.2f} AP): "
+            + ("**goal met**" if within else ("auto is better" if diff > 0 else "**goal missed**"))
+        )
+    line = (
+        f"- Auto vs tuned KD weights (`{AUTO_WEIGHTS_STUDENT}` against `mar`, {auto.n} and {mar.n} seeds): "
+        f"difference of means {diff:+.2f} AP, {verdict}."
+    )
+    paired = same_seed_gains(v.ap_by_seed(AUTO_WEIGHTS_STUDENT), v.ap_by_seed("mar"))
+    if paired:
+        line += f" Same seed: auto {paired.replace('the baseline', 'tuned')}."
+    picked = {
+        seed: rec["kd_weights"]["weights"]
+        for seed, rec in sorted(v.recs.get(AUTO_WEIGHTS_STUDENT, {}).items())
+        if rec.get("kd_weights")
+    }
+    tuned = next(iter(v.recs.get("mar", {}).values()))["spec"]["distill"]
+    fields = list(next(iter(picked.values()), {}))
+    if picked:
+        per_seed = "; ".join(f"s{seed}: {_weights_str(w)}" for seed, w in picked.items())
+        line += f" Weights auto picked: {per_seed}; tuned: {_weights_str({k: tuned.get(k) for k in fields})}."
+    return [line]
 
 
 def _convergence(v: GroupView) -> list[str]:

@@ -9,7 +9,8 @@
   ``eval/AP``, ``eval/AP50``, ... , ``eval/AP/<class>``; ``time/step_s``
 - ``{"type": "checkpoint", "step": int, "path": str}``
 - ``{"type": "artifact", "name": str, "path": str}``  (final outputs: ``model.pt``, ...)
-- ``{"type": "log", "level": "info" | "warning", "message": str}``
+- ``{"type": "log", "level": "info" | "warning", "message": str}``; a distill job's KD weights
+  as one with ``"kd_weights"`` too (``mar_core.distill.auto_weights``)
 
 ``should_stop()`` is polled between steps; when it returns True the run writes a checkpoint and
 raises ``mar_core.errors.JobCancelled``.

@@ -199,8 +199,8 @@ def test_cache_keys_are_stable_and_distinct():
     runs = plan_runs(ResultStore(Path("/nonexistent")), preset)
     keys = [r.key for r in runs]
     assert len(keys) == len(set(keys))
-    # 11 + 4 + 4 + 3 students, 3 seeds each
-    assert len(runs) == (11 + 4 + 4 + 3) * 3
+    # 11 + 4 + 5 (BCCD: with mar_auto) + 3 students, 3 seeds each
+    assert len(runs) == (11 + 4 + 5 + 3) * 3
     again = plan_runs(ResultStore(Path("/nonexistent")), preset)
     assert [r.key for r in again] == keys
 

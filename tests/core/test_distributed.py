@@ -209,8 +209,11 @@ def test_mar_distillation_on_two_processes_matches_one(tiny_synth, tmp_path, one
         )
         return JobSpec.model_validate(base)
 
-    run_job(spec(1), tmp_path / "one")
-    run_job(spec(2), tmp_path / "two")
+    report_one = run_job(spec(1), tmp_path / "one")
+    report_two = run_job(spec(2), tmp_path / "two")
+    # gamma is "auto": rank 0 sizes it on the global batch and broadcasts it, as one process does
+    assert report_two["kd_weights"] == report_one["kd_weights"]
+    assert report_two["kd_weights"]["source"]["gamma"] == "auto"
     one, two = _losses(tmp_path / "one"), _losses(tmp_path / "two")
     assert all(two[s]["loss/kd/relation"] > 0 for s in two)
     _assert_same_losses(one, two)
