@@ -32,7 +32,7 @@ ARCHS = ("retinanet", "fcos", "fasterrcnn")
 REL_TOL = 1e-3  # the issue's bound on boxes: 1e-3 of the coordinate...
 FLOOR_PX = 1.0  # ...measured against at least 1 px: a coordinate clipped to 0 has no scale of its own,
 # so near 0 the bound is 1e-3 px absolute, still ~100x the float32 noise of coordinates of ~100 px.
-SCORE_TOL = 1e-4
+SCORE_TOL = 1e-5  # on scores; measured differences are below 4e-7
 # Post-processing without a cut other than the score: no top-k and no per-image limit, so a near-tie
 # at a cut-off cannot put a different box into one of the two lists. The score thresholds keep about
 # the best tenth of the seeded, untrained models' detections (60 to 100 an image): untrained, RetinaNet
@@ -40,6 +40,15 @@ SCORE_TOL = 1e-4
 # of ~0 would leave ~1000 an image (slow, and no better a test).
 NO_CUTS = {"detections_per_img": 100_000, "topk_candidates": 100_000}
 SCORE_THRESH = {"retinanet": 0.0125, "fcos": 0.075, "fasterrcnn": 0.18}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run as fast on one thread; on a shared, busy machine more threads spin (10x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _val(tiny_synth):
@@ -97,11 +106,18 @@ def families(tiny_synth, images, tmp_path_factory) -> Families:
     return Families(tmp_path_factory.mktemp("export"), tiny_synth, images)
 
 
-def _match(ref: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> tuple[float, float]:
+def _clear_of(det: dict[str, np.ndarray], threshold: float) -> dict[str, np.ndarray]:
+    keep = np.abs(det["scores"] - threshold) > SCORE_TOL
+    return {k: v[keep] for k, v in det.items()}
+
+
+def _match(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], threshold: float) -> tuple[float, ...]:
     """Pair each torch detection with an unpaired ONNX one of the same label, nearest in box then score
     (not row order: equal scores may come out in either order, and an untrained model gives identical
     zero-size boxes at the image border); assert boxes within tolerance and equal scores; return the
-    (max abs, max rel) box difference."""
+    max abs and max rel box difference, the max score difference and the number compared. Detections scoring within SCORE_TOL of the threshold are left
+    out on both sides: float noise may put such a one on either side of it."""
+    ref, got = (_clear_of(d, threshold) for d in (ref, got))
     assert len(got["boxes"]) == len(ref["boxes"]) > 0
     dist = np.abs(ref["boxes"][:, None, :] - got["boxes"][None, :, :]).max(-1).astype(np.float64)
     dist += np.abs(ref["scores"][:, None] - got["scores"][None, :])
@@ -116,26 +132,35 @@ def _match(ref: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> tuple[floa
     diff = np.abs(got["boxes"][pair] - ref["boxes"])
     rel = diff / np.maximum(np.abs(ref["boxes"]), FLOOR_PX)
     assert rel.max() <= REL_TOL, f"box difference {diff.max():.3g} px, {rel.max():.3g} relative"
-    return float(diff.max()), float(rel.max())
+    return (
+        float(diff.max()),
+        float(rel.max()),
+        float(np.abs(got["scores"][pair] - ref["scores"]).max()),
+        len(pair),
+    )
 
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_onnx_gives_the_torch_detections_at_any_image_size(families, images, arch):
     family = families[arch]
-    session = ort.InferenceSession(str(family.files["onnx"]), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(family.files["onnx"]), options, providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["image"]
     assert [o.name for o in session.get_outputs()] == list(ONNX_OUTPUTS)
     assert session.get_inputs()[0].shape[1:] == ["height", "width"]
     assert images[-1].shape[-2:] != images[0].shape[-2:]
-    worst = [0.0, 0.0]
+    worst = np.zeros(3)
+    compared = 0
     for image, ref in zip(images, family.refs):
         got = dict(zip(ONNX_OUTPUTS, session.run(None, {"image": image.numpy()})))
         assert got["labels"].dtype == np.int64
-        abs_diff, rel_diff = _match({k: v.numpy() for k, v in ref.items()}, got)
-        worst = [max(worst[0], abs_diff), max(worst[1], rel_diff)]
+        *diffs, count = _match({k: v.numpy() for k, v in ref.items()}, got, SCORE_THRESH[arch])
+        worst = np.maximum(worst, diffs)
+        compared += count
     print(
-        f"\nONNX parity {arch}: {sum(len(r['boxes']) for r in family.refs)} detections on {len(images)} "
-        f"images, max |d box| {worst[0]:.3g} px, max rel {worst[1]:.3g}"
+        f"\nONNX parity {arch}: {compared} detections on {len(images)} images, max |d box| {worst[0]:.3g} px, "
+        f"max rel {worst[1]:.3g}, max |d score| {worst[2]:.3g}"
     )
 
 
@@ -148,6 +173,7 @@ def test_onnx_metadata_holds_the_model_card(families):
 FRESH = """
 import json, sys
 import torch, torchvision  # torchvision registers the nms / roi_align operators the files call
+torch.set_num_threads(1)  # tiny models: one thread is as fast, and never spins on a busy machine
 inputs = torch.load(sys.argv[1])
 outputs = {}
 for arch, path in json.loads(sys.argv[2]).items():
@@ -193,6 +219,7 @@ def test_torchscript_loads_without_mar_core_and_gives_the_same_detections(famili
             torch.testing.assert_close(got["scores"], want["scores"], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_mar_export_writes_the_files_of_a_run(families, tmp_path, capsys):
     run_dir = families["fcos"].run_dir
     assert main(["export", str(run_dir), "--format", "torchscript", "--out", str(tmp_path / "out")]) == 0
