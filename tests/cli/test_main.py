@@ -60,9 +60,9 @@ print('HEAVY', ','.join(heavy))
 @pytest.mark.parametrize(
     ("argv", "heavy"),
     [
-        ([], "[]"),  # mar --help
-        (["submit"], "[]"),  # a client command: httpx only
-        (["bench"], "['torch']"),  # the module of the command given does load (the probe sees imports)
+        ([], set()),  # mar --help
+        (["submit"], set()),  # a client command: httpx only
+        (["bench"], {"torch"}),  # the module of the command given does load (the probe sees imports)
     ],
 )
 def test_only_the_chosen_commands_module_is_imported(argv, heavy):
