@@ -84,9 +84,7 @@ def _validated(spec: dict[str, Any]) -> dict[str, Any]:
     new MAR default does not re-key a peer's run (and vice versa)."""
     job = JobSpec.model_validate(spec)
     if job.distill is not None:
-        job = job.model_copy(
-            update={"distill": job.distill.with_weight_defaults(is_two_stage(job.model.arch))}
-        )
+        job = job.model_copy(update={"distill": job.distill.with_weight_defaults(job.model.two_stage)})
     return job.to_json_dict()
 
 

@@ -12,11 +12,23 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from mar_core import names
 from mar_core.errors import SpecError
 from mar_core.methods import DEFAULT_METHOD, METHODS, DistillSpec
+
+# Class names that mark an unused label of a teacher (torchvision's COCO list has both).
+PLACEHOLDER_CLASS_NAMES = frozenset({"N/A", "__background__"})
 
 
 class _Strict(BaseModel):
@@ -58,47 +70,162 @@ class DatasetSpec(_Strict):
         return v
 
 
-class ModelSpec(_Strict):
-    """A torchvision detector, built from scratch (no pretrained weights are downloaded)."""
+# The fields of this project's own detectors, and their defaults when ``torchvision`` is not set.
+OWN_ARCH_DEFAULTS: dict[str, Any] = {
+    "arch": "retinanet",
+    "backbone": "resnet18",
+    "fpn_channels": 256,
+    "norm": "group",
+    "anchor_scale": 1.0,
+}
+OWN_ARCH_SIZES: dict[str, Any] = {"min_size": 128, "max_size": 1333}
+# Fields left out of a dump while unset, so that adding one re-keys no earlier run (run
+# fingerprints, benchmark cache keys and API idempotency hashes hash the dump).
+DUMPED_WHEN_SET = ("torchvision", "trainable_backbone_layers", "num_keypoints")
 
-    arch: str = "retinanet"
-    backbone: str = "resnet18"
-    fpn_channels: int = Field(default=256, ge=8, le=1024)
-    norm: str = "group"
-    min_size: int | list[int] = 128  # a list = multi-scale training (one value drawn per batch)
-    max_size: int = Field(default=1333, ge=32)
-    anchor_scale: float = Field(default=1.0, gt=0)  # multiplies torchvision's default anchor sizes
+
+class ModelSpec(_Strict):
+    """A detector, built from scratch (nothing is downloaded): a torchvision builder named by
+    ``torchvision`` (its stock architecture; ``min_size`` / ``max_size`` default to the
+    builder's), or this project's own detector (``arch``, ``backbone``, ``fpn_channels``,
+    ``norm``, ``anchor_scale``; the small GroupNorm students). The two exclude each other (a
+    spec setting both is refused naming the field); on a builder's spec the own-arch fields are
+    ``None`` but ``arch``, which holds the builder's family. ``family`` / ``two_stage`` answer
+    for both kinds. A dump holds only the fields of its kind (``DUMPED_WHEN_SET``)."""
+
+    torchvision: str | None = None  # a key of names.TORCHVISION_BUILDERS
+    arch: str | None = None
+    backbone: str | None = None
+    fpn_channels: int | None = Field(default=None, ge=8, le=1024)
+    norm: str | None = None
+    min_size: int | list[int] | None = None  # a list = multi-scale training (one value drawn per batch)
+    max_size: int | None = Field(default=None, ge=32)
+    anchor_scale: float | None = Field(default=None, gt=0)  # multiplies torchvision's default anchor sizes
+    trainable_backbone_layers: int | None = Field(default=None, ge=0)  # torchvision: the last N trunk stages
+    num_keypoints: int | None = Field(default=None, ge=1)  # keypointrcnn_resnet50_fpn only (default 17)
+
+    @field_validator("torchvision")
+    @classmethod
+    def _known_builder(cls, v: str | None) -> str | None:
+        if v in names.NON_FPN_BUILDERS:
+            raise ValueError(
+                f"{v} is an SSD / SSDlite detector, without an FPN: MAR's mask-guided and relation losses "
+                f"read FPN levels; valid: {', '.join(names.TORCHVISION_BUILDERS)}"
+            )
+        return v if v is None else _check_name(v, tuple(names.TORCHVISION_BUILDERS), "torchvision builder")
 
     @field_validator("arch")
     @classmethod
-    def _known_arch(cls, v: str) -> str:
-        return _check_name(v, names.DETECTOR_ARCHS, "architecture")
+    def _known_arch(cls, v: str | None) -> str | None:
+        return v if v is None else _check_name(v, names.DETECTOR_ARCHS, "architecture")
 
     @field_validator("backbone")
     @classmethod
-    def _known_backbone(cls, v: str) -> str:
-        return _check_name(v, names.BACKBONES, "backbone")
+    def _known_backbone(cls, v: str | None) -> str | None:
+        return v if v is None else _check_name(v, names.BACKBONES, "backbone")
 
     @field_validator("norm")
     @classmethod
-    def _known_norm(cls, v: str) -> str:
-        return _check_name(v, names.NORM_LAYERS, "norm layer")
+    def _known_norm(cls, v: str | None) -> str | None:
+        return v if v is None else _check_name(v, names.NORM_LAYERS, "norm layer")
 
     @field_validator("min_size")
     @classmethod
-    def _positive_sizes(cls, v: int | list[int]) -> int | list[int]:
-        sizes = v if isinstance(v, list) else [v]
+    def _positive_sizes(cls, v: int | list[int] | None) -> int | list[int] | None:
+        sizes = v if isinstance(v, list) else [v] if v is not None else [32]
         if not sizes or any(s < 32 for s in sizes):
             raise ValueError("every size must be >= 32")
         return v
 
+    @model_validator(mode="after")
+    def _one_kind(self) -> ModelSpec:
+        """Refuse the other kind's fields (naming the field), then fill the defaults."""
+        if self.torchvision is None:
+            for field in ("trainable_backbone_layers", "num_keypoints"):
+                if getattr(self, field) is not None:
+                    raise ValueError(f"{field}: only with torchvision (a builder of torchvision's)")
+            defaults = {**OWN_ARCH_DEFAULTS, **OWN_ARCH_SIZES}
+        else:
+            builder = names.TORCHVISION_BUILDERS[self.torchvision]
+            for field in OWN_ARCH_DEFAULTS:
+                if getattr(self, field) is not None:
+                    raise ValueError(
+                        f"{field}: not with torchvision: the builder {self.torchvision} fixes the "
+                        f"architecture ({field} is a field of this project's own detectors)"
+                    )
+            if self.num_keypoints is not None and builder.extra_head != "keypoint":
+                raise ValueError(
+                    f"num_keypoints: only with keypointrcnn_resnet50_fpn, not {self.torchvision}"
+                )
+            top = builder.max_trainable_layers
+            if self.trainable_backbone_layers is not None and self.trainable_backbone_layers > top:
+                raise ValueError(f"trainable_backbone_layers: {self.torchvision} has {top} trunk stages")
+            sizes = builder.min_size
+            defaults = {
+                "min_size": sizes[0] if len(sizes) == 1 else list(sizes),
+                "max_size": builder.max_size,
+            }
+        for field, value in defaults.items():
+            if getattr(self, field) is None:
+                object.__setattr__(self, field, value)
+        if self.torchvision is not None:  # arch: the family, derived (never dumped) for every reader of it
+            object.__setattr__(self, "arch", names.TORCHVISION_BUILDERS[self.torchvision].family)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        other_kind = OWN_ARCH_DEFAULTS if self.torchvision else ()
+        return {
+            k: v for k, v in data.items() if k not in other_kind and not (k in DUMPED_WHEN_SET and v is None)
+        }
+
+    @property
+    def family(self) -> str:
+        """``retinanet``, ``fcos`` or ``fasterrcnn`` (Mask / Keypoint R-CNN included), for
+        every spec; the one place to ask which detector family a spec builds."""
+        assert self.arch is not None  # filled at validation: the builder's family for a builder
+        return self.arch
+
+    @property
+    def two_stage(self) -> bool:
+        return names.is_two_stage(self.family)
+
+    @property
+    def sizes(self) -> tuple[list[int], int]:
+        """The training ``min_size`` values (one, or several drawn per batch) and ``max_size``."""
+        assert self.min_size is not None and self.max_size is not None
+        return (list(self.min_size) if isinstance(self.min_size, list) else [self.min_size]), self.max_size
+
 
 class TeacherSpec(_Strict):
     """The teacher: a previous run's output folder (``model.json`` + weights), or a
-    torchvision-format state_dict file together with ``model`` naming its architecture."""
+    state_dict file (``.pt`` / ``.pth`` / ``.safetensors``) together with ``model`` naming its
+    architecture (``{"torchvision": "<builder>"}`` for a torchvision checkpoint). Its classes are
+    matched to the dataset's by name: from its model card, or ``class_names`` (its labels 1..K-1
+    in order; ``"N/A"`` marks an unused id, as in torchvision's COCO list; a leading
+    ``"__background__"`` is skipped)."""
 
     checkpoint: str
     model: ModelSpec | None = None
+    class_names: list[str] | None = None
+
+    @field_validator("class_names")
+    @classmethod
+    def _distinct_names(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            real = [n for n in v if n not in PLACEHOLDER_CLASS_NAMES]
+            if not real:
+                raise ValueError("must name at least one class")
+            dupes = sorted({n for n in real if real.count(n) > 1})
+            if dupes:
+                raise ValueError(f"names a class twice: {', '.join(dupes)}")
+        return v
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)  # class_names only when set: no earlier run is re-keyed
+        return {k: v for k, v in data.items() if not (k == "class_names" and v is None)}
 
 
 class TrainSpec(_Strict):
