@@ -40,13 +40,11 @@ from mar_core.engine.trainer import Trainer
 from mar_core.errors import SpecError
 from mar_core.eval import evaluate_detector
 from mar_core.models.checkpoint_io import atomic_torch_save, write_model_output
-from mar_core.models.loading import LoadedDetector, load_detector
 from mar_core.models.registry import build_detector, count_parameters
-from mar_core.names import is_two_stage
-from mar_core.paths import resolve_under
 from mar_core.progress import ProgressCallback, ignore_progress
 from mar_core.spec import JobSpec, TrainSpec
 from mar_core.spec_hash import run_fingerprint
+from mar_core.teacher import load_teacher
 
 log = logging.getLogger(__name__)
 
@@ -56,27 +54,6 @@ def build_optimizer(model: nn.Module, cfg: TrainSpec) -> torch.optim.Optimizer:
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-
-
-def load_teacher(
-    spec: JobSpec, checkpoint_roots: list[Path] | None, num_classes: int, class_names: list[str]
-) -> LoadedDetector:
-    """Load the frozen teacher named by ``spec.teacher``; it must share the student's class set."""
-    assert spec.teacher is not None
-    path = resolve_under(spec.teacher.checkpoint, checkpoint_roots, "teacher.checkpoint")
-    if not path.exists():
-        raise SpecError(
-            f"teacher.checkpoint: {spec.teacher.checkpoint!r} does not exist", "teacher.checkpoint"
-        )
-    teacher = load_detector(path, spec.teacher.model, num_classes)
-    if teacher.num_classes != num_classes or (teacher.class_names and teacher.class_names != class_names):
-        raise SpecError(
-            f"teacher.checkpoint: the teacher's classes {teacher.class_names or teacher.num_classes - 1} "
-            f"differ from the dataset's {class_names}",
-            "teacher.checkpoint",
-        )
-    teacher.model.eval().requires_grad_(False)
-    return teacher
 
 
 def _resume_state(last: Path, fingerprint: str, workdir: Path) -> dict | None:
@@ -164,17 +141,23 @@ def _run(
     last = ckpt_dir / LAST_CHECKPOINT
     state = _resume_state(last, fingerprint, workdir)
     if spec.kind == "distill":
-        teacher = load_teacher(spec, checkpoint_roots, train_ds.num_classes, class_names)
+        teacher = load_teacher(spec, checkpoint_roots, student, class_names, progress)
         teacher_params = count_parameters(teacher.model)
 
         def distiller(distill_cfg):
             return build_distiller(
-                student, teacher.model, distill_cfg, spec.model.arch, teacher.spec.arch, cfg.iterations
+                student,
+                teacher.model,
+                distill_cfg,
+                spec.model.family,
+                teacher.spec.family,
+                cfg.iterations,
+                teacher.class_map,
             )
 
         distill_cfg, kd_weights = resolve_kd_weights(  # "auto" weights: sized now, or read back on resume
             spec.distill,
-            is_two_stage(spec.model.arch),
+            spec.model.two_stage,
             lambda c: distiller(c)[0],
             lambda n: build_train_loader(train_ds, cfg.batch_size, spec.seed, 0, n),
             dev,

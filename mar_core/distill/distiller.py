@@ -7,11 +7,18 @@ student's transformed, padded batch (``ImageList.tensors``): no image is preproc
 and only its backbone (FPN) and classification tower run: no post-processing, no NMS.
 The teacher is not a registered sub-module: it is absent from ``state_dict()`` and from the
 optimizer, stays in eval mode and never gets a gradient.
+
+FPN levels are paired by stride (``pair_levels``): a two-stage FPN has strides 4..64, a
+one-stage one 8..128, torchvision's MobileNetV3 FPN 32, 32, 64; levels only one side has are
+left out (``levels_message`` says which are distilled). The teacher's classes may differ from
+the dataset's: the ``ClassMapping`` (``mar_core.models.class_map``) is held here for losses that
+read class scores; none of the registered ones does (they read features and tower channels).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -21,6 +28,7 @@ from mar_core.distill.feature_loss import resize_to
 from mar_core.distill.kd_loss import build_kd_loss
 from mar_core.engine.trainer import HookBase, Trainer
 from mar_core.methods import MethodSpec
+from mar_core.models.class_map import ClassMapping
 from mar_core.models.registry import CLS_TOWER_MODULES, FEATURE_MODULE
 from mar_core.names import is_two_stage
 
@@ -36,16 +44,65 @@ def _adapter(c_in: int, c_out: int, mode: str) -> nn.Module:
     return nn.Conv2d(c_in, c_out, kernel_size=1)
 
 
+@dataclass(frozen=True)
+class LevelPair:
+    """A distilled level: the student's FPN level ``student`` (``student_index``-th output) and
+    the teacher's ``teacher`` of the same ``stride``."""
+
+    stride: int
+    student: str
+    teacher: str
+    student_index: int
+    teacher_index: int
+
+
+def pair_levels(student: dict[str, int], teacher: dict[str, int]) -> tuple[list[LevelPair], list[str]]:
+    """Pair FPN levels (name -> stride, in output order) by stride; the k-th student level of a
+    stride takes the k-th teacher level of it (the last one when the teacher has fewer). Returns
+    the pairs and the left-out levels, as ``"student <name> (stride s)"`` / ``"teacher ..."``."""
+    by_stride: dict[int, list[tuple[int, str]]] = {}
+    for i, (name, stride) in enumerate(teacher.items()):
+        by_stride.setdefault(stride, []).append((i, name))
+    pairs, seen, left = [], {}, []
+    for i, (name, stride) in enumerate(student.items()):
+        if stride not in by_stride:
+            left.append(f"student {name} (stride {stride})")
+            continue
+        k = seen[stride] = seen.get(stride, -1) + 1
+        t_index, t_name = by_stride[stride][min(k, len(by_stride[stride]) - 1)]
+        pairs.append(LevelPair(stride, name, t_name, i, t_index))
+    used = {p.teacher for p in pairs}
+    left += [f"teacher {name} (stride {stride})" for name, stride in teacher.items() if name not in used]
+    return pairs, left
+
+
+def levels_message(student: dict[str, int], teacher: dict[str, int]) -> str:
+    """Which FPN levels are distilled (``pair_levels``) and which are left out, in one line."""
+    pairs, left = pair_levels(student, teacher)
+    listed = ", ".join(f"stride {p.stride}: student {p.student} <- teacher {p.teacher}" for p in pairs)
+    return f"distilled FPN levels (paired by stride): {listed or 'none'}" + (
+        f"; left out: {', '.join(left)}" if left else ""
+    )
+
+
 class Distiller(nn.Module):
-    """Args: student/teacher detectors (same class set), the distill spec (any method's) and both archs."""
+    """Args: student/teacher detectors, the distill spec (any method's), both detector families
+    (``ModelSpec.family``) and the class mapping of teacher to dataset labels (``None``: the same)."""
 
     def __init__(
-        self, student: nn.Module, teacher: nn.Module, cfg: MethodSpec, student_arch: str, teacher_arch: str
+        self,
+        student: nn.Module,
+        teacher: nn.Module,
+        cfg: MethodSpec,
+        student_arch: str,
+        teacher_arch: str,
+        class_map: ClassMapping | None = None,
     ):
         super().__init__()
         self.student = student
         object.__setattr__(self, "teacher", teacher)  # not registered: no state, no grad
         self.cfg = cfg.with_weight_defaults(is_two_stage(student_arch))  # unset weights: per detector family
+        self.class_map = class_map
         self.kd_scale = 1.0
         self.student_tower = CLS_TOWER_MODULES[student_arch]
         object.__setattr__(
@@ -53,17 +110,22 @@ class Distiller(nn.Module):
         )
         self.capture = FeatureCapture(student, [TRANSFORM_MODULE, FEATURE_MODULE, self.student_tower])
         c_s, c_t = student.backbone.out_channels, teacher.backbone.out_channels
-        self.num_levels = min(len(student.mar_strides), len(teacher.mar_strides))
-        if len(student.mar_strides) != len(teacher.mar_strides):
-            log.warning(
-                "student has %d FPN levels, teacher %d: distilling the first %d",
-                len(student.mar_strides),
-                len(teacher.mar_strides),
-                self.num_levels,
+        self.levels, self.left_out = pair_levels(student.mar_strides, teacher.mar_strides)
+        if not self.levels:
+            raise ValueError(
+                f"no FPN level of the student (strides {sorted(set(student.mar_strides.values()))}) "
+                f"shares a stride with the teacher's ({sorted(set(teacher.mar_strides.values()))})"
             )
+        self.num_levels = len(self.levels)
+        log.debug("%s", self.levels_message)  # the job logs it once (mar_core.teacher)
         self.adapters = nn.ModuleList(_adapter(c_s, c_t, cfg.adapter) for _ in range(self.num_levels))
         self.kd_loss = build_kd_loss(self.cfg, c_t, self.num_levels, is_two_stage(student_arch))
         teacher.eval().requires_grad_(False)
+
+    @property
+    def levels_message(self) -> str:
+        """Which levels are distilled, and which are left out (one side only)."""
+        return levels_message(self.student.mar_strides, self.teacher.mar_strides)
 
     @property
     def has_unused_parameters(self) -> bool:
@@ -84,18 +146,19 @@ class Distiller(nn.Module):
 
     @torch.no_grad()
     def teacher_features(self, batch: Tensor) -> tuple[list[Tensor], list[Tensor]]:
-        """FPN outputs and classification-tower outputs of the teacher, one per level."""
+        """FPN outputs and classification-tower outputs of the teacher, one per distilled level."""
         feats = list(self.teacher.backbone(batch).values())
-        return feats, [self.teacher_tower(f) for f in feats]
+        towers = {i: self.teacher_tower(feats[i]) for i in sorted({p.teacher_index for p in self.levels})}
+        return [feats[p.teacher_index] for p in self.levels], [towers[p.teacher_index] for p in self.levels]
 
     def forward(self, images: list[Tensor], targets: list[dict]) -> dict[str, Tensor]:
         self.capture.clear()
         losses = self.student(images, targets)
         image_list, targets_t = self.capture.single(TRANSFORM_MODULE)
-        s_feats = list(self.capture.single(FEATURE_MODULE).values())[: self.num_levels]
-        s_cls = self.capture.outputs[self.student_tower][: self.num_levels]
+        s_all = list(self.capture.single(FEATURE_MODULE).values())
+        s_feats = [s_all[p.student_index] for p in self.levels]
+        s_cls = [self.capture.outputs[self.student_tower][p.student_index] for p in self.levels]
         t_feats, t_cls = self.teacher_features(image_list.tensors)
-        t_feats, t_cls = t_feats[: self.num_levels], t_cls[: self.num_levels]
         t_feats = [resize_to(t, s.shape[-2:]) for s, t in zip(s_feats, t_feats)]
         t_cls = [resize_to(t, s.shape[-2:]) for s, t in zip(s_cls, t_cls)]
         padded_h, padded_w = image_list.tensors.shape[-2:]
@@ -140,6 +203,7 @@ def build_distiller(
     student_arch: str,
     teacher_arch: str,
     iterations: int,
+    class_map: ClassMapping | None = None,
 ) -> tuple[Distiller, list[HookBase]]:
-    distiller = Distiller(student, teacher, cfg, student_arch, teacher_arch)
+    distiller = Distiller(student, teacher, cfg, student_arch, teacher_arch, class_map)
     return distiller, [KDWarmupHook(distiller, kd_warmup_iters(cfg, iterations))]

@@ -19,6 +19,8 @@ from torch import nn
 
 from mar_core.atomic import atomic_path, atomic_write_json
 from mar_core.errors import CheckpointError, UnsafeCheckpointError
+from mar_core.models.snippet import rebuild_snippet
+from mar_core.models.torchvision_builders import builder_kwargs
 from mar_core.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -96,18 +98,25 @@ def load_state_dict_strict(
 def write_model_output(
     workdir: Path, model: nn.Module, spec: ModelSpec, class_names: list[str]
 ) -> dict[str, Path]:
-    """Write ``model.pt`` (plain torchvision state_dict) and ``model.json`` (how to rebuild it)."""
+    """Write ``model.pt`` (plain torchvision state_dict) and ``model.json`` (how to rebuild it:
+    the spec for this project, ``snippet`` for torch + torchvision alone, and for a torchvision
+    builder ``torchvision``: the builder and its keyword arguments)."""
     workdir.mkdir(parents=True, exist_ok=True)
     weights, card = workdir / MODEL_WEIGHTS, workdir / MODEL_CARD
     atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
+    num_classes = len(class_names) + 1
     info = {
         "format": "mar-model/1",
         "model": spec.model_dump(mode="json"),
-        "num_classes": len(class_names) + 1,
+        "num_classes": num_classes,
         "class_names": class_names,
         "weights": MODEL_WEIGHTS,
         "torchvision_class": type(model).__name__,
+        # exec(snippet) defines `model`; then model.load_state_dict(torch.load("model.pt"))
+        "snippet": rebuild_snippet(spec, num_classes, model),
     }
+    if spec.torchvision is not None:
+        info["torchvision"] = {"builder": spec.torchvision, "kwargs": builder_kwargs(spec, num_classes)}
     atomic_write_json(card, info)
     return {"model.pt": weights, "model.json": card}
 

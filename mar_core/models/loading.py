@@ -8,6 +8,13 @@ from pathlib import Path
 from torch import nn
 
 from mar_core.errors import CheckpointError
+from mar_core.models.checkpoint_fit import (
+    builder_hint,
+    fit_batchnorm_buffers,
+    guess_builders,
+    infer_num_classes,
+    with_keypoints_of,
+)
 from mar_core.models.checkpoint_io import (
     MODEL_CARD,
     MODEL_WEIGHTS,
@@ -19,6 +26,8 @@ from mar_core.models.checkpoint_io import (
 from mar_core.models.registry import build_detector
 from mar_core.spec import ModelSpec
 
+CARD_SOURCE, FILE_SOURCE = "model card", "state_dict file"
+
 
 @dataclass
 class LoadedDetector:
@@ -26,6 +35,7 @@ class LoadedDetector:
     spec: ModelSpec
     num_classes: int
     class_names: list[str] | None
+    source: str = CARD_SOURCE  # CARD_SOURCE (a run folder) or FILE_SOURCE (a bare file + spec)
 
 
 def load_detector(
@@ -35,8 +45,11 @@ def load_detector(
     param: str = "teacher.checkpoint",
 ) -> LoadedDetector:
     """Load a detector from ``path``: a run folder (``model.json`` + ``model.pt``), a
-    ``model.json`` file, or a weights file. For a bare weights file, ``spec`` and
-    ``num_classes`` say what to build (a ``model.json`` beside it is used when present)."""
+    ``model.json`` file, or a weights file (``.pt``, ``.pth``, ``.safetensors``). For a bare
+    weights file, ``spec`` says what to build (a ``model.json`` beside it is used when present)
+    and ``num_classes`` defaults to the classifier's shape in the file. torchvision's layouts
+    with and without BatchNorm's ``num_batches_tracked`` both load; a file that does not fit
+    lists the first mismatches and, when its keys fit a torchvision builder, names it."""
     path = Path(path)
     if path.is_file() and path.name == "model.json":
         path = path.parent
@@ -50,14 +63,30 @@ def load_detector(
         card = read_model_card(run_dir, param)
         spec = ModelSpec.model_validate(card["model"])
         num_classes = card["num_classes"]
-        class_names = card.get("class_names")
+        class_names, source = card.get("class_names"), CARD_SOURCE
         weights = path if path.is_file() else run_dir / card.get("weights", MODEL_WEIGHTS)
+        state = extract_state_dict(safe_load(weights, param), param)
     else:
-        if spec is None or num_classes is None:
-            raise CheckpointError(
-                f"{path.name} is a bare state_dict: name its architecture in the spec (teacher.model)", param
+        state = extract_state_dict(safe_load(path, param), param)
+        if spec is None:
+            guesses = guess_builders(state)
+            named = (
+                f' (this looks like {" or ".join(guesses)}: {{"torchvision": "{guesses[0]}"}})'
+                if guesses
+                else ""
             )
-        class_names, weights = None, path
+            raise CheckpointError(
+                f"{path.name} is a bare state_dict: name its architecture in the spec (teacher.model){named}",
+                param,
+            )
+        spec = with_keypoints_of(spec, state)
+        if num_classes is None:
+            num_classes = infer_num_classes(spec, state, param)
+        class_names, source = None, FILE_SOURCE
     model = build_detector(spec, num_classes)
-    load_state_dict_strict(model, extract_state_dict(safe_load(weights, param), param), param)
-    return LoadedDetector(model, spec, num_classes, class_names)
+    state = fit_batchnorm_buffers({k: tuple(v.shape) for k, v in model.state_dict().items()}, state)
+    try:
+        load_state_dict_strict(model, state, param)
+    except CheckpointError as e:
+        raise CheckpointError(e.message + builder_hint(spec, state), param) from None
+    return LoadedDetector(model, spec, num_classes, class_names, source)

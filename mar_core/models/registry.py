@@ -1,14 +1,20 @@
 """Detector registry: RetinaNet, FCOS and Faster R-CNN on ResNet / MobileNetV3 FPN backbones.
 
 ``build_detector(spec, num_classes)`` returns a plain torchvision detector (``RetinaNet``,
-``FCOS`` or ``FasterRCNN``) built without pretrained weights; the same call with the same
-arguments rebuilds it for loading an exported state_dict.
+``FCOS``, ``FasterRCNN``; ``MaskRCNN`` / ``KeypointRCNN`` from their builders) built without
+pretrained weights; the same call with the same arguments rebuilds it for loading an exported
+state_dict. A spec naming a torchvision builder gets the stock model of that builder
+(``torchvision_builders.py``); otherwise this project's own detector (``DETECTORS``), whose FPN
+width, norm layer and anchor scale the spec sets.
 """
 
 from __future__ import annotations
 
+import functools
+from collections import OrderedDict
 from collections.abc import Callable
 
+import torch
 from torch import nn
 from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
 from torchvision.models.detection.anchor_utils import AnchorGenerator
@@ -21,10 +27,12 @@ from torchvision.ops import MultiScaleRoIAlign
 from mar_core import names
 from mar_core.models.backbones import build_backbone, feature_strides
 from mar_core.models.norms import NORM_LAYERS, group_norm, head_group_norm
+from mar_core.models.torchvision_builders import BUILDERS, build_torchvision
 from mar_core.spec import ModelSpec
 
-# Where the distillers read features: FPN outputs, and the classification tower
-# (called once per level) for the relation loss.
+# Where the distillers read features: FPN outputs, and the classification tower (called once
+# per level) for the relation loss, by detector family (``ModelSpec.family``): the same paths in
+# this project's detectors and in torchvision's builders (RPN head ``conv`` for the R-CNNs).
 FEATURE_MODULE = "backbone"
 CLS_TOWER_MODULES = {
     "retinanet": "head.classification_head.conv",
@@ -97,18 +105,31 @@ assert tuple(DETECTORS) == names.DETECTOR_ARCHS, "registry and mar_core.names di
 def build_detector(spec: ModelSpec, num_classes: int) -> nn.Module:
     """Build a torchvision detector for ``num_classes`` classes (background included).
 
-    The returned model carries ``mar_strides`` (FPN level name -> stride) for the distillers.
+    The returned model carries ``mar_strides`` (FPN level name -> stride, measured with one
+    forward of the FPN) for the distillers.
     """
-    if spec.arch not in DETECTORS:
-        raise ValueError(f"unknown architecture {spec.arch!r}; valid: {', '.join(DETECTORS)}")
     if num_classes < 2:
         raise ValueError("num_classes counts the background: it must be >= 2")
+    if spec.torchvision is not None:
+        model = build_torchvision(spec, num_classes)
+        model.mar_strides = dict(_builder_strides(spec.torchvision))
+        return model
+    if spec.arch not in DETECTORS:
+        raise ValueError(f"unknown architecture {spec.arch!r}; valid: {', '.join(DETECTORS)}")
     norm = NORM_LAYERS[spec.norm] if spec.norm in NORM_LAYERS else group_norm
-    backbone = build_backbone(spec.backbone, norm, spec.fpn_channels, two_stage=names.is_two_stage(spec.arch))
-    strides = feature_strides(backbone)
+    backbone = build_backbone(spec.backbone, norm, spec.fpn_channels, two_stage=spec.two_stage)
+    with torch.device("meta"):  # measured on a twin without memory or compute: shapes only
+        strides = feature_strides(build_backbone(spec.backbone, norm, spec.fpn_channels, spec.two_stage))
     model = DETECTORS[spec.arch](spec, num_classes, backbone, strides)
     model.mar_strides = dict(strides)
     return model
+
+
+@functools.cache
+def _builder_strides(builder: str) -> OrderedDict[str, int]:
+    """FPN level -> stride of a torchvision builder's detector, measured on the meta device."""
+    with torch.device("meta"):
+        return feature_strides(BUILDERS[builder](weights=None, weights_backbone=None, num_classes=2).backbone)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -108,10 +108,17 @@ def test_adapters_unused_only_when_the_terms_do_not_read_them():
     assert distiller.has_unused_parameters  # 32 -> 48 channels: real 1x1 convs, no gradient
 
 
-def test_mobilenet_teacher_with_fewer_levels_is_resized():
+def test_levels_are_paired_by_stride_with_a_mobilenet_teacher():
     student, teacher = pair("retinanet", teacher_backbone="mobilenet_v3_large")
     distiller, _ = build_distiller(student, teacher, MARSpec(), "retinanet", "retinanet", 100)
-    assert distiller.num_levels == 4
+    # student strides 8..128; the MobileNetV3 FPN has 32, 32, 64, 128: strides 8 and 16 are left out
+    assert [(p.stride, p.student, p.teacher) for p in distiller.levels] == [
+        (32, "2", "0"),
+        (64, "p6", "p6"),
+        (128, "p7", "p7"),
+    ]
+    assert distiller.left_out == ["student 0 (stride 8)", "student 1 (stride 16)", "teacher 1 (stride 32)"]
+    assert "stride 32: student 2 <- teacher 0" in distiller.levels_message
     assert torch.isfinite(one_step(distiller)["kd/fg"])
 
 
