@@ -49,10 +49,10 @@ from mar_core.errors import SpecError
 from mar_core.models.checkpoint_io import MODEL_CARD
 from mar_core.models.loading import load_detector
 from mar_core.models.thresholds import detector_settings
+from mar_core.names import EXPORT_FORMATS
 
 log = logging.getLogger(__name__)
 
-EXPORT_FORMATS = ("onnx", "torchscript")
 EXPORT_FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
 ONNX_OPSET = 17  # RoIAlign with the `aligned` attribute needs >= 16; onnxruntime runs 17 everywhere
 ONNX_INPUTS = ("image",)

@@ -58,3 +58,12 @@ def is_two_stage(arch: str) -> bool:
     """Whether detector family ``arch`` is two-stage (RPN + RoI heads); the one question every
     caller asks (of a spec: ``ModelSpec.two_stage``)."""
     return arch in TWO_STAGE_ARCHS
+
+
+# What a finished model can be exported to (``mar export``, the job's ``export`` option).
+EXPORT_FORMATS = ("onnx", "torchscript")
+
+
+def is_torchvision_weights_name(ref: str) -> bool:
+    """``"ResNet18_Weights.IMAGENET1K_V1"``-style references (a weights enum member, not a path)."""
+    return "/" not in ref and "_Weights." in ref

@@ -39,7 +39,9 @@ from mar_core.engine.rng import seed_everything
 from mar_core.engine.trainer import Trainer
 from mar_core.errors import SpecError
 from mar_core.eval import evaluate_detector
+from mar_core.export import export_detector
 from mar_core.models.checkpoint_io import atomic_torch_save, write_model_output
+from mar_core.models.pretrained import load_pretrained_start
 from mar_core.models.registry import build_detector, count_parameters
 from mar_core.progress import ProgressCallback, ignore_progress
 from mar_core.spec import JobSpec, TrainSpec
@@ -133,6 +135,7 @@ def _run(
         )
     class_names = train_ds.class_names
     student = build_detector(spec.model, train_ds.num_classes)
+    load_pretrained_start(student, spec.model, checkpoint_roots, progress)
     trainable: nn.Module = student
     extra_hooks = []
     teacher_params = kd_weights = None
@@ -235,7 +238,12 @@ def _run(
         return {}
 
     progress({"type": "phase", "phase": "export"})
-    outputs = write_model_output(workdir, student, spec.model, class_names)
+    # The card says how to rebuild the model, not how it started: no pretrained-start paths in it.
+    card_spec = spec.model.model_copy(update={"backbone_weights": None, "init_checkpoint": None})
+    outputs = write_model_output(workdir, student, card_spec, class_names)
+    if spec.export:
+        exported = export_detector(student, workdir, spec.export, class_names=class_names)
+        outputs.update({path.name: path for path in exported.values()})
     eval_hook = next(h for h in hooks if isinstance(h, EvalHook))
     report = {
         "kind": spec.kind,

@@ -81,7 +81,13 @@ OWN_ARCH_DEFAULTS: dict[str, Any] = {
 OWN_ARCH_SIZES: dict[str, Any] = {"min_size": 128, "max_size": 1333}
 # Fields left out of a dump while unset, so that adding one re-keys no earlier run (run
 # fingerprints, benchmark cache keys and API idempotency hashes hash the dump).
-DUMPED_WHEN_SET = ("torchvision", "trainable_backbone_layers", "num_keypoints")
+DUMPED_WHEN_SET = (
+    "torchvision",
+    "trainable_backbone_layers",
+    "num_keypoints",
+    "backbone_weights",
+    "init_checkpoint",
+)
 
 
 class ModelSpec(_Strict):
@@ -103,6 +109,13 @@ class ModelSpec(_Strict):
     anchor_scale: float | None = Field(default=None, gt=0)  # multiplies torchvision's default anchor sizes
     trainable_backbone_layers: int | None = Field(default=None, ge=0)  # torchvision: the last N trunk stages
     num_keypoints: int | None = Field(default=None, ge=1)  # keypointrcnn_resnet50_fpn only (default 17)
+    # Pretrained starts, offline (mar_core.models.pretrained): ImageNet weights of the trunk, a file
+    # path (under the checkpoint roots) or a torchvision weights name ("ResNet18_Weights.IMAGENET1K_V1",
+    # the file torchvision caches under $TORCH_HOME/hub/checkpoints); an own-arch trunk then defaults
+    # to norm frozen_batch, as torchvision runs a pretrained trunk.
+    backbone_weights: str | None = Field(default=None, min_length=1)
+    # A whole detector's weights to start from (warm start): a run folder or a state_dict file.
+    init_checkpoint: str | None = Field(default=None, min_length=1)
 
     @field_validator("torchvision")
     @classmethod
@@ -145,6 +158,8 @@ class ModelSpec(_Strict):
                 if getattr(self, field) is not None:
                     raise ValueError(f"{field}: only with torchvision (a builder of torchvision's)")
             defaults = {**OWN_ARCH_DEFAULTS, **OWN_ARCH_SIZES}
+            if self.backbone_weights is not None:
+                defaults["norm"] = "frozen_batch"
         else:
             builder = names.TORCHVISION_BUILDERS[self.torchvision]
             for field in OWN_ARCH_DEFAULTS:
@@ -277,8 +292,22 @@ class JobSpec(_Strict):
     seed: int = 0
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     max_attempts: int = Field(default=3, ge=1, le=20)
+    # Extra formats of the finished model, added to the job's outputs: names.EXPORT_FORMATS.
+    export: list[str] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
+
+    @field_validator("export")
+    @classmethod
+    def _known_formats(cls, v: list[str]) -> list[str]:
+        for fmt in v:
+            _check_name(fmt, names.EXPORT_FORMATS, "export format")
+        return list(dict.fromkeys(v))
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)  # export only when asked: no earlier run is re-keyed
+        return {k: v for k, v in data.items() if not (k == "export" and not v)}
 
     @model_validator(mode="after")
     def _kind_fields(self) -> JobSpec:

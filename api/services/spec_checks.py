@@ -7,6 +7,7 @@ from pathlib import Path
 
 from api.settings import Settings
 from mar_core.errors import SpecError
+from mar_core.names import is_torchvision_weights_name
 from mar_core.paths import resolve_under
 from mar_core.spec import DatasetSpec, JobSpec
 
@@ -68,10 +69,36 @@ def check_teacher(checkpoint: str, settings: Settings) -> Path:
     return path
 
 
+def check_model_files(spec: JobSpec, settings: Settings) -> dict[str, str]:
+    """The pretrained-start files of ``spec.model`` (a torchvision weights name is resolved by the
+    worker under ``$TORCH_HOME``), resolved inside the checkpoint root or a previous job's folder."""
+    resolved = {}
+    weights = spec.model.backbone_weights
+    if weights is not None and not is_torchvision_weights_name(weights):
+        path = resolve_under(weights, _teacher_roots(settings), "model.backbone_weights")
+        if not path.is_file():
+            raise SpecError(
+                f"model.backbone_weights: {weights!r} does not exist", param="model.backbone_weights"
+            )
+        resolved["backbone_weights"] = str(path)
+    if spec.model.init_checkpoint is not None:
+        path = resolve_under(spec.model.init_checkpoint, _teacher_roots(settings), "model.init_checkpoint")
+        if not (path / "model.json").is_file() and not path.is_file():
+            raise SpecError(
+                f"model.init_checkpoint: {spec.model.init_checkpoint!r} is not a run folder or a weights file",
+                param="model.init_checkpoint",
+            )
+        resolved["init_checkpoint"] = str(path)
+    return resolved
+
+
 def check_spec(spec: JobSpec, settings: Settings) -> JobSpec:
-    """Run every host check; the returned copy names absolute dataset and teacher paths."""
+    """Run every host check; the returned copy names absolute dataset, teacher and model-file paths."""
     dataset = spec.dataset.model_copy(update={"path": str(check_dataset(spec.dataset, settings))})
     update: dict[str, object] = {"dataset": dataset}
+    model_files = check_model_files(spec, settings)
+    if model_files:
+        update["model"] = spec.model.model_copy(update=model_files)
     if spec.teacher is not None:
         teacher_path = check_teacher(spec.teacher.checkpoint, settings)
         update["teacher"] = spec.teacher.model_copy(update={"checkpoint": str(teacher_path)})

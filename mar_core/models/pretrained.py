@@ -27,7 +27,17 @@ from torch import nn
 from torchvision.models import get_weight
 
 from mar_core.errors import CheckpointError
-from mar_core.models.checkpoint_io import extract_state_dict, load_state_dict_strict, safe_load
+from mar_core.models.checkpoint_io import (
+    MODEL_CARD,
+    MODEL_WEIGHTS,
+    extract_state_dict,
+    load_state_dict_strict,
+    safe_load,
+)
+from mar_core.names import is_torchvision_weights_name
+from mar_core.paths import resolve_under
+from mar_core.progress import ProgressCallback, ignore_progress
+from mar_core.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +50,12 @@ def hub_checkpoints_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def is_weights_name(ref: str) -> bool:
-    """``"ResNet18_Weights.IMAGENET1K_V1"``-style references (no path separator, one dot)."""
-    return os.sep not in ref and "_Weights." in ref
-
-
-def resolve_weights_file(ref: str, param: str) -> Path:
+def resolve_weights_file(ref: str, param: str, roots: list[Path] | None = None) -> Path:
     """The file of a backbone weights reference: a torchvision weights name resolved to the file
-    name torchvision caches under ``hub_checkpoints_dir()``, else ``ref`` as a path."""
-    if not is_weights_name(ref):
-        path = Path(ref).expanduser()
+    name torchvision caches under ``hub_checkpoints_dir()``, else ``ref`` as a path (inside
+    ``roots`` when given)."""
+    if not is_torchvision_weights_name(ref):
+        path = resolve_under(ref, roots, param)
         if not path.is_file():
             raise CheckpointError(f"{param}: weights file not found: {path}", param=param)
         return path
@@ -88,10 +94,12 @@ def trunk_state_dict(
     return out
 
 
-def load_backbone_weights(model: nn.Module, ref: str, param: str = "model.backbone_weights") -> Path:
+def load_backbone_weights(
+    model: nn.Module, ref: str, param: str = "model.backbone_weights", roots: list[Path] | None = None
+) -> Path:
     """Load ImageNet weights into ``model.backbone.body``; returns the file read. A file that does
     not fit fails naming its first mismatching keys (and what to change when it is the norm)."""
-    path = resolve_weights_file(ref, param)
+    path = resolve_weights_file(ref, param, roots)
     body = model.backbone.body
     expected = body.state_dict()
     state = trunk_state_dict(extract_state_dict(safe_load(path, param), param), expected)
@@ -112,3 +120,33 @@ def load_warm_start(model: nn.Module, path: Path, param: str = "model.init_check
     """Start from a whole detector's weights (e.g. the job's own baseline run's ``model.pt``)."""
     load_state_dict_strict(model, extract_state_dict(safe_load(path, param), param), param)
     log.info("warm start from %s", path)
+
+
+def warm_start_file(ref: str, roots: list[Path] | None, param: str = "model.init_checkpoint") -> Path:
+    """The weights file of a warm start: a run folder's ``model.pt`` or a state_dict file."""
+    path = resolve_under(ref, roots, param)
+    if path.is_dir():
+        if not (path / MODEL_CARD).is_file():
+            raise CheckpointError(
+                f"{param}: folder {ref!r} is not a run folder (no {MODEL_CARD})", param=param
+            )
+        path = path / MODEL_WEIGHTS
+    if not path.is_file():
+        raise CheckpointError(f"{param}: {ref!r} does not exist", param=param)
+    return path
+
+
+def load_pretrained_start(
+    model: nn.Module,
+    spec: ModelSpec,
+    roots: list[Path] | None = None,
+    progress: ProgressCallback = ignore_progress,
+) -> None:
+    """Apply ``spec.backbone_weights`` then ``spec.init_checkpoint`` (paths inside ``roots``)."""
+    if spec.backbone_weights:
+        path = load_backbone_weights(model, spec.backbone_weights, roots=roots)
+        progress({"type": "log", "level": "info", "message": f"backbone weights loaded from {path.name}"})
+    if spec.init_checkpoint:
+        path = warm_start_file(spec.init_checkpoint, roots)
+        load_warm_start(model, path)
+        progress({"type": "log", "level": "info", "message": f"warm start from {path}"})

@@ -208,3 +208,26 @@ def test_cancel(client, auth, db):
         jobs_repo.finish_job(s, running, "w1", "cancelled")
     assert client.post(f"/jobs/{running}/cancel", headers=auth).status_code == 409
     assert client.post("/jobs/nope/cancel", headers=auth).status_code == 404
+
+
+def test_pretrained_start_files_stay_inside_the_roots(client, auth, settings, tmp_path):
+    outside = tmp_path / "outside.pth"
+    outside.write_bytes(b"x")
+    inside = settings.checkpoint_root / "r18.pth"
+    inside.parent.mkdir(parents=True, exist_ok=True)
+    inside.write_bytes(b"x")
+    for field in ("backbone_weights", "init_checkpoint"):
+        for ref in (str(outside), "missing.pth"):
+            r = client.post("/jobs", json=train_spec(model={field: ref}), headers=auth)
+            assert r.status_code == 422, (field, ref, r.text)
+            assert error_params(r) == [f"model.{field}"]
+    r = client.post("/jobs", json=train_spec(model={"backbone_weights": "r18.pth"}), headers=auth)
+    assert r.status_code == 201, r.text
+    assert r.json()["spec"]["model"]["backbone_weights"] == str(
+        inside
+    )  # made absolute, as the worker runs it
+    named = client.post(
+        "/jobs", json=train_spec(model={"backbone_weights": "ResNet18_Weights.IMAGENET1K_V1"}), headers=auth
+    )
+    assert named.status_code == 201  # resolved by the worker under $TORCH_HOME
+    assert named.json()["spec"]["model"]["norm"] == "frozen_batch"
