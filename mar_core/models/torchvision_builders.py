@@ -53,7 +53,7 @@ class BoxTrainingRoIHeads(RoIHeads):
     """``RoIHeads`` whose training forward runs the box branch only (no mask or keypoint
     targets needed); eval is the stock forward. Same modules, same state_dict."""
 
-    def forward(self, features, proposals, image_shapes, targets=None):  # noqa: D102 (RoIHeads')
+    def forward(self, features, proposals, image_shapes, targets=None):
         if not self.training:
             return super().forward(features, proposals, image_shapes, targets)
         pools = self.mask_roi_pool, self.keypoint_roi_pool
