@@ -223,6 +223,24 @@ def _auto_vs_tuned(v: GroupView) -> list[str]:
     if picked:
         per_seed = "; ".join(f"s{seed}: {_weights_str(w)}" for seed, w in picked.items())
         line += f" Weights auto picked: {per_seed}; tuned: {_weights_str({k: tuned.get(k) for k in fields})}."
+    seed, cal = next(
+        (
+            (seed, rec["kd_weights"]["calibration"])
+            for seed, rec in sorted(v.recs.get(AUTO_WEIGHTS_STUDENT, {}).items())
+            if (rec.get("kd_weights") or {}).get("calibration")
+        ),
+        (None, None),
+    )
+    if cal:  # where the tuned weights start, by the same measurement
+        starts = ", ".join(
+            f"{term} {tuned[field] * cal['raw'][term] / cal['classification']:.3g}x"
+            for term, field in MARSpec.TERM_WEIGHTS.items()
+            if term in cal["raw"] and isinstance(tuned.get(field), (int, float))
+        )
+        line += (
+            f" By seed {seed}'s measurement the tuned weights start the terms at {starts} the "
+            f"classification loss; auto starts each at {cal['target']}x."
+        )
     return [line]
 
 

@@ -280,7 +280,13 @@ def test_report_states_auto_against_tuned_with_the_weights(tmp_path):
                 "params": {"model": 1},
             }
             if label == AUTO_WEIGHTS_STUDENT:
-                rec["kd_weights"] = {"weights": picked, "source": dict.fromkeys(picked, "auto")}
+                raw = {"fg": 3000.0, "bg": 1500.0, "relation": 0.2}
+                cal = {"target": 0.5, "classification": 1.2, "raw": raw}
+                rec["kd_weights"] = {
+                    "weights": picked,
+                    "source": dict.fromkeys(picked, "auto"),
+                    "calibration": cal,
+                }
             store.put(rec)
     view = GroupView(ResultStore(tmp_path), preset, bccd)
     (line,) = _auto_vs_tuned(view)
@@ -290,5 +296,10 @@ def test_report_states_auto_against_tuned_with_the_weights(tmp_path):
         "1 of 3 seeds (s0 -1.00, s1 -1.00, s2 +1.10; mean -0.30 ± 1.21)."
     )
     assert "s0: alpha 0.00017, beta 0.0004, gamma 3.4" in line
-    assert line.endswith("tuned: alpha 0.0005, beta 0.00015, gamma 150.")
+    assert "tuned: alpha 0.0005, beta 0.00015, gamma 150." in line
+    # 5e-4 * 3000 / 1.2, 1.5e-4 * 1500 / 1.2, 150 * 0.2 / 1.2
+    assert line.endswith(
+        "By seed 0's measurement the tuned weights start the terms at fg 1.25x, bg 0.188x, relation 25x "
+        "the classification loss; auto starts each at 0.5x."
+    )
     assert not any(AUTO_WEIGHTS_STUDENT in x for x in _ablations(view))  # not an ablation of MAR
