@@ -149,7 +149,10 @@ def _auto_weights(
     cfg: MethodSpec, auto: list[str], sizes: KDTermSizes, target: float
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Weights of the ``auto`` fields from ``sizes`` measured with those fields at 1.0; the raw
-    terms. Raises ``SpecError`` naming the field and the term when a size is unusable."""
+    terms. A term that is exactly 0 at the start (e.g. MAR's background term when every cell of
+    a coarse level lies near an object) gets no auto weight: the caller keeps the method's
+    default for it. Raises ``SpecError`` naming the field and the term when a size is negative
+    or not finite."""
     cls = sizes.classification
     if not math.isfinite(cls) or cls <= 0:
         raise SpecError(
@@ -164,6 +167,9 @@ def _auto_weights(
         if field not in auto:
             continue
         raw = value / float(getattr(cfg, field))
+        raw_terms[term] = raw
+        if raw == 0.0:  # nothing to size yet (no box: an empty foreground); the default applies
+            continue
         weight = weight_for_target(raw, cls, target)
         if weight is None:
             raise SpecError(
@@ -171,7 +177,7 @@ def _auto_weights(
                 f"(first {sizes.batches} batches, weight 1); give {field} a number",
                 f"distill.{field}",
             )
-        weights[field], raw_terms[term] = weight, raw
+        weights[field] = weight
     return weights, raw_terms
 
 
@@ -263,6 +269,10 @@ def resolve_kd_weights(
             raise SpecError(outcome[1], outcome[2])
         sizes: KDTermSizes = outcome[1]
         weights, raw = _auto_weights(probe_cfg, auto, sizes, target)
+        for field in auto:
+            if field not in weights and field in {probe_cfg.TERM_WEIGHTS.get(t) for t in raw}:
+                weights[field] = type(job).WEIGHT_DEFAULTS[field][1 if two_stage else 0]
+                source[field] = "default (auto: its term was 0 at the start)"
         job = job.model_copy(update={f: weights.get(f) for f in auto})
         calibration = {
             "target": target,

@@ -25,7 +25,7 @@ from mar_core.distill import auto_weights
 from mar_core.distill.auto_weights import TARGET_RATIO, measure_kd_terms, resolve_kd_weights
 from mar_core.distill.distiller import Distiller
 from mar_core.distill.kd_loss import build_kd_loss
-from mar_core.errors import JobCancelled, SpecError
+from mar_core.errors import JobCancelled
 from mar_core.methods import METHODS, parse_distill
 from mar_core.methods.mar import MARSpec
 from mar_core.models.checkpoint_io import atomic_torch_save, safe_load
@@ -143,7 +143,7 @@ def test_measure_kd_terms_leaves_no_trace_and_equals_a_direct_forward(tiny_synth
     distiller.close()
 
 
-def test_an_auto_weight_whose_term_is_zero_fails_naming_the_field_and_the_term():
+def test_an_auto_weight_whose_term_is_zero_keeps_the_methods_default():
     student, teacher = bn_pair()
     images = [torch.rand(3, 64, 64) for _ in range(2)]
     no_boxes = [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)} for _ in range(2)]
@@ -151,12 +151,13 @@ def test_an_auto_weight_whose_term_is_zero_fails_naming_the_field_and_the_term()
     def build(cfg):
         return Distiller(student, teacher, cfg, "retinanet", "retinanet")
 
-    with pytest.raises(SpecError, match=r"distill.alpha: 'auto' cannot size the fg term: it is 0") as err:
-        resolve_kd_weights(
-            MARSpec(), False, build, lambda n: [(images, no_boxes)] * n, torch.device("cpu")
-        )  # no box: the foreground mask is empty, L_fg = 0
-    assert err.value.param == "distill.alpha"
-    # with a number for alpha the other weights are sized (the background term is not 0)
+    # no box: the foreground mask is empty, L_fg = 0 at the start: alpha keeps MAR's default
+    cfg, record = resolve_kd_weights(
+        MARSpec(), False, build, lambda n: [(images, no_boxes)] * n, torch.device("cpu")
+    )
+    assert cfg.alpha == MARSpec.WEIGHT_DEFAULTS["alpha"][0]
+    assert record["source"]["alpha"].startswith("default") and record["calibration"]["raw"]["fg"] == 0.0
+    assert record["source"]["beta"] == "auto" and cfg.beta > 0  # the other terms are sized
     cfg, record = resolve_kd_weights(
         MARSpec(alpha=0.1), False, build, lambda n: [(images, no_boxes)] * n, torch.device("cpu")
     )
