@@ -1,8 +1,8 @@
 """Loading weights safely, and the run output format (``model.pt`` + ``model.json``).
 
 Every ``torch.load`` here uses ``weights_only=True``: a pickle that would run code is refused
-with ``UnsafeCheckpointError``, never executed. Safetensors files are read with safetensors when
-that package is installed.
+with ``UnsafeCheckpointError``, never executed. ``.safetensors`` files are read with safetensors
+(tensors only, never code).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import nn
 
 from mar_core.atomic import atomic_path, atomic_write_json
@@ -37,11 +39,9 @@ def safe_load(path: str | os.PathLike, param: str | None = None) -> Any:
         raise CheckpointError(f"checkpoint not found: {path}", param=param)
     if path.suffix == ".safetensors":
         try:
-            # Local: safetensors is optional (not a declared dependency); only .safetensors files need it.
-            from safetensors.torch import load_file
-        except ImportError:
-            raise CheckpointError("safetensors is not installed; cannot read " + str(path), param) from None
-        return load_file(str(path))
+            return load_file(str(path))
+        except (OSError, ValueError, SafetensorError) as e:
+            raise CheckpointError(f"cannot read checkpoint {path.name}: {e}", param=param) from None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

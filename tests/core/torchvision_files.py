@@ -3,15 +3,15 @@
 ``layout="torchvision"``: the builder's ``state_dict()`` with ``weights=None`` (BatchNorm2d,
 with ``num_batches_tracked``) as ``.pth``; ``layout="zoo"``: the same tensors without
 ``num_batches_tracked``, as the model zoo's FrozenBatchNorm2d checkpoints are, as
-``.safetensors`` when safetensors is installed (else ``.pt``).
+``.safetensors``.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
 from torchvision.models import detection
 
 LAYOUTS = ("torchvision", "zoo")
@@ -34,14 +34,10 @@ class BuilderFiles:
             state = self.state(builder, num_classes)
             if layout == "zoo":
                 state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
-                if importlib.util.find_spec("safetensors") is not None:
-                    # Local: safetensors is optional (not a declared dependency).
-                    from safetensors.torch import save_file
-
-                    path = self.root / f"{builder}-{num_classes}-zoo.safetensors"
-                    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
-                    self._paths[key] = path
-                    return path
+                path = self.root / f"{builder}-{num_classes}-zoo.safetensors"
+                save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+                self._paths[key] = path
+                return path
             path = self.root / f"{builder}-{num_classes}-{layout}.{'pt' if layout == 'zoo' else 'pth'}"
             torch.save(state, path)
             self._paths[key] = path
