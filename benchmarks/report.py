@@ -14,6 +14,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from benchmarks.calibrate import format_calibration
 from benchmarks.group_view import GroupView, record_ap
 from benchmarks.markdown import table
 from benchmarks.perf import PARTS as PERF_PARTS
@@ -23,6 +24,7 @@ from benchmarks.presets import AUTO_WEIGHTS_STUDENT, REPORTED_PRESETS, Preset, g
 from benchmarks.report_glance import glance_section
 from benchmarks.stats import Summary, beats_by_two_spreads, same_seed_gains, seed_spread
 from benchmarks.store import REPO_ROOT, ResultStore
+from benchmarks.tune import GRID_BASE, TUNE_SEED, plan_tune, tune_group
 from mar_core.methods.mar import MARSpec
 
 CONVERGED_RISE = 0.005  # AP (0.5 points): "no longer rises" over the last fifth
@@ -454,7 +456,6 @@ def _perf_section(store: ResultStore, presets: list[str]) -> list[str]:
 
 
 def _tune_section(store: ResultStore, presets: list[str]) -> list[str]:
-    from benchmarks.tune import TUNE_SEED, plan_tune, tune_group
 
     lines = [
         "## Tuning: what was tried (`mar bench tune`)",
@@ -491,7 +492,6 @@ def _tune_section(store: ResultStore, presets: list[str]) -> list[str]:
                     "missing" if rec is None else _mean_wall([rec]),
                 ]
             )
-        from benchmarks.tune import GRID_BASE
 
         now = MARSpec()  # a distill section without a method
         defaults = ", ".join(f"{k} {json.dumps(getattr(now, k))}" for k in GRID_BASE)
@@ -593,7 +593,6 @@ def render_report(store: ResultStore, presets: list[str] | None = None) -> str:
 
 def _calibration_section(store: ResultStore, presets: list[str]) -> list[str]:
     """The ``calibrate-<preset>-<group>.json`` files: KD term sizes against the classification loss."""
-    from benchmarks.calibrate import format_calibration
 
     files = [f for name in presets for f in sorted(store.root.glob(f"calibrate-{name}-*.json"))]
     if not files:
