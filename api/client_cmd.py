@@ -7,14 +7,13 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from api.client import MarClient
 from api.db import states
-from mar_core.errors import SpecError
+from mar_core.spec import read_spec_file
 
 log = logging.getLogger(__name__)
 
@@ -24,19 +23,6 @@ def _client(args: argparse.Namespace):
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
 
     return MarClient(base_url=args.api_url, api_key=args.api_key)
-
-
-def _read_spec(path: str) -> dict[str, Any]:
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise SpecError(f"spec file not found: {p}") from None
-    except json.JSONDecodeError as e:
-        raise SpecError(f"spec file {p} is not valid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"spec file {p} must hold a JSON object")
-    return data
 
 
 def _summary(job: dict[str, Any]) -> str:
@@ -84,7 +70,7 @@ def _follow(client: Any, job_id: str) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    spec = _read_spec(args.spec)
+    spec = read_spec_file(args.spec)
     with _client(args) as client:
         job = client.submit(spec, idempotency_key=args.idempotency_key)
         print(job["id"])

@@ -346,16 +346,24 @@ def format_spec_errors(exc: ValidationError) -> list[str]:
     return [f"{error_param(e)}: {_error_message(e)}" for e in exc.errors()]
 
 
+def read_spec_file(path: str | Path) -> dict[str, Any]:
+    """The JSON object of a spec file, unvalidated; ``SpecError`` when it is missing or not one."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"spec file not found: {path}") from None
+    except json.JSONDecodeError as e:
+        raise SpecError(f"spec file {path} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"spec file {path} must hold a JSON object")
+    return data
+
+
 def parse_spec(data: dict[str, Any] | str | Path) -> JobSpec:
     """Validate a spec from a dict, a JSON string or a JSON file; raise ``SpecError``."""
     if isinstance(data, Path) or (isinstance(data, str) and not data.lstrip().startswith("{")):
-        path = Path(data)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise SpecError(f"spec file not found: {path}") from None
-        except json.JSONDecodeError as e:
-            raise SpecError(f"spec file {path} is not valid JSON: {e}") from None
+        data = read_spec_file(data)
     elif isinstance(data, str):
         try:
             data = json.loads(data)
