@@ -13,7 +13,8 @@ over the batches) and set
 Forward passes only, under ``no_grad``: no optimizer step, the distiller's buffers (BatchNorm
 statistics), train/eval modes and ``kd_scale`` are put back, and so is every RNG (torch, CUDA,
 Python, NumPy), so the run that follows is the run that the same weights given as numbers would
-make. A raw term of 0 or a non-finite one is an error naming the weight field and the term.
+make. A raw term that is exactly 0 keeps the method's default weight (recorded as such); a
+negative or non-finite one is an error naming the weight field and the term.
 
 In a job (``resolve_kd_weights``, called by ``mar_core.run``): unset weights are ``"auto"``; a
 number is used as given; ``"default"`` takes the method's ``WEIGHT_DEFAULTS``. The weights are
