@@ -42,18 +42,24 @@ def _check_name(value: str, valid: tuple[str, ...], what: str) -> str:
 
 
 class DatasetSpec(_Strict):
-    """Where the data is. ``path`` is resolved under the configured data root.
+    """Where the data is: ``path`` (resolved under the configured data roots) or ``id`` (a dataset
+    uploaded to the service, ``POST /datasets``; the API fills ``path`` and ``format`` from it).
 
-    coco: ``{path}/annotations/instances_{split}.json`` with images in ``{path}/{split}/``
-          (or ``images_dir`` relative to ``path``).
+    coco: ``{path}/annotations/instances_{split}.json`` with images in ``{path}/{split}/``, or
+          ``annotation_file`` (relative to ``path``, ``{split}`` replaced), or a Roboflow / CVAT
+          export (``{split}/_annotations.coco.json`` beside the images).
     voc:  ``{path}/Annotations``, ``{path}/JPEGImages``, splits from ``{path}/ImageSets/Main``.
+    yolo: Ultralytics layout: ``{path}/data.yaml`` naming the classes and each split's images
+          folder; labels in the matching ``labels/`` folder (``class cx cy w h``, normalised).
     """
 
     format: str = "coco"
-    path: str
+    path: str | None = None
+    id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     train_split: str = "train"
     val_split: str = "val"
     images_dir: str | None = None
+    annotation_file: str | None = None  # coco: relative to path; "{split}" is replaced
     class_names: list[str] | None = None  # VOC: fixes the class order; default sorted names
     max_images: int | None = Field(default=None, gt=0)  # truncate each split (smoke runs)
 
@@ -62,12 +68,25 @@ class DatasetSpec(_Strict):
     def _known_format(cls, v: str) -> str:
         return _check_name(v, names.DATASET_FORMATS, "dataset format")
 
-    @field_validator("path")
+    @field_validator("path", "annotation_file")
     @classmethod
-    def _non_empty(cls, v: str) -> str:
-        if not v.strip():
+    def _non_empty(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
             raise ValueError("must not be empty")
         return v
+
+    @model_validator(mode="after")
+    def _path_or_id(self) -> DatasetSpec:
+        if self.path is None and self.id is None:
+            raise ValueError("path: required unless dataset.id names an uploaded dataset")
+        if self.annotation_file is not None and self.format != "coco":
+            raise ValueError("annotation_file: only for the coco format")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)  # the newer fields only when set: no earlier run is re-keyed
+        return {k: v for k, v in data.items() if not (k in ("id", "annotation_file") and v is None)}
 
 
 # The fields of this project's own detectors, and their defaults when ``torchvision`` is not set.
