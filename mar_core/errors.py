@@ -64,3 +64,8 @@ class NonFiniteLossError(MarError, FloatingPointError):
 
 class JobCancelled(MarError):
     code = "cancelled"
+
+
+class SplitNotFoundError(DatasetError):
+    """A split the spec names is not in the dataset; the reader's caller sets ``param`` to the
+    spec field naming the split (``dataset.train_split`` / ``dataset.val_split``)."""

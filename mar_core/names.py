@@ -11,7 +11,7 @@ from mar_core.methods import METHODS
 DETECTOR_ARCHS = ("retinanet", "fcos", "fasterrcnn")  # also the detector families
 TWO_STAGE_ARCHS = frozenset({"fasterrcnn"})  # the others are one-stage
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v3_large")
-DATASET_FORMATS = ("coco", "voc")
+DATASET_FORMATS = ("coco", "voc", "yolo")
 DISTILL_METHODS = tuple(METHODS)
 NORM_LAYERS = ("group", "batch", "frozen_batch")
 

@@ -1,5 +1,5 @@
-"""``mar data synth`` (write the synthetic shapes dataset) and ``mar data check`` (load and
-summarise a dataset)."""
+"""``mar data synth`` (write the synthetic shapes dataset) and ``mar data check`` (check a
+dataset as the service does before it queues a job, and print the report)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import argparse
 import json
 from pathlib import Path
 
+from mar_core import names
+from mar_core.annotations import detect_format, inspect_dataset
 from mar_core.cli.argtypes import int_in
-from mar_core.data.registry import dataset_summary, load_dataset
 from mar_core.errors import DatasetError, SpecError
 from mar_core.spec import DatasetSpec, parse_spec
 from mar_core.synth import generate_synthetic
@@ -29,16 +30,25 @@ def register(add) -> None:
     s.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
     s.set_defaults(handler=_synth)
 
-    c = data_sub.add_parser("check", help="load both splits, print the summary and the validation counts")
+    c = data_sub.add_parser(
+        "check", help="check both splits (files, ids, boxes) and print the counts, repairs and warnings"
+    )
     c.add_argument("target", help="a job spec JSON file, or a dataset folder")
     c.add_argument(
         "--format",
-        choices=("coco", "voc"),
+        choices=names.DATASET_FORMATS,
         default=None,
-        help="format of a dataset folder (default coco; a spec names its own)",
+        help="format of a dataset folder (default: detected; a spec names its own)",
     )
     c.add_argument("--train-split", default=None, help="default: the spec's, else 'train'")
     c.add_argument("--val-split", default=None, help="default: the spec's, else 'val'")
+    c.add_argument(
+        "--check-images",
+        type=int_in(0),
+        default=None,
+        metavar="N",
+        help="read the headers of N image files per split, evenly spaced (0: none; default: all)",
+    )
     c.set_defaults(handler=_check)
 
 
@@ -61,7 +71,7 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dataset_spec(args: argparse.Namespace):
+def _dataset_spec(args: argparse.Namespace) -> DatasetSpec:
     target = Path(args.target)
     if target.is_file():
         dataset = parse_spec(target).dataset
@@ -71,7 +81,7 @@ def _dataset_spec(args: argparse.Namespace):
                 param="dataset.format",
             )
     elif target.is_dir():
-        dataset = DatasetSpec(format=args.format or "coco", path=str(target))
+        dataset = DatasetSpec(format=args.format or detect_format(target), path=str(target))
     else:
         raise DatasetError(f"not a spec file or dataset folder: {target}", param="dataset.path")
     updates = {k: v for k, v in (("train_split", args.train_split), ("val_split", args.val_split)) if v}
@@ -79,12 +89,7 @@ def _dataset_spec(args: argparse.Namespace):
 
 
 def _check(args: argparse.Namespace) -> int:
-    spec = _dataset_spec(args)
-    out = {}
-    for split in dict.fromkeys((spec.train_split, spec.val_split)):
-        out[split] = dataset_summary(load_dataset(spec, split))
-    print(json.dumps(out, indent=2))
-    names = {tuple(s["class_names"]) for s in out.values()}
-    if len(names) > 1:
-        raise DatasetError(f"the splits disagree on the classes: {sorted(names)}", param="dataset")
+    check = True if args.check_images is None else args.check_images
+    report = inspect_dataset(_dataset_spec(args), check_images=check)
+    print(json.dumps(report.to_dict(), indent=2))
     return 0

@@ -1,4 +1,5 @@
-"""Detection datasets: COCO / VOC readers, validation, synthetic shapes, resumable loaders.
+"""Detection datasets for training: ``DetectionDataset``, resumable loaders; re-exports the
+torch-free readers and validation of ``mar_core.annotations``.
 
 Public API (torch is imported by this package)::
 
@@ -11,14 +12,16 @@ Public API (torch is imported by this package)::
     random_hflip(images, targets, p)
 """
 
-from mar_core.data.coco import load_coco, remap_categories
+from mar_core.annotations.coco import load_coco, remap_categories
+from mar_core.annotations.readers import DATASET_READERS
+from mar_core.annotations.validate import BoxIssue, ValidationReport, validate_dataset
+from mar_core.annotations.voc import load_voc, voc_class_names
+from mar_core.annotations.yolo import load_yolo
 from mar_core.data.dataset import DetectionDataset, build_coco
 from mar_core.data.loader import build_eval_loader, build_train_loader, collate_detection
-from mar_core.data.registry import DATASET_READERS, dataset_summary, load_dataset
+from mar_core.data.registry import dataset_summary, load_dataset
 from mar_core.data.sampler import IterationBatchSampler
 from mar_core.data.transforms import hflip_boxes, random_hflip
-from mar_core.data.validate import BoxIssue, ValidationReport, validate_dataset
-from mar_core.data.voc import load_voc, voc_class_names
 from mar_core.synth import SHAPES, generate_synthetic
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "load_coco",
     "load_dataset",
     "load_voc",
+    "load_yolo",
     "random_hflip",
     "remap_categories",
     "validate_dataset",

@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 from pycocotools.coco import COCO
 
-from mar_core.data.coco import remap_categories
-from mar_core.data.validate import ValidationReport, check_structure, validate_dataset
+from mar_core.annotations.coco import remap_categories
+from mar_core.annotations.validate import ValidationReport, check_structure, validate_dataset
 from mar_core.errors import DatasetError
 
 log = logging.getLogger(__name__)

@@ -153,8 +153,8 @@ def test_dataset_path_errors(tmp_path):
 
 
 def test_unknown_format_lists_valid():
-    spec = DatasetSpec.model_construct(format="yolo", path="x")
-    with pytest.raises(DatasetError, match="valid: coco, voc"):
+    spec = DatasetSpec.model_construct(format="tfrecord", path="x")
+    with pytest.raises(DatasetError, match="valid: coco, voc, yolo"):
         load_dataset(spec, "train")
 
 
@@ -170,5 +170,6 @@ def test_cli_check(tmp_path, capsys):
     _write(tmp_path, "val")
     assert cli_main(["data", "check", str(tmp_path)]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["train"]["images"] == 3 and out["val"]["boxes"] == 3
+    assert out["format"] == "coco"
+    assert out["splits"]["train"]["images"] == 3 and out["splits"]["val"]["boxes"] == 3
     assert cli_main(["data", "check", str(tmp_path / "missing")]) == 2

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mar_core.data.validate import ValidationReport, fix_boxes, validate_dataset
+from mar_core.annotations.validate import ValidationReport, fix_boxes, validate_dataset
 from mar_core.errors import DatasetError
 
 

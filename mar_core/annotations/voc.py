@@ -14,7 +14,8 @@ import logging
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from mar_core.errors import DatasetError
+from mar_core.errors import DatasetError, SplitNotFoundError
+from mar_core.spec import DatasetSpec
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def read_split(root: Path, split: str) -> list[str]:
     if not path.is_file():
         found = sorted(p.stem for p in path.parent.glob("*.txt")) if path.parent.is_dir() else []
         listed = ", ".join(found) or "none"
-        raise DatasetError(f"VOC split file not found: {path} (available splits: {listed})")
+        raise SplitNotFoundError(f"VOC split file not found: {path} (available splits: {listed})")
     return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -148,3 +149,8 @@ def load_voc(
         "annotations": annotations,
         "categories": categories,
     }, images_dir
+
+
+def read_voc(root: Path, split: str, images_dir: Path | None, spec: DatasetSpec) -> tuple[dict, Path]:
+    """The registry's reader for ``voc``."""
+    return load_voc(root, split, images_dir, spec.class_names)

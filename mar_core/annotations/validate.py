@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Container
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -21,6 +22,7 @@ from mar_core.errors import DatasetError
 log = logging.getLogger(__name__)
 
 _MAX_LISTED = 5  # offending files named in the warning
+SMALL_AREA, LARGE_AREA = 32**2, 96**2  # COCO's size buckets, absolute pixel area
 
 
 @dataclass(frozen=True)
@@ -114,35 +116,56 @@ def check_structure(data: Any, source: str) -> None:
             raise DatasetError(f"{source}: {key!r} must be a list")
     image_ids: set[Any] = set()
     for img in data["images"]:
-        if not isinstance(img, dict) or "id" not in img or not isinstance(img.get("file_name"), str):
-            raise DatasetError(f"{source}: every image needs an 'id' and a 'file_name' (got {img!r:.200})")
-        if img["id"] in image_ids:
-            raise DatasetError(f"{source}: duplicate image id {img['id']!r}")
-        _check_relative(img["file_name"], source)
+        check_image_record(img, source, image_ids)
         image_ids.add(img["id"])
     cat_ids: set[Any] = set()
     for cat in data["categories"]:
-        if not isinstance(cat, dict) or "id" not in cat:
-            raise DatasetError(f"{source}: every category needs an 'id' (got {cat!r:.200})")
-        if cat["id"] in cat_ids:
-            raise DatasetError(f"{source}: duplicate category id {cat['id']!r}")
+        check_category(cat, source, cat_ids)
         cat_ids.add(cat["id"])
     for ann in data["annotations"]:
-        if not isinstance(ann, dict):
-            raise DatasetError(f"{source}: annotation is not an object: {ann!r:.200}")
-        what = f"{source}: annotation {ann.get('id', '?')}"
-        if ann.get("image_id") not in image_ids:
-            raise DatasetError(f"{what} refers to unknown image_id {ann.get('image_id')!r}")
-        if ann.get("category_id") not in cat_ids:
-            known = ", ".join(map(str, sorted(cat_ids, key=str)))
-            raise DatasetError(f"{what} has unknown category_id {ann.get('category_id')!r} (known: {known})")
-        bbox = ann.get("bbox")
-        if not (
-            isinstance(bbox, (list, tuple))
-            and len(bbox) == 4
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)
-        ):
-            raise DatasetError(f"{what} needs a bbox of 4 numbers [x, y, w, h] (got {bbox!r:.100})")
+        check_annotation(ann, image_ids, cat_ids, source)
+
+
+def check_image_record(img: Any, source: str, seen: Container[Any]) -> None:
+    """One ``images`` entry: an object with an ``id`` not in ``seen`` and a relative ``file_name``."""
+    if not isinstance(img, dict) or "id" not in img or not isinstance(img.get("file_name"), str):
+        raise DatasetError(f"{source}: every image needs an 'id' and a 'file_name' (got {img!r:.200})")
+    if img["id"] in seen:
+        raise DatasetError(f"{source}: duplicate image id {img['id']!r} ({img['file_name']})")
+    _check_relative(img["file_name"], source)
+
+
+def check_category(cat: Any, source: str, seen: Container[Any]) -> None:
+    """One ``categories`` entry: an object with an ``id`` not in ``seen``."""
+    if not isinstance(cat, dict) or "id" not in cat:
+        raise DatasetError(f"{source}: every category needs an 'id' (got {cat!r:.200})")
+    if cat["id"] in seen:
+        raise DatasetError(f"{source}: duplicate category id {cat['id']!r}")
+
+
+def check_annotation(ann: Any, image_ids: Container[Any], cat_ids: Container[Any], source: str) -> None:
+    """One ``annotations`` entry: a known image and category, a ``bbox`` of 4 numbers."""
+    if not isinstance(ann, dict):
+        raise DatasetError(f"{source}: annotation is not an object: {ann!r:.200}")
+    what = f"{source}: annotation {ann.get('id', '?')}"
+    if ann.get("image_id") not in image_ids:
+        raise DatasetError(f"{what} refers to unknown image_id {ann.get('image_id')!r}")
+    if ann.get("category_id") not in cat_ids:
+        known = ", ".join(map(str, sorted(cat_ids, key=str)))
+        raise DatasetError(f"{what} has unknown category_id {ann.get('category_id')!r} (known: {known})")
+    bbox = ann.get("bbox")
+    if not (
+        isinstance(bbox, (list, tuple))
+        and len(bbox) == 4
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)
+    ):
+        raise DatasetError(f"{what} needs a bbox of 4 numbers [x, y, w, h] (got {bbox!r:.100})")
+
+
+def check_not_empty(num_images: int, source: str) -> None:
+    """A split without images cannot be trained or evaluated on."""
+    if num_images == 0:
+        raise DatasetError(f"{source}: the split has no images")
 
 
 def _check_relative(file_name: str, source: str) -> None:
@@ -168,15 +191,47 @@ def check_image_files(
         recorded = (img.get("width"), img.get("height"))
         if not verify_sizes and all(isinstance(v, int) and v > 0 for v in recorded):
             continue
-        try:
-            with Image.open(path) as im:
-                real = im.size
-        except (OSError, UnidentifiedImageError) as e:
-            raise DatasetError(f"{report.name}: cannot read image file {path}: {e}") from None
+        real = image_size(path, report.name)
         if recorded != real:
             if all(isinstance(v, (int, float)) and v for v in recorded):
                 report.size_mismatch.append(img["file_name"])
             img["width"], img["height"] = real
+
+
+def clip_box(bbox: Any, width: float, height: float) -> tuple[list[float] | None, bool]:
+    """The trainer's rule for one ``[x, y, w, h]``: ``(box clipped to the image, whether it was
+    clipped)``, or ``(None, False)`` for a degenerate box (non-finite, or no area once clipped)."""
+    x, y, w, h = (float(v) for v in bbox)
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        return None, False
+    W, H = float(width), float(height)
+    x0, y0, x1, y1 = max(x, 0.0), max(y, 0.0), min(x + w, W), min(y + h, H)
+    if x1 - x0 <= 0 or y1 - y0 <= 0:
+        return None, False
+    return [x0, y0, x1 - x0, y1 - y0], (x0, y0, x1, y1) != (x, y, x + w, y + h)
+
+
+def kept_area(area: Any, box: list[float], clipped: bool) -> float:
+    """The ``area`` a kept box gets: the given one, else the box's; capped at the box's if clipped."""
+    box_area = box[2] * box[3]
+    if not isinstance(area, (int, float)) or isinstance(area, bool) or not area > 0:
+        return box_area
+    return min(float(area), box_area) if clipped else area
+
+
+def size_bucket(area: float) -> str:
+    """COCO's size bucket of an area in pixels: small (< 32^2), medium (< 96^2) or large."""
+    return "small" if area < SMALL_AREA else "medium" if area < LARGE_AREA else "large"
+
+
+def image_size(path: Path, source: str) -> tuple[int, int]:
+    """``(width, height)`` from the image file's header (nothing decoded); ``DatasetError`` naming
+    ``source`` and the file when it cannot be identified."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (OSError, UnidentifiedImageError) as e:
+        raise DatasetError(f"{source}: cannot read image file {path}: {e}") from None
 
 
 def fix_boxes(data: dict, report: ValidationReport) -> None:
@@ -189,26 +244,15 @@ def fix_boxes(data: dict, report: ValidationReport) -> None:
     kept = []
     for ann in data["annotations"]:
         img = images[ann["image_id"]]
-        x, y, w, h = (float(v) for v in ann["bbox"])
-        issue = BoxIssue(ann.get("id", -1), img["file_name"], (x, y, w, h))
-        if not all(math.isfinite(v) for v in (x, y, w, h)):
+        issue = BoxIssue(ann.get("id", -1), img["file_name"], tuple(float(v) for v in ann["bbox"]))
+        box, clipped = clip_box(ann["bbox"], img["width"], img["height"])
+        if box is None:
             report.dropped.append(issue)
             continue
-        W, H = float(img["width"]), float(img["height"])
-        x0, y0, x1, y1 = max(x, 0.0), max(y, 0.0), min(x + w, W), min(y + h, H)
-        if x1 - x0 <= 0 or y1 - y0 <= 0:
-            report.dropped.append(issue)
-            continue
-        clipped = (x0, y0, x1, y1) != (x, y, x + w, y + h)
         if clipped:
             report.clipped.append(issue)
-        box_area = (x1 - x0) * (y1 - y0)
-        area = ann.get("area")
-        if not isinstance(area, (int, float)) or not area > 0:
-            area = box_area
-        elif clipped:
-            area = min(float(area), box_area)
-        ann.update(bbox=[x0, y0, x1 - x0, y1 - y0], area=area, iscrowd=int(bool(ann.get("iscrowd", 0))))
+        area = kept_area(ann.get("area"), box, clipped)
+        ann.update(bbox=box, area=area, iscrowd=int(bool(ann.get("iscrowd", 0))))
         kept.append(ann)
     data["annotations"] = kept
     report.num_boxes = len(kept)
@@ -231,6 +275,7 @@ def validate_dataset(data: dict, images_dir: Path, name: str, verify_sizes: bool
     """Run every check on ``data`` (modified in place) and log one warning if boxes or sizes
     were repaired. Raises ``DatasetError`` for structural faults and missing image files."""
     check_structure(data, name)
+    check_not_empty(len(data["images"]), name)
     number_annotations(data)
     report = ValidationReport(name=name, num_images=len(data["images"]))
     check_image_files(data["images"], Path(images_dir), report, verify_sizes=verify_sizes)

@@ -1,0 +1,79 @@
+"""Check a COCO annotation file without loading it whole: ``ijson`` (its C backend) streams the
+categories, the images, then the annotations, one pass each; an annotation is checked, counted
+and forgotten. Memory: the image records (id, file name, size) and the counts, not the file's
+DOM (about 10x the file's size for COCO train2017; see BENCHMARKS.md).
+
+The checks are the trainer's (``mar_core.annotations.validate``), item by item. One difference:
+a missing ``images`` or ``annotations`` key reads as an empty list (a missing ``categories`` key
+reads as no categories, which is refused).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import ijson
+
+from mar_core.annotations.report import SplitReport, SplitStats
+from mar_core.annotations.split_check import ImageCheck, check_images_of, sample
+from mar_core.annotations.validate import (
+    check_annotation,
+    check_category,
+    check_image_record,
+    check_not_empty,
+)
+from mar_core.errors import DatasetError
+
+log = logging.getLogger(__name__)
+
+
+def stream_items(path: Path, prefix: str, source: str):
+    """The items under ``prefix`` (e.g. ``"images.item"``), floats as ``float``; ``DatasetError``
+    naming ``source`` when the file is not valid JSON or cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            yield from ijson.items(f, prefix, use_float=True)
+    except FileNotFoundError:
+        raise DatasetError(f"annotation file not found: {source}") from None
+    except OSError as e:
+        raise DatasetError(f"cannot read annotation file {source}: {e}") from None
+    except ijson.JSONError as e:
+        raise DatasetError(f"annotation file {source} is not valid JSON: {e}") from None
+
+
+def check_coco_file(
+    path: Path, images_dir: Path, split: str, source: str, check_images: ImageCheck = True
+) -> SplitReport:
+    """The report of one COCO annotation file (``source``: its name in messages)."""
+    categories: list[dict] = []
+    cat_ids: set[Any] = set()
+    for cat in stream_items(path, "categories.item", source):
+        check_category(cat, source, cat_ids)
+        cat_ids.add(cat["id"])
+        categories.append({"id": cat["id"], "name": cat.get("name", cat["id"])})
+    if not categories:
+        raise DatasetError(f"{source}: no categories")
+
+    sizes: dict[Any, tuple[str, Any, Any]] = {}  # image id -> (file_name, width, height)
+    for img in stream_items(path, "images.item", source):
+        check_image_record(img, source, sizes)
+        sizes[img["id"]] = (img["file_name"], img.get("width"), img.get("height"))
+    check_not_empty(len(sizes), source)
+
+    stats = SplitStats(split, categories, source)
+    stats.validation.num_images = len(sizes)
+    chosen = sample(list(sizes.items()), check_images)
+    records = [{"id": k, "file_name": f, "width": w, "height": h} for k, (f, w, h) in chosen]
+    check_images_of(records, Path(images_dir), stats, True)
+    for img in records:  # sizes read from the files replace the recorded ones
+        sizes[img["id"]] = (img["file_name"], img["width"], img["height"])
+    del records
+    stats.unsized = sum(not (w and h) for _, w, h in sizes.values())
+
+    for ann in stream_items(path, "annotations.item", source):
+        check_annotation(ann, sizes, cat_ids, source)
+        file_name, width, height = sizes[ann["image_id"]]
+        stats.add(ann, width, height, file_name)
+    return stats.report()
