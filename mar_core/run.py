@@ -1,7 +1,8 @@
 """Run one job (train or distill) in a work folder: the entry point shared by ``mar run`` and
 the service's worker.
 
-Outputs in ``workdir``: ``metrics.jsonl``, ``checkpoints/last.pt`` (exact resume) and
+Outputs in ``workdir``: ``metrics.jsonl``, ``pr_curves.json``, ``samples/*.png`` (predictions on a
+few validation images), ``checkpoints/last.pt`` (exact resume) and
 ``checkpoints/best.pt`` (best-AP weights), ``model.pt`` (plain torchvision state_dict of the
 final detector), ``model.json`` (how to rebuild it) and ``report.json``. A workdir that holds a
 checkpoint of the same spec resumes from it.
@@ -38,17 +39,20 @@ from mar_core.engine.lr import lr_factor_fn
 from mar_core.engine.rng import seed_everything
 from mar_core.engine.trainer import Trainer
 from mar_core.errors import SpecError
-from mar_core.eval import evaluate_detector
+from mar_core.eval import evaluate_model
 from mar_core.export import export_detector
 from mar_core.models.checkpoint_io import atomic_torch_save, write_model_output
 from mar_core.models.pretrained import load_pretrained_start
 from mar_core.models.registry import build_detector, count_parameters
 from mar_core.progress import ProgressCallback, ignore_progress
+from mar_core.samples import SAMPLES_DIR, draw_samples, sample_indices
 from mar_core.spec import JobSpec, TrainSpec
 from mar_core.spec_hash import run_fingerprint
 from mar_core.teacher import load_teacher
 
 log = logging.getLogger(__name__)
+
+PR_CURVES = "pr_curves.json"  # the last evaluation's PR curves per class (mar_core.eval.pr_curves)
 
 
 def build_optimizer(model: nn.Module, cfg: TrainSpec) -> torch.optim.Optimizer:
@@ -138,7 +142,7 @@ def _run(
     load_pretrained_start(student, spec.model, checkpoint_roots, progress)
     trainable: nn.Module = student
     extra_hooks = []
-    teacher_params = kd_weights = None
+    teacher = teacher_params = kd_weights = None
     fingerprint = run_fingerprint(spec.to_json_dict())
     ckpt_dir = workdir / "checkpoints"
     last = ckpt_dir / LAST_CHECKPOINT
@@ -177,8 +181,13 @@ def _run(
     eval_set = val_ds if len(eval_indices) == len(val_ds) else Subset(val_ds, eval_indices)
     eval_image_ids = None if eval_set is val_ds else [val_ds.image_info(i)["id"] for i in eval_indices]
 
+    last_curves: dict = {}  # the PR curves of the latest evaluation
+
     def evaluate() -> dict[str, float]:
-        return evaluate_detector(student, eval_set, dev, cfg.batch_size, cfg.num_workers, eval_image_ids)
+        result = evaluate_model(student, eval_set, dev, cfg.batch_size, cfg.num_workers, eval_image_ids)
+        last_curves.clear()
+        last_curves.update(result.pr_curves)
+        return result.metrics
 
     def save_best() -> None:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -244,6 +253,16 @@ def _run(
     if spec.export:
         exported = export_detector(student, workdir, spec.export, class_names=class_names)
         outputs.update({path.name: path for path in exported.values()})
+    atomic_write_json(workdir / PR_CURVES, {"step": trainer.iter, **last_curves})
+    outputs[PR_CURVES] = workdir / PR_CURVES
+    samples = sample_indices(len(val_ds))
+    outputs.update(draw_samples(student, val_ds, samples, workdir / SAMPLES_DIR, "student", class_names))
+    if teacher is not None:
+        outputs.update(
+            draw_samples(
+                teacher.model, val_ds, samples, workdir / SAMPLES_DIR, "teacher", teacher.class_names
+            )
+        )
     eval_hook = next(h for h in hooks if isinstance(h, EvalHook))
     report = {
         "kind": spec.kind,
