@@ -67,5 +67,5 @@ class JobCancelled(MarError):
 
 
 class SplitNotFoundError(DatasetError):
-    """A split the spec names is not in the dataset; the reader's caller sets ``param`` to the
+    """A split the spec names is not in the dataset or holds no images; the reader's caller sets ``param`` to the
     spec field naming the split (``dataset.train_split`` / ``dataset.val_split``)."""

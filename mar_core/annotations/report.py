@@ -31,7 +31,7 @@ class SplitStats:
         self.split = split
         self.source = source
         self.names = {c["id"]: str(c.get("name", c["id"])) for c in cats}
-        self.validation = ValidationReport(name=split)
+        self.validation = ValidationReport(name=f"{split} ({source})")
         self.per_class: Counter[Any] = Counter()
         self.sizes: Counter[str] = Counter()
         self.with_boxes: set[Any] = set()

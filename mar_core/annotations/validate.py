@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from mar_core.errors import DatasetError
+from mar_core.errors import DatasetError, SplitNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -163,9 +163,10 @@ def check_annotation(ann: Any, image_ids: Container[Any], cat_ids: Container[Any
 
 
 def check_not_empty(num_images: int, source: str) -> None:
-    """A split without images cannot be trained or evaluated on."""
+    """A split without images cannot be trained or evaluated on (``SplitNotFoundError``: the
+    caller names the split's spec field)."""
     if num_images == 0:
-        raise DatasetError(f"{source}: the split has no images")
+        raise SplitNotFoundError(f"{source}: the split has no images")
 
 
 def _check_relative(file_name: str, source: str) -> None:

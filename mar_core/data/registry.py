@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from mar_core.annotations.readers import read_split
+from mar_core.annotations.readers import name_param, read_split
 from mar_core.annotations.validate import size_bucket
 from mar_core.data.dataset import DetectionDataset
 from mar_core.errors import DatasetError
@@ -30,9 +30,7 @@ def load_dataset(spec: DatasetSpec, split: str, data_roots: list[Path] | None = 
     try:
         return DetectionDataset(data, images_dir, name=f"{root.name} {split}")
     except DatasetError as e:
-        if e.param is None:
-            e.param = "dataset.path"
-        raise
+        raise name_param(e, spec, split) from None
 
 
 def dataset_summary(ds: DetectionDataset) -> dict[str, Any]:
