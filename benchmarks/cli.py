@@ -1,4 +1,4 @@
-"""``mar bench quality|perf|report|tune``: the benchmarks (``benchmarks``).
+"""``mar bench quality|perf|report|tune|calibrate|dataset-check``: the benchmarks (``benchmarks``).
 
 Results are cached in ``benchmarks/results/`` (one committed JSON file per run) and
 ``BENCHMARKS.md`` is generated from them; work folders (datasets, teachers, runs) go to
@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 
 from benchmarks.calibrate import calibrate, format_calibration
+from benchmarks.coco_gen import COCO_TRAIN2017
+from benchmarks.dataset_check import format_dataset_check, run_dataset_check
 from benchmarks.perf import PARTS, PERF_PRESETS, run_perf
 from benchmarks.perf_format import format_part
 from benchmarks.plan import plan_runs
@@ -60,8 +62,8 @@ def _add_report_out(p: argparse.ArgumentParser) -> None:
 
 
 def register(add) -> None:
-    """Add ``mar bench quality``, ``perf``, ``report``, ``tune`` and ``calibrate``; ``add(name)``
-    returns a command's parser."""
+    """Add ``mar bench quality``, ``perf``, ``report``, ``tune``, ``calibrate`` and
+    ``dataset-check``; ``add(name)`` returns a command's parser."""
     p = add("bench")
     bench = p.add_subparsers(dest="bench_command", required=True, metavar="ACTION")
 
@@ -144,6 +146,17 @@ def register(add) -> None:
     c.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
     _add_paths(c)
     c.set_defaults(handler=_calibrate)
+
+    d = bench.add_parser(
+        "dataset-check", help="time and peak memory of checking a COCO train2017-sized annotation file"
+    )
+    d.add_argument("--images", type=positive_int, default=COCO_TRAIN2017["images"])
+    d.add_argument("--boxes", type=positive_int, default=COCO_TRAIN2017["boxes"])
+    d.add_argument("--seed", type=int, default=0, help="of the generated file (default: %(default)s)")
+    d.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
+    _add_paths(d)
+    _add_report_out(d)
+    d.set_defaults(handler=_dataset_check)
 
 
 def _preset(name: str):
@@ -329,4 +342,15 @@ def _calibrate(args: argparse.Namespace) -> int:
     atomic_write_json(path, result)
     print("\n".join(format_calibration(result)))
     print(f"calibration: {path}")
+    return 0
+
+
+def _dataset_check(args: argparse.Namespace) -> int:
+    path, result = run_dataset_check(
+        args.results, args.cache, images=args.images, boxes=args.boxes, seed=args.seed, command=_command()
+    )
+    print("\n".join(format_dataset_check(result)))
+    print(f"dataset-check result: {path}")
+    if not args.no_report:
+        _write_report(args)
     return 0

@@ -3,7 +3,8 @@
 Every number comes from a record in the results folder; a run that has not been made is listed
 as missing, never filled in. Sections: commands, machine, quality per preset and group (mean ±
 sample std over seeds, gain over the baseline, teacher AP, wall time, parameters, the verdicts),
-speed (the newest ``perf-<preset>-*.json`` of each preset) and the tuning grid.
+speed (the newest ``perf-<preset>-*.json`` of each preset), the dataset check at COCO scale (the
+newest ``dataset-check-*.json``) and the tuning grid.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.calibrate import format_calibration
+from benchmarks.dataset_check import dataset_check_section
 from benchmarks.group_view import GroupView, record_ap
 from benchmarks.markdown import table
 from benchmarks.perf import PARTS as PERF_PARTS
@@ -586,6 +588,7 @@ def render_report(store: ResultStore, presets: list[str] | None = None) -> str:
     for name in names:
         lines += _quality_section(store, get_preset(name))
     lines += _perf_section(store, names)
+    lines += dataset_check_section(store.root)
     lines += _calibration_section(store, names)
     lines += _tune_section(store, names)
     return "\n".join(lines).rstrip() + "\n"
