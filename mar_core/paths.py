@@ -27,3 +27,9 @@ def resolve_under(path: str | os.PathLike, roots: list[Path] | None, param: str)
         f"{param}: {str(path)!r} lies outside the allowed roots ({', '.join(map(str, resolved_roots))})",
         param=param,
     )
+
+
+def is_inside(path: str | os.PathLike, root: str | os.PathLike) -> bool:
+    """Whether ``path`` is ``root`` or lies under it, both resolved (symlinks followed)."""
+    p, r = Path(path).resolve(), Path(root).resolve()
+    return p == r or r in p.parents

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from mar_core.annotations.validate import check_structure
 from mar_core.errors import DatasetError, SplitNotFoundError
+from mar_core.paths import is_inside
 from mar_core.spec import DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,11 @@ def locate_coco(
     root = Path(root)
     if annotation_file_spec:
         tried = [root / annotation_file_spec.replace("{split}", split)]
+        if not is_inside(tried[0], root):
+            raise DatasetError(
+                f"dataset.annotation_file: {annotation_file_spec!r} lies outside the dataset folder",
+                param="dataset.annotation_file",
+            )
     else:
         names = (split, *SPLIT_ALIASES.get(split, ()))
         tried = [annotation_file(root, split), *(root / n / ROBOFLOW_FILE for n in names)]

@@ -23,6 +23,7 @@ import yaml
 
 from mar_core.annotations.validate import image_size
 from mar_core.errors import DatasetError, SplitNotFoundError
+from mar_core.paths import is_inside
 from mar_core.spec import DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -48,11 +49,6 @@ def _rel(path: Path, root: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return str(path)
-
-
-def _inside(path: Path, root: Path) -> bool:
-    path, root = path.resolve(), root.resolve()
-    return path == root or root in path.parents
 
 
 def find_yaml(root: Path) -> Path | None:
@@ -92,7 +88,7 @@ def read_yolo_config(root: Path) -> YoloConfig:
     base = path.parent
     if isinstance(data.get("path"), str) and data["path"]:
         candidate = base / data["path"]
-        if candidate.is_dir() and _inside(candidate, root):
+        if candidate.is_dir() and is_inside(candidate, root):
             base = candidate
         else:
             log.info("%s: path %r is not a folder inside the dataset; using %s", where, data["path"], base)
@@ -107,7 +103,7 @@ def _split_dir(cfg: YoloConfig, root: Path, entry: Any, split: str) -> Path:
     folder = cfg.base / entry
     if not folder.exists() and entry.startswith("../"):
         folder = cfg.base / entry[3:]
-    if not _inside(folder, root):
+    if not is_inside(folder, root):
         raise DatasetError(f"{where}: {split}: {entry!r} lies outside the dataset folder")
     if folder.suffix == ".txt":
         raise DatasetError(f"{where}: {split}: image list files ({entry}) are not supported; name a folder")

@@ -87,6 +87,10 @@ def test_annotation_file_named_in_the_spec(tmp_path):
     with pytest.raises(DatasetError, match="labels-val.json") as e:
         inspect_dataset(spec)
     assert e.value.param == "dataset.val_split"
+    outside = DatasetSpec(path=str(root), annotation_file="../{split}.json")
+    with pytest.raises(DatasetError, match="outside the dataset folder") as e:
+        inspect_dataset(outside)
+    assert e.value.param == "dataset.annotation_file"
 
 
 def test_voc_find_splits_skips_per_class_lists(tmp_path):
