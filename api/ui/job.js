@@ -1,0 +1,159 @@
+// One job: state, cancel, spec, events (SSE), loss and AP curves, per-class AP, PR curves,
+// sample predictions and artifacts.
+
+import { artifactPath, blobURL, download, getJSON, jobPath, postJSON, streamEvents } from "./api.js";
+import { TERMINAL, etaSeconds, fmtAP, fmtDuration, fmtTime, h, jobLabel, lastValues } from "./dom.js";
+import { linePlot, toPoints } from "./plot.js";
+
+const POLL_MS = 2000;
+const AP_SERIES = ["eval/AP", "eval/AP50", "eval/AP75"];
+
+function eventText(ev) {
+  const d = ev.data || {};
+  const detail = d.status || d.phase || d.name || d.message || (d.step !== undefined ? `step ${d.step}/${d.total}` : "");
+  return `${fmtTime(ev.created_at)} — ${ev.type}${detail ? `: ${detail}` : ""}`;
+}
+
+function lossPlot(series) {
+  const names = Object.keys(series).filter((n) => n.startsWith("loss/")).sort();
+  return linePlot({ title: "Loss per term", yLabel: "loss", series: names.map((n) => ({ name: n, points: toPoints(series[n]) })) });
+}
+
+function apPlot(series) {
+  return linePlot({ title: "AP (val)", yLabel: "AP", fromZero: true,
+    series: AP_SERIES.map((n) => ({ name: n.slice(5), points: toPoints(series[n]) })) });
+}
+
+function classTable(series) {
+  const last = lastValues(series);
+  const names = Object.keys(last).filter((n) => n.startsWith("eval/AP/")).sort();
+  if (!names.length) return h("p", { class: "hint" }, "No evaluation yet.");
+  return h("table", { id: "class-ap" },
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Class"), h("th", { scope: "col" }, "AP"))),
+    h("tbody", {}, names.map((n) => h("tr", {}, h("td", {}, n.slice(8)), h("td", { class: "num" }, fmtAP(last[n]))))));
+}
+
+function prPlots(curves) {
+  return Object.entries(curves.iou).map(([iou, perClass]) => linePlot({
+    title: `PR curves, IoU ${iou} (step ${curves.step})`, xLabel: "recall", yLabel: "precision", yRange: [0, 1.02],
+    width: 420, series: Object.entries(perClass).filter(([, p]) => p)
+      .map(([name, p]) => ({ name, points: p.map((v, i) => [curves.recall[i], v]) })),
+  }));
+}
+
+export function render(view, { id }, ctx) {
+  const abort = new AbortController();
+  const urls = []; // Blob URLs to revoke when leaving
+  let timer = null;
+  let job = null;
+  let lastEvent = 0;
+  let artifactsShown = "";
+
+  const title = h("h2", {}, "Job");
+  const status = h("p", { id: "job-status", "aria-live": "polite" });
+  const cancel = h("button", { type: "button", id: "cancel", class: "danger", disabled: true }, "Cancel job");
+  const compareLink = h("a", { href: `#/compare?jobs=${id}` }, "Open in compare view");
+  const plots = h("div", { class: "plots", id: "metric-plots" });
+  const classAP = h("div");
+  const prBox = h("div", { class: "plots", id: "pr-plots" });
+  const samples = h("div", { class: "samples", id: "samples" });
+  const artifacts = h("tbody");
+  const events = h("ol", { class: "events", id: "events", tabindex: 0, "aria-label": "Events" });
+  const spec = h("pre", { class: "spec", id: "spec", tabindex: 0, "aria-label": "Job spec" });
+  view.replaceChildren(title, status, h("div", { class: "toolbar" }, cancel, compareLink),
+    h("h3", {}, "Curves"), plots, h("h3", {}, "Per-class AP"), classAP, h("h3", {}, "PR curves"), prBox,
+    h("h3", {}, "Sample predictions"), samples,
+    h("h3", {}, "Artifacts"), h("table", { id: "artifacts" }, h("thead", {}, h("tr", {},
+      ["Name", "Size (bytes)", "sha256", ""].map((t) => h("th", { scope: "col" }, t)))), artifacts),
+    h("h3", {}, "Events"), events, h("h3", {}, "Spec"), spec);
+
+  cancel.addEventListener("click", async () => {
+    cancel.disabled = true;
+    try {
+      showJob(await postJSON(jobPath(id, "/cancel")));
+    } catch (e) {
+      ctx.fail(e);
+    }
+  });
+
+  function showJob(j) {
+    job = j;
+    title.textContent = `Job ${jobLabel(j)}`;
+    const progress = j.progress_total ? ` — step ${j.progress_step || 0} of ${j.progress_total}` : "";
+    const eta = etaSeconds(j);
+    status.replaceChildren(h("span", { class: `state state-${j.status}` }, j.status),
+      `${j.phase ? ` (${j.phase})` : ""}${progress}${eta !== null ? `, ETA ${fmtDuration(eta)}` : ""} · ${j.kind} · `,
+      `created ${fmtTime(j.created_at)}${j.finished_at ? `, finished ${fmtTime(j.finished_at)}` : ""}`,
+      j.error ? ` · error: ${j.error.message}` : "");
+    cancel.disabled = TERMINAL.includes(j.status) || j.status === "cancelling";
+    if (!spec.textContent) spec.textContent = JSON.stringify(j.spec, null, 2);
+  }
+
+  async function showArtifacts() {
+    const list = await getJSON(jobPath(id, "/artifacts"));
+    const key = list.map((a) => a.name).join();
+    if (key === artifactsShown) return;
+    artifactsShown = key;
+    artifacts.replaceChildren(...list.map((a) => h("tr", {}, h("td", {}, a.name), h("td", { class: "num" }, a.size),
+      h("td", {}, h("code", { title: a.sha256 }, a.sha256.slice(0, 12))),
+      h("td", {}, h("button", { type: "button", "aria-label": `download ${a.name}`,
+        onclick: () => download(artifactPath(id, a.name), a.name.split("/").pop()).catch(ctx.fail) }, "Download")))));
+    const names = list.map((a) => a.name);
+    if (names.includes("pr_curves.json")) {
+      const curves = await (await fetch(await track(blobURL(artifactPath(id, "pr_curves.json"))))).json();
+      prBox.replaceChildren(...prPlots(curves));
+    }
+    const pictures = names.filter((n) => n.startsWith("samples/")).sort();
+    const figures = await Promise.all(pictures.map(async (n) => {
+      const label = n.slice(8).replace(/\.\w+$/, "").replace("-", " prediction ");
+      return h("figure", {}, h("img", { src: await track(blobURL(artifactPath(id, n))), alt: label }),
+        h("figcaption", {}, label));
+    }));
+    samples.replaceChildren(...figures);
+    if (!pictures.length) samples.append(h("p", { class: "hint" }, "Drawn at the end of the job."));
+  }
+
+  async function track(promise) {
+    const url = await promise;
+    urls.push(url);
+    return url;
+  }
+
+  async function refresh() {
+    try {
+      const [j, metrics] = await Promise.all([getJSON(jobPath(id)), getJSON(jobPath(id, "/metrics"))]);
+      if (abort.signal.aborted) return;
+      showJob(j);
+      plots.replaceChildren(lossPlot(metrics.series), apPlot(metrics.series));
+      classAP.replaceChildren(classTable(metrics.series));
+      await showArtifacts();
+      view.dataset.loaded = "true";
+    } catch (e) {
+      if (!abort.signal.aborted) ctx.fail(e);
+    }
+    if (!abort.signal.aborted && job && !TERMINAL.includes(job.status)) timer = setTimeout(refresh, POLL_MS);
+  }
+
+  async function follow() {
+    try {
+      await streamEvents(id, lastEvent, (ev) => {
+        lastEvent = ev.id;
+        if (ev.type !== "progress") events.append(h("li", { "data-type": ev.type }, eventText(ev)));
+        if (ev.type === "status" && TERMINAL.includes(ev.data.status)) {
+          clearTimeout(timer);
+          refresh();
+        }
+      }, abort.signal);
+    } catch (e) {
+      if (!abort.signal.aborted) ctx.fail(e);
+    }
+  }
+
+  refresh();
+  follow();
+  return () => {
+    abort.abort();
+    clearTimeout(timer);
+    urls.forEach((u) => URL.revokeObjectURL(u));
+  };
+}
