@@ -33,3 +33,11 @@ def is_inside(path: str | os.PathLike, root: str | os.PathLike) -> bool:
     """Whether ``path`` is ``root`` or lies under it, both resolved (symlinks followed)."""
     p, r = Path(path).resolve(), Path(root).resolve()
     return p == r or r in p.parents
+
+
+def shown_path(path: str | os.PathLike, root: str | os.PathLike) -> str:
+    """``path`` relative to ``root`` (POSIX separators) for messages, else ``path`` as it is."""
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return str(path)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mar_core.annotations.validate import check_structure
 from mar_core.errors import DatasetError, SplitNotFoundError
-from mar_core.paths import is_inside
+from mar_core.paths import is_inside, shown_path
 from mar_core.spec import DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def locate_coco(
         tried = [annotation_file(root, split), *(root / n / ROBOFLOW_FILE for n in names)]
     ann_path = next((p for p in tried if p.is_file()), None)
     if ann_path is None:
-        listed = ", ".join(str(p.relative_to(root)) for p in tried)
+        listed = ", ".join(shown_path(p, root) for p in tried)
         raise SplitNotFoundError(
             f"COCO annotation file not found for split {split!r} in {root} (tried {listed})"
         )

@@ -27,18 +27,12 @@ from mar_core.annotations.report import DatasetReport, SplitReport
 from mar_core.annotations.split_check import ImageCheck, check_split_dict
 from mar_core.annotations.yolo import find_yaml, read_yolo_config
 from mar_core.errors import DatasetError
+from mar_core.paths import shown_path
 from mar_core.spec import DatasetSpec
 
 log = logging.getLogger(__name__)
 
 _SPLIT_ORDER = ("train", "val", "valid", "test")
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def _check_split(
@@ -47,10 +41,10 @@ def _check_split(
     if spec.format == "coco":
         images_dir = spec_images_dir(spec, root, split, data_roots)
         ann_path, images_dir = locate_coco(root, split, spec.annotation_file, images_dir)
-        return check_coco_file(ann_path, images_dir, split, _rel(ann_path, root), check_images)
+        return check_coco_file(ann_path, images_dir, split, shown_path(ann_path, root), check_images)
     whole = spec.model_copy(update={"max_images": None})
     data, images_dir, _ = read_split(whole, split, data_roots)
-    source = f"ImageSets/Main/{split}.txt" if spec.format == "voc" else _rel(images_dir, root)
+    source = f"ImageSets/Main/{split}.txt" if spec.format == "voc" else shown_path(images_dir, root)
     return check_split_dict(data, images_dir, split, source, check_images)
 
 

@@ -23,7 +23,7 @@ import yaml
 
 from mar_core.annotations.validate import image_size
 from mar_core.errors import DatasetError, SplitNotFoundError
-from mar_core.paths import is_inside
+from mar_core.paths import is_inside, shown_path
 from mar_core.spec import DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -42,13 +42,6 @@ class YoloConfig:
     names: list[str]
     base: Path
     splits: dict[str, Any]
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def find_yaml(root: Path) -> Path | None:
@@ -75,7 +68,7 @@ def read_yolo_config(root: Path) -> YoloConfig:
     path = find_yaml(root)
     if path is None:
         raise DatasetError(f"YOLO dataset file not found: {root / YAML_NAMES[0]}")
-    where = _rel(path, root)
+    where = shown_path(path, root)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
@@ -97,7 +90,7 @@ def read_yolo_config(root: Path) -> YoloConfig:
 
 
 def _split_dir(cfg: YoloConfig, root: Path, entry: Any, split: str) -> Path:
-    where = _rel(cfg.yaml_path, root)
+    where = shown_path(cfg.yaml_path, root)
     if not isinstance(entry, str) or not entry:
         raise DatasetError(f"{where}: {split!r} must name an images folder (got {entry!r:.100})")
     folder = cfg.base / entry
@@ -108,7 +101,7 @@ def _split_dir(cfg: YoloConfig, root: Path, entry: Any, split: str) -> Path:
     if folder.suffix == ".txt":
         raise DatasetError(f"{where}: {split}: image list files ({entry}) are not supported; name a folder")
     if not folder.is_dir():
-        raise DatasetError(f"{where}: {split}: images folder not found: {_rel(folder, root)}")
+        raise DatasetError(f"{where}: {split}: images folder not found: {shown_path(folder, root)}")
     return folder
 
 
@@ -116,7 +109,7 @@ def split_folders(cfg: YoloConfig, root: Path, split: str) -> list[Path]:
     """The images folders of ``split``; ``SplitNotFoundError`` when ``data.yaml`` has no entry."""
     if cfg.splits.get(split) is None:
         have = ", ".join(k for k, v in cfg.splits.items() if isinstance(v, (str, list))) or "none"
-        raise SplitNotFoundError(f"{_rel(cfg.yaml_path, root)} has no {split!r} entry (splits: {have})")
+        raise SplitNotFoundError(f"{shown_path(cfg.yaml_path, root)} has no {split!r} entry (splits: {have})")
     entry = cfg.splits[split]
     entries = entry if isinstance(entry, list) else [entry]
     return [_split_dir(cfg, root, e, split) for e in entries]
@@ -153,9 +146,9 @@ def read_labels(path: Path, num_classes: int, root: Path) -> list[tuple[int, flo
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise DatasetError(f"cannot read label file {_rel(path, root)}: {e}") from None
+        raise DatasetError(f"cannot read label file {shown_path(path, root)}: {e}") from None
     return [
-        parse_label_line(line, num_classes, f"{_rel(path, root)} line {n}")
+        parse_label_line(line, num_classes, f"{shown_path(path, root)} line {n}")
         for n, line in enumerate(text.splitlines(), start=1)
         if line.strip()
     ]
