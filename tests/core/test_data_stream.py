@@ -1,5 +1,4 @@
-"""The streaming COCO check (``ijson``) reports what the in-memory one does, and a YOLO dataset
-trains through the trainer's path."""
+"""The streaming COCO check (``ijson``) reports what the in-memory one does."""
 
 from __future__ import annotations
 
@@ -9,9 +8,7 @@ import pytest
 
 from mar_core.annotations.coco_stream import check_coco_file
 from mar_core.annotations.split_check import check_split_dict, sample
-from mar_core.run import run_job
-from tests.conftest import tiny_spec
-from tests.dataset_writers import write_coco, write_yolo
+from tests.dataset_writers import write_coco
 
 
 def _awkward(root):
@@ -55,15 +52,3 @@ def test_sample_is_evenly_spaced():
     assert sample(list(range(10)), 3) == [0, 3, 6]
     assert sample(list(range(3)), 5) == [0, 1, 2]
     assert sample(list(range(3)), True) == [0, 1, 2] and sample(list(range(3)), False) == []
-
-
-def test_yolo_dataset_trains_one_step(tmp_path, one_thread):
-    root = write_yolo(tmp_path / "yolo", n=4)
-    spec = tiny_spec(
-        root,
-        dataset={"format": "yolo", "path": str(root)},
-        train={"iterations": 1, "batch_size": 2, "warmup_iters": 1},
-    )
-    report = run_job(spec, tmp_path / "w")
-    assert 0.0 <= report["eval"]["AP"] <= 1.0
-    assert (tmp_path / "w" / "model.pt").exists()
