@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from api.client import MarClient
+from api.routes.ui import compare_url
 from api.settings import get_settings
 from mar_core.synth_once import ensure_synthetic
 from worker import demo_specs
@@ -180,6 +181,16 @@ def run_demo(
                 ap_text = f"{100 * ap:5.1f}" if ap is not None else "  n/a"
                 print(f"  {label:<32} AP {ap_text}   {weights}")
             print(f"download: GET {url}/jobs/<id>/artifacts/model.pt (Authorization: Bearer <key>)")
+            teacher_job = teacher_row[1]
+            link = compare_url(
+                url,
+                [baseline["id"], mar["id"]],
+                teacher=teacher_job["id"] if teacher_job else None,
+                teacher_ap=teacher_row[2],
+            )
+            print(
+                f"dashboard (served while this runs, then by `mar up --port {url.rsplit(':', 1)[-1]}`): {link}"
+            )
             return 1 if _failed(baseline, "baseline") or _failed(mar, "MAR student") else 0
 
 

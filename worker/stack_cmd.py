@@ -67,6 +67,7 @@ def _up(args: argparse.Namespace) -> int:
         print(f"MAR service at {url}   (state: {info.state_dir})")
         print(f"API key: {info.api_key}   (saved in {info.key_file})")
         print(f"try:  MAR_API_URL={url} MAR_API_KEY=$(cat {info.key_file}) mar jobs")
+        print(f"dashboard: {url}/ui/   (sign in with the API key)")
         print("Ctrl-C stops everything.", flush=True)
         while not stop.wait(1.0):
             dead = stack.dead_parts()

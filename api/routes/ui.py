@@ -23,7 +23,12 @@ def mount_ui(app: FastAPI) -> None:
     app.mount(UI_PATH, StaticFiles(directory=UI_DIR, html=True), name="ui")
 
 
-def compare_url(base_url: str, job_ids: list[str], teacher: str | None = None) -> str:
-    """The dashboard's compare view of ``job_ids`` (with the teacher job's AP as a line)."""
+def compare_url(
+    base_url: str, job_ids: list[str], teacher: str | None = None, teacher_ap: float | None = None
+) -> str:
+    """The dashboard's compare view of ``job_ids``, with a teacher's AP as a line: that of the job
+    ``teacher``, or the value ``teacher_ap``."""
     url = f"{base_url.rstrip('/')}{UI_PATH}/#/compare?jobs={','.join(job_ids)}"
-    return f"{url}&teacher={teacher}" if teacher else url
+    if teacher:
+        return f"{url}&teacher={teacher}"
+    return f"{url}&teacher_ap={teacher_ap:.4f}" if teacher_ap is not None else url

@@ -35,7 +35,7 @@ function classTable(series) {
 
 function prPlots(curves) {
   return Object.entries(curves.iou).map(([iou, perClass]) => linePlot({
-    title: `PR curves, IoU ${iou} (step ${curves.step})`, xLabel: "recall", yLabel: "precision", yRange: [0, 1.02],
+    title: `PR curves, IoU ${iou} (step ${curves.step})`, xLabel: "recall", yLabel: "precision", yRange: [0, 1],
     width: 420, series: Object.entries(perClass).filter(([, p]) => p)
       .map(([name, p]) => ({ name, points: p.map((v, i) => [curves.recall[i], v]) })),
   }));
@@ -82,7 +82,7 @@ export function render(view, { id }, ctx) {
     const progress = j.progress_total ? ` — step ${j.progress_step || 0} of ${j.progress_total}` : "";
     const eta = etaSeconds(j);
     status.replaceChildren(h("span", { class: `state state-${j.status}` }, j.status),
-      `${j.phase ? ` (${j.phase})` : ""}${progress}${eta !== null ? `, ETA ${fmtDuration(eta)}` : ""} · ${j.kind} · `,
+      `${j.phase && !TERMINAL.includes(j.status) ? ` (${j.phase})` : ""}${progress}${eta !== null ? `, ETA ${fmtDuration(eta)}` : ""} · ${j.kind} · `,
       `created ${fmtTime(j.created_at)}${j.finished_at ? `, finished ${fmtTime(j.finished_at)}` : ""}`,
       j.error ? ` · error: ${j.error.message}` : "");
     cancel.disabled = TERMINAL.includes(j.status) || j.status === "cancelling";

@@ -45,3 +45,5 @@ def test_quick_demo_trains_teacher_and_both_students_through_the_api(tmp_path):
         assert line is not None and " AP " in line and "n/a" not in line, out[-4000:]
         assert Path(line.split()[-1]).is_file(), line  # the weights it names exist
     assert "download: GET http://127.0.0.1:" in proc.stdout
+    last = proc.stdout.strip().splitlines()[-1]  # the demo ends with its compare view
+    assert "/ui/#/compare?jobs=" in last and "&teacher=" in last, last

@@ -4,6 +4,8 @@ compare view, and no console error on the way."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from selenium.webdriver.common.by import By
@@ -83,7 +85,7 @@ def test_cancel_from_the_job_page(ui_stack, browser, jobs):
     assert console_errors(browser) == []
 
 
-def test_job_page_plots_losses_and_shows_sample_predictions(ui_stack, browser, jobs, screenshot):
+def test_job_page_plots_losses_and_shows_sample_predictions(ui_stack, browser, jobs, screenshot, tmp_path):
     job = ui_stack.wait_terminal(jobs["done"], timeout=240)
     assert job["status"] == "succeeded", ui_stack.log_tails()
     open_page(browser, ui_stack.url, f"#/job/{jobs['done']}")
@@ -102,6 +104,12 @@ def test_job_page_plots_losses_and_shows_sample_predictions(ui_stack, browser, j
     assert len(browser.find_elements(By.CSS_SELECTOR, "#pr-plots figure")) == 2
     names = {td.text for td in browser.find_elements(By.CSS_SELECTOR, "#artifacts td:first-child")}
     assert {"model.pt", "report.json", "pr_curves.json", "samples/student-1.png"} <= names
+    browser.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)}
+    )
+    browser.find_element(By.CSS_SELECTOR, "button[aria-label='download report.json']").click()
+    wait(browser, lambda b: (tmp_path / "report.json").is_file())  # fetched with the key, saved from a Blob
+    assert json.loads((tmp_path / "report.json").read_text())["name"] == "ui-tiny"
     assert browser.find_elements(By.CSS_SELECTOR, "#class-ap tbody tr")
     assert "succeeded" in browser.find_element(By.ID, "events").text
     screenshot("job")
