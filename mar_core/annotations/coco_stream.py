@@ -1,7 +1,8 @@
-"""Check a COCO annotation file without loading it whole: ``ijson`` (its C backend) streams the
-categories, the images, then the annotations, one pass each; an annotation is checked, counted
-and forgotten. Memory: the image records (id, file name, size) and the counts, not the file's
-DOM (about 10x the file's size for COCO train2017; see BENCHMARKS.md).
+"""Check a COCO annotation file without loading it whole, with ``ijson`` (its C backend): the
+images and categories listed before the first annotation are read in one pass over the head of
+the file; a list that comes later (COCO's own files put the categories last) takes one pass of
+its own; then the annotations stream past, each checked, counted and forgotten. Memory: the
+image records (id, file name, size) and the counts, not the file's DOM (see BENCHMARKS.md).
 
 The checks are the trainer's (``mar_core.annotations.validate``), item by item. One difference:
 a missing ``images`` or ``annotations`` key reads as an empty list (a missing ``categories`` key
@@ -28,6 +29,9 @@ from mar_core.errors import DatasetError
 
 log = logging.getLogger(__name__)
 
+_HEAD_KEYS = ("images", "categories")
+_HEAD_ITEMS = ("images.item", "categories.item")
+
 
 def stream_items(path: Path, prefix: str, source: str):
     """The items under ``prefix`` (e.g. ``"images.item"``), floats as ``float``; ``DatasetError``
@@ -43,13 +47,54 @@ def stream_items(path: Path, prefix: str, source: str):
         raise DatasetError(f"annotation file {source} is not valid JSON: {e}") from None
 
 
+def _lists_in_head(path: Path, source: str) -> dict[str, list]:
+    """``images`` / ``categories`` complete before the first annotation (events up to there)."""
+    lists: dict[str, list] = {}
+    done: set[str] = set()
+    builder, item = None, ""
+    for prefix, event, value in _events(path, source):
+        if builder is not None:
+            builder.event(event, value)
+            if prefix == item and event in ("end_map", "end_array"):
+                lists[item[:-5]].append(builder.value)
+                builder = None
+        elif prefix in _HEAD_ITEMS and prefix[:-5] in lists:
+            if event in ("start_map", "start_array"):
+                builder, item = ijson.ObjectBuilder(), prefix
+                builder.event(event, value)
+            else:
+                lists[prefix[:-5]].append(value)
+        elif prefix in _HEAD_KEYS and event == "start_array":
+            lists[prefix] = []
+        elif prefix in _HEAD_KEYS and event == "end_array":
+            done.add(prefix)
+            if done == set(_HEAD_KEYS):
+                break
+        elif prefix == "annotations":
+            break
+    return {k: v for k, v in lists.items() if k in done}
+
+
+def _events(path: Path, source: str):
+    try:
+        with open(path, "rb") as f:
+            yield from ijson.parse(f, use_float=True)
+    except FileNotFoundError:
+        raise DatasetError(f"annotation file not found: {source}") from None
+    except OSError as e:
+        raise DatasetError(f"cannot read annotation file {source}: {e}") from None
+    except ijson.JSONError as e:
+        raise DatasetError(f"annotation file {source} is not valid JSON: {e}") from None
+
+
 def check_coco_file(
     path: Path, images_dir: Path, split: str, source: str, check_images: ImageCheck = True
 ) -> SplitReport:
     """The report of one COCO annotation file (``source``: its name in messages)."""
+    head = _lists_in_head(path, source)
     categories: list[dict] = []
     cat_ids: set[Any] = set()
-    for cat in stream_items(path, "categories.item", source):
+    for cat in head.pop("categories", None) or stream_items(path, "categories.item", source):
         check_category(cat, source, cat_ids)
         cat_ids.add(cat["id"])
         categories.append({"id": cat["id"], "name": cat.get("name", cat["id"])})
@@ -57,7 +102,7 @@ def check_coco_file(
         raise DatasetError(f"{source}: no categories")
 
     sizes: dict[Any, tuple[str, Any, Any]] = {}  # image id -> (file_name, width, height)
-    for img in stream_items(path, "images.item", source):
+    for img in head.pop("images", None) or stream_items(path, "images.item", source):
         check_image_record(img, source, sizes)
         sizes[img["id"]] = (img["file_name"], img.get("width"), img.get("height"))
     check_not_empty(len(sizes), source)

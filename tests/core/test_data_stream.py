@@ -11,9 +11,9 @@ from mar_core.annotations.split_check import check_split_dict, sample
 from tests.dataset_writers import write_coco
 
 
-def _awkward(root):
-    """A COCO split with crowd, clipped, dropped and non-finite boxes, a missing size, a wrong
-    size, categories listed last and out of order, float and int coordinates."""
+def _awkward(root, order):
+    """A COCO split with crowd, clipped and dropped boxes, a missing size, a wrong
+    size, categories out of order, float and int coordinates; top-level keys in ``order``."""
     write_coco(root, splits=("train",))
     path = root / "annotations" / "instances_train.json"
     data = json.loads(path.read_text())
@@ -34,9 +34,17 @@ def _awkward(root):
     return path
 
 
+ORDERS = [
+    ("images", "annotations", "categories"),  # COCO's own
+    ("categories", "images", "annotations"),  # Roboflow's, CVAT's
+    ("annotations", "images", "categories"),
+]
+
+
+@pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("check_images", [True, 0, 2])
-def test_stream_equals_json_load(tmp_path, check_images):
-    path = _awkward(tmp_path)
+def test_stream_equals_json_load(tmp_path, check_images, order):
+    path = _awkward(tmp_path, order)
     streamed = check_coco_file(path, tmp_path / "train", "train", "a.json", check_images)
     loaded = check_split_dict(
         json.loads(path.read_text()), tmp_path / "train", "train", "a.json", check_images
