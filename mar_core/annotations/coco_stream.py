@@ -12,8 +12,9 @@ reads as no categories, which is refused).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import ijson
 
@@ -33,12 +34,12 @@ _HEAD_KEYS = ("images", "categories")
 _HEAD_ITEMS = ("images.item", "categories.item")
 
 
-def stream_items(path: Path, prefix: str, source: str):
-    """The items under ``prefix`` (e.g. ``"images.item"``), floats as ``float``; ``DatasetError``
-    naming ``source`` when the file is not valid JSON or cannot be read."""
+def _stream(path: Path, source: str, read: Callable[[BinaryIO], Iterable[Any]]) -> Iterator[Any]:
+    """What ``read(file)`` yields; ``DatasetError`` naming ``source`` when the file is missing,
+    unreadable or not valid JSON."""
     try:
         with open(path, "rb") as f:
-            yield from ijson.items(f, prefix, use_float=True)
+            yield from read(f)
     except FileNotFoundError:
         raise DatasetError(f"annotation file not found: {source}") from None
     except OSError as e:
@@ -47,12 +48,17 @@ def stream_items(path: Path, prefix: str, source: str):
         raise DatasetError(f"annotation file {source} is not valid JSON: {e}") from None
 
 
+def stream_items(path: Path, prefix: str, source: str) -> Iterator[Any]:
+    """The items under ``prefix`` (e.g. ``"images.item"``), floats as ``float``."""
+    return _stream(path, source, lambda f: ijson.items(f, prefix, use_float=True))
+
+
 def _lists_in_head(path: Path, source: str) -> dict[str, list]:
     """``images`` / ``categories`` complete before the first annotation (events up to there)."""
     lists: dict[str, list] = {}
     done: set[str] = set()
     builder, item = None, ""
-    for prefix, event, value in _events(path, source):
+    for prefix, event, value in _stream(path, source, lambda f: ijson.parse(f, use_float=True)):
         if builder is not None:
             builder.event(event, value)
             if prefix == item and event in ("end_map", "end_array"):
@@ -73,18 +79,6 @@ def _lists_in_head(path: Path, source: str) -> dict[str, list]:
         elif prefix == "annotations":
             break
     return {k: v for k, v in lists.items() if k in done}
-
-
-def _events(path: Path, source: str):
-    try:
-        with open(path, "rb") as f:
-            yield from ijson.parse(f, use_float=True)
-    except FileNotFoundError:
-        raise DatasetError(f"annotation file not found: {source}") from None
-    except OSError as e:
-        raise DatasetError(f"cannot read annotation file {source}: {e}") from None
-    except ijson.JSONError as e:
-        raise DatasetError(f"annotation file {source} is not valid JSON: {e}") from None
 
 
 def check_coco_file(
