@@ -256,6 +256,33 @@ class MarClient:
         with open(p, "rb") as f:
             return self._request("POST", "/checkpoints", files={"file": (p.name, f)}, timeout=None).json()
 
+    # ------------------------------------------------------------------ datasets
+
+    def upload_dataset(
+        self, archive: str | Path, name: str | None = None, fmt: str | None = None
+    ) -> dict[str, Any]:
+        """``POST /datasets`` with an archive (``.zip``, ``.tar``, ``.tar.gz``); returns the
+        validated dataset (use its ``id`` as ``{"dataset": {"id": ...}}``)."""
+        p = Path(archive)
+        data = {k: v for k, v in (("name", name), ("format", fmt)) if v}
+        with open(p, "rb") as f:
+            return self._request(
+                "POST", "/datasets", files={"file": (p.name, f)}, data=data, timeout=None
+            ).json()
+
+    def list_datasets(self, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+        """One page: ``{"data", "count", "next_cursor"}``."""
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        return self._request("GET", "/datasets", params=params).json()
+
+    def get_dataset(self, dataset_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/datasets/{dataset_id}").json()
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        self._request("DELETE", f"/datasets/{dataset_id}")
+
     # ------------------------------------------------------------------ health
 
     def health(self) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from mar_core.spec import read_spec_file
 log = logging.getLogger(__name__)
 
 
-def _client(args: argparse.Namespace):
+def make_client(args: argparse.Namespace):
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
 
@@ -71,7 +71,7 @@ def _follow(client: Any, job_id: str) -> int:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     spec = read_spec_file(args.spec)
-    with _client(args) as client:
+    with make_client(args) as client:
         job = client.submit(spec, idempotency_key=args.idempotency_key)
         print(job["id"])
         if not args.wait:
@@ -80,7 +80,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with make_client(args) as client:
         page = client.list_jobs(status=args.status, limit=args.limit)
     print(f"{'ID':<34}{'STATUS':<12}{'KIND':<9}{'PROGRESS':<14}{'CREATED':<22}NAME")
     for j in page["data"]:
@@ -94,7 +94,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with make_client(args) as client:
         job = client.get_job(args.id)
         if args.json:
             print(json.dumps(job, indent=2))
@@ -109,14 +109,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with make_client(args) as client:
         job = client.cancel(args.id)
     print(_summary(job))
     return 0
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with make_client(args) as client:
         names = [args.name] if args.name else [a["name"] for a in client.artifacts(args.id)]
         if not names:
             print(f"job {args.id} has no artifacts yet", file=sys.stderr)
@@ -127,7 +127,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
-def _client_flags(p: argparse.ArgumentParser) -> None:
+def client_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--api-url", default=None, help="API base URL (default: $MAR_API_URL or http://127.0.0.1:8000)"
     )
@@ -143,30 +143,30 @@ def register(add) -> None:
     p.add_argument(
         "--idempotency-key", default=None, help="resubmitting with the same key returns the same job"
     )
-    _client_flags(p)
+    client_flags(p)
     p.set_defaults(handler=cmd_submit)
 
     p = add("jobs")
     p.add_argument("--status", default=None, help="filter: one status or several separated by commas")
     p.add_argument("--limit", type=int, default=50)
-    _client_flags(p)
+    client_flags(p)
     p.set_defaults(handler=cmd_jobs)
 
     p = add("status")
     p.add_argument("id")
     p.add_argument("--json", action="store_true", help="the full job as JSON")
     p.add_argument("--wait", action="store_true", help="then follow it until it finishes")
-    _client_flags(p)
+    client_flags(p)
     p.set_defaults(handler=cmd_status)
 
     p = add("cancel")
     p.add_argument("id")
-    _client_flags(p)
+    client_flags(p)
     p.set_defaults(handler=cmd_cancel)
 
     p = add("download")
     p.add_argument("id")
     p.add_argument("--name", default=None, help="one artifact (default: all), e.g. model.pt")
     p.add_argument("--out", default=".", help="destination folder")
-    _client_flags(p)
+    client_flags(p)
     p.set_defaults(handler=cmd_download)

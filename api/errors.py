@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.db.jobs_repo import InvalidCursorError
+from api.db.paging import InvalidCursorError
 from api.db.states import JobNotFoundError, TransitionError
 from mar_core.errors import CheckpointError, DatasetError, MarError, PathOutsideRootError, SpecError
 from mar_core.spec import error_param

@@ -90,3 +90,26 @@ class CheckpointPublic(BaseModel):
 class HealthPublic(BaseModel):
     status: str
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+class DatasetPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str = Field(description='use as {"dataset": {"id": ...}} in a job spec')
+    name: str
+    format: str
+    splits: list[str]
+    report: dict[str, Any] = Field(
+        description="per split: images, boxes, boxes per class, small/medium/large, repaired boxes; warnings"
+    )
+    files: int
+    expanded_size: int
+    archive_size: int
+    archive_sha256: str
+    created_at: datetime
+
+
+class DatasetsPublic(BaseModel):
+    data: list[DatasetPublic]
+    count: int
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     artifact_root: Path | None = Field(
         default=None, validation_alias=_env("MAR_ARTIFACT_ROOT", "artifact_root")
     )
+    # uploaded datasets (POST /datasets), one folder each
+    dataset_root: Path | None = Field(default=None, validation_alias=_env("MAR_DATASET_ROOT", "dataset_root"))
     lease_seconds: float = Field(
         default=60, gt=0, validation_alias=_env("MAR_LEASE_SECONDS", "lease_seconds")
     )
@@ -54,6 +56,20 @@ class Settings(BaseSettings):
     queue: str = Field(default="mar-gpu", validation_alias=_env("MAR_QUEUE", "queue"))
     max_upload_bytes: int = Field(
         default=4 * 1024**3, gt=0, validation_alias=_env("MAR_MAX_UPLOAD_BYTES", "max_upload_bytes")
+    )
+    # an uploaded dataset archive: its size, and what it may expand to (an archive bomb stops there)
+    max_dataset_upload_bytes: int = Field(
+        default=20 * 1024**3,
+        gt=0,
+        validation_alias=_env("MAR_MAX_DATASET_UPLOAD_BYTES", "max_dataset_upload_bytes"),
+    )
+    max_dataset_expanded_bytes: int = Field(
+        default=100 * 1024**3,
+        gt=0,
+        validation_alias=_env("MAR_MAX_DATASET_EXPANDED_BYTES", "max_dataset_expanded_bytes"),
+    )
+    max_dataset_files: int = Field(
+        default=2_000_000, gt=0, validation_alias=_env("MAR_MAX_DATASET_FILES", "max_dataset_files")
     )
     broker_timeout_seconds: float = Field(
         default=2.0, gt=0, validation_alias=_env("MAR_BROKER_TIMEOUT", "broker_timeout_seconds")
@@ -87,7 +103,21 @@ class Settings(BaseSettings):
         self.data_roots = [Path(p).expanduser().resolve() for p in self.data_roots]
         self.checkpoint_root = (self.checkpoint_root or state / "checkpoints").expanduser().resolve()
         self.artifact_root = (self.artifact_root or state / "jobs").expanduser().resolve()
+        self.dataset_root = (self.dataset_root or state / "datasets").expanduser().resolve()
         return self
+
+    @property
+    def dataset_read_roots(self) -> list[Path]:
+        """Where a job may read a dataset: the data roots (relative paths resolve against the
+        first), uploaded datasets, previous jobs' outputs."""
+        assert self.dataset_root is not None and self.artifact_root is not None
+        return [*self.data_roots, self.dataset_root, self.artifact_root]
+
+    @property
+    def checkpoint_read_roots(self) -> list[Path]:
+        """Where a job may read a teacher or a pretrained start: uploads and previous jobs' outputs."""
+        assert self.checkpoint_root is not None and self.artifact_root is not None
+        return [self.checkpoint_root, self.artifact_root]
 
     @property
     def broker_dir(self) -> Path:
@@ -101,7 +131,7 @@ class Settings(BaseSettings):
 
     def ensure_dirs(self) -> None:
         """Create the state, checkpoint and artifact folders (data roots are the user's)."""
-        for d in (self.state_dir, self.checkpoint_root, self.artifact_root):
+        for d in (self.state_dir, self.checkpoint_root, self.artifact_root, self.dataset_root):
             assert d is not None
             d.mkdir(parents=True, exist_ok=True)
 

@@ -39,6 +39,7 @@ COMMANDS: dict[str, Command] = {
     "status": Command("api.client_cmd", "show one job"),
     "cancel": Command("api.client_cmd", "cancel a job"),
     "download": Command("api.client_cmd", "download a job's artifacts, verifying sha256"),
+    "datasets": Command("api.datasets_cmd", "upload, list, show or delete datasets on the API"),
     "worker": Command("worker.service_cmd", "run a Celery worker for the job queue (one per GPU)"),
     "reaper": Command("worker.service_cmd", "re-queue jobs whose worker stopped heartbeating"),
     "up": Command("worker.stack_cmd", "start API + worker + reaper locally (SQLite + filesystem broker)"),

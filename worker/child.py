@@ -64,13 +64,6 @@ def _watch_parent(parent_pid: int) -> None:
     on_parent_gone(parent_pid, gone, "parent-watch")
 
 
-def _roots(settings) -> tuple[list[Path], list[Path]]:
-    """(data roots, checkpoint roots): previous jobs' outputs are allowed as both."""
-    data = [*settings.data_roots, settings.artifact_root]
-    ckpt = [settings.checkpoint_root, settings.artifact_root]
-    return [Path(p) for p in data], [Path(p) for p in ckpt]
-
-
 def run(job_id: str, worker_id: str, result_path: Path, stop: threading.Event) -> str:
     """Run the job; write the result file; return its status."""
     settings = get_settings()
@@ -96,13 +89,12 @@ def run(job_id: str, worker_id: str, result_path: Path, stop: threading.Event) -
                 return res.SKIPPED
         logger.info("job %s: running (pid %d)", job_id, os.getpid())
         workdir = settings.job_dir(job_id)
-        data_roots, checkpoint_roots = _roots(settings)
         sink = DbProgressSink(sf, job_id)
         report = run_job(
             spec,
             workdir,
-            data_roots=data_roots,
-            checkpoint_roots=checkpoint_roots,
+            data_roots=settings.dataset_read_roots,
+            checkpoint_roots=settings.checkpoint_read_roots,
             progress=sink,
             should_stop=stop.is_set,
         )

@@ -15,7 +15,6 @@ Event types written here: ``status`` ``{"status", "previous", "attempt", ...}``,
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import math
@@ -24,26 +23,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Row, and_, or_, select, update
+from sqlalchemy import Row, and_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from api.db import states
 from api.db.models import Artifact, Event, Job, Metric, utcnow
-from mar_core.errors import MarError
+from api.db.paging import newest_first_page
 from mar_core.spec import JobSpec
 
 log = logging.getLogger(__name__)
 
 _HASH_CHUNK = 1024 * 1024
-
-
-class InvalidCursorError(MarError, ValueError):
-    """A pagination cursor that this server did not hand out (HTTP 422, param ``cursor``)."""
-
-    code = "invalid_cursor"
-    exit_code = 2
 
 
 # --------------------------------------------------------------------------- helpers
@@ -135,6 +127,7 @@ def create_job(
         request_hash=request_hash,
         created_at=now,
         updated_at=now,
+        dataset_id=spec.dataset.id,
     )
     s.add(job)
     s.flush()
@@ -342,23 +335,6 @@ def queued_job_ids(s: Session, older_than: datetime | None = None) -> list[str]:
     return list(s.execute(stmt.order_by(Job.created_at, Job.id)).scalars())
 
 
-def _encode_cursor(job: Job) -> str:
-    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, job_id = raw.split("|", 1)
-        created = datetime.fromisoformat(stamp)
-        if created.tzinfo is None or not job_id:
-            raise ValueError("bad cursor")
-        return created, job_id
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidCursorError("cursor: not a cursor returned by this server", param="cursor") from None
-
-
 def list_jobs(
     s: Session, status: str | Iterable[str] | None = None, limit: int = 50, cursor: str | None = None
 ) -> tuple[list[Job], str | None]:
@@ -368,15 +344,7 @@ def list_jobs(
     if status:
         wanted = [status] if isinstance(status, str) else list(status)
         stmt = stmt.where(Job.status.in_(wanted))
-    if cursor:
-        created, job_id = _decode_cursor(cursor)
-        stmt = stmt.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id)))
-    stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
-    jobs = list(s.execute(stmt).scalars())
-    if len(jobs) > limit:
-        jobs = jobs[:limit]
-        return jobs, _encode_cursor(jobs[-1])
-    return jobs, None
+    return newest_first_page(s, stmt, Job, limit, cursor)
 
 
 # --------------------------------------------------------------------------- events

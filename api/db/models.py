@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 typed ORM models: jobs, their events, metrics and artifacts, and API keys.
+"""SQLAlchemy 2.0 typed ORM models: jobs, their events, metrics and artifacts, datasets, API keys.
 
 Timestamps are timezone-aware UTC in Python on every dialect (``UTCDateTime``). The schema is
 created by the Alembic migration in ``api/migrations`` (never ``create_all`` outside tests of
@@ -79,7 +79,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[str]: JSON(),
+    }
 
 
 class Job(Base):
@@ -108,9 +112,33 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     progress_step: Mapped[int | None] = mapped_column(Integer)
     progress_total: Mapped[int | None] = mapped_column(Integer)
+    dataset_id: Mapped[str | None] = mapped_column(String(32), index=True)  # an uploaded dataset it reads
 
     def __repr__(self) -> str:
         return f"Job(id={self.id!r}, status={self.status!r}, attempt={self.attempt})"
+
+
+class Dataset(Base):
+    """An uploaded, validated dataset in its own folder under the dataset root.
+
+    ``status`` is ``ready``, or ``deleting`` while ``DELETE`` removes it (a job submitted then
+    is refused); ``report`` is the validation summary (splits, counts, warnings)."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (Index("ix_datasets_created_at_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    format: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="ready")
+    path: Mapped[str] = mapped_column(String(4096))
+    splits: Mapped[list[str]] = mapped_column(JSON)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    archive_size: Mapped[int] = mapped_column(BigInteger)
+    archive_sha256: Mapped[str] = mapped_column(String(64))
+    files: Mapped[int] = mapped_column(Integer)
+    expanded_size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Event(Base):

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.db import jobs_repo
+from api.db import datasets_repo, jobs_repo
 from api.db.models import Job
 from api.errors import InvalidRequest
 from api.services.spec_checks import check_spec
@@ -52,9 +52,12 @@ def submit_job(
         existing = jobs_repo.get_job_by_idempotency_key(session, idempotency_key)
         if existing is not None:
             return _replay(existing, digest), False
-    checked = check_spec(spec, settings)
+    checked = check_spec(spec, settings, session)
     try:
         job = jobs_repo.create_job(session, checked, idempotency_key=idempotency_key, request_hash=digest)
+        if checked.dataset.id is not None and not datasets_repo.claim_for_job(session, checked.dataset.id):
+            session.rollback()  # deleted since check_spec read it
+            raise InvalidRequest(f"dataset.id: no dataset {checked.dataset.id}", param="dataset.id")
         session.commit()
     except IntegrityError:
         session.rollback()  # a concurrent request with the same key won the insert

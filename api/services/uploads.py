@@ -1,4 +1,5 @@
-"""Teacher checkpoint uploads: streamed into the checkpoint root under a generated name.
+"""Uploads streamed to disk under a size limit; teacher checkpoints stored in the checkpoint
+root under a generated name.
 
 The file is never unpickled here (the API does not import torch); the worker loads it with
 ``torch.load(..., weights_only=True)`` or safetensors.
@@ -28,6 +29,21 @@ def checkpoint_suffix(filename: str | None) -> str:
     return suffix
 
 
+def copy_limited(src: BinaryIO, out: BinaryIO, max_bytes: int) -> tuple[int, str]:
+    """Copy ``src`` to ``out`` in chunks; returns ``(size, sha256)``. ``PayloadTooLarge`` as soon
+    as more than ``max_bytes`` came, ``InvalidRequest`` for an empty upload (both name ``file``)."""
+    h, size = hashlib.sha256(), 0
+    while chunk := src.read(CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"file: larger than the limit of {max_bytes} bytes", param="file")
+        h.update(chunk)
+        out.write(chunk)
+    if size == 0:
+        raise InvalidRequest("file: the upload is empty", param="file")
+    return size, h.hexdigest()
+
+
 def store_checkpoint(
     src: BinaryIO, filename: str | None, root: Path, max_bytes: int
 ) -> tuple[Path, int, str]:
@@ -40,14 +56,6 @@ def store_checkpoint(
     folder = root / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{uuid.uuid4().hex}{suffix}"
-    h, size = hashlib.sha256(), 0
     with atomic_path(final, ".part") as tmp, open(tmp, "wb") as out:
-        while chunk := src.read(CHUNK):
-            size += len(chunk)
-            if size > max_bytes:
-                raise PayloadTooLarge(f"file: larger than the limit of {max_bytes} bytes", param="file")
-            h.update(chunk)
-            out.write(chunk)
-        if size == 0:
-            raise InvalidRequest("file: the upload is empty", param="file")
-    return final, size, h.hexdigest()
+        size, digest = copy_limited(src, out, max_bytes)
+    return final, size, digest

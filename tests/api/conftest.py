@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,7 +28,7 @@ PG_HOST = os.environ.get("MAR_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = os.environ.get("MAR_TEST_PG_PORT", "5432")
 PG_DB = os.environ.get("MAR_TEST_PG_DB", "test")
 PG_USERS = ("postgres", "root")
-TABLES = ("metrics", "events", "artifacts", "jobs", "api_keys")
+TABLES = ("metrics", "events", "artifacts", "jobs", "datasets", "api_keys")
 
 
 def _find_postgres() -> tuple[str | None, str]:
@@ -81,23 +82,37 @@ def factory(engine: Engine) -> sessionmaker[Session]:
 # --------------------------------------------------------------------------- datasets
 
 
+def _image(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (16, 12), (40, 80, 120)).save(path)
+
+
 def make_coco(root: Path, splits: tuple[str, ...] = ("train", "val")) -> Path:
-    """A COCO-layout folder with (empty) annotation files for ``splits``."""
+    """A COCO-layout folder: per split one 16x12 image with one box."""
     (root / "annotations").mkdir(parents=True, exist_ok=True)
     for split in splits:
-        (root / split).mkdir(exist_ok=True)
-        doc = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "thing"}]}
+        _image(root / split / "a.png")
+        doc = {
+            "images": [{"id": 1, "file_name": "a.png", "width": 16, "height": 12}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 8, 6]}],
+            "categories": [{"id": 1, "name": "thing"}],
+        }
         (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(doc))
     return root
 
 
 def make_voc(root: Path, splits: tuple[str, ...] = ("train", "val")) -> Path:
-    """A VOC-layout folder with split lists for ``splits``."""
+    """A VOC-layout folder: one 16x12 image with one box, listed in every split."""
     (root / "Annotations").mkdir(parents=True, exist_ok=True)
-    (root / "JPEGImages").mkdir(exist_ok=True)
     (root / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
+    _image(root / "JPEGImages" / "a.png")
+    (root / "Annotations" / "a.xml").write_text(
+        "<annotation><filename>a.png</filename><size><width>16</width><height>12</height></size>"
+        "<object><name>thing</name><bndbox><xmin>3</xmin><ymin>3</ymin><xmax>10</xmax><ymax>8</ymax>"
+        "</bndbox></object></annotation>"
+    )
     for split in splits:
-        (root / "ImageSets" / "Main" / f"{split}.txt").write_text("")
+        (root / "ImageSets" / "Main" / f"{split}.txt").write_text("a\n")
     return root
 
 

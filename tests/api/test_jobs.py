@@ -91,7 +91,7 @@ def test_body_not_json_is_422(client, auth):
         ({"path": "missing"}, "dataset.path"),
         ({"path": "coco", "val_split": "test"}, "dataset.val_split"),
         ({"path": "coco", "train_split": "nope"}, "dataset.train_split"),
-        ({"path": "voc"}, "dataset.path"),  # a VOC folder named as coco: no annotations/
+        ({"path": "voc"}, "dataset.train_split"),  # a VOC folder named as coco: no annotations/
         ({"path": "coco", "format": "voc"}, "dataset.path"),
         ({"path": "voc", "format": "voc", "val_split": "test"}, "dataset.val_split"),
         ({"path": "coco", "images_dir": "../voc"}, "dataset.images_dir"),

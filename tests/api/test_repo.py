@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.db import jobs_repo as repo
 from api.db import keys_repo, states
 from api.db.models import Job, utcnow
+from api.db.paging import InvalidCursorError
 from api.db.session import session_scope
 from mar_core.spec import JobSpec
 
@@ -256,7 +257,7 @@ def test_list_jobs_cursor_pagination(factory):
     with session_scope(factory) as s:
         jobs, nxt = repo.list_jobs(s, status="cancelled")
         assert [j.id for j in jobs] == [ids[0]] and nxt is None
-        with pytest.raises(repo.InvalidCursorError):
+        with pytest.raises(InvalidCursorError):
             repo.list_jobs(s, cursor="garbage!")
 
 

@@ -1,0 +1,74 @@
+"""Repository functions over uploaded datasets.
+
+Deleting races with submitting a job that reads the dataset; both touch the dataset row with a
+conditional ``UPDATE`` in their transaction (a row lock on PostgreSQL, the write lock on SQLite),
+so one of them sees the other's committed result: a submit ``claim_for_job`` fails once
+``mark_deleting`` committed, and ``mark_deleting`` finds the job once the submit committed.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from api.db import states
+from api.db.models import Dataset, Job
+from api.db.paging import newest_first_page
+
+READY, DELETING = "ready", "deleting"
+
+
+def add_dataset(s: Session, dataset: Dataset) -> Dataset:
+    """Insert a ready dataset (flushed, not committed)."""
+    dataset.status = READY
+    s.add(dataset)
+    s.flush()
+    return dataset
+
+
+def get_dataset(s: Session, dataset_id: str) -> Dataset | None:
+    """A ready dataset with this id, or None (one being deleted is gone already)."""
+    return s.execute(
+        select(Dataset).where(Dataset.id == dataset_id, Dataset.status == READY)
+    ).scalar_one_or_none()
+
+
+def list_datasets(s: Session, limit: int = 50, cursor: str | None = None) -> tuple[list[Dataset], str | None]:
+    """Ready datasets, newest first; ``(datasets, next_cursor)``."""
+    return newest_first_page(s, select(Dataset).where(Dataset.status == READY), Dataset, limit, cursor)
+
+
+def claim_for_job(s: Session, dataset_id: str) -> bool:
+    """Lock the dataset row for a job being submitted; False when it is gone or being deleted."""
+    stmt = (
+        update(Dataset)
+        .where(Dataset.id == dataset_id, Dataset.status == READY)
+        .values(status=READY)
+        .execution_options(synchronize_session=False)
+    )
+    return s.execute(stmt).rowcount == 1
+
+
+def jobs_using(s: Session, dataset_id: str) -> list[str]:
+    """Ids of the unfinished (queued or active) jobs that read the dataset."""
+    unfinished = sorted(str(v) for v in states.ACTIVE | {states.QUEUED})
+    stmt = select(Job.id).where(Job.dataset_id == dataset_id, Job.status.in_(unfinished)).order_by(Job.id)
+    return list(s.execute(stmt).scalars())
+
+
+def mark_deleting(s: Session, dataset_id: str) -> bool:
+    """ready -> deleting; False when there is no ready dataset with this id."""
+    stmt = (
+        update(Dataset)
+        .where(Dataset.id == dataset_id, Dataset.status == READY)
+        .values(status=DELETING)
+        .execution_options(synchronize_session=False)
+    )
+    return s.execute(stmt).rowcount == 1
+
+
+def remove_dataset(s: Session, dataset_id: str) -> None:
+    """Delete the row (after its files are gone)."""
+    row = s.get(Dataset, dataset_id)
+    if row is not None:
+        s.delete(row)

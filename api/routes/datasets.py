@@ -1,0 +1,133 @@
+"""Datasets: upload an archive, list, read, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from api.db import datasets_repo
+from api.db.models import Dataset
+from api.deps import SessionDep, SettingsDep, get_current_key
+from api.errors import ApiError, InvalidRequest, NotFound, PayloadTooLarge
+from api.schemas import DatasetPublic, DatasetsPublic, ErrorPublic
+from api.services.archives import ARCHIVE_SUFFIXES
+from api.services.datasets import delete_dataset, store_dataset
+from mar_core import names
+
+router = APIRouter(
+    prefix="/datasets",
+    tags=["datasets"],
+    dependencies=[Depends(get_current_key)],
+    responses={401: {"model": ErrorPublic}, 422: {"model": ErrorPublic}},
+)
+
+DatasetId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="a dataset id")]
+_MULTIPART_OVERHEAD = 64 * 1024
+
+
+class LengthRequired(ApiError):
+    code = "length_required"
+    status_code = 411
+
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": f"the dataset as an archive ({', '.join(ARCHIVE_SUFFIXES)})",
+                        },
+                        "name": {"type": "string", "maxLength": 200},
+                        "format": {"type": "string", "enum": list(names.DATASET_FORMATS)},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _form_text(value: object, field: str, max_length: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > max_length or "\x00" in value:
+        raise InvalidRequest(f"{field}: must be text of at most {max_length} characters", param=field)
+    return value.strip() or None
+
+
+@router.post(
+    "",
+    response_model=DatasetPublic,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=_UPLOAD_BODY,
+    responses={411: {"model": ErrorPublic}, 413: {"model": ErrorPublic}},
+)
+async def upload_dataset(request: Request, session: SessionDep, settings: SettingsDep) -> Dataset:
+    """Upload a dataset archive (COCO, Pascal VOC or YOLO layout; ``format`` detected unless
+    given). The key is checked and the size read from ``Content-Length`` before the body is; the
+    archive is extracted safely and validated, and refused with a 422 naming the file and image
+    or line at fault. Use the returned ``id`` as ``{"dataset": {"id": ...}}`` in a job spec."""
+    length = request.headers.get("content-length")
+    if length is None or not length.isdigit():
+        raise LengthRequired("Content-Length: required for an upload", param="Content-Length")
+    if int(length) > settings.max_dataset_upload_bytes + _MULTIPART_OVERHEAD:
+        raise PayloadTooLarge(
+            f"file: larger than the limit of {settings.max_dataset_upload_bytes} bytes", param="file"
+        )
+    async with request.form(max_files=1, max_fields=4) as form:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidRequest("file: required (a multipart file field)", param="file")
+        name = _form_text(form.get("name"), "name", 200)
+        fmt = _form_text(form.get("format"), "format", 16)
+        if fmt is not None and fmt not in names.DATASET_FORMATS:
+            raise InvalidRequest(
+                f"format: unknown {fmt!r}; valid: {', '.join(names.DATASET_FORMATS)}", param="format"
+            )
+        return await run_in_threadpool(
+            store_dataset, session, upload.file, upload.filename, settings, name, fmt
+        )
+
+
+@router.get("", response_model=DatasetsPublic)
+def list_datasets(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> DatasetsPublic:
+    """Uploaded datasets, newest first, one page at a time."""
+    rows, next_cursor = datasets_repo.list_datasets(session, limit=limit, cursor=cursor)
+    return DatasetsPublic(
+        data=[DatasetPublic.model_validate(r) for r in rows], count=len(rows), next_cursor=next_cursor
+    )
+
+
+@router.get("/{dataset_id}", response_model=DatasetPublic, responses={404: {"model": ErrorPublic}})
+def get_dataset(dataset_id: DatasetId, session: SessionDep) -> Dataset:
+    """One dataset: format, splits, counts per split and class, size buckets, warnings."""
+    row = datasets_repo.get_dataset(session, dataset_id)
+    if row is None:
+        raise NotFound(f"dataset {dataset_id} not found", param="dataset_id")
+    return row
+
+
+@router.delete(
+    "/{dataset_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses={404: {"model": ErrorPublic}, 409: {"model": ErrorPublic}},
+)
+def remove_dataset(dataset_id: DatasetId, session: SessionDep, settings: SettingsDep) -> Response:
+    """Delete the dataset's files and record; 409 while a queued or running job reads it."""
+    delete_dataset(session, dataset_id, settings)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

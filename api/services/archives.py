@@ -1,0 +1,201 @@
+"""Safe extraction of uploaded dataset archives (``.zip``, ``.tar``, ``.tar.gz`` / ``.tgz``).
+
+Refused, naming the entry: absolute paths, ``..`` parts, symbolic and hard links, device files
+and FIFOs, duplicate entries; past ``max_files`` files or ``max_bytes`` expanded bytes (the
+declared sizes of a zip are checked before anything is written; every copy is also counted, so
+a lying header or a tar stream stops at the limit). Only regular files and folders are written,
+each checked to resolve inside ``dest``. The caller extracts into a temporary folder and
+renames it into place, so a refused archive leaves nothing behind.
+
+Written here rather than with ``tarfile``'s ``data_filter``: that filter allows links inside the
+archive and says nothing about zip files or sizes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import tarfile
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from api.errors import InvalidRequest
+
+ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
+_CHUNK = 1024 * 1024
+_IGNORED_TOP = {"__MACOSX"}  # macOS resource forks beside the real folder
+
+
+class UnsafeArchiveError(InvalidRequest):
+    """An archive entry that would write outside its folder, or past the limits (HTTP 422)."""
+
+    code = "unsafe_archive"
+
+
+@dataclass(frozen=True)
+class ExtractLimits:
+    max_files: int
+    max_bytes: int
+
+
+@dataclass
+class Extracted:
+    files: int = 0
+    bytes: int = 0
+
+
+def archive_kind(filename: str | None) -> str:
+    """``zip`` or ``tar`` from the upload's file name; 422 naming ``file`` otherwise."""
+    name = (filename or "").lower()
+    if name.endswith(".zip"):
+        return "zip"
+    if name.endswith((".tar.gz", ".tgz", ".tar")):
+        return "tar"
+    raise InvalidRequest(
+        f"file: {filename!r} must end with one of {', '.join(ARCHIVE_SUFFIXES)}", param="file"
+    )
+
+
+def _safe_parts(name: str) -> tuple[str, ...]:
+    """The path parts of an entry name; ``UnsafeArchiveError`` for absolute or escaping names."""
+    unified = name.replace("\\", "/")
+    path = PurePosixPath(unified)
+    bad = (
+        not unified.strip("/")
+        or "\x00" in unified
+        or path.is_absolute()
+        or (len(unified) > 1 and unified[1] == ":")  # a Windows drive
+        or ".." in path.parts
+    )
+    if bad:
+        raise UnsafeArchiveError(
+            f"file: archive entry {name!r} is an absolute or escaping path", param="file"
+        )
+    return tuple(p for p in path.parts if p not in ("", "."))
+
+
+def _target(dest: Path, name: str) -> Path:
+    parts = _safe_parts(name)
+    target = dest.joinpath(*parts)
+    if not target.resolve().is_relative_to(dest.resolve()):
+        raise UnsafeArchiveError(f"file: archive entry {name!r} resolves outside its folder", param="file")
+    return target
+
+
+def _copy(src: BinaryIO, target: Path, name: str, done: Extracted, limits: ExtractLimits) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out = open(target, "xb")
+    except FileExistsError:
+        raise UnsafeArchiveError(f"file: archive entry {name!r} appears twice", param="file") from None
+    with out:
+        while chunk := src.read(_CHUNK):
+            done.bytes += len(chunk)
+            if done.bytes > limits.max_bytes:
+                raise UnsafeArchiveError(
+                    f"file: the archive expands past the limit of {limits.max_bytes} bytes", param="file"
+                )
+            out.write(chunk)
+
+
+def _count_file(name: str, done: Extracted, limits: ExtractLimits) -> None:
+    done.files += 1
+    if done.files > limits.max_files:
+        raise UnsafeArchiveError(
+            f"file: the archive holds more than {limits.max_files} files (at {name!r})", param="file"
+        )
+
+
+def _extract_zip(archive: Path, dest: Path, limits: ExtractLimits) -> Extracted:
+    done = Extracted()
+    with zipfile.ZipFile(archive) as zf:
+        infos = zf.infolist()
+        declared = 0
+        for info in infos:
+            mode = info.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                raise UnsafeArchiveError(
+                    f"file: archive entry {info.filename!r} is a symbolic link", param="file"
+                )
+            if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                raise UnsafeArchiveError(
+                    f"file: archive entry {info.filename!r} is not a regular file or folder", param="file"
+                )
+            _target(dest, info.filename)
+            if not info.is_dir():
+                declared += info.file_size
+        files = sum(not i.is_dir() for i in infos)
+        if files > limits.max_files:
+            raise UnsafeArchiveError(
+                f"file: the archive holds {files} files (limit {limits.max_files})", param="file"
+            )
+        if declared > limits.max_bytes:
+            raise UnsafeArchiveError(
+                f"file: the archive expands to {declared} bytes (limit {limits.max_bytes})", param="file"
+            )
+        for info in infos:
+            target = _target(dest, info.filename)
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            _count_file(info.filename, done, limits)
+            with zf.open(info) as src:
+                _copy(src, target, info.filename, done, limits)
+    return done
+
+
+def _extract_tar(archive: Path, dest: Path, limits: ExtractLimits) -> Extracted:
+    done = Extracted()
+    with tarfile.open(archive, mode="r|*") as tf:  # a stream: members are checked as they come
+        for member in tf:
+            if member.issym() or member.islnk():
+                kind = "symbolic" if member.issym() else "hard"
+                raise UnsafeArchiveError(
+                    f"file: archive entry {member.name!r} is a {kind} link", param="file"
+                )
+            if not (member.isfile() or member.isdir()):
+                raise UnsafeArchiveError(
+                    f"file: archive entry {member.name!r} is not a regular file or folder", param="file"
+                )
+            target = _target(dest, member.name)
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            _count_file(member.name, done, limits)
+            if done.bytes + member.size > limits.max_bytes:
+                raise UnsafeArchiveError(
+                    f"file: the archive expands past the limit of {limits.max_bytes} bytes", param="file"
+                )
+            src = tf.extractfile(member)
+            assert src is not None
+            _copy(src, target, member.name, done, limits)
+    return done
+
+
+def extract_archive(archive: Path, kind: str, dest: Path, limits: ExtractLimits) -> Extracted:
+    """Extract ``archive`` (``zip`` or ``tar``) into the empty folder ``dest``; returns the
+    files and bytes written. ``UnsafeArchiveError`` (``param`` ``file``) for any refused entry,
+    ``InvalidRequest`` for a file that is not a readable archive of its kind; on error
+    ``dest`` may hold part of the archive (the caller removes it)."""
+    free = shutil.disk_usage(dest).free
+    limits = ExtractLimits(limits.max_files, min(limits.max_bytes, max(free - 1024**3, 0)))
+    try:
+        if kind == "zip":
+            return _extract_zip(archive, dest, limits)
+        return _extract_tar(archive, dest, limits)
+    except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError) as e:
+        if isinstance(e, OSError) and e.errno is not None:
+            raise
+        raise InvalidRequest(f"file: not a readable {kind} archive: {e}", param="file") from None
+
+
+def dataset_folder(dest: Path) -> Path:
+    """The dataset's root inside an extracted archive: the one top folder when the archive
+    holds a single folder (``BCCD/...``), else ``dest`` itself."""
+    entries = [p for p in dest.iterdir() if p.name not in _IGNORED_TOP]
+    if len(entries) == 1 and entries[0].is_dir():
+        return entries[0]
+    return dest

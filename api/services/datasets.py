@@ -1,0 +1,144 @@
+"""Uploaded datasets: store an archive (extract safely, validate, rename into place), check a
+job's ``dataset.id``, delete.
+
+An upload is written to ``<dataset_root>/.incoming/`` (archive and extraction), validated there
+by the torch-free readers, then renamed to ``<dataset_root>/<id>``: a refused upload leaves
+nothing behind, and a dataset folder exists only with its database row.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy.orm import Session
+
+from api.db import datasets_repo
+from api.db.models import Dataset, new_id
+from api.errors import ApiError, InvalidRequest, NotFound
+from api.services.archives import ExtractLimits, archive_kind, dataset_folder, extract_archive
+from api.services.uploads import copy_limited
+from api.settings import Settings
+from mar_core.annotations.coco import SPLIT_ALIASES
+from mar_core.annotations.inspect import detect_format, find_splits, inspect_dataset
+from mar_core.errors import DatasetError
+from mar_core.spec import DatasetSpec
+
+log = logging.getLogger(__name__)
+
+INCOMING = ".incoming"
+
+
+class DatasetInUse(ApiError):
+    """A dataset that queued or running jobs read cannot be deleted (HTTP 409)."""
+
+    code = "dataset_in_use"
+    status_code = 409
+
+
+def _public_message(e: DatasetError, folder: Path) -> str:
+    """The validation message with the server's folder left out (paths relative to the archive)."""
+    return e.message.replace(f"{folder}/", "").replace(str(folder), ".")
+
+
+def store_dataset(
+    session: Session,
+    src: BinaryIO,
+    filename: str | None,
+    settings: Settings,
+    name: str | None = None,
+    fmt: str | None = None,
+) -> Dataset:
+    """Store and validate an uploaded archive; returns the committed ``Dataset``.
+
+    422 naming ``file`` for an unsafe archive or invalid data (the message names the file and
+    image or line at fault), ``format`` for an unknown format; 413 past the upload limit."""
+    kind = archive_kind(filename)
+    assert settings.dataset_root is not None
+    incoming = settings.dataset_root / INCOMING
+    incoming.mkdir(parents=True, exist_ok=True)
+    dataset_id = new_id()
+    archive, work = incoming / f"{dataset_id}.archive", incoming / dataset_id
+    final = settings.dataset_root / dataset_id
+    try:
+        with open(archive, "wb") as out:
+            size, digest = copy_limited(src, out, settings.max_dataset_upload_bytes)
+        work.mkdir()
+        limits = ExtractLimits(settings.max_dataset_files, settings.max_dataset_expanded_bytes)
+        extracted = extract_archive(archive, kind, work, limits)
+        archive.unlink()
+        root = dataset_folder(work)
+        try:
+            fmt = fmt or detect_format(root)
+            spec = DatasetSpec(format=fmt, path=str(root))
+            splits = find_splits(root, fmt)
+            report = inspect_dataset(spec, [work], splits=splits)
+        except DatasetError as e:
+            raise InvalidRequest(f"file: {_public_message(e, root)}", param="file") from None
+        work.rename(final)
+        dataset = Dataset(
+            id=dataset_id,
+            name=name or Path(filename or dataset_id).name.split(".")[0] or dataset_id,
+            format=fmt,
+            path=str(final / root.relative_to(work)),
+            splits=splits,
+            report=report.to_dict(),
+            archive_size=size,
+            archive_sha256=digest,
+            files=extracted.files,
+            expanded_size=extracted.bytes,
+        )
+        datasets_repo.add_dataset(session, dataset)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        for leftover in (work, final):
+            shutil.rmtree(leftover, ignore_errors=True)
+        raise
+    finally:
+        archive.unlink(missing_ok=True)
+    log.info("dataset %s stored (%s, %d files, splits %s)", dataset_id, fmt, extracted.files, splits)
+    return dataset
+
+
+def dataset_for_job(session: Session, ds: DatasetSpec) -> Dataset:
+    """The uploaded dataset a job spec names by ``dataset.id``; 422 naming the field when it is
+    missing, when ``dataset.path`` is also given, or when a split or the format does not fit."""
+    assert ds.id is not None
+    if ds.path is not None:
+        raise InvalidRequest("dataset.path: give dataset.id or dataset.path, not both", param="dataset.path")
+    row = datasets_repo.get_dataset(session, ds.id)
+    if row is None:
+        raise InvalidRequest(f"dataset.id: no dataset {ds.id}", param="dataset.id")
+    if "format" in ds.model_fields_set and ds.format != row.format:
+        raise InvalidRequest(
+            f"dataset.format: {ds.format!r}, but dataset {ds.id} is {row.format!r}", param="dataset.format"
+        )
+    for param, split in (("dataset.train_split", ds.train_split), ("dataset.val_split", ds.val_split)):
+        if not ({split, *SPLIT_ALIASES.get(split, ())} & set(row.splits)):
+            raise InvalidRequest(
+                f"{param}: dataset {ds.id} has no split {split!r} (splits: {', '.join(row.splits)})",
+                param=param,
+            )
+    return row
+
+
+def delete_dataset(session: Session, dataset_id: str, settings: Settings) -> None:
+    """Remove an uploaded dataset's files and record; 404 when there is none, 409 while
+    unfinished jobs read it."""
+    if not datasets_repo.mark_deleting(session, dataset_id):
+        session.rollback()
+        raise NotFound(f"dataset {dataset_id} not found", param="dataset_id")
+    users = datasets_repo.jobs_using(session, dataset_id)
+    if users:
+        session.rollback()
+        listed = ", ".join(users[:10]) + (" ..." if len(users) > 10 else "")
+        raise DatasetInUse(f"dataset {dataset_id} is read by unfinished jobs: {listed}", param="dataset_id")
+    session.commit()
+    assert settings.dataset_root is not None
+    shutil.rmtree(settings.dataset_root / dataset_id, ignore_errors=True)
+    datasets_repo.remove_dataset(session, dataset_id)
+    session.commit()
+    log.info("dataset %s deleted", dataset_id)

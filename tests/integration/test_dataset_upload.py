@@ -1,0 +1,30 @@
+"""An uploaded dataset through the whole service: ``mar datasets upload`` of a folder, a job
+naming it by id trains on a worker, the dataset cannot be deleted until the job ended."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.datasets_cmd import pack_folder
+from tests.integration.conftest import DATASET
+
+pytestmark = pytest.mark.integration
+
+
+def test_uploaded_dataset_trains_a_job_by_id(stack, tiny_spec, data_root, tmp_path):
+    dataset = stack.client.upload_dataset(pack_folder(data_root / DATASET, tmp_path), name="syn-upload")
+    assert dataset["format"] == "coco" and {"train", "val"} <= set(dataset["splits"])
+    assert dataset["report"]["splits"]["train"]["images"] == 16
+
+    spec = tiny_spec(iterations=2, name="by-id", eval_max_images=2)
+    spec["dataset"] = {"id": dataset["id"]}
+    job = stack.submit(spec)
+    with pytest.raises(Exception, match="unfinished jobs"):
+        stack.client.delete_dataset(dataset["id"])
+    job = stack.wait_terminal(job["id"])
+    assert job["status"] == "succeeded", (job, stack.log_tails())
+    assert job["spec"]["dataset"]["id"] == dataset["id"]
+    assert [p["step"] for p in stack.client.metrics(job["id"])["series"]["loss/total"]] == [1, 2]
+
+    stack.client.delete_dataset(dataset["id"])
+    assert all(d["id"] != dataset["id"] for d in stack.client.list_datasets()["data"])
