@@ -35,7 +35,7 @@ EXPECTED_SERVICES = {"redis", "postgres", "api", "worker-gpu0", "worker-gpu1", "
 # comment that says why; the test checks both directions.
 HEALTHCHECK_EXEMPT = {"reaper"}
 # pyproject.toml dependencies that the API image leaves out (the worker image has them all).
-WORKER_ONLY = {"torch", "torchvision", "pycocotools", "numpy", "pillow", "safetensors"}
+WORKER_ONLY = {"torch", "torchvision", "pycocotools", "numpy", "safetensors"}
 # Services running the project, with the shared configuration and files.
 MAR_ENV = (
     "DATABASE_URL",
