@@ -1,8 +1,9 @@
 """Run one job (train or distill) in a work folder: the entry point shared by ``mar run`` and
 the service's worker.
 
-Outputs in ``workdir``: ``metrics.jsonl``, ``pr_curves.json``, ``samples/*.png`` (predictions on a
-few validation images), ``checkpoints/last.pt`` (exact resume) and
+Outputs in ``workdir``: ``metrics.jsonl``, ``pr_curves.json`` and ``samples/*.png`` (PR curves and
+predictions on a few validation images; each evaluation before the last leaves its own under
+``pr_curves/step-<N>.json`` and ``samples/step-<N>/``, see ``mar_core.eval_outputs``), ``checkpoints/last.pt`` (exact resume) and
 ``checkpoints/best.pt`` (best-AP weights), ``model.pt`` (plain torchvision state_dict of the
 final detector), ``model.json`` (how to rebuild it) and ``report.json``. A workdir that holds a
 checkpoint of the same spec resumes from it.
@@ -40,6 +41,7 @@ from mar_core.engine.rng import seed_everything
 from mar_core.engine.trainer import Trainer
 from mar_core.errors import SpecError
 from mar_core.eval import evaluate_model
+from mar_core.eval_outputs import write_eval_outputs
 from mar_core.export import export_detector
 from mar_core.models.checkpoint_io import atomic_torch_save, write_model_output
 from mar_core.models.pretrained import load_pretrained_start
@@ -51,8 +53,6 @@ from mar_core.spec_hash import run_fingerprint
 from mar_core.teacher import load_teacher
 
 log = logging.getLogger(__name__)
-
-PR_CURVES = "pr_curves.json"  # the last evaluation's PR curves per class (mar_core.eval.pr_curves)
 
 
 def build_optimizer(model: nn.Module, cfg: TrainSpec) -> torch.optim.Optimizer:
@@ -182,12 +182,20 @@ def _run(
     eval_image_ids = None if eval_set is val_ds else [val_ds.image_info(i)["id"] for i in eval_indices]
 
     last_curves: dict = {}  # the PR curves of the latest evaluation
+    samples = sample_indices(len(val_ds))
 
     def evaluate() -> dict[str, float]:
         result = evaluate_model(student, eval_set, dev, cfg.batch_size, cfg.num_workers, eval_image_ids)
         last_curves.clear()
         last_curves.update(result.pr_curves)
         return result.metrics
+
+    def mid_run_outputs(step: int) -> None:
+        outputs = write_eval_outputs(
+            workdir, step, last_curves, student, val_ds, samples, class_names, final=False
+        )
+        for name, path in outputs.items():
+            progress({"type": "artifact", "name": name, "path": str(path)})
 
     def save_best() -> None:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -202,7 +210,7 @@ def _run(
     if ranks.is_main:  # the other ranks only train
         hooks += [
             metrics,
-            EvalHook(evaluate, cfg.eval_every, metrics, save_best, progress),
+            EvalHook(evaluate, cfg.eval_every, metrics, save_best, progress, mid_run_outputs),
             CheckpointHook(
                 ckpt_dir,
                 cfg.checkpoint_every,
@@ -253,10 +261,11 @@ def _run(
     if spec.export:
         exported = export_detector(student, workdir, spec.export, class_names=class_names)
         outputs.update({path.name: path for path in exported.values()})
-    atomic_write_json(workdir / PR_CURVES, {"step": trainer.iter, **last_curves})
-    outputs[PR_CURVES] = workdir / PR_CURVES
-    samples = sample_indices(len(val_ds))
-    outputs.update(draw_samples(student, val_ds, samples, workdir / SAMPLES_DIR, "student", class_names))
+    outputs.update(
+        write_eval_outputs(
+            workdir, trainer.iter, last_curves, student, val_ds, samples, class_names, final=True
+        )
+    )
     if teacher is not None:
         outputs.update(
             draw_samples(

@@ -1,5 +1,6 @@
 """Sample predictions of a job: a fixed handful of validation images with the detector's boxes
-drawn (``mar_core.predict.draw_detections``), written as PNG artifacts ``samples/<who>-<n>.png``."""
+drawn (``mar_core.predict.draw_detections``), written as PNG artifacts ``samples/<who>-<n>.png``
+(``samples/step-<N>/<who>-<n>.png`` for an evaluation before the last)."""
 
 from __future__ import annotations
 
@@ -36,16 +37,19 @@ def draw_samples(
     class_names: Sequence[str] | None,
     device: torch.device | None = None,
     score_threshold: float = SAMPLE_SCORE_THRESHOLD,
+    step: int | None = None,
 ) -> dict[str, Path]:
-    """Draw ``model``'s detections on ``dataset``'s images ``indices`` into ``out_dir``; return
-    ``{artifact name: path}`` (names ``samples/<who>-<n>.png``, n from 1)."""
+    """Draw ``model``'s detections on ``dataset``'s images ``indices`` into ``out_dir`` (its
+    ``step-<step>`` folder when ``step`` is given); return ``{artifact name: path}`` (names
+    ``samples/[step-<step>/]<who>-<n>.png``, n from 1)."""
+    folder = "" if step is None else f"step-{step}/"
     images = [dataset.load_image(i) for i in indices]
     detections = predict(model, images, score_threshold, device=device)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / folder).mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     for n, (image, det) in enumerate(zip(images, detections), start=1):
-        path = out_dir / f"{who}-{n}.png"
+        path = out_dir / folder / f"{who}-{n}.png"
         save_image(draw_detections(image, det, class_names), path)
-        written[f"{SAMPLES_DIR}/{path.name}"] = path
-    log.info("%s: %d sample predictions -> %s", who, len(written), out_dir)
+        written[f"{SAMPLES_DIR}/{folder}{path.name}"] = path
+    log.info("%s: %d sample predictions -> %s", who, len(written), out_dir / folder)
     return written

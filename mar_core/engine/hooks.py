@@ -110,7 +110,8 @@ class CheckpointHook(HookBase):
 
 class EvalHook(HookBase):
     """Evaluates every ``every`` steps (0: only at the end); keeps the best AP and writes the
-    best model weights through ``save_best``."""
+    best model weights through ``save_best``; ``mid_run(step)`` follows each evaluation before
+    the last (the caller writes that step's outputs)."""
 
     name = "eval"
 
@@ -121,9 +122,10 @@ class EvalHook(HookBase):
         metrics: MetricsHook,
         save_best: Callable[[], None] | None = None,
         progress: ProgressCallback = ignore_progress,
+        mid_run: Callable[[int], None] | None = None,
     ):
         self.evaluate, self.every, self.metrics = evaluate, every, metrics
-        self.save_best, self.progress = save_best, progress
+        self.save_best, self.progress, self.mid_run = save_best, progress, mid_run
         self.best_ap = -1.0
         self.best_step = -1
         self.last_results: dict[str, float] = {}
@@ -142,6 +144,8 @@ class EvalHook(HookBase):
     def after_step(self, trainer: Trainer) -> None:
         if self.every and trainer.iter % self.every == 0 and trainer.iter < trainer.max_iter:
             self._run(trainer)
+            if self.mid_run:
+                self.mid_run(trainer.iter)
             self.progress({"type": "phase", "phase": "train"})
 
     def after_train(self, trainer: Trainer, error: BaseException | None) -> None:
