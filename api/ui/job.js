@@ -1,8 +1,9 @@
-// One job: state, cancel, spec, events (SSE), loss and AP curves, per-class AP, PR curves,
-// sample predictions and artifacts.
+// One job: state, cancel, spec, events (SSE), loss and AP curves, per-class AP, PR curves and
+// sample predictions (of the evaluation chosen in a selector when there are several), artifacts.
 
 import { artifactPath, blobURL, download, getJSON, jobPath, postJSON, streamEvents } from "./api.js";
 import { TERMINAL, etaSeconds, fmtAP, fmtDuration, fmtTime, h, jobLabel, lastValues } from "./dom.js";
+import { FINAL, curvesName, evalSteps, sampleNames } from "./evals.js";
 import { linePlot, toPoints } from "./plot.js";
 
 const POLL_MS = 2000;
@@ -48,6 +49,10 @@ export function render(view, { id }, ctx) {
   let job = null;
   let lastEvent = 0;
   let artifactsShown = "";
+  let listed = new Map(); // artifact name -> {name, sha256, ...} of the latest list
+  let chosenStep = null; // the evaluation picked in the selector (null: the latest)
+  let rendering = 0;
+  const blobs = new Map(); // "name sha256" -> Blob URL (promise)
 
   const title = h("h2", {}, "Job");
   const status = h("p", { id: "job-status", "aria-live": "polite" });
@@ -57,15 +62,23 @@ export function render(view, { id }, ctx) {
   const classAP = h("div");
   const prBox = h("div", { class: "plots", id: "pr-plots" });
   const samples = h("div", { class: "samples", id: "samples" });
+  const stepSelect = h("select", { id: "eval-step" });
+  const stepBox = h("div", { class: "toolbar", id: "eval-step-box", hidden: true },
+    h("label", { for: "eval-step" }, "Evaluation shown (PR curves and sample predictions):"), stepSelect);
   const artifacts = h("tbody");
   const events = h("ol", { class: "events", id: "events", tabindex: 0, "aria-label": "Events" });
   const spec = h("pre", { class: "spec", id: "spec", tabindex: 0, "aria-label": "Job spec" });
   view.replaceChildren(title, status, h("div", { class: "toolbar" }, cancel, compareLink),
-    h("h3", {}, "Curves"), plots, h("h3", {}, "Per-class AP"), classAP, h("h3", {}, "PR curves"), prBox,
+    h("h3", {}, "Curves"), plots, h("h3", {}, "Per-class AP"), classAP, stepBox, h("h3", {}, "PR curves"), prBox,
     h("h3", {}, "Sample predictions"), samples,
     h("h3", {}, "Artifacts"), h("table", { id: "artifacts" }, h("thead", {}, h("tr", {},
       ["Name", "Size (bytes)", "sha256", ""].map((t) => h("th", { scope: "col" }, t)))), artifacts),
     h("h3", {}, "Events"), events, h("h3", {}, "Spec"), spec);
+
+  stepSelect.addEventListener("change", () => {
+    chosenStep = stepSelect.value;
+    showEval(chosenStep).catch(ctx.fail);
+  });
 
   cancel.addEventListener("click", async () => {
     cancel.disabled = true;
@@ -91,26 +104,52 @@ export function render(view, { id }, ctx) {
 
   async function showArtifacts() {
     const list = await getJSON(jobPath(id, "/artifacts"));
-    const key = list.map((a) => a.name).join();
+    const key = list.map((a) => `${a.name} ${a.sha256}`).join();
     if (key === artifactsShown) return;
     artifactsShown = key;
     artifacts.replaceChildren(...list.map((a) => h("tr", {}, h("td", {}, a.name), h("td", { class: "num" }, a.size),
       h("td", {}, h("code", { title: a.sha256 }, a.sha256.slice(0, 12))),
       h("td", {}, h("button", { type: "button", "aria-label": `download ${a.name}`,
         onclick: () => download(artifactPath(id, a.name), a.name.split("/").pop()).catch(ctx.fail) }, "Download")))));
-    const names = list.map((a) => a.name);
-    if (names.includes("pr_curves.json")) {
-      const curves = await (await fetch(await track(blobURL(artifactPath(id, "pr_curves.json"))))).json();
-      prBox.replaceChildren(...prPlots(curves));
-    }
-    const pictures = names.filter((n) => n.startsWith("samples/")).sort();
-    const figures = await Promise.all(pictures.map(async (n) => {
-      const label = n.slice(8).replace(/\.\w+$/, "").replace("-", " prediction ");
-      return h("figure", {}, h("img", { src: await track(blobURL(artifactPath(id, n))), alt: label }),
+    listed = new Map(list.map((a) => [a.name, a]));
+    const steps = evalSteps([...listed.keys()]);
+    const step = steps.includes(chosenStep) ? chosenStep : steps[steps.length - 1] ?? null;
+    stepSelect.replaceChildren(...steps.map((s) => h("option", { value: s, selected: s === step },
+      s === FINAL ? `last (step ${job?.progress_total ?? "end"})` : `step ${s}`)));
+    stepBox.hidden = steps.length < 2;
+    await showEval(step);
+  }
+
+  /** The PR curves and sample predictions of evaluation `step` (FINAL or a step; null: none yet). */
+  async function showEval(step) {
+    const token = ++rendering;
+    const names = [...listed.keys()];
+    const curvesArt = step !== null && listed.get(curvesName(step));
+    const curves = curvesArt ? await (await fetch(await artifactURL(curvesArt))).json() : null;
+    const figures = await Promise.all((step === null ? [] : sampleNames(names, step)).map(async (n) => {
+      const label = n.split("/").pop().replace(/\.\w+$/, "").replace("-", " prediction ")
+        + (step === FINAL ? "" : `, step ${step}`);
+      return h("figure", {}, h("img", { src: await artifactURL(listed.get(n)), alt: label }),
         h("figcaption", {}, label));
     }));
+    if (token !== rendering) return; // a later choice is being shown
+    view.dataset.evalStep = step ?? "";
+    if (curves) prBox.replaceChildren(...prPlots(curves));
+    else prBox.replaceChildren(h("p", { class: "hint" }, "Written at each evaluation."));
     samples.replaceChildren(...figures);
-    if (!pictures.length) samples.append(h("p", { class: "hint" }, "Drawn at the end of the job."));
+    if (!figures.length) samples.append(h("p", { class: "hint" }, "Drawn at each evaluation and at the end of the job."));
+  }
+
+  /** A Blob URL of an artifact's current content (kept per name and digest). */
+  function artifactURL(a) {
+    const key = `${a.name} ${a.sha256}`;
+    if (!blobs.has(key)) {
+      blobs.set(key, track(blobURL(artifactPath(id, a.name))).catch((e) => {
+        blobs.delete(key); // fetched again next time
+        throw e;
+      }));
+    }
+    return blobs.get(key);
   }
 
   async function track(promise) {

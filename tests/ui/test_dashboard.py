@@ -9,6 +9,7 @@ import json
 import httpx
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -47,10 +48,10 @@ def submitted() -> dict[str, str]:
 
 @pytest.fixture
 def jobs(ui_stack, tiny_spec, submitted):
-    """A 2-step job that runs to the end, then a long one queued behind it (one worker); submitted
-    once for the module."""
+    """A 2-step job evaluated at step 1 and at the end, then a long one queued behind it (one
+    worker); submitted once for the module."""
     if not submitted:
-        submitted["done"] = ui_stack.submit(tiny_spec(iterations=2, name="ui-tiny"))["id"]
+        submitted["done"] = ui_stack.submit(tiny_spec(iterations=2, name="ui-tiny", eval_every=1))["id"]
         submitted["long"] = ui_stack.submit(tiny_spec(iterations=500, name="ui-long"))["id"]
     return submitted
 
@@ -104,6 +105,7 @@ def test_job_page_plots_losses_and_shows_sample_predictions(ui_stack, browser, j
     assert len(browser.find_elements(By.CSS_SELECTOR, "#pr-plots figure")) == 2
     names = {td.text for td in browser.find_elements(By.CSS_SELECTOR, "#artifacts td:first-child")}
     assert {"model.pt", "report.json", "pr_curves.json", "samples/student-1.png"} <= names
+    assert {"pr_curves/step-1.json", "samples/step-1/student-4.png"} <= names  # registered at step 1
     browser.execute_cdp_cmd(
         "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)}
     )
@@ -121,6 +123,34 @@ def test_job_page_plots_losses_and_shows_sample_predictions(ui_stack, browser, j
     browser.find_element(By.ID, "state-filter").send_keys("cancelled")  # by keyboard
     wait(browser, lambda b: not b.find_elements(By.CSS_SELECTOR, row))
     assert browser.find_elements(By.CSS_SELECTOR, f"tr[data-job-id='{jobs['long']}']")
+    assert console_errors(browser) == []
+
+
+def test_evaluation_selector_shows_each_steps_curves_and_samples(ui_stack, browser, jobs):
+    ui_stack.wait_terminal(jobs["done"], timeout=240)
+    open_page(browser, ui_stack.url, f"#/job/{jobs['done']}")
+    view = browser.find_element(By.ID, "view")
+    wait(browser, lambda b: view.get_attribute("data-eval-step") == "final")
+    select = browser.find_element(By.ID, "eval-step")
+    assert (
+        select.is_displayed() and browser.find_element(By.CSS_SELECTOR, "label[for=eval-step]").is_displayed()
+    )
+    options = [o.text for o in select.find_elements(By.TAG_NAME, "option")]
+    assert options == ["step 1", "last (step 2)"]
+    select.send_keys(Keys.HOME)  # by keyboard: the first evaluation
+    wait(browser, lambda b: view.get_attribute("data-eval-step") == "1")
+    alts = [img.get_attribute("alt") for img in browser.find_elements(By.CSS_SELECTOR, "#samples img")]
+    assert alts == [f"student prediction {n}, step 1" for n in range(1, 5)]
+    titles = [
+        f.get_attribute("data-title") for f in browser.find_elements(By.CSS_SELECTOR, "#pr-plots figure")
+    ]
+    assert len(titles) == 2 and all("(step 1)" in t for t in titles), titles
+    select.send_keys(Keys.END)
+    wait(browser, lambda b: view.get_attribute("data-eval-step") == "final")
+    assert all(
+        "(step 2)" in f.get_attribute("data-title")
+        for f in browser.find_elements(By.CSS_SELECTOR, "#pr-plots figure")
+    )
     assert console_errors(browser) == []
 
 
