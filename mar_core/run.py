@@ -3,10 +3,10 @@ the service's worker.
 
 Outputs in ``workdir``: ``metrics.jsonl``, ``pr_curves.json`` and ``samples/*.png`` (PR curves and
 predictions on a few validation images; each evaluation before the last leaves its own under
-``pr_curves/step-<N>.json`` and ``samples/step-<N>/``, see ``mar_core.eval_outputs``), ``checkpoints/last.pt`` (exact resume) and
-``checkpoints/best.pt`` (best-AP weights), ``model.pt`` (plain torchvision state_dict of the
-final detector), ``model.json`` (how to rebuild it) and ``report.json``. A workdir that holds a
-checkpoint of the same spec resumes from it.
+``pr_curves/step-<N>.json`` and ``samples/step-<N>/``, see ``mar_core.eval_outputs``),
+``checkpoints/last.pt`` (exact resume) and ``checkpoints/best.pt`` (best-AP weights), ``model.pt``
+(plain torchvision state_dict of the final detector), ``model.json`` (how to rebuild it) and
+``report.json``. A workdir that holds a checkpoint of the same spec resumes from it.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,14 +19,17 @@ from tests.integration.conftest import _prepare_database, unavailable
 from tests.integration.service import ServiceStack, base_env, settings_from_env
 from worker.stack import Stack
 
+try:  # the tests are skipped (or fail under CI=true) without selenium
+    from tests.ui import browser as chromium
+except ImportError:
+    chromium = None
+
 logger = logging.getLogger(__name__)
 
 # The integration tests' fixtures: a tiny synthetic set and the job spec that trains on it.
 it_root, data_root, checkpoint_root = integration.it_root, integration.data_root, integration.checkpoint_root
 tiny_spec = integration.tiny_spec
 
-CHROMIUM = os.environ.get("MAR_TEST_CHROMIUM", "chromium")
-CHROMEDRIVER = os.environ.get("MAR_TEST_CHROMEDRIVER", "chromedriver")
 # Where the tests save a screenshot of each page (docs/ to refresh the README's pictures).
 SCREENSHOTS = os.environ.get("MAR_DASHBOARD_SCREENSHOTS")
 
@@ -46,28 +48,15 @@ def ui_stack(it_root: Path, data_root: Path, checkpoint_root: Path) -> Iterator[
         service.close()
 
 
-def _driver_paths() -> tuple[str, str]:
-    browser, driver = shutil.which(CHROMIUM), shutil.which(CHROMEDRIVER)
-    if browser is None or driver is None:
-        unavailable(f"{CHROMIUM} or {CHROMEDRIVER} not found (apt-get install chromium chromium-driver)")
-    return browser, driver
-
-
 @pytest.fixture(scope="session")
 def browser():
-    """Headless chromium; its console log is kept (``browser.get_log("browser")``)."""
-    try:
-        from selenium import webdriver
-    except ImportError:
+    """Headless chromium (``tests.ui.browser.start_chromium``)."""
+    if chromium is None:
         unavailable("the selenium package is not installed (pip install -e '.[dev]')")
-    binary, driver_path = _driver_paths()
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1700"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
-    driver.set_script_timeout(30)
+    try:
+        driver = chromium.start_chromium()
+    except chromium.BrowserUnavailable as e:
+        unavailable(str(e))
     try:
         yield driver
     finally:
@@ -80,7 +69,6 @@ def screenshot(browser):
 
     def take(name: str) -> None:
         if SCREENSHOTS:
-            Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-            browser.save_screenshot(str(Path(SCREENSHOTS) / f"dashboard-{name}.png"))
+            chromium.save_screenshot(browser, SCREENSHOTS, name)
 
     return take

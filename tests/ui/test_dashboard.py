@@ -11,34 +11,15 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.ui.browser import open_page, sign_in, wait
 
 pytestmark = pytest.mark.integration
-
-WAIT = 30  # seconds for a page to show what the API has
-
-
-def wait(browser, condition, timeout: float = WAIT):
-    return WebDriverWait(browser, timeout, poll_frequency=0.2).until(condition)
 
 
 def console_errors(browser) -> list[str]:
     """SEVERE console entries since the last call (reading the log empties it)."""
     return [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
-
-
-def sign_in(browser, url: str, key: str) -> None:
-    browser.get(f"{url}/ui/")
-    browser.execute_script("sessionStorage.clear()")
-    browser.get(f"{url}/ui/#/jobs")
-    field = wait(browser, ec.visibility_of_element_located((By.ID, "api-key")))
-    field.send_keys(key)
-    browser.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
-
-
-def open_page(browser, url: str, hash_: str) -> None:
-    browser.get(f"{url}/ui/{hash_}")
-    wait(browser, lambda b: b.find_element(By.ID, "view").get_attribute("data-loaded") == "true")
 
 
 @pytest.fixture(scope="module")
