@@ -1,4 +1,5 @@
-"""Request dependencies as ``Annotated`` aliases: ``SessionDep``, ``SettingsDep``, ``CurrentKey``."""
+"""Request dependencies as ``Annotated`` aliases: ``SessionDep``, ``SettingsDep``, ``CurrentKey``,
+``ScopeDep`` (the project a request may see)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,11 @@ def get_current_key(
 
 
 CurrentKey = Annotated[ApiKey, Depends(get_current_key)]
+
+
+def get_scope(key: CurrentKey) -> str | None:
+    """The project a request sees and acts in: the key's, or None (every project) for an admin key."""
+    return None if key.admin else key.project
+
+
+ScopeDep = Annotated[str | None, Depends(get_scope)]

@@ -10,6 +10,7 @@ import sys
 import uvicorn
 
 from api.db import keys_repo
+from api.db.models import DEFAULT_PROJECT
 from api.db.session import init_db, make_engine, make_session_factory, session_scope
 from api.main import create_app
 from api.settings import get_settings
@@ -46,12 +47,20 @@ def cmd_db_upgrade(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _project_name(value: str) -> str:
+    try:
+        return keys_repo.check_project_name(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def cmd_apikey_create(args: argparse.Namespace) -> int:
     engine = _engine()
     with session_scope(make_session_factory(engine)) as s:
-        row, key = keys_repo.create_api_key(s, args.name)
+        row, key = keys_repo.create_api_key(s, args.name, project=args.project, admin=args.admin)
     engine.dispose()
-    print(f"created API key {row.id} ({row.name}); it is shown only once:", file=sys.stderr)
+    scope = "every project (admin)" if row.admin else f"project {row.project}"
+    print(f"created API key {row.id} ({row.name}) for {scope}; it is shown only once:", file=sys.stderr)
     print(key)
     return 0
 
@@ -60,15 +69,15 @@ def cmd_apikey_list(_args: argparse.Namespace) -> int:
     engine = _engine()
     with session_scope(make_session_factory(engine)) as s:
         rows = [
-            (k.id, k.name, k.prefix + "...", k.created_at, k.revoked_at) for k in keys_repo.list_api_keys(s)
+            (k.id, k.name, "*" if k.admin else k.project, k.prefix + "...", k.created_at, k.revoked_at)
+            for k in keys_repo.list_api_keys(s)
         ]
     engine.dispose()
-    print(f"{'ID':<14}{'NAME':<24}{'PREFIX':<18}{'CREATED':<22}REVOKED")
-    for key_id, name, prefix, created, revoked in rows:
+    print(f"{'ID':<14}{'NAME':<24}{'PROJECT':<18}{'PREFIX':<18}{'CREATED':<22}REVOKED")
+    for key_id, name, project, prefix, created, revoked in rows:
         revoked_s = revoked.strftime("%Y-%m-%d %H:%M:%S") if revoked else "-"
-        print(
-            f"{key_id:<14}{name[:23]:<24}{prefix:<18}{created.strftime('%Y-%m-%d %H:%M:%S'):<22}{revoked_s}"
-        )
+        created_s = created.strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{key_id:<14}{name[:23]:<24}{project[:17]:<18}{prefix:<18}{created_s:<22}{revoked_s}")
     return 0
 
 
@@ -102,6 +111,13 @@ def register(add) -> None:
     ksub = p.add_subparsers(dest="apikey_command", required=True, metavar="ACTION")
     k = ksub.add_parser("create", help="create a key and print it once")
     k.add_argument("name")
+    k.add_argument(
+        "--project",
+        type=_project_name,
+        default=DEFAULT_PROJECT,
+        help=f"the project the key sees and acts in (created when new; default {DEFAULT_PROJECT})",
+    )
+    k.add_argument("--admin", action="store_true", help="the key sees and acts on every project")
     k.set_defaults(handler=cmd_apikey_create)
     ksub.add_parser("list", help="list keys (never the keys themselves)").set_defaults(
         handler=cmd_apikey_list

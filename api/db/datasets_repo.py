@@ -8,7 +8,7 @@ so one of them sees the other's committed result: a submit ``claim_for_job`` fai
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from api.db import states
@@ -26,16 +26,22 @@ def add_dataset(s: Session, dataset: Dataset) -> Dataset:
     return dataset
 
 
-def get_dataset(s: Session, dataset_id: str) -> Dataset | None:
-    """A ready dataset with this id, or None (one being deleted is gone already)."""
-    return s.execute(
-        select(Dataset).where(Dataset.id == dataset_id, Dataset.status == READY)
-    ).scalar_one_or_none()
+def _ready(project: str | None) -> Select[tuple[Dataset]]:
+    stmt = select(Dataset).where(Dataset.status == READY)
+    return stmt if project is None else stmt.where(Dataset.project == project)
 
 
-def list_datasets(s: Session, limit: int = 50, cursor: str | None = None) -> tuple[list[Dataset], str | None]:
-    """Ready datasets, newest first; ``(datasets, next_cursor)``."""
-    return newest_first_page(s, select(Dataset).where(Dataset.status == READY), Dataset, limit, cursor)
+def get_dataset(s: Session, dataset_id: str, project: str | None = None) -> Dataset | None:
+    """A ready dataset with this id (of ``project``, when given), or None (one being deleted is
+    gone already)."""
+    return s.execute(_ready(project).where(Dataset.id == dataset_id)).scalar_one_or_none()
+
+
+def list_datasets(
+    s: Session, limit: int = 50, cursor: str | None = None, project: str | None = None
+) -> tuple[list[Dataset], str | None]:
+    """Ready datasets (of ``project``, when given), newest first; ``(datasets, next_cursor)``."""
+    return newest_first_page(s, _ready(project), Dataset, limit, cursor)
 
 
 def claim_for_job(s: Session, dataset_id: str) -> bool:
@@ -56,11 +62,12 @@ def jobs_using(s: Session, dataset_id: str) -> list[str]:
     return list(s.execute(stmt).scalars())
 
 
-def mark_deleting(s: Session, dataset_id: str) -> bool:
-    """ready -> deleting; False when there is no ready dataset with this id."""
+def mark_deleting(s: Session, dataset_id: str, project: str | None = None) -> bool:
+    """ready -> deleting; False when there is no ready dataset with this id (of ``project``)."""
+    owned = () if project is None else (Dataset.project == project,)
     stmt = (
         update(Dataset)
-        .where(Dataset.id == dataset_id, Dataset.status == READY)
+        .where(Dataset.id == dataset_id, Dataset.status == READY, *owned)
         .values(status=DELETING)
         .execution_options(synchronize_session=False)
     )

@@ -29,7 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from api.db import states
-from api.db.models import Artifact, Event, Job, Metric, utcnow
+from api.db.models import DEFAULT_PROJECT, Artifact, Event, Job, Metric, utcnow
 from api.db.paging import newest_first_page
 from mar_core.spec import JobSpec
 
@@ -106,13 +106,22 @@ def _status_event(
 # --------------------------------------------------------------------------- jobs
 
 
-def create_job(
-    s: Session, spec: JobSpec, idempotency_key: str | None = None, request_hash: str | None = None
-) -> Job:
-    """Insert a queued job for ``spec`` (flushed, not committed) and its first event.
+def idempotency_scope(project: str, key: str) -> str:
+    """The stored form of an ``Idempotency-Key``: unique per project, not across the service."""
+    return hashlib.sha256(f"{project}\x00{key}".encode()).hexdigest()
 
-    A second job with the same ``idempotency_key`` raises ``sqlalchemy.exc.IntegrityError``
-    at flush; look it up first with ``get_job_by_idempotency_key``.
+
+def create_job(
+    s: Session,
+    spec: JobSpec,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+    project: str = DEFAULT_PROJECT,
+) -> Job:
+    """Insert a queued job of ``project`` for ``spec`` (flushed, not committed) and its first event.
+
+    A second job of the project with the same ``idempotency_key`` raises
+    ``sqlalchemy.exc.IntegrityError`` at flush; look it up first with ``get_job_by_idempotency_key``.
     """
     now = utcnow()
     job = Job(
@@ -123,7 +132,8 @@ def create_job(
         attempt=0,
         max_attempts=spec.max_attempts,
         cancel_requested=False,
-        idempotency_key=idempotency_key,
+        project=project,
+        idempotency_scope=idempotency_scope(project, idempotency_key) if idempotency_key else None,
         request_hash=request_hash,
         created_at=now,
         updated_at=now,
@@ -135,14 +145,19 @@ def create_job(
     return job
 
 
-def get_job(s: Session, job_id: str) -> Job | None:
-    """The job with this id (fresh from the database), or None."""
-    return _reload(s, job_id)
+def get_job(s: Session, job_id: str, project: str | None = None) -> Job | None:
+    """The job with this id (fresh from the database), or None; with ``project``, None also
+    when the job belongs to another project."""
+    job = _reload(s, job_id)
+    if job is not None and project is not None and job.project != project:
+        return None
+    return job
 
 
-def get_job_by_idempotency_key(s: Session, key: str) -> Job | None:
-    """The job created with this ``Idempotency-Key``, or None."""
-    return s.execute(select(Job).where(Job.idempotency_key == key)).scalar_one_or_none()
+def get_job_by_idempotency_key(s: Session, project: str, key: str) -> Job | None:
+    """The job ``project`` created with this ``Idempotency-Key``, or None."""
+    scope = idempotency_scope(project, key)
+    return s.execute(select(Job).where(Job.idempotency_scope == scope)).scalar_one_or_none()
 
 
 def claim_job(s: Session, job_id: str, worker_id: str, lease_seconds: float) -> Job | None:
@@ -336,11 +351,17 @@ def queued_job_ids(s: Session, older_than: datetime | None = None) -> list[str]:
 
 
 def list_jobs(
-    s: Session, status: str | Iterable[str] | None = None, limit: int = 50, cursor: str | None = None
+    s: Session,
+    status: str | Iterable[str] | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+    project: str | None = None,
 ) -> tuple[list[Job], str | None]:
-    """Jobs newest first, ``limit`` per page; returns ``(jobs, next_cursor)`` (None on the
-    last page). Keyset pagination on ``(created_at, id)``."""
+    """Jobs newest first (of ``project`` only, when given), ``limit`` per page; returns
+    ``(jobs, next_cursor)`` (None on the last page). Keyset pagination on ``(created_at, id)``."""
     stmt = select(Job)
+    if project is not None:
+        stmt = stmt.where(Job.project == project)
     if status:
         wanted = [status] if isinstance(status, str) else list(status)
         stmt = stmt.where(Job.status.in_(wanted))

@@ -41,6 +41,9 @@ NAMING = {
 }
 
 
+DEFAULT_PROJECT = "default"  # where keys, jobs and datasets from before projects live
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(timezone.utc)
@@ -90,7 +93,11 @@ class Job(Base):
     """One training or distillation job: the record of truth for its state."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_created_at_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_jobs_created_at_id", "created_at", "id"),
+        Index("ix_jobs_project_created_at_id", "project", "created_at", "id"),
+        Index("ix_jobs_idempotency_scope", "idempotency_scope", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str | None] = mapped_column(String(200))
@@ -104,7 +111,9 @@ class Job(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    project: Mapped[str] = mapped_column(String(64), default=DEFAULT_PROJECT)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)  # before 0004 only
+    idempotency_scope: Mapped[str | None] = mapped_column(String(64))  # see jobs_repo
     request_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -129,6 +138,7 @@ class Dataset(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
+    project: Mapped[str] = mapped_column(String(64), index=True, default=DEFAULT_PROJECT)
     format: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default="ready")
     path: Mapped[str] = mapped_column(String(4096))
@@ -183,13 +193,25 @@ class Artifact(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class Project(Base):
+    """A tenant: its keys see and act on its own jobs, datasets and uploads only."""
+
+    __tablename__ = "projects"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class ApiKey(Base):
-    """An API key, stored as the sha256 hex of the key; ``prefix`` identifies it in listings."""
+    """An API key, stored as the sha256 hex of the key; ``prefix`` identifies it in listings.
+    It acts within its ``project``; an ``admin`` key sees and acts on every project."""
 
     __tablename__ = "api_keys"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: uuid.uuid4().hex[:12])
     name: Mapped[str] = mapped_column(String(200))
+    project: Mapped[str] = mapped_column(String(64), default=DEFAULT_PROJECT)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Request, UploadFile, status
 
-from api.deps import SettingsDep, get_current_key
+from api.deps import CurrentKey, SettingsDep, get_current_key
 from api.errors import PayloadTooLarge
 from api.schemas import CheckpointPublic, ErrorPublic
 from api.services.uploads import ALLOWED_SUFFIXES, store_checkpoint
@@ -23,6 +23,7 @@ router = APIRouter(
 def upload_checkpoint(
     request: Request,
     settings: SettingsDep,
+    key: CurrentKey,
     file: Annotated[UploadFile, File(description=f"a teacher state_dict ({', '.join(ALLOWED_SUFFIXES)})")],
 ) -> CheckpointPublic:
     """Store a teacher under a generated name; use the returned ``path`` as
@@ -34,6 +35,6 @@ def upload_checkpoint(
         )
     assert settings.checkpoint_root is not None
     path, size, digest = store_checkpoint(
-        file.file, file.filename, settings.checkpoint_root, settings.max_upload_bytes
+        file.file, file.filename, settings.checkpoint_root, settings.max_upload_bytes, key.project
     )
     return CheckpointPublic(path=str(path), name=path.name, size=size, sha256=digest)

@@ -10,7 +10,7 @@ from starlette.datastructures import UploadFile
 
 from api.db import datasets_repo
 from api.db.models import Dataset
-from api.deps import SessionDep, SettingsDep, get_current_key
+from api.deps import CurrentKey, ScopeDep, SessionDep, SettingsDep, get_current_key
 from api.errors import ApiError, InvalidRequest, NotFound, PayloadTooLarge
 from api.schemas import DatasetPublic, DatasetsPublic, ErrorPublic
 from api.services.archives import ARCHIVE_SUFFIXES
@@ -72,7 +72,9 @@ def _form_text(value: object, field: str, max_length: int) -> str | None:
     openapi_extra=_UPLOAD_BODY,
     responses={411: {"model": ErrorPublic}, 413: {"model": ErrorPublic}},
 )
-async def upload_dataset(request: Request, session: SessionDep, settings: SettingsDep) -> Dataset:
+async def upload_dataset(
+    request: Request, session: SessionDep, settings: SettingsDep, key: CurrentKey
+) -> Dataset:
     """Upload a dataset archive (COCO, Pascal VOC or YOLO layout; ``format`` detected unless
     given). The key is checked and the size read from ``Content-Length`` before the body is; the
     archive is extracted safely and validated, and refused with a 422 naming the file and image
@@ -95,27 +97,28 @@ async def upload_dataset(request: Request, session: SessionDep, settings: Settin
                 f"format: unknown {fmt!r}; valid: {', '.join(names.DATASET_FORMATS)}", param="format"
             )
         return await run_in_threadpool(
-            store_dataset, session, upload.file, upload.filename, settings, name, fmt
+            store_dataset, session, upload.file, upload.filename, settings, name, fmt, key.project
         )
 
 
 @router.get("", response_model=DatasetsPublic)
 def list_datasets(
     session: SessionDep,
+    scope: ScopeDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> DatasetsPublic:
     """Uploaded datasets, newest first, one page at a time."""
-    rows, next_cursor = datasets_repo.list_datasets(session, limit=limit, cursor=cursor)
+    rows, next_cursor = datasets_repo.list_datasets(session, limit=limit, cursor=cursor, project=scope)
     return DatasetsPublic(
         data=[DatasetPublic.model_validate(r) for r in rows], count=len(rows), next_cursor=next_cursor
     )
 
 
 @router.get("/{dataset_id}", response_model=DatasetPublic, responses={404: {"model": ErrorPublic}})
-def get_dataset(dataset_id: DatasetId, session: SessionDep) -> Dataset:
+def get_dataset(dataset_id: DatasetId, session: SessionDep, scope: ScopeDep) -> Dataset:
     """One dataset: format, splits, counts per split and class, size buckets, warnings."""
-    row = datasets_repo.get_dataset(session, dataset_id)
+    row = datasets_repo.get_dataset(session, dataset_id, project=scope)
     if row is None:
         raise NotFound(f"dataset {dataset_id} not found", param="dataset_id")
     return row
@@ -127,7 +130,9 @@ def get_dataset(dataset_id: DatasetId, session: SessionDep) -> Dataset:
     response_class=Response,
     responses={404: {"model": ErrorPublic}, 409: {"model": ErrorPublic}},
 )
-def remove_dataset(dataset_id: DatasetId, session: SessionDep, settings: SettingsDep) -> Response:
+def remove_dataset(
+    dataset_id: DatasetId, session: SessionDep, settings: SettingsDep, scope: ScopeDep
+) -> Response:
     """Delete the dataset's files and record; 409 while a queued or running job reads it."""
-    delete_dataset(session, dataset_id, settings)
+    delete_dataset(session, dataset_id, settings, scope)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

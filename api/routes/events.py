@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api.db import jobs_repo
-from api.deps import SessionDep, SessionFactoryDep, get_current_key
+from api.deps import CurrentKey, SessionDep, SessionFactoryDep, get_current_key
 from api.errors import InvalidRequest
 from api.routes.jobs import JobDep
 from api.schemas import ErrorPublic, EventPublic
@@ -46,11 +46,12 @@ def stream_events(
     request: Request,
     session: SessionDep,
     factory: SessionFactoryDep,
+    key: CurrentKey,
     after: Annotated[int | None, Query(ge=0)] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     """Live events; resumes after ``Last-Event-ID`` (or ``?after=``); ends when the job is
-    finished and all its events are sent."""
+    finished and all its events are sent, or when the API key is revoked."""
     if last_event_id:
         try:
             after = int(last_event_id)
@@ -67,6 +68,7 @@ def stream_events(
         request.is_disconnected,
         poll_seconds=state.sse_poll_seconds,
         keepalive_seconds=state.sse_keepalive_seconds,
+        key_id=key.id,
     )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream, media_type="text/event-stream", headers=headers)

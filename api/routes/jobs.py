@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from api.db import jobs_repo, states
 from api.db.models import Job
-from api.deps import SessionDep, SettingsDep, get_current_key
+from api.deps import CurrentKey, ScopeDep, SessionDep, SettingsDep, get_current_key
 from api.errors import InvalidRequest
 from api.schemas import ErrorPublic, JobPublic, JobsPublic
 from api.services.submit import IDEMPOTENCY_HEADER, submit_job
@@ -22,9 +22,9 @@ router = APIRouter(
 )
 
 
-def load_job(session: SessionDep, job_id: str) -> Job:
-    """The job of the path, or 404."""
-    job = jobs_repo.get_job(session, job_id)
+def load_job(session: SessionDep, scope: ScopeDep, job_id: str) -> Job:
+    """The job of the path, or 404 (also when it belongs to another project)."""
+    job = jobs_repo.get_job(session, job_id, project=scope)
     if job is None:
         raise states.JobNotFoundError(f"job {job_id} not found", param="job_id")
     return job
@@ -45,11 +45,15 @@ def create_job(
     response: Response,
     session: SessionDep,
     settings: SettingsDep,
+    key: CurrentKey,
+    scope: ScopeDep,
     idempotency_key: Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER, max_length=255)] = None,
 ) -> Job:
     """Queue a job. 201 with the new job; with an ``Idempotency-Key`` already used for the same
     body, 200 with that earlier job; the same key with another body is a 422 naming the header."""
-    job, created = submit_job(session, spec, settings, request.app.state.nudge, idempotency_key)
+    job, created = submit_job(
+        session, spec, settings, request.app.state.nudge, idempotency_key, project=key.project, scope=scope
+    )
     if not created:
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"
@@ -59,6 +63,7 @@ def create_job(
 @router.get("", response_model=JobsPublic)
 def list_jobs(
     session: SessionDep,
+    scope: ScopeDep,
     status_: Annotated[
         str | None, Query(alias="status", description="one status, or several separated by commas")
     ] = None,
@@ -72,7 +77,7 @@ def list_jobs(
         raise InvalidRequest(
             f"status: unknown {', '.join(unknown)}; valid: {', '.join(states.ALL_STATES)}", param="status"
         )
-    jobs, next_cursor = jobs_repo.list_jobs(session, status=wanted, limit=limit, cursor=cursor)
+    jobs, next_cursor = jobs_repo.list_jobs(session, status=wanted, limit=limit, cursor=cursor, project=scope)
     return JobsPublic(
         data=[JobPublic.model_validate(j) for j in jobs], count=len(jobs), next_cursor=next_cursor
     )
@@ -89,9 +94,9 @@ def get_job(job: JobDep) -> Job:
     response_model=JobPublic,
     responses={404: {"model": ErrorPublic}, 409: {"model": ErrorPublic}},
 )
-def cancel_job(job_id: str, session: SessionDep) -> Job:
+def cancel_job(job: JobDep, session: SessionDep, scope: ScopeDep) -> Job:
     """Cancel: a queued job is cancelled at once, a starting/running one goes to ``cancelling``
     until its worker stops; a finished job answers 409."""
-    jobs_repo.request_cancel(session, job_id)
+    jobs_repo.request_cancel(session, job.id)
     session.commit()
-    return load_job(session, job_id)
+    return load_job(session, scope, job.id)

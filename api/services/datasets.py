@@ -16,7 +16,7 @@ from typing import BinaryIO
 from sqlalchemy.orm import Session
 
 from api.db import datasets_repo
-from api.db.models import Dataset, new_id
+from api.db.models import DEFAULT_PROJECT, Dataset, new_id
 from api.errors import ApiError, InvalidRequest, NotFound
 from api.services.archives import ExtractLimits, archive_kind, dataset_folder, extract_archive
 from api.services.uploads import copy_limited
@@ -50,8 +50,10 @@ def store_dataset(
     settings: Settings,
     name: str | None = None,
     fmt: str | None = None,
+    project: str = DEFAULT_PROJECT,
 ) -> Dataset:
-    """Store and validate an uploaded archive; returns the committed ``Dataset``.
+    """Store and validate an uploaded archive as a dataset of ``project``; returns the committed
+    ``Dataset``.
 
     422 naming ``file`` for an unsafe archive or invalid data (the message names the file and
     image or line at fault), ``format`` for an unknown format; 413 past the upload limit."""
@@ -80,6 +82,7 @@ def store_dataset(
         work.rename(final)
         dataset = Dataset(
             id=dataset_id,
+            project=project,
             name=name or Path(filename or dataset_id).name.split(".")[0] or dataset_id,
             format=fmt,
             path=str(final / root.relative_to(work)),
@@ -103,13 +106,14 @@ def store_dataset(
     return dataset
 
 
-def dataset_for_job(session: Session, ds: DatasetSpec) -> Dataset:
-    """The uploaded dataset a job spec names by ``dataset.id``; 422 naming the field when it is
-    missing, when ``dataset.path`` is also given, or when a split or the format does not fit."""
+def dataset_for_job(session: Session, ds: DatasetSpec, scope: str | None) -> Dataset:
+    """The uploaded dataset a job spec names by ``dataset.id``, visible to ``scope`` (a project;
+    None: all); 422 naming the field when it is missing (or another project's), when
+    ``dataset.path`` is also given, or when a split or the format does not fit."""
     assert ds.id is not None
     if ds.path is not None:
         raise InvalidRequest("dataset.path: give dataset.id or dataset.path, not both", param="dataset.path")
-    row = datasets_repo.get_dataset(session, ds.id)
+    row = datasets_repo.get_dataset(session, ds.id, project=scope)
     if row is None:
         raise InvalidRequest(f"dataset.id: no dataset {ds.id}", param="dataset.id")
     if "format" in ds.model_fields_set and ds.format != row.format:
@@ -125,10 +129,10 @@ def dataset_for_job(session: Session, ds: DatasetSpec) -> Dataset:
     return row
 
 
-def delete_dataset(session: Session, dataset_id: str, settings: Settings) -> None:
-    """Remove an uploaded dataset's files and record; 404 when there is none, 409 while
-    unfinished jobs read it."""
-    if not datasets_repo.mark_deleting(session, dataset_id):
+def delete_dataset(session: Session, dataset_id: str, settings: Settings, scope: str | None) -> None:
+    """Remove an uploaded dataset's files and record; 404 when ``scope`` (a project; None: all)
+    has none with this id, 409 while unfinished jobs read it."""
+    if not datasets_repo.mark_deleting(session, dataset_id, project=scope):
         session.rollback()
         raise NotFound(f"dataset {dataset_id} not found", param="dataset_id")
     users = datasets_repo.jobs_using(session, dataset_id)

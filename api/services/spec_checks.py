@@ -1,13 +1,23 @@
-"""Checks of a validated ``JobSpec`` against the host: paths inside the configured roots, the
-uploaded dataset a spec names, and the dataset's data on disk. Returns the spec with those paths made absolute (what the worker runs)."""
+"""Checks of a validated ``JobSpec`` against the host: paths inside the configured roots and
+visible to the submitting project, the uploaded dataset a spec names, and the dataset's data on
+disk. Returns the spec with those paths made absolute (what the worker runs).
+
+A project sees the shared roots (data roots, the checkpoint root but its ``uploads/``), its own
+uploads (``uploads/<project>/``), its own uploaded datasets and its own jobs' folders. A path
+into another project's files reads as missing, exactly like a path that does not exist.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from api.db import datasets_repo, jobs_repo
+from api.db.models import DEFAULT_PROJECT
 from api.services.datasets import dataset_for_job
+from api.services.uploads import UPLOADS
 from api.settings import Settings
 from mar_core.annotations.inspect import inspect_dataset
 from mar_core.errors import SpecError
@@ -16,15 +26,50 @@ from mar_core.paths import resolve_under
 from mar_core.spec import DatasetSpec, JobSpec
 
 
-def check_dataset(ds: DatasetSpec, settings: Settings, session: Session) -> DatasetSpec:
+@dataclass(frozen=True)
+class Host:
+    """What a submission is checked against: the settings, the database, and the project whose
+    files the spec may name (``scope`` None: every project's, an admin key)."""
+
+    settings: Settings
+    session: Session
+    scope: str | None
+
+    def resolve(self, value: str, roots: list[Path], param: str) -> Path:
+        """``value`` resolved inside ``roots``; ``SpecError`` naming ``param`` when it is outside
+        them or inside a folder of another project (reported as missing)."""
+        path = resolve_under(value, roots, param)
+        if self.scope is not None and not self._visible(path):
+            raise SpecError(f"{param}: {value!r} does not exist", param=param)
+        return path
+
+    def _visible(self, path: Path) -> bool:
+        st = self.settings
+        assert st.artifact_root is not None and st.dataset_root is not None and st.checkpoint_root
+        if path.is_relative_to(st.artifact_root) and path != st.artifact_root:
+            job_id = path.relative_to(st.artifact_root).parts[0]
+            return jobs_repo.get_job(self.session, job_id, project=self.scope) is not None
+        if path.is_relative_to(st.dataset_root) and path != st.dataset_root:
+            dataset_id = path.relative_to(st.dataset_root).parts[0]
+            return datasets_repo.get_dataset(self.session, dataset_id, project=self.scope) is not None
+        uploads = st.checkpoint_root / UPLOADS
+        if path.is_relative_to(uploads):
+            parts = path.relative_to(uploads).parts
+            owner = parts[0] if len(parts) > 1 else DEFAULT_PROJECT  # uploads from before projects
+            return owner == self.scope
+        return True
+
+
+def check_dataset(ds: DatasetSpec, host: Host) -> DatasetSpec:
     """The dataset spec with an absolute ``path`` (from the upload for ``dataset.id``) after
     validating the data on disk (torch-free readers: files, boxes, classes, splits); ``SpecError``
     / ``DatasetError`` naming the field when something is wrong."""
     if ds.id is not None:
-        row = dataset_for_job(session, ds)
+        row = dataset_for_job(host.session, ds, host.scope)
         return ds.model_copy(update={"path": row.path, "format": row.format})
     assert ds.path is not None
-    root = resolve_under(ds.path, settings.dataset_read_roots, "dataset.path")
+    roots = host.settings.dataset_read_roots
+    root = host.resolve(ds.path, roots, "dataset.path")
     if not root.is_dir():
         what = "is not a folder" if root.exists() else "does not exist"
         raise SpecError(f"dataset.path: {ds.path!r} {what}", param="dataset.path")
@@ -34,13 +79,13 @@ def check_dataset(ds: DatasetSpec, settings: Settings, session: Session) -> Data
             if not resolve_under(root / rel, [root], "dataset.images_dir").is_dir():
                 raise SpecError(f"dataset.images_dir: {rel!r} is not a folder", param="dataset.images_dir")
     checked = ds.model_copy(update={"path": str(root)})
-    inspect_dataset(checked, settings.dataset_read_roots, splits=[ds.train_split, ds.val_split])
+    inspect_dataset(checked, roots, splits=[ds.train_split, ds.val_split])
     return checked
 
 
-def check_teacher(checkpoint: str, settings: Settings) -> Path:
+def check_teacher(checkpoint: str, host: Host) -> Path:
     """The teacher checkpoint, resolved inside the checkpoint root or a previous job's folder."""
-    path = resolve_under(checkpoint, settings.checkpoint_read_roots, "teacher.checkpoint")
+    path = host.resolve(checkpoint, host.settings.checkpoint_read_roots, "teacher.checkpoint")
     if path.is_dir():
         if not (path / "model.json").is_file():
             raise SpecError(
@@ -51,22 +96,21 @@ def check_teacher(checkpoint: str, settings: Settings) -> Path:
     return path
 
 
-def check_model_files(spec: JobSpec, settings: Settings) -> dict[str, str]:
+def check_model_files(spec: JobSpec, host: Host) -> dict[str, str]:
     """The pretrained-start files of ``spec.model`` (a torchvision weights name is resolved by the
     worker under ``$TORCH_HOME``), resolved inside the checkpoint root or a previous job's folder."""
     resolved = {}
+    roots = host.settings.checkpoint_read_roots
     weights = spec.model.backbone_weights
     if weights is not None and not is_torchvision_weights_name(weights):
-        path = resolve_under(weights, settings.checkpoint_read_roots, "model.backbone_weights")
+        path = host.resolve(weights, roots, "model.backbone_weights")
         if not path.is_file():
             raise SpecError(
                 f"model.backbone_weights: {weights!r} does not exist", param="model.backbone_weights"
             )
         resolved["backbone_weights"] = str(path)
     if spec.model.init_checkpoint is not None:
-        path = resolve_under(
-            spec.model.init_checkpoint, settings.checkpoint_read_roots, "model.init_checkpoint"
-        )
+        path = host.resolve(spec.model.init_checkpoint, roots, "model.init_checkpoint")
         if not (path / "model.json").is_file() and not path.is_file():
             raise SpecError(
                 f"model.init_checkpoint: {spec.model.init_checkpoint!r} is not a run folder or a weights file",
@@ -76,13 +120,15 @@ def check_model_files(spec: JobSpec, settings: Settings) -> dict[str, str]:
     return resolved
 
 
-def check_spec(spec: JobSpec, settings: Settings, session: Session) -> JobSpec:
-    """Run every host check; the returned copy names absolute dataset, teacher and model-file paths."""
-    update: dict[str, object] = {"dataset": check_dataset(spec.dataset, settings, session)}
-    model_files = check_model_files(spec, settings)
+def check_spec(spec: JobSpec, settings: Settings, session: Session, scope: str | None = None) -> JobSpec:
+    """Run every host check for a submission seeing ``scope`` (a project, None: all); the
+    returned copy names absolute dataset, teacher and model-file paths."""
+    host = Host(settings, session, scope)
+    update: dict[str, object] = {"dataset": check_dataset(spec.dataset, host)}
+    model_files = check_model_files(spec, host)
     if model_files:
         update["model"] = spec.model.model_copy(update=model_files)
     if spec.teacher is not None:
-        teacher_path = check_teacher(spec.teacher.checkpoint, settings)
+        teacher_path = check_teacher(spec.teacher.checkpoint, host)
         update["teacher"] = spec.teacher.model_copy(update={"checkpoint": str(teacher_path)})
     return spec.model_copy(update=update)

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.db import datasets_repo, jobs_repo
-from api.db.models import Job
+from api.db.models import DEFAULT_PROJECT, Job
 from api.errors import InvalidRequest
 from api.services.spec_checks import check_spec
 from api.settings import Settings
@@ -41,27 +41,37 @@ def submit_job(
     settings: Settings,
     nudge: Callable[[str], bool],
     idempotency_key: str | None = None,
+    project: str = DEFAULT_PROJECT,
+    scope: str | None = DEFAULT_PROJECT,
 ) -> tuple[Job, bool]:
     """Create (and commit) a queued job, then nudge the broker. Returns ``(job, created)``;
-    ``created`` is False when ``idempotency_key`` replays an earlier identical request.
+    ``created`` is False when ``idempotency_key`` replays an earlier identical request of the
+    same ``project`` (the job's owner). What the spec names must be visible to ``scope`` (the
+    submitting key's project, or None for an admin key: every project's files).
 
     A failed nudge is logged and the job stays queued: the reaper / ``mar up`` re-nudge it.
     """
     digest = request_hash(spec)
     if idempotency_key:
-        existing = jobs_repo.get_job_by_idempotency_key(session, idempotency_key)
+        existing = jobs_repo.get_job_by_idempotency_key(session, project, idempotency_key)
         if existing is not None:
             return _replay(existing, digest), False
-    checked = check_spec(spec, settings, session)
+    checked = check_spec(spec, settings, session, scope)
     try:
-        job = jobs_repo.create_job(session, checked, idempotency_key=idempotency_key, request_hash=digest)
+        job = jobs_repo.create_job(
+            session, checked, idempotency_key=idempotency_key, request_hash=digest, project=project
+        )
         if checked.dataset.id is not None and not datasets_repo.claim_for_job(session, checked.dataset.id):
             session.rollback()  # deleted since check_spec read it
             raise InvalidRequest(f"dataset.id: no dataset {checked.dataset.id}", param="dataset.id")
         session.commit()
     except IntegrityError:
         session.rollback()  # a concurrent request with the same key won the insert
-        existing = jobs_repo.get_job_by_idempotency_key(session, idempotency_key) if idempotency_key else None
+        existing = (
+            jobs_repo.get_job_by_idempotency_key(session, project, idempotency_key)
+            if idempotency_key
+            else None
+        )
         if existing is None:
             raise
         return _replay(existing, digest), False

@@ -16,6 +16,7 @@ from api.errors import InvalidRequest, PayloadTooLarge
 from mar_core.atomic import atomic_path
 
 ALLOWED_SUFFIXES = (".pt", ".pth", ".safetensors")
+UPLOADS = "uploads"  # under the checkpoint root: one folder per project
 CHUNK = 1024 * 1024
 
 
@@ -45,15 +46,15 @@ def copy_limited(src: BinaryIO, out: BinaryIO, max_bytes: int) -> tuple[int, str
 
 
 def store_checkpoint(
-    src: BinaryIO, filename: str | None, root: Path, max_bytes: int
+    src: BinaryIO, filename: str | None, root: Path, max_bytes: int, project: str
 ) -> tuple[Path, int, str]:
-    """Copy ``src`` to ``root/uploads/<uuid><suffix>``; returns ``(path, size, sha256)``.
+    """Copy ``src`` to ``root/uploads/<project>/<uuid><suffix>``; returns ``(path, size, sha256)``.
 
     Written to a temporary name and renamed, so a partial upload is never visible; over
     ``max_bytes`` the copy stops and ``PayloadTooLarge`` is raised.
     """
     suffix = checkpoint_suffix(filename)
-    folder = root / "uploads"
+    folder = root / UPLOADS / project
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{uuid.uuid4().hex}{suffix}"
     with atomic_path(final, ".part") as tmp, open(tmp, "wb") as out:

@@ -14,7 +14,7 @@ def test_upload_then_submit(client, auth, settings):
     assert r.status_code == 201, r.text
     body = r.json()
     path = Path(body["path"])
-    assert path.parent.parent == settings.checkpoint_root and path.suffix == ".pth"
+    assert path.parent == settings.checkpoint_root / "uploads" / "default" and path.suffix == ".pth"
     assert path.read_bytes() == data and body["size"] == len(data)
     assert body["sha256"] == hashlib.sha256(data).hexdigest()
     assert not list(path.parent.glob("*.part"))
@@ -25,7 +25,7 @@ def test_upload_then_submit(client, auth, settings):
 def test_upload_name_is_generated(client, auth, settings):
     r = client.post("/checkpoints", files={"file": ("../../evil.pt", b"x")}, headers=auth)
     assert r.status_code == 201
-    assert Path(r.json()["path"]).parent == settings.checkpoint_root / "uploads"
+    assert Path(r.json()["path"]).parent == settings.checkpoint_root / "uploads" / "default"
     assert "evil" not in r.json()["name"]
 
 

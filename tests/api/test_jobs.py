@@ -130,11 +130,17 @@ def test_teacher_checks_are_422(client, auth, settings, tmp_path: Path):
 
 
 def test_teacher_from_a_previous_job_folder(client, auth, settings):
-    run = settings.job_dir("previous") / "output"
+    previous = client.post("/jobs", json=train_spec(), headers=auth).json()["id"]
+    run = settings.job_dir(previous) / "output"
     run.mkdir(parents=True)
     (run / "model.json").write_text("{}")
     r = client.post("/jobs", json=distill_spec(run), headers=auth)
     assert r.status_code == 201, r.text
+    stray = settings.job_dir("0" * 32)  # a folder of no job (of this project) reads as missing
+    stray.mkdir(parents=True)
+    (stray / "model.json").write_text("{}")
+    r = client.post("/jobs", json=distill_spec(stray), headers=auth)
+    assert r.status_code == 422 and error_params(r) == ["teacher.checkpoint"]
 
 
 def test_idempotency_key(client, auth, settings):

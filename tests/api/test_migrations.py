@@ -12,10 +12,15 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import sessionmaker
 
+from api.db import jobs_repo
+from api.db.models import ApiKey, Job, Project
 from api.db.session import alembic_config, make_engine
 from mar_core.spec import JobSpec
 from tests.api.conftest import _find_postgres
+
+TRAIN = {"kind": "train", "dataset": {"path": "shapes"}}
 
 # A distill spec as the flat DistillSpec of revision 0001 stored it: every method's fields.
 FLAT_PEER_FIELDS = {
@@ -134,3 +139,38 @@ def test_0002_keeps_only_each_methods_distill_fields(empty_engine):
     assert specs["fgd"].distill.fgd_alpha == 1e-3
     assert migrated["train"] == stored["train"]
     assert "loss_weight" not in migrated["mar"]["distill"] and "alpha" not in migrated["cwd"]["distill"]
+
+
+def test_0004_moves_keys_jobs_and_idempotency_keys_to_the_default_project(empty_engine):
+    _upgrade(empty_engine, "0003")
+    now = datetime.now(timezone.utc)
+    with empty_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO api_keys (id, name, key_hash, prefix, created_at) "
+                "VALUES ('k1', 'old', :h, 'mar_x', :now)"
+            ),
+            {"h": "0" * 64, "now": now},
+        )
+        for job_id, key in (("j1", "nightly"), ("j2", None)):
+            conn.execute(
+                text(
+                    "INSERT INTO jobs (id, kind, spec, status, attempt, max_attempts, cancel_requested, "
+                    "idempotency_key, created_at, updated_at) VALUES (:id, 'train', '{}', 'queued', 0, 3, "
+                    ":false, :key, :now, :now)"
+                ),
+                {"id": job_id, "key": key, "now": now, "false": False},
+            )
+    _upgrade(empty_engine, "head")
+    factory = sessionmaker(empty_engine)
+    with factory() as s:
+        key = s.get(ApiKey, "k1")
+        assert (key.project, key.admin) == ("default", False)
+        assert {j.project for j in s.query(Job)} == {"default"}
+        assert jobs_repo.get_job_by_idempotency_key(s, "default", "nightly").id == "j1"
+        assert jobs_repo.get_job_by_idempotency_key(s, "other", "nightly") is None
+        assert s.get(Job, "j1").idempotency_key is None
+        assert [p.name for p in s.query(Project)] == ["default"]
+        # the same key in another project is a new job, not a unique-constraint error
+        jobs_repo.create_job(s, JobSpec.model_validate(TRAIN), idempotency_key="nightly", project="other")
+        s.flush()
