@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import FileResponse
 
 from api.db import jobs_repo
@@ -12,6 +14,7 @@ from api.routes.jobs import JobDep
 from api.schemas import ArtifactPublic, ErrorPublic
 from mar_core.errors import PathOutsideRootError
 from mar_core.paths import resolve_under
+from mar_core.spec_limits import CONTROL_FREE_PATTERN
 
 router = APIRouter(
     prefix="/jobs",
@@ -39,9 +42,17 @@ def list_artifacts(job: JobDep, session: SessionDep, request: Request) -> list[A
 @router.get(
     "/{job_id}/artifacts/{name:path}",
     response_class=FileResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}, 403: {"model": ErrorPublic}},
+    responses={
+        200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+        403: {"model": ErrorPublic},
+    },
 )
-def download_artifact(job: JobDep, name: str, session: SessionDep, settings: SettingsDep) -> FileResponse:
+def download_artifact(
+    job: JobDep,
+    name: Annotated[str, Path(pattern=CONTROL_FREE_PATTERN, max_length=4096)],
+    session: SessionDep,
+    settings: SettingsDep,
+) -> FileResponse:
     """The file, with ``X-Checksum-Sha256`` (hex) and its size as recorded."""
     art = jobs_repo.get_artifact(session, job.id, name)
     if art is None:
@@ -54,4 +65,9 @@ def download_artifact(job: JobDep, name: str, session: SessionDep, settings: Set
     if not path.is_file():
         raise NotFound(f"artifact {name!r} is recorded but its file is gone", param="name")
     filename = name.rsplit("/", 1)[-1]
-    return FileResponse(path, filename=filename, headers={"X-Checksum-Sha256": art.sha256})
+    return FileResponse(
+        path,
+        filename=filename,
+        media_type="application/octet-stream",
+        headers={"X-Checksum-Sha256": art.sha256},
+    )

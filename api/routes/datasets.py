@@ -12,7 +12,7 @@ from api.db import datasets_repo
 from api.db.models import Dataset
 from api.deps import SessionDep, SettingsDep, get_current_key
 from api.errors import ApiError, InvalidRequest, NotFound, PayloadTooLarge
-from api.schemas import DatasetPublic, DatasetsPublic, ErrorPublic
+from api.schemas import CURSOR_PATTERN, ID_PATTERN, DatasetPublic, DatasetsPublic, ErrorPublic
 from api.services.archives import ARCHIVE_SUFFIXES
 from api.services.datasets import delete_dataset, store_dataset
 from mar_core import names
@@ -24,7 +24,7 @@ router = APIRouter(
     responses={401: {"model": ErrorPublic}, 422: {"model": ErrorPublic}},
 )
 
-DatasetId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="a dataset id")]
+DatasetId = Annotated[str, Path(pattern=ID_PATTERN, description="a dataset id")]
 _MULTIPART_OVERHEAD = 64 * 1024
 
 
@@ -41,6 +41,7 @@ _UPLOAD_BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
+                    "additionalProperties": False,
                     "properties": {
                         "file": {
                             "type": "string",
@@ -103,7 +104,9 @@ async def upload_dataset(request: Request, session: SessionDep, settings: Settin
 def list_datasets(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(pattern=CURSOR_PATTERN, description="next_cursor of the previous page")
+    ] = None,
 ) -> DatasetsPublic:
     """Uploaded datasets, newest first, one page at a time."""
     rows, next_cursor = datasets_repo.list_datasets(session, limit=limit, cursor=cursor)

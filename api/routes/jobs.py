@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
 from api.db import jobs_repo, states
 from api.db.models import Job
 from api.deps import SessionDep, SettingsDep, get_current_key
 from api.errors import InvalidRequest
-from api.schemas import ErrorPublic, JobPublic, JobsPublic
+from api.schemas import (
+    CURSOR_PATTERN,
+    ID_PATTERN,
+    IDEMPOTENCY_KEY_PATTERN,
+    ErrorPublic,
+    JobPublic,
+    JobsPublic,
+)
 from api.services.submit import IDEMPOTENCY_HEADER, submit_job
 from mar_core.spec import JobSpec
 
@@ -22,7 +29,12 @@ router = APIRouter(
 )
 
 
-def load_job(session: SessionDep, job_id: str) -> Job:
+JobId = Annotated[str, Path(pattern=ID_PATTERN, description="a job id")]
+# One state, or several separated by commas.
+STATUS_PATTERN = "^({0})(,({0}))*$".format("|".join(states.ALL_STATES))
+
+
+def load_job(session: SessionDep, job_id: JobId) -> Job:
     """The job of the path, or 404."""
     job = jobs_repo.get_job(session, job_id)
     if job is None:
@@ -45,7 +57,9 @@ def create_job(
     response: Response,
     session: SessionDep,
     settings: SettingsDep,
-    idempotency_key: Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER, max_length=255)] = None,
+    idempotency_key: Annotated[
+        str | None, Header(alias=IDEMPOTENCY_HEADER, pattern=IDEMPOTENCY_KEY_PATTERN)
+    ] = None,
 ) -> Job:
     """Queue a job. 201 with the new job; with an ``Idempotency-Key`` already used for the same
     body, 200 with that earlier job; the same key with another body is a 422 naming the header."""
@@ -60,10 +74,15 @@ def create_job(
 def list_jobs(
     session: SessionDep,
     status_: Annotated[
-        str | None, Query(alias="status", description="one status, or several separated by commas")
+        str | None,
+        Query(
+            alias="status", pattern=STATUS_PATTERN, description="one status, or several separated by commas"
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(pattern=CURSOR_PATTERN, description="next_cursor of the previous page")
+    ] = None,
 ) -> JobsPublic:
     """Jobs, newest first, one page at a time."""
     wanted = [s.strip() for s in status_.split(",") if s.strip()] if status_ else None
@@ -89,7 +108,7 @@ def get_job(job: JobDep) -> Job:
     response_model=JobPublic,
     responses={404: {"model": ErrorPublic}, 409: {"model": ErrorPublic}},
 )
-def cancel_job(job_id: str, session: SessionDep) -> Job:
+def cancel_job(job_id: JobId, session: SessionDep) -> Job:
     """Cancel: a queued job is cancelled at once, a starting/running one goes to ``cancelling``
     until its worker stops; a finished job answers 409."""
     jobs_repo.request_cancel(session, job_id)
