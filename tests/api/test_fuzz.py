@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import hypothesis
@@ -20,6 +19,7 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from schemathesis.config import SchemathesisConfig
+from schemathesis.core.failures import FailureGroup
 from schemathesis.generation import GenerationMode
 from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
@@ -119,8 +119,8 @@ def _fuzz(schema, mode: GenerationMode, failures: list[str]) -> int:
             sent += 1
             try:
                 case.call_and_validate()
-            except (Exception, BaseExceptionGroup) as e:  # noqa: BLE001 - collect all, then fail once
-                failures.append(f"{operation.label} ({mode}): {str(e)[:1500]}")
+            except (Exception, FailureGroup) as e:  # noqa: BLE001 - collect all, then fail once
+                failures.append(f"{case.operation.label} ({mode}): {str(e)[:1500]}")
 
         try:
             run()
