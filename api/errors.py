@@ -53,6 +53,11 @@ class PayloadTooLarge(ApiError):
     status_code = 413
 
 
+class LengthRequired(ApiError):
+    code = "length_required"
+    status_code = 411
+
+
 class InvalidRequest(ApiError):
     """A request that parses but is refused (e.g. an idempotency key reused with another body)."""
 
@@ -103,7 +108,8 @@ def _validation_item(err: dict[str, Any]) -> dict[str, Any]:
     param = error_param({**err, "loc": rest})
     msg = str(err.get("msg", "")).removeprefix("Value error, ")
     if where == "header" and rest:
-        param = str(rest[0]).replace("_", "-").title()
+        name = str(rest[0]).replace("_", "-")
+        param = name if name != name.lower() else name.title()  # an alias keeps its spelling
     code = "invalid_spec" if where == "body" else "invalid_request"
     return error_item(code, _strip_prefix(msg, param), param, loc)
 

@@ -88,7 +88,7 @@ class ArtifactPublic(BaseModel):
 
 
 class CheckpointPublic(BaseModel):
-    path: str = Field(description="use as teacher.checkpoint")
+    path: str = Field(description="relative to the checkpoint root: use as teacher.checkpoint")
     name: str
     size: int
     sha256: str

@@ -11,10 +11,11 @@ from starlette.datastructures import UploadFile
 from api.db import datasets_repo
 from api.db.models import Dataset
 from api.deps import SessionDep, SettingsDep, get_current_key
-from api.errors import ApiError, InvalidRequest, NotFound, PayloadTooLarge
+from api.errors import InvalidRequest, NotFound
 from api.schemas import CURSOR_PATTERN, ID_PATTERN, DatasetPublic, DatasetsPublic, ErrorPublic
 from api.services.archives import ARCHIVE_SUFFIXES
 from api.services.datasets import delete_dataset, store_dataset
+from api.services.uploads import check_upload_length
 from mar_core import names
 
 router = APIRouter(
@@ -25,13 +26,6 @@ router = APIRouter(
 )
 
 DatasetId = Annotated[str, Path(pattern=ID_PATTERN, description="a dataset id")]
-_MULTIPART_OVERHEAD = 64 * 1024
-
-
-class LengthRequired(ApiError):
-    code = "length_required"
-    status_code = 411
-
 
 _UPLOAD_BODY = {
     "requestBody": {
@@ -78,13 +72,7 @@ async def upload_dataset(request: Request, session: SessionDep, settings: Settin
     given). The key is checked and the size read from ``Content-Length`` before the body is; the
     archive is extracted safely and validated, and refused with a 422 naming the file and image
     or line at fault. Use the returned ``id`` as ``{"dataset": {"id": ...}}`` in a job spec."""
-    length = request.headers.get("content-length")
-    if length is None or not length.isdigit():
-        raise LengthRequired("Content-Length: required for an upload", param="Content-Length")
-    if int(length) > settings.max_dataset_upload_bytes + _MULTIPART_OVERHEAD:
-        raise PayloadTooLarge(
-            f"file: larger than the limit of {settings.max_dataset_upload_bytes} bytes", param="file"
-        )
+    check_upload_length(request, settings.max_dataset_upload_bytes)
     async with request.form(max_files=1, max_fields=4) as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
