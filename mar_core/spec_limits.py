@@ -45,6 +45,12 @@ def control_char(value: str) -> str | None:
     return next((c for c in value if unicodedata.category(c) in ("Cc", "Cs")), None)
 
 
+def escape_controls(text: str) -> str:
+    """``text`` with each control character as its Python escape (``\\x1b``): safe to print to a
+    terminal (a stored name from before the check, a message quoting input)."""
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cs") else c for c in text)
+
+
 def _no_control(value: str) -> str:
     bad = control_char(value)
     if bad is not None:
