@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path as FilePath
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -9,7 +10,7 @@ from fastapi.responses import FileResponse
 
 from api.db import jobs_repo
 from api.deps import SessionDep, SettingsDep, get_current_key
-from api.errors import Forbidden, NotFound
+from api.errors import ApiError, Forbidden, NotFound
 from api.routes.jobs import JobDep
 from api.schemas import ArtifactPublic, ErrorPublic
 from mar_core.errors import PathOutsideRootError
@@ -22,6 +23,22 @@ router = APIRouter(
     dependencies=[Depends(get_current_key)],
     responses={401: {"model": ErrorPublic}, 404: {"model": ErrorPublic}},
 )
+MTIME_SLACK_S = 2.0  # file systems with coarse timestamps (the row's time is taken after the write)
+
+
+class ArtifactChanged(ApiError):
+    code = "artifact_changed"
+    status_code = 409
+
+
+def _changed_on_disk(path: FilePath, size: int, recorded_at: float, sha256: str) -> bool:
+    """Whether the file is no longer the one recorded. Size and mtime first (a rewrite moves the
+    mtime; hashing every download of a large model would cost seconds); only a file that differs
+    by them is re-hashed, so a file merely touched still serves."""
+    st = path.stat()
+    if st.st_size == size and st.st_mtime <= recorded_at + MTIME_SLACK_S:
+        return False
+    return jobs_repo.file_digest(path) != (size, sha256)
 
 
 @router.get("/{job_id}/artifacts", response_model=list[ArtifactPublic])
@@ -45,6 +62,7 @@ def list_artifacts(job: JobDep, session: SessionDep, request: Request) -> list[A
     responses={
         200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
         403: {"model": ErrorPublic},
+        409: {"model": ErrorPublic},
     },
 )
 def download_artifact(
@@ -64,6 +82,11 @@ def download_artifact(
         raise Forbidden(f"artifact {name!r} lies outside the artifact root", param="name") from None
     if not path.is_file():
         raise NotFound(f"artifact {name!r} is recorded but its file is gone", param="name")
+    if _changed_on_disk(path, art.size, art.created_at.timestamp(), art.sha256):
+        raise ArtifactChanged(
+            f"artifact {name!r} changed on disk since it was recorded: its sha256 is no longer {art.sha256}",
+            param="name",
+        )
     filename = name.rsplit("/", 1)[-1]
     return FileResponse(
         path,
