@@ -14,6 +14,7 @@ from tqdm import tqdm
 from api.client import MarClient
 from api.db import states
 from mar_core.spec import read_spec_file
+from mar_core.spec_limits import escape_controls
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def _follow(client: Any, job_id: str) -> int:
     err = job.get("error") or (final or {}).get("error")
     if err:
         param = f" ({err['param']})" if err.get("param") else ""
-        print(f"error: {err.get('code')}{param}: {err.get('message')}", file=sys.stderr)
+        print(f"error: {err.get('code')}{param}: {escape_controls(str(err.get('message')))}", file=sys.stderr)
     print(f"job {job_id} {job['status']}")
     return _exit_code(job["status"])
 
@@ -87,7 +88,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         step, total = j.get("progress_step"), j.get("progress_total")
         progress = f"{step}/{total}" if step is not None and total else "-"
         created = j["created_at"][:19].replace("T", " ")
-        print(f"{j['id']:<34}{j['status']:<12}{j['kind']:<9}{progress:<14}{created:<22}{j.get('name') or ''}")
+        name = escape_controls(j.get("name") or "")
+        print(f"{j['id']:<34}{j['status']:<12}{j['kind']:<9}{progress:<14}{created:<22}{name}")
     if page["next_cursor"]:
         print(f"(more: --limit > {args.limit})", file=sys.stderr)
     return 0

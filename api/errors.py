@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from api.db.paging import InvalidCursorError
 from api.db.states import JobNotFoundError, TransitionError
@@ -50,6 +51,11 @@ class NotFound(ApiError):
 class PayloadTooLarge(ApiError):
     code = "payload_too_large"
     status_code = 413
+
+
+class LengthRequired(ApiError):
+    code = "length_required"
+    status_code = 411
 
 
 class InvalidRequest(ApiError):
@@ -102,7 +108,8 @@ def _validation_item(err: dict[str, Any]) -> dict[str, Any]:
     param = error_param({**err, "loc": rest})
     msg = str(err.get("msg", "")).removeprefix("Value error, ")
     if where == "header" and rest:
-        param = str(rest[0]).replace("_", "-").title()
+        name = str(rest[0]).replace("_", "-")
+        param = name if name != name.lower() else name.title()  # an alias keeps its spelling
     code = "invalid_spec" if where == "body" else "invalid_request"
     return error_item(code, _strip_prefix(msg, param), param, loc)
 
@@ -111,13 +118,38 @@ def _validation_response(_request: Request, exc: RequestValidationError) -> JSON
     return JSONResponse({"detail": [_validation_item(e) for e in exc.errors()]}, status_code=422)
 
 
-def _http_response(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(
-        exc.status_code, "http_error"
-    )
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette's 405 names the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    methods |= {"HEAD"} if "GET" in methods else set()
+    return sorted(methods)
+
+
+def _http_response(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Starlette's and FastAPI's own errors in the project's shape. A body that does not parse
+    (FastAPI's and Starlette's 400) is a 422 naming ``body``, like every other bad input."""
+    status, headers, param = exc.status_code, exc.headers, None
+    if status == 400:
+        status, param = 422, "body"
+    elif status == 413:
+        param = "body"
+    elif status == 405:
+        headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+    code = {
+        401: "unauthorized",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "payload_too_large",
+        422: "invalid_request",
+    }.get(status, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    loc = [param] if param else []
     return JSONResponse(
-        {"detail": [error_item(code, message, None)]}, status_code=exc.status_code, headers=exc.headers
+        {"detail": [error_item(code, message, param, loc)]}, status_code=status, headers=headers
     )
 
 

@@ -7,6 +7,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The ids and values of the query, path and header parameters, as the OpenAPI document states them.
+INT64_MAX = 2**63 - 1
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+CURSOR_PATTERN = r"^[A-Za-z0-9_=-]{0,200}$"
+EVENT_ID_PATTERN = r"^[0-9]{0,18}$"  # empty: from the start
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"  # printable ASCII, no space
+
 
 class ErrorItem(BaseModel):
     code: str = Field(description="machine-readable error code, e.g. invalid_spec")
@@ -81,7 +88,7 @@ class ArtifactPublic(BaseModel):
 
 
 class CheckpointPublic(BaseModel):
-    path: str = Field(description="use as teacher.checkpoint")
+    path: str = Field(description="relative to the checkpoint root: use as teacher.checkpoint")
     name: str
     size: int
     sha256: str

@@ -54,8 +54,13 @@ class Settings(BaseSettings):
         default=60, gt=0, validation_alias=_env("MAR_STOP_GRACE_SECONDS", "stop_grace_seconds")
     )
     queue: str = Field(default="mar-gpu", validation_alias=_env("MAR_QUEUE", "queue"))
+    # a teacher checkpoint upload (POST /checkpoints): R50/R101 detectors are 150-500 MB
     max_upload_bytes: int = Field(
-        default=4 * 1024**3, gt=0, validation_alias=_env("MAR_MAX_UPLOAD_BYTES", "max_upload_bytes")
+        default=2 * 1024**3, gt=0, validation_alias=_env("MAR_MAX_UPLOAD_BYTES", "max_upload_bytes")
+    )
+    # any other request body (a job spec is a few kB): refused before authentication reads it
+    max_body_bytes: int = Field(
+        default=1024**2, gt=0, validation_alias=_env("MAR_MAX_BODY_BYTES", "max_body_bytes")
     )
     # an uploaded dataset archive: its size, and what it may expand to (an archive bomb stops there)
     max_dataset_upload_bytes: int = Field(

@@ -26,13 +26,31 @@ from pydantic import (
 from mar_core import names
 from mar_core.errors import SpecError
 from mar_core.methods import DEFAULT_METHOD, METHODS, DistillSpec
+from mar_core.spec_limits import (
+    MAX_ANCHOR_SCALE,
+    MAX_BATCH_SIZE,
+    MAX_CLASSES,
+    MAX_GPUS,
+    MAX_GRAD_CLIP,
+    MAX_IMAGE_SIZE,
+    MAX_IMAGES,
+    MAX_KEYPOINTS,
+    MAX_LIST,
+    MAX_LR,
+    MAX_NUM_WORKERS,
+    MAX_SEED,
+    MAX_STEPS,
+    MAX_TRAINABLE_LAYERS,
+    MAX_WEIGHT_DECAY,
+    SpecText,
+)
 
 # Class names that mark an unused label of a teacher (torchvision's COCO list has both).
 PLACEHOLDER_CLASS_NAMES = frozenset({"N/A", "__background__"})
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
 
 def _check_name(value: str, valid: tuple[str, ...], what: str) -> str:
@@ -53,15 +71,17 @@ class DatasetSpec(_Strict):
           folder; labels in the matching ``labels/`` folder (``class cx cy w h``, normalised).
     """
 
-    format: str = "coco"
-    path: str | None = None
+    format: SpecText = "coco"
+    path: SpecText | None = None
     id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
-    train_split: str = "train"
-    val_split: str = "val"
-    images_dir: str | None = None
-    annotation_file: str | None = None  # coco: relative to path; "{split}" is replaced
-    class_names: list[str] | None = None  # VOC: fixes the class order; default sorted names
-    max_images: int | None = Field(default=None, gt=0)  # truncate each split (smoke runs)
+    train_split: SpecText = "train"
+    val_split: SpecText = "val"
+    images_dir: SpecText | None = None
+    annotation_file: SpecText | None = None  # coco: relative to path; "{split}" is replaced
+    class_names: list[SpecText] | None = Field(
+        default=None, max_length=MAX_CLASSES
+    )  # VOC: fixes the class order; default sorted names
+    max_images: int | None = Field(default=None, gt=0, le=MAX_IMAGES)  # truncate each split (smoke runs)
 
     @field_validator("format")
     @classmethod
@@ -118,23 +138,31 @@ class ModelSpec(_Strict):
     ``None`` but ``arch``, which holds the builder's family. ``family`` / ``two_stage`` answer
     for both kinds. A dump holds only the fields of its kind (``DUMPED_WHEN_SET``)."""
 
-    torchvision: str | None = None  # a key of names.TORCHVISION_BUILDERS
-    arch: str | None = None
-    backbone: str | None = None
+    torchvision: SpecText | None = None  # a key of names.TORCHVISION_BUILDERS
+    arch: SpecText | None = None
+    backbone: SpecText | None = None
     fpn_channels: int | None = Field(default=None, ge=8, le=1024)
-    norm: str | None = None
-    min_size: int | list[int] | None = None  # a list = multi-scale training (one value drawn per batch)
-    max_size: int | None = Field(default=None, ge=32)
-    anchor_scale: float | None = Field(default=None, gt=0)  # multiplies torchvision's default anchor sizes
-    trainable_backbone_layers: int | None = Field(default=None, ge=0)  # torchvision: the last N trunk stages
-    num_keypoints: int | None = Field(default=None, ge=1)  # keypointrcnn_resnet50_fpn only (default 17)
+    norm: SpecText | None = None
+    min_size: int | list[int] | None = (
+        None  # 32..MAX_IMAGE_SIZE each; a list = multi-scale training (one value drawn per batch)
+    )
+    max_size: int | None = Field(default=None, ge=32, le=MAX_IMAGE_SIZE)
+    anchor_scale: float | None = Field(
+        default=None, gt=0, le=MAX_ANCHOR_SCALE
+    )  # multiplies torchvision's default anchor sizes
+    trainable_backbone_layers: int | None = Field(
+        default=None, ge=0, le=MAX_TRAINABLE_LAYERS
+    )  # torchvision: the last N trunk stages
+    num_keypoints: int | None = Field(
+        default=None, ge=1, le=MAX_KEYPOINTS
+    )  # keypointrcnn_resnet50_fpn only (default 17)
     # Pretrained starts, offline (mar_core.models.pretrained): ImageNet weights of the trunk, a file
     # path (under the checkpoint roots) or a torchvision weights name ("ResNet18_Weights.IMAGENET1K_V1",
     # the file torchvision caches under $TORCH_HOME/hub/checkpoints); an own-arch trunk then defaults
     # to norm frozen_batch, as torchvision runs a pretrained trunk.
-    backbone_weights: str | None = Field(default=None, min_length=1)
+    backbone_weights: SpecText | None = Field(default=None, min_length=1)
     # A whole detector's weights to start from (warm start): a run folder or a state_dict file.
-    init_checkpoint: str | None = Field(default=None, min_length=1)
+    init_checkpoint: SpecText | None = Field(default=None, min_length=1)
 
     @field_validator("torchvision")
     @classmethod
@@ -165,8 +193,8 @@ class ModelSpec(_Strict):
     @classmethod
     def _positive_sizes(cls, v: int | list[int] | None) -> int | list[int] | None:
         sizes = v if isinstance(v, list) else [v] if v is not None else [32]
-        if not sizes or any(s < 32 for s in sizes):
-            raise ValueError("every size must be >= 32")
+        if not sizes or len(sizes) > MAX_LIST or any(not 32 <= s <= MAX_IMAGE_SIZE for s in sizes):
+            raise ValueError(f"1 to {MAX_LIST} sizes, each in 32..{MAX_IMAGE_SIZE}")
         return v
 
     @model_validator(mode="after")
@@ -240,9 +268,9 @@ class TeacherSpec(_Strict):
     in order; ``"N/A"`` marks an unused id, as in torchvision's COCO list; a leading
     ``"__background__"`` is skipped)."""
 
-    checkpoint: str
+    checkpoint: SpecText = Field(min_length=1)
     model: ModelSpec | None = None
-    class_names: list[str] | None = None
+    class_names: list[SpecText] | None = Field(default=None, max_length=MAX_CLASSES)
 
     @field_validator("class_names")
     @classmethod
@@ -263,26 +291,28 @@ class TeacherSpec(_Strict):
 
 
 class TrainSpec(_Strict):
-    iterations: int = Field(default=1000, ge=1)
-    batch_size: int = Field(default=8, ge=1)
+    iterations: int = Field(default=1000, ge=1, le=MAX_STEPS)
+    batch_size: int = Field(default=8, ge=1, le=MAX_BATCH_SIZE)
     # From-scratch detectors here train better with AdamW + cosine than with the SGD + step
     # recipe of pretrained backbones (RetinaNet-R18, 128 px shapes, 600 steps: AP 0.070 vs 0.046
     # for SGD 0.01 + step; AdamW reached 0.278 at 1000 steps).
     optimizer: Literal["sgd", "adamw"] = "adamw"
-    lr: float = Field(default=1e-3, gt=0)
+    lr: float = Field(default=1e-3, gt=0, le=MAX_LR)
     momentum: float = Field(default=0.9, ge=0, lt=1)
-    weight_decay: float = Field(default=1e-4, ge=0)
-    warmup_iters: int = Field(default=100, ge=0)
+    weight_decay: float = Field(default=1e-4, ge=0, le=MAX_WEIGHT_DECAY)
+    warmup_iters: int = Field(default=100, ge=0, le=MAX_STEPS)
     schedule: Literal["step", "cosine", "constant"] = "cosine"
-    lr_steps: list[float] = Field(default_factory=lambda: [0.67, 0.89])  # fractions of the run
-    grad_clip: float | None = Field(default=10.0, gt=0)
+    lr_steps: list[float] = Field(
+        default_factory=lambda: [0.67, 0.89], max_length=MAX_LIST
+    )  # fractions of the run
+    grad_clip: float | None = Field(default=10.0, gt=0, le=MAX_GRAD_CLIP)
     amp: bool = True  # only on CUDA
     hflip: float = Field(default=0.5, ge=0, le=1)
-    eval_every: int = Field(default=0, ge=0)  # 0: evaluate once at the end
-    checkpoint_every: int = Field(default=100, ge=1)
-    log_every: int = Field(default=10, ge=1)
-    num_workers: int = Field(default=0, ge=0)
-    eval_max_images: int | None = Field(default=None, gt=0)
+    eval_every: int = Field(default=0, ge=0, le=MAX_STEPS)  # 0: evaluate once at the end
+    checkpoint_every: int = Field(default=100, ge=1, le=MAX_STEPS)
+    log_every: int = Field(default=10, ge=1, le=MAX_STEPS)
+    num_workers: int = Field(default=0, ge=0, le=MAX_NUM_WORKERS)
+    eval_max_images: int | None = Field(default=None, gt=0, le=MAX_IMAGES)
 
     @field_validator("lr_steps")
     @classmethod
@@ -294,15 +324,15 @@ class TrainSpec(_Strict):
 
 class ResourcesSpec(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    gpus: int = Field(default=1, ge=1)  # >1: torch.distributed processes (gloo on CPU)
+    gpus: int = Field(default=1, ge=1, le=MAX_GPUS)  # >1: torch.distributed processes (gloo on CPU)
 
 
 class WebhookSpec(_Strict):
     """A URL told of the job's events (signed per Standard Webhooks with the job's
     ``webhook_secret``, returned when the job is created); ``events`` default: all of them."""
 
-    url: str = Field(max_length=2048, pattern=r"^https?://[^\s/?#]+([/?#][^\s]*)?$")
-    events: list[str] | None = None
+    url: str = Field(max_length=2048, pattern=r"^https?://[^\s/?#\x00-\x1f\x7f]+([/?#][^\s\x00-\x1f\x7f]*)?$")
+    events: list[str] | None = Field(default=None, max_length=len(names.WEBHOOK_EVENTS))
 
     @field_validator("events")
     @classmethod
@@ -317,20 +347,22 @@ class JobSpec(_Strict):
     ``kind`` is ``distill``); ``student`` is accepted as an alias for it."""
 
     kind: Literal["train", "distill"]
-    name: str | None = Field(default=None, max_length=200)
+    name: SpecText | None = Field(default=None, max_length=200)
     dataset: DatasetSpec
     model: ModelSpec = Field(default_factory=ModelSpec, alias="student")
     teacher: TeacherSpec | None = None
     distill: DistillSpec | None = None
     train: TrainSpec = Field(default_factory=TrainSpec)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     max_attempts: int = Field(default=3, ge=1, le=20)
     # Extra formats of the finished model, added to the job's outputs: names.EXPORT_FORMATS.
-    export: list[str] = Field(default_factory=list)
+    export: list[SpecText] = Field(default_factory=list, max_length=MAX_LIST)
     webhooks: list[WebhookSpec] = Field(default_factory=list, max_length=10)
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, protected_namespaces=(), allow_inf_nan=False
+    )
 
     @field_validator("export")
     @classmethod

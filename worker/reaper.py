@@ -8,11 +8,14 @@
    claims it runs ``run_job`` in the same workdir, which resumes from
    ``checkpoints/last.pt``; metrics are upserted per (name, step), so the series stays one
    value per step.
-2. Jobs ``queued`` for longer than ``stale_after`` seconds while the broker queue holds fewer
-   messages than there are such jobs lost their nudge (broker restarted, send failed after the
-   API committed, a worker died holding the message): the oldest of them, as many as messages
-   are missing, are nudged again, each with an exponential back-off. A nudge too many is
-   harmless (the claim is a conditional UPDATE) and the queue does not grow without bound.
+2. Jobs ``queued`` for longer than ``stale_after`` seconds whose ``mar.run_job`` message is not
+   in the broker queue lost their nudge (broker restarted, send failed after the API committed,
+   a worker died holding the message): exactly those are nudged again, whatever the queue's
+   length, so an orphan waits at most ``stale_after`` plus one pass behind any stream of new
+   jobs. The queue's messages are read without taking them (``worker.broker_peek``: Redis,
+   ``filesystem://``); on a broker that cannot be read so, the oldest stale jobs, as many as
+   messages are missing by the queue depth, are nudged, each with an exponential back-off. A
+   nudge too many is harmless (the claim is a conditional UPDATE).
 
 ``run_reaper`` loops; ``mar reaper`` and ``mar up`` run it in its own process, with the webhook
 delivery loop (``worker.webhook_delivery``) in a thread beside it.
@@ -26,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from kombu.exceptions import ChannelError
 
@@ -33,6 +37,7 @@ from api.broker import make_celery_client, send_run_job
 from api.db import jobs_repo
 from api.db.session import make_engine, make_session_factory, session_scope
 from api.settings import get_settings
+from worker.broker_peek import queued_message_job_ids
 from worker.webhook_delivery import run_webhook_loop
 
 logger = logging.getLogger(__name__)
@@ -67,6 +72,7 @@ def reap_once(
     *,
     stale_after: float = 30.0,
     queue_depth: Callable[[], int | None] | None = None,
+    queued_in_broker: Callable[[], set[str] | None] | None = None,
     memo: NudgeMemo | None = None,
     now: datetime | None = None,
 ) -> list[str]:
@@ -88,12 +94,17 @@ def reap_once(
     memo.keep_only(set(stale))
     if not stale:
         return requeued
-    depth = _safe_depth(queue_depth)
-    missing = len(stale) if depth is None else len(stale) - depth
-    if missing <= 0:
-        return requeued  # every stale job may still have its message waiting in the queue
     mono = time.monotonic()
-    renudged = [j for j in stale if memo.due(j, mono, stale_after)][:missing]
+    waiting = _safe_call(queued_in_broker)
+    if waiting is not None:  # exact: the stale jobs without a message
+        renudged = [j for j in stale if j not in waiting]
+        depth: int | None = len(waiting)
+    else:
+        depth = _safe_call(queue_depth)
+        missing = len(stale) if depth is None else len(stale) - depth
+        if missing <= 0:
+            return requeued  # every stale job may still have its message waiting in the queue
+        renudged = [j for j in stale if memo.due(j, mono, stale_after)][:missing]
     for job_id in renudged:
         logger.info(
             "job %s: queued for over %.0f s with no message (%s in queue); nudging again",
@@ -106,13 +117,14 @@ def reap_once(
     return requeued + renudged
 
 
-def _safe_depth(queue_depth: Callable[[], int | None] | None) -> int | None:
-    if queue_depth is None:
+def _safe_call(read: Callable[[], Any] | None) -> Any:
+    """What ``read`` says of the broker queue; None when unknown (a broker error)."""
+    if read is None:
         return None
     try:
-        return queue_depth()
-    except Exception as e:  # noqa: BLE001 - unknown depth: nudge (duplicates are harmless)
-        logger.debug("queue depth unknown: %s", e)
+        return read()
+    except Exception as e:  # noqa: BLE001 - unknown: nudge by depth or all (duplicates are harmless)
+        logger.debug("broker queue unknown: %s", e)
         return None
 
 
@@ -159,6 +171,7 @@ def run_reaper(
                     lambda job_id: send_run_job(celery, job_id, settings.queue),
                     stale_after=stale,
                     queue_depth=lambda: broker_queue_depth(celery, settings.queue),
+                    queued_in_broker=lambda: queued_message_job_ids(celery, settings),
                     memo=memo,
                 )
             except Exception:

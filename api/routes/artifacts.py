@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from pathlib import Path as FilePath
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import FileResponse
 
 from api.db import jobs_repo
 from api.deps import SessionDep, SettingsDep, get_current_key
-from api.errors import Forbidden, NotFound
+from api.errors import ApiError, Forbidden, NotFound
 from api.routes.jobs import JobDep
 from api.schemas import ArtifactPublic, ErrorPublic
 from mar_core.errors import PathOutsideRootError
 from mar_core.paths import resolve_under
+from mar_core.spec_limits import CONTROL_FREE_PATTERN
 
 router = APIRouter(
     prefix="/jobs",
@@ -19,6 +23,22 @@ router = APIRouter(
     dependencies=[Depends(get_current_key)],
     responses={401: {"model": ErrorPublic}, 404: {"model": ErrorPublic}},
 )
+MTIME_SLACK_S = 2.0  # file systems with coarse timestamps (the row's time is taken after the write)
+
+
+class ArtifactChanged(ApiError):
+    code = "artifact_changed"
+    status_code = 409
+
+
+def _changed_on_disk(path: FilePath, size: int, recorded_at: float, sha256: str) -> bool:
+    """Whether the file is no longer the one recorded. Size and mtime first (a rewrite moves the
+    mtime; hashing every download of a large model would cost seconds); only a file that differs
+    by them is re-hashed, so a file merely touched still serves."""
+    st = path.stat()
+    if st.st_size == size and st.st_mtime <= recorded_at + MTIME_SLACK_S:
+        return False
+    return jobs_repo.file_digest(path) != (size, sha256)
 
 
 @router.get("/{job_id}/artifacts", response_model=list[ArtifactPublic])
@@ -39,9 +59,18 @@ def list_artifacts(job: JobDep, session: SessionDep, request: Request) -> list[A
 @router.get(
     "/{job_id}/artifacts/{name:path}",
     response_class=FileResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}, 403: {"model": ErrorPublic}},
+    responses={
+        200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+        403: {"model": ErrorPublic},
+        409: {"model": ErrorPublic},
+    },
 )
-def download_artifact(job: JobDep, name: str, session: SessionDep, settings: SettingsDep) -> FileResponse:
+def download_artifact(
+    job: JobDep,
+    name: Annotated[str, Path(pattern=CONTROL_FREE_PATTERN, max_length=4096)],
+    session: SessionDep,
+    settings: SettingsDep,
+) -> FileResponse:
     """The file, with ``X-Checksum-Sha256`` (hex) and its size as recorded."""
     art = jobs_repo.get_artifact(session, job.id, name)
     if art is None:
@@ -53,5 +82,15 @@ def download_artifact(job: JobDep, name: str, session: SessionDep, settings: Set
         raise Forbidden(f"artifact {name!r} lies outside the artifact root", param="name") from None
     if not path.is_file():
         raise NotFound(f"artifact {name!r} is recorded but its file is gone", param="name")
+    if _changed_on_disk(path, art.size, art.created_at.timestamp(), art.sha256):
+        raise ArtifactChanged(
+            f"artifact {name!r} changed on disk since it was recorded: its sha256 is no longer {art.sha256}",
+            param="name",
+        )
     filename = name.rsplit("/", 1)[-1]
-    return FileResponse(path, filename=filename, headers={"X-Checksum-Sha256": art.sha256})
+    return FileResponse(
+        path,
+        filename=filename,
+        media_type="application/octet-stream",
+        headers={"X-Checksum-Sha256": art.sha256},
+    )

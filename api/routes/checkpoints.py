@@ -2,39 +2,71 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, File, Request, UploadFile, status
+from fastapi import APIRouter, Depends, Request, status
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from api.deps import CurrentKey, SettingsDep, get_current_key
-from api.errors import PayloadTooLarge
+from api.errors import InvalidRequest
 from api.schemas import CheckpointPublic, ErrorPublic
-from api.services.uploads import ALLOWED_SUFFIXES, store_checkpoint
+from api.services.uploads import ALLOWED_SUFFIXES, check_upload_length, store_checkpoint
 
 router = APIRouter(
     prefix="/checkpoints",
     tags=["checkpoints"],
     dependencies=[Depends(get_current_key)],
-    responses={401: {"model": ErrorPublic}, 413: {"model": ErrorPublic}, 422: {"model": ErrorPublic}},
+    responses={
+        401: {"model": ErrorPublic},
+        411: {"model": ErrorPublic},
+        413: {"model": ErrorPublic},
+        422: {"model": ErrorPublic},
+    },
 )
 
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": f"a teacher state_dict ({', '.join(ALLOWED_SUFFIXES)})",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
 
-@router.post("", response_model=CheckpointPublic, status_code=status.HTTP_201_CREATED)
-def upload_checkpoint(
-    request: Request,
-    settings: SettingsDep,
-    key: CurrentKey,
-    file: Annotated[UploadFile, File(description=f"a teacher state_dict ({', '.join(ALLOWED_SUFFIXES)})")],
-) -> CheckpointPublic:
-    """Store a teacher under a generated name; use the returned ``path`` as
-    ``teacher.checkpoint``. The file is not unpickled here (the worker loads it safely)."""
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > settings.max_upload_bytes + 64 * 1024:
-        raise PayloadTooLarge(
-            f"file: larger than the limit of {settings.max_upload_bytes} bytes", param="file"
-        )
+
+@router.post(
+    "", response_model=CheckpointPublic, status_code=status.HTTP_201_CREATED, openapi_extra=_UPLOAD_BODY
+)
+async def upload_checkpoint(request: Request, settings: SettingsDep, key: CurrentKey) -> CheckpointPublic:
+    """Store a teacher under a generated name; use the returned ``path`` (relative to the
+    checkpoint root) as ``teacher.checkpoint``. The key is checked and the size read from
+    ``Content-Length`` before the body is; the file is not unpickled here (the worker loads it
+    safely)."""
+    check_upload_length(request, settings.max_upload_bytes)
     assert settings.checkpoint_root is not None
-    path, size, digest = store_checkpoint(
-        file.file, file.filename, settings.checkpoint_root, settings.max_upload_bytes, key.project
-    )
-    return CheckpointPublic(path=str(path), name=path.name, size=size, sha256=digest)
+    async with request.form(max_files=1, max_fields=1) as form:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidRequest("file: required (a multipart file field)", param="file")
+        path, size, digest = await run_in_threadpool(
+            store_checkpoint,
+            upload.file,
+            upload.filename,
+            settings.checkpoint_root,
+            settings.max_upload_bytes,
+            key.project,
+        )
+    rel = path.relative_to(settings.checkpoint_root).as_posix()
+    return CheckpointPublic(path=rel, name=path.name, size=size, sha256=digest)

@@ -11,10 +11,11 @@ from starlette.datastructures import UploadFile
 from api.db import datasets_repo
 from api.db.models import Dataset
 from api.deps import CurrentKey, ScopeDep, SessionDep, SettingsDep, get_current_key
-from api.errors import ApiError, InvalidRequest, NotFound, PayloadTooLarge
-from api.schemas import DatasetPublic, DatasetsPublic, ErrorPublic
+from api.errors import InvalidRequest, NotFound
+from api.schemas import CURSOR_PATTERN, ID_PATTERN, DatasetPublic, DatasetsPublic, ErrorPublic
 from api.services.archives import ARCHIVE_SUFFIXES
 from api.services.datasets import delete_dataset, store_dataset
+from api.services.uploads import check_upload_length
 from mar_core import names
 
 router = APIRouter(
@@ -24,14 +25,7 @@ router = APIRouter(
     responses={401: {"model": ErrorPublic}, 422: {"model": ErrorPublic}},
 )
 
-DatasetId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="a dataset id")]
-_MULTIPART_OVERHEAD = 64 * 1024
-
-
-class LengthRequired(ApiError):
-    code = "length_required"
-    status_code = 411
-
+DatasetId = Annotated[str, Path(pattern=ID_PATTERN, description="a dataset id")]
 
 _UPLOAD_BODY = {
     "requestBody": {
@@ -41,6 +35,7 @@ _UPLOAD_BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
+                    "additionalProperties": False,
                     "properties": {
                         "file": {
                             "type": "string",
@@ -79,13 +74,7 @@ async def upload_dataset(
     given). The key is checked and the size read from ``Content-Length`` before the body is; the
     archive is extracted safely and validated, and refused with a 422 naming the file and image
     or line at fault. Use the returned ``id`` as ``{"dataset": {"id": ...}}`` in a job spec."""
-    length = request.headers.get("content-length")
-    if length is None or not length.isdigit():
-        raise LengthRequired("Content-Length: required for an upload", param="Content-Length")
-    if int(length) > settings.max_dataset_upload_bytes + _MULTIPART_OVERHEAD:
-        raise PayloadTooLarge(
-            f"file: larger than the limit of {settings.max_dataset_upload_bytes} bytes", param="file"
-        )
+    check_upload_length(request, settings.max_dataset_upload_bytes)
     async with request.form(max_files=1, max_fields=4) as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
@@ -106,7 +95,9 @@ def list_datasets(
     session: SessionDep,
     scope: ScopeDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(pattern=CURSOR_PATTERN, description="next_cursor of the previous page")
+    ] = None,
 ) -> DatasetsPublic:
     """Uploaded datasets, newest first, one page at a time."""
     rows, next_cursor = datasets_repo.list_datasets(session, limit=limit, cursor=cursor, project=scope)

@@ -9,9 +9,8 @@ from fastapi.responses import StreamingResponse
 
 from api.db import jobs_repo
 from api.deps import CurrentKey, SessionDep, SessionFactoryDep, get_current_key
-from api.errors import InvalidRequest
 from api.routes.jobs import JobDep
-from api.schemas import ErrorPublic, EventPublic
+from api.schemas import EVENT_ID_PATTERN, INT64_MAX, ErrorPublic, EventPublic
 from api.sse import job_event_stream
 
 router = APIRouter(
@@ -26,7 +25,9 @@ router = APIRouter(
 def list_events(
     job: JobDep,
     session: SessionDep,
-    after: Annotated[int | None, Query(ge=0, description="only events with a larger id")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=INT64_MAX, description="only events with a larger id")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> list[EventPublic]:
     """Events in id order."""
@@ -47,18 +48,13 @@ def stream_events(
     session: SessionDep,
     factory: SessionFactoryDep,
     key: CurrentKey,
-    after: Annotated[int | None, Query(ge=0)] = None,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    after: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", pattern=EVENT_ID_PATTERN)] = None,
 ) -> StreamingResponse:
     """Live events; resumes after ``Last-Event-ID`` (or ``?after=``); ends when the job is
     finished and all its events are sent, or when the API key is revoked."""
-    if last_event_id:
-        try:
-            after = int(last_event_id)
-        except ValueError:
-            raise InvalidRequest(
-                "Last-Event-ID: must be an event id (integer)", param="Last-Event-ID"
-            ) from None
+    if last_event_id:  # digits only (the pattern), at most 18: within int64
+        after = int(last_event_id)
     session.close()  # the stream polls with short sessions of its own; hold no connection
     state = request.app.state
     stream = job_event_stream(

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
 from api.db import jobs_repo, states
 from api.db.models import Job
 from api.deps import CurrentKey, ScopeDep, SessionDep, SettingsDep, get_current_key
 from api.errors import InvalidRequest
-from api.schemas import ErrorPublic, JobCreated, JobPublic, JobsPublic
+from api.schemas import (
+    CURSOR_PATTERN,
+    ID_PATTERN,
+    IDEMPOTENCY_KEY_PATTERN,
+    ErrorPublic,
+    JobCreated,
+    JobPublic,
+    JobsPublic,
+)
 from api.services.submit import IDEMPOTENCY_HEADER, submit_job
 from mar_core.spec import JobSpec
 
@@ -22,7 +30,12 @@ router = APIRouter(
 )
 
 
-def load_job(session: SessionDep, scope: ScopeDep, job_id: str) -> Job:
+JobId = Annotated[str, Path(pattern=ID_PATTERN, description="a job id")]
+# One state, or several separated by commas.
+STATUS_PATTERN = "^({0})(,({0}))*$".format("|".join(states.ALL_STATES))
+
+
+def load_job(session: SessionDep, scope: ScopeDep, job_id: JobId) -> Job:
     """The job of the path, or 404 (also when it belongs to another project)."""
     job = jobs_repo.get_job(session, job_id, project=scope)
     if job is None:
@@ -47,7 +60,9 @@ def create_job(
     settings: SettingsDep,
     key: CurrentKey,
     scope: ScopeDep,
-    idempotency_key: Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER, max_length=255)] = None,
+    idempotency_key: Annotated[
+        str | None, Header(alias=IDEMPOTENCY_HEADER, pattern=IDEMPOTENCY_KEY_PATTERN)
+    ] = None,
 ) -> Job:
     """Queue a job. 201 with the new job; with an ``Idempotency-Key`` already used for the same
     body, 200 with that earlier job; the same key with another body is a 422 naming the header."""
@@ -65,10 +80,15 @@ def list_jobs(
     session: SessionDep,
     scope: ScopeDep,
     status_: Annotated[
-        str | None, Query(alias="status", description="one status, or several separated by commas")
+        str | None,
+        Query(
+            alias="status", pattern=STATUS_PATTERN, description="one status, or several separated by commas"
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(pattern=CURSOR_PATTERN, description="next_cursor of the previous page")
+    ] = None,
 ) -> JobsPublic:
     """Jobs, newest first, one page at a time."""
     wanted = [s.strip() for s in status_.split(",") if s.strip()] if status_ else None

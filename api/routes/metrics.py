@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 from api.db import jobs_repo
 from api.deps import SessionDep, get_current_key
 from api.routes.jobs import JobDep
-from api.schemas import ErrorPublic, MetricSeries
+from api.schemas import INT64_MAX, ErrorPublic, MetricSeries
+from mar_core.spec_limits import CONTROL_FREE_PATTERN
 
 router = APIRouter(
     prefix="/jobs",
@@ -25,8 +26,11 @@ router = APIRouter(
 def get_metrics(
     job: JobDep,
     session: SessionDep,
-    names: Annotated[str | None, Query(description="comma-separated metric names")] = None,
-    since: Annotated[int | None, Query(ge=0, description="only steps >= since")] = None,
+    names: Annotated[
+        str | None,
+        Query(max_length=4096, pattern=CONTROL_FREE_PATTERN, description="comma-separated metric names"),
+    ] = None,
+    since: Annotated[int | None, Query(ge=0, le=INT64_MAX, description="only steps >= since")] = None,
 ) -> MetricSeries:
     """``{"job_id", "series": {name: [{step, value, time}, ...]}}``, each series by step.
 

@@ -12,12 +12,25 @@ import uuid
 from pathlib import Path
 from typing import BinaryIO
 
-from api.errors import InvalidRequest, PayloadTooLarge
+from starlette.requests import Request
+
+from api.errors import InvalidRequest, LengthRequired, PayloadTooLarge
 from mar_core.atomic import atomic_path
 
 ALLOWED_SUFFIXES = (".pt", ".pth", ".safetensors")
 UPLOADS = "uploads"  # under the checkpoint root: one folder per project
 CHUNK = 1024 * 1024
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the file of an upload
+
+
+def check_upload_length(request: Request, max_bytes: int) -> None:
+    """Refuse an upload from its ``Content-Length`` before its body is read: 411 without one,
+    413 (naming ``file``) when it exceeds ``max_bytes`` plus the multipart framing."""
+    length = request.headers.get("content-length")
+    if length is None or not length.isdigit():
+        raise LengthRequired("Content-Length: required for an upload", param="Content-Length")
+    if int(length) > max_bytes + MULTIPART_OVERHEAD:
+        raise PayloadTooLarge(f"file: larger than the limit of {max_bytes} bytes", param="file")
 
 
 def checkpoint_suffix(filename: str | None) -> str:

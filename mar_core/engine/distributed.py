@@ -145,8 +145,21 @@ def dist_timeout() -> datetime.timedelta:
     return datetime.timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)))
 
 
+def cpu_slots() -> int:
+    """How many CPU processes a job may start: the cores this process may run on (at least 2,
+    so that the gloo path runs on a small host too)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(2, cores)
+
+
 def check_world(world_size: int, batch_size: int, device_type: str) -> None:
-    """Refuse what N processes cannot run, naming the field."""
+    """Refuse what N processes cannot run, naming the field, before any process starts: N CUDA
+    devices visible (or N CPU slots, ``cpu_slots``), a global batch that divides among them."""
+    if device_type != "cuda" and world_size > cpu_slots():
+        raise SpecError(
+            f"resources.gpus: {world_size} CPU processes, but this worker has {cpu_slots()} cores",
+            "resources.gpus",
+        )
     if batch_size % world_size:
         raise SpecError(
             f"train.batch_size: {batch_size} does not divide among resources.gpus = {world_size} "
@@ -260,11 +273,34 @@ def _child_error(store: dist.Store, rank: int, proc) -> str:
     return f"rank {rank} failed (exit code {code}){detail}"
 
 
-def _wait_for_children(store: dist.Store, procs: list, timeout: datetime.timedelta) -> None:
+def _start_children(
+    store: dist.Store, procs: list, timeout: datetime.timedelta, should_stop: Callable[[], bool]
+) -> None:
+    """Start the children and wait until every one has connected to the store; raise as soon as
+    one has died. A stop request (cancel) kills the children started so far and raises
+    ``JobCancelled``: a cancel is obeyed while ranks spawn, too."""
+    try:
+        for p in procs:
+            if should_stop():
+                raise JobCancelled("cancelled while the ranks were starting")
+            p.start()
+        _wait_for_children(store, procs, timeout, should_stop)
+    except JobCancelled:
+        for p in procs:
+            if p.pid is not None and p.is_alive():
+                p.kill()
+        raise
+
+
+def _wait_for_children(
+    store: dist.Store, procs: list, timeout: datetime.timedelta, should_stop: Callable[[], bool]
+) -> None:
     """Until every child has connected to the store; raise as soon as one has died."""
     deadline = time.monotonic() + timeout.total_seconds()
     keys = [f"{KEY}/ready/{r}" for r in range(1, len(procs) + 1)]
     while not store.check(keys):
+        if should_stop():
+            raise JobCancelled("cancelled while the ranks were starting")
         for r, p in enumerate(procs, start=1):
             if not p.is_alive():
                 raise RankFailedError("while starting: " + _child_error(store, r, p))
@@ -357,9 +393,7 @@ def launch(
     )
     error: BaseException | None = None
     try:
-        for p in procs:
-            p.start()
-        _wait_for_children(store, procs, timeout)
+        _start_children(store, procs, timeout, should_stop)
         with _cpu_threads(_threads_per_rank(world)):
             ranks = _init_rank(0, world, device_type, store, timeout)
             return entry(spec, workdir, ranks=ranks, progress=progress, should_stop=should_stop, **kwargs)

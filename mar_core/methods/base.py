@@ -5,7 +5,7 @@ Torch-free, like every spec model under ``mar_core.methods``.
 A KD loss weight (``KDWeight``: MAR's ``alpha`` / ``beta`` / ``gamma``, a peer's
 ``loss_weight`` or ``fgd_*``) is one of:
 
-- a number >= 0: used as given;
+- a finite number in 0 .. ``MAX_LOSS_WEIGHT``: used as given;
 - ``"auto"``: sized by the job on its first batches so that the term starts at
   ``mar_core.distill.auto_weights.TARGET_RATIO`` x the detection classification loss
   (``docs/mar-method.md`` section 4);
@@ -29,6 +29,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from mar_core.spec_limits import MAX_LOSS_WEIGHT, MAX_STEPS
+
 __all__ = ["AUTO", "DEFAULT", "KDWeight", "MethodSpec"]
 
 _Spec = TypeVar("_Spec", bound="MethodSpec")
@@ -44,13 +46,16 @@ def _kd_weight(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     except ValidationError:
         raise PydanticCustomError(
             "kd_weight",
-            "a KD weight is a number >= 0, 'auto' or 'default'; got {value}",
-            {"value": repr(value)},
+            "a KD weight is a number in 0..{top}, 'auto' or 'default'; got {value}",
+            {"value": repr(value), "top": MAX_LOSS_WEIGHT},
         ) from None
 
 
 KDWeight = Annotated[
-    Annotated[float, Field(ge=0)] | Literal["auto", "default"] | None, WrapValidator(_kd_weight)
+    Annotated[float, Field(ge=0, le=MAX_LOSS_WEIGHT, allow_inf_nan=False)]
+    | Literal["auto", "default"]
+    | None,
+    WrapValidator(_kd_weight),
 ]
 
 
@@ -68,14 +73,14 @@ class MethodSpec(BaseModel):
       its weight).
     """
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
     WEIGHT_DEFAULTS: ClassVar[dict[str, tuple[float, float]]] = {}
     TERM_WEIGHTS: ClassVar[dict[str, str]] = {}
 
     method: str
     adapter: Literal["auto", "always"] = "auto"  # auto: identity when the channels match, else a 1x1 conv
-    kd_warmup_iters: int | None = Field(default=None, ge=0)  # None: min(500, 10% of the run)
+    kd_warmup_iters: int | None = Field(default=None, ge=0, le=MAX_STEPS)  # None: min(500, 10% of the run)
 
     @classmethod
     def own_fields(cls) -> frozenset[str]:

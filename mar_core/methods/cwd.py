@@ -10,6 +10,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from mar_core.methods.base import KDWeight, MethodSpec
+from mar_core.spec_limits import MAX_LOSS_WEIGHT
 
 __all__ = ["CWDSpec"]
 
@@ -21,4 +22,4 @@ class CWDSpec(MethodSpec):
 
     method: Literal["cwd"] = "cwd"
     loss_weight: KDWeight = None
-    temperature: float = Field(default=1.0, gt=0)  # tau of the spatial softmax
+    temperature: float = Field(default=1.0, gt=0, le=MAX_LOSS_WEIGHT)  # tau of the spatial softmax

@@ -12,6 +12,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from mar_core.methods.base import KDWeight, MethodSpec
+from mar_core.spec_limits import MAX_LIST, MAX_LOSS_WEIGHT
 
 __all__ = ["MARSpec"]
 
@@ -45,12 +46,12 @@ class MARSpec(MethodSpec):
     feature_loss: bool = True  # ablation switch: mask-guided feature loss
     relation_loss: bool = True  # ablation switch: relation loss
     mask: Literal["rings", "gaussian"] = "rings"
-    kappas: list[float] = Field(default_factory=lambda: [1.0, 1.5, 2.0])
-    ring_values: list[float] = Field(default_factory=lambda: [1.0, 0.5, 0.25])
-    gaussian_sigma: float = Field(default=0.5, gt=0)
+    kappas: list[float] = Field(default_factory=lambda: [1.0, 1.5, 2.0], max_length=MAX_LIST)
+    ring_values: list[float] = Field(default_factory=lambda: [1.0, 0.5, 0.25], max_length=MAX_LIST)
+    gaussian_sigma: float = Field(default=0.5, gt=0, le=MAX_LOSS_WEIGHT)
     scale_norm: bool = True
     relation_weight: Literal["uniform", "mask"] = "uniform"
-    relation_weight_floor: float = Field(default=0.1, ge=0)
+    relation_weight_floor: float = Field(default=0.1, ge=0, le=MAX_LOSS_WEIGHT)
 
     @model_validator(mode="after")
     def _rings(self) -> MARSpec:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 
 from api.db import jobs_repo
 from api.db.session import session_scope
@@ -43,3 +45,16 @@ def test_artifacts_4xx(client, auth, db, settings, tmp_path):
     assert r.status_code == 403 and r.json()["detail"][0]["code"] == "forbidden"
     (settings.job_dir(job_id) / "output" / "model.pt").unlink()
     assert client.get(f"/jobs/{job_id}/artifacts/model.pt", headers=auth).status_code == 404
+
+
+def test_a_file_changed_on_disk_is_not_served_with_the_recorded_sha256(client, auth, db, settings):
+    job_id, content = _job_with_artifact(client, auth, db, settings)
+    path = settings.job_dir(job_id) / "output" / "model.pt"
+    os.utime(path, (time.time() + 10, time.time() + 10))  # touched, same bytes: still served
+    assert client.get(f"/jobs/{job_id}/artifacts/model.pt", headers=auth).status_code == 200
+    path.write_bytes(b"tampered" + content[8:])  # same size, new bytes
+    os.utime(path, (time.time() + 20, time.time() + 20))
+    r = client.get(f"/jobs/{job_id}/artifacts/model.pt", headers=auth)
+    assert r.status_code == 409 and r.json()["detail"][0]["param"] == "name"
+    path.write_bytes(b"short")
+    assert client.get(f"/jobs/{job_id}/artifacts/model.pt", headers=auth).status_code == 409

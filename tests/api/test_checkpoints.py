@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 from tests.api.conftest import distill_spec, error_params
 
@@ -13,7 +12,7 @@ def test_upload_then_submit(client, auth, settings):
     r = client.post("/checkpoints", files={"file": ("teacher.pth", data)}, headers=auth)
     assert r.status_code == 201, r.text
     body = r.json()
-    path = Path(body["path"])
+    path = settings.checkpoint_root / body["path"]
     assert path.parent == settings.checkpoint_root / "uploads" / "default" and path.suffix == ".pth"
     assert path.read_bytes() == data and body["size"] == len(data)
     assert body["sha256"] == hashlib.sha256(data).hexdigest()
@@ -25,7 +24,9 @@ def test_upload_then_submit(client, auth, settings):
 def test_upload_name_is_generated(client, auth, settings):
     r = client.post("/checkpoints", files={"file": ("../../evil.pt", b"x")}, headers=auth)
     assert r.status_code == 201
-    assert Path(r.json()["path"]).parent == settings.checkpoint_root / "uploads" / "default"
+    assert (
+        settings.checkpoint_root / r.json()["path"]
+    ).parent == settings.checkpoint_root / "uploads" / "default"
     assert "evil" not in r.json()["name"]
 
 

@@ -165,9 +165,9 @@ def test_download_verifies_sha256(key, tmp_path, capsys, db, settings):
     out = tmp_path / "dl"
     assert main(["download", job_id, "--name", "model.pt", "--out", str(out)]) == 0
     assert (out / "model.pt").read_bytes() == b"weights"
-    f.write_bytes(b"tampered")
+    f.write_bytes(b"tampered")  # the server notices (409) before the client would (sha256)
     assert main(["download", job_id, "--out", str(tmp_path / "dl2")]) == 1
-    assert "sha256 mismatch" in capsys.readouterr().err
+    assert "changed on disk" in capsys.readouterr().err
     assert not (tmp_path / "dl2" / "model.pt").exists()
 
 
@@ -177,3 +177,19 @@ def test_unreachable_api(monkeypatch, capsys, tmp_path):
         port = s.getsockname()[1]
     assert main(["jobs", "--api-url", f"http://127.0.0.1:{port}", "--api-key", "x"]) == 1
     assert "cannot reach the API" in capsys.readouterr().err
+
+
+def test_jobs_prints_no_terminal_escape_of_a_stored_name(key, tmp_path, capsys, db):
+    """A name stored before names were checked (the spec now refuses control characters)."""
+    from sqlalchemy import update
+
+    from api.db.models import Job
+    from api.db.session import session_scope
+
+    assert main(["submit", _spec_file(tmp_path, name="plain")]) == 0
+    job_id = capsys.readouterr().out.strip()
+    with session_scope(db) as s:
+        s.execute(update(Job).where(Job.id == job_id).values(name="\x1b[2J\x1b]0;pwned\x07evil"))
+    assert main(["jobs"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\\x1b[2J\\x1b]0;pwned\\x07evil" in out

@@ -40,7 +40,7 @@ import pytest
 import torch
 
 from mar_core.data import build_train_loader, random_hflip
-from mar_core.engine.distributed import RankFailedError, RankInfo
+from mar_core.engine.distributed import RankFailedError, RankInfo, cpu_slots
 from mar_core.engine.trainer import Trainer
 from mar_core.errors import JobCancelled, NonFiniteLossError, SpecError
 from mar_core.models.checkpoint_io import safe_load
@@ -237,6 +237,28 @@ def test_global_batch_must_divide_among_the_processes(tiny_synth, tmp_path):
     with pytest.raises(SpecError) as err:
         run_job(_spec(tiny_synth, 2, batch_size=3), tmp_path / "w")
     assert err.value.param == "train.batch_size"
+
+
+def _ranks_alive() -> list:
+    return [p for p in multiprocessing.active_children() if p.name.startswith("mar-rank")]
+
+
+def test_more_cpu_processes_than_cores_are_refused_before_any_starts(tiny_synth, tmp_path):
+    world = cpu_slots() + 1 if (cpu_slots() + 1) % 2 == 0 else cpu_slots() + 2
+    with pytest.raises(SpecError) as err:
+        run_job(_spec(tiny_synth, world, batch_size=world), tmp_path / "w")
+    assert err.value.param == "resources.gpus" and "cores" in err.value.message
+    assert not _ranks_alive()
+
+
+def test_a_cancel_while_the_ranks_start_kills_what_was_started(tiny_synth, tmp_path):
+    calls = iter([False])  # the first rank starts, then the cancel arrives
+
+    t0 = time.monotonic()
+    with pytest.raises(JobCancelled):
+        run_job(_spec(tiny_synth, 2), tmp_path / "w", should_stop=lambda: next(calls, True))
+    assert time.monotonic() - t0 < 30
+    assert not _ranks_alive()
 
 
 def test_rank_shares_partition_the_global_batch_and_its_flips(tiny_synth):

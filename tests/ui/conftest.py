@@ -30,7 +30,8 @@ logger = logging.getLogger(__name__)
 it_root, data_root, checkpoint_root = integration.it_root, integration.data_root, integration.checkpoint_root
 tiny_spec = integration.tiny_spec
 
-# Where the tests save a screenshot of each page (docs/ to refresh the README's pictures).
+# Where the tests save a screenshot of each page (their 2-step job; the README's pictures come from
+# a trained run through scripts/dashboard_screenshots.py).
 SCREENSHOTS = os.environ.get("MAR_DASHBOARD_SCREENSHOTS")
 
 

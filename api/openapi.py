@@ -1,0 +1,63 @@
+"""The OpenAPI document as the API answers: the project's error shape on every error status.
+
+FastAPI documents its own ``HTTPValidationError`` for a 422 while ``api.errors`` answers every
+error with ``ErrorPublic``; ``install_openapi`` rewrites the generated document so that every
+4xx/5xx of every operation names ``ErrorPublic``, adds the 422 every operation with parameters
+or a body can answer (and the 413 of any body over ``MAR_MAX_BODY_BYTES``), and drops FastAPI's
+validation schemas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from api.schemas import ErrorPublic
+
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorPublic"}}}
+_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": _ERROR}
+
+
+def fix_document(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with ``ErrorPublic`` on every error response (changed in place, returned)."""
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    schemas.update(
+        ErrorPublic.model_json_schema(ref_template="#/components/schemas/{model}").pop("$defs", {})
+    )
+    schemas["ErrorPublic"] = ErrorPublic.model_json_schema(ref_template="#/components/schemas/{model}")
+    for item in doc.get("paths", {}).values():
+        for method, op in item.items():
+            if method not in _METHODS:
+                continue
+            responses = op.setdefault("responses", {})
+            if op.get("parameters") or op.get("requestBody") or responses.get("401"):
+                responses.setdefault("422", _error_response("Invalid request (the param names what)"))
+            if op.get("requestBody"):
+                responses.setdefault("413", _error_response("Request body too large"))
+            for code, resp in responses.items():
+                if code[0] in "45" and code != "503":
+                    resp["content"] = _ERROR
+                    resp.setdefault("description", "Error")
+    return doc
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Serve ``fix_document`` of the generated document at ``/openapi.json`` (built once)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            app.openapi_schema = fix_document(doc)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
