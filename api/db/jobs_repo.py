@@ -486,6 +486,12 @@ def get_events(s: Session, job_id: str, after_id: int | None = None, limit: int 
     return list(s.execute(stmt).scalars())
 
 
+def last_event(s: Session, job_id: str, type: str) -> Event | None:
+    """The job's latest event of ``type``, or None."""
+    stmt = select(Event).where(Event.job_id == job_id, Event.type == type).order_by(Event.id.desc())
+    return s.execute(stmt.limit(1)).scalars().first()
+
+
 # --------------------------------------------------------------------------- metrics
 
 
@@ -536,6 +542,19 @@ def get_metrics(
     if since_step is not None:
         stmt = stmt.where(Metric.step >= since_step)
     return list(s.execute(stmt.order_by(Metric.name, Metric.step)).all())
+
+
+def best_metric(s: Session, job_id: str, name: str) -> tuple[int, float] | None:
+    """``(step, value)`` of the highest value of a series (the earliest step on a tie), or None."""
+    stmt = select(Metric.step, Metric.value).where(Metric.job_id == job_id, Metric.name == name)
+    row = s.execute(stmt.order_by(Metric.value.desc(), Metric.step).limit(1)).first()
+    return None if row is None else (int(row.step), float(row.value))
+
+
+def metric_value(s: Session, job_id: str, name: str, step: int) -> float | None:
+    """One point of a series, or None."""
+    stmt = select(Metric.value).where(Metric.job_id == job_id, Metric.name == name, Metric.step == step)
+    return s.execute(stmt).scalar_one_or_none()
 
 
 # --------------------------------------------------------------------------- artifacts
