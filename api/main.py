@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from api.broker import make_celery_client, send_run_job
 from api.db.session import init_db, make_engine, make_session_factory
 from api.errors import install_error_handlers
-from api.routes import artifacts, checkpoints, datasets, events, health, jobs, lifecycle, metrics
+from api.routes import artifacts, checkpoints, datasets, events, health, jobs, lifecycle, metrics, webhooks
 from api.routes.ui import mount_ui
 from api.settings import Settings, get_settings
 
@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.sse_poll_seconds = 0.5
     app.state.sse_keepalive_seconds = 15.0
     install_error_handlers(app)
-    for module in (health, jobs, metrics, events, artifacts, checkpoints, datasets, lifecycle):
+    for module in (health, jobs, metrics, events, artifacts, checkpoints, datasets, webhooks, lifecycle):
         app.include_router(module.router)
     mount_ui(app)
     return app

@@ -297,6 +297,21 @@ class ResourcesSpec(_Strict):
     gpus: int = Field(default=1, ge=1)  # >1: torch.distributed processes (gloo on CPU)
 
 
+class WebhookSpec(_Strict):
+    """A URL told of the job's events (signed per Standard Webhooks with the job's
+    ``webhook_secret``, returned when the job is created); ``events`` default: all of them."""
+
+    url: str = Field(max_length=2048, pattern=r"^https?://[^\s/?#]+([/?#][^\s]*)?$")
+    events: list[str] | None = None
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, v: list[str] | None) -> list[str] | None:
+        for event in v or ():
+            _check_name(event, names.WEBHOOK_EVENTS, "webhook event")
+        return v
+
+
 class JobSpec(_Strict):
     """A training or distillation job. ``model`` is the detector trained (the student when
     ``kind`` is ``distill``); ``student`` is accepted as an alias for it."""
@@ -313,6 +328,7 @@ class JobSpec(_Strict):
     max_attempts: int = Field(default=3, ge=1, le=20)
     # Extra formats of the finished model, added to the job's outputs: names.EXPORT_FORMATS.
     export: list[str] = Field(default_factory=list)
+    webhooks: list[WebhookSpec] = Field(default_factory=list, max_length=10)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
 
@@ -325,8 +341,8 @@ class JobSpec(_Strict):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data = handler(self)  # export only when asked: no earlier run is re-keyed
-        return {k: v for k, v in data.items() if not (k == "export" and not v)}
+        data = handler(self)  # export and webhooks only when asked: no earlier run is re-keyed
+        return {k: v for k, v in data.items() if not (k in ("export", "webhooks") and not v)}
 
     @model_validator(mode="after")
     def _kind_fields(self) -> JobSpec:

@@ -176,7 +176,7 @@ def test_0004_moves_keys_jobs_and_idempotency_keys_to_the_default_project(empty_
         s.flush()
 
 
-def test_0005_adds_deleted_at_and_keeps_existing_jobs_visible(empty_engine):
+def test_0006_adds_deleted_at_and_keeps_existing_jobs_visible(empty_engine):
     _upgrade(empty_engine, "0004")
     now = datetime.now(timezone.utc)
     with empty_engine.begin() as conn:
@@ -200,5 +200,5 @@ def test_0005_adds_deleted_at_and_keeps_existing_jobs_visible(empty_engine):
     cfg = alembic_config()
     with empty_engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0004")
+        command.downgrade(cfg, "0005")
     assert "deleted_at" not in {c["name"] for c in sa.inspect(empty_engine).get_columns("jobs")}
