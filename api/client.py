@@ -163,6 +163,22 @@ class MarClient:
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self._request("POST", f"/jobs/{job_id}/cancel").json()
 
+    def pause(self, job_id: str) -> dict[str, Any]:
+        """``POST /jobs/{id}/pause``: the job, ``paused`` (was queued) or ``pausing``."""
+        return self._request("POST", f"/jobs/{job_id}/pause").json()
+
+    def resume(self, job_id: str) -> dict[str, Any]:
+        """``POST /jobs/{id}/resume``: the paused job, queued again."""
+        return self._request("POST", f"/jobs/{job_id}/resume").json()
+
+    def delete_job(self, job_id: str) -> None:
+        """``DELETE /jobs/{id}`` of a finished job: its files removed, the job hidden."""
+        self._request("DELETE", f"/jobs/{job_id}")
+
+    def checkpoints(self, job_id: str) -> dict[str, Any]:
+        """``{"last", "best"}``: each ``{name, step, AP, size, modified_at, url}`` or None."""
+        return self._request("GET", f"/jobs/{job_id}/checkpoints").json()
+
     def metrics(
         self, job_id: str, names: list[str] | None = None, since: int | None = None
     ) -> dict[str, Any]:
@@ -227,12 +243,20 @@ class MarClient:
 
     def download(self, job_id: str, name: str, out_dir: str | Path = ".") -> Path:
         """Stream one artifact to ``out_dir/<basename>``, verifying ``X-Checksum-Sha256``."""
-        out = Path(out_dir) / Path(name).name
+        return self._fetch(f"/jobs/{job_id}/artifacts/{name}", Path(out_dir) / Path(name).name)
+
+    def download_checkpoint(self, job_id: str, which: str, out: str | Path) -> Path:
+        """Stream the ``last`` or ``best`` checkpoint (also mid-run) to ``out``, verifying sha256."""
+        return self._fetch(f"/jobs/{job_id}/checkpoints/{which}", Path(out))
+
+    def _fetch(self, url: str, out: Path) -> Path:
+        """Stream ``url`` to ``out`` (atomically), verifying ``X-Checksum-Sha256``."""
+        name = out.name
         out.parent.mkdir(parents=True, exist_ok=True)
         h = hashlib.sha256()
         try:
             with atomic_path(out, ".part") as tmp:
-                with self._http.stream("GET", f"/jobs/{job_id}/artifacts/{name}") as resp:
+                with self._http.stream("GET", url) as resp:
                     if resp.status_code >= 400:
                         resp.read()
                         raise _error_from(resp)

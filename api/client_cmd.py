@@ -1,5 +1,6 @@
 """Client commands that talk to the API over HTTP (``MAR_API_URL`` / ``MAR_API_KEY``, or
-``--api-url`` / ``--api-key``): ``mar submit``, ``jobs``, ``status``, ``cancel``, ``download``."""
+``--api-url`` / ``--api-key``): ``mar submit``, ``jobs``, ``status``, ``cancel``, ``download``,
+and the lifecycle commands ``pause``, ``resume``, ``delete``, ``checkpoints``."""
 
 from __future__ import annotations
 
@@ -129,6 +130,51 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pause(args: argparse.Namespace) -> int:
+    with make_client(args) as client:
+        job = client.pause(args.id)
+    print(_summary(job))
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    with make_client(args) as client:
+        job = client.resume(args.id)
+    print(_summary(job))
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    with make_client(args) as client:
+        client.delete_job(args.id)
+    print(f"job {args.id} deleted")
+    return 0
+
+
+def _checkpoint_row(name: str, c: dict[str, Any] | None) -> str:
+    if c is None:
+        return f"{name:<6}-"
+    step = "-" if c["step"] is None else str(c["step"])
+    ap = "-" if c["AP"] is None else f"{c['AP']:.4f}"
+    modified = c["modified_at"][:19].replace("T", " ")
+    return f"{name:<6}{step:<8}{ap:<9}{c['size']:<12}{modified}"
+
+
+def cmd_checkpoints(args: argparse.Namespace) -> int:
+    with make_client(args) as client:
+        found = client.checkpoints(args.id)
+        print(f"{'NAME':<6}{'STEP':<8}{'AP':<9}{'BYTES':<12}MODIFIED")
+        for name in ("last", "best"):
+            print(_checkpoint_row(name, found.get(name)))
+        if args.download:
+            if found.get(args.download) is None:
+                print(f"job {args.id} has no {args.download} checkpoint yet", file=sys.stderr)
+                return 1
+            path = client.download_checkpoint(args.id, args.download, f"{args.out}/{args.download}.pt")
+            print(f"{path}  (sha256 verified)")
+    return 0
+
+
 def client_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--api-url", default=None, help="API base URL (default: $MAR_API_URL or http://127.0.0.1:8000)"
@@ -137,8 +183,8 @@ def client_flags(p: argparse.ArgumentParser) -> None:
 
 
 def register(add) -> None:
-    """Add ``submit``, ``jobs``, ``status``, ``cancel`` and ``download``; ``add(name)`` returns a
-    command's parser."""
+    """Add ``submit``, ``jobs``, ``status``, ``cancel``, ``download``, ``pause``, ``resume``,
+    ``delete`` and ``checkpoints``; ``add(name)`` returns a command's parser."""
     p = add("submit")
     p.add_argument("spec", help="path of the JobSpec JSON file")
     p.add_argument("--wait", action="store_true", help="follow progress; exit 0 on succeeded, 1 otherwise")
@@ -172,3 +218,16 @@ def register(add) -> None:
     p.add_argument("--out", default=".", help="destination folder")
     client_flags(p)
     p.set_defaults(handler=cmd_download)
+
+    for name, handler in (("pause", cmd_pause), ("resume", cmd_resume), ("delete", cmd_delete)):
+        p = add(name)
+        p.add_argument("id")
+        client_flags(p)
+        p.set_defaults(handler=handler)
+
+    p = add("checkpoints")
+    p.add_argument("id")
+    p.add_argument("--download", choices=("last", "best"), default=None, help="also fetch this one")
+    p.add_argument("--out", default=".", help="destination folder of --download")
+    client_flags(p)
+    p.set_defaults(handler=cmd_checkpoints)

@@ -16,7 +16,7 @@ from api.db.session import init_db, make_engine, make_session_factory
 from api.errors import install_error_handlers
 from api.middleware import RequestGuard
 from api.openapi import install_openapi
-from api.routes import artifacts, checkpoints, datasets, events, health, jobs, metrics, webhooks
+from api.routes import artifacts, checkpoints, datasets, events, health, jobs, lifecycle, metrics, webhooks
 from api.routes.ui import mount_ui
 from api.settings import Settings, get_settings
 
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(RequestGuard, max_body_bytes=lambda: app.state.settings.max_body_bytes)
-    for module in (health, jobs, metrics, events, artifacts, checkpoints, datasets, webhooks):
+    for module in (health, jobs, metrics, events, artifacts, checkpoints, datasets, webhooks, lifecycle):
         app.include_router(module.router)
     mount_ui(app)
     return app

@@ -87,6 +87,20 @@ class ArtifactPublic(BaseModel):
     url: str
 
 
+class JobCheckpointPublic(BaseModel):
+    name: str = Field(description="last (resume point) or best (best-AP weights)")
+    step: int | None = Field(description="the training step it holds")
+    AP: float | None = Field(description="the evaluation AP at that step, when evaluated")
+    size: int
+    modified_at: datetime
+    url: str = Field(description="download (sha256 of the file as sent in X-Checksum-Sha256)")
+
+
+class JobCheckpointsPublic(BaseModel):
+    last: JobCheckpointPublic | None
+    best: JobCheckpointPublic | None
+
+
 class CheckpointPublic(BaseModel):
     path: str = Field(description="relative to the checkpoint root: use as teacher.checkpoint")
     name: str

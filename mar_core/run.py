@@ -21,13 +21,12 @@ from torch import nn
 from torch.utils.data import Subset
 
 from mar_core.atomic import atomic_write_json
+from mar_core.checkpoint_files import BEST_CHECKPOINT, CHECKPOINT_DIR, LAST_CHECKPOINT
 from mar_core.data import build_train_loader, load_dataset
 from mar_core.distill.auto_weights import resolve_kd_weights
 from mar_core.distill.distiller import build_distiller
 from mar_core.engine.distributed import SINGLE, RankInfo, launch
 from mar_core.engine.hooks import (
-    BEST_CHECKPOINT,
-    LAST_CHECKPOINT,
     CheckpointHook,
     EvalHook,
     LRScheduleHook,
@@ -144,7 +143,7 @@ def _run(
     extra_hooks = []
     teacher = teacher_params = kd_weights = None
     fingerprint = run_fingerprint(spec.to_json_dict())
-    ckpt_dir = workdir / "checkpoints"
+    ckpt_dir = workdir / CHECKPOINT_DIR
     last = ckpt_dir / LAST_CHECKPOINT
     state = _resume_state(last, fingerprint, workdir)
     if spec.kind == "distill":

@@ -57,8 +57,8 @@ def celery_stopping() -> bool:
 
 
 def run_job_once(job_id: str, worker_id: str, worker_stopping=celery_stopping) -> str:
-    """Claim and run one job; return its final status, ``SKIPPED``, ``LOST`` or ``RELEASED``
-    (a ``RunOutcome``)."""
+    """Claim and run one job; return its final status, ``PAUSED`` (the task ends, the worker is
+    free; a resume nudges the job again), ``SKIPPED``, ``LOST`` or ``RELEASED`` (a ``RunOutcome``)."""
     settings = get_settings()
     if worker_stopping():
         # A message taken during warm shutdown (e.g. the re-nudge of a job this worker just

@@ -32,6 +32,10 @@ class JobStore(Protocol):
 
     def cancel_requested(self, job_id: str) -> bool: ...
 
+    def stop_requested(self, job_id: str) -> str | None: ...
+
+    def park(self, job_id: str, worker_id: str) -> bool: ...
+
     def finish(self, job_id: str, worker_id: str, status: str, error: dict | None = None) -> bool: ...
 
     def release(self, job_id: str, worker_id: str) -> bool: ...
@@ -62,6 +66,14 @@ class DbJobStore:
     def cancel_requested(self, job_id: str) -> bool:
         with self._scope() as s:
             return bool(jobs_repo.is_cancel_requested(s, job_id))
+
+    def stop_requested(self, job_id: str) -> str | None:
+        with self._scope() as s:
+            return jobs_repo.stop_request(s, job_id)
+
+    def park(self, job_id: str, worker_id: str) -> bool:
+        with self._scope() as s:
+            return bool(jobs_repo.park_job(s, job_id, worker_id))
 
     def finish(self, job_id: str, worker_id: str, status: str, error: dict | None = None) -> bool:
         with self._scope() as s:

@@ -7,10 +7,11 @@ a daemon of the Celery pool), then loops until the child exits:
 - every ``heartbeat_seconds`` it renews the lease; when the renewal is refused the lease was lost
   (the reaper re-queued the job and another worker may own it now): it SIGKILLs the child's
   group at once and reports nothing, the job is no longer its own;
-- every ``cancel_poll_seconds`` it asks the database whether a cancel was requested; then it
-  sends SIGTERM to the child (which writes a checkpoint and exits) and SIGKILLs the group after
-  ``grace_seconds``. A warm shutdown of the worker does the same, then releases the job
-  (running -> queued) and the task sends it a new nudge; the next claim resumes from that
+- every ``cancel_poll_seconds`` it asks the database whether a cancel or a pause was requested;
+  then it sends SIGTERM to the child (which writes a checkpoint and exits) and SIGKILLs the group
+  after ``grace_seconds``. A paused run is parked (pausing -> paused) and the task ends, freeing
+  the worker; a resume re-queues it. A warm shutdown of the worker does the same, then releases
+  the job (running -> queued) and the task sends it a new nudge; the next claim resumes from that
   checkpoint. If the release cannot reach the database, the reaper re-queues the job when its
   lease runs out.
 
@@ -103,7 +104,7 @@ class Supervisor:
         self.log_path = meta / f"child-{claim.attempt}.log"
         self.pid_path = meta / "child.pid"
         self.proc: subprocess.Popen | None = None
-        self.stop_reason: str | None = None  # "cancel" | "shutdown"
+        self.stop_reason: str | None = None  # "cancel" | "pause" | "shutdown"
 
     # -- process -----------------------------------------------------------------------------
     def _argv(self) -> list[str]:
@@ -138,8 +139,8 @@ class Supervisor:
 
     # -- loop --------------------------------------------------------------------------------
     def run(self) -> str:
-        """Run the child to its end; return the job's final status, ``RunOutcome.LOST`` or
-        ``RunOutcome.RELEASED``."""
+        """Run the child to its end; return the job's final status, ``RunOutcome.PAUSED``,
+        ``RunOutcome.LOST`` or ``RunOutcome.RELEASED``."""
         self.proc = self._start()
         try:
             lost = self._watch(self.proc)
@@ -170,8 +171,7 @@ class Supervisor:
             if self.stop_reason is None:
                 if now >= next_cancel_poll:
                     next_cancel_poll = now + c.cancel_poll_seconds
-                    if self._cancel_requested():
-                        self.stop_reason = "cancel"
+                    self.stop_reason = self._stop_requested()
                 if self.stop_reason is None and self.worker_stopping():
                     self.stop_reason = "shutdown"
                 if self.stop_reason is not None:
@@ -201,6 +201,14 @@ class Supervisor:
             logger.exception("job %s: heartbeat failed (database unreachable?)", self.job_id)
             return True
 
+    def _stop_requested(self) -> str | None:
+        """``"cancel"``, ``"pause"`` or None; a database error reads as None (poll again)."""
+        try:
+            return self.store.stop_requested(self.job_id)
+        except Exception:
+            logger.exception("job %s: stop poll failed", self.job_id)
+            return None
+
     def _cancel_requested(self) -> bool:
         try:
             return self.store.cancel_requested(self.job_id)
@@ -214,6 +222,14 @@ class Supervisor:
         status = result["status"] if result else None
         logger.info("job %s: child exited with %s, result %s", self.job_id, returncode, status)
         final: JobState
+        if status in (RunOutcome.CANCELLED, RunOutcome.SKIPPED):
+            if self._park():
+                return RunOutcome.PAUSED
+            if self.stop_reason == "pause" and not self._cancel_requested():
+                logger.warning(
+                    "job %s: not parked; the reaper pauses it when the lease runs out", self.job_id
+                )
+                return RunOutcome.LOST
         if self.stop_reason == "shutdown" and status != RunOutcome.SUCCEEDED:
             return self._release()
         if status == RunOutcome.SUCCEEDED:
@@ -237,6 +253,22 @@ class Supervisor:
         else:
             final, error = JobState.FAILED, crash_error(returncode, self.log_path)
         return self._finish(final, error)
+
+    def _park(self) -> bool:
+        """pausing -> paused when a pause was requested (also during a shutdown, and for a job
+        paused before its run started); False otherwise (a cancel, a lost lease, no database)."""
+        if self.stop_reason == "cancel":
+            return False
+        try:
+            parked = self.store.park(self.job_id, self.worker_id)
+        except Exception:
+            logger.exception(
+                "job %s: could not park it; the reaper does when the lease runs out", self.job_id
+            )
+            return False
+        if parked:
+            logger.info("job %s: paused at its checkpoint; the worker is free", self.job_id)
+        return parked
 
     def _release(self) -> str:
         """Hand the job back (running -> queued) on worker shutdown; if the database cannot be

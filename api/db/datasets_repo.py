@@ -56,8 +56,8 @@ def claim_for_job(s: Session, dataset_id: str) -> bool:
 
 
 def jobs_using(s: Session, dataset_id: str) -> list[str]:
-    """Ids of the unfinished (queued or active) jobs that read the dataset."""
-    unfinished = sorted(str(v) for v in states.ACTIVE | {states.QUEUED})
+    """Ids of the unfinished (queued, active or paused) jobs that read the dataset."""
+    unfinished = sorted(str(v) for v in states.UNFINISHED)
     stmt = select(Job.id).where(Job.dataset_id == dataset_id, Job.status.in_(unfinished)).order_by(Job.id)
     return list(s.execute(stmt).scalars())
 

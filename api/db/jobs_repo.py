@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Row, and_, select, update
+from sqlalchemy import Row, and_, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -153,11 +153,13 @@ def create_job(
     return job
 
 
-def get_job(s: Session, job_id: str, project: str | None = None) -> Job | None:
+def get_job(s: Session, job_id: str, project: str | None = None, deleted: bool = False) -> Job | None:
     """The job with this id (fresh from the database), or None; with ``project``, None also
-    when the job belongs to another project."""
+    when the job belongs to another project; a deleted job only with ``deleted``."""
     job = _reload(s, job_id)
-    if job is not None and project is not None and job.project != project:
+    if job is None or (project is not None and job.project != project):
+        return None
+    if job.deleted_at is not None and not deleted:
         return None
     return job
 
@@ -221,7 +223,12 @@ def release_job(s: Session, job_id: str, worker_id: str) -> bool:
     claim counts a new attempt and resumes from the checkpoint. False when not held by ``worker_id``."""
     current = s.execute(select(Job.status).where(Job.id == job_id)).scalar_one_or_none()
     ok = _change_status(
-        s, job_id, states.QUEUED, {"worker_id": None, "lease_expires_at": None}, Job.worker_id == worker_id
+        s,
+        job_id,
+        states.QUEUED,
+        {"worker_id": None, "lease_expires_at": None},
+        Job.worker_id == worker_id,
+        sources=states.sources_of(states.QUEUED) & states.ACTIVE,  # held by it: not paused
     )
     if ok:
         _status_event(s, job_id, states.QUEUED, current, reason="worker_shutdown", worker_id=worker_id)
@@ -280,8 +287,9 @@ def finish_job(
 def request_cancel(s: Session, job_id: str) -> str:
     """Ask a job to stop; returns the status it is now in.
 
-    queued -> cancelled at once; starting/running -> cancelling (``cancel_requested`` set; the
-    worker sees it via ``is_cancel_requested`` and finishes as cancelled); cancelling stays.
+    queued/paused -> cancelled at once; starting/running/pausing -> cancelling
+    (``cancel_requested`` set; the worker sees it via ``is_cancel_requested`` and finishes as
+    cancelled); cancelling stays.
     Terminal raises ``TransitionError``; an unknown id raises ``JobNotFoundError``.
     """
     for _ in range(5):  # the status may change under us: re-read and retry
@@ -292,7 +300,7 @@ def request_cancel(s: Session, job_id: str) -> str:
             raise states.TransitionError(f"job {job_id} is already {current}", current=current)
         if current == states.CANCELLING:
             return states.CANCELLING
-        if current == states.QUEUED:
+        if current in (states.QUEUED, states.PAUSED):
             values = {"cancel_requested": True, "finished_at": utcnow(), "lease_expires_at": None}
             if _change_status(s, job_id, states.CANCELLED, values, sources=[current]):
                 _status_event(s, job_id, states.CANCELLED, current, reason="cancel_requested")
@@ -313,10 +321,83 @@ def is_cancel_requested(s: Session, job_id: str) -> bool:
     return bool(row.cancel_requested) or row.status in (states.CANCELLING, states.CANCELLED)
 
 
+def request_pause(s: Session, job_id: str) -> str:
+    """Ask a job to pause; returns the status it is now in.
+
+    queued -> paused at once; starting/running -> pausing (the worker sees it via
+    ``stop_request``, stops the run at a checkpoint and calls ``park_job``); pausing and paused
+    stay. Cancelling or terminal raises ``TransitionError``; an unknown id ``JobNotFoundError``."""
+    for _ in range(5):  # the status may change under us: re-read and retry
+        current = s.execute(select(Job.status).where(Job.id == job_id)).scalar_one_or_none()
+        if current is None:
+            raise states.JobNotFoundError(f"job {job_id} not found", param="job_id")
+        if current in (states.PAUSING, states.PAUSED):
+            return states.JobState(current)
+        if current == states.CANCELLING or current in states.TERMINAL:
+            raise states.TransitionError(f"job {job_id} is {current}: it cannot be paused", current=current)
+        new = states.PAUSED if current == states.QUEUED else states.PAUSING
+        if _change_status(s, job_id, new, {}, sources=[current]):
+            _status_event(s, job_id, new, current, reason="pause_requested")
+            return new
+    raise states.TransitionError(f"job {job_id} changed state while pausing; retry", current=None)
+
+
+def stop_request(s: Session, job_id: str) -> str | None:
+    """What the worker running the job is asked: ``"cancel"``, ``"pause"`` or None (go on).
+    One query per poll; ``"cancel"`` as ``is_cancel_requested`` says it."""
+    row = s.execute(select(Job.cancel_requested, Job.status).where(Job.id == job_id)).one_or_none()
+    if row is None or row.cancel_requested or row.status in (states.CANCELLING, states.CANCELLED):
+        return "cancel"
+    return "pause" if row.status in (states.PAUSING, states.PAUSED) else None
+
+
+def park_job(s: Session, job_id: str, worker_id: str, step: int | None = None) -> bool:
+    """pausing -> paused for the worker holding the job, whose run stopped at a checkpoint
+    (``step``): the worker and lease are cleared and the Celery task ends. False when the job is
+    not pausing for ``worker_id`` (cancelled meanwhile, lease lost)."""
+    values = {"worker_id": None, "lease_expires_at": None}
+    ok = _change_status(
+        s, job_id, states.PAUSED, values, Job.worker_id == worker_id, sources=[states.PAUSING]
+    )
+    if ok:
+        _status_event(s, job_id, states.PAUSED, states.PAUSING, worker_id=worker_id, step=step)
+    return ok
+
+
+def resume_job(s: Session, job_id: str) -> None:
+    """paused -> queued (send the job a Celery nudge after the commit); the next claim resumes
+    from the checkpoint. Any other state raises ``TransitionError`` (``pausing``: not yet)."""
+    current = s.execute(select(Job.status).where(Job.id == job_id)).scalar_one_or_none()
+    if current is None:
+        raise states.JobNotFoundError(f"job {job_id} not found", param="job_id")
+    if current != states.PAUSED or not _change_status(s, job_id, states.QUEUED, {}, sources=[current]):
+        why = "still pausing; retry once it is paused" if current == states.PAUSING else "not paused"
+        raise states.TransitionError(f"job {job_id} is {why} ({current})", current=current)
+    _status_event(s, job_id, states.QUEUED, current, reason="resume_requested")
+
+
+def mark_deleted(s: Session, job_id: str) -> None:
+    """Mark a finished job deleted: hidden from ``get_job`` and ``list_jobs``, its artifact rows
+    dropped (the caller removes the files), its ``Idempotency-Key`` free again; the row, its
+    events and metrics stay. An unfinished job raises ``TransitionError``."""
+    current = s.execute(select(Job.status).where(Job.id == job_id)).scalar_one_or_none()
+    if current is None:
+        raise states.JobNotFoundError(f"job {job_id} not found", param="job_id")
+    values = {"deleted_at": utcnow(), "idempotency_scope": None}
+    if not _update(s, job_id, states.TERMINAL, values, Job.deleted_at.is_(None)):
+        raise states.TransitionError(
+            f"job {job_id} is {current}: only a finished job can be deleted (cancel it first)",
+            current=current,
+        )
+    s.execute(delete(Artifact).where(Artifact.job_id == job_id))
+    append_event(s, job_id, "deleted", {"status": current})
+
+
 def requeue_expired(s: Session, now: datetime | None = None) -> list[str]:
     """The reaper: settle every active job whose lease expired before ``now``.
 
-    cancelling -> cancelled; attempt < max_attempts -> queued (worker cleared); otherwise ->
+    cancelling -> cancelled; pausing -> paused; attempt < max_attempts -> queued (worker
+    cleared); otherwise ->
     failed with error ``lease_expired``. Returns the ids re-queued (send each a Celery nudge).
     Each job is one conditional update that re-checks status and expiry, so a heartbeat that
     lands first wins.
@@ -335,6 +416,10 @@ def requeue_expired(s: Session, now: datetime | None = None) -> list[str]:
             values = {"finished_at": now, "lease_expires_at": None}
             if _change_status(s, job_id, states.CANCELLED, values, expired, sources=[status]):
                 _status_event(s, job_id, states.CANCELLED, status, **lost)
+        elif status == states.PAUSING:  # it resumes from its last periodic checkpoint
+            values = {"worker_id": None, "lease_expires_at": None}
+            if _change_status(s, job_id, states.PAUSED, values, expired, sources=[status]):
+                _status_event(s, job_id, states.PAUSED, status, **lost)
         elif attempt < max_attempts:
             values = {"worker_id": None, "lease_expires_at": None}
             if _change_status(s, job_id, states.QUEUED, values, expired, sources=[status]):
@@ -370,9 +455,9 @@ def list_jobs(
     cursor: str | None = None,
     project: str | None = None,
 ) -> tuple[list[Job], str | None]:
-    """Jobs newest first (of ``project`` only, when given), ``limit`` per page; returns
+    """Jobs newest first (of ``project`` only, when given; deleted ones never), ``limit`` per page; returns
     ``(jobs, next_cursor)`` (None on the last page). Keyset pagination on ``(created_at, id)``."""
-    stmt = select(Job)
+    stmt = select(Job).where(Job.deleted_at.is_(None))
     if project is not None:
         stmt = stmt.where(Job.project == project)
     if status:
@@ -412,6 +497,12 @@ def get_events(s: Session, job_id: str, after_id: int | None = None, limit: int 
     if limit is not None:
         stmt = stmt.limit(limit)
     return list(s.execute(stmt).scalars())
+
+
+def last_event(s: Session, job_id: str, type: str) -> Event | None:
+    """The job's latest event of ``type``, or None."""
+    stmt = select(Event).where(Event.job_id == job_id, Event.type == type).order_by(Event.id.desc())
+    return s.execute(stmt.limit(1)).scalars().first()
 
 
 # --------------------------------------------------------------------------- metrics
@@ -464,6 +555,19 @@ def get_metrics(
     if since_step is not None:
         stmt = stmt.where(Metric.step >= since_step)
     return list(s.execute(stmt.order_by(Metric.name, Metric.step)).all())
+
+
+def best_metric(s: Session, job_id: str, name: str) -> tuple[int, float] | None:
+    """``(step, value)`` of the highest value of a series (the earliest step on a tie), or None."""
+    stmt = select(Metric.step, Metric.value).where(Metric.job_id == job_id, Metric.name == name)
+    row = s.execute(stmt.order_by(Metric.value.desc(), Metric.step).limit(1)).first()
+    return None if row is None else (int(row.step), float(row.value))
+
+
+def metric_value(s: Session, job_id: str, name: str, step: int) -> float | None:
+    """One point of a series, or None."""
+    stmt = select(Metric.value).where(Metric.job_id == job_id, Metric.name == name, Metric.step == step)
+    return s.execute(stmt).scalar_one_or_none()
 
 
 # --------------------------------------------------------------------------- artifacts

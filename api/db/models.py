@@ -124,6 +124,7 @@ class Job(Base):
     progress_total: Mapped[int | None] = mapped_column(Integer)
     dataset_id: Mapped[str | None] = mapped_column(String(32), index=True)  # an uploaded dataset it reads
     webhook_secret: Mapped[str | None] = mapped_column(String(64))  # signs the spec's webhooks
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # DELETE: files gone, row hidden
 
     def __repr__(self) -> str:
         return f"Job(id={self.id!r}, status={self.status!r}, attempt={self.attempt})"

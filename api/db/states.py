@@ -10,6 +10,11 @@ Every state change of ``api.db.jobs_repo`` goes through ``TRANSITIONS``: its con
 ``UPDATE ... WHERE status IN (...)`` takes its sources from ``sources_of``, and a change from a
 known state is checked with ``check_transition``, which raises ``IllegalTransition``.
 Terminal states never change. ``phase`` (train, eval, export) is a field, not a state.
+
+Pausing (``POST /jobs/{id}/pause``): a queued job is ``paused`` at once; a starting or running
+one is ``pausing`` until its worker has stopped the run at a checkpoint (or the reaper settles
+it when the worker is gone), then ``paused``, holding no worker. Resume puts it back to
+``queued``; the next claim resumes from the checkpoint. A paused job may be cancelled at once.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ class JobState(_StrValue):
     STARTING = "starting"
     RUNNING = "running"
     CANCELLING = "cancelling"
+    PAUSING = "pausing"
+    PAUSED = "paused"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -42,11 +49,13 @@ class JobState(_StrValue):
 
 class RunOutcome(_StrValue):
     """How one run of a job ended for the worker: the child's result file, ``Supervisor.run``
-    and ``run_job_once``. The three terminal job states, plus three that are not job states."""
+    and ``run_job_once``. The three terminal job states, ``paused`` (the supervisor's only: the
+    run stopped at a checkpoint on a pause request), plus three that are not job states."""
 
     SUCCEEDED = JobState.SUCCEEDED.value
     FAILED = JobState.FAILED.value
     CANCELLED = JobState.CANCELLED.value
+    PAUSED = JobState.PAUSED.value
     SKIPPED = "skipped"  # not ours to run (duplicate delivery, cancelled or taken, worker stopping)
     LOST = "lost"  # the lease was lost: someone else owns the job now
     RELEASED = "released"  # the worker is shutting down: the job went back to the queue
@@ -57,19 +66,26 @@ QUEUED = JobState.QUEUED
 STARTING = JobState.STARTING
 RUNNING = JobState.RUNNING
 CANCELLING = JobState.CANCELLING
+PAUSING = JobState.PAUSING
+PAUSED = JobState.PAUSED
 SUCCEEDED = JobState.SUCCEEDED
 FAILED = JobState.FAILED
 CANCELLED = JobState.CANCELLED
 
 ALL_STATES: tuple[JobState, ...] = tuple(JobState)
 TERMINAL: frozenset[JobState] = frozenset({SUCCEEDED, FAILED, CANCELLED})
-ACTIVE: frozenset[JobState] = frozenset({STARTING, RUNNING, CANCELLING})  # a worker holds a lease
+# a worker holds a lease
+ACTIVE: frozenset[JobState] = frozenset({STARTING, RUNNING, CANCELLING, PAUSING})
+UNFINISHED: frozenset[JobState] = frozenset(ALL_STATES) - TERMINAL  # may still run (and read its inputs)
 
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    QUEUED: frozenset({STARTING, CANCELLED}),
-    STARTING: frozenset({RUNNING, QUEUED, CANCELLING, SUCCEEDED, FAILED, CANCELLED}),
-    RUNNING: frozenset({QUEUED, CANCELLING, SUCCEEDED, FAILED, CANCELLED}),
+    QUEUED: frozenset({STARTING, CANCELLED, PAUSED}),
+    STARTING: frozenset({RUNNING, QUEUED, CANCELLING, PAUSING, SUCCEEDED, FAILED, CANCELLED}),
+    RUNNING: frozenset({QUEUED, CANCELLING, PAUSING, SUCCEEDED, FAILED, CANCELLED}),
     CANCELLING: frozenset({SUCCEEDED, FAILED, CANCELLED}),
+    # stopped at a checkpoint (or the lease ran out) -> paused; it may also finish, or be cancelled
+    PAUSING: frozenset({PAUSED, CANCELLING, SUCCEEDED, FAILED}),
+    PAUSED: frozenset({QUEUED, CANCELLED}),  # resume; cancel at once
     SUCCEEDED: frozenset(),
     FAILED: frozenset(),
     CANCELLED: frozenset(),

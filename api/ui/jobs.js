@@ -3,7 +3,7 @@
 import { getJSON, jobPath } from "./api.js";
 import { TERMINAL, etaSeconds, fmtAP, fmtDuration, fmtTime, h, jobLabel } from "./dom.js";
 
-const STATES = ["queued", "starting", "running", "cancelling", "succeeded", "failed", "cancelled"];
+const STATES = ["queued", "starting", "running", "cancelling", "pausing", "paused", "succeeded", "failed", "cancelled"];
 const POLL_MS = 2000;
 const finalAP = new Map(); // job id -> final eval/AP (a finished job's does not change)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from mar_core.checkpoint_files import LAST_CHECKPOINT
 from mar_core.engine.rng import get_rng_state
 from mar_core.engine.trainer import HookBase, Trainer
 from mar_core.errors import CheckpointError, JobCancelled, SpecError
@@ -17,9 +18,6 @@ from mar_core.models.checkpoint_io import atomic_torch_save, safe_load
 from mar_core.progress import ProgressCallback, ignore_progress
 
 log = logging.getLogger(__name__)
-
-LAST_CHECKPOINT = "last.pt"
-BEST_CHECKPOINT = "best.pt"
 
 
 class LRScheduleHook(HookBase):

@@ -171,6 +171,36 @@ def test_download_verifies_sha256(key, tmp_path, capsys, db, settings):
     assert not (tmp_path / "dl2" / "model.pt").exists()
 
 
+def test_pause_resume_checkpoints_delete(key, tmp_path, capsys, db, settings):
+    assert main(["submit", _spec_file(tmp_path)]) == 0
+    job_id = capsys.readouterr().out.strip()
+    assert main(["pause", job_id]) == 0
+    assert f"{job_id}  paused" in capsys.readouterr().out
+    assert main(["resume", job_id]) == 0
+    assert f"{job_id}  queued" in capsys.readouterr().out
+    assert main(["resume", job_id]) == 1
+    assert "not paused" in capsys.readouterr().err
+
+    assert main(["checkpoints", job_id, "--download", "last", "--out", str(tmp_path / "dl")]) == 1
+    assert "no last checkpoint yet" in capsys.readouterr().err
+    last = settings.job_dir(job_id) / "checkpoints" / "last.pt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"state")
+    with session_scope(db) as s:
+        jobs_repo.append_event(s, job_id, "checkpoint", {"step": 3, "path": str(last)})
+    assert main(["checkpoints", job_id, "--download", "last", "--out", str(tmp_path / "dl")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].split()[:4] == ["last", "3", "-", "5"] and "best  -" in out
+    assert "sha256 verified" in out and (tmp_path / "dl" / "last.pt").read_bytes() == b"state"
+
+    assert main(["delete", job_id]) == 1  # queued: cancel it first
+    assert "only a finished job" in capsys.readouterr().err
+    assert main(["cancel", job_id]) == 0 and main(["delete", job_id]) == 0
+    assert f"job {job_id} deleted" in capsys.readouterr().out
+    assert not last.exists()
+    assert main(["status", job_id]) == 1
+
+
 def test_unreachable_api(monkeypatch, capsys, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -174,3 +174,31 @@ def test_0004_moves_keys_jobs_and_idempotency_keys_to_the_default_project(empty_
         # the same key in another project is a new job, not a unique-constraint error
         jobs_repo.create_job(s, JobSpec.model_validate(TRAIN), idempotency_key="nightly", project="other")
         s.flush()
+
+
+def test_0006_adds_deleted_at_and_keeps_existing_jobs_visible(empty_engine):
+    _upgrade(empty_engine, "0004")
+    now = datetime.now(timezone.utc)
+    with empty_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO jobs (id, kind, spec, status, attempt, max_attempts, cancel_requested, "
+                "project, created_at, updated_at) VALUES ('j1', 'train', :spec, 'succeeded', 1, 3, "
+                ":false, 'default', :now, :now)"
+            ),
+            {"spec": '{"kind": "train", "dataset": {"path": "shapes"}}', "now": now, "false": False},
+        )
+    _upgrade(empty_engine, "head")
+    assert "deleted_at" in {c["name"] for c in sa.inspect(empty_engine).get_columns("jobs")}
+    factory = sessionmaker(empty_engine)
+    with factory() as s:
+        assert jobs_repo.get_job(s, "j1").deleted_at is None
+        assert [j.id for j in jobs_repo.list_jobs(s)[0]] == ["j1"]
+        jobs_repo.mark_deleted(s, "j1")
+        s.commit()
+        assert jobs_repo.get_job(s, "j1") is None and jobs_repo.list_jobs(s)[0] == []
+    cfg = alembic_config()
+    with empty_engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0005")
+    assert "deleted_at" not in {c["name"] for c in sa.inspect(empty_engine).get_columns("jobs")}

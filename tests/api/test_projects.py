@@ -29,12 +29,15 @@ def _key(db, project: str, admin: bool = False) -> dict[str, str]:
 
 @pytest.fixture
 def alpha_world(client, db, settings, tmp_path):
-    """Project alpha's resources: a job with an artifact, a dataset, a checkpoint upload."""
+    """Project alpha's resources: a job with an artifact and a last checkpoint, a dataset, a
+    checkpoint upload."""
     alpha = _key(db, "alpha")
     job = client.post("/jobs", json=train_spec(name="alpha-job"), headers=alpha).json()
     out = settings.job_dir(job["id"]) / "model.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("{}")
+    (out.parent / "checkpoints").mkdir()
+    (out.parent / "checkpoints" / "last.pt").write_bytes(b"state")
     with session_scope(db) as s:
         jobs_repo.add_artifact(s, job["id"], "model.json", out)
     archive = pack(make_coco(tmp_path / "src"), tmp_path / "alpha.zip", "zip")
@@ -59,6 +62,7 @@ def _fill(path: str, world: dict) -> str:
         .replace("{dataset_id}", world["dataset"]["id"])
         .replace("{endpoint_id}", world["endpoint"]["id"])
         .replace("{name}", "model.json")
+        .replace("{which}", "last")
     )
 
 

@@ -36,12 +36,14 @@ def _id(pair: tuple[JobState, JobState]) -> str:
 def test_values_are_the_stored_strings():
     """The database and the API hold these strings: changing one needs a migration."""
     assert [s.value for s in JobState] == [
-        "queued", "starting", "running", "cancelling", "succeeded", "failed", "cancelled",
+        "queued", "starting", "running", "cancelling", "pausing", "paused", "succeeded", "failed",
+        "cancelled",
     ]  # fmt: skip
     assert [o.value for o in RunOutcome] == [
         "succeeded",
         "failed",
         "cancelled",
+        "paused",
         "skipped",
         "lost",
         "released",
@@ -56,7 +58,8 @@ def test_values_are_the_stored_strings():
     # str-valued: equal to, hashed as, printed as and JSON-encoded as the plain string
     assert JobState.QUEUED == "queued" and {"queued": 1}[JobState.QUEUED] == 1
     assert str(JobState.RUNNING) == f"{JobState.RUNNING}" == "running"
-    assert "succeeded" in states.TERMINAL and "starting" in states.ACTIVE
+    assert "succeeded" in states.TERMINAL and "starting" in states.ACTIVE and "pausing" in states.ACTIVE
+    assert states.UNFINISHED == set(JobState) - states.TERMINAL and "paused" not in states.ACTIVE
 
 
 def test_transition_table():
@@ -66,12 +69,15 @@ def test_transition_table():
     assert all(a not in states.TRANSITIONS[a] for a in JobState)  # no self-loops
     assert states.sources_of("starting") == {"queued"}
     assert states.sources_of("running") == {"starting"}
-    assert states.sources_of("queued") == {"starting", "running"}
-    assert states.sources_of("cancelled") == {"queued", "starting", "running", "cancelling"}
+    assert states.sources_of("queued") == {"starting", "running", "paused"}
+    assert states.sources_of("cancelled") == {"queued", "starting", "running", "cancelling", "paused"}
+    assert states.sources_of("pausing") == {"starting", "running"}
+    assert states.sources_of("paused") == {"queued", "pausing"}
+    assert states.TRANSITIONS[JobState.PAUSED] == {"queued", "cancelled"}
     assert states.can_transition("running", "queued") and not states.can_transition("queued", "running")
     for b in JobState:
         assert states.sources_of(b) == {a for a in JobState if states.can_transition(a, b)}
-    assert len(LEGAL) == 16 and len(LEGAL) + len(ILLEGAL) == 49
+    assert len(LEGAL) == 25 and len(LEGAL) + len(ILLEGAL) == 81
 
 
 @pytest.mark.parametrize("pair", LEGAL, ids=_id)
@@ -93,7 +99,7 @@ def test_check_transition_raises_on_each_illegal_change(pair):
     assert isinstance(e, states.TransitionError) and e.code == "invalid_transition"
 
 
-@pytest.mark.parametrize(("a", "b"), [("queued", "paused"), ("done", "queued"), ("", "")])
+@pytest.mark.parametrize(("a", "b"), [("queued", "sleeping"), ("done", "queued"), ("", "")])
 def test_unknown_states_are_illegal(a, b):
     with pytest.raises(IllegalTransition, match="unknown state"):
         states.check_transition(a, b)
@@ -122,7 +128,7 @@ def _job_in(factory: sessionmaker[Session], state: JobState) -> str:
 
 def _status(factory: sessionmaker[Session], job_id: str) -> str:
     with session_scope(factory) as s:
-        job = repo.get_job(s, job_id)
+        job = repo.get_job(s, job_id, deleted=True)
         assert job is not None
         return job.status
 
@@ -155,6 +161,18 @@ def _cancel(s: Session, job_id: str) -> None:
         pass  # terminal: refused, nothing written
 
 
+def _refusable(fn: Callable[[Session, str], object]) -> Callable[[Session, str], None]:
+    """``fn``, where a refusal (``TransitionError``: nothing written) is a no-op."""
+
+    def call(s: Session, job_id: str) -> None:
+        try:
+            fn(s, job_id)
+        except states.TransitionError:
+            pass
+
+    return call
+
+
 OPS: dict[str, Callable[[Session, str], object]] = {
     "claim_job": lambda s, j: repo.claim_job(s, j, "w2", 30),
     "mark_running": lambda s, j: repo.mark_running(s, j, "w1"),
@@ -164,6 +182,10 @@ OPS: dict[str, Callable[[Session, str], object]] = {
     "finish_cancelled": lambda s, j: repo.finish_job(s, j, "w1", "cancelled"),
     "request_cancel": _cancel,
     "requeue_expired": lambda s, j: repo.requeue_expired(s),
+    "request_pause": _refusable(repo.request_pause),
+    "park_job": lambda s, j: repo.park_job(s, j, "w1", step=3),
+    "resume_job": _refusable(repo.resume_job),
+    "mark_deleted": _refusable(repo.mark_deleted),
 }
 
 # What each function does from each state (absent: nothing changes). The sets they act from
@@ -172,17 +194,30 @@ EXPECTED: dict[str, dict[JobState, JobState]] = {
     "claim_job": {JobState.QUEUED: JobState.STARTING},
     "mark_running": {JobState.STARTING: JobState.RUNNING},
     "release_job": {JobState.STARTING: JobState.QUEUED, JobState.RUNNING: JobState.QUEUED},
-    **{f"finish_{t}": {a: JobState(t) for a in states.ACTIVE} for t in ("succeeded", "failed", "cancelled")},
+    **{f"finish_{t}": {a: JobState(t) for a in states.ACTIVE} for t in ("succeeded", "failed")},
+    # a pausing run that stopped is parked, never finished as cancelled
+    "finish_cancelled": {a: JobState.CANCELLED for a in states.ACTIVE - {JobState.PAUSING}},
     "request_cancel": {
         JobState.QUEUED: JobState.CANCELLED,
         JobState.STARTING: JobState.CANCELLING,
         JobState.RUNNING: JobState.CANCELLING,
+        JobState.PAUSING: JobState.CANCELLING,
+        JobState.PAUSED: JobState.CANCELLED,
     },
     "requeue_expired": {
         JobState.STARTING: JobState.QUEUED,
         JobState.RUNNING: JobState.QUEUED,
         JobState.CANCELLING: JobState.CANCELLED,
+        JobState.PAUSING: JobState.PAUSED,
     },
+    "request_pause": {
+        JobState.QUEUED: JobState.PAUSED,
+        JobState.STARTING: JobState.PAUSING,
+        JobState.RUNNING: JobState.PAUSING,
+    },
+    "park_job": {JobState.PAUSING: JobState.PAUSED},
+    "resume_job": {JobState.PAUSED: JobState.QUEUED},
+    "mark_deleted": {},  # not a change of state: a finished job stays as it was
 }
 
 

@@ -19,11 +19,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class FakeStore:
-    """In-memory ``JobStore``: records calls; ``lease_ok`` / ``cancel`` steer the supervisor."""
+    """In-memory ``JobStore``: records calls; ``lease_ok`` / ``cancel`` / ``pause`` steer the
+    supervisor; ``park`` succeeds while a pause is requested (the job is pausing)."""
 
     def __init__(self):
         self.lease_ok = True
         self.cancel = False
+        self.pause = False
+        self.parked = 0
         self.finished: list[tuple[str, dict | None]] = []
         self.events: list[tuple[str, dict]] = []
         self.beats = 0
@@ -38,6 +41,13 @@ class FakeStore:
 
     def cancel_requested(self, job_id):
         return self.cancel
+
+    def stop_requested(self, job_id):
+        return "cancel" if self.cancel else "pause" if self.pause else None
+
+    def park(self, job_id, worker_id):
+        self.parked += int(self.pause and not self.cancel)
+        return self.pause and not self.cancel
 
     def finish(self, job_id, worker_id, status, error=None):
         self.finished.append((status, error))
@@ -156,3 +166,28 @@ def test_a_stopping_worker_claims_nothing_and_passes_the_job_on(monkeypatch):
     monkeypatch.setattr(runtime, "DbJobStore", lambda *_: (_ for _ in ()).throw(AssertionError("claimed")))
     assert runtime.run_job_once("job1", "w1", worker_stopping=lambda: True) == RunOutcome.SKIPPED
     assert nudged == ["job1"]
+
+
+def test_pause_stops_child_gracefully_and_parks_the_job(tmp_path):
+    sup, store = make(tmp_path, "run")
+    _set_later(lambda: setattr(store, "pause", True), 0.5)
+    assert sup.run() == RunOutcome.PAUSED
+    assert store.parked == 1 and store.finished == [] and store.released == 0
+    assert not pid_alive(child_pid(store))
+
+
+def test_pause_during_worker_shutdown_parks_instead_of_releasing(tmp_path):
+    flag = threading.Event()
+    sup, store = make(tmp_path, "run")
+    sup.worker_stopping = flag.is_set
+    _set_later(lambda: (flag.set(), setattr(store, "pause", True)), 0.5)  # pausing: parked, not re-queued
+    assert sup.run() == RunOutcome.PAUSED
+    assert store.parked == 1 and store.released == 0
+
+
+def test_a_job_cancelled_while_pausing_ends_cancelled(tmp_path):
+    sup, store = make(tmp_path, "run")
+    _set_later(lambda: setattr(store, "pause", True), 0.3)
+    _set_later(lambda: setattr(store, "cancel", True), 0.35)
+    assert sup.run() == "cancelled"
+    assert store.parked == 0 and store.finished == [("cancelled", None)]
