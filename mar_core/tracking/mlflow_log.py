@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from mar_core.spec import JobSpec, MlflowSpec
 
@@ -37,6 +38,7 @@ HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
 }
 _BATCH = 100  # params per log_batch call (MLflow's limit)
+_PARAM_CHARS = 6000  # the longest param value MLflow stores
 _BAD_KEY_CHARS = re.compile(r"[^\w\-. :/]")
 
 
@@ -52,6 +54,12 @@ def flatten(data: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
 def metric_key(name: str) -> str:
     """An MLflow-valid key: characters MLflow refuses (in class names) become ``_``."""
     return _BAD_KEY_CHARS.sub("_", name)
+
+
+def redact(text: str, uri: str) -> str:
+    """``text`` without the user and password of ``uri`` (MLflow's errors quote the URL)."""
+    user_info = urlsplit(uri).netloc.rpartition("@")[0]
+    return text.replace(user_info + "@", "") if user_info else text
 
 
 class MlflowLog:
@@ -71,8 +79,11 @@ class MlflowLog:
             fn(*args)
         except Exception as e:  # noqa: BLE001 - tracking must never fail the job
             self._client = None
-            log.warning("MLflow logging to %s stopped: %s", self.cfg.uri, e, exc_info=True)
-            self._warn(f"MLflow logging to {self.cfg.uri} stopped: {type(e).__name__}: {e}")
+            message = redact(
+                f"MLflow logging to {self.cfg.uri} stopped: {type(e).__name__}: {e}", self.cfg.uri
+            )
+            log.warning("%s", message)
+            self._warn(message)
 
     def _start(self, spec: JobSpec) -> None:
         if MlflowClient is None:
@@ -86,7 +97,11 @@ class MlflowLog:
             experiment_id = found.experiment_id if found else client.create_experiment(self.cfg.experiment)
             self.run_id = client.create_run(experiment_id, run_name=spec.name).info.run_id
             self._run_file.write_text(json.dumps({"uri": self.cfg.uri, "run_id": self.run_id}))
-            params = [Param(k, v) for k, v in flatten(spec.to_json_dict()) if k != "tracking.mlflow.uri"]
+            params = [
+                Param(k, v[:_PARAM_CHARS])
+                for k, v in flatten(spec.to_json_dict())
+                if k != "tracking.mlflow.uri"
+            ]
             for i in range(0, len(params), _BATCH):
                 client.log_batch(self.run_id, params=params[i : i + _BATCH])
         else:

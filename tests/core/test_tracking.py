@@ -82,10 +82,12 @@ def test_a_deployment_mlflow_that_does_not_answer_never_fails_the_job(tiny_synth
     spec = tiny_spec(tiny_synth, train={"iterations": 2})
     events: list[dict] = []
     started = time.monotonic()
-    report = run_job(spec, tmp_path, progress=events.append, mlflow=MlflowSpec(uri="http://127.0.0.1:1"))
+    mlflow = MlflowSpec(uri="http://ops:s3cret@127.0.0.1:1")  # the deployment's, with credentials
+    report = run_job(spec, tmp_path, progress=events.append, mlflow=mlflow)
 
     assert report["iterations"] == 2 and (tmp_path / "model.pt").exists()
     warnings = [e["message"] for e in events if e["type"] == "log" and e["level"] == "warning"]
     assert len(warnings) == 1 and "MLflow logging to http://127.0.0.1:1 stopped" in warnings[0]
+    assert "s3cret" not in warnings[0]
     assert time.monotonic() - started < 60  # bounded HTTP retries
     assert any(e["name"].startswith("tensorboard/") for e in events if e["type"] == "artifact")
