@@ -17,7 +17,7 @@ from api.db.session import init_db, make_engine, make_session_factory
 from api.errors import install_error_handlers
 from api.monitoring.http import RequestLatency
 from api.monitoring.jobs_collector import JobsCollector
-from api.routes import artifacts, checkpoints, datasets, events, health, jobs, metrics, prometheus
+from api.routes import artifacts, checkpoints, datasets, events, health, jobs, metrics, prometheus, webhooks
 from api.routes.ui import mount_ui
 from api.settings import Settings, get_settings
 
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.prometheus_registry = registry
     app.add_middleware(RequestLatency, registry=registry)
     install_error_handlers(app)
-    for module in (health, jobs, metrics, events, artifacts, checkpoints, datasets, prometheus):
+    for module in (health, jobs, metrics, events, artifacts, checkpoints, datasets, webhooks, prometheus):
         app.include_router(module.router)
     mount_ui(app)
     return app

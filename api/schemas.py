@@ -113,3 +113,51 @@ class DatasetsPublic(BaseModel):
     data: list[DatasetPublic]
     count: int
     next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")
+
+
+class JobCreated(JobPublic):
+    webhook_secret: str | None = Field(
+        default=None,
+        description="signs this job's spec webhooks (Standard Webhooks); returned only when the job is created",
+    )
+
+
+class WebhookEndpointIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=2048, pattern=r"^https?://[^\s/?#]+([/?#][^\s]*)?$")
+    events: list[str] | None = Field(default=None, description="default: every event")
+
+
+class WebhookEndpointPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    url: str
+    events: list[str]
+    created_at: datetime
+
+
+class WebhookEndpointCreated(WebhookEndpointPublic):
+    secret: str = Field(description="verifies the signatures (whsec_...); shown only now")
+
+
+class WebhookAttempt(BaseModel):
+    at: datetime
+    status_code: int | None
+    error: str | None
+    duration_s: float
+
+
+class WebhookDeliveryPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str = Field(description="the webhook-id header")
+    endpoint_id: str | None = Field(description="null: a webhook of the job spec")
+    url: str
+    event_type: str
+    status: str = Field(description="pending, delivered or failed")
+    attempts: list[WebhookAttempt]
+    next_attempt_at: datetime | None
+    created_at: datetime
+    payload: dict[str, Any]

@@ -71,6 +71,21 @@ class Settings(BaseSettings):
     max_dataset_files: int = Field(
         default=2_000_000, gt=0, validation_alias=_env("MAR_MAX_DATASET_FILES", "max_dataset_files")
     )
+    # webhooks: hosts a webhook URL may name (empty: any public host; "*.example.com" for a
+    # domain), private/loopback/link-local addresses only when allowed (SSRF), how long a
+    # delivery is retried, and how often job.progress is sent per job
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("MAR_WEBHOOK_ALLOWED_HOSTS", "webhook_allowed_hosts")
+    )
+    webhook_allow_private: bool = Field(
+        default=False, validation_alias=_env("MAR_WEBHOOK_ALLOW_PRIVATE", "webhook_allow_private")
+    )
+    webhook_retry_seconds: float = Field(
+        default=24 * 3600, gt=0, validation_alias=_env("MAR_WEBHOOK_RETRY_SECONDS", "webhook_retry_seconds")
+    )
+    webhook_progress_seconds: float = Field(
+        default=30, ge=0, validation_alias=_env("MAR_WEBHOOK_PROGRESS_SECONDS", "webhook_progress_seconds")
+    )
     broker_timeout_seconds: float = Field(
         default=2.0, gt=0, validation_alias=_env("MAR_BROKER_TIMEOUT", "broker_timeout_seconds")
     )
@@ -87,10 +102,10 @@ class Settings(BaseSettings):
     api_url: str = Field(default="http://127.0.0.1:8000", validation_alias=_env("MAR_API_URL", "api_url"))
     api_key: str | None = Field(default=None, validation_alias=_env("MAR_API_KEY", "api_key"))
 
-    @field_validator("data_roots", mode="before")
+    @field_validator("data_roots", "webhook_allowed_hosts", mode="before")
     @classmethod
-    def _split_roots(cls, v: Any) -> Any:
-        """Accept a JSON list, or paths separated by ``os.pathsep`` or commas."""
+    def _split_list(cls, v: Any) -> Any:
+        """Accept a JSON list, or items separated by ``os.pathsep`` or commas."""
         if isinstance(v, str):
             text = v.strip()
             if not text:

@@ -62,6 +62,8 @@ def is_two_stage(arch: str) -> bool:
 
 # What a finished model can be exported to (``mar export``, the job's ``export`` option).
 EXPORT_FORMATS = ("onnx", "torchscript")
+# What a job's webhooks are told (Standard Webhooks event types); job.progress is throttled.
+WEBHOOK_EVENTS = ("job.succeeded", "job.failed", "job.cancelled", "job.progress")
 
 
 def is_torchvision_weights_name(ref: str) -> bool:

@@ -324,6 +324,21 @@ class TrackingSpec(_Strict):
     mlflow: MlflowSpec | None = None
 
 
+class WebhookSpec(_Strict):
+    """A URL told of the job's events (signed per Standard Webhooks with the job's
+    ``webhook_secret``, returned when the job is created); ``events`` default: all of them."""
+
+    url: str = Field(max_length=2048, pattern=r"^https?://[^\s/?#]+([/?#][^\s]*)?$")
+    events: list[str] | None = None
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, v: list[str] | None) -> list[str] | None:
+        for event in v or ():
+            _check_name(event, names.WEBHOOK_EVENTS, "webhook event")
+        return v
+
+
 class JobSpec(_Strict):
     """A training or distillation job. ``model`` is the detector trained (the student when
     ``kind`` is ``distill``); ``student`` is accepted as an alias for it."""
@@ -340,6 +355,7 @@ class JobSpec(_Strict):
     max_attempts: int = Field(default=3, ge=1, le=20)
     # Extra formats of the finished model, added to the job's outputs: names.EXPORT_FORMATS.
     export: list[str] = Field(default_factory=list)
+    webhooks: list[WebhookSpec] = Field(default_factory=list, max_length=10)
     # Experiment tracking (MLflow); it does not shape the run (spec_hash.NOT_RUN_SHAPING).
     tracking: TrackingSpec | None = None
 
@@ -354,12 +370,8 @@ class JobSpec(_Strict):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data = handler(self)  # export and tracking only when asked: no earlier run is re-keyed
-        return {
-            k: v
-            for k, v in data.items()
-            if not ((k == "export" and not v) or (k == "tracking" and v is None))
-        }
+        data = handler(self)  # export, webhooks and tracking only when asked: no earlier run is re-keyed
+        return {k: v for k, v in data.items() if not (k in ("export", "webhooks", "tracking") and not v)}
 
     @model_validator(mode="after")
     def _kind_fields(self) -> JobSpec:

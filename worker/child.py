@@ -89,7 +89,7 @@ def run(job_id: str, worker_id: str, result_path: Path, stop: threading.Event) -
                 return res.SKIPPED
         logger.info("job %s: running (pid %d)", job_id, os.getpid())
         workdir = settings.job_dir(job_id)
-        sink = DbProgressSink(sf, job_id)
+        sink = DbProgressSink(sf, job_id, progress_webhook_seconds=settings.webhook_progress_seconds)
         report = run_job(
             spec,
             workdir,

@@ -43,10 +43,12 @@ class DbProgressSink:
         flush_seconds: float = 1.0,
         max_buffered: int = 50_000,
         clock: Callable[[], float] = time.monotonic,
+        progress_webhook_seconds: float = jobs_repo.DEFAULT_PROGRESS_WEBHOOK_S,
     ):
         self._sf = session_factory
         self.job_id = job_id
         self.flush_seconds = flush_seconds
+        self.progress_webhook_seconds = progress_webhook_seconds
         self._clock = clock
         self._metrics: deque[tuple[int, dict[str, float], datetime]] = deque(maxlen=max_buffered)
         self._events: list[tuple[str, dict[str, Any]]] = []
@@ -94,7 +96,9 @@ class DbProgressSink:
                 for kind, data in self._events:
                     jobs_repo.append_event(s, self.job_id, kind, data)
                 if self._progress is not None:
-                    jobs_repo.set_progress(s, self.job_id, *self._progress)
+                    jobs_repo.set_progress(
+                        s, self.job_id, *self._progress, webhook_every_s=self.progress_webhook_seconds
+                    )
                 for name, path in self._artifacts:
                     jobs_repo.add_artifact(s, self.job_id, name, Path(path))
         except Exception:

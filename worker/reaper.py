@@ -14,7 +14,8 @@
    are missing, are nudged again, each with an exponential back-off. A nudge too many is
    harmless (the claim is a conditional UPDATE) and the queue does not grow without bound.
 
-``run_reaper`` loops; ``mar reaper`` and ``mar up`` run it in its own process.
+``run_reaper`` loops; ``mar reaper`` and ``mar up`` run it in its own process, with the webhook
+delivery loop (``worker.webhook_delivery``) in a thread beside it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from api.broker import make_celery_client, send_run_job
 from api.db import jobs_repo
 from api.db.session import make_engine, make_session_factory, session_scope
 from api.settings import get_settings
+from worker.webhook_delivery import run_webhook_loop
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +141,10 @@ def run_reaper(
     celery = make_celery_client(settings)
     stale = stale_after if stale_after is not None else max(30.0, 3 * interval)
     memo = NudgeMemo()
+    webhooks = threading.Thread(
+        target=run_webhook_loop, args=(sf, settings, stop), name="webhook-delivery", daemon=True
+    )
+    webhooks.start()
     logger.info(
         "reaper: every %.1f s, leases of %.0f s, stale queued after %.0f s",
         interval,
@@ -159,4 +165,6 @@ def run_reaper(
                 logger.exception("reaper pass failed; retrying in %.1f s", interval)
             stop.wait(interval)
     finally:
+        stop.set()
+        webhooks.join(timeout=15)
         engine.dispose()

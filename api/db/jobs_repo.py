@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from api.db import states
+from api.db import states, webhooks_repo
 from api.db.models import DEFAULT_PROJECT, Artifact, Event, Job, Metric, utcnow
 from api.db.paging import newest_first_page
 from mar_core.spec import JobSpec
@@ -36,6 +36,7 @@ from mar_core.spec import JobSpec
 log = logging.getLogger(__name__)
 
 _HASH_CHUNK = 1024 * 1024
+DEFAULT_PROGRESS_WEBHOOK_S = 30.0
 
 
 # --------------------------------------------------------------------------- helpers
@@ -99,8 +100,14 @@ def _change_status(
 def _status_event(
     s: Session, job_id: str, status: str, previous: str | Iterable[str] | None, **data: Any
 ) -> Event:
+    """The ``status`` event of a change; a terminal one also queues the job's webhooks
+    (``job.succeeded`` / ``job.failed`` / ``job.cancelled``) in the same transaction."""
     prev = previous if isinstance(previous, str) or previous is None else sorted(previous)
-    return append_event(s, job_id, "status", {"status": status, "previous": prev, **data})
+    event = append_event(s, job_id, "status", {"status": status, "previous": prev, **data})
+    if status in states.TERMINAL:
+        told = {k: v for k, v in data.items() if k == "error"}
+        webhooks_repo.enqueue(s, job_id, f"job.{status}", {"status": str(status), **told})
+    return event
 
 
 # --------------------------------------------------------------------------- jobs
@@ -138,6 +145,7 @@ def create_job(
         created_at=now,
         updated_at=now,
         dataset_id=spec.dataset.id,
+        webhook_secret=webhooks_repo.new_secret() if spec.webhooks else None,
     )
     s.add(job)
     s.flush()
@@ -228,14 +236,19 @@ def set_phase(s: Session, job_id: str, phase: str) -> bool:
     return ok
 
 
-def set_progress(s: Session, job_id: str, step: int, total: int) -> bool:
-    """Record progress of an active job and write a ``progress`` event.
+def set_progress(
+    s: Session, job_id: str, step: int, total: int, webhook_every_s: float = DEFAULT_PROGRESS_WEBHOOK_S
+) -> bool:
+    """Record progress of an active job and write a ``progress`` event; queue a
+    ``job.progress`` webhook at most every ``webhook_every_s`` seconds per job.
 
     One event row per call: callers throttle (e.g. every ``log_every`` steps or once a second).
     """
     ok = _update(s, job_id, states.ACTIVE, {"progress_step": step, "progress_total": total})
     if ok:
         append_event(s, job_id, "progress", {"step": step, "total": total})
+        data = {"step": step, "total": total}
+        webhooks_repo.enqueue(s, job_id, webhooks_repo.PROGRESS, data, throttle_s=webhook_every_s)
     return ok
 
 

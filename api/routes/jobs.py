@@ -10,7 +10,7 @@ from api.db import jobs_repo, states
 from api.db.models import Job
 from api.deps import CurrentKey, ScopeDep, SessionDep, SettingsDep, get_current_key
 from api.errors import InvalidRequest
-from api.schemas import ErrorPublic, JobPublic, JobsPublic
+from api.schemas import ErrorPublic, JobCreated, JobPublic, JobsPublic
 from api.services.submit import IDEMPOTENCY_HEADER, submit_job
 from mar_core.spec import JobSpec
 
@@ -35,9 +35,9 @@ JobDep = Annotated[Job, Depends(load_job)]
 
 @router.post(
     "",
-    response_model=JobPublic,
+    response_model=JobCreated,
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"model": JobPublic, "description": "an Idempotency-Key replay: the earlier job"}},
+    responses={200: {"model": JobCreated, "description": "an Idempotency-Key replay: the earlier job"}},
 )
 def create_job(
     spec: JobSpec,

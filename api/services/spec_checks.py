@@ -1,7 +1,8 @@
 """Checks of a validated ``JobSpec`` against the host: paths inside the configured roots and
-visible to the submitting project, the uploaded dataset a spec names, and the dataset's data on
-disk. Returns the spec with those paths made absolute (what the worker runs). A spec's MLflow
-URI must name a tracking server (http/https): a local store would write into the workers' files.
+visible to the submitting project, the uploaded dataset a spec names, the dataset's data on
+disk, and the webhook URLs. Returns the spec with those paths made absolute (what the worker runs).
+A spec's MLflow URI must name a tracking server (http/https): a local store would write into the
+workers' files.
 
 A project sees the shared roots (data roots, the checkpoint root but its ``uploads/``), its own
 uploads (``uploads/<project>/``), its own uploaded datasets and its own jobs' folders. A path
@@ -19,6 +20,7 @@ from api.db import datasets_repo, jobs_repo
 from api.db.models import DEFAULT_PROJECT
 from api.services.datasets import dataset_for_job
 from api.services.uploads import UPLOADS
+from api.services.webhook_urls import check_webhook_url
 from api.settings import Settings
 from mar_core.annotations.inspect import inspect_dataset
 from mar_core.errors import SpecError
@@ -144,4 +146,6 @@ def check_spec(spec: JobSpec, settings: Settings, session: Session, scope: str |
     if spec.teacher is not None:
         teacher_path = check_teacher(spec.teacher.checkpoint, host)
         update["teacher"] = spec.teacher.model_copy(update={"checkpoint": str(teacher_path)})
+    for hook in spec.webhooks:
+        check_webhook_url(hook.url, settings, "webhooks.url")
     return spec.model_copy(update=update)

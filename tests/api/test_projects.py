@@ -18,8 +18,8 @@ from tests.api.conftest import distill_spec, error_params, make_coco, train_spec
 
 # hold no project data (Prometheus: service-wide counts, labelled by state and worker only)
 UNSCOPED = {("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics/prometheus")}
-CREATES = {("post", "/jobs"), ("post", "/datasets"), ("post", "/checkpoints")}
-LISTS = {("get", "/jobs"), ("get", "/datasets")}
+CREATES = {("post", "/jobs"), ("post", "/datasets"), ("post", "/checkpoints"), ("post", "/webhooks")}
+LISTS = {("get", "/jobs"), ("get", "/datasets"), ("get", "/webhooks")}
 
 
 def _key(db, project: str, admin: bool = False) -> dict[str, str]:
@@ -42,13 +42,23 @@ def alpha_world(client, db, settings, tmp_path):
     with open(archive, "rb") as f:
         dataset = client.post("/datasets", files={"file": ("alpha.zip", f)}, headers=alpha).json()
     ckpt = client.post("/checkpoints", files={"file": ("t.pt", b"weights")}, headers=alpha).json()
-    return {"key": alpha, "job": job, "dataset": dataset, "checkpoint": ckpt, "job_dir": out.parent}
+    client.app.state.settings.webhook_allow_private = True
+    hook = client.post("/webhooks", json={"url": "http://127.0.0.1:9/h"}, headers=alpha).json()
+    return {
+        "key": alpha,
+        "job": job,
+        "dataset": dataset,
+        "checkpoint": ckpt,
+        "endpoint": hook,
+        "job_dir": out.parent,
+    }
 
 
 def _fill(path: str, world: dict) -> str:
     return (
         path.replace("{job_id}", world["job"]["id"])
         .replace("{dataset_id}", world["dataset"]["id"])
+        .replace("{endpoint_id}", world["endpoint"]["id"])
         .replace("{name}", "model.json")
     )
 
@@ -65,12 +75,13 @@ def test_every_route_hides_another_projects_resources(app, client, db, alpha_wor
         if (method, path) in UNSCOPED | CREATES:
             continue
         url = _fill(path, alpha_world)
+        other = client.request(method.upper(), url, headers=beta)  # first: own may delete it
         own = client.request(method.upper(), url, headers=alpha_world["key"])
-        other = client.request(method.upper(), url, headers=beta)
         if (method, path) in LISTS:
             assert own.status_code == other.status_code == 200
-            assert len(own.json()["data"]) == 1, (path, own.text)
-            assert other.json()["data"] == [], (path, other.text)
+            mine, theirs = own.json(), other.json()
+            mine, theirs = (mine["data"], theirs["data"]) if isinstance(mine, dict) else (mine, theirs)
+            assert len(mine) == 1 and theirs == [], (path, own.text, other.text)
             continue
         assert "{" in path, f"{method.upper()} {path}: classify this route in {__name__}"
         assert other.status_code == 404, (method, path, other.status_code, other.text)

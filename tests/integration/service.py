@@ -147,6 +147,8 @@ def base_env(state: Path, data_root: Path, checkpoint_root: Path) -> dict[str, s
         PYTHONUNBUFFERED="1",
         OMP_NUM_THREADS="1",  # 2 shared cores: one thread per training process
         MKL_NUM_THREADS="1",
+        MAR_WEBHOOK_ALLOW_PRIVATE="true",  # the tests' webhook receiver listens on 127.0.0.1
+        MAR_WEBHOOK_PROGRESS_SECONDS="0",
     )
     return env
 
