@@ -10,13 +10,27 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from api.broker import make_celery_client, send_run_job
 from api.db.session import init_db, make_engine, make_session_factory
 from api.errors import install_error_handlers
 from api.middleware import RequestGuard
+from api.monitoring.http import RequestLatency
+from api.monitoring.jobs_collector import JobsCollector
 from api.openapi import install_openapi
-from api.routes import artifacts, checkpoints, datasets, events, health, jobs, lifecycle, metrics, webhooks
+from api.routes import (
+    artifacts,
+    checkpoints,
+    datasets,
+    events,
+    health,
+    jobs,
+    lifecycle,
+    metrics,
+    prometheus,
+    webhooks,
+)
 from api.routes.ui import mount_ui
 from api.settings import Settings, get_settings
 
@@ -51,10 +65,26 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.nudge = lambda job_id: send_run_job(celery, job_id, settings.queue)
     app.state.sse_poll_seconds = 0.5
     app.state.sse_keepalive_seconds = 15.0
+    registry = CollectorRegistry()  # the app's own: several apps in one process never clash
+    registry.register(JobsCollector(app.state.session_factory, settings.lease_seconds))
+    app.state.prometheus_registry = registry
+    app.add_middleware(RequestLatency, registry=registry)
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(RequestGuard, max_body_bytes=lambda: app.state.settings.max_body_bytes)
-    for module in (health, jobs, metrics, events, artifacts, checkpoints, datasets, webhooks, lifecycle):
+    routers = (
+        health,
+        jobs,
+        metrics,
+        events,
+        artifacts,
+        checkpoints,
+        datasets,
+        webhooks,
+        lifecycle,
+        prometheus,
+    )
+    for module in routers:
         app.include_router(module.router)
     mount_ui(app)
     return app

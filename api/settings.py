@@ -94,6 +94,15 @@ class Settings(BaseSettings):
     broker_timeout_seconds: float = Field(
         default=2.0, gt=0, validation_alias=_env("MAR_BROKER_TIMEOUT", "broker_timeout_seconds")
     )
+    # GET /metrics/prometheus: open when unset (the Prometheus convention), else this bearer token
+    metrics_token: str | None = Field(
+        default=None, validation_alias=_env("MAR_METRICS_TOKEN", "metrics_token")
+    )
+    # the deployment's MLflow tracking server for every job whose spec names none (`tracking` extra)
+    mlflow_uri: str | None = Field(default=None, validation_alias=_env("MAR_MLFLOW_URI", "mlflow_uri"))
+    mlflow_experiment: str = Field(
+        default="mar", validation_alias=_env("MAR_MLFLOW_EXPERIMENT", "mlflow_experiment")
+    )
     # client side (the CLI and api.client)
     api_url: str = Field(default="http://127.0.0.1:8000", validation_alias=_env("MAR_API_URL", "api_url"))
     api_key: str | None = Field(default=None, validation_alias=_env("MAR_API_KEY", "api_key"))

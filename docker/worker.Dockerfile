@@ -43,11 +43,12 @@ RUN mkdir -p /etc/mar \
  && python3 -m pip install "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}" \
  && python3 -c "import sys, torch, torchvision; got = (torch.__version__.split('+')[0], torchvision.__version__.split('+')[0]); sys.exit(0 if got == ('${TORCH_VERSION}', '${TORCHVISION_VERSION}') else f'torch/torchvision {got} != pins')"
 
-# 2) The other dependencies (with the `export` extra: a job's "export": ["onnx"] runs here), read
-#    from pyproject.toml alone: rebuilt when it changes, not on code edits.
+# 2) The other dependencies (with the `export` extra: a job's "export": ["onnx"] runs here, and the
+#    `tracking` extra: MLflow logging), read from pyproject.toml alone: rebuilt when it changes, not
+#    on code edits.
 WORKDIR /opt/mar
 COPY pyproject.toml /opt/mar/pyproject.toml
-RUN python3 -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['postgres'] + p['optional-dependencies']['export']))" > /etc/mar/requirements.txt \
+RUN python3 -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['postgres'] + p['optional-dependencies']['export'] + p['optional-dependencies']['tracking']))" > /etc/mar/requirements.txt \
  && python3 -m pip install -r /etc/mar/requirements.txt
 
 # 3) The project itself.

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 ProgressEvent = dict[str, Any]
+STEP_SECONDS = "time/step_s"  # the metric of one optimizer step's wall time
 ProgressCallback = Callable[[ProgressEvent], None]
 
 

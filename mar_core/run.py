@@ -4,6 +4,7 @@ the service's worker.
 Outputs in ``workdir``: ``metrics.jsonl``, ``pr_curves.json`` and ``samples/*.png`` (PR curves and
 predictions on a few validation images; each evaluation before the last leaves its own under
 ``pr_curves/step-<N>.json`` and ``samples/step-<N>/``, see ``mar_core.eval_outputs``),
+``tensorboard/events.out.tfevents.*`` (every metric by step; ``mar_core.tracking``),
 ``checkpoints/last.pt`` (exact resume) and ``checkpoints/best.pt`` (best-AP weights), ``model.pt``
 (plain torchvision state_dict of the final detector), ``model.json`` (how to rebuild it) and
 ``report.json``. A workdir that holds a checkpoint of the same spec resumes from it.
@@ -47,9 +48,10 @@ from mar_core.models.pretrained import load_pretrained_start
 from mar_core.models.registry import build_detector, count_parameters
 from mar_core.progress import ProgressCallback, ignore_progress
 from mar_core.samples import SAMPLES_DIR, draw_samples, sample_indices
-from mar_core.spec import JobSpec, TrainSpec
+from mar_core.spec import JobSpec, MlflowSpec, TrainSpec
 from mar_core.spec_hash import run_fingerprint
 from mar_core.teacher import load_teacher
+from mar_core.tracking.tracking import Tracking
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +82,10 @@ def run_job(
     progress: ProgressCallback = ignore_progress,
     should_stop: Callable[[], bool] = lambda: False,
     device: str | None = None,
+    mlflow: MlflowSpec | None = None,
 ) -> dict:
     """Train or distil as ``spec`` says; return the report (also written to ``report.json``).
+    ``mlflow``: the deployment's MLflow server, used when the spec names none.
 
     With ``resources.gpus > 1`` this process becomes rank 0 of that many torch.distributed
     processes (``mar_core.engine.distributed``); it alone calls ``progress`` and ``should_stop``.
@@ -97,6 +101,7 @@ def run_job(
             data_roots=data_roots,
             checkpoint_roots=checkpoint_roots,
             device=device,
+            mlflow=mlflow,
         )
     return _run(
         spec,
@@ -106,6 +111,7 @@ def run_job(
         progress=progress,
         should_stop=should_stop,
         device=device,
+        mlflow=mlflow,
     )
 
 
@@ -118,6 +124,7 @@ def _run(
     progress: ProgressCallback = ignore_progress,
     should_stop: Callable[[], bool] = lambda: False,
     device: str | None = None,
+    mlflow: MlflowSpec | None = None,
     ranks: RankInfo = SINGLE,
 ) -> dict:
     """The job on one rank; only rank 0 evaluates and writes (the others return ``{}``)."""
@@ -174,6 +181,11 @@ def _run(
         trainable, extra_hooks = distiller(distill_cfg)
     trainable.to(dev)
 
+    tracking = None
+    if ranks.is_main:  # every metric from here on goes to TensorBoard (and MLflow)
+        start_step = 0 if state is None else int(state["iteration"])
+        tracking = Tracking(spec, workdir, progress, start_step=start_step, mlflow=mlflow)
+        progress = tracking
     metrics = MetricsHook(workdir / "metrics.jsonl", cfg.log_every, progress)
 
     eval_indices = list(range(min(len(val_ds), cfg.eval_max_images or len(val_ds))))
@@ -216,6 +228,7 @@ def _run(
                 {"spec_fingerprint": fingerprint, "kd_weights": kd_weights},
                 progress,
             ),
+            tracking,
         ]
     hooks.append(StopHook((lambda: ranks.any_rank(should_stop())) if ranks.distributed else should_stop))
     trainer = Trainer(
@@ -302,6 +315,8 @@ def _run(
     if (ckpt_dir / BEST_CHECKPOINT).exists():
         outputs["best.pt"] = ckpt_dir / BEST_CHECKPOINT
     outputs["last.pt"] = last
+    assert tracking is not None  # rank 0
+    outputs.update(tracking.finish(report, outputs))
     for name, path in outputs.items():
         progress({"type": "artifact", "name": name, "path": str(path)})
     log.info(

@@ -327,6 +327,33 @@ class ResourcesSpec(_Strict):
     gpus: int = Field(default=1, ge=1, le=MAX_GPUS)  # >1: torch.distributed processes (gloo on CPU)
 
 
+# Where a spec's MLflow section may point: a tracking server (http/https), a local file store or a
+# database store of the training host (the service refuses the last two from a submitted spec).
+MLFLOW_URI_SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql")
+
+
+class MlflowSpec(_Strict):
+    """Log the job to MLflow: params from the spec, every metric by step, the final AP and the
+    exported model (``mar_core.tracking.mlflow_log``). Needs the ``tracking`` extra."""
+
+    uri: str = Field(min_length=1, max_length=2000)  # the tracking URI (MLflow's MLFLOW_TRACKING_URI)
+    experiment: str = Field(default="mar", min_length=1, max_length=200)
+
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, v: str) -> str:
+        scheme = v.split(":", 1)[0].split("+", 1)[0].lower() if ":" in v else ""
+        if scheme not in MLFLOW_URI_SCHEMES:
+            raise ValueError(f"must be a URI with one of the schemes {', '.join(MLFLOW_URI_SCHEMES)}")
+        return v
+
+
+class TrackingSpec(_Strict):
+    """Experiment tracking besides the TensorBoard files every job writes."""
+
+    mlflow: MlflowSpec | None = None
+
+
 class WebhookSpec(_Strict):
     """A URL told of the job's events (signed per Standard Webhooks with the job's
     ``webhook_secret``, returned when the job is created); ``events`` default: all of them."""
@@ -359,6 +386,8 @@ class JobSpec(_Strict):
     # Extra formats of the finished model, added to the job's outputs: names.EXPORT_FORMATS.
     export: list[SpecText] = Field(default_factory=list, max_length=MAX_LIST)
     webhooks: list[WebhookSpec] = Field(default_factory=list, max_length=10)
+    # Experiment tracking (MLflow); it does not shape the run (spec_hash.NOT_RUN_SHAPING).
+    tracking: TrackingSpec | None = None
 
     model_config = ConfigDict(
         extra="forbid", populate_by_name=True, protected_namespaces=(), allow_inf_nan=False
@@ -373,8 +402,8 @@ class JobSpec(_Strict):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data = handler(self)  # export and webhooks only when asked: no earlier run is re-keyed
-        return {k: v for k, v in data.items() if not (k in ("export", "webhooks") and not v)}
+        data = handler(self)  # export, webhooks and tracking only when asked: no earlier run is re-keyed
+        return {k: v for k, v in data.items() if not (k in ("export", "webhooks", "tracking") and not v)}
 
     @model_validator(mode="after")
     def _kind_fields(self) -> JobSpec:

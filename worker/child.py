@@ -4,8 +4,8 @@ Started by ``worker.supervisor`` in a fresh process (own process group). It load
 from the database and re-validates it with ``JobSpec``, marks the job running, and calls
 ``mar_core.run.run_job`` with ``workdir = {artifact_root}/{job_id}`` (a retry resumes from
 ``workdir/checkpoints/last.pt``), the configured data roots and checkpoint roots (the checkpoint
-root and the artifact root, where previous jobs' outputs live), and a progress sink that writes
-metrics, events and artifacts to the database.
+root and the artifact root, where previous jobs' outputs live), the deployment's MLflow server
+(``MAR_MLFLOW_URI``), and a progress sink that writes metrics, events and artifacts to the database.
 
 SIGTERM/SIGINT set the stop flag polled by ``run_job`` (it checkpoints and raises
 ``JobCancelled``). If the supervisor dies (``kill -9`` of the worker), the child kills its own
@@ -29,11 +29,11 @@ from pathlib import Path
 
 from api.db import jobs_repo
 from api.db.session import make_engine, make_session_factory, session_scope
-from api.settings import get_settings
+from api.settings import Settings, get_settings
 from mar_core.errors import JobCancelled, MarError
 from mar_core.parent_watch import on_parent_gone
 from mar_core.run import run_job
-from mar_core.spec import parse_spec
+from mar_core.spec import MlflowSpec, parse_spec
 from worker import result as res
 from worker.progress_sink import DbProgressSink
 
@@ -97,6 +97,7 @@ def run(job_id: str, worker_id: str, result_path: Path, stop: threading.Event) -
             checkpoint_roots=settings.checkpoint_read_roots,
             progress=sink,
             should_stop=stop.is_set,
+            mlflow=_deployment_mlflow(settings),
         )
         sink.close()
         res.write_result(result_path, res.SUCCEEDED, AP=(report.get("eval") or {}).get("AP"))
@@ -121,6 +122,13 @@ def run(job_id: str, worker_id: str, result_path: Path, stop: threading.Event) -
         return res.FAILED
     finally:
         engine.dispose()
+
+
+def _deployment_mlflow(settings: Settings) -> MlflowSpec | None:
+    """MAR_MLFLOW_URI / MAR_MLFLOW_EXPERIMENT: MLflow for the jobs whose spec names none."""
+    if not settings.mlflow_uri:
+        return None
+    return MlflowSpec(uri=settings.mlflow_uri, experiment=settings.mlflow_experiment)
 
 
 def _final_flush(sink) -> None:

@@ -1,6 +1,8 @@
 """Checks of a validated ``JobSpec`` against the host: paths inside the configured roots and
 visible to the submitting project, the uploaded dataset a spec names, the dataset's data on
 disk, and the webhook URLs. Returns the spec with those paths made absolute (what the worker runs).
+A spec's MLflow URI must name a tracking server (http/https): a local store would write into the
+workers' files.
 
 A project sees the shared roots (data roots, the checkpoint root but its ``uploads/``), its own
 uploads (``uploads/<project>/``), its own uploaded datasets and its own jobs' folders. A path
@@ -121,9 +123,21 @@ def check_model_files(spec: JobSpec, host: Host) -> dict[str, str]:
     return resolved
 
 
+def check_tracking(spec: JobSpec) -> None:
+    """``tracking.mlflow.uri`` of a submitted spec: a server, never a path on the workers."""
+    mlflow = spec.tracking.mlflow if spec.tracking else None
+    if mlflow is not None and not mlflow.uri.lower().startswith(("http://", "https://")):
+        raise SpecError(
+            "a job's MLflow URI must be an http(s) tracking server; a local store is the "
+            "deployment's setting (MAR_MLFLOW_URI)",
+            "tracking.mlflow.uri",
+        )
+
+
 def check_spec(spec: JobSpec, settings: Settings, session: Session, scope: str | None = None) -> JobSpec:
     """Run every host check for a submission seeing ``scope`` (a project, None: all); the
     returned copy names absolute dataset, teacher and model-file paths."""
+    check_tracking(spec)
     host = Host(settings, session, scope)
     update: dict[str, object] = {"dataset": check_dataset(spec.dataset, host)}
     model_files = check_model_files(spec, host)

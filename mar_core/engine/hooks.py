@@ -15,7 +15,7 @@ from mar_core.engine.rng import get_rng_state
 from mar_core.engine.trainer import HookBase, Trainer
 from mar_core.errors import CheckpointError, JobCancelled, SpecError
 from mar_core.models.checkpoint_io import atomic_torch_save, safe_load
-from mar_core.progress import ProgressCallback, ignore_progress
+from mar_core.progress import STEP_SECONDS, ProgressCallback, ignore_progress
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class MetricsHook(HookBase):
         if trainer.iter % self.every == 0 or trainer.iter == trainer.max_iter:
             lr = trainer.optimizer.param_groups[0]["lr"]
             self.write(
-                trainer.iter, trainer.last_losses | {"lr": lr, "time/step_s": trainer.last_step_seconds}
+                trainer.iter, trainer.last_losses | {"lr": lr, STEP_SECONDS: trainer.last_step_seconds}
             )
 
 

@@ -237,3 +237,12 @@ def test_pretrained_start_files_stay_inside_the_roots(client, auth, settings, tm
     )
     assert named.status_code == 201  # resolved by the worker under $TORCH_HOME
     assert named.json()["spec"]["model"]["norm"] == "frozen_batch"
+
+
+def test_a_specs_mlflow_uri_must_be_a_tracking_server(client, auth):
+    local = train_spec(tracking={"mlflow": {"uri": "sqlite:////srv/mar/artifacts/other-job/mlflow.db"}})
+    r = client.post("/jobs", json=local, headers=auth)
+    assert r.status_code == 422 and error_params(r) == ["tracking.mlflow.uri"], r.text
+    server = train_spec(tracking={"mlflow": {"uri": "https://mlflow.example:5000", "experiment": "kd"}})
+    r = client.post("/jobs", json=server, headers=auth)
+    assert r.status_code == 201 and r.json()["spec"]["tracking"]["mlflow"]["experiment"] == "kd"

@@ -16,7 +16,8 @@ from api.db.session import session_scope
 from tests.api.archive_writers import pack
 from tests.api.conftest import distill_spec, error_params, make_coco, train_spec
 
-UNSCOPED = {("get", "/healthz"), ("get", "/readyz")}  # hold no project data
+# hold no project data (Prometheus: service-wide counts, labelled by state and worker only)
+UNSCOPED = {("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics/prometheus")}
 CREATES = {("post", "/jobs"), ("post", "/datasets"), ("post", "/checkpoints"), ("post", "/webhooks")}
 LISTS = {("get", "/jobs"), ("get", "/datasets"), ("get", "/webhooks")}
 

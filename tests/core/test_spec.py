@@ -13,6 +13,7 @@ from mar_core.methods.fgd import FGDSpec
 from mar_core.methods.mar import MARSpec
 from mar_core.methods.mgd import MGDSpec
 from mar_core.spec import JobSpec, parse_spec
+from mar_core.spec_hash import run_fingerprint
 
 BASE = {"kind": "train", "dataset": {"path": "data/synth"}}
 
@@ -223,3 +224,16 @@ def test_mar_run_exits_2_on_a_field_of_another_method(tmp_path):
     )
     assert out.returncode == 2, out.stderr
     assert "distill.alpha: alpha is a field of method mar, not of cwd" in out.stderr
+
+
+def test_tracking_is_dumped_only_when_set_and_keeps_the_run_fingerprint():
+    plain = parse_spec(BASE)
+    assert "tracking" not in plain.to_json_dict()  # earlier specs keep their hashes
+    tracked = parse_spec({**BASE, "tracking": {"mlflow": {"uri": "http://mlflow:5000"}}})
+    assert tracked.to_json_dict()["tracking"] == {
+        "mlflow": {"uri": "http://mlflow:5000", "experiment": "mar"}
+    }
+    assert run_fingerprint(tracked.to_json_dict()) == run_fingerprint(plain.to_json_dict())
+    with pytest.raises(SpecError) as e:
+        parse_spec({**BASE, "tracking": {"mlflow": {"uri": "mlflow-host"}}})
+    assert e.value.param == "tracking.mlflow.uri"

@@ -30,12 +30,13 @@ API_REQUIREMENTS = ROOT / "docker" / "api-requirements.txt"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-EXPECTED_SERVICES = {"redis", "postgres", "api", "worker-gpu0", "worker-gpu1", "reaper"}
+EXPECTED_SERVICES = {"redis", "postgres", "api", "worker-gpu0", "worker-gpu1", "reaper", "prometheus"}
+PROMETHEUS_CONFIG = ROOT / "docker" / "prometheus.yml"
 # Services without a health check. Mirrored in docker-compose.yml by a `# healthcheck-exempt: NAME`
 # comment that says why; the test checks both directions.
 HEALTHCHECK_EXEMPT = {"reaper"}
 # pyproject.toml dependencies that the API image leaves out (the worker image has them all).
-WORKER_ONLY = {"torch", "torchvision", "pycocotools", "numpy", "safetensors"}
+WORKER_ONLY = {"torch", "torchvision", "pycocotools", "numpy", "safetensors", "tensorboardx"}
 # Services running the project, with the shared configuration and files.
 MAR_ENV = (
     "DATABASE_URL",
@@ -111,7 +112,7 @@ def _env_file(tmp_path: Path, extra: str = "", drop: tuple[str, ...] = ()) -> Pa
     return path
 
 
-def _run_compose(env_file: Path, *args: str, files=(COMPOSE_FILE,), profiles: str = "gpu1"):
+def _run_compose(env_file: Path, *args: str, files=(COMPOSE_FILE,), profiles: str = "gpu1,monitoring"):
     cmd, _ = _compose()
     for f in files:
         cmd = [*cmd, "-f", str(f)]
@@ -273,6 +274,17 @@ def test_compose_refuses_to_run_without_secrets(tmp_path, secret):
 def test_services(config):
     assert set(config["services"]) == EXPECTED_SERVICES
     assert config["services"]["worker-gpu1"].get("profiles") == ["gpu1"]
+    assert config["services"]["prometheus"].get("profiles") == ["monitoring"]
+
+
+def test_prometheus_scrapes_the_api(config):
+    prom = config["services"]["prometheus"]
+    assert _volumes(prom).get("/etc/prometheus/prometheus.yml") == str(PROMETHEUS_CONFIG)
+    assert prom["depends_on"]["api"]["condition"] == "service_healthy"
+    scrape = _yaml_to_obj(PROMETHEUS_CONFIG.read_text())["scrape_configs"]
+    api = next(job for job in scrape if job["job_name"] == "mar-api")
+    assert api["metrics_path"] == "/metrics/prometheus"
+    assert api["static_configs"][0]["targets"] == ["api:8000"]  # the compose service and its port
 
 
 def test_every_service_has_a_healthcheck_or_a_reason(config):
