@@ -19,7 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP) lint
 	@# pytest exits 5 when it collected no test: that is a failure, never a pass.
-	$(VENV)/bin/python -m pytest -q -ra $(PYTEST_ARGS); rc=$$?; \
+	$(VENV)/bin/python -m pytest -q -ra --durations=30 $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo 'make test: no test ran' >&2; exit 1; fi; exit $$rc
 
 # The package graph (import-linter contracts in pyproject.toml) and ruff's lint and format rules.

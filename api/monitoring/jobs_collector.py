@@ -8,7 +8,7 @@ A worker's last heartbeat is its lease expiry less ``lease_seconds`` (every hear
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -34,11 +34,12 @@ class JobsCollector(Collector):
     """``mar_jobs``, ``mar_queue_depth``, ``mar_job_duration_seconds``,
     ``mar_worker_heartbeat_age_seconds``, ``mar_worker_steps_per_second``."""
 
-    def __init__(self, session_factory: sessionmaker[Session], lease_seconds: float):
+    def __init__(self, session_factory: Callable[[], sessionmaker[Session]], lease_seconds: float):
+        """``session_factory`` returns the app's current session factory (read at each scrape)."""
         self._sf, self.lease_seconds = session_factory, lease_seconds
 
     def collect(self) -> Iterator[Metric]:
-        with self._sf() as s:
+        with self._sf()() as s:
             counts = stats_repo.count_by_state(s)
             durations: dict[str, list[float]] = {str(st): [] for st in sorted(states.TERMINAL)}
             for state, seconds in stats_repo.finished_durations(s):

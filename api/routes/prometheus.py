@@ -24,6 +24,7 @@ _token = HTTPBearer(auto_error=False, description="MAR_METRICS_TOKEN, when the d
     "/metrics/prometheus",
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, 401: {"model": ErrorPublic}},
+    openapi_extra={"security": [{}, {"HTTPBearer": []}]},  # the token is optional (MAR_METRICS_TOKEN)
 )
 def prometheus_metrics(
     request: Request,

@@ -462,7 +462,20 @@ def test_a_diverging_run_is_reported_and_the_next_one_still_runs(smoke_results, 
     shutil.copytree(smoke_results["root"] / "teachers", tmp_path / "teachers")
     preset = get_preset("smoke")
     group = preset.groups[0]
-    bad = student_run(preset, group, "mar-inf", 0, distill={"method": "mar", "alpha": 1e300})
+    bad = student_run(  # the largest weights and learning rate a spec allows: the loss overflows
+        preset,
+        group,
+        "mar-inf",
+        0,
+        distill={"method": "mar", "alpha": 1e6, "beta": 1e6, "gamma": 1e6, "kd_warmup_iters": 0},
+        train_overrides={
+            "optimizer": "sgd",
+            "lr": 10.0,
+            "grad_clip": None,
+            "warmup_iters": 0,
+            "iterations": 6,
+        },
+    )
     good = student_run(preset, group, "baseline", 0)
     events = []
     runner = Runner(

@@ -81,9 +81,7 @@ def test_every_kd_weight_accepts_auto_and_default_and_refuses_other_strings():
                     JobSpec.model_validate(spec)
                 (e,) = err.value.errors()
                 assert e["loc"] == ("distill", field)
-                assert (
-                    "a KD weight is a number >= 0, 'auto' or 'default'" in e["msg"] and repr(bad) in e["msg"]
-                )
+                assert "a KD weight is a number in 0.." in e["msg"] and repr(bad) in e["msg"]
 
 
 def tiny_spec_dict():
