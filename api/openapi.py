@@ -20,6 +20,14 @@ _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorPub
 _METHODS = ("get", "post", "put", "patch", "delete")
 
 
+def multipart_upload_body(file_description: str, **fields: dict[str, Any]) -> dict[str, Any]:
+    """``openapi_extra`` of a route that reads its multipart form itself (so that the key and the
+    size are checked before the body): a required ``file`` and the optional text ``fields``."""
+    properties = {"file": {"type": "string", "format": "binary", "description": file_description}, **fields}
+    schema = {"type": "object", "required": ["file"], "additionalProperties": False, "properties": properties}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
 def _error_response(description: str) -> dict[str, Any]:
     return {"description": description, "content": _ERROR}
 

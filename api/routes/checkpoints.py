@@ -8,6 +8,7 @@ from starlette.datastructures import UploadFile
 
 from api.deps import CurrentKey, SettingsDep, get_current_key
 from api.errors import InvalidRequest
+from api.openapi import multipart_upload_body
 from api.schemas import CheckpointPublic, ErrorPublic
 from api.services.uploads import ALLOWED_SUFFIXES, check_upload_length, store_checkpoint
 
@@ -23,27 +24,7 @@ router = APIRouter(
     },
 )
 
-_UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": f"a teacher state_dict ({', '.join(ALLOWED_SUFFIXES)})",
-                        }
-                    },
-                }
-            }
-        },
-    }
-}
+_UPLOAD_BODY = multipart_upload_body(f"a teacher state_dict ({', '.join(ALLOWED_SUFFIXES)})")
 
 
 @router.post(

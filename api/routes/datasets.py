@@ -12,6 +12,7 @@ from api.db import datasets_repo
 from api.db.models import Dataset
 from api.deps import CurrentKey, ScopeDep, SessionDep, SettingsDep, get_current_key
 from api.errors import InvalidRequest, NotFound
+from api.openapi import multipart_upload_body
 from api.schemas import CURSOR_PATTERN, ID_PATTERN, DatasetPublic, DatasetsPublic, ErrorPublic
 from api.services.archives import ARCHIVE_SUFFIXES
 from api.services.datasets import delete_dataset, store_dataset
@@ -27,29 +28,11 @@ router = APIRouter(
 
 DatasetId = Annotated[str, Path(pattern=ID_PATTERN, description="a dataset id")]
 
-_UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": f"the dataset as an archive ({', '.join(ARCHIVE_SUFFIXES)})",
-                        },
-                        "name": {"type": "string", "maxLength": 200},
-                        "format": {"type": "string", "enum": list(names.DATASET_FORMATS)},
-                    },
-                }
-            }
-        },
-    }
-}
+_UPLOAD_BODY = multipart_upload_body(
+    f"the dataset as an archive ({', '.join(ARCHIVE_SUFFIXES)})",
+    name={"type": "string", "maxLength": 200},
+    format={"type": "string", "enum": list(names.DATASET_FORMATS)},
+)
 
 
 def _form_text(value: object, field: str, max_length: int) -> str | None:
