@@ -76,6 +76,21 @@ def locate_coco(
     return ann_path, found
 
 
+def in_memory_coco(
+    description: str, images: list[dict], annotations: list[dict], class_names: list[str]
+) -> dict:
+    """A COCO dict for a dataset read from another format; category ``k`` (1-based) is
+    ``class_names[k-1]``."""
+    categories = [{"id": k, "name": n, "supercategory": "none"} for k, n in enumerate(class_names, start=1)]
+    return {
+        "info": {"description": description},
+        "licenses": [],
+        "images": images,
+        "annotations": annotations,
+        "categories": categories,
+    }
+
+
 def read_coco_json(path: Path) -> dict:
     """Parse one annotation file; a missing, unreadable or invalid file raises ``DatasetError``."""
     try:

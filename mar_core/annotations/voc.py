@@ -14,6 +14,7 @@ import logging
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from mar_core.annotations.coco import in_memory_coco
 from mar_core.errors import DatasetError, SplitNotFoundError
 from mar_core.spec import DatasetSpec
 
@@ -140,15 +141,8 @@ def load_voc(
                     "iscrowd": int(difficult),
                 }
             )
-    categories = [{"id": k, "name": n, "supercategory": "none"} for n, k in label.items()]
     log.debug("VOC %s %s: %d images, %d objects", root.name, split, len(images), len(annotations))
-    return {
-        "info": {"description": f"VOC {root.name} {split}"},
-        "licenses": [],
-        "images": images,
-        "annotations": annotations,
-        "categories": categories,
-    }, images_dir
+    return in_memory_coco(f"VOC {root.name} {split}", images, annotations, names), images_dir
 
 
 def read_voc(root: Path, split: str, images_dir: Path | None, spec: DatasetSpec) -> tuple[dict, Path]:

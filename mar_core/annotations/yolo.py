@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from mar_core.annotations.coco import in_memory_coco
 from mar_core.annotations.validate import image_size
 from mar_core.errors import DatasetError, SplitNotFoundError
 from mar_core.paths import is_inside, shown_path
@@ -188,15 +189,8 @@ def load_yolo(root: Path, split: str, images_dir: Path | None = None) -> tuple[d
                     "iscrowd": 0,
                 }
             )
-    categories = [{"id": k, "name": n, "supercategory": "none"} for k, n in enumerate(cfg.names, start=1)]
     log.debug("YOLO %s %s: %d images, %d objects", root.name, split, len(images), len(annotations))
-    return {
-        "info": {"description": f"YOLO {root.name} {split}"},
-        "licenses": [],
-        "images": images,
-        "annotations": annotations,
-        "categories": categories,
-    }, top
+    return in_memory_coco(f"YOLO {root.name} {split}", images, annotations, cfg.names), top
 
 
 def read_yolo(root: Path, split: str, images_dir: Path | None, spec: DatasetSpec) -> tuple[dict, Path]:
