@@ -15,6 +15,7 @@ from pathlib import Path
 from mar_core import names
 from mar_core.annotations.coco import ROBOFLOW_FILE, locate_coco
 from mar_core.annotations.coco_stream import check_coco_file
+from mar_core.annotations.containment import check_folders_inside
 from mar_core.annotations.readers import (
     check_split_name,
     dataset_root,
@@ -41,7 +42,9 @@ def _check_split(
     if spec.format == "coco":
         images_dir = spec_images_dir(spec, root, split, data_roots)
         ann_path, images_dir = locate_coco(root, split, spec.annotation_file, images_dir)
-        return check_coco_file(ann_path, images_dir, split, shown_path(ann_path, root), check_images)
+        check_folders_inside(root, images_dir, data_roots)
+        source = shown_path(ann_path, root)
+        return check_coco_file(ann_path, images_dir, split, source, check_images)
     whole = spec.model_copy(update={"max_images": None})
     data, images_dir, _ = read_split(whole, split, data_roots)
     source = f"ImageSets/Main/{split}.txt" if spec.format == "voc" else shown_path(images_dir, root)

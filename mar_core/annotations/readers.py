@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mar_core import names
 from mar_core.annotations.coco import read_coco
+from mar_core.annotations.containment import check_folders_inside
 from mar_core.annotations.voc import read_voc
 from mar_core.annotations.yolo import read_yolo
 from mar_core.errors import DatasetError, SplitNotFoundError
@@ -86,7 +87,8 @@ def read_split(
     spec: DatasetSpec, split: str, data_roots: list[Path] | None = None
 ) -> tuple[dict, Path, Path]:
     """``(coco_dict, images_dir, root)`` of split ``split`` of the dataset ``spec`` describes,
-    truncated to ``spec.max_images``; not yet box-validated.
+    truncated to ``spec.max_images``; not yet box-validated. With ``data_roots``, every file it
+    may read (links followed) lies inside them (``annotations.containment``).
 
     Raises ``DatasetError`` whose ``param`` names the spec field at fault.
     """
@@ -97,10 +99,12 @@ def read_split(
     check_split_name(spec, split)
     root = dataset_root(spec, data_roots)
     images_dir = spec_images_dir(spec, root, split, data_roots)
+    check_folders_inside(root, images_dir, data_roots)
     try:
         data, images_dir = reader(root, split, images_dir, spec)
     except DatasetError as e:
         raise name_param(e, spec, split) from None
+    check_folders_inside(root, images_dir, data_roots)  # the folder the reader found
     if spec.max_images is not None:
         truncate(data, spec.max_images)
     return data, images_dir, root

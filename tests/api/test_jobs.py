@@ -9,7 +9,7 @@ import pytest
 
 from api.db import jobs_repo
 from api.db.session import session_scope
-from tests.api.conftest import broker_messages, distill_spec, error_params, train_spec
+from tests.api.conftest import broker_messages, distill_spec, error_params, make_coco, train_spec
 
 
 def test_create_job_queues_and_nudges(client, auth, settings):
@@ -111,6 +111,17 @@ def test_dataset_symlink_out_of_root_is_refused(client, auth, settings, tmp_path
     r = client.post("/jobs", json=train_spec(dataset={"path": "link"}), headers=auth)
     assert r.status_code == 422 and error_params(r) == ["dataset.path"]
     assert r.json()["detail"][0]["code"] == "path_outside_root"
+
+
+def test_dataset_split_folder_linked_out_of_root_is_refused(client, auth, settings, tmp_path):
+    """Inside the dataset: the API's check walks it (tests/core/test_data_containment.py has
+    every position); the answer names the link, not the server's absolute paths."""
+    ds = make_coco(settings.data_roots[0] / "linked")
+    (ds / "train").rename(tmp_path / "train")
+    (ds / "train").symlink_to(tmp_path / "train", target_is_directory=True)
+    r = client.post("/jobs", json=train_spec(dataset={"path": "linked"}), headers=auth)
+    assert r.status_code == 422 and error_params(r) == ["dataset.path"]
+    assert "'train'" in r.text and str(tmp_path) not in r.text
 
 
 def test_voc_dataset_accepted(client, auth):
