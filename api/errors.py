@@ -9,17 +9,19 @@ handlers stay thin.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import Match, compile_path
 
 from api.db.paging import InvalidCursorError
 from api.db.states import JobNotFoundError, TransitionError
 from mar_core.errors import CheckpointError, DatasetError, MarError, PathOutsideRootError, SpecError
+from mar_core.paths import redact_paths
 from mar_core.spec import error_param
 
 log = logging.getLogger(__name__)
@@ -97,7 +99,8 @@ def _mar_error_response(request: Request, exc: MarError) -> JSONResponse:
     if status >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc)
     loc = exc.param.split(".") if exc.param else []
-    body = {"detail": [error_item(exc.code, _strip_prefix(exc.message, exc.param), exc.param, loc)]}
+    message = redact_paths(_strip_prefix(exc.message, exc.param), request.app.state.settings.path_names())
+    body = {"detail": [error_item(exc.code, message, exc.param, loc)]}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -119,14 +122,31 @@ def _validation_response(_request: Request, exc: RequestValidationError) -> JSON
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path (Starlette's 405 names the first route's)."""
+    """Every method some route serves at this path (Starlette's 405 names the first route's).
+    Included routers hide their routes' methods, so the OpenAPI document's paths answer for
+    them; plain routes (the dashboard, health) answer for themselves."""
     methods: set[str] = set()
     for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        if match != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
+        if (
+            getattr(route, "methods", None)
+            and route.matches({**request.scope, "method": "GET"})[0] != Match.NONE
+        ):
+            methods |= set(route.methods)
+    for regex, documented in _documented_paths(request.app):
+        if regex.match(request.url.path):
+            methods |= documented
     methods |= {"HEAD"} if "GET" in methods else set()
     return sorted(methods)
+
+
+def _documented_paths(app: FastAPI) -> list[tuple[re.Pattern[str], set[str]]]:
+    """``(path regex, methods)`` of each path of the app's OpenAPI document, compiled once."""
+    if getattr(app.state, "documented_paths", None) is None:
+        app.state.documented_paths = [
+            (compile_path(path)[0], {m.upper() for m in ops})
+            for path, ops in app.openapi().get("paths", {}).items()
+        ]
+    return app.state.documented_paths
 
 
 def _http_response(request: Request, exc: StarletteHTTPException) -> JSONResponse:

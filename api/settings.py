@@ -148,6 +148,17 @@ class Settings(BaseSettings):
         assert self.checkpoint_root is not None and self.artifact_root is not None
         return [self.checkpoint_root, self.artifact_root]
 
+    def path_names(self) -> dict[str, list[Path]]:
+        """What messages to clients show instead of each configured folder (``redact_paths``)."""
+        assert self.checkpoint_root and self.artifact_root and self.dataset_root
+        return {
+            "<data root>": self.data_roots,
+            "<uploaded datasets>": [self.dataset_root],
+            "<checkpoint root>": [self.checkpoint_root],
+            "<job artifacts>": [self.artifact_root],
+            "<state dir>": [self.state_dir],
+        }
+
     @property
     def broker_dir(self) -> Path:
         """Folder of the ``filesystem://`` transport."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from mar_core.errors import PathOutsideRootError
@@ -41,3 +42,13 @@ def shown_path(path: str | os.PathLike, root: str | os.PathLike) -> str:
         return Path(path).relative_to(root).as_posix()
     except ValueError:
         return str(path)
+
+
+def redact_paths(text: str, named_roots: Mapping[str, Iterable[Path]]) -> str:
+    """``text`` with each root's absolute path replaced by its name (``"<data root>"``), the
+    longest first, so that messages a service shows its clients never reveal its file system."""
+    pairs = [(str(root), name) for name, roots in named_roots.items() for root in roots]
+    for root, name in sorted(pairs, key=lambda p: len(p[0]), reverse=True):
+        if root not in ("", "/"):
+            text = text.replace(root, name)
+    return text

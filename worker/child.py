@@ -32,6 +32,7 @@ from api.db.session import make_engine, make_session_factory, session_scope
 from api.settings import Settings, get_settings
 from mar_core.errors import JobCancelled, MarError
 from mar_core.parent_watch import on_parent_gone
+from mar_core.paths import redact_paths
 from mar_core.run import run_job
 from mar_core.spec import MlflowSpec, parse_spec
 from worker import result as res
@@ -67,6 +68,7 @@ def _watch_parent(parent_pid: int) -> None:
 def run(job_id: str, worker_id: str, result_path: Path, stop: threading.Event) -> str:
     """Run the job; write the result file; return its status."""
     settings = get_settings()
+    names = settings.path_names()  # failure messages are shown to API clients
     engine = make_engine(settings.database_url)
     sf = make_session_factory(engine)
     sink: DbProgressSink | None = None
@@ -109,7 +111,7 @@ def run(job_id: str, worker_id: str, result_path: Path, stop: threading.Event) -
     except MarError as e:
         logger.error("job %s failed: %s: %s", job_id, e.code, e.message)
         _final_flush(sink)
-        res.write_result(result_path, res.FAILED, e.to_dict())
+        res.write_result(result_path, res.FAILED, {**e.to_dict(), "message": redact_paths(e.message, names)})
         return res.FAILED
     except Exception as e:  # noqa: BLE001 - anything else is reported, never swallowed silently
         logger.error("job %s crashed:\n%s", job_id, traceback.format_exc())
@@ -117,7 +119,11 @@ def run(job_id: str, worker_id: str, result_path: Path, stop: threading.Event) -
         res.write_result(
             result_path,
             res.FAILED,
-            {"code": "internal_error", "message": f"{type(e).__name__}: {e}", "param": None},
+            {
+                "code": "internal_error",
+                "message": redact_paths(f"{type(e).__name__}: {e}", names),
+                "param": None,
+            },
         )
         return res.FAILED
     finally:

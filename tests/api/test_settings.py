@@ -11,6 +11,7 @@ from sqlalchemy import inspect
 from api.broker import celery_broker_config
 from api.db.session import init_db, make_engine
 from api.settings import Settings, get_settings
+from mar_core.paths import redact_paths
 
 
 def test_defaults_derive_from_state_dir(tmp_path, monkeypatch):
@@ -87,3 +88,11 @@ def test_init_db_from_another_cwd(tmp_path, monkeypatch):
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
     engine.dispose()
+
+
+def test_messages_name_the_configured_folders_instead_of_their_paths(tmp_path):
+    """The data root lies inside the state dir by default: the longer path is named first."""
+    st = Settings(state_dir=tmp_path / "state")
+    text = f"missing {st.data_roots[0]}/coco/x.png; see {st.state_dir}/mar.db and {st.job_dir('j1')}"
+    shown = redact_paths(text, st.path_names())
+    assert shown == "missing <data root>/coco/x.png; see <state dir>/mar.db and <job artifacts>/j1"
