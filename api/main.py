@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from api.broker import make_celery_client, send_run_job
 from api.db.session import init_db, make_engine, make_session_factory
 from api.errors import install_error_handlers
+from api.metrics_cache import MetricsCache
 from api.middleware import RequestGuard
 from api.monitoring.http import RequestLatency
 from api.monitoring.jobs_collector import JobsCollector
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.session_factory = make_session_factory(engine)
     app.state.celery = celery
     app.state.nudge = lambda job_id: send_run_job(celery, job_id, settings.queue)
+    app.state.metrics_cache = MetricsCache(settings.metrics_cache_bytes)
     app.state.sse_poll_seconds = 0.5
     app.state.sse_keepalive_seconds = 15.0
     registry = CollectorRegistry()  # the app's own: several apps in one process never clash

@@ -65,8 +65,22 @@ class MetricPoint(BaseModel):
 
 
 class MetricSeries(BaseModel):
+    """``format=points`` (the default)."""
+
     job_id: str
     series: dict[str, list[MetricPoint]]
+
+
+class MetricColumn(BaseModel):
+    step: list[int]
+    value: list[float]
+
+
+class MetricColumns(BaseModel):
+    """``format=columns``: each series as two equal-length arrays."""
+
+    job_id: str
+    series: dict[str, MetricColumn]
 
 
 class EventPublic(BaseModel):

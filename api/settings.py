@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     max_dataset_files: int = Field(
         default=2_000_000, gt=0, validation_alias=_env("MAR_MAX_DATASET_FILES", "max_dataset_files")
     )
+    # GET /jobs/{id}/metrics: serialised series kept per API process, keyed by the job's metrics
+    # revision (0: none; api/metrics_cache.py)
+    metrics_cache_bytes: int = Field(
+        default=64 * 1024**2, ge=0, validation_alias=_env("MAR_METRICS_CACHE_BYTES", "metrics_cache_bytes")
+    )
     # webhooks: hosts a webhook URL may name (empty: any public host; "*.example.com" for a
     # domain), private/loopback/link-local addresses only when allowed (SSRF), how long a
     # delivery is retried, and how often job.progress is sent per job

@@ -1,8 +1,10 @@
 """API latency of ``POST /jobs`` and ``GET /jobs/{id}/metrics`` under concurrent clients, on
 the embedded default (SQLite) and on PostgreSQL.
 
-The server runs in a subprocess (``benchmarks.api_server``: uvicorn, one worker, the Celery
-nudge stubbed), so clients and server do not share a GIL. Before it starts, this process migrates
+The server runs in subprocesses (``benchmarks.api_server``: uvicorn with one or more worker
+processes, the Celery nudge stubbed), so clients and server do not share a GIL. Each server
+config runs every scenario: ``POST /jobs`` closed-loop at each client count and paced (a fixed
+offered rate), ``GET /jobs/{id}/metrics`` in both formats and as a conditional poll. Before it starts, this process migrates
 the database, creates an API key (``keys_repo``) and a job holding ``metric_points`` metric
 points (``jobs_repo.append_metrics``: 10 series). PostgreSQL (127.0.0.1:5432, database
 ``test``, trust auth) is used in a fresh schema that is dropped afterwards; when it cannot be
@@ -23,6 +25,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +105,7 @@ def _make_data_root(root: Path) -> None:
 
 
 @contextmanager
-def _server(state: Path, url: str, data_root: Path) -> Iterator[str]:
+def _server(state: Path, url: str, data_root: Path, workers: int, cache_bytes: int) -> Iterator[str]:
     port = _free_port()
     cmd = [
         sys.executable,
@@ -116,6 +119,10 @@ def _server(state: Path, url: str, data_root: Path) -> Iterator[str]:
         str(data_root),
         "--port",
         str(port),
+        "--workers",
+        str(workers),
+        "--metrics-cache-bytes",
+        str(cache_bytes),
     ]
     proc = subprocess.Popen(
         cmd,
@@ -167,17 +174,33 @@ def _stats(latencies: list[float], wall: float, errors: int) -> dict[str, Any]:
 
 
 def _load(
-    base: str, key: str, method: str, path: str, body: Any, requests: int, clients: int, expect: int
+    base: str,
+    key: str,
+    method: str,
+    path: str,
+    body: Any,
+    requests: int,
+    clients: int,
+    expect: int,
+    headers: dict[str, str] | None = None,
+    interval_s: float | None = None,
 ) -> dict[str, Any]:
-    """``requests`` requests split over ``clients`` threads, each with its own connection."""
+    """``requests`` requests split over ``clients`` threads, each with its own connection.
+    Closed loop (each client sends its next request when the last one is answered), or paced:
+    each client starts a request every ``interval_s`` (clients offset evenly), so the offered
+    rate is ``clients / interval_s`` whatever the latency."""
 
-    headers = {"Authorization": f"Bearer {key}"}
+    headers = {"Authorization": f"Bearer {key}", **(headers or {})}
     per_client = [requests // clients + (1 if i < requests % clients else 0) for i in range(clients)]
+    t0 = time.perf_counter() + 0.2
 
-    def client(n: int) -> tuple[list[float], int]:
+    def client(i: int) -> tuple[list[float], int]:
         lat, errors = [], 0
         with httpx.Client(base_url=base, headers=headers, timeout=60) as c:
-            for _ in range(n):
+            for k in range(per_client[i]):
+                if interval_s is not None:
+                    due = t0 + (k + i / clients) * interval_s
+                    time.sleep(max(0.0, due - time.perf_counter()))
                 start = time.perf_counter()
                 r = c.request(method, path, json=body)
                 elapsed = time.perf_counter() - start
@@ -190,40 +213,85 @@ def _load(
 
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=clients) as pool:
-        results = list(pool.map(client, per_client))
+        results = list(pool.map(client, range(clients)))
     wall = time.perf_counter() - start
-    return _stats([x for lat, _ in results for x in lat], wall, sum(e for _, e in results))
+    out = _stats([x for lat, _ in results for x in lat], wall, sum(e for _, e in results))
+    if interval_s is not None:
+        out["offered_rps"] = round(clients / interval_s, 1)
+    return out
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """One way of running the API: its uvicorn worker processes and metrics cache."""
+
+    workers: int
+    cache_bytes: int
+
+    @property
+    def label(self) -> str:
+        cache = "metrics cache off" if self.cache_bytes == 0 else "metrics cache on"
+        return f"{self.workers} process{'es' if self.workers > 1 else ''}, {cache}"
+
+
+def _scenarios(job_id: str, metric_points: int, etag: str) -> list[tuple[str, str, str, Any, int, dict]]:
+    """``(label, method, path, body, expected status, headers)`` of each measured request."""
+    metrics = f"/jobs/{job_id}/metrics"
+    return [
+        ("POST /jobs", "POST", "/jobs", _job_body(), 201, {}),
+        (f"GET metrics ({metric_points} points)", "GET", metrics, None, 200, {}),
+        (
+            f"GET metrics ({metric_points} points, format=columns)",
+            "GET",
+            metrics + "?format=columns",
+            None,
+            200,
+            {},
+        ),
+        ("GET metrics, unchanged (If-None-Match: 304)", "GET", metrics, None, 304, {"If-None-Match": etag}),
+    ]
 
 
 def measure_backend(
-    url: str, *, post_requests: int, get_requests: int, clients: tuple[int, ...], metric_points: int
+    url: str | None,
+    *,
+    post_requests: int,
+    get_requests: int,
+    clients: tuple[int, ...],
+    get_clients: tuple[int, ...],
+    metric_points: int,
+    configs: tuple[ServerConfig, ...],
+    paced: tuple[int, float] | None,
 ) -> dict[str, Any]:
-    """Latency figures of both endpoints at each concurrency level on the database ``url``
-    (``None``: a fresh SQLite file, the embedded default)."""
+    """Latency figures of each scenario at each concurrency level, for each server config, on
+    the database ``url`` (``None``: a fresh SQLite file, the embedded default). ``paced``:
+    ``(clients, interval_s)`` of an extra paced ``POST /jobs`` load."""
     with tempfile.TemporaryDirectory(prefix="mar-api-bench-") as tmp:
         state, data_root = Path(tmp) / "state", Path(tmp) / "data"
         _make_data_root(data_root)
         db_url = url or f"sqlite:///{state / 'mar.db'}"
         key, job_id = _seed_database(db_url, metric_points)
         out: dict[str, Any] = {"metric_points": metric_points, "runs": []}
-        with _server(state, db_url, data_root) as base:
-            _load(base, key, "GET", f"/jobs/{job_id}/metrics", None, 2, 1, 200)  # warm-up
-            _load(base, key, "POST", "/jobs", _job_body(), 2, 1, 201)
-            for n in clients:
-                out["runs"].append(
-                    {
-                        "endpoint": "POST /jobs",
-                        "clients": n,
-                        **_load(base, key, "POST", "/jobs", _job_body(), post_requests, n, 201),
-                    }
-                )
-                out["runs"].append(
-                    {
-                        "endpoint": f"GET /jobs/{{id}}/metrics ({metric_points} points)",
-                        "clients": n,
-                        **_load(base, key, "GET", f"/jobs/{job_id}/metrics", None, get_requests, n, 200),
-                    }
-                )
+        for cfg in configs:
+            with _server(state, db_url, data_root, cfg.workers, cfg.cache_bytes) as base:
+                metrics = f"/jobs/{job_id}/metrics"
+                etag = httpx.get(base + metrics, headers={"Authorization": f"Bearer {key}"}).headers["ETag"]
+                for label, method, path, body, expect, headers in _scenarios(job_id, metric_points, etag):
+                    is_post = method == "POST"
+                    _load(
+                        base, key, method, path, body, 2 * cfg.workers, cfg.workers, expect, headers
+                    )  # warm-up
+                    for n in clients if is_post else get_clients:
+                        requests = max(n, post_requests if is_post else get_requests)
+                        run = _load(base, key, method, path, body, requests, n, expect, headers)
+                        out["runs"].append({"server": cfg.label, "endpoint": label, "clients": n, **run})
+                if paced is not None:
+                    n, interval = paced
+                    run = _load(
+                        base, key, "POST", "/jobs", _job_body(), max(n, post_requests), n, 201, None, interval
+                    )
+                    label = f"POST /jobs, paced ({n} clients, {run['offered_rps']} req/s offered)"
+                    out["runs"].append({"server": cfg.label, "endpoint": label, "clients": n, **run})
         return out
 
 
@@ -231,16 +299,23 @@ def api_latency(
     *,
     post_requests: int = 200,
     get_requests: int = 40,
-    clients: tuple[int, ...] = (1, 8),
+    clients: tuple[int, ...] = (1, 8, 50),
+    get_clients: tuple[int, ...] = (1, 8),
     metric_points: int = 10_000,
+    configs: tuple[tuple[int, int], ...] = ((1, 0), (2, 64 * 1024**2)),
+    paced: tuple[int, float] | None = (50, 2.0),
     postgres: bool = True,
 ) -> dict[str, Any]:
-    """``{"sqlite": {...}, "postgresql": {...} | {"skipped": why}}``."""
+    """``{"sqlite": {...}, "postgresql": {...} | {"skipped": why}}``; ``configs``:
+    ``(uvicorn workers, metrics cache bytes)`` of each server run."""
     kw = {
         "post_requests": post_requests,
         "get_requests": get_requests,
-        "clients": clients,
+        "clients": tuple(clients),
+        "get_clients": tuple(get_clients),
         "metric_points": metric_points,
+        "configs": tuple(ServerConfig(w, c) for w, c in configs),
+        "paced": tuple(paced) if paced else None,
     }
     results: dict[str, Any] = {"sqlite": measure_backend(None, **kw)}
     if not postgres:

@@ -63,7 +63,7 @@ PERF_PRESETS: dict[str, PerfPreset] = {
         3,
         ((128, 5, 8), (512, 20, 8), (800, 100, 8)),
         5,
-        {"post_requests": 200, "get_requests": 40, "clients": (1, 8), "metric_points": 10_000},
+        {"post_requests": 200, "get_requests": 40, "clients": (1, 8, 50), "metric_points": 10_000},
     ),
     "gpu": PerfPreset(
         "gpu",
@@ -74,7 +74,7 @@ PERF_PRESETS: dict[str, PerfPreset] = {
         3,
         ((512, 20, 16), (800, 100, 16), (1333, 100, 16)),
         10,
-        {"post_requests": 1000, "get_requests": 200, "clients": (1, 8, 32), "metric_points": 10_000},
+        {"post_requests": 1000, "get_requests": 200, "clients": (1, 8, 50), "metric_points": 10_000},
         threads=None,
     ),
     "smoke": PerfPreset(
@@ -86,7 +86,15 @@ PERF_PRESETS: dict[str, PerfPreset] = {
         1,
         ((64, 3, 2),),
         1,
-        {"post_requests": 24, "get_requests": 8, "clients": (1, 2), "metric_points": 1000},
+        {
+            "post_requests": 12,
+            "get_requests": 4,
+            "clients": (2,),
+            "get_clients": (2,),
+            "metric_points": 1000,
+            "configs": ((2, 1024**2),),
+            "paced": (4, 0.2),
+        },
         step_warmup=1,
     ),
 }

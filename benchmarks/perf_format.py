@@ -130,12 +130,13 @@ def format_api(r: dict[str, Any]) -> list[str]:
     for backend in ("sqlite", "postgresql"):
         b = r.get(backend, {})
         if "skipped" in b:
-            table.append([backend, "-", "-", "-", "-", "-", "-", f"skipped: {b['skipped']}"])
+            table.append([backend, "-", "-", "-", "-", "-", "-", "-", f"skipped: {b['skipped']}"])
             continue
         for run in b.get("runs", []):
             table.append(
                 [
                     backend,
+                    run.get("server", "1 process"),
                     run["endpoint"],
                     run["clients"],
                     run["requests"],
@@ -146,12 +147,16 @@ def format_api(r: dict[str, Any]) -> list[str]:
                 ]
             )
     lines = [
-        "API latency: `create_app(settings)` under uvicorn (one process) on 127.0.0.1, Celery nudge "
-        "stubbed; each client thread has its own connection.",
+        "API latency: `create_app(settings)` under uvicorn on 127.0.0.1 (the server config says how "
+        "many worker processes and whether the metrics cache is on), Celery nudge stubbed; each "
+        "client thread has its own connection and runs on the same machine. Closed loop: a client "
+        "sends its next request when the last is answered, so with N clients p99 >= N / throughput. "
+        "Paced: each client starts a request at a fixed interval (the offered rate).",
         "",
     ]
     return lines + md_table(
-        ["database", "endpoint", "clients", "requests", "p50 ms", "p95 ms", "p99 ms", "throughput"], table
+        ["database", "server", "endpoint", "clients", "requests", "p50 ms", "p95 ms", "p99 ms", "throughput"],
+        table,
     )
 
 

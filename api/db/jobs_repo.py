@@ -542,14 +542,21 @@ def append_metrics(
         set_={"value": stmt.excluded.value, "time": stmt.excluded.time},
     )
     s.execute(stmt)
+    s.execute(update(Job).where(Job.id == job_id).values(metrics_rev=Job.metrics_rev + 1))
 
 
 def get_metrics(
-    s: Session, job_id: str, names: Iterable[str] | None = None, since_step: int | None = None
-) -> list[Row[tuple[str, int, float, datetime]]]:
-    """``(name, step, value, time)`` rows ordered by (name, step); ``since_step`` is inclusive.
-    Plain column tuples, not ORM objects: a 10,000-point series is read ~3x faster."""
-    stmt = select(Metric.name, Metric.step, Metric.value, Metric.time).where(Metric.job_id == job_id)
+    s: Session,
+    job_id: str,
+    names: Iterable[str] | None = None,
+    since_step: int | None = None,
+    with_time: bool = True,
+) -> list[Row[Any]]:
+    """``(name, step, value, time)`` rows (``(name, step, value)`` without ``with_time``) ordered
+    by (name, step); ``since_step`` is inclusive. Plain column tuples, not ORM objects: a
+    10,000-point series is read ~3x faster; leaving the time out saves parsing 10,000 datetimes."""
+    columns = (Metric.name, Metric.step, Metric.value, *((Metric.time,) if with_time else ()))
+    stmt = select(*columns).where(Metric.job_id == job_id)
     if names:
         stmt = stmt.where(Metric.name.in_(list(names)))
     if since_step is not None:

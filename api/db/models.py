@@ -125,6 +125,7 @@ class Job(Base):
     dataset_id: Mapped[str | None] = mapped_column(String(32), index=True)  # an uploaded dataset it reads
     webhook_secret: Mapped[str | None] = mapped_column(String(64))  # signs the spec's webhooks
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # DELETE: files gone, row hidden
+    metrics_rev: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # metric writes
 
     def __repr__(self) -> str:
         return f"Job(id={self.id!r}, status={self.status!r}, attempt={self.attempt})"

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from api.db import jobs_repo
 from api.deps import SessionDep, get_current_key
 from api.routes.jobs import JobDep
-from api.schemas import INT64_MAX, ErrorPublic, MetricSeries
+from api.schemas import INT64_MAX, ErrorPublic, MetricColumns, MetricSeries
+from api.services.metric_series import SeriesFormat, series_body
 from mar_core.spec_limits import CONTROL_FREE_PATTERN
 
 router = APIRouter(
@@ -22,27 +21,45 @@ router = APIRouter(
 )
 
 
-@router.get("/{job_id}/metrics", response_model=MetricSeries)
+@router.get(
+    "/{job_id}/metrics",
+    response_model=MetricSeries | MetricColumns,
+    responses={304: {"description": "the series did not change since the ETag given in If-None-Match"}},
+)
 def get_metrics(
     job: JobDep,
     session: SessionDep,
+    request: Request,
     names: Annotated[
         str | None,
         Query(max_length=4096, pattern=CONTROL_FREE_PATTERN, description="comma-separated metric names"),
     ] = None,
     since: Annotated[int | None, Query(ge=0, le=INT64_MAX, description="only steps >= since")] = None,
-) -> MetricSeries:
-    """``{"job_id", "series": {name: [{step, value, time}, ...]}}``, each series by step.
+    format: Annotated[  # noqa: A002 - the query parameter's name
+        SeriesFormat, Query(description="points: [{step, value, time}]; columns: {step: [], value: []}")
+    ] = "points",
+    max_points: Annotated[
+        int | None,
+        Query(ge=2, le=1_000_000, description="at most this many points per series, evenly spaced"),
+    ] = None,
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match", max_length=256)] = None,
+) -> Response:
+    """``{"job_id", "series"}``, each series by step. The ``ETag`` changes with every metric
+    write of the job: a poller that sends it back as ``If-None-Match`` gets a 304 while nothing
+    changed. Bodies are built once per write and query, then served from the API's cache
+    (``MAR_METRICS_CACHE_BYTES``), so many clients of a running job cost one read per write."""
+    etag = f'"m{job.metrics_rev}"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if if_none_match is not None and etag in (t.strip() for t in if_none_match.split(",")):
+        return Response(status_code=304, headers=headers)
+    wanted = tuple(n.strip() for n in names.split(",") if n.strip()) if names else None
 
-    Serialised here, not through ``MetricSeries`` (which documents the shape): validating
-    10,000 points one by one cost most of the request time."""
-    wanted = [n.strip() for n in names.split(",") if n.strip()] if names else None
-    series: dict[str, list[dict[str, Any]]] = {}
-    for name, step, value, time in jobs_repo.get_metrics(session, job.id, names=wanted, since_step=since):
-        series.setdefault(name, []).append({"step": step, "value": value, "time": iso_utc(time)})
-    return JSONResponse({"job_id": job.id, "series": series})
+    def build() -> bytes:
+        rows = jobs_repo.get_metrics(
+            session, job.id, names=wanted, since_step=since, with_time=format == "points"
+        )
+        return series_body(job.id, rows, format, max_points)
 
-
-def iso_utc(t: datetime) -> str:
-    """``2026-11-24T23:06:54.727371Z``, as pydantic writes an aware UTC datetime."""
-    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    key = (job.id, job.metrics_rev, wanted, since, format, max_points)
+    body = request.app.state.metrics_cache.get_or_build(key, build)
+    return Response(content=body, media_type="application/json", headers=headers)
