@@ -104,7 +104,7 @@ def register(add) -> None:
 
     f = bench.add_parser("perf", help="speed: training steps, relation loss, masks, API latency")
     f.add_argument("--preset", default="cpu", help="cpu | gpu | smoke (default: %(default)s)")
-    f.add_argument("--parts", type=csv, default=None, help="subset of steps,relation,masks,api")
+    f.add_argument("--parts", type=csv, default=None, help=f"subset of {','.join(PARTS)}")
     f.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
     _add_paths(f, cache=False)
     _add_report_out(f)

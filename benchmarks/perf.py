@@ -9,6 +9,8 @@ Four parts, each sized by the preset (``PERF_PRESETS``):
 * ``masks``: ``multi_value_mask`` against a per-box Python loop (``mask_perf``).
 * ``api``: latency of ``POST /jobs`` and ``GET /jobs/{id}/metrics`` under concurrent clients on
   SQLite and PostgreSQL (``api_latency``).
+* ``contention``: a training step's slowdown beside one other CPU-bound process, per torch
+  thread setting (``contention``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 import torch
 
 from benchmarks.api_latency import api_latency
+from benchmarks.contention import measure_contention
 from benchmarks.machine import machine_info
 from benchmarks.mask_perf import mask_perf_table
 from benchmarks.presets import get_preset
@@ -33,7 +36,7 @@ from mar_core.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
 
-PARTS = ("steps", "steps_frcnn", "relation", "masks", "api")
+PARTS = ("steps", "steps_frcnn", "relation", "masks", "api", "contention")
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class PerfPreset:
     mask_cases: tuple[tuple[int, int, int], ...]
     mask_repeats: int
     api: dict[str, Any] = field(default_factory=dict)
+    contention_steps: int | None = 8  # None: the part is skipped (each setting starts 2 processes)
     step_warmup: int = 2
     # torch threads for steps, relation and masks. One thread: on a shared machine, a parallel
     # region whose second thread is descheduled stalls every op, and CPU-time ratios hold up.
@@ -95,6 +99,7 @@ PERF_PRESETS: dict[str, PerfPreset] = {
             "configs": ((2, 1024**2),),
             "paced": (4, 0.2),
         },
+        contention_steps=None,
         step_warmup=1,
     ),
 }
@@ -168,12 +173,19 @@ def _api(pp: PerfPreset) -> dict[str, Any]:
     return api_latency(**pp.api)
 
 
+def _contention(pp: PerfPreset) -> dict[str, Any]:
+    if pp.contention_steps is None:
+        return {"skipped": f"not in the {pp.quality_preset} preset"}
+    return measure_contention(pp.contention_steps)
+
+
 RUNNERS: dict[str, Callable[[PerfPreset], dict[str, Any]]] = {
     "steps": _steps,
     "steps_frcnn": _steps_frcnn,
     "relation": _relation,
     "masks": _masks,
     "api": _api,
+    "contention": _contention,
 }
 
 

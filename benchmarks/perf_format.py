@@ -160,12 +160,38 @@ def format_api(r: dict[str, Any]) -> list[str]:
     )
 
 
+def format_contention(r: dict[str, Any]) -> list[str]:
+    if "skipped" in r:
+        return [f"skipped: {r['skipped']}"]
+    table = [
+        [
+            row["setting"],
+            row["idle_s"],
+            row["busy_s"],
+            f"{row['slowdown']}x",
+            f"{row['idle_over_best_idle']}x",
+            f"{row['busy_over_best_idle']}x",
+        ]
+        for row in r["rows"]
+    ]
+    lines = [
+        f"Training step of the student ({r['student']['arch']} {r['student']['backbone']}-FPN"
+        f"{r['student']['fpn_channels']}, {r['image_size']} px, batch {r['batch']}) on {r['cores']} cores, "
+        "median of the timed steps, idle and beside one busy-loop process; each setting in a fresh process.",
+        "",
+    ]
+    return lines + md_table(
+        ["setting", "idle s", "busy s", "slowdown", "idle vs best idle", "busy vs best idle"], table
+    )
+
+
 FORMATTERS = {
     "steps": format_steps,
     "steps_frcnn": format_steps,
     "relation": format_relation,
     "masks": format_masks,
     "api": format_api,
+    "contention": format_contention,
 }
 
 

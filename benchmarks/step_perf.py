@@ -34,7 +34,7 @@ from mar_core.spec import DatasetSpec, ModelSpec
 log = logging.getLogger(__name__)
 
 
-def _batch(image_size: int, batch_size: int, seed: int = 0):
+def synthetic_batch(image_size: int, batch_size: int, seed: int = 0):
     """``batch_size`` images (and targets) of a freshly generated synthetic set."""
 
     with tempfile.TemporaryDirectory(prefix="mar-perf-") as tmp:
@@ -45,7 +45,7 @@ def _batch(image_size: int, batch_size: int, seed: int = 0):
     return images, targets
 
 
-def _train_step(model, optimizer, images, targets) -> float:
+def train_step(model, optimizer, images, targets) -> float:
     start = time.perf_counter()
     losses = model(images, targets)
     total = sum(losses.values())
@@ -102,7 +102,7 @@ def _timed(fn) -> tuple[float, float]:
 def _measure(student_model, teacher_model, image_size, batch_size, repeats, warmup, distill, num_classes):
 
     torch.manual_seed(0)
-    images, targets = _batch(image_size, batch_size)
+    images, targets = synthetic_batch(image_size, batch_size)
     s_spec, t_spec = ModelSpec(**student_model), ModelSpec(**teacher_model)
     student = build_detector(s_spec, num_classes + 1).train()
     teacher = build_detector(t_spec, num_classes + 1).eval().requires_grad_(False)
@@ -127,7 +127,7 @@ def _measure(student_model, teacher_model, image_size, batch_size, repeats, warm
         last_losses.update({k: round(float(v.detach()), 5) for k, v in losses.items()})
 
     steps = {
-        "student_step": lambda: _train_step(student, opt_s, images, targets),
+        "student_step": lambda: train_step(student, opt_s, images, targets),
         "teacher_forward": lambda: distiller.teacher_features(padded),
         "mar_step": mar_step,
     }

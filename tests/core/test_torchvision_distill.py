@@ -2,7 +2,8 @@
 saves it, and in the zoo's layout without ``num_batches_tracked``) is the teacher of a 2-step
 job that completes, and a student of each builder distils 2 steps into a ``model.pt`` that the
 stock builder loads as it is. R50-FPN-256 models on 2 CPU cores: 64 px images, batch 1, 2 steps,
-one eval image. One builder per family runs by default, the rest are marked slow."""
+one eval image. One builder per family runs in `make test`, the rest (marked slow) in
+`make test-all`."""
 
 from __future__ import annotations
 
@@ -23,7 +24,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 TINY = {"min_size": 64, "max_size": 64}
 # Fixed numbers: the test is about the models, not about sizing the KD weights.
 DISTILL = {"alpha": 1e-3, "beta": 1e-3, "gamma": 1.0, "kd_warmup_iters": 0}
-DEFAULT_RUN = {("retinanet_resnet50_fpn", "torchvision"), ("fcos_resnet50_fpn", "torchvision")}
+# One builder per family in `make test` (the Faster R-CNN family also in test_the_readme_pair);
+# the rest are marked slow and run in `make test-all`.
+DEFAULT_RUN = {
+    ("retinanet_resnet50_fpn", "torchvision"),
+    ("fcos_resnet50_fpn", "torchvision"),
+    ("fasterrcnn_mobilenet_v3_large_320_fpn", "zoo"),
+    ("maskrcnn_resnet50_fpn", "zoo"),
+}
 
 
 def distill_job(data, teacher_path, teacher_model, student_model, **teacher) -> JobSpec:
