@@ -7,6 +7,10 @@ workers' files.
 A project sees the shared roots (data roots, the checkpoint root but its ``uploads/``), its own
 uploads (``uploads/<project>/``), its own uploaded datasets and its own jobs' folders. A path
 into another project's files reads as missing, exactly like a path that does not exist.
+
+A dataset named by path is read in full (every image header) the first time; later submissions
+of the same spec re-read it only when its ``tree_fingerprint`` (every file's path, size and
+modification time, one ``stat`` each) changed.
 """
 
 from __future__ import annotations
@@ -18,15 +22,20 @@ from sqlalchemy.orm import Session
 
 from api.db import datasets_repo, jobs_repo
 from api.db.models import DEFAULT_PROJECT
+from api.locked_lru import LockedLRU
 from api.services.datasets import dataset_for_job
 from api.services.uploads import UPLOADS
 from api.services.webhook_urls import check_webhook_url
 from api.settings import Settings
+from mar_core.annotations.containment import tree_fingerprint
 from mar_core.annotations.inspect import inspect_dataset
 from mar_core.errors import SpecError
 from mar_core.names import is_torchvision_weights_name
 from mar_core.paths import resolve_under
 from mar_core.spec import DatasetSpec, JobSpec
+
+# keys of the dataset checks that passed in this process (a key holds the dataset's fingerprint)
+_CHECKED_DATASETS = LockedLRU(512)
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,10 @@ def check_dataset(ds: DatasetSpec, host: Host) -> DatasetSpec:
             if not resolve_under(root / rel, [root], "dataset.images_dir").is_dir():
                 raise SpecError(f"dataset.images_dir: {rel!r} is not a folder", param="dataset.images_dir")
     checked = ds.model_copy(update={"path": str(root)})
-    inspect_dataset(checked, roots, splits=[ds.train_split, ds.val_split])
+    key = (checked.model_dump_json(), tuple(map(str, roots)), tree_fingerprint(root, roots))
+    if not _CHECKED_DATASETS.get(key):  # unchanged since it passed: its files are not re-read
+        inspect_dataset(checked, roots, splits=[ds.train_split, ds.val_split])
+        _CHECKED_DATASETS.put(key, True)
     return checked
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from api.db import jobs_repo
 from api.db.session import session_scope
+from api.services import spec_checks
 from tests.api.conftest import broker_messages, distill_spec, error_params, make_coco, train_spec
 
 
@@ -257,3 +258,19 @@ def test_a_specs_mlflow_uri_must_be_a_tracking_server(client, auth):
     server = train_spec(tracking={"mlflow": {"uri": "https://mlflow.example:5000", "experiment": "kd"}})
     r = client.post("/jobs", json=server, headers=auth)
     assert r.status_code == 201 and r.json()["spec"]["tracking"]["mlflow"]["experiment"] == "kd"
+
+
+def test_an_unchanged_dataset_is_read_once_and_a_changed_file_is_seen(client, auth, settings, monkeypatch):
+    """POST /jobs re-reads a dataset named by path only when a file changed (path, size, mtime)."""
+    calls = []
+    real = spec_checks.inspect_dataset
+    monkeypatch.setattr(spec_checks, "inspect_dataset", lambda *a, **k: calls.append(1) or real(*a, **k))
+    make_coco(settings.data_roots[0] / "fresh")
+    body = train_spec(dataset={"path": "fresh"})
+    assert client.post("/jobs", json=body, headers=auth).status_code == 201
+    assert client.post("/jobs", json=body, headers=auth).status_code == 201
+    assert len(calls) == 1
+    (settings.data_roots[0] / "fresh" / "val" / "a.png").write_bytes(b"no longer a png")
+    r = client.post("/jobs", json=body, headers=auth)
+    assert r.status_code == 422 and error_params(r) == ["dataset.path"], r.text
+    assert len(calls) == 2

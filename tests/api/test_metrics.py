@@ -108,8 +108,7 @@ def test_the_cache_serves_the_same_bytes_and_never_a_stale_series(app, client, a
     job_id = _job_with_metrics(client, auth, db)
     url = f"/jobs/{job_id}/metrics"
     assert client.get(url, headers=auth).content == client.get(url, headers=auth).content
-    cached = app.state.metrics_cache._cache
-    assert cached is not None and len(cached) == 1
+    assert len(app.state.metrics_cache.entries) == 1
     with session_scope(db) as s:
         jobs_repo.append_metrics(s, job_id, 20, {"loss/total": 0.5})  # an overwrite, as a resume writes
     assert client.get(url, headers=auth).json()["series"]["loss/total"][-1]["value"] == 0.5
