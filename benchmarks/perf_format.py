@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from benchmarks.markdown import table as md_table
@@ -154,10 +155,59 @@ def format_api(r: dict[str, Any]) -> list[str]:
         "Paced: each client starts a request at a fixed interval (the offered rate).",
         "",
     ]
-    return lines + md_table(
-        ["database", "server", "endpoint", "clients", "requests", "p50 ms", "p95 ms", "p99 ms", "throughput"],
-        table,
+    return (
+        lines
+        + md_table(
+            [
+                "database",
+                "server",
+                "endpoint",
+                "clients",
+                "requests",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "throughput",
+            ],
+            table,
+        )
+        + ["", *api_target_verdicts(r)]
     )
+
+
+def _best(runs: list[dict[str, Any]], want: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+    chosen = [run for run in runs if want(run) and run["errors"] == 0 and run["p99_ms"] is not None]
+    return min(chosen, key=lambda run: run["p99_ms"], default=None)
+
+
+def _verdict(run: dict[str, Any] | None, target_ms: float, what: str) -> str:
+    if run is None:
+        return f"- {what}: not measured."
+    p99 = run["p99_ms"]
+    met = (
+        f"**met** ({p99} ms)" if p99 <= target_ms else f"**not met**: {p99} ms, {p99 - target_ms:.0f} ms over"
+    )
+    return f"- {what} (target p99 <= {target_ms:g} ms): {met}; best of: {run['server']}, {run['endpoint']}."
+
+
+def api_target_verdicts(r: dict[str, Any]) -> list[str]:
+    """Issue 17's two latency targets, judged on the best server config measured."""
+    lines = ["Targets (the best server config measured for each):"]
+    sqlite, pg = r.get("sqlite", {}).get("runs", []), r.get("postgresql", {}).get("runs", [])
+    for backend, runs in (("SQLite", sqlite), ("PostgreSQL", pg)):
+        full = _best(runs, lambda run: run["endpoint"].startswith("GET metrics (") and run["clients"] == 8)
+        lines.append(_verdict(full, 100, f"{backend}: GET metrics, every point, 8 clients"))
+    closed = _best(pg, lambda run: run["endpoint"] == "POST /jobs" and run["clients"] == 50)
+    lines.append(_verdict(closed, 50, "PostgreSQL: POST /jobs, 50 clients, closed loop"))
+    if closed is not None and closed["throughput_rps"]:
+        floor = 50 / closed["throughput_rps"] * 1000
+        lines.append(
+            f"  Closed loop, 50 clients can not wait less on average than 50 / throughput = {floor:.0f} ms "
+            f"at the {closed['throughput_rps']} req/s this machine (clients included) serves."
+        )
+    paced = _best(pg, lambda run: run["endpoint"].startswith("POST /jobs, paced") and run["clients"] == 50)
+    lines.append(_verdict(paced, 50, "PostgreSQL: POST /jobs, 50 clients, paced"))
+    return lines
 
 
 def format_contention(r: dict[str, Any]) -> list[str]:

@@ -62,6 +62,14 @@ class NonFiniteLossError(MarError, FloatingPointError):
         self.term, self.step, self.losses = term, step, losses
 
 
+class InsufficientMemoryError(MarError):
+    """A training step does not fit in the memory of the device (measured by a dry step, or an
+    out-of-memory error of a step); ``param`` names ``train.batch_size``."""
+
+    code = "insufficient_memory"
+    exit_code = 2
+
+
 class JobCancelled(MarError):
     code = "cancelled"
 

@@ -37,6 +37,7 @@ from mar_core.engine.hooks import (
     load_training_checkpoint,
 )
 from mar_core.engine.lr import lr_factor_fn
+from mar_core.engine.memory_check import check_batch_fits
 from mar_core.engine.rng import seed_everything
 from mar_core.engine.trainer import Trainer
 from mar_core.errors import SpecError
@@ -180,6 +181,9 @@ def _run(
         )
         trainable, extra_hooks = distiller(distill_cfg)
     trainable.to(dev)
+    # a dry step of one and of two images: a batch the device cannot hold fails here, not the host
+    local_batch = -(-cfg.batch_size // ranks.world_size)
+    check_batch_fits(trainable, [train_ds[0], train_ds[min(1, len(train_ds) - 1)]], local_batch, dev, cfg.amp)
 
     tracking = None
     if ranks.is_main:  # every metric from here on goes to TensorBoard (and MLflow)

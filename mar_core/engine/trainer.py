@@ -19,6 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from mar_core.data.transforms import random_hflip
 from mar_core.engine.distributed import RankInfo
+from mar_core.engine.memory_check import is_out_of_memory, out_of_memory_error
 from mar_core.engine.rng import set_rng_state
 from mar_core.errors import NonFiniteLossError
 
@@ -133,6 +134,15 @@ class Trainer:
                 h.after_train(self, error)
 
     def run_step(self, images: list[torch.Tensor], targets: list[dict]) -> None:
+        """One optimizer step; an out-of-memory error becomes ``InsufficientMemoryError``."""
+        try:
+            self._step(images, targets)
+        except (torch.OutOfMemoryError, RuntimeError) as e:
+            if not is_out_of_memory(e):
+                raise
+            raise out_of_memory_error(len(images), f"training step {self.iter}") from None
+
+    def _step(self, images: list[torch.Tensor], targets: list[dict]) -> None:
         t0 = time.perf_counter()
         self.model.train()
         if self.hflip > 0:

@@ -1,0 +1,41 @@
+"""The latency targets of issue 17 are judged from the measured runs, on the best server config."""
+
+from __future__ import annotations
+
+from benchmarks.perf_format import api_target_verdicts
+
+
+def _run(server: str, endpoint: str, clients: int, p99: float, rps: float = 100.0) -> dict:
+    return {
+        "server": server,
+        "endpoint": endpoint,
+        "clients": clients,
+        "p99_ms": p99,
+        "errors": 0,
+        "throughput_rps": rps,
+    }
+
+
+def test_each_target_takes_the_best_config_and_says_by_how_much_it_is_missed():
+    pg = [
+        _run("1 process", "GET metrics (10000 points)", 8, 240.0),
+        _run("2 processes", "GET metrics (10000 points, format=columns)", 8, 80.0),
+        _run(
+            "2 processes", "GET metrics, unchanged (If-None-Match: 304)", 8, 5.0
+        ),  # no points: not the target
+        _run("1 process", "POST /jobs", 50, 400.0, rps=125.0),
+        _run("2 processes", "POST /jobs", 50, 260.0, rps=200.0),
+        _run("2 processes", "POST /jobs, paced (50 clients, 25.0 req/s offered)", 50, 30.0),
+    ]
+    sqlite = [_run("1 process", "GET metrics (10000 points)", 8, 150.0)]
+    text = "\n".join(api_target_verdicts({"sqlite": {"runs": sqlite}, "postgresql": {"runs": pg}}))
+    assert (
+        "SQLite: GET metrics, every point, 8 clients (target p99 <= 100 ms): **not met**: 150.0 ms, 50 ms over"
+        in text
+    )
+    assert "PostgreSQL: GET metrics, every point, 8 clients (target p99 <= 100 ms): **met** (80.0 ms)" in text
+    assert (
+        "closed loop (target p99 <= 50 ms): **not met**: 260.0 ms, 210 ms over; best of: 2 processes" in text
+    )
+    assert "50 / throughput = 250 ms" in text
+    assert "paced (target p99 <= 50 ms): **met** (30.0 ms)" in text
