@@ -1,5 +1,5 @@
 """Job states, the worker's run outcomes and the allowed transitions: the one place they are
-spelled (``docs/service-design.md``, "Job states").
+spelled (README, "Using it": the states line; `mar` prints them the same way).
 
 Both the API and the worker import this module (it is torch-free; ``api`` never imports
 ``worker``). Members are ``str``-valued, so the database keeps the same strings (``"queued"``
