@@ -1,4 +1,4 @@
-// One job: state, cancel, spec, events (SSE), loss and AP curves, per-class AP, PR curves and
+// One job: state, pause / resume / cancel, spec, events (SSE), loss and AP curves, per-class AP, PR curves and
 // sample predictions (of the evaluation chosen in a selector when there are several), artifacts.
 
 import { artifactPath, blobURL, download, getJSON, jobPath, postJSON, streamEvents } from "./api.js";
@@ -57,6 +57,8 @@ export function render(view, { id }, ctx) {
   const title = h("h2", {}, "Job");
   const status = h("p", { id: "job-status", "aria-live": "polite" });
   const cancel = h("button", { type: "button", id: "cancel", class: "danger", disabled: true }, "Cancel job");
+  const pause = h("button", { type: "button", id: "pause", disabled: true }, "Pause");
+  const resume = h("button", { type: "button", id: "resume", disabled: true }, "Resume");
   const compareLink = h("a", { href: `#/compare?jobs=${id}` }, "Open in compare view");
   const plots = h("div", { class: "plots", id: "metric-plots" });
   const classAP = h("div");
@@ -68,7 +70,7 @@ export function render(view, { id }, ctx) {
   const artifacts = h("tbody");
   const events = h("ol", { class: "events", id: "events", tabindex: 0, "aria-label": "Events" });
   const spec = h("pre", { class: "spec", id: "spec", tabindex: 0, "aria-label": "Job spec" });
-  view.replaceChildren(title, status, h("div", { class: "toolbar" }, cancel, compareLink),
+  view.replaceChildren(title, status, h("div", { class: "toolbar" }, pause, resume, cancel, compareLink),
     h("h3", {}, "Curves"), plots, h("h3", {}, "Per-class AP"), classAP, stepBox, h("h3", {}, "PR curves"), prBox,
     h("h3", {}, "Sample predictions"), samples,
     h("h3", {}, "Artifacts"), h("table", { id: "artifacts" }, h("thead", {}, h("tr", {},
@@ -80,14 +82,17 @@ export function render(view, { id }, ctx) {
     showEval(chosenStep).catch(ctx.fail);
   });
 
-  cancel.addEventListener("click", async () => {
-    cancel.disabled = true;
-    try {
-      showJob(await postJSON(jobPath(id, "/cancel")));
-    } catch (e) {
-      ctx.fail(e);
-    }
-  });
+  // Cancel, pause and resume: POST /jobs/{id}/<action>; the answer is the job as it is now.
+  for (const [button, action] of [[cancel, "/cancel"], [pause, "/pause"], [resume, "/resume"]]) {
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        showJob(await postJSON(jobPath(id, action)));
+      } catch (e) {
+        ctx.fail(e);
+      }
+    });
+  }
 
   function showJob(j) {
     job = j;
@@ -99,6 +104,8 @@ export function render(view, { id }, ctx) {
       `created ${fmtTime(j.created_at)}${j.finished_at ? `, finished ${fmtTime(j.finished_at)}` : ""}`,
       j.error ? ` · error: ${j.error.message}` : "");
     cancel.disabled = TERMINAL.includes(j.status) || j.status === "cancelling";
+    pause.disabled = !["queued", "starting", "running"].includes(j.status);
+    resume.disabled = j.status !== "paused";
     if (!spec.textContent) spec.textContent = JSON.stringify(j.spec, null, 2);
   }
 

@@ -57,8 +57,16 @@ def test_signed_in_list_shows_a_submitted_job(ui_stack, browser, jobs, screensho
     assert console_errors(browser) == []
 
 
-def test_cancel_from_the_job_page(ui_stack, browser, jobs):
+def test_pause_resume_and_cancel_from_the_job_page(ui_stack, browser, jobs):
     open_page(browser, ui_stack.url, f"#/job/{jobs['long']}")
+    wait(browser, ec.element_to_be_clickable((By.ID, "pause"))).click()
+    wait(browser, lambda b: ui_stack.job(jobs["long"])["status"] in ("pausing", "paused"))
+    wait(browser, lambda b: ui_stack.job(jobs["long"])["status"] == "paused")
+    open_page(browser, ui_stack.url, f"#/job/{jobs['long']}")
+    wait(browser, ec.text_to_be_present_in_element((By.ID, "job-status"), "paused"))
+    assert not browser.find_element(By.ID, "pause").is_enabled()
+    wait(browser, ec.element_to_be_clickable((By.ID, "resume"))).click()
+    wait(browser, lambda b: ui_stack.job(jobs["long"])["status"] in ("queued", "starting", "running"))
     button = wait(browser, ec.element_to_be_clickable((By.ID, "cancel")))
     button.click()
     wait(browser, lambda b: ui_stack.job(jobs["long"])["status"] in ("cancelling", "cancelled"))
