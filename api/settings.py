@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     )
     # the deployment's MLflow tracking server for every job whose spec names none (`tracking` extra)
     mlflow_uri: str | None = Field(default=None, validation_alias=_env("MAR_MLFLOW_URI", "mlflow_uri"))
+    # hosts a job's own tracking.mlflow.uri may name (empty: any but loopback / link-local ones)
+    mlflow_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("MAR_MLFLOW_ALLOWED_HOSTS", "mlflow_allowed_hosts")
+    )
     mlflow_experiment: str = Field(
         default="mar", validation_alias=_env("MAR_MLFLOW_EXPERIMENT", "mlflow_experiment")
     )
@@ -112,7 +116,7 @@ class Settings(BaseSettings):
     api_url: str = Field(default="http://127.0.0.1:8000", validation_alias=_env("MAR_API_URL", "api_url"))
     api_key: str | None = Field(default=None, validation_alias=_env("MAR_API_KEY", "api_key"))
 
-    @field_validator("data_roots", "webhook_allowed_hosts", mode="before")
+    @field_validator("data_roots", "webhook_allowed_hosts", "mlflow_allowed_hosts", mode="before")
     @classmethod
     def _split_list(cls, v: Any) -> Any:
         """Accept a JSON list, or items separated by ``os.pathsep`` or commas."""

@@ -24,6 +24,7 @@ from api.db import datasets_repo, jobs_repo
 from api.db.models import DEFAULT_PROJECT
 from api.locked_lru import LockedLRU
 from api.services.datasets import dataset_for_job
+from api.services.mlflow_urls import check_mlflow_uri
 from api.services.uploads import UPLOADS
 from api.services.webhook_urls import check_webhook_url
 from api.settings import Settings
@@ -135,21 +136,18 @@ def check_model_files(spec: JobSpec, host: Host) -> dict[str, str]:
     return resolved
 
 
-def check_tracking(spec: JobSpec) -> None:
-    """``tracking.mlflow.uri`` of a submitted spec: a server, never a path on the workers."""
+def check_tracking(spec: JobSpec, settings: Settings) -> None:
+    """``tracking.mlflow.uri`` of a submitted spec: a server the workers may call
+    (``api.services.mlflow_urls``), never a path on the workers."""
     mlflow = spec.tracking.mlflow if spec.tracking else None
-    if mlflow is not None and not mlflow.uri.lower().startswith(("http://", "https://")):
-        raise SpecError(
-            "a job's MLflow URI must be an http(s) tracking server; a local store is the "
-            "deployment's setting (MAR_MLFLOW_URI)",
-            "tracking.mlflow.uri",
-        )
+    if mlflow is not None:
+        check_mlflow_uri(mlflow.uri, settings)
 
 
 def check_spec(spec: JobSpec, settings: Settings, session: Session, scope: str | None = None) -> JobSpec:
     """Run every host check for a submission seeing ``scope`` (a project, None: all); the
     returned copy names absolute dataset, teacher and model-file paths."""
-    check_tracking(spec)
+    check_tracking(spec, settings)
     host = Host(settings, session, scope)
     update: dict[str, object] = {"dataset": check_dataset(spec.dataset, host)}
     model_files = check_model_files(spec, host)

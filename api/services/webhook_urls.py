@@ -17,7 +17,8 @@ from api.settings import Settings
 from mar_core.errors import SpecError
 
 
-def _host_allowed(host: str, allowed: list[str]) -> bool:
+def host_allowed(host: str, allowed: list[str]) -> bool:
+    """Whether ``host`` is one of ``allowed`` (``example.com``, or ``*.example.com``: its subdomains)."""
     for pattern in allowed:
         pattern = pattern.lower()
         if pattern.startswith("*.") and host.endswith(pattern[1:]):
@@ -27,7 +28,8 @@ def _host_allowed(host: str, allowed: list[str]) -> bool:
     return False
 
 
-def _addresses(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+def resolve_addresses(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """Every address ``host`` resolves to here; ``ValueError`` when it does not resolve."""
     try:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError) as e:
@@ -45,10 +47,10 @@ def check_webhook_url(url: str, settings: Settings, param: str) -> str:
             raise ValueError("must be an http(s) URL with a host")
         if parts.username or parts.password:
             raise ValueError("must not carry credentials")
-        if settings.webhook_allowed_hosts and not _host_allowed(host, settings.webhook_allowed_hosts):
+        if settings.webhook_allowed_hosts and not host_allowed(host, settings.webhook_allowed_hosts):
             raise ValueError(f"host {host!r} is not in MAR_WEBHOOK_ALLOWED_HOSTS")
         if not settings.webhook_allow_private:
-            for address in _addresses(host, port):
+            for address in resolve_addresses(host, port):
                 if not address.is_global or address.is_multicast:
                     raise ValueError(
                         f"host {host!r} resolves to the non-public address {address} "

@@ -274,3 +274,32 @@ def test_an_unchanged_dataset_is_read_once_and_a_changed_file_is_seen(client, au
     r = client.post("/jobs", json=body, headers=auth)
     assert r.status_code == 422 and error_params(r) == ["dataset.path"], r.text
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://127.0.0.1:5000",
+        "http://localhost:5000",
+        "http://169.254.169.254/latest",
+        "http://[::1]:5000",
+        "http://0.0.0.0",
+    ],
+)
+def test_a_specs_mlflow_uri_may_not_reach_the_worker_itself_or_a_metadata_service(client, auth, uri):
+    r = client.post("/jobs", json=train_spec(tracking={"mlflow": {"uri": uri}}), headers=auth)
+    assert r.status_code == 422 and error_params(r) == ["tracking.mlflow.uri"], r.text
+    assert "MAR_MLFLOW_ALLOWED_HOSTS" in r.text
+
+
+def test_mlflow_hosts_follow_the_allow_list_when_one_is_set(client, auth, settings):
+    internal = train_spec(tracking={"mlflow": {"uri": "http://10.1.2.3:5000"}})
+    assert client.post("/jobs", json=internal, headers=auth).status_code == 201  # an internal server
+    settings.mlflow_allowed_hosts = ["localhost", "*.tracking.example"]
+    for uri, status in [
+        ("http://localhost:5000", 201),  # named by the operator
+        ("https://ml.tracking.example", 201),
+        ("http://10.1.2.3:5000", 422),  # not in the list
+    ]:
+        r = client.post("/jobs", json=train_spec(tracking={"mlflow": {"uri": uri}}), headers=auth)
+        assert r.status_code == status, (uri, r.text)
