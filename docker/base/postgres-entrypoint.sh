@@ -14,7 +14,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   rm -f "$pwfile"
   echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
   pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
-  if [ "$db" != "$user" ] && [ "$db" != postgres ]; then
+  if [ "$db" != postgres ]; then
     createdb -U "$user" -O "$user" "$db"
   fi
   pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
