@@ -322,8 +322,12 @@ def test_cpu_overlay_runs_the_stack_without_a_gpu(tmp_path):
     gpu, cpu = cfg["services"]["worker-gpu0"], cfg["services"]["worker-cpu"]
     assert gpu.get("profiles") == ["gpu"], "worker-gpu0 must not start with the CPU overlay"
     assert "deploy" not in cpu, "worker-cpu reserves a device"
-    same = {k: v for k, v in gpu.items() if k not in {"deploy", "profiles"}}
-    assert same == {k: v for k, v in cpu.items() if k not in {"profiles"}}
+    same = {k: v for k, v in gpu.items() if k not in {"deploy", "profiles", "ulimits"}}
+    assert same == {k: v for k, v in cpu.items() if k not in {"profiles", "ulimits"}}
+    # A finite memlock: no CUDA pinned memory, and dockerd may run under a finite limit itself.
+    memlock = cpu["ulimits"]["memlock"]
+    assert memlock not in (-1, "-1") and int(memlock) > 0, memlock
+    assert cpu["ulimits"]["stack"] == gpu["ulimits"]["stack"]
 
 
 def test_prometheus_scrapes_the_api(config):
