@@ -4,9 +4,12 @@ PostgreSQL advisory lock, so one replica migrates and the others wait, then find
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -15,6 +18,7 @@ from api.db.session import MIGRATION_LOCK_KEY, init_db, make_engine
 from tests.api.conftest import _find_postgres
 
 REPLICAS = 4
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -68,27 +72,29 @@ def test_init_db_waits_for_the_migration_lock(pg_schema):
     assert not errors, errors
 
 
+_REPLICA = """
+import sys
+from api.db.session import init_db, make_engine
+init_db(make_engine(sys.argv[1], connect_args={"options": f"-csearch_path={sys.argv[2]}"}))
+"""
+
+
 def test_replicas_migrating_at_once_all_start(pg_schema):
+    """Separate processes, as API containers are: each runs init_db on the same empty schema."""
     url, schema = pg_schema
-    barrier = threading.Barrier(REPLICAS)
-    errors: list[BaseException] = []
-
-    def replica() -> None:
-        engine = _engine(url, schema)
-        try:
-            barrier.wait(30)
-            init_db(engine)
-        except BaseException as e:  # noqa: BLE001 (reported below)
-            errors.append(e)
-        finally:
-            engine.dispose()
-
-    threads = [threading.Thread(target=replica) for _ in range(REPLICAS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors, f"{len(errors)} of {REPLICAS} replicas failed to migrate: {errors[0]!r}"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _REPLICA, url, schema],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(REPLICAS)
+    ]
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    failed = [out for p, out in zip(procs, outputs) if p.returncode != 0]
+    assert not failed, f"{len(failed)} of {REPLICAS} replicas failed to migrate:\n{failed[0][-3000:]}"
     engine = _engine(url, schema)
     with engine.connect() as conn:
         versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
