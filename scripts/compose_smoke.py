@@ -196,7 +196,20 @@ def api_key(env: dict) -> str:
     return key
 
 
+def check_disk(path: str = "/var/lib/docker", need_gb: float = 20) -> None:
+    """The worker image is ~6 GB, its build stage holds the 3 GB wheelhouse besides: a full build
+    needs ~20 GB (a cached one far less). Refuse early rather than fail at `no space left`."""
+    import shutil
+
+    where = path if os.path.exists(path) else "/"
+    free = shutil.disk_usage(where).free / 1e9
+    if free < need_gb and os.environ.get("MAR_SMOKE_IGNORE_DISK") != "1":
+        fail(f"{free:.0f} GB free under {where}, a build may need {need_gb:.0f} GB "
+             "(MAR_SMOKE_IGNORE_DISK=1 to try anyway; `docker image prune` frees old builds)")  # fmt: skip
+
+
 def main() -> int:
+    check_disk()
     dockerd = ensure_dockerd()
     env = {**os.environ, "DOCKER_BUILDKIT": "0", "COMPOSE_DOCKER_CLI_BUILD": "0",
            "POSTGRES_PASSWORD": secrets.token_hex(16), "REDIS_PASSWORD": secrets.token_hex(16),
