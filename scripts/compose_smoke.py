@@ -292,11 +292,15 @@ def main() -> int:
             f"model.pt {api.check_model(kill)}"
         )
         say(figures[-1])
-        diff = sh(["docker", "diff", sh([*COMPOSE, "ps", "-q", WORKER], env=env, capture=True).stdout.strip()],
-                  capture=True).stdout.split()  # fmt: skip
+        worker_id = sh([*COMPOSE, "ps", "-q", WORKER], env=env, capture=True).stdout.strip()
+        diff = sh(["docker", "diff", worker_id], capture=True).stdout.split()
         if diff:
             fail(f"the worker container wrote outside its volumes: {diff[:20]}")
-        figures.append("worker container: runs as uid 10001, read-only root filesystem, `docker diff` empty")
+        uid = sh(["docker", "exec", worker_id, "id", "-u"], capture=True).stdout.strip()
+        ro = sh(["docker", "inspect", "-f", "{{.HostConfig.ReadonlyRootfs}}", worker_id], capture=True).stdout
+        if uid == "0" or ro.strip() != "true":
+            fail(f"worker container: uid {uid}, read-only root filesystem {ro.strip()}")
+        figures.append(f"worker container: uid {uid}, read-only root filesystem, `docker diff` empty")
 
         # down, then up: every job, metric and artifact is still there.
         jobs = [train, distill, kill]
