@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lint install clean
+.PHONY: demo test test-all lint install clean compose-smoke
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -33,6 +33,11 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# The real stack in Docker (images built, `docker-compose up`, jobs through the containers): run
+# before a change to docker/ or a compose file lands. Root, minutes; not part of `make test`.
+compose-smoke:
+	python3 scripts/compose_smoke.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,10 +1,14 @@
-# API image: `mar api` (FastAPI; runs the Alembic migrations at start) and `mar reaper`.
-# No torch here: the API never imports it. Dependencies come from docker/api-requirements.txt and the
-# project is installed with --no-deps, so its torch/torchvision pins are not pulled in; the build
-# fails if torch shows up anyway, or if the `mar` CLI cannot start without it.
+# API image: `mar api` (FastAPI), `mar db upgrade` (the one-shot `migrate` service) and `mar reaper`.
+# No torch here: the API never imports it. Dependencies come from docker/api-requirements.lock
+# (hashed; scripts/lock.sh makes it from docker/api-requirements.txt) and the project is installed
+# with --no-deps, so its torch/torchvision pins are not pulled in; the build fails if torch shows up
+# anyway, or if the `mar` CLI cannot start without it.
 #
 # Build context is the repository root:
 #   docker build -f docker/api.Dockerfile -t mar-api .
+# Air-gapped: `scripts/wheelhouse.sh api` first; the build then installs from wheelhouse/api/ only.
+# Another base (a Debian image made without a registry, scripts/base_images.sh):
+#   --build-arg PYTHON_IMAGE=mar-base/python:bookworm   (any Debian/Ubuntu image with python3 + venv)
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---------------------------------------------------------------- build: a venv in /opt/venv
@@ -13,13 +17,14 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH
-RUN python -m venv /opt/venv
-# Dependencies first: this layer is rebuilt only when the requirements change, not on every code edit.
-COPY docker/api-requirements.txt /tmp/api-requirements.txt
-RUN pip install -r /tmp/api-requirements.txt
+RUN python3 -m venv /opt/venv
+# Dependencies first: this layer is rebuilt only when the lock (or the wheelhouse) changes, not on
+# every code edit. `wheelhouse/ap[i]` matches nothing when there is no wheelhouse: the index is used.
+COPY docker/pip-install.sh docker/api-requirements.lock wheelhouse/ap[i] /tmp/wheels/
+RUN sh /tmp/wheels/pip-install.sh deps /tmp/wheels/api-requirements.lock
 # Then the project, without its dependencies (they include torch and torchvision).
 COPY . /src
-RUN pip install --no-deps /src \
+RUN sh /tmp/wheels/pip-install.sh project /src \
  && python -c "import importlib.util as u, sys; bad = [m for m in ('torch', 'torchvision') if u.find_spec(m)]; sys.exit(f'API image must not contain {bad}' if bad else 0)" \
  && mar --help > /dev/null
 

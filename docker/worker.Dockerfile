@@ -3,29 +3,49 @@
 # Base: the official PyTorch runtime image whose torch is the pinned one. Tag scheme of
 # hub.docker.com/r/pytorch/pytorch: <torch>-cuda<major.minor>-cudnn<major>-runtime|devel; the
 # 2.14.1-cuda13.0-cudnn9-runtime tag ships torch 2.14.1+cu130 (the CUDA build PyPI's torch 2.14.1
-# wheel uses). It is Ubuntu 24.04 with system Python 3.12 and no conda; that Python is PEP 668
-# "externally managed", hence PIP_BREAK_SYSTEM_PACKAGES=1 (fine inside an image).
-# The torch/torchvision pair is installed explicitly with pyproject.toml's pins, so it matches
-# them whatever PYTORCH_IMAGE is (another base only changes the CUDA build); a build-time check
-# fails on any other pair.
+# wheel uses). It is Ubuntu 24.04 with system Python 3.12 and no conda.
+# Any Debian/Ubuntu image with python3 + venv serves too (a Debian image made without a registry,
+# scripts/base_images.sh: --build-arg PYTORCH_IMAGE=mar-base/python:bookworm): the torch pair comes
+# from docker/worker-requirements.lock then.
+#
+# Everything is installed into /opt/venv (with the base's site-packages visible, so a torch the base
+# already has is reused), in a build stage: a wheelhouse copied in never reaches the final image.
+# Dependencies come from docker/worker-requirements.lock (hashed; scripts/lock.sh makes it from
+# pyproject.toml), offline from wheelhouse/worker/ when scripts/wheelhouse.sh made one, else from the
+# index. A build-time check fails on any torch/torchvision pair but the pins.
 #
 # Build context is the repository root:
 #   docker build -f docker/worker.Dockerfile -t mar-worker .
 ARG PYTORCH_IMAGE=pytorch/pytorch:2.14.1-cuda13.0-cudnn9-runtime
-FROM ${PYTORCH_IMAGE}
 
+# ---------------------------------------------------------------- build: a venv in /opt/venv
+FROM ${PYTORCH_IMAGE} AS build
 # Keep equal to the pins of pyproject.toml (tests/deploy/test_deploy_files.py checks it).
 ARG TORCH_VERSION=2.14.1
 ARG TORCHVISION_VERSION=0.29.2
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PATH=/opt/venv/bin:$PATH
+RUN python3 -m venv --system-site-packages /opt/venv
+# The dependencies (with the `export` extra: a job's "export": ["onnx"] runs here, and the
+# `tracking` extra: MLflow logging): rebuilt when the lock changes, not on code edits.
+# `wheelhouse/worke[r]` matches nothing when there is no wheelhouse: the index is used.
+COPY docker/pip-install.sh docker/worker-requirements.lock wheelhouse/worke[r] /tmp/wheels/
+RUN sh /tmp/wheels/pip-install.sh deps /tmp/wheels/worker-requirements.lock \
+ && python3 -c "import sys, torch, torchvision; got = (torch.__version__.split('+')[0], torchvision.__version__.split('+')[0]); sys.exit(0 if got == ('${TORCH_VERSION}', '${TORCHVISION_VERSION}') else f'torch/torchvision {got} != pins')"
+# The project itself.
+COPY . /src
+RUN sh /tmp/wheels/pip-install.sh project /src \
+ && mar --help > /dev/null
+
+# ---------------------------------------------------------------- runtime
+FROM ${PYTORCH_IMAGE}
 # Same uid/gid as the API image: both write to the shared /srv/mar volume.
 ARG MAR_UID=10001
 ARG MAR_GID=10001
-
-ENV PIP_BREAK_SYSTEM_PACKAGES=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_ROOT_USER_ACTION=ignore \
-    PIP_CONSTRAINT=/etc/mar/constraints.txt \
+ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     MAR_STATE_DIR=/srv/mar/state \
@@ -35,28 +55,7 @@ ENV PIP_BREAK_SYSTEM_PACKAGES=1 \
     MAR_QUEUE=mar-gpu \
     MAR_WORKER_NODENAME=mar@%h \
     TORCH_HOME=/srv/mar/cache/torch
-
-# 1) The torch pair, pinned for every later pip call too (PIP_CONSTRAINT). A no-op when the base
-#    image already has it.
-RUN mkdir -p /etc/mar \
- && printf 'torch==%s\ntorchvision==%s\n' "${TORCH_VERSION}" "${TORCHVISION_VERSION}" > /etc/mar/constraints.txt \
- && python3 -m pip install "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}" \
- && python3 -c "import sys, torch, torchvision; got = (torch.__version__.split('+')[0], torchvision.__version__.split('+')[0]); sys.exit(0 if got == ('${TORCH_VERSION}', '${TORCHVISION_VERSION}') else f'torch/torchvision {got} != pins')"
-
-# 2) The other dependencies (with the `export` extra: a job's "export": ["onnx"] runs here, and the
-#    `tracking` extra: MLflow logging), read from pyproject.toml alone: rebuilt when it changes, not
-#    on code edits.
-WORKDIR /opt/mar
-COPY pyproject.toml /opt/mar/pyproject.toml
-RUN python3 -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['postgres'] + p['optional-dependencies']['export'] + p['optional-dependencies']['tracking']))" > /etc/mar/requirements.txt \
- && python3 -m pip install -r /etc/mar/requirements.txt
-
-# 3) The project itself.
-COPY . /opt/mar/src
-RUN python3 -m pip install --no-deps /opt/mar/src \
- && rm -rf /opt/mar/src \
- && mar --help > /dev/null
-
+COPY --from=build /opt/venv /opt/venv
 COPY docker/worker-healthcheck.sh /usr/local/bin/mar-worker-healthcheck
 RUN chmod 0755 /usr/local/bin/mar-worker-healthcheck \
  && groupadd --system --gid "${MAR_GID}" mar \
@@ -64,6 +63,8 @@ RUN chmod 0755 /usr/local/bin/mar-worker-healthcheck \
  && mkdir -p /srv/mar/state /srv/mar/datasets /srv/mar/checkpoints /srv/mar/artifacts /srv/mar/cache/torch \
  && chown -R mar:mar /srv/mar
 
+# Non-root; docker-compose.yml also makes the root filesystem read-only (volumes and a /tmp tmpfs
+# are the only writable places).
 USER ${MAR_UID}:${MAR_GID}
 WORKDIR /home/mar
 # `celery inspect ping` to this container's node only (MAR_WORKER_NODENAME = the --hostname below).

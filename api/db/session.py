@@ -15,12 +15,15 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 log = logging.getLogger(__name__)
+
+# PostgreSQL advisory lock held while ``init_db`` migrates (any constant unique to this service).
+MIGRATION_LOCK_KEY = 0x6D61725F6D6967  # "mar_mig"
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -87,6 +90,10 @@ def init_db(engine: Engine) -> None:
     """Run the Alembic migrations up to ``head`` on ``engine`` (never ``create_all``)."""
     cfg = alembic_config()
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Several API replicas start at once: the first migrates, the others wait here (the lock
+            # ends with this transaction) and then find the schema at head.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
     log.debug("database schema at head (%s)", engine.url.render_as_string(hide_password=True))

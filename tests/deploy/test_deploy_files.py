@@ -24,13 +24,27 @@ import tomllib
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 MULTIHOST_FILE = ROOT / "docker" / "compose.multihost.yml"
+CPU_FILE = ROOT / "docker" / "compose.cpu.yml"
 API_DOCKERFILE = ROOT / "docker" / "api.Dockerfile"
 WORKER_DOCKERFILE = ROOT / "docker" / "worker.Dockerfile"
 API_REQUIREMENTS = ROOT / "docker" / "api-requirements.txt"
+API_LOCK = ROOT / "docker" / "api-requirements.lock"
+WORKER_LOCK = ROOT / "docker" / "worker-requirements.lock"
+PIP_INSTALL = ROOT / "docker" / "pip-install.sh"
+BASE_DOCKERFILES = sorted((ROOT / "docker" / "base").glob("*.Dockerfile"))
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-EXPECTED_SERVICES = {"redis", "postgres", "api", "worker-gpu0", "worker-gpu1", "reaper", "prometheus"}
+EXPECTED_SERVICES = {
+    "redis",
+    "postgres",
+    "api",
+    "worker-gpu0",
+    "worker-gpu1",
+    "worker-cpu",
+    "reaper",
+    "prometheus",
+}
 PROMETHEUS_CONFIG = ROOT / "docker" / "prometheus.yml"
 # Services without a health check. Mirrored in docker-compose.yml by a `# healthcheck-exempt: NAME`
 # comment that says why; the test checks both directions.
@@ -205,6 +219,17 @@ def _requirement_name(spec: str) -> str:
     return re.split(r"[\s\[<>=!~;]", spec.strip(), maxsplit=1)[0].lower().replace("_", "-")
 
 
+def _lock_pins(path: Path) -> dict[str, set[str]]:
+    """name -> pinned versions of a hashed lock file (scripts/lock.sh; a universal lock may pin
+    two versions under different markers)."""
+    pins: dict[str, set[str]] = {}
+    for m in re.finditer(
+        r"^([A-Za-z0-9][\w.-]*)(?:\[[^\]]*\])?==([^\s;\\]+)", path.read_text(), re.MULTILINE
+    ):
+        pins.setdefault(m.group(1).lower().replace("_", "-"), set()).add(m.group(2))
+    return pins
+
+
 def _pyproject() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
@@ -255,7 +280,11 @@ def _dockerignored(rel: str) -> bool:
 # ---------------------------------------------------------------------------------------- compose
 def test_compose_config_is_valid(tmp_path):
     env_file = _env_file(tmp_path)
-    for files, profiles in (((COMPOSE_FILE,), ""), ((COMPOSE_FILE, MULTIHOST_FILE), "gpu1")):
+    for files, profiles in (
+        ((COMPOSE_FILE,), ""),
+        ((COMPOSE_FILE, MULTIHOST_FILE), "gpu1"),
+        ((COMPOSE_FILE, CPU_FILE), "cpu"),
+    ):
         out = _run_compose(env_file, "config", "-q", files=files, profiles=profiles)
         assert out.returncode == 0, f"config -q {files} profiles={profiles!r}:\n{out.stderr}"
     # Host paths (an NFS mount) instead of the named volumes.
@@ -275,6 +304,30 @@ def test_services(config):
     assert set(config["services"]) == EXPECTED_SERVICES
     assert config["services"]["worker-gpu1"].get("profiles") == ["gpu1"]
     assert config["services"]["prometheus"].get("profiles") == ["monitoring"]
+    assert config["services"]["worker-cpu"].get("profiles") == ["cpu"]
+
+
+def test_cpu_overlay_runs_the_stack_without_a_gpu(tmp_path):
+    """docker/compose.cpu.yml with the `cpu` profile: worker-cpu (no device reservation, otherwise the
+    GPU worker's configuration) instead of worker-gpu0."""
+    _, is_v2 = _compose()
+    out = _run_compose(
+        _env_file(tmp_path),
+        "config",
+        *(["--format", "json"] if is_v2 else []),
+        files=(COMPOSE_FILE, CPU_FILE),
+    )
+    assert out.returncode == 0, out.stderr
+    cfg = json.loads(out.stdout) if is_v2 else _yaml_to_obj(out.stdout)
+    gpu, cpu = cfg["services"]["worker-gpu0"], cfg["services"]["worker-cpu"]
+    assert gpu.get("profiles") == ["gpu"], "worker-gpu0 must not start with the CPU overlay"
+    assert "deploy" not in cpu, "worker-cpu reserves a device"
+    same = {k: v for k, v in gpu.items() if k not in {"deploy", "profiles", "ulimits"}}
+    assert same == {k: v for k, v in cpu.items() if k not in {"profiles", "ulimits"}}
+    # A finite memlock: no CUDA pinned memory, and dockerd may run under a finite limit itself.
+    memlock = cpu["ulimits"]["memlock"]
+    assert memlock not in (-1, "-1") and int(memlock) > 0, memlock
+    assert cpu["ulimits"]["stack"] == gpu["ulimits"]["stack"]
 
 
 def test_prometheus_scrapes_the_api(config):
@@ -302,7 +355,7 @@ def test_every_service_has_a_healthcheck_or_a_reason(config):
 
 
 def test_workers_reserve_one_gpu_each(config):
-    workers = {n: s for n, s in config["services"].items() if n.startswith("worker")}
+    workers = {n: s for n, s in config["services"].items() if n.startswith("worker-gpu")}
     assert "worker-gpu0" in workers
     seen: list[str] = []
     for name, svc in workers.items():
@@ -328,6 +381,8 @@ def test_workers_reserve_one_gpu_each(config):
         for dep in ("redis", "postgres", "api"):
             assert svc["depends_on"][dep]["condition"] == "service_healthy", (name, dep)
         assert "mar-worker-healthcheck" in " ".join(svc["healthcheck"]["test"])
+        # Non-root image, and nothing but the volumes (and an in-memory /tmp) is writable.
+        assert svc.get("read_only") is True and "/tmp" in svc.get("tmpfs", []), name
     assert len(seen) == len(set(seen)), f"two workers share a GPU: {seen}"
 
 
@@ -402,18 +457,17 @@ def test_env_example_documents_every_variable():
 # ---------------------------------------------------------------------------------------- images
 def test_api_image_has_no_torch():
     instructions = _dockerfile(API_DOCKERFILE)
-    pip_cmds = [
-        seg
-        for ins, rest in instructions
-        if ins == "RUN"
-        for seg in re.split(r"&&|;", rest)
-        if re.search(r"\bpip\b.*\binstall\b", seg)
-    ]
-    assert pip_cmds, "no pip install in the API Dockerfile?"
-    for seg in pip_cmds:
-        assert "torch" not in seg, f"API image installs torch: {seg}"
-        if not re.search(r"\s-r\s", seg):  # installing the project itself
-            assert "--no-deps" in seg, f"the project must be installed with --no-deps: {seg}"
+    # Every pip call goes through docker/pip-install.sh: the API's lock, then the project.
+    runs = " ".join(rest for ins, rest in instructions if ins == "RUN")
+    assert "pip install" not in runs and "pip3 install" not in runs, "install through docker/pip-install.sh"
+    calls = re.findall(r"pip-install\.sh (\w+) (\S+)", runs)
+    assert calls == [("deps", "/tmp/wheels/api-requirements.lock"), ("project", "/src")], calls
+    script = PIP_INSTALL.read_text()
+    project = next(ln for ln in script.splitlines() if ln.strip().startswith("project)"))
+    assert "--no-deps" in project, "the project must be installed with --no-deps"
+    deps = next(ln for ln in script.splitlines() if ln.strip().startswith("deps)"))
+    assert "--require-hashes" in deps
+    assert not {"torch", "torchvision"} & set(_lock_pins(API_LOCK)), "the API lock has torch"
     reqs = [
         _requirement_name(ln)
         for ln in API_REQUIREMENTS.read_text().splitlines()
@@ -453,7 +507,9 @@ def test_worker_image_matches_the_torch_pins():
     assert instructions[0] == ("ARG", f"PYTORCH_IMAGE={args['PYTORCH_IMAGE']}")
     assert ("FROM", "${PYTORCH_IMAGE}") in instructions
     runs = " ".join(rest for ins, rest in instructions if ins == "RUN")
-    assert "torch==${TORCH_VERSION}" in runs and "torchvision==${TORCHVISION_VERSION}" in runs
+    assert "'${TORCH_VERSION}', '${TORCHVISION_VERSION}'" in runs, "the build checks the torch pair"
+    locked = _lock_pins(WORKER_LOCK)
+    assert locked["torch"] == {torch_pin} and locked["torchvision"] == {tv_pin}, "worker lock vs pins"
     env = " ".join(rest for ins, rest in instructions if ins == "ENV")
     node = re.search(r"MAR_WORKER_NODENAME=(\S+)", env).group(1)
     cmd = json.loads(next(rest for ins, rest in instructions if ins == "CMD"))
@@ -480,6 +536,10 @@ def test_images_run_as_non_root_with_a_healthcheck(dockerfile):
             *sources, _dest = [w for w in rest.split() if not w.startswith("--")]
             for src in sources:
                 if src == ".":
+                    continue
+                if src.startswith("wheelhouse/"):  # optional (a glob): scripts/wheelhouse.sh makes it
+                    assert re.fullmatch(r"wheelhouse/\w+\[\w\]", src), src
+                    assert not _dockerignored(src.replace("[", "").replace("]", "") + "/x.whl")
                     continue
                 assert (ROOT / src).exists(), f"{dockerfile.name}: COPY {src}: no such file"
                 assert not _dockerignored(src), f"{dockerfile.name}: COPY {src} is excluded by .dockerignore"
@@ -523,6 +583,11 @@ def test_scripts_parse_and_are_executable():
     for path, shell in (
         (ROOT / "docker" / "worker-healthcheck.sh", "sh"),
         (ROOT / "scripts" / "ci_tools.sh", "bash"),
+        (ROOT / "scripts" / "lock.sh", "bash"),
+        (ROOT / "scripts" / "wheelhouse.sh", "bash"),
+        (ROOT / "scripts" / "base_images.sh", "bash"),
+        (PIP_INSTALL, "sh"),
+        (ROOT / "docker" / "base" / "postgres-entrypoint.sh", "sh"),
     ):
         out = subprocess.run([shell, "-n", str(path)], check=False, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
@@ -535,7 +600,7 @@ def test_hadolint():
     if not exe:
         _missing("hadolint is not installed")
     out = subprocess.run(
-        [exe, "--no-color", str(API_DOCKERFILE), str(WORKER_DOCKERFILE)],
+        [exe, "--no-color", str(API_DOCKERFILE), str(WORKER_DOCKERFILE), *map(str, BASE_DOCKERFILES)],
         check=False,
         cwd=ROOT,
         capture_output=True,
