@@ -154,27 +154,31 @@ def group_mean_ap(store: ResultStore, preset: Preset, group: GroupDef, label: st
 
 def best_peers(store: ResultStore, preset: Preset, group: GroupDef, n: int = 2) -> PeerChoice:
     """The ``n`` peers of ``group.peers_from`` with the highest mean AP over all seeds; when
-    that group is incomplete (a peer lacks a seed), ``FALLBACK_PEERS``."""
+    that group is incomplete (a peer lacks a seed), ``FALLBACK_PEERS``. A peer with no run at
+    all there (one registered since) is left out of the ranking, and named in the source."""
     source_group = preset.group(group.peers_from) if group.peers_from else None
     if source_group is None:
         return PeerChoice(FALLBACK_PEERS[:n], "fixed (no source group)", True)
-    means, missing = {}, []
+    means, missing, unrun = {}, [], []
     for peer in PEERS:
         aps = group_mean_ap(store, preset, source_group, peer)
-        if len(aps) < len(preset.seeds):
+        if not aps:
+            unrun.append(peer)
+        elif len(aps) < len(preset.seeds):
             missing.append(f"{peer} ({len(aps)}/{len(preset.seeds)} seeds)")
         else:
             means[peer] = statistics.fmean(aps)
-    if missing:
+    if missing or len(means) < n:
         return PeerChoice(
             FALLBACK_PEERS[:n],
             f"fallback {'+'.join(FALLBACK_PEERS[:n])}: {source_group.name} "
-            f"incomplete, missing {', '.join(missing)}",
+            f"incomplete, missing {', '.join(missing + [f'{p} (0/{len(preset.seeds)} seeds)' for p in unrun])}",
             True,
         )
     ranked = sorted(means, key=lambda p: -means[p])[:n]
     shown = ", ".join(f"{p} {means[p] * 100:.1f}" for p in ranked)
-    return PeerChoice(tuple(ranked), f"best mean AP in {source_group.name}: {shown}", False)
+    left_out = f" (not run there yet: {', '.join(unrun)})" if unrun else ""
+    return PeerChoice(tuple(ranked), f"best mean AP in {source_group.name}: {shown}{left_out}", False)
 
 
 def group_students(

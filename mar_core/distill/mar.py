@@ -28,13 +28,39 @@ class MARLoss(KDLoss):
     method = "mar"
     uses_cls_tower = True
 
-    def __init__(self, channels: int, num_levels: int, spec: MARSpec, two_stage: bool) -> None:
-        super().__init__(channels, num_levels, spec, two_stage)
+    def __init__(
+        self,
+        channels: int,
+        num_levels: int,
+        spec: MARSpec,
+        two_stage: bool,
+        student_channels: int | None = None,
+    ) -> None:
+        super().__init__(channels, num_levels, spec, two_stage, student_channels)
         self.spec = spec
 
     @property
     def trains_adapters(self) -> bool:
         return self.spec.feature_loss
+
+    def masks(
+        self, feats: Sequence[Tensor], boxes: Sequence[Tensor], strides: Sequence[tuple[float, float]]
+    ) -> list[Tensor]:
+        """The multi-value mask of each level, ``B x H_l x W_l`` (``feats[l]``: ``B x C x H_l x W_l``)."""
+        cfg = self.spec
+        return [
+            multi_value_mask(
+                boxes,
+                f.shape[-2:],
+                st,
+                kappas=cfg.kappas,
+                values=cfg.ring_values,
+                mode=cfg.mask,
+                sigma=cfg.gaussian_sigma,
+                scale_norm=cfg.scale_norm,
+            )
+            for f, st in zip(feats, strides)
+        ]
 
     def forward(
         self,
@@ -46,19 +72,7 @@ class MARLoss(KDLoss):
         teacher_cls: Sequence[Tensor],
     ) -> dict[str, Tensor]:
         cfg = self.spec
-        masks = [
-            multi_value_mask(
-                boxes,
-                f.shape[-2:],
-                st,
-                kappas=cfg.kappas,
-                values=cfg.ring_values,
-                mode=cfg.mask,
-                sigma=cfg.gaussian_sigma,
-                scale_norm=cfg.scale_norm,
-            )
-            for f, st in zip(student_feats, strides)
-        ]
+        masks = self.masks(student_feats, boxes, strides)
         out: dict[str, Tensor] = {}
         if cfg.feature_loss:
             fb = mask_guided_feature_loss(student_feats, teacher_feats, masks)
