@@ -31,7 +31,7 @@ from benchmarks.markdown import table
 from benchmarks.plan import dataset_section
 from benchmarks.presets import PEERS, Preset, student_distill
 from mar_core.data import build_train_loader, load_dataset
-from mar_core.distill.auto_weights import classification_loss_name
+from mar_core.distill.auto_weights import TARGET_RATIO, classification_loss_name
 from mar_core.distill.distiller import Distiller
 from mar_core.methods import parse_distill
 from mar_core.models.loading import load_detector
@@ -142,6 +142,16 @@ def _grad_ratios(distiller: Distiller, batches: list[Batch]) -> dict[str, Any]:
         "det_grad_norm": mean["det_grad_norm"],
         "terms": {t: {"value": mean[f"{t}/value"], "grad_ratio": mean[f"{t}/grad_ratio"]} for t in terms},
     }
+
+
+def _at_target(ratios: dict[str, Any]) -> dict[str, Any]:
+    """``_grad_ratios`` measured at weight 1, rescaled to the weight that puts each term at
+    ``TARGET_RATIO`` x the classification loss (value and gradient are linear in the weight)."""
+    terms = {}
+    for name, t in ratios["terms"].items():
+        weight = TARGET_RATIO * ratios["classification"] / t["value"] if t["value"] else 0.0
+        terms[name] = {"weight": weight, "value": weight * t["value"], "grad_ratio": weight * t["grad_ratio"]}
+    return {**ratios, "terms": terms}
 
 
 def lstsq_adapter(adapter: nn.Conv2d, student: list[Tensor], teacher: list[Tensor]) -> None:
@@ -262,6 +272,18 @@ def diagnose(
         finally:
             d.close()
         log.info("diagnose grad ratios %s: %s", method, out["grad_ratios"][method]["terms"])
+    # the mask-guided terms raw and on standardised maps, each weighted to TARGET_RATIO x the
+    # classification loss (the calibration rule): their gradient at an equal loss share
+    out["grad_ratios_at_target"] = {}
+    for norm in ("none", "channel"):
+        section = {"method": "mar", "relation_loss": False, "feature_norm": norm, "alpha": 1.0, "beta": 1.0}
+        d = _distiller(section, s_spec, teacher, train.num_classes)
+        try:
+            out["grad_ratios_at_target"][f"mar mask-only, feature_norm {norm}"] = _at_target(
+                _grad_ratios(d, fit)
+            )
+        finally:
+            d.close()
     mask_only = {**mar_section, "relation_loss": False, "adapter": "always"}
     out["adapter"] = {}
     for arm, lstsq in (("default", False), ("lstsq", True)):
@@ -337,6 +359,29 @@ def format_diagnosis(result: dict[str, Any]) -> list[str]:
     lines += table(
         ["method", "term", "weighted value", "x classification", "grad norm / det grad norm"], grows
     )
+
+    at_target = result.get("grad_ratios_at_target", {})
+    if at_target:
+        trows = [
+            [
+                variant,
+                term,
+                f"{t['weight']:.3g}",
+                f"{t['value'] / g['classification']:.3g}",
+                f"{t['grad_ratio']:.3g}",
+            ]
+            for variant, g in at_target.items()
+            for term, t in g["terms"].items()
+        ]
+        lines += [
+            "",
+            "The mask-guided terms on the raw maps (`feature_norm: none`, MAR's default) and on maps "
+            "standardised per image and channel (`feature_norm: channel`), each weighted to put the term at "
+            f"{TARGET_RATIO}x the classification loss: the gradient each sends to the shared parameters at an "
+            "equal loss share.",
+            "",
+            *table(["variant", "term", "weight", "x classification", "grad norm / det grad norm"], trows),
+        ]
     a = result["adapter"]
     arows = [
         [

@@ -44,6 +44,10 @@ LEGACY_PEER_FIELDS: dict[str, Any] = {
     "fgd_lambda": None,
 }
 
+# MAR fields added after its runs were cached, with the default that reproduces those runs: a
+# section holding one at that default hashes without it, so the cached MAR runs keep their keys.
+MAR_FIELDS_ADDED: dict[str, Any] = {"feature_norm": "none"}
+
 
 @dataclass(frozen=True)
 class RunDef:
@@ -90,10 +94,14 @@ def _validated(spec: dict[str, Any]) -> dict[str, Any]:
 
 def cache_key(logical_spec: dict[str, Any]) -> str:
     """The key of a run's logical spec: ``spec_key`` of it, a legacy peer's distill section laid
-    out as when its runs were made (``LEGACY_PEER_FIELDS``)."""
+    out as when its runs were made (``LEGACY_PEER_FIELDS``), MAR's without the fields added since
+    at their defaults (``MAR_FIELDS_ADDED``)."""
     distill = logical_spec.get("distill")
     if distill and distill["method"] in LEGACY_PEER_METHODS:
         logical_spec = {**logical_spec, "distill": {**LEGACY_PEER_FIELDS, **distill}}
+    elif distill and distill["method"] == "mar":
+        kept = {k: v for k, v in distill.items() if k not in MAR_FIELDS_ADDED or v != MAR_FIELDS_ADDED[k]}
+        logical_spec = {**logical_spec, "distill": kept}
     return spec_key(logical_spec)
 
 

@@ -74,6 +74,7 @@ CALIBRATED_PEERS_TWO_STAGE: dict[str, dict[str, float]] = {
 
 # MAR with "auto" KD weights, compared in the report against "mar" (the tuned defaults)
 AUTO_WEIGHTS_STUDENT = "mar_auto"
+MASK_ONLY_STANDARDISED = "mar_mask_only_std"
 
 # label -> distill section (None: the baseline, trained without a teacher)
 STUDENTS: dict[str, dict[str, Any] | None] = {
@@ -83,6 +84,16 @@ STUDENTS: dict[str, dict[str, Any] | None] = {
     "mar_relation_only": {"method": "mar", "feature_loss": False},
     "mar_no_scale_norm": {"method": "mar", "scale_norm": False},
     "mar_gaussian": {"method": "mar", "mask": "gaussian"},
+    # mask-only on per-channel standardised maps (issue 19, ``mar bench diagnose``); the raw
+    # weights would leave the O(1) standardised terms at ~1e-3x the classification loss, so
+    # alpha and beta are sized by the calibration rule, as the peers' are
+    MASK_ONLY_STANDARDISED: {
+        "method": "mar",
+        "relation_loss": False,
+        "feature_norm": "channel",
+        "alpha": "auto",
+        "beta": "auto",
+    },
     # every MAR weight sized by the job on its first batches (mar_core.distill.auto_weights),
     # against "mar"'s tuned defaults (which plan pins as numbers: unset weights are "auto" in a job)
     AUTO_WEIGHTS_STUDENT: {"method": "mar", "alpha": "auto", "beta": "auto", "gamma": "auto"},
@@ -223,6 +234,7 @@ def _full_groups(
         "mar_relation_only",
         "mar_no_scale_norm",
         "mar_gaussian",
+        MASK_ONLY_STANDARDISED,
         *PEERS,
     )
     return (

@@ -1,7 +1,8 @@
 """MAR's loss module (``docs/mar-method.md``): ``alpha * L_fg``, ``beta * L_bg``, ``gamma * L_rel``.
 
 The multi-value masks of each level (``masks.py``) weight the mask-guided feature terms on the
-adapted FPN outputs (``feature_loss.py``) and, with ``relation_weight: mask``, the relation term
+adapted FPN outputs (``feature_loss.py``; with ``feature_norm: channel`` on the maps standardised
+per image and channel, ``peers.pkd.standardise``) and, with ``relation_weight: mask``, the relation term
 on the classification towers (``relation.py``). Spec model: ``mar_core.methods.mar.MARSpec``.
 """
 
@@ -14,6 +15,7 @@ from torch import Tensor
 from mar_core.distill.feature_loss import mask_guided_feature_loss
 from mar_core.distill.kd_loss import KDLoss
 from mar_core.distill.masks import multi_value_mask
+from mar_core.distill.peers.pkd import standardise
 from mar_core.distill.relation import relation_loss
 from mar_core.methods.mar import MARSpec
 
@@ -75,6 +77,9 @@ class MARLoss(KDLoss):
         masks = self.masks(student_feats, boxes, strides)
         out: dict[str, Tensor] = {}
         if cfg.feature_loss:
+            if cfg.feature_norm == "channel":
+                student_feats = [standardise(f.float()) for f in student_feats]
+                teacher_feats = [standardise(f.detach().float()) for f in teacher_feats]
             fb = mask_guided_feature_loss(student_feats, teacher_feats, masks)
             out["fg"], out["bg"] = cfg.alpha * fb["fg"], cfg.beta * fb["bg"]
         if cfg.relation_loss:

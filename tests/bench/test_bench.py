@@ -214,9 +214,9 @@ def test_cache_keys_are_stable_and_distinct():
     runs = plan_runs(ResultStore(Path("/nonexistent")), preset)
     keys = [r.key for r in runs]
     assert len(keys) == len(set(keys))
-    # 15 (the short group: baseline, 5 MAR variants, 9 peers) + 4 + 5 (BCCD: with mar_auto) + 3
+    # 16 (the short group: baseline, 6 MAR variants, 9 peers) + 4 + 5 (BCCD: with mar_auto) + 3
     # students, 3 seeds each
-    assert len(runs) == (15 + 4 + 5 + 3) * 3
+    assert len(runs) == (16 + 4 + 5 + 3) * 3
     again = plan_runs(ResultStore(Path("/nonexistent")), preset)
     assert [r.key for r in again] == keys
 
@@ -363,7 +363,15 @@ def test_peer_cache_keys_keep_the_layout_of_their_cached_runs():
     legacy = {**cwd.spec, "distill": {**LEGACY_PEER_FIELDS, **cwd.spec["distill"]}}
     assert legacy["distill"]["fgd_alpha"] is None and cwd.key == cache_key(cwd.spec) == spec_key(legacy)
     mar = student_run(preset, group, "mar", 0)
-    assert mar.key == spec_key(mar.spec)  # MAR's section is what it always was: its own fields
+    # MAR's section is its own fields; those added since (feature_norm) at their defaults are left
+    # out of the key, so the cached MAR runs keep theirs; another value is a new run
+    assert mar.spec["distill"]["feature_norm"] == "none"
+    assert mar.key == spec_key(
+        {**mar.spec, "distill": {k: v for k, v in mar.spec["distill"].items() if k != "feature_norm"}}
+    )
+    assert ResultStore().has(mar.key)
+    std = student_run(preset, group, "mar", 0, distill={"method": "mar", "feature_norm": "channel"})
+    assert std.key == spec_key(std.spec) != mar.key
     store = ResultStore()  # the committed results: each cached peer run is found under its key
     for label in LEGACY_PEER_METHODS:  # the peers registered since have no cached run yet
         rec = store.get(student_run(preset, group, label, 0).key)

@@ -127,3 +127,19 @@ def test_align_gives_the_teachers_channel_statistics():
     dims = (0, 2, 3)
     torch.testing.assert_close(out.mean(dims), t.mean(dims))
     torch.testing.assert_close(out.var(dims, correction=0), t.var(dims, correction=0), rtol=1e-5, atol=0)
+
+
+def test_a_teacher_with_other_class_order_is_refused():
+    from mar_core.models.class_map import ClassMapping
+
+    swapped = ClassMapping(("a", "b", "c"), (2, 1, 3), (), ())
+    with pytest.raises(ValueError, match="channel by channel"):
+        build_distiller(
+            detector("retinanet"),
+            detector("retinanet"),
+            METHODS["logit_kd"].spec(),
+            "retinanet",
+            "retinanet",
+            100,
+            swapped,
+        )
