@@ -31,4 +31,4 @@ class CrossKDSpec(MethodSpec):
     # The student's features after this many tower blocks (pre-activation) enter the teacher's
     # head: 3 of 4 in the official RetinaNet configs; 4 = the teacher's predictors only.
     reused_teacher_head_idx: int = Field(default=3, ge=0, le=64)
-    beta: float = Field(default=1.0, ge=0, le=MAX_LOSS_WEIGHT)  # quality focal loss exponent
+    qfl_beta: float = Field(default=1.0, ge=0, le=MAX_LOSS_WEIGHT)  # quality focal loss exponent

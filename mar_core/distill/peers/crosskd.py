@@ -67,7 +67,7 @@ class CrossKDLoss(KDLoss):
         self.cls_weight = float(spec.cls_weight)
         self.box_weight = float(spec.box_weight)
         self.index = int(spec.reused_teacher_head_idx)
-        self.beta = float(spec.beta)
+        self.beta = float(spec.qfl_beta)
         self.cls_adapter = adapter(self.student_channels, channels, spec.adapter)
         self.box_adapter = adapter(self.student_channels, channels, spec.adapter)
 
