@@ -63,6 +63,11 @@ CALIBRATED_PEERS: dict[str, dict[str, float]] = {
     "mgd": {"loss_weight": 2.2e-8},
     "pkd": {"loss_weight": 0.14},
     "cwd": {"loss_weight": 0.041},
+    # the head peers (issue 19), by the same rule on the same group and teacher
+    "pkd_head": {"loss_weight": 0.14},
+    "cwd_head": {"loss_weight": 0.33},
+    "logit_kd": {"loss_weight": 0.095},
+    "crosskd": {"cls_weight": 0.19, "box_weight": 0.96},
 }
 
 # The same rule for a two-stage student, where it differs: FGD's one-stage weights above put its
