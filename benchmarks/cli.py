@@ -1,4 +1,4 @@
-"""``mar bench quality|perf|report|tune|calibrate|dataset-check``: the benchmarks (``benchmarks``).
+"""``mar bench quality|perf|report|tune|calibrate|diagnose|dataset-check``: the benchmarks (``benchmarks``).
 
 Results are cached in ``benchmarks/results/`` (one committed JSON file per run) and
 ``BENCHMARKS.md`` is generated from them; work folders (datasets, teachers, runs) go to
@@ -19,6 +19,7 @@ import torch
 from benchmarks.calibrate import calibrate, format_calibration
 from benchmarks.coco_gen import COCO_TRAIN2017
 from benchmarks.dataset_check import format_dataset_check, run_dataset_check
+from benchmarks.diagnose import diagnose, format_diagnosis
 from benchmarks.perf import PARTS, PERF_PRESETS, run_perf
 from benchmarks.perf_format import format_part
 from benchmarks.plan import plan_runs
@@ -62,7 +63,7 @@ def _add_report_out(p: argparse.ArgumentParser) -> None:
 
 
 def register(add) -> None:
-    """Add ``mar bench quality``, ``perf``, ``report``, ``tune``, ``calibrate`` and
+    """Add ``mar bench quality``, ``perf``, ``report``, ``tune``, ``calibrate``, ``diagnose`` and
     ``dataset-check``; ``add(name)`` returns a command's parser."""
     p = add("bench")
     bench = p.add_subparsers(dest="bench_command", required=True, metavar="ACTION")
@@ -146,6 +147,21 @@ def register(add) -> None:
     c.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
     _add_paths(c)
     c.set_defaults(handler=_calibrate)
+
+    g = bench.add_parser(
+        "diagnose", help="per-level parts, gradient ratios and adapter init of the mask-guided loss (cheap)"
+    )
+    g.add_argument("--preset", default="cpu", help="cpu | gpu | smoke (default: %(default)s)")
+    g.add_argument("--group", required=True, help="the group whose teacher, student and data are used")
+    g.add_argument("--batches", type=positive_int, default=4, help="batches measured (default: %(default)s)")
+    g.add_argument(
+        "--steps", type=positive_int, default=60, help="training steps per adapter arm (default: %(default)s)"
+    )
+    g.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
+    g.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
+    _add_paths(g)
+    _add_report_out(g)
+    g.set_defaults(handler=_diagnose)
 
     d = bench.add_parser(
         "dataset-check", help="time and peak memory of checking a COCO train2017-sized annotation file"
@@ -342,6 +358,30 @@ def _calibrate(args: argparse.Namespace) -> int:
     atomic_write_json(path, result)
     print("\n".join(format_calibration(result)))
     print(f"calibration: {path}")
+    return 0
+
+
+def _diagnose(args: argparse.Namespace) -> int:
+    preset = _preset(args.preset)
+    _check_group(preset, args.group)
+    _set_threads(args.threads)
+    store = ResultStore(args.results)
+    teacher = Runner(preset, store, args.cache, command=_command(), on_event=_print_event).ensure_teacher(
+        args.group
+    )
+    if teacher is None:
+        print("the group's teacher is being trained by another process; try again later", file=sys.stderr)
+        return 1
+    group = preset.group(args.group)
+    data_dir = prepare_dataset(preset.datasets[group.data], args.cache)
+    result = diagnose(preset, args.group, teacher, data_dir, batches=args.batches, steps=args.steps)
+    result["command"] = _command()
+    path = Path(args.results) / f"diagnose-{preset.name}-{args.group}.json"
+    atomic_write_json(path, result)
+    print("\n".join(format_diagnosis(result)))
+    print(f"diagnosis: {path}")
+    if not args.no_report and preset.name != "smoke":
+        _write_report(args)
     return 0
 
 

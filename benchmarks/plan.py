@@ -44,6 +44,10 @@ LEGACY_PEER_FIELDS: dict[str, Any] = {
     "fgd_lambda": None,
 }
 
+# MAR fields added after its runs were cached, with the default that reproduces those runs: a
+# section holding one at that default hashes without it, so the cached MAR runs keep their keys.
+MAR_FIELDS_ADDED: dict[str, Any] = {"feature_norm": "none"}
+
 
 @dataclass(frozen=True)
 class RunDef:
@@ -90,10 +94,14 @@ def _validated(spec: dict[str, Any]) -> dict[str, Any]:
 
 def cache_key(logical_spec: dict[str, Any]) -> str:
     """The key of a run's logical spec: ``spec_key`` of it, a legacy peer's distill section laid
-    out as when its runs were made (``LEGACY_PEER_FIELDS``)."""
+    out as when its runs were made (``LEGACY_PEER_FIELDS``), MAR's without the fields added since
+    at their defaults (``MAR_FIELDS_ADDED``)."""
     distill = logical_spec.get("distill")
     if distill and distill["method"] in LEGACY_PEER_METHODS:
         logical_spec = {**logical_spec, "distill": {**LEGACY_PEER_FIELDS, **distill}}
+    elif distill and distill["method"] == "mar":
+        kept = {k: v for k, v in distill.items() if k not in MAR_FIELDS_ADDED or v != MAR_FIELDS_ADDED[k]}
+        logical_spec = {**logical_spec, "distill": kept}
     return spec_key(logical_spec)
 
 
@@ -154,27 +162,31 @@ def group_mean_ap(store: ResultStore, preset: Preset, group: GroupDef, label: st
 
 def best_peers(store: ResultStore, preset: Preset, group: GroupDef, n: int = 2) -> PeerChoice:
     """The ``n`` peers of ``group.peers_from`` with the highest mean AP over all seeds; when
-    that group is incomplete (a peer lacks a seed), ``FALLBACK_PEERS``."""
+    that group is incomplete (a peer lacks a seed), ``FALLBACK_PEERS``. A peer with no run at
+    all there (one registered since) is left out of the ranking, and named in the source."""
     source_group = preset.group(group.peers_from) if group.peers_from else None
     if source_group is None:
         return PeerChoice(FALLBACK_PEERS[:n], "fixed (no source group)", True)
-    means, missing = {}, []
+    means, missing, unrun = {}, [], []
     for peer in PEERS:
         aps = group_mean_ap(store, preset, source_group, peer)
-        if len(aps) < len(preset.seeds):
+        if not aps:
+            unrun.append(peer)
+        elif len(aps) < len(preset.seeds):
             missing.append(f"{peer} ({len(aps)}/{len(preset.seeds)} seeds)")
         else:
             means[peer] = statistics.fmean(aps)
-    if missing:
+    if missing or len(means) < n:
         return PeerChoice(
             FALLBACK_PEERS[:n],
             f"fallback {'+'.join(FALLBACK_PEERS[:n])}: {source_group.name} "
-            f"incomplete, missing {', '.join(missing)}",
+            f"incomplete, missing {', '.join(missing + [f'{p} (0/{len(preset.seeds)} seeds)' for p in unrun])}",
             True,
         )
     ranked = sorted(means, key=lambda p: -means[p])[:n]
     shown = ", ".join(f"{p} {means[p] * 100:.1f}" for p in ranked)
-    return PeerChoice(tuple(ranked), f"best mean AP in {source_group.name}: {shown}", False)
+    left_out = f" (not run there yet: {', '.join(unrun)})" if unrun else ""
+    return PeerChoice(tuple(ranked), f"best mean AP in {source_group.name}: {shown}{left_out}", False)
 
 
 def group_students(

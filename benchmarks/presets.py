@@ -63,6 +63,11 @@ CALIBRATED_PEERS: dict[str, dict[str, float]] = {
     "mgd": {"loss_weight": 2.2e-8},
     "pkd": {"loss_weight": 0.14},
     "cwd": {"loss_weight": 0.041},
+    # the head peers (issue 19), by the same rule on the same group and teacher
+    "pkd_head": {"loss_weight": 0.14},
+    "cwd_head": {"loss_weight": 0.33},
+    "logit_kd": {"loss_weight": 0.095},
+    "crosskd": {"cls_weight": 0.19, "box_weight": 0.96},
 }
 
 # The same rule for a two-stage student, where it differs: FGD's one-stage weights above put its
@@ -74,6 +79,7 @@ CALIBRATED_PEERS_TWO_STAGE: dict[str, dict[str, float]] = {
 
 # MAR with "auto" KD weights, compared in the report against "mar" (the tuned defaults)
 AUTO_WEIGHTS_STUDENT = "mar_auto"
+MASK_ONLY_STANDARDISED = "mar_mask_only_std"
 
 # label -> distill section (None: the baseline, trained without a teacher)
 STUDENTS: dict[str, dict[str, Any] | None] = {
@@ -83,6 +89,16 @@ STUDENTS: dict[str, dict[str, Any] | None] = {
     "mar_relation_only": {"method": "mar", "feature_loss": False},
     "mar_no_scale_norm": {"method": "mar", "scale_norm": False},
     "mar_gaussian": {"method": "mar", "mask": "gaussian"},
+    # mask-only on per-channel standardised maps (issue 19, ``mar bench diagnose``); the raw
+    # weights would leave the O(1) standardised terms at ~1e-3x the classification loss, so
+    # alpha and beta are sized by the calibration rule, as the peers' are
+    MASK_ONLY_STANDARDISED: {
+        "method": "mar",
+        "relation_loss": False,
+        "feature_norm": "channel",
+        "alpha": "auto",
+        "beta": "auto",
+    },
     # every MAR weight sized by the job on its first batches (mar_core.distill.auto_weights),
     # against "mar"'s tuned defaults (which plan pins as numbers: unset weights are "auto" in a job)
     AUTO_WEIGHTS_STUDENT: {"method": "mar", "alpha": "auto", "beta": "auto", "gamma": "auto"},
@@ -223,6 +239,7 @@ def _full_groups(
         "mar_relation_only",
         "mar_no_scale_norm",
         "mar_gaussian",
+        MASK_ONLY_STANDARDISED,
         *PEERS,
     )
     return (

@@ -12,7 +12,9 @@ FPN levels are paired by stride (``pair_levels``): a two-stage FPN has strides 4
 one-stage one 8..128, torchvision's MobileNetV3 FPN 32, 32, 64; levels only one side has are
 left out (``levels_message`` says which are distilled). The teacher's classes may differ from
 the dataset's: the ``ClassMapping`` (``mar_core.models.class_map``) is held here for losses that
-read class scores; none of the registered ones does (they read features and tower channels).
+read class scores. The head peers (``uses_head``: ``logit_kd``, ``crosskd``) read the heads of
+two one-stage detectors of one family and compare class scores channel by channel, so they need
+the identity mapping; the others read features and tower channels.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from torch import Tensor, nn
 
 from mar_core.distill.capture import FeatureCapture
 from mar_core.distill.feature_loss import resize_to
-from mar_core.distill.kd_loss import build_kd_loss
+from mar_core.distill.kd_loss import HeadInputs, adapter, build_kd_loss
 from mar_core.engine.trainer import HookBase, Trainer
 from mar_core.methods import MethodSpec
 from mar_core.models.class_map import ClassMapping
@@ -36,12 +38,6 @@ log = logging.getLogger(__name__)
 
 TRANSFORM_MODULE = "transform"
 DEFAULT_KD_WARMUP = 500
-
-
-def _adapter(c_in: int, c_out: int, mode: str) -> nn.Module:
-    if c_in == c_out and mode == "auto":
-        return nn.Identity()
-    return nn.Conv2d(c_in, c_out, kernel_size=1)
 
 
 @dataclass(frozen=True)
@@ -85,6 +81,25 @@ def levels_message(student: dict[str, int], teacher: dict[str, int]) -> str:
     )
 
 
+ONE_STAGE_HEADS = ("retinanet", "fcos")  # families whose heads a ``uses_head`` loss reads
+
+
+def _check_heads(method: str, student: nn.Module, teacher: nn.Module, s_arch: str, t_arch: str) -> None:
+    """A loss that reads the heads needs two one-stage detectors of one family and class count."""
+    if s_arch not in ONE_STAGE_HEADS or s_arch != t_arch:
+        raise ValueError(
+            f"distill method {method} reads the detection heads: it needs a student and a teacher of "
+            f"the same one-stage family ({', '.join(ONE_STAGE_HEADS)}); got {s_arch} and {t_arch}"
+        )
+    s_out = student.head.classification_head.cls_logits.out_channels
+    t_out = teacher.head.classification_head.cls_logits.out_channels
+    if s_out != t_out:
+        raise ValueError(
+            f"distill method {method} compares class scores: the student's head has {s_out} outputs "
+            f"per location, the teacher's {t_out} (the same classes and anchors are needed)"
+        )
+
+
 class Distiller(nn.Module):
     """Args: student/teacher detectors, the distill spec (any method's), both detector families
     (``ModelSpec.family``) and the class mapping of teacher to dataset labels (``None``: the same)."""
@@ -118,8 +133,15 @@ class Distiller(nn.Module):
             )
         self.num_levels = len(self.levels)
         log.debug("%s", self.levels_message)  # the job logs it once (mar_core.teacher)
-        self.adapters = nn.ModuleList(_adapter(c_s, c_t, cfg.adapter) for _ in range(self.num_levels))
-        self.kd_loss = build_kd_loss(self.cfg, c_t, self.num_levels, is_two_stage(student_arch))
+        self.adapters = nn.ModuleList(adapter(c_s, c_t, cfg.adapter) for _ in range(self.num_levels))
+        self.kd_loss = build_kd_loss(self.cfg, c_t, self.num_levels, is_two_stage(student_arch), c_s)
+        if self.kd_loss.uses_head:
+            _check_heads(cfg.method, student, teacher, student_arch, teacher_arch)
+            if class_map is not None and not class_map.identity:
+                raise ValueError(
+                    f"distill method {cfg.method} compares class scores channel by channel: it needs the "
+                    f"teacher's classes in the dataset's order; {class_map.describe()}"
+                )
         teacher.eval().requires_grad_(False)
 
     @property
@@ -167,6 +189,8 @@ class Distiller(nn.Module):
         adapted = [a(f) for a, f in zip(self.adapters, s_feats)]
         self.capture.clear()
         cls = {"student_cls": s_cls, "teacher_cls": t_cls} if self.kd_loss.uses_cls_tower else {}
+        if self.kd_loss.uses_head:
+            cls["head"] = HeadInputs(self.student.head, self.teacher.head, s_feats, t_feats, s_cls, t_cls)
         kd = self.kd_loss(adapted, t_feats, boxes, strides, **cls)
         for name, value in kd.items():
             losses[f"kd/{name}"] = self.kd_scale * value

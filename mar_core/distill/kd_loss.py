@@ -21,13 +21,39 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 from torch import Tensor, nn
 
 from mar_core.methods import METHODS, MethodSpec
 
-__all__ = ["KDLoss", "build_kd_loss", "build_peer", "loss_class"]
+__all__ = ["HeadInputs", "KDLoss", "adapter", "build_kd_loss", "build_peer", "loss_class"]
+
+
+def adapter(c_in: int, c_out: int, mode: str) -> nn.Module:
+    """A student -> teacher channel map: identity when the channels match and ``mode`` is
+    ``"auto"``, else a 1x1 conv ``c_in -> c_out`` (``MethodSpec.adapter``)."""
+    if c_in == c_out and mode == "auto":
+        return nn.Identity()
+    return nn.Conv2d(c_in, c_out, kernel_size=1)
+
+
+@dataclass(frozen=True)
+class HeadInputs:
+    """What a loss that reads the one-stage detection heads (``uses_head``) gets, per distilled
+    level: the raw FPN maps (student ``B x C_s x H x W``, teacher ``B x C_t x H x W`` resized to
+    the student's), both classification-tower outputs, and the two ``model.head`` modules
+    (RetinaNet / FCOS: ``classification_head`` and ``regression_head`` with ``conv`` towers,
+    ``cls_logits`` and ``bbox_reg``); the teacher's is frozen, so a gradient through it reaches
+    only the student."""
+
+    student: nn.Module
+    teacher: nn.Module
+    student_feats: list[Tensor]
+    teacher_feats: list[Tensor]
+    student_cls: list[Tensor]
+    teacher_cls: list[Tensor]
 
 
 class KDLoss(nn.Module):
@@ -35,12 +61,21 @@ class KDLoss(nn.Module):
 
     method: ClassVar[str] = ""
     uses_cls_tower: ClassVar[bool] = False  # forward also takes student_cls / teacher_cls
+    uses_head: ClassVar[bool] = False  # forward also takes head (HeadInputs); one-stage only
 
-    def __init__(self, channels: int, num_levels: int, spec: MethodSpec, two_stage: bool) -> None:
+    def __init__(
+        self,
+        channels: int,
+        num_levels: int,
+        spec: MethodSpec,
+        two_stage: bool,
+        student_channels: int | None = None,
+    ) -> None:
         super().__init__()
         if channels < 1 or num_levels < 1:
             raise ValueError(f"channels ({channels}) and num_levels ({num_levels}) must be >= 1")
         self.channels = channels
+        self.student_channels = channels if student_channels is None else student_channels
         self.num_levels = num_levels
         self.two_stage = two_stage
 
@@ -87,17 +122,20 @@ def loss_class(method: str) -> type[KDLoss]:
     return cls
 
 
-def build_kd_loss(spec: MethodSpec, channels: int, num_levels: int, two_stage: bool) -> KDLoss:
-    """The loss module of ``spec.method`` for ``channels`` (the teacher's) and ``num_levels``;
-    unset loss weights take the method's defaults for a one- or two-stage student. ``"auto"``
-    weights must have been sized first (``mar_core.distill.auto_weights``; a job does it)."""
+def build_kd_loss(
+    spec: MethodSpec, channels: int, num_levels: int, two_stage: bool, student_channels: int | None = None
+) -> KDLoss:
+    """The loss module of ``spec.method`` for ``channels`` (the teacher's; ``student_channels``
+    the student's, default the same) and ``num_levels``; unset loss weights take the method's
+    defaults for a one- or two-stage student. ``"auto"`` weights must have been sized first
+    (``mar_core.distill.auto_weights``; a job does it)."""
     spec = spec.with_weight_defaults(two_stage)
     if auto := spec.auto_weight_fields():
         raise ValueError(
             f"{spec.method}: {', '.join(auto)} = 'auto' must be sized before the loss is built "
             "(mar_core.distill.auto_weights.resolve_kd_weights, as a job does), or given as numbers"
         )
-    return loss_class(spec.method)(channels, num_levels, spec, two_stage)
+    return loss_class(spec.method)(channels, num_levels, spec, two_stage, student_channels)
 
 
 def build_peer(method: str, channels: int, num_levels: int, spec: MethodSpec, two_stage: bool) -> KDLoss:

@@ -40,12 +40,16 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_core.core_schema import ErrorType
 
 from mar_core.methods.base import MethodSpec
+from mar_core.methods.crosskd import CrossKDSpec
 from mar_core.methods.cwd import CWDSpec
+from mar_core.methods.cwd_head import CWDHeadSpec
 from mar_core.methods.feature_mse import FeatureMSESpec
 from mar_core.methods.fgd import FGDSpec
+from mar_core.methods.logit_kd import LogitKDSpec
 from mar_core.methods.mar import MARSpec
 from mar_core.methods.mgd import MGDSpec
 from mar_core.methods.pkd import PKDSpec
+from mar_core.methods.pkd_head import PKDHeadSpec
 
 __all__ = [
     "DEFAULT_METHOD",
@@ -75,6 +79,10 @@ METHODS: dict[str, Method] = {
     "mgd": Method(MGDSpec, "mar_core.distill.peers.mgd:MGDLoss"),
     "pkd": Method(PKDSpec, "mar_core.distill.peers.pkd:PKDLoss"),
     "cwd": Method(CWDSpec, "mar_core.distill.peers.cwd:CWDLoss"),
+    "pkd_head": Method(PKDHeadSpec, "mar_core.distill.peers.pkd_head:PKDHeadLoss"),
+    "cwd_head": Method(CWDHeadSpec, "mar_core.distill.peers.cwd_head:CWDHeadLoss"),
+    "logit_kd": Method(LogitKDSpec, "mar_core.distill.peers.logit_kd:LogitKDLoss"),
+    "crosskd": Method(CrossKDSpec, "mar_core.distill.peers.crosskd:CrossKDLoss"),
 }
 DEFAULT_METHOD = next(iter(METHODS))
 

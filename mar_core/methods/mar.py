@@ -52,6 +52,10 @@ class MARSpec(MethodSpec):
     scale_norm: bool = True
     relation_weight: Literal["uniform", "mask"] = "uniform"
     relation_weight_floor: float = Field(default=0.1, ge=0, le=MAX_LOSS_WEIGHT)
+    # What the masks weight: "none", the raw (adapted) FPN maps; "channel", the maps standardised
+    # per image and channel over the level's pixels (zero mean, unit std: the offset and scale a
+    # head's GroupNorm ignores are removed; ``mar bench diagnose`` found them ~99% of the raw L_fg).
+    feature_norm: Literal["none", "channel"] = "none"
 
     @model_validator(mode="after")
     def _rings(self) -> MARSpec:

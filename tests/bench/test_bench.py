@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from benchmarks.plan import LEGACY_PEER_FIELDS, best_peers, cache_key, plan_runs, student_run
+from benchmarks.plan import (
+    LEGACY_PEER_FIELDS,
+    LEGACY_PEER_METHODS,
+    best_peers,
+    cache_key,
+    plan_runs,
+    student_run,
+)
 from benchmarks.presets import FALLBACK_PEERS, PEERS, get_preset
 from benchmarks.stats import Summary, beats_by_two_spreads
 from benchmarks.store import ResultStore, spec_key
@@ -181,17 +188,25 @@ def test_best_peers_come_from_the_short_group_else_the_fallback(tmp_path):
     short, long = preset.group("retina-synth-short"), preset.group("retina-synth-long")
     store = ResultStore(tmp_path)
     aps = {"feature_mse": 0.20, "fgd": 0.21, "mgd": 0.25, "pkd": 0.19, "cwd": 0.24}
-    for peer in PEERS:
+    unrun = [p for p in PEERS if p not in aps]  # registered since: no run yet, left out
+    assert unrun
+    for peer in aps:
         for seed in preset.seeds[:-1]:
             _fake(store, student_run(preset, short, peer, seed), aps[peer])
     choice = best_peers(store, preset, long)
     assert choice.fallback and choice.peers == FALLBACK_PEERS and "incomplete" in choice.source
-    for peer in PEERS:
+    for peer in aps:
         _fake(store, student_run(preset, short, peer, preset.seeds[-1]), aps[peer])
     choice = best_peers(store, preset, long)
     assert choice.peers == ("mgd", "cwd") and not choice.fallback
+    assert f"not run there yet: {', '.join(unrun)}" in choice.source
+    _fake(store, student_run(preset, short, unrun[0], 0), 0.5)  # one seed of a new peer: incomplete
+    assert best_peers(store, preset, long).fallback
+    for seed in preset.seeds[1:]:
+        _fake(store, student_run(preset, short, unrun[0], seed), 0.5)
+    assert best_peers(store, preset, long).peers == (unrun[0], "mgd")
     labels = {r.label for r in plan_runs(ResultStore(tmp_path), preset, ["retina-synth-long"])}
-    assert labels == {"baseline", "mar", "mgd", "cwd"}
+    assert labels == {"baseline", "mar", unrun[0], "mgd"}
 
 
 def test_cache_keys_are_stable_and_distinct():
@@ -199,8 +214,9 @@ def test_cache_keys_are_stable_and_distinct():
     runs = plan_runs(ResultStore(Path("/nonexistent")), preset)
     keys = [r.key for r in runs]
     assert len(keys) == len(set(keys))
-    # 11 + 4 + 5 (BCCD: with mar_auto) + 3 students, 3 seeds each
-    assert len(runs) == (11 + 4 + 5 + 3) * 3
+    # 16 (the short group: baseline, 6 MAR variants, 9 peers) + 4 + 5 (BCCD: with mar_auto) + 3
+    # students, 3 seeds each
+    assert len(runs) == (16 + 4 + 5 + 3) * 3
     again = plan_runs(ResultStore(Path("/nonexistent")), preset)
     assert [r.key for r in again] == keys
 
@@ -347,9 +363,17 @@ def test_peer_cache_keys_keep_the_layout_of_their_cached_runs():
     legacy = {**cwd.spec, "distill": {**LEGACY_PEER_FIELDS, **cwd.spec["distill"]}}
     assert legacy["distill"]["fgd_alpha"] is None and cwd.key == cache_key(cwd.spec) == spec_key(legacy)
     mar = student_run(preset, group, "mar", 0)
-    assert mar.key == spec_key(mar.spec)  # MAR's section is what it always was: its own fields
+    # MAR's section is its own fields; those added since (feature_norm) at their defaults are left
+    # out of the key, so the cached MAR runs keep theirs; another value is a new run
+    assert mar.spec["distill"]["feature_norm"] == "none"
+    assert mar.key == spec_key(
+        {**mar.spec, "distill": {k: v for k, v in mar.spec["distill"].items() if k != "feature_norm"}}
+    )
+    assert ResultStore().has(mar.key)
+    std = student_run(preset, group, "mar", 0, distill={"method": "mar", "feature_norm": "channel"})
+    assert std.key == spec_key(std.spec) != mar.key
     store = ResultStore()  # the committed results: each cached peer run is found under its key
-    for label in PEERS:
+    for label in LEGACY_PEER_METHODS:  # the peers registered since have no cached run yet
         rec = store.get(student_run(preset, group, label, 0).key)
         assert rec is not None and rec["label"] == label, label
 

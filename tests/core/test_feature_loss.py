@@ -49,3 +49,32 @@ def test_resize_to():
     # half-size bilinear without corner alignment averages 2 x 2 blocks
     ramp = torch.arange(16.0).reshape(1, 1, 4, 4)
     torch.testing.assert_close(resize_to(ramp, (2, 2)), torch.tensor([[[[2.5, 4.5], [10.5, 12.5]]]]))
+
+
+def test_feature_norm_channel_ignores_each_channels_offset_and_scale():
+    """``feature_norm: channel`` (issue 19): MAR's feature terms on maps standardised per image
+    and channel are blind to a per-channel offset and positive scale of the student, which the
+    raw terms are dominated by. The terms are float32 and the std has an eps of 1e-6 (its relative
+    effect eps / (2 var) ~ 1e-6 here, var ~ 1 scaled by a^2 >= 0.25): hence rel 1e-5."""
+    from mar_core.distill.mar import MARLoss
+    from mar_core.methods.mar import MARSpec
+
+    gen = torch.Generator().manual_seed(0)
+    t = [torch.randn(2, 3, 4, 4, generator=gen, dtype=torch.float64)]
+    s = [torch.randn(2, 3, 4, 4, generator=gen, dtype=torch.float64)]
+    a = torch.rand(1, 3, 1, 1, generator=gen, dtype=torch.float64) * 5 + 0.5
+    b = torch.randn(1, 3, 1, 1, generator=gen, dtype=torch.float64) * 60
+    boxes = [torch.tensor([[0.0, 0.0, 12.0, 10.0]]), torch.tensor([[4.0, 4.0, 8.0, 8.0]])]
+    args = (boxes, [(4.0, 4.0)])
+
+    def terms(norm, student, teacher):
+        loss = MARLoss(3, 1, MARSpec(alpha=1, beta=1, gamma=1, relation_loss=False, feature_norm=norm), False)
+        out = loss(student, teacher, *args, student_cls=student, teacher_cls=teacher)
+        return out["fg"].item(), out["bg"].item()
+
+    std, moved = terms("channel", s, t), terms("channel", [a * s[0] + b], t)
+    assert std[0] > 0.1 and std[1] > 0.1
+    assert moved == pytest.approx(std, rel=1e-5)
+    assert terms("channel", [a * t[0] + b], t) == pytest.approx((0.0, 0.0), abs=1e-5)  # same content
+    raw, raw_moved = terms("none", s, t), terms("none", [a * s[0] + b], t)
+    assert raw_moved[0] > 10 * raw[0]  # the raw terms measure the offset

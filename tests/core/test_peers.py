@@ -8,12 +8,15 @@ from torch import nn
 
 from mar_core import names
 from mar_core.distill import KDLoss, build_kd_loss, build_peer
+from mar_core.distill.kd_loss import loss_class
 from mar_core.distill.peers.mgd import MGDLoss
 from mar_core.methods import METHODS
 from mar_core.methods.fgd import FGDSpec
 from mar_core.methods.mar import MARSpec
 
 PEERS = [m for m in METHODS if m != "mar"]  # the methods compared against MAR
+# the peers that read the FPN outputs only (the head ones: tests/core/test_head_peers.py)
+FPN_PEERS = [m for m in PEERS if not (loss_class(m).uses_cls_tower or loss_class(m).uses_head)]
 
 STRIDES = [(4.0, 4.0), (8.0, 8.0)]  # an 8 x 8 padded batch: levels 2 x 2 and 1 x 1
 
@@ -39,20 +42,27 @@ def softmax(xs, temp=1.0):
 
 
 def test_registry_matches_names_and_rejects_unknown():
-    assert PEERS == list(names.DISTILL_METHODS[1:]) == ["feature_mse", "fgd", "mgd", "pkd", "cwd"]
-    with pytest.raises(ValueError, match="mar, feature_mse, fgd, mgd, pkd, cwd"):
+    assert PEERS == list(names.DISTILL_METHODS[1:])
+    assert PEERS == ["feature_mse", "fgd", "mgd", "pkd", "cwd", "pkd_head", "cwd_head", "logit_kd", "crosskd"]
+    with pytest.raises(ValueError, match="mar, feature_mse, fgd, mgd, pkd, cwd, pkd_head"):
         build_peer("kd", 2, 1, MARSpec(), False)
     with pytest.raises(ValueError, match="got the spec of method 'mar'"):
         build_peer("fgd", 2, 1, MARSpec(), False)
 
 
-@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize(
+    "method", [m for m in METHODS if not loss_class(m).uses_head]
+)  # heads: test_head_peers
 def test_every_registered_method_builds_its_loss_module_with_the_terms_its_spec_weights(method):
     torch.manual_seed(0)
     spec = METHODS[method].spec()
-    loss = build_kd_loss(spec, 4, 2, two_stage=False)
+    # a peer at the classification tower adapts the student's tower (3 channels) to the teacher's (5)
+    at_tower = method != "mar" and loss_class(method).uses_cls_tower
+    loss = build_kd_loss(
+        spec, 5 if at_tower else 4, 2, two_stage=False, student_channels=3 if at_tower else None
+    )
     assert isinstance(loss, KDLoss) and loss.method == method
-    s, t = pair(0, batch=2, channels=4, shapes=((4, 4), (2, 2)))
+    s, t = pair(0, batch=2, channels=5 if at_tower else 4, shapes=((4, 4), (2, 2)))
     cls = {
         "student_cls": pair(1, 2, 3, ((4, 4), (2, 2)))[0],
         "teacher_cls": pair(2, 2, 5, ((4, 4), (2, 2)))[1],
@@ -69,7 +79,7 @@ def test_every_registered_method_builds_its_loss_module_with_the_terms_its_spec_
     assert set(spec.TERM_WEIGHTS.values()) <= spec.own_fields()
 
 
-@pytest.mark.parametrize("method", sorted(PEERS))
+@pytest.mark.parametrize("method", sorted(FPN_PEERS))
 def test_named_terms_gradients_and_shape_checks(method):
     torch.manual_seed(0)
     peer = build(method, channels=4)
@@ -95,7 +105,7 @@ def test_named_terms_gradients_and_shape_checks(method):
         peer([torch.zeros(2, 3, 4, 4), s[1]], t, [torch.zeros(0, 4)] * 2, STRIDES)
 
 
-@pytest.mark.parametrize("method", sorted(PEERS))
+@pytest.mark.parametrize("method", sorted(FPN_PEERS))
 def test_a_one_pixel_level_gives_finite_gradients(method):
     """P7 of a 128 px image is 1 x 1: zero variance over its pixels must not make NaN gradients
     (PKD's sqrt(var) did, on the first step of the cpu benchmark)."""

@@ -126,12 +126,17 @@ OWN_FIELDS = {
         "scale_norm": False,
         "relation_weight": "mask",
         "relation_weight_floor": 0.2,
+        "feature_norm": "channel",
     },
     "feature_mse": {"loss_weight": 0.5},
     "fgd": {"fgd_alpha": 0.1, "fgd_beta": 0.2, "fgd_gamma": 0.3, "fgd_lambda": 0.4},
     "mgd": {"loss_weight": 0.5, "mgd_ratio": 0.3},
     "pkd": {"loss_weight": 0.5},
     "cwd": {"loss_weight": 0.5, "temperature": 2.0},
+    "pkd_head": {"loss_weight": 0.5},
+    "cwd_head": {"loss_weight": 0.5, "temperature": 2.0},
+    "logit_kd": {"loss_weight": 0.5, "temperature": 2.0},
+    "crosskd": {"cls_weight": 0.5, "box_weight": 2.0, "reused_teacher_head_idx": 4, "qfl_beta": 2.0},
 }
 
 
@@ -178,7 +183,8 @@ def test_the_example_of_the_issue_reads_well():
     assert err.value.param == "distill.alpha"
     assert str(err.value) == "invalid spec: distill.alpha: alpha is a field of method mar, not of cwd"
     with pytest.raises(
-        SpecError, match="loss_weight is a field of methods feature_mse, mgd, pkd, cwd, not of fgd"
+        SpecError,
+        match="loss_weight is a field of methods feature_mse, mgd, pkd, cwd, pkd_head, cwd_head, logit_kd, not of fgd",
     ):
         parse_spec({**DISTILL, "distill": {"method": "fgd", "loss_weight": 1.0}})
 

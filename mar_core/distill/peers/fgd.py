@@ -77,8 +77,15 @@ class FGDLoss(KDLoss):
 
     method = "fgd"
 
-    def __init__(self, channels: int, num_levels: int, spec: FGDSpec, two_stage: bool) -> None:
-        super().__init__(channels, num_levels, spec, two_stage)
+    def __init__(
+        self,
+        channels: int,
+        num_levels: int,
+        spec: FGDSpec,
+        two_stage: bool,
+        student_channels: int | None = None,
+    ) -> None:
+        super().__init__(channels, num_levels, spec, two_stage, student_channels)
         self.alpha = float(spec.fgd_alpha)
         self.beta = float(spec.fgd_beta)
         self.gamma = float(spec.fgd_gamma)

@@ -36,8 +36,15 @@ class MGDLoss(KDLoss):
 
     method = "mgd"
 
-    def __init__(self, channels: int, num_levels: int, spec: MGDSpec, two_stage: bool) -> None:
-        super().__init__(channels, num_levels, spec, two_stage)
+    def __init__(
+        self,
+        channels: int,
+        num_levels: int,
+        spec: MGDSpec,
+        two_stage: bool,
+        student_channels: int | None = None,
+    ) -> None:
+        super().__init__(channels, num_levels, spec, two_stage, student_channels)
         self.loss_weight = float(spec.loss_weight)
         default = TWO_STAGE_RATIO if two_stage else ONE_STAGE_RATIO
         self.ratio = float(spec.mgd_ratio) if spec.mgd_ratio is not None else default

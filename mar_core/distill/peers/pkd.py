@@ -37,8 +37,15 @@ class PKDLoss(KDLoss):
 
     method = "pkd"
 
-    def __init__(self, channels: int, num_levels: int, spec: PKDSpec, two_stage: bool) -> None:
-        super().__init__(channels, num_levels, spec, two_stage)
+    def __init__(
+        self,
+        channels: int,
+        num_levels: int,
+        spec: PKDSpec,
+        two_stage: bool,
+        student_channels: int | None = None,
+    ) -> None:
+        super().__init__(channels, num_levels, spec, two_stage, student_channels)
         self.loss_weight = float(spec.loss_weight)
 
     def forward(

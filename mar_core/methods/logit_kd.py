@@ -1,0 +1,25 @@
+"""Logit KD: the teacher's class scores as soft targets (sigmoid, RetinaNet / FCOS).
+
+The loss module is ``mar_core.distill.peers.logit_kd.LogitKDLoss``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from mar_core.methods.base import KDWeight, MethodSpec
+from mar_core.spec_limits import MAX_LOSS_WEIGHT
+
+__all__ = ["LogitKDSpec"]
+
+
+class LogitKDSpec(MethodSpec):
+    # Normalised by the soft count of positives, like the detection classification loss: 1.0.
+    WEIGHT_DEFAULTS: ClassVar[dict[str, tuple[float, float]]] = {"loss_weight": (1.0, 1.0)}
+    TERM_WEIGHTS: ClassVar[dict[str, str]] = {"logit_kd/kl": "loss_weight"}
+
+    method: Literal["logit_kd"] = "logit_kd"
+    loss_weight: KDWeight = None
+    temperature: float = Field(default=1.0, gt=0, le=MAX_LOSS_WEIGHT)  # T of the sigmoid
