@@ -2,7 +2,9 @@
 and any moment two of the same job were alive at once (the soak's direct evidence).
 
 A training process is ``python -m worker.child JOB_ID ... --result PATH`` with ``PATH`` under
-the stack's artifact root (other stacks on the machine are ignored); a zombie counts as gone.
+the stack's artifact root (other stacks on the machine are ignored) that leads its own session,
+as the supervisor starts it: a process it forks (to run a helper program) carries the same
+command line until its ``exec`` and is not a second training process. A zombie counts as gone.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ def _training_processes(artifact_root: str) -> dict[int, str]:
             if b"worker.child" not in argv:
                 continue
             with open(f"/proc/{entry.name}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    continue
+                state, _ppid, _pgrp, session = f.read().rsplit(")", 1)[1].split()[:4]
+            if state == "Z" or session != entry.name:
+                continue
         except OSError:  # gone meanwhile
             continue
         args = [a.decode(errors="replace") for a in argv]

@@ -6,7 +6,9 @@ Bounded: ``--jobs`` jobs are submitted at once through the API; a killer thread 
 worker's process group every ``--kill-every MIN MAX`` seconds and starts a replacement; once a
 third of the jobs have ended the private redis-server is SIGKILLed (losing every queued
 message) and started again. The run stops when every job has ended or at ``--timeout``. The
-record goes to ``results/soak-<UTC time>.json``; ``mar bench report`` prints the newest.
+weights of every ended job (``*.pt``, ~230 MB a job) are deleted as soon as it ends: 200 jobs
+would otherwise fill a shared disk (a checkpoint write that failed for want of space is a
+failed job). The record goes to ``results/soak-<UTC time>.json``; ``mar bench report`` prints the newest.
 """
 
 from __future__ import annotations
@@ -117,9 +119,16 @@ def _job_record(stack: SoakStack, job_id: str) -> dict[str, Any]:
     }
 
 
+def _drop_weights(job_dir: Path) -> None:
+    for f in job_dir.rglob("*.pt"):
+        f.unlink(missing_ok=True)
+
+
 def _wait(stack: SoakStack, cfg: SoakConfig, ids: list[str], deadline: float) -> list[dict[str, Any]]:
-    """Poll until every job ended or the deadline; restart the broker once on the way."""
+    """Poll until every job ended or the deadline; restart the broker once on the way; delete
+    the weights of the jobs that ended."""
     restarts: list[dict[str, Any]] = []
+    dropped: set[str] = set()
     last_log = 0.0
     while time.monotonic() < deadline:
         try:
@@ -128,7 +137,11 @@ def _wait(stack: SoakStack, cfg: SoakConfig, ids: list[str], deadline: float) ->
             logger.warning("could not list jobs: %s", e)
             time.sleep(POLL_SECONDS)
             continue
-        ended = sum(statuses.get(j) in TERMINAL for j in ids)
+        ended_ids = {j for j in ids if statuses.get(j) in TERMINAL}
+        for job_id in ended_ids - dropped:
+            _drop_weights(stack.artifact_root / job_id)
+        dropped |= ended_ids
+        ended = len(ended_ids)
         if not restarts and ended >= cfg.broker_restart_at * len(ids):
             restarts.append({**stack.restart_broker(cfg.broker_down_seconds), "jobs_ended_before": ended})
         if time.monotonic() - last_log > 30:

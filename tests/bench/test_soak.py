@@ -109,12 +109,14 @@ def test_an_orphan_process_or_two_open_attempts_fail():
 def test_child_watch_sees_two_processes_of_one_job(tmp_path):
     root = tmp_path / "jobs"
 
-    def fake_child(job: str) -> subprocess.Popen:  # the argv shape of worker.child
+    def fake_child(job: str, leader: bool = True) -> subprocess.Popen:  # the argv shape of worker.child
         code = "import time; time.sleep(30)"
         result = str(root / job / ".worker" / "result-1.json")
-        return subprocess.Popen([sys.executable, "-c", code, "worker.child", job, "--result", result])
+        argv = [sys.executable, "-c", code, "worker.child", job, "--result", result]
+        return subprocess.Popen(argv, start_new_session=leader)
 
-    procs = [fake_child("jx"), fake_child("jx"), fake_child("jy")]
+    # jz: a process a training process forked (not a session leader) is not a training process
+    procs = [fake_child("jx"), fake_child("jx"), fake_child("jy"), fake_child("jz", leader=False)]
     try:
         watch = ChildWatch(root)
         deadline = time.monotonic() + 10
