@@ -101,6 +101,14 @@ def _statuses(stack: SoakStack) -> dict[str, str]:
     return {j["id"]: j["status"] for j in stack.client.iter_jobs(page_size=100)}
 
 
+def result_times(job_dir: Path) -> dict[str, float]:
+    """When each attempt's result file was written: attempt number -> epoch seconds."""
+    times = {}
+    for f in (job_dir / ".worker").glob("result-*.json"):
+        times[f.stem.removeprefix("result-")] = f.stat().st_mtime
+    return dict(sorted(times.items()))
+
+
 def _job_record(stack: SoakStack, job_id: str) -> dict[str, Any]:
     job = stack.client.get_job(job_id)
     series = stack.client.metrics(job_id)["series"]
@@ -116,6 +124,7 @@ def _job_record(stack: SoakStack, job_id: str) -> dict[str, Any]:
         "error": job.get("error"),
         "series": {name: [p["step"] for p in points] for name, points in series.items()},
         "events": events,
+        "results": result_times(stack.artifact_root / job_id),
     }
 
 

@@ -9,7 +9,11 @@ verdict can be recomputed from a result file and tested on made-up records.
   its attempt number and worker id, to the next status that is not ``starting``/``running``); no
   attempt may start while another is open, each ``process`` event (the training process of an
   attempt) lies inside its attempt, and every training process the soak saw alive lies inside
-  its attempt's interval and never beside another process of the same job.
+  its attempt's interval and never beside another process of the same job. A process whose
+  result file (``.worker/result-<attempt>.json``, written once its work is done) already
+  existed is not running the job any more: its interpreter is exiting (seconds with torch on a
+  loaded machine, when the parent watch, a daemon thread, no longer runs). Such a process alive
+  past its attempt is counted apart (``lingering``), not as a second run.
 """
 
 from __future__ import annotations
@@ -75,11 +79,19 @@ def _inside(a: Attempt, first: float, last: float) -> bool:
 
 
 def check_no_overlap(
-    events: list[dict[str, Any]], seen: list[dict[str, Any]], together: list[list[int]]
+    events: list[dict[str, Any]],
+    seen: list[dict[str, Any]],
+    together: list[dict[str, Any]],
+    results: dict[str, float] | None = None,
+    lingering: list[float] | None = None,
 ) -> list[str]:
     """Problems with "no job ran twice at once" for one job: ``seen`` are its training processes
-    observed alive (``pid``, ``first``, ``last``), ``together`` the pid sets seen alive in one
-    sample (more than one: two processes of the job at once)."""
+    observed alive (``pid``, ``first``, ``last``), ``together`` the samples (``pids``, ``at``)
+    that saw more than one alive, ``results`` when each attempt's result file was written
+    (attempt number as a string -> epoch seconds). How long each process that had written its
+    result outlived its attempt is appended to ``lingering``."""
+    results = results or {}
+    lingering = lingering if lingering is not None else []
     attempts, problems = attempts_of(events)
     by_number = {a.number: a for a in attempts}
     pid_attempt: dict[int, int] = {}
@@ -101,13 +113,24 @@ def check_no_overlap(
             problems.append(f"process {p['pid']} seen alive belongs to no recorded attempt")
         elif not _inside(a, p["first"], p["last"]):
             over = p["last"] - a.end if a.end is not None else 0.0
+            done = results.get(str(a.number))
+            if a.start - SLACK_S <= p["first"] and done is not None and a.end is not None and done <= a.end:
+                lingering.append(over)
+                continue
             problems.append(
                 f"process {p['pid']} of attempt {a.number} alive outside it "
                 f"({max(over, a.start - p['first']):.2f} s beyond)"
             )
-    for pids in together:
-        problems.append(f"processes {sorted(pids)} of the job alive at the same time")
+    for t in together:
+        running = [pid for pid in t["pids"] if not _done_by(results, pid_attempt.get(pid), t["at"])]
+        if len(running) > 1:
+            problems.append(f"processes {sorted(running)} of the job alive and running at the same time")
     return problems
+
+
+def _done_by(results: dict[str, float], attempt: int | None, at: float) -> bool:
+    done = results.get(str(attempt)) if attempt is not None else None
+    return done is not None and done <= at
 
 
 def expected_steps(name: str, iterations: int, log_every: int = 1) -> list[int]:
@@ -140,9 +163,10 @@ def verify(record: dict[str, Any]) -> dict[str, Any]:
     seen_by_job: dict[str, list[dict[str, Any]]] = {}
     for p in record["processes"]["seen"]:
         seen_by_job.setdefault(p["job_id"], []).append(p)
-    together_by_job: dict[str, list[list[int]]] = {}
+    together_by_job: dict[str, list[dict[str, Any]]] = {}
     for t in record["processes"]["together"]:
-        together_by_job.setdefault(t["job_id"], []).append(t["pids"])
+        together_by_job.setdefault(t["job_id"], []).append(t)
+    lingering: list[float] = []
     failures: dict[str, list[str]] = {"succeeded": [], "one_value_per_step": [], "no_overlap": []}
     for job in jobs:
         jid = job["id"]
@@ -150,7 +174,14 @@ def verify(record: dict[str, Any]) -> dict[str, Any]:
             failures["succeeded"].append(f"{jid}: {job['status']} {job.get('error') or ''}".strip())
         for p in check_metrics(job["series"], names, iterations):
             failures["one_value_per_step"].append(f"{jid}: {p}")
-        for p in check_no_overlap(job["events"], seen_by_job.get(jid, []), together_by_job.get(jid, [])):
+        overlap = check_no_overlap(
+            job["events"],
+            seen_by_job.get(jid, []),
+            together_by_job.get(jid, []),
+            job.get("results"),
+            lingering,
+        )
+        for p in overlap:
             failures["no_overlap"].append(f"{jid}: {p}")
     if len(jobs) != record["jobs_submitted"]:
         failures["succeeded"].append(f"{len(jobs)} jobs read back, {record['jobs_submitted']} submitted")
@@ -166,4 +197,5 @@ def verify(record: dict[str, Any]) -> dict[str, Any]:
             "jobs_retried": sum(a > 1 for a in attempts),
         },
         "processes_seen": len(record["processes"]["seen"]),
+        "lingering": {"processes": len(lingering), "max_s": round(max(lingering, default=0.0), 2)},
     }

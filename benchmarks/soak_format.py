@@ -36,6 +36,8 @@ def format_soak(result: dict[str, Any]) -> list[str]:
          f"{v['attempts']['max']} / {v['attempts']['mean']:.2f} / {v['attempts']['jobs_retried']}"],
         ["training processes seen alive (sampled every "
          f"{result['processes']['interval_s']} s, {result['processes']['samples']} samples)", v["processes_seen"]],
+        ["of them alive past their attempt after writing their result (exiting, not running): count / "
+         "longest", f"{v['lingering']['processes']} / {v['lingering']['max_s']:.2f} s"],
         ["wall time", f"{result['wall_seconds'] / 60:.1f} min"],
         ["jobs per minute", f"{result['jobs_per_minute']:.2f}"],
     ]  # fmt: skip
@@ -64,6 +66,19 @@ def soak_section(results: Path) -> list[str]:
         return [*lines, "Not run yet (`mar bench soak`).", ""]
     result = json.loads(files[-1].read_text())
     m = result.get("machine", {})
+    again = result.get("reverified")
+    note = (
+        [
+            "",
+            f"Verdict recomputed {again['at']}: {again['why']} First verdict: "
+            + ", ".join(
+                f"{k} {'pass' if ok else 'FAIL'}" for k, ok in again["first_verdict"]["checks"].items()
+            )
+            + ".",
+        ]
+        if again
+        else []
+    )
     return [
         *lines,
         f"From `{files[-1].name}`: `{result.get('command')}`, {result.get('started_at')}, on "
@@ -71,5 +86,6 @@ def soak_section(results: Path) -> list[str]:
         f"at the start, {result.get('machine_after', {}).get('load_avg_1m')} at the end.",
         "",
         *format_soak(result),
+        *note,
         "",
     ]

@@ -94,7 +94,7 @@ def test_an_orphan_process_or_two_open_attempts_fail():
     events = _two_attempts()
     late = [{"pid": 11, "job_id": "j1", "first": 1.2, "last": 11.5}]  # alive after its lease expired
     assert any("alive outside" in p for p in check_no_overlap(events, late, []))
-    assert check_no_overlap(events, [], [[11, 22]])  # seen together in one sample
+    assert check_no_overlap(events, [], [{"pids": [11, 22], "at": 11.5}])  # seen together in one sample
     unknown = [{"pid": 33, "job_id": "j1", "first": 12.0, "last": 13.0}]  # no process event
     assert check_no_overlap(events, unknown, [])
     # a second claim before the first attempt ended
@@ -104,6 +104,23 @@ def test_an_orphan_process_or_two_open_attempts_fail():
     wrong = copy.deepcopy(events)
     wrong[6]["data"]["worker_id"] = "A"
     assert check_no_overlap(wrong, [], [])
+
+
+def test_a_process_exiting_after_its_result_is_not_a_second_run():
+    """Attempt 1 wrote its result at 9.0 (before its lease expired at 10.0) and was still
+    exiting at 11.5, beside attempt 2's process: counted as lingering, not as a failure."""
+    events = _two_attempts()
+    late = [{"pid": 11, "job_id": "j1", "first": 1.2, "last": 11.5}]
+    lingering: list[float] = []
+    assert check_no_overlap(events, late, [{"pids": [11, 22], "at": 11.5}], {"1": 9.0}, lingering) == []
+    assert lingering == [1.5]
+    # the result written only after the attempt ended: the process was still working
+    assert len(check_no_overlap(events, late, [{"pids": [11, 22], "at": 11.5}], {"1": 12.0})) == 2
+    rec = _record()
+    rec["processes"]["seen"][0]["last"] = 11.5
+    rec["jobs"][0]["results"] = {"1": 9.0, "2": 19.5}
+    v = verify(rec)
+    assert v["checks"]["no_overlap"] and v["lingering"] == {"processes": 1, "max_s": 1.5}
 
 
 def test_child_watch_sees_two_processes_of_one_job(tmp_path):
