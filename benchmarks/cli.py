@@ -1,4 +1,5 @@
-"""``mar bench quality|perf|report|tune|calibrate|diagnose|dataset-check``: the benchmarks (``benchmarks``).
+"""``mar bench quality|perf|report|tune|calibrate|diagnose|dataset-check|soak``: the benchmarks
+(``benchmarks``).
 
 Results are cached in ``benchmarks/results/`` (one committed JSON file per run) and
 ``BENCHMARKS.md`` is generated from them; work folders (datasets, teachers, runs) go to
@@ -26,10 +27,12 @@ from benchmarks.plan import plan_runs
 from benchmarks.presets import STUDENTS, get_preset, student_distill
 from benchmarks.quality import Runner, prepare_dataset, run_quality
 from benchmarks.report import write_report
+from benchmarks.soak import SoakConfig, run_soak
+from benchmarks.soak_format import format_soak
 from benchmarks.store import DEFAULT_CACHE, DEFAULT_RESULTS, REPO_ROOT, ResultStore
 from benchmarks.tune import plan_tune, run_tune
 from mar_core.atomic import atomic_write_json
-from mar_core.cli.argtypes import csv, csv_ints, positive_int
+from mar_core.cli.argtypes import csv, csv_ints, positive_float, positive_int
 from mar_core.errors import SpecError
 from mar_core.methods import METHODS
 from mar_core.names import is_two_stage
@@ -63,8 +66,8 @@ def _add_report_out(p: argparse.ArgumentParser) -> None:
 
 
 def register(add) -> None:
-    """Add ``mar bench quality``, ``perf``, ``report``, ``tune``, ``calibrate``, ``diagnose`` and
-    ``dataset-check``; ``add(name)`` returns a command's parser."""
+    """Add ``mar bench quality``, ``perf``, ``report``, ``tune``, ``calibrate``, ``diagnose``,
+    ``dataset-check`` and ``soak``; ``add(name)`` returns a command's parser."""
     p = add("bench")
     bench = p.add_subparsers(dest="bench_command", required=True, metavar="ACTION")
 
@@ -173,6 +176,35 @@ def register(add) -> None:
     _add_paths(d)
     _add_report_out(d)
     d.set_defaults(handler=_dataset_check)
+
+    k = bench.add_parser(
+        "soak",
+        help="tiny jobs through PostgreSQL + Redis while workers are SIGKILLed and the broker restarts",
+    )
+    k.add_argument("--jobs", type=positive_int, default=200, help="jobs submitted (default: %(default)s)")
+    k.add_argument("--workers", type=positive_int, default=2, help="worker processes (default: %(default)s)")
+    k.add_argument(
+        "--kill-every",
+        type=positive_float,
+        nargs=2,
+        default=(20.0, 40.0),
+        metavar=("MIN", "MAX"),
+        help="SIGKILL a random worker every uniform(MIN, MAX) seconds (default: 20 40)",
+    )
+    k.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=3600.0,
+        help="seconds for every job to end (default: %(default)s)",
+    )
+    k.add_argument(
+        "--iterations", type=positive_int, default=4, help="training steps a job (default: %(default)s)"
+    )
+    k.add_argument("--seed", type=int, default=0, help="of the kill times and victims (default: %(default)s)")
+    k.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
+    _add_paths(k)
+    _add_report_out(k)
+    k.set_defaults(handler=_soak)
 
 
 def _preset(name: str):
@@ -394,3 +426,26 @@ def _dataset_check(args: argparse.Namespace) -> int:
     if not args.no_report:
         _write_report(args)
     return 0
+
+
+def _soak(args: argparse.Namespace) -> int:
+    lo, hi = args.kill_every
+    if lo > hi:
+        raise SpecError(f"--kill-every MIN MAX: {lo:g} is above {hi:g}", param="--kill-every")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    cfg = SoakConfig(
+        jobs=args.jobs,
+        workers=args.workers,
+        kill_every=(lo, hi),
+        timeout=args.timeout,
+        iterations=args.iterations,
+        seed=args.seed,
+    )
+    path, result = run_soak(cfg, args.results, args.cache / "soak", command=_command())
+    print("\n".join(format_soak(result)))
+    for name, problems in result["verdict"]["failures"].items():
+        print(f"\n{name}:\n  " + "\n  ".join(problems), file=sys.stderr)
+    print(f"soak result: {path}")
+    if not args.no_report:
+        _write_report(args)
+    return 0 if all(result["verdict"]["checks"].values()) else 1

@@ -4,7 +4,7 @@ Every number comes from a record in the results folder; a run that has not been 
 as missing, never filled in. Sections: commands, machine, quality per preset and group (mean ±
 sample std over seeds, gain over the baseline, teacher AP, wall time, parameters, the verdicts),
 speed (the newest ``perf-<preset>-*.json`` of each preset), the dataset check at COCO scale (the
-newest ``dataset-check-*.json``) and the tuning grid.
+newest ``dataset-check-*.json``), the soak (the newest ``soak-*.json``) and the tuning grid.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from benchmarks.perf_format import FORMATTERS
 from benchmarks.plan import student_run
 from benchmarks.presets import AUTO_WEIGHTS_STUDENT, REPORTED_PRESETS, Preset, get_preset
 from benchmarks.report_glance import glance_section
+from benchmarks.soak_format import soak_section
 from benchmarks.stats import Summary, beats_by_two_spreads, same_seed_gains, seed_spread
 from benchmarks.store import REPO_ROOT, ResultStore
 from benchmarks.tune import GRID_BASE, TUNE_SEED, plan_tune, tune_group
@@ -591,6 +592,7 @@ def render_report(store: ResultStore, presets: list[str] | None = None) -> str:
         lines += _quality_section(store, get_preset(name))
     lines += _perf_section(store, names)
     lines += dataset_check_section(store.root)
+    lines += soak_section(store.root)
     lines += _calibration_section(store, names)
     lines += diagnose_section(store.root, names)
     lines += _tune_section(store, names)

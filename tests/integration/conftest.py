@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.service import ServiceStack, base_env, settings_from_env
+from tests.integration.service import ServiceStack, base_env
 from worker.stack import Stack
+from worker.stack_db import PgSchema, prepare_database, settings_from_env
 
 logger = logging.getLogger(__name__)
 
@@ -86,43 +86,6 @@ def _redis_client():
     return client
 
 
-class _Schema:
-    """A fresh PostgreSQL schema; ``DATABASE_URL`` selects it with ``search_path``."""
-
-    def __init__(self, url: str):
-        from sqlalchemy import create_engine, text
-
-        self.name = f"mar_it_{uuid.uuid4().hex[:10]}"
-        self._admin = create_engine(url, isolation_level="AUTOCOMMIT")
-        with self._admin.connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{self.name}"'))
-        self.url = f"{url}?options=-csearch_path%3D{self.name}"
-
-    def drop(self) -> None:
-        from sqlalchemy import text
-
-        with self._admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{self.name}" CASCADE'))
-        self._admin.dispose()
-
-
-def _prepare_database(env: dict[str, str]) -> str:
-    """Migrate the stack's database and create an API key; return the key."""
-    from api.db import keys_repo
-    from api.db.session import init_db, make_engine, make_session_factory, session_scope
-
-    settings = settings_from_env(env)
-    settings.ensure_dirs()
-    engine = make_engine(settings.database_url)
-    try:
-        init_db(engine)
-        with session_scope(make_session_factory(engine)) as s:
-            _, key = keys_repo.create_api_key(s, "integration")
-        return key
-    finally:
-        engine.dispose()
-
-
 # ------------------------------------------------------------------------ the stack
 
 
@@ -137,13 +100,13 @@ def stack(request, it_root: Path, data_root: Path, checkpoint_root: Path) -> Ite
         pg_url, redis_client = _postgres_url(), _redis_client()  # skip (or fail on CI) first
         queue = env["MAR_QUEUE"]
         cleanups.append(lambda: _drop_queue(redis_client, queue))
-        schema = _Schema(pg_url)
+        schema = PgSchema(pg_url)
         cleanups.append(schema.drop)
         env["DATABASE_URL"] = schema.url
         env["BROKER_URL"] = f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
     service = ServiceStack(flavour, env, settings_from_env(env), Stack(env, log_dir=state / "logs"))
     try:
-        service.api_key = _prepare_database(env)
+        service.api_key = prepare_database(env)
         service.start()
         logger.info("[%s] stack up at %s (state %s)", flavour, service.url, state)
         yield service

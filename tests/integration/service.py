@@ -151,13 +151,3 @@ def base_env(state: Path, data_root: Path, checkpoint_root: Path) -> dict[str, s
         MAR_WEBHOOK_PROGRESS_SECONDS="0",
     )
     return env
-
-
-def settings_from_env(env: dict[str, str]) -> Settings:
-    """The ``Settings`` the stack's processes build from ``env``."""
-    keys = {
-        "MAR_STATE_DIR": "state_dir", "DATABASE_URL": "database_url", "BROKER_URL": "broker_url",
-        "MAR_DATA_ROOTS": "data_roots", "MAR_CHECKPOINT_ROOT": "checkpoint_root",
-        "MAR_LEASE_SECONDS": "lease_seconds", "MAR_HEARTBEAT_SECONDS": "heartbeat_seconds", "MAR_QUEUE": "queue",
-    }  # fmt: skip
-    return Settings(**{field_: env[var] for var, field_ in keys.items() if var in env})

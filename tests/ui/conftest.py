@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.integration import conftest as integration
-from tests.integration.conftest import _prepare_database, unavailable
-from tests.integration.service import ServiceStack, base_env, settings_from_env
+from tests.integration.conftest import unavailable
+from tests.integration.service import ServiceStack, base_env
 from worker.stack import Stack
+from worker.stack_db import prepare_database, settings_from_env
 
 try:  # the tests are skipped (or fail under CI=true) without selenium
     from tests.ui import browser as chromium
@@ -42,7 +43,7 @@ def ui_stack(it_root: Path, data_root: Path, checkpoint_root: Path) -> Iterator[
     env = base_env(state, data_root, checkpoint_root)
     service = ServiceStack("ui", env, settings_from_env(env), Stack(env, log_dir=state / "logs"))
     try:
-        service.api_key = _prepare_database(env)
+        service.api_key = prepare_database(env)
         service.start()
         yield service
     finally:
