@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     max_dataset_files: int = Field(
         default=2_000_000, gt=0, validation_alias=_env("MAR_MAX_DATASET_FILES", "max_dataset_files")
     )
+    # torch threads of each training process (unset: torch's default, one per core). The embedded
+    # stack (`mar up`) sets cores - 1: beside one other busy process a step then keeps its speed
+    # instead of slowing 3.8x (BENCHMARKS.md, "contention"); a dedicated GPU worker leaves it unset.
+    training_threads: int | None = Field(
+        default=None, ge=1, le=1024, validation_alias=_env("MAR_TRAINING_THREADS", "training_threads")
+    )
     # GET /jobs/{id}/metrics: serialised series kept per API process, keyed by the job's metrics
     # revision (0: none; api/metrics_cache.py)
     metrics_cache_bytes: int = Field(

@@ -230,8 +230,21 @@ def format_contention(r: dict[str, Any]) -> list[str]:
         "median of the timed steps, idle and beside one busy-loop process; each setting in a fresh process.",
         "",
     ]
-    return lines + md_table(
-        ["setting", "idle s", "busy s", "slowdown", "idle vs best idle", "busy vs best idle"], table
+    worst = {row["setting"]: max(row["idle_over_best_idle"], row["busy_over_best_idle"]) for row in r["rows"]}
+    chosen = min(worst, key=worst.get)
+    idle_best = min(r["rows"], key=lambda row: row["idle_s"])["setting"]
+    return (
+        lines
+        + md_table(
+            ["setting", "idle s", "busy s", "slowdown", "idle vs best idle", "busy vs best idle"], table
+        )
+        + [
+            "",
+            f"Smallest worst case (idle or busy, against the best idle step): **{chosen}** "
+            f"({worst[chosen]}x); the embedded stack (`mar up`) trains with cores - 1 threads "
+            "(`MAR_TRAINING_THREADS`, `worker/stack.py`). Fastest on an idle machine: "
+            f"{idle_best}, what the benchmarks use: they run alone on the machine.",
+        ]
     )
 
 

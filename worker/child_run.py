@@ -11,6 +11,8 @@ import threading
 import traceback
 from pathlib import Path
 
+import torch
+
 from api.db import jobs_repo
 from api.db.session import make_engine, make_session_factory, session_scope
 from api.settings import Settings, get_settings
@@ -28,6 +30,8 @@ def run(job_id: str, worker_id: str, result_path: Path, stop: threading.Event) -
     """Run the job; write the result file; return its status."""
     settings = get_settings()
     names = settings.path_names()  # failure messages are shown to API clients
+    if settings.training_threads:
+        torch.set_num_threads(settings.training_threads)
     engine = make_engine(settings.database_url)
     sf = make_session_factory(engine)
     sink: DbProgressSink | None = None

@@ -163,8 +163,17 @@ def _client_host(host: str) -> str:
 
 def embedded_env(state_dir: Path, base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of an embedded stack: state under ``state_dir``, SQLite and the
-    ``filesystem://`` transport unless ``DATABASE_URL`` / ``BROKER_URL`` say otherwise."""
+    ``filesystem://`` transport unless ``DATABASE_URL`` / ``BROKER_URL`` say otherwise, and
+    ``MAR_TRAINING_THREADS`` = cores - 1 unless set."""
     env = dict(os.environ if base is None else base)
     env["MAR_STATE_DIR"] = str(Path(state_dir).expanduser().resolve())
     env.setdefault("PYTHONUNBUFFERED", "1")
+    env.setdefault("MAR_TRAINING_THREADS", str(embedded_training_threads()))
     return env
+
+
+def embedded_training_threads() -> int:
+    """cores - 1 (at least 1): a laptop's other work costs the training step little (a step beside
+    one busy process: 0.98x its idle time, against 3.8x with torch's one thread per core; idle
+    it is 1.66x slower on 2 cores, less with more cores: BENCHMARKS.md, "contention")."""
+    return max(1, (os.cpu_count() or 1) - 1)
