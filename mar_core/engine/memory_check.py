@@ -2,19 +2,19 @@
 as a job error (never by exhausting the host).
 
 ``check_batch_fits`` runs two dry training steps (forward and backward, no optimizer step) on one
-and on two images of the training set and measures the peak memory of each: CUDA by
-``torch.cuda.max_memory_allocated``, the CPU by the process's peak RSS (Linux: ``VmHWM``, reset
-through ``/proc/self/clear_refs``). The step's need at batch B is then ``fixed + B * per_image``
-(``per_image`` = the difference of the two); it must fit in 90 % of what the device has free
-(``torch.cuda.mem_get_info``; ``MemAvailable`` of ``/proc/meminfo``). The model, its buffers and
-every RNG are left exactly as they were. Where the memory cannot be measured (another OS), the
-check is skipped and says so in the log.
+and on two images of the training set and counts the bytes of the tensors autograd saves for the
+backward pass (``saved_tensors_hooks``; each storage once, parameters left out): what a step holds
+at its peak and what grows with the batch. The extra memory a step at batch B needs is then
+``fixed + B * per_image`` (``per_image`` = the difference of the two counts; ``fixed`` adds the
+gradients and two optimizer states per trainable parameter); it must fit in 90 % of what the device
+has free (``torch.cuda.mem_get_info``; ``MemAvailable`` of ``/proc/meminfo``). Counting tensors,
+not the process's memory, makes the figure independent of what the allocator keeps cached. The
+model, its buffers and every RNG are left exactly as they were. Where the free memory cannot be
+read (not Linux), the check is skipped and says so in the log.
 """
 
-from __future__ import annotations
-
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -47,28 +47,26 @@ def available_bytes(device: torch.device) -> int | None:
     return None if kib is None else kib * 1024
 
 
-def _peak_bytes_of(step: Callable[[], None], device: torch.device) -> int | None:
-    """Peak memory ``step`` adds on ``device`` above what was in use when it started."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        before = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        step()
-        torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device) - before
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # the peak RSS restarts from the current RSS
-    except OSError:
-        return None
-    before = _proc_kib("/proc/self/status", "VmRSS")
-    step()
-    peak = _proc_kib("/proc/self/status", "VmHWM")
-    return None if before is None or peak is None else (peak - before) * 1024
+def _saved_bytes_of_step(model: nn.Module, images: Sequence[torch.Tensor], targets: Sequence[dict]) -> int:
+    """Bytes of the storages autograd saves in one forward (each once; parameters left out), then
+    the backward that frees them."""
+    skip = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen: set[int] = set()
+    total = 0
 
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        storage = t.untyped_storage()
+        ptr = storage.data_ptr()
+        if ptr not in skip and ptr not in seen:
+            seen.add(ptr)
+            total += storage.nbytes()
+        return t
 
-def _dry_step(model: nn.Module, images: Sequence[torch.Tensor], targets: Sequence[dict]) -> None:
-    losses = model(list(images), list(targets))
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        losses = model(list(images), list(targets))
     sum(losses.values()).backward()
+    return total
 
 
 def check_batch_fits(
@@ -93,11 +91,9 @@ def check_batch_fits(
     model.train()
     try:
         with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
-            one = _peak_bytes_of(lambda: _dry_step(model, [moved[0][0]], [moved[0][1]]), device)
+            one = _saved_bytes_of_step(model, [moved[0][0]], [moved[0][1]])
             model.zero_grad(set_to_none=True)
-            two = _peak_bytes_of(
-                lambda: _dry_step(model, [m[0] for m in moved], [m[1] for m in moved]), device
-            )
+            two = _saved_bytes_of_step(model, [m[0] for m in moved], [m[1] for m in moved])
     except (torch.OutOfMemoryError, RuntimeError) as e:
         if not is_out_of_memory(e):
             raise
@@ -110,11 +106,12 @@ def check_batch_fits(
         model.train(was_training)
         set_rng_state(rng)
     free = available_bytes(device)
-    if one is None or two is None or free is None:
-        log.info("memory check skipped: the memory of %s cannot be measured here", device)
+    if free is None:
+        log.info("memory check skipped: the free memory of %s cannot be read here", device)
         return None
     per_image = max(0, two - one)
-    fixed = max(0, one - per_image)
+    trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    fixed = max(0, one - per_image) + 3 * trainable  # + gradients and two optimizer states
     needed = fixed + batch_size * per_image
     estimate = {"fixed": fixed, "per_image": per_image, "needed": needed, "available": free}
     log.info(
@@ -123,7 +120,7 @@ def check_batch_fits(
     if needed > HEADROOM * free:
         raise InsufficientMemoryError(
             f"train.batch_size: a training step at batch {batch_size} needs about {needed / 2**30:.1f} GiB "
-            f"({per_image / 2**20:.0f} MiB per image, measured by a dry step) and the {device.type} has "
+            f"more ({per_image / 2**20:.0f} MiB per image, measured by a dry step) and the {device.type} has "
             f"{free / 2**30:.1f} GiB free: lower train.batch_size or the image size (model.max_size)",
             param="train.batch_size",
         )

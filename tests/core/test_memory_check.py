@@ -46,7 +46,8 @@ def test_the_dry_steps_measure_and_leave_model_and_rng_as_they_were(tiny_synth):
     assert torch.equal(after_draw, torch.rand(3))  # the RNG was put back
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())
-    assert estimate is not None and estimate["needed"] == estimate["fixed"] + 8 * estimate["per_image"]
+    assert estimate is not None and estimate["per_image"] > 0
+    assert estimate["needed"] == estimate["fixed"] + 8 * estimate["per_image"]
     assert 0 < estimate["needed"] < estimate["available"]
 
 
