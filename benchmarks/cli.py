@@ -14,6 +14,7 @@ import logging
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -365,15 +366,11 @@ def _calibrate(args: argparse.Namespace) -> int:
             f"unknown method(s) {', '.join(unknown)}; valid: {', '.join(METHODS)}", param="--methods"
         )
     _set_threads(args.threads)
-    store = ResultStore(args.results)
-    teacher = Runner(preset, store, args.cache, command=_command(), on_event=_print_event).ensure_teacher(
-        args.group
-    )
-    if teacher is None:
-        print("the group's teacher is being trained by another process; try again later", file=sys.stderr)
+    found = _teacher_and_data(args, preset)
+    if found is None:
         return 1
+    teacher, data_dir = found
     group = preset.group(args.group)
-    data_dir = prepare_dataset(preset.datasets[group.data], args.cache)
     two_stage = is_two_stage(group.student_model["arch"])
     result = calibrate(
         preset,
@@ -393,19 +390,26 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _teacher_and_data(args: argparse.Namespace, preset) -> tuple[Any, Path] | None:
+    """The group's published teacher (trained first when missing) and its dataset folder; None
+    (after saying so) while another process trains that teacher."""
+    store = ResultStore(args.results)
+    runner = Runner(preset, store, args.cache, command=_command(), on_event=_print_event)
+    teacher = runner.ensure_teacher(args.group)
+    if teacher is None:
+        print("the group's teacher is being trained by another process; try again later", file=sys.stderr)
+        return None
+    return teacher, prepare_dataset(preset.datasets[preset.group(args.group).data], args.cache)
+
+
 def _diagnose(args: argparse.Namespace) -> int:
     preset = _preset(args.preset)
     _check_group(preset, args.group)
     _set_threads(args.threads)
-    store = ResultStore(args.results)
-    teacher = Runner(preset, store, args.cache, command=_command(), on_event=_print_event).ensure_teacher(
-        args.group
-    )
-    if teacher is None:
-        print("the group's teacher is being trained by another process; try again later", file=sys.stderr)
+    found = _teacher_and_data(args, preset)
+    if found is None:
         return 1
-    group = preset.group(args.group)
-    data_dir = prepare_dataset(preset.datasets[group.data], args.cache)
+    teacher, data_dir = found
     result = diagnose(preset, args.group, teacher, data_dir, batches=args.batches, steps=args.steps)
     result["command"] = _command()
     path = Path(args.results) / f"diagnose-{preset.name}-{args.group}.json"
