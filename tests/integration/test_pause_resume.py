@@ -13,11 +13,20 @@ from worker.procs import wait_gone
 
 pytestmark = pytest.mark.integration
 
-STEPS = 20  # about half a second a step here: long enough to pause it mid-run
+STEPS = 20
+
+
+def slow_spec(tiny_spec) -> dict:
+    """20 steps of a few tenths of a second each, so a pause lands mid-run: at the suite's 64 px and
+    batch 2 a step takes ~0.05 s on one thread (the embedded stack's cores - 1 on 2 cores) and the
+    job could end before the supervisor's next poll saw the pause."""
+    spec = tiny_spec(iterations=STEPS, name="pause-me", batch_size=4)
+    spec["model"].update(min_size=160, max_size=160)
+    return spec
 
 
 def test_pause_frees_the_worker_and_resume_continues_the_same_series(stack, tiny_spec, tmp_path):
-    job_id = stack.submit(tiny_spec(iterations=STEPS, name="pause-me"))["id"]
+    job_id = stack.submit(slow_spec(tiny_spec))["id"]
     stack.wait(job_id, lambda j: (j["progress_step"] or 0) >= 1, what="step 1")
     child = stack.events(job_id, "process")[-1]["data"]["pid"]
     assert stack.client.pause(job_id)["status"] in ("pausing", "paused")
