@@ -89,7 +89,13 @@ def tree_fingerprint(folder: Path, roots: list[Path] | None) -> str:
 
 
 def check_folders_inside(root: Path, images_dir: Path | None, roots: list[Path] | None) -> None:
-    """``check_tree_inside`` on the dataset folder, and on the images folder when it lies elsewhere."""
+    """``check_tree_inside`` on the dataset folder, then ``check_images_dir_inside``."""
     check_tree_inside(root, roots)
+    check_images_dir_inside(root, images_dir, roots)
+
+
+def check_images_dir_inside(root: Path, images_dir: Path | None, roots: list[Path] | None) -> None:
+    """``check_tree_inside`` on the images folder when it lies outside the dataset folder (inside
+    it, the dataset folder's walk covered it)."""
     if images_dir is not None and not Path(images_dir).resolve().is_relative_to(Path(root).resolve()):
         check_tree_inside(images_dir, roots, "dataset.images_dir")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mar_core import names
 from mar_core.annotations.coco import read_coco
-from mar_core.annotations.containment import check_folders_inside
+from mar_core.annotations.containment import check_folders_inside, check_images_dir_inside
 from mar_core.annotations.voc import read_voc
 from mar_core.annotations.yolo import read_yolo
 from mar_core.errors import DatasetError, SplitNotFoundError
@@ -104,7 +104,7 @@ def read_split(
         data, images_dir = reader(root, split, images_dir, spec)
     except DatasetError as e:
         raise name_param(e, spec, split) from None
-    check_folders_inside(root, images_dir, data_roots)  # the folder the reader found
+    check_images_dir_inside(root, images_dir, data_roots)  # the folder the reader found
     if spec.max_images is not None:
         truncate(data, spec.max_images)
     return data, images_dir, root
