@@ -80,6 +80,8 @@ CALIBRATED_PEERS_TWO_STAGE: dict[str, dict[str, float]] = {
 # MAR with "auto" KD weights, compared in the report against "mar" (the tuned defaults)
 AUTO_WEIGHTS_STUDENT = "mar_auto"
 MASK_ONLY_STANDARDISED = "mar_mask_only_std"
+# full MAR with the mask-guided term on standardised maps (the candidate fix of issue 19)
+MAR_STANDARDISED = "mar_std"
 
 # label -> distill section (None: the baseline, trained without a teacher)
 STUDENTS: dict[str, dict[str, Any] | None] = {
@@ -99,6 +101,8 @@ STUDENTS: dict[str, dict[str, Any] | None] = {
         "alpha": "auto",
         "beta": "auto",
     },
+    # both halves, the feature half as in MASK_ONLY_STANDARDISED, the relation term at the default gamma
+    MAR_STANDARDISED: {"method": "mar", "feature_norm": "channel", "alpha": "auto", "beta": "auto"},
     # every MAR weight sized by the job on its first batches (mar_core.distill.auto_weights),
     # against "mar"'s tuned defaults (which plan pins as numbers: unset weights are "auto" in a job)
     AUTO_WEIGHTS_STUDENT: {"method": "mar", "alpha": "auto", "beta": "auto", "gamma": "auto"},
@@ -240,6 +244,7 @@ def _full_groups(
         "mar_no_scale_norm",
         "mar_gaussian",
         MASK_ONLY_STANDARDISED,
+        MAR_STANDARDISED,
         *PEERS,
     )
     return (
