@@ -20,6 +20,7 @@ import torch
 
 from benchmarks.calibrate import calibrate, format_calibration
 from benchmarks.coco_gen import COCO_TRAIN2017
+from benchmarks.equal_tune import CALIBRATION_POINTS, plan_pick_seeds, plan_points, run_points
 from benchmarks.dataset_check import format_dataset_check, run_dataset_check
 from benchmarks.diagnose import diagnose, format_diagnosis
 from benchmarks.perf import PARTS, PERF_PRESETS, run_perf
@@ -139,6 +140,26 @@ def register(add) -> None:
     _add_paths(t)
     _add_report_out(t)
     t.set_defaults(handler=_tune)
+
+    e = bench.add_parser(
+        "equal-tune",
+        help="the same grid for every KD method (weights x1/3, x1, x3) on the short group's seed 0; "
+        "--picks runs each method's best point on the other seeds",
+    )
+    e.add_argument("--preset", default="cpu", help="cpu | gpu | smoke (default: %(default)s)")
+    e.add_argument(
+        "--methods", type=csv, default=None, help=f"subset of {','.join(CALIBRATION_POINTS)}, in run order"
+    )
+    e.add_argument("--picks", action="store_true", help="run the picked points on the other seeds")
+    e.add_argument("--max-runs", type=positive_int, default=None, help="stop after K trainings")
+    e.add_argument("--list", action="store_true", help="print the runs (cached / missing) and run nothing")
+    e.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
+    e.add_argument(
+        "--threads", type=positive_int, default=None, help="torch threads per run (default: torch's)"
+    )
+    _add_paths(e)
+    _add_report_out(e)
+    e.set_defaults(handler=_equal_tune)
 
     c = bench.add_parser(
         "calibrate", help="size of every KD term against the classification loss, with a group's teacher"
@@ -351,6 +372,33 @@ def _tune(args: argparse.Namespace) -> int:
         on_event=_print_event,
     )
     print(f"ran {len(summary.ran)} tuning runs, {len(summary.cached)} cached, {len(summary.failed)} failed")
+    if not args.no_report and preset.name != "smoke":
+        _write_report(args)
+    return 1 if summary.failed else 0
+
+
+def _equal_tune(args: argparse.Namespace) -> int:
+    preset = _preset(args.preset)
+    store = ResultStore(args.results)
+    methods = args.methods
+    unknown = [m for m in methods or [] if m not in CALIBRATION_POINTS]
+    if unknown:
+        raise SpecError(
+            f"unknown method(s) {', '.join(unknown)}; valid: {', '.join(CALIBRATION_POINTS)}", param="--methods"
+        )
+    if args.picks:
+        runs = plan_pick_seeds(store, preset, methods)
+    else:  # in the order asked for
+        runs = [r for m in methods or CALIBRATION_POINTS for r in plan_points(preset, [m])]
+    if args.list:
+        for run in runs:
+            print(f"{'cached ' if store.has(run.key) else 'missing'} {run.label} seed {run.seed} [{run.key[:12]}]")
+        return 0
+    _set_threads(args.threads)
+    summary = run_points(
+        preset, store, args.cache, runs, max_runs=args.max_runs, command=_command(), on_event=_print_event
+    )
+    print(f"ran {len(summary.ran)} runs, {len(summary.cached)} cached, {len(summary.failed)} failed")
     if not args.no_report and preset.name != "smoke":
         _write_report(args)
     return 1 if summary.failed else 0
