@@ -20,7 +20,7 @@ import torch
 
 from benchmarks.calibrate import calibrate, format_calibration
 from benchmarks.coco_gen import COCO_TRAIN2017
-from benchmarks.equal_tune import CALIBRATION_POINTS, plan_pick_seeds, plan_points, run_points
+from benchmarks.equal_tune import CALIBRATION_POINTS, SCALES, plan_pick_seeds, plan_points, run_points
 from benchmarks.dataset_check import format_dataset_check, run_dataset_check
 from benchmarks.diagnose import diagnose, format_diagnosis
 from benchmarks.perf import PARTS, PERF_PRESETS, run_perf
@@ -149,6 +149,12 @@ def register(add) -> None:
     e.add_argument("--preset", default="cpu", help="cpu | gpu | smoke (default: %(default)s)")
     e.add_argument(
         "--methods", type=csv, default=None, help=f"subset of {','.join(CALIBRATION_POINTS)}, in run order"
+    )
+    e.add_argument(
+        "--scales",
+        type=csv,
+        default=None,
+        help="only these grid points, e.g. 3 or 0.333 (as --list prints them after the x)",
     )
     e.add_argument("--picks", action="store_true", help="run the picked points on the other seeds")
     e.add_argument("--max-runs", type=positive_int, default=None, help="stop after K trainings")
@@ -390,6 +396,11 @@ def _equal_tune(args: argparse.Namespace) -> int:
         runs = plan_pick_seeds(store, preset, methods)
     else:  # in the order asked for
         runs = [r for m in methods or CALIBRATION_POINTS for r in plan_points(preset, [m])]
+        if args.scales:
+            valid = {f"{s:.3g}" for s in SCALES}
+            if not set(args.scales) <= valid:
+                raise SpecError(f"--scales: valid: {', '.join(sorted(valid))}", param="--scales")
+            runs = [r for r in runs if f"{r.extra['scale']:.3g}" in args.scales]
     if args.list:
         for run in runs:
             print(f"{'cached ' if store.has(run.key) else 'missing'} {run.label} seed {run.seed} [{run.key[:12]}]")

@@ -71,6 +71,14 @@ class GroupView:
     def summary(self, label: str) -> Summary:
         return Summary.of([record_ap(r) for r in self.recs.get(label, {}).values()])
 
+    def gap_closed(self, label: str) -> float | None:
+        """The fraction of the teacher-baseline gap that ``label`` closes by mean AP (1: reaches
+        the teacher; negative: below the baseline); None without both means, a teacher, or a gap."""
+        mean, base, t_ap = self.summary(label).mean, self.summary("baseline").mean, self.teacher_ap()
+        if mean is None or base is None or t_ap is None or t_ap <= base:
+            return None
+        return (mean - base) / (t_ap - base)
+
     def ap_by_seed(self, label: str) -> dict[int, float]:
         return {seed: record_ap(r) for seed, r in self.recs.get(label, {}).items()}
 

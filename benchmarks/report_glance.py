@@ -48,9 +48,38 @@ def quality_rows(views: list[GroupView]) -> list[list[Any]]:
                 _verdict_word(beats),
                 "-" if t_ap is None else f"{t_ap * 100:.2f}",
                 _verdict_word(None if mar.mean is None or t_ap is None else mar.mean >= t_ap),
+                _fraction(v.gap_closed("mar")),
                 "-"
                 if rank is None
                 else f"{rank.place} of {rank.of}" + ("" if rank.complete else " (seeds missing)"),
+            ]
+        )
+    return rows
+
+
+def _fraction(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def gap_rows(views: list[GroupView]) -> list[list[Any]]:
+    """Per group, the fraction of the teacher-baseline gap each distilled student closes (mean
+    AP), best first; only students with every seed in are ranked, the others are listed apart."""
+    rows = []
+    for v in views:
+        full, partial = [], []
+        for label in v.labels:
+            frac = v.gap_closed(label)
+            if label == "baseline" or frac is None:
+                continue
+            (full if v.summary(label).n == len(v.preset.seeds) else partial).append((label, frac))
+        if not full and not partial:
+            continue
+        full.sort(key=lambda t: -t[1])
+        rows.append(
+            [
+                f"`{v.group.name}`",
+                ", ".join(f"{label} {f:.2f}" for label, f in full) or "-",
+                ", ".join(f"{label} {f:.2f} (n={v.summary(label).n})" for label, f in partial) or "-",
             ]
         )
     return rows
@@ -120,9 +149,18 @@ def glance_section(store: ResultStore, presets: list[str]) -> list[str]:
                         "MAR beats the baseline by more than twice the spread",
                         "teacher",
                         "MAR reaches the teacher",
+                        "fraction of the teacher gap MAR closes",
                         "MAR's rank among the peers",
                     ],
                     rows,
+                ),
+                "",
+                "Fraction of the teacher-baseline gap each student closes, (student - baseline) / (teacher - "
+                "baseline) by mean AP: 1 reaches the teacher, 0 is the baseline:",
+                "",
+                *table(
+                    ["group", "every seed in (best first)", "seeds missing"],
+                    gap_rows([GroupView(store, preset, g) for g in preset.groups]),
                 ),
                 "",
             ]
