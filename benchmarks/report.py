@@ -18,6 +18,7 @@ from typing import Any
 from benchmarks.calibrate import format_calibration
 from benchmarks.dataset_check import dataset_check_section
 from benchmarks.diagnose import diagnose_section
+from benchmarks.equal_tune_report import equal_tune_section
 from benchmarks.group_view import GroupView, record_ap
 from benchmarks.markdown import table
 from benchmarks.perf import PARTS as PERF_PARTS
@@ -552,6 +553,7 @@ def _commands(store: ResultStore, presets: list[str]) -> list[str]:
             f"mar bench quality --preset {name} --list     # what is cached, what is missing",
             f"mar bench perf --preset {name}",
             f"mar bench tune --preset {name}",
+            f"mar bench equal-tune --preset {name}            # one grid for every method; then --picks",
             f"mar bench calibrate --preset {name} --group GROUP   # KD terms vs the classification loss",
             f"mar bench diagnose --preset {name} --group GROUP    # why the mask-guided loss is flat",
         ]
@@ -595,6 +597,7 @@ def render_report(store: ResultStore, presets: list[str] | None = None) -> str:
     lines += soak_section(store.root)
     lines += _calibration_section(store, names)
     lines += diagnose_section(store.root, names)
+    lines += equal_tune_section(store, names)
     lines += _tune_section(store, names)
     return "\n".join(lines).rstrip() + "\n"
 
