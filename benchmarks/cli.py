@@ -20,9 +20,9 @@ import torch
 
 from benchmarks.calibrate import calibrate, format_calibration
 from benchmarks.coco_gen import COCO_TRAIN2017
-from benchmarks.equal_tune import CALIBRATION_POINTS, SCALES, plan_pick_seeds, plan_points, run_points
 from benchmarks.dataset_check import format_dataset_check, run_dataset_check
 from benchmarks.diagnose import diagnose, format_diagnosis
+from benchmarks.equal_tune import CALIBRATION_POINTS, SCALES, plan_pick_seeds, plan_points, run_points
 from benchmarks.perf import PARTS, PERF_PRESETS, run_perf
 from benchmarks.perf_format import format_part
 from benchmarks.plan import plan_runs
@@ -390,7 +390,8 @@ def _equal_tune(args: argparse.Namespace) -> int:
     unknown = [m for m in methods or [] if m not in CALIBRATION_POINTS]
     if unknown:
         raise SpecError(
-            f"unknown method(s) {', '.join(unknown)}; valid: {', '.join(CALIBRATION_POINTS)}", param="--methods"
+            f"unknown method(s) {', '.join(unknown)}; valid: {', '.join(CALIBRATION_POINTS)}",
+            param="--methods",
         )
     if args.picks:
         runs = plan_pick_seeds(store, preset, methods)
@@ -403,7 +404,9 @@ def _equal_tune(args: argparse.Namespace) -> int:
             runs = [r for r in runs if f"{r.extra['scale']:.3g}" in args.scales]
     if args.list:
         for run in runs:
-            print(f"{'cached ' if store.has(run.key) else 'missing'} {run.label} seed {run.seed} [{run.key[:12]}]")
+            print(
+                f"{'cached ' if store.has(run.key) else 'missing'} {run.label} seed {run.seed} [{run.key[:12]}]"
+            )
         return 0
     _set_threads(args.threads)
     summary = run_points(

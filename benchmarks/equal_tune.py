@@ -112,7 +112,9 @@ def plan_pick_seeds(store: ResultStore, preset: Preset, methods: list[str] | Non
             continue
         for seed in preset.seeds:
             if seed != TUNE_SEED:
-                runs.extend(r for r in plan_points(preset, [pick.method], seed) if r.extra["scale"] == pick.scale)
+                runs.extend(
+                    r for r in plan_points(preset, [pick.method], seed) if r.extra["scale"] == pick.scale
+                )
     return runs
 
 

@@ -68,7 +68,12 @@ def equal_tune_section(store: ResultStore, presets: list[str]) -> list[str]:
             f"{'-' if t_ap is None else f'{t_ap * 100:.2f}'} AP):",
             "",
             *table(
-                ["method", *(f"x{s:.3g} (seed {TUNE_SEED})" for s in SCALES), "pick", "pick, mean over seeds"],
+                [
+                    "method",
+                    *(f"x{s:.3g} (seed {TUNE_SEED})" for s in SCALES),
+                    "pick",
+                    "pick, mean over seeds",
+                ],
                 rows,
             ),
             "",
@@ -76,7 +81,7 @@ def equal_tune_section(store: ResultStore, presets: list[str]) -> list[str]:
         full = sorted((r for r in ranked if r[2] == len(preset.seeds)), key=lambda r: -r[1])
         if full:
             lines.append(
-                f"- Ranked at their picked points, every seed in: "
+                "- Ranked at their picked points, every seed in: "
                 + ", ".join(f"{i}. {m} {ap * 100:.2f}" for i, (m, ap, _) in enumerate(full, 1))
                 + "."
             )

@@ -14,7 +14,10 @@ left out (``levels_message`` says which are distilled). The teacher's classes ma
 the dataset's: the ``ClassMapping`` (``mar_core.models.class_map``) is held here for losses that
 read class scores. The head peers (``uses_head``: ``logit_kd``, ``crosskd``) read the heads of
 two one-stage detectors of one family and compare class scores channel by channel, so they need
-the identity mapping; the others read features and tower channels.
+the identity mapping; the others read features and tower channels. A loss that reads a two-stage
+box classifier (``uses_box_classifier``: ``logit_kd`` on Faster R-CNN) gets the student's class
+logits on its sampled proposals and the teacher's on the same proposals (the teacher's RoI pooler,
+box head and predictor run on its own FPN maps): same classes, same order.
 """
 
 from __future__ import annotations
@@ -27,11 +30,16 @@ from torch import Tensor, nn
 
 from mar_core.distill.capture import FeatureCapture
 from mar_core.distill.feature_loss import resize_to
-from mar_core.distill.kd_loss import HeadInputs, adapter, build_kd_loss
+from mar_core.distill.kd_loss import BoxClassifierInputs, HeadInputs, adapter, build_kd_loss
 from mar_core.engine.trainer import HookBase, Trainer
 from mar_core.methods import MethodSpec
 from mar_core.models.class_map import ClassMapping
-from mar_core.models.registry import CLS_TOWER_MODULES, FEATURE_MODULE
+from mar_core.models.registry import (
+    BOX_POOL_MODULE,
+    BOX_PREDICTOR_MODULE,
+    CLS_TOWER_MODULES,
+    FEATURE_MODULE,
+)
 from mar_core.names import is_two_stage
 
 log = logging.getLogger(__name__)
@@ -100,6 +108,24 @@ def _check_heads(method: str, student: nn.Module, teacher: nn.Module, s_arch: st
         )
 
 
+def _check_box_classifiers(
+    method: str, student: nn.Module, teacher: nn.Module, s_arch: str, t_arch: str
+) -> None:
+    """A loss that reads the box classifiers needs two two-stage detectors with one class count."""
+    if not (is_two_stage(s_arch) and is_two_stage(t_arch)):
+        raise ValueError(
+            f"distill method {method} on a two-stage student reads the box classifiers: the teacher "
+            f"must be two-stage too; got {s_arch} and {t_arch}"
+        )
+    s_out = student.roi_heads.box_predictor.cls_score.out_features
+    t_out = teacher.roi_heads.box_predictor.cls_score.out_features
+    if s_out != t_out:
+        raise ValueError(
+            f"distill method {method} compares class scores: the student's box classifier has {s_out} "
+            f"outputs, the teacher's {t_out} (the same classes are needed)"
+        )
+
+
 class Distiller(nn.Module):
     """Args: student/teacher detectors, the distill spec (any method's), both detector families
     (``ModelSpec.family``) and the class mapping of teacher to dataset labels (``None``: the same)."""
@@ -123,7 +149,6 @@ class Distiller(nn.Module):
         object.__setattr__(
             self, "teacher_tower", dict(teacher.named_modules())[CLS_TOWER_MODULES[teacher_arch]]
         )
-        self.capture = FeatureCapture(student, [TRANSFORM_MODULE, FEATURE_MODULE, self.student_tower])
         c_s, c_t = student.backbone.out_channels, teacher.backbone.out_channels
         self.levels, self.left_out = pair_levels(student.mar_strides, teacher.mar_strides)
         if not self.levels:
@@ -135,8 +160,22 @@ class Distiller(nn.Module):
         log.debug("%s", self.levels_message)  # the job logs it once (mar_core.teacher)
         self.adapters = nn.ModuleList(adapter(c_s, c_t, cfg.adapter) for _ in range(self.num_levels))
         self.kd_loss = build_kd_loss(self.cfg, c_t, self.num_levels, is_two_stage(student_arch), c_s)
-        if self.kd_loss.uses_head:
-            _check_heads(cfg.method, student, teacher, student_arch, teacher_arch)
+        box_kd = self.kd_loss.uses_box_classifier
+        self.capture = FeatureCapture(
+            student,
+            [
+                TRANSFORM_MODULE,
+                FEATURE_MODULE,
+                self.student_tower,
+                *([BOX_PREDICTOR_MODULE] if box_kd else []),
+            ],
+            input_paths=(BOX_POOL_MODULE,) if box_kd else (),
+        )
+        if box_kd:
+            _check_box_classifiers(cfg.method, student, teacher, student_arch, teacher_arch)
+        if self.kd_loss.uses_head or box_kd:
+            if self.kd_loss.uses_head:
+                _check_heads(cfg.method, student, teacher, student_arch, teacher_arch)
             if class_map is not None and not class_map.identity:
                 raise ValueError(
                     f"distill method {cfg.method} compares class scores channel by channel: it needs the "
@@ -167,11 +206,27 @@ class Distiller(nn.Module):
         return self
 
     @torch.no_grad()
-    def teacher_features(self, batch: Tensor) -> tuple[list[Tensor], list[Tensor]]:
-        """FPN outputs and classification-tower outputs of the teacher, one per distilled level."""
-        feats = list(self.teacher.backbone(batch).values())
+    def teacher_features(self, batch: Tensor) -> tuple[list[Tensor], list[Tensor], dict[str, Tensor]]:
+        """FPN outputs and classification-tower outputs of the teacher, one per distilled level,
+        and its whole FPN output (name -> ``B x C x H x W``)."""
+        fpn = self.teacher.backbone(batch)
+        feats = list(fpn.values())
         towers = {i: self.teacher_tower(feats[i]) for i in sorted({p.teacher_index for p in self.levels})}
-        return [feats[p.teacher_index] for p in self.levels], [towers[p.teacher_index] for p in self.levels]
+        return (
+            [feats[p.teacher_index] for p in self.levels],
+            [towers[p.teacher_index] for p in self.levels],
+            fpn,
+        )
+
+    @torch.no_grad()
+    def teacher_box_logits(
+        self, fpn: dict[str, Tensor], proposals: list[Tensor], image_shapes: list[tuple[int, int]]
+    ) -> Tensor:
+        """The teacher's class logits (``R x (K + 1)``) on ``proposals`` (one ``R_i x 4`` xyxy
+        tensor per image, in the padded batch's pixels), pooled from its own FPN maps."""
+        heads = self.teacher.roi_heads
+        pooled = heads.box_roi_pool(fpn, proposals, image_shapes)
+        return heads.box_predictor(heads.box_head(pooled))[0]
 
     def forward(self, images: list[Tensor], targets: list[dict]) -> dict[str, Tensor]:
         self.capture.clear()
@@ -180,17 +235,26 @@ class Distiller(nn.Module):
         s_all = list(self.capture.single(FEATURE_MODULE).values())
         s_feats = [s_all[p.student_index] for p in self.levels]
         s_cls = [self.capture.outputs[self.student_tower][p.student_index] for p in self.levels]
-        t_feats, t_cls = self.teacher_features(image_list.tensors)
+        t_feats, t_cls, t_fpn = self.teacher_features(image_list.tensors)
         t_feats = [resize_to(t, s.shape[-2:]) for s, t in zip(s_feats, t_feats)]
         t_cls = [resize_to(t, s.shape[-2:]) for s, t in zip(s_cls, t_cls)]
         padded_h, padded_w = image_list.tensors.shape[-2:]
         strides = [(padded_h / f.shape[-2], padded_w / f.shape[-1]) for f in s_feats]
         boxes = [t["boxes"] for t in targets_t]
         adapted = [a(f) for a, f in zip(self.adapters, s_feats)]
+        box_classifier = None
+        if self.kd_loss.uses_box_classifier:
+            _, proposals, image_shapes = self.capture.single(BOX_POOL_MODULE)[:3]
+            box_classifier = BoxClassifierInputs(
+                self.capture.single(BOX_PREDICTOR_MODULE)[0],
+                self.teacher_box_logits(t_fpn, proposals, image_shapes),
+            )
         self.capture.clear()
         cls = {"student_cls": s_cls, "teacher_cls": t_cls} if self.kd_loss.uses_cls_tower else {}
         if self.kd_loss.uses_head:
             cls["head"] = HeadInputs(self.student.head, self.teacher.head, s_feats, t_feats, s_cls, t_cls)
+        if box_classifier is not None:
+            cls["box_classifier"] = box_classifier
         kd = self.kd_loss(adapted, t_feats, boxes, strides, **cls)
         for name, value in kd.items():
             losses[f"kd/{name}"] = self.kd_scale * value

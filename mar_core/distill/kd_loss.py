@@ -28,7 +28,15 @@ from torch import Tensor, nn
 
 from mar_core.methods import METHODS, MethodSpec
 
-__all__ = ["HeadInputs", "KDLoss", "adapter", "build_kd_loss", "build_peer", "loss_class"]
+__all__ = [
+    "BoxClassifierInputs",
+    "HeadInputs",
+    "KDLoss",
+    "adapter",
+    "build_kd_loss",
+    "build_peer",
+    "loss_class",
+]
 
 
 def adapter(c_in: int, c_out: int, mode: str) -> nn.Module:
@@ -56,12 +64,25 @@ class HeadInputs:
     teacher_cls: list[Tensor]
 
 
+@dataclass(frozen=True)
+class BoxClassifierInputs:
+    """What a loss that reads a two-stage detector's box classifier (``uses_box_classifier``)
+    gets: the student's class logits on its sampled proposals (``R x (K + 1)``, background first,
+    as torchvision's ``FastRCNNPredictor`` gives them) and the frozen teacher's on the same
+    proposals, pooled from its own FPN maps (``R x (K + 1)``, no gradient)."""
+
+    student_logits: Tensor
+    teacher_logits: Tensor
+
+
 class KDLoss(nn.Module):
     """Base class: stores the shape contract and checks the inputs against it."""
 
     method: ClassVar[str] = ""
     uses_cls_tower: ClassVar[bool] = False  # forward also takes student_cls / teacher_cls
     uses_head: ClassVar[bool] = False  # forward also takes head (HeadInputs); one-stage only
+    # forward also takes box_classifier (BoxClassifierInputs); two-stage only
+    uses_box_classifier: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -1,4 +1,5 @@
-"""Logit KD: the teacher's class scores as soft targets (sigmoid, RetinaNet / FCOS).
+"""Logit KD: the teacher's class scores as soft targets (sigmoid for RetinaNet / FCOS, softmax on
+the student's proposals for Faster R-CNN's box classifier).
 
 The loss module is ``mar_core.distill.peers.logit_kd.LogitKDLoss``.
 """
@@ -16,7 +17,8 @@ __all__ = ["LogitKDSpec"]
 
 
 class LogitKDSpec(MethodSpec):
-    # Normalised by the soft count of positives, like the detection classification loss: 1.0.
+    # Normalised like the detection classification loss (by the soft count of positives; the mean
+    # over proposals for Faster R-CNN): 1.0 for both.
     WEIGHT_DEFAULTS: ClassVar[dict[str, tuple[float, float]]] = {"loss_weight": (1.0, 1.0)}
     TERM_WEIGHTS: ClassVar[dict[str, str]] = {"logit_kd/kl": "loss_weight"}
 

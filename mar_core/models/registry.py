@@ -39,6 +39,10 @@ CLS_TOWER_MODULES = {
     "fcos": "head.classification_head.conv",
     "fasterrcnn": "rpn.head.conv",
 }
+# A two-stage detector's box classifier (torchvision's RoIHeads): the pooler, whose inputs are the
+# FPN maps, the sampled proposals and the image sizes, and the predictor of class logits and boxes.
+BOX_POOL_MODULE = "roi_heads.box_roi_pool"
+BOX_PREDICTOR_MODULE = "roi_heads.box_predictor"
 
 
 def _sizes(spec: ModelSpec) -> dict:

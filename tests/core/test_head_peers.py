@@ -1,4 +1,5 @@
-"""Peers at the detection heads: pkd_head / cwd_head (classification tower), logit_kd, crosskd.
+"""Peers at the detection heads: pkd_head / cwd_head (classification tower), logit_kd (one-stage
+heads; Faster R-CNN's box classifier), crosskd.
 
 One distillation step of tiny detectors (64 px): the terms are named, finite and positive, the
 teacher gets no gradient and stays unchanged, the student and the method's own adapters learn;
@@ -14,6 +15,7 @@ from torch import nn
 from mar_core.distill.distiller import build_distiller
 from mar_core.distill.peers.crosskd import align
 from mar_core.distill.peers.head_ops import bernoulli_kl, split_tower
+from mar_core.distill.peers.logit_kd import softmax_kl
 from mar_core.methods import METHODS
 from mar_core.models.registry import build_detector
 from mar_core.spec import ModelSpec
@@ -30,6 +32,7 @@ CASES = [
     ("cwd_head", "fcos"),
     ("logit_kd", "retinanet"),
     ("logit_kd", "fcos"),
+    ("logit_kd", "fasterrcnn"),  # softmax KL on the student's proposals
     ("crosskd", "retinanet"),
     ("crosskd", "fcos"),
 ]
@@ -77,7 +80,10 @@ def test_one_step_trains_the_student_never_the_teacher(method, arch, one_thread)
     distiller.close()
 
 
-@pytest.mark.parametrize(("method", "arch"), [(m, "retinanet") for m in HEAD_PEERS] + [("crosskd", "fcos")])
+@pytest.mark.parametrize(
+    ("method", "arch"),
+    [(m, "retinanet") for m in HEAD_PEERS] + [("crosskd", "fcos"), ("logit_kd", "fasterrcnn")],
+)
 def test_zero_when_the_student_is_its_teacher(method, arch, one_thread):
     torch.manual_seed(1)
     teacher = detector(arch)
@@ -92,11 +98,39 @@ def test_zero_when_the_student_is_its_teacher(method, arch, one_thread):
     distiller.close()
 
 
-@pytest.mark.parametrize("method", ["logit_kd", "crosskd"])
-def test_two_stage_students_are_refused(method):
+def test_crosskd_refuses_two_stage_students():
     student, teacher = detector("fasterrcnn"), detector("fasterrcnn")
     with pytest.raises(ValueError, match="one-stage"):
-        build_distiller(student, teacher, METHODS[method].spec(), "fasterrcnn", "fasterrcnn", 100)
+        build_distiller(student, teacher, METHODS["crosskd"].spec(), "fasterrcnn", "fasterrcnn", 100)
+
+
+def test_logit_kd_two_stage_needs_a_two_stage_teacher_with_the_same_classes():
+    with pytest.raises(ValueError, match="teacher must be two-stage"):
+        build_distiller(
+            detector("fasterrcnn"),
+            detector("retinanet"),
+            METHODS["logit_kd"].spec(),
+            "fasterrcnn",
+            "retinanet",
+            9,
+        )
+    other = build_detector(
+        ModelSpec(arch="fasterrcnn", backbone="resnet18", fpn_channels=32, min_size=64, max_size=64), 5
+    )
+    with pytest.raises(ValueError, match="box classifier has 5 outputs, the teacher's 4"):
+        build_distiller(
+            other, detector("fasterrcnn"), METHODS["logit_kd"].spec(), "fasterrcnn", "fasterrcnn", 9
+        )
+
+
+def test_softmax_kl_hand_computed():
+    s = torch.tensor([[0.5, -1.0, 2.0], [1.0, 1.0, 1.0]], dtype=torch.float64)
+    t = torch.tensor([[2.0, 0.0, -1.0], [1.0, 1.0, 1.0]], dtype=torch.float64)
+    p, q = torch.softmax(t / 2, 1), torch.softmax(s / 2, 1)
+    expected = (p * torch.log(p / q)).sum(1)
+    # float32 softmaxes of O(1) logits: ~1e-7 relative
+    torch.testing.assert_close(softmax_kl(s, t, 2.0).double(), expected, rtol=1e-5, atol=1e-7)
+    assert softmax_kl(s, t)[1] == pytest.approx(0.0, abs=1e-7)
 
 
 def test_bernoulli_kl_hand_computed():
