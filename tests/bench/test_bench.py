@@ -213,10 +213,15 @@ def test_cache_keys_are_stable_and_distinct():
     preset = get_preset("cpu")
     runs = plan_runs(ResultStore(Path("/nonexistent")), preset)
     keys = [r.key for r in runs]
-    assert len(keys) == len(set(keys))
-    # 16 (the short group: baseline, 6 MAR variants, 9 peers) + 4 + 5 (BCCD: with mar_auto) + 3
-    # students, 3 seeds each
-    assert len(runs) == (16 + 4 + 5 + 3) * 3
+    by_key: dict[str, list[str]] = {}
+    for r in runs:
+        by_key.setdefault(r.key, []).append(f"{r.group}/{r.label}")
+    shared = sorted(sorted(v) for v in by_key.values() if len(v) > 1)
+    # the one sharing by design: the small-gap group's baseline is the long group's (same spec)
+    assert shared == [["retina-synth-long/baseline", "retina-synth-smallgap/baseline"]] * 3
+    # 17 (the short group: baseline, 7 MAR variants, 9 peers) + 4 (long) + 5 (BCCD: with mar_auto)
+    # + 5 (small gap: baseline, mar, mar_std, 2 best peers) + 4 (Faster R-CNN) students, 3 seeds each
+    assert len(runs) == (17 + 4 + 5 + 5 + 4) * 3
     again = plan_runs(ResultStore(Path("/nonexistent")), preset)
     assert [r.key for r in again] == keys
 
@@ -312,8 +317,11 @@ def test_report_verdicts_from_fake_records(tmp_path):
         "**yes**",
         "40.00",
         "**no**",
+        "0.34",  # (30.20 - 25.20) / (40.00 - 25.20); fgd: (27.00 - 25.20) / 14.80 = 0.12
         "1 of 2 (seeds missing) |",
     ]
+    gap_row = next(line for line in glance.splitlines() if line.startswith("| `retina-synth-long` | mar"))
+    assert gap_row == "| `retina-synth-long` | mar 0.34, fgd 0.12 | - |"
     assert "| `retina-synth-short`" not in glance  # no result there: no row
 
 
