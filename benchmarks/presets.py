@@ -266,7 +266,8 @@ def _full_groups(
             "retina-synth",
             retina_s,
             long,
-            ("baseline", "mar", BEST_PEERS),
+            # the standardised formulation and its two halves alone: the ablation on the long schedule
+            ("baseline", "mar", MAR_STANDARDISED, "mar_relation_only", MASK_ONLY_STANDARDISED, BEST_PEERS),
             peers_from="retina-synth-short",
             check_convergence=True,
         ),

@@ -206,7 +206,7 @@ def test_best_peers_come_from_the_short_group_else_the_fallback(tmp_path):
         _fake(store, student_run(preset, short, unrun[0], seed), 0.5)
     assert best_peers(store, preset, long).peers == (unrun[0], "mgd")
     labels = {r.label for r in plan_runs(ResultStore(tmp_path), preset, ["retina-synth-long"])}
-    assert labels == {"baseline", "mar", unrun[0], "mgd"}
+    assert labels == {"baseline", "mar", "mar_std", "mar_relation_only", "mar_mask_only_std", unrun[0], "mgd"}
 
 
 def test_cache_keys_are_stable_and_distinct():
@@ -219,9 +219,10 @@ def test_cache_keys_are_stable_and_distinct():
     shared = sorted(sorted(v) for v in by_key.values() if len(v) > 1)
     # the one sharing by design: the small-gap group's baseline is the long group's (same spec)
     assert shared == [["retina-synth-long/baseline", "retina-synth-smallgap/baseline"]] * 3
-    # 17 (the short group: baseline, 7 MAR variants, 9 peers) + 4 (long) + 5 (BCCD: with mar_auto)
+    # 17 (the short group: baseline, 7 MAR variants, 9 peers) + 7 (long: baseline, mar, mar_std and
+    # its two halves, 2 best peers) + 5 (BCCD: with mar_auto)
     # + 5 (small gap: baseline, mar, mar_std, 2 best peers) + 4 (Faster R-CNN) students, 3 seeds each
-    assert len(runs) == (17 + 4 + 5 + 5 + 4) * 3
+    assert len(runs) == (17 + 7 + 5 + 5 + 4) * 3
     again = plan_runs(ResultStore(Path("/nonexistent")), preset)
     assert [r.key for r in again] == keys
 
@@ -299,7 +300,10 @@ def test_report_verdicts_from_fake_records(tmp_path):
     assert "MAR ranks 1 of 2 among MAR and the peers" in section
     assert "Baseline converged" in section and ": yes, mean rise +0.10 AP" in section
     assert "Teacher clearly better than the baseline student" in section
-    assert "Missing runs: pkd (seeds 0, 1, 2)." in section
+    assert (
+        "Missing runs: mar_std (seeds 0, 1, 2); mar_relation_only (seeds 0, 1, 2); mar_mask_only_std "
+        "(seeds 0, 1, 2); pkd (seeds 0, 1, 2)."
+    ) in section
     assert (
         "Run budget (10 min a run): 2 of 9 runs over it; by threads: 1 torch thread(s) a run: 0 of 6 over, "
         "longest baseline s0 8.3 min, 1-minute load at the end 1.5-3.5; 2 torch thread(s) a run: 2 of 3 over, "
