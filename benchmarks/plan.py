@@ -28,6 +28,9 @@ from mar_core.names import is_two_stage
 from mar_core.spec import JobSpec
 
 TEACHER_PREFIX = "teacher:"
+# A warm-started student's model.init_checkpoint in the hashed spec: the source run's key (the
+# runner puts that run's folder in its place)
+WARM_PREFIX = "run:"
 
 # The cache keys of the peers' runs (every peer result in BENCHMARKS.md) were made when one flat
 # distill model held every method's fields: a peer's hashed distill section held all the peer
@@ -133,11 +136,14 @@ def student_run(
     if distill is None and label in STUDENTS:
         distill = student_distill(label, is_two_stage(group.student_model["arch"]))
     train = {**group.train, **(train_overrides or {})}
+    model = dict(group.student_model)
+    if group.warm_start_from:
+        model["init_checkpoint"] = WARM_PREFIX + warm_start_run(preset, group, seed).key
     spec: dict[str, Any] = {
         "kind": "train",
         "name": f"{preset.name}-{group.name}-{label}-s{seed}",
         "dataset": dataset_section(preset.datasets[group.data]),
-        "model": group.student_model,
+        "model": model,
         "train": train,
         "seed": seed,
         "resources": {"device": preset.device},
@@ -148,6 +154,12 @@ def student_run(
         spec.update(kind="distill", teacher={"checkpoint": TEACHER_PREFIX + teacher_key}, distill=distill)
     spec = _validated(spec)
     return RunDef(kind, preset.name, group.name, label, seed, spec, cache_key(spec), teacher_key)
+
+
+def warm_start_run(preset: Preset, group: GroupDef, seed: int) -> RunDef:
+    """The run whose final weights a warm-started group's students of ``seed`` start from."""
+    assert group.warm_start_from is not None
+    return student_run(preset, preset.group(group.warm_start_from), "baseline", seed)
 
 
 def group_mean_ap(store: ResultStore, preset: Preset, group: GroupDef, label: str) -> list[float]:

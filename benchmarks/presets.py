@@ -172,6 +172,9 @@ class GroupDef:
     students: tuple[str, ...]
     peers_from: str | None = None  # group whose results choose BEST_PEERS
     check_convergence: bool = False  # evaluate every 1/5 and report whether the baseline converged
+    # warm start: every student (its "baseline" continues without KD) starts from the final weights
+    # of this group's baseline run of the same seed
+    warm_start_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,7 @@ def _full_groups(
     *,
     short: dict,
     long: dict,
+    warm: dict,
     bccd_train: dict,
     frcnn_short: dict,
     retina_s: dict,
@@ -296,6 +300,18 @@ def _full_groups(
             peers_from="retina-synth-short",
             check_convergence=True,
         ),
+        # The same pair, warm: every student starts from its seed's converged baseline of the small-gap
+        # group, then KD and no KD ("baseline") continue for the same steps at a tenth of the LR.
+        GroupDef(
+            "retina-synth-smallgap-warm",
+            "RetinaNet, synthetic shapes, R34 teacher of the student's width, warm start from the converged baseline",
+            synth,
+            "retina-synth-r34",
+            retina_s,
+            warm,
+            ("baseline", "mar", MAR_STANDARDISED),
+            warm_start_from="retina-synth-smallgap",
+        ),
         GroupDef(
             "frcnn-synth-short",
             "Faster R-CNN, synthetic shapes, short schedule",
@@ -338,6 +354,7 @@ def _cpu() -> Preset:
         "bccd",
         short=_train(700, 8),
         long=_train(1600, 8, eval_every=320, **LONG_SCHEDULE),
+        warm=_train(800, 8, lr=1e-4),
         bccd_train=_train(600, 4),
         frcnn_short=_train(400, 8),
         retina_s=retina_s,
@@ -384,6 +401,7 @@ def _gpu() -> Preset:
         "bccd",
         short=_train(4000, 16),
         long=_train(12000, 16, eval_every=2400, **LONG_SCHEDULE),
+        warm=_train(6000, 16, lr=1e-4),
         bccd_train=_train(3000, 8),
         frcnn_short=_train(4000, 16),
         retina_s=retina_s,

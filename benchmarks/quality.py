@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.machine import machine_info
-from benchmarks.plan import TEACHER_PREFIX, RunDef, plan_runs, teacher_run
+from benchmarks.plan import TEACHER_PREFIX, WARM_PREFIX, RunDef, plan_runs, teacher_run, warm_start_run
 from benchmarks.presets import SYNTH_KIND, DataDef, Preset
 from benchmarks.store import REPO_ROOT, ResultStore
 from benchmarks.teachers import is_published, publish_teacher, published_dir, teachers_beside
 from mar_core.data import load_dataset
 from mar_core.errors import MarError
 from mar_core.file_lock import LockHeld, file_lock
+from mar_core.models.checkpoint_io import MODEL_CARD, MODEL_WEIGHTS
 from mar_core.run import run_job
 from mar_core.spec import JobSpec
 from mar_core.synth_once import ensure_synthetic
@@ -83,7 +84,19 @@ def _actual_spec(run: RunDef, preset: Preset, cache: Path, teacher_dir: Path | N
     if spec.get("teacher"):
         assert spec["teacher"]["checkpoint"].startswith(TEACHER_PREFIX) and teacher_dir is not None
         spec["teacher"]["checkpoint"] = str(teacher_dir)
+    start = spec["model"].get("init_checkpoint") or ""
+    if start.startswith(WARM_PREFIX):
+        spec["model"]["init_checkpoint"] = str(run_dir(cache, start[len(WARM_PREFIX) :]))
     return JobSpec.model_validate(spec)
+
+
+def run_dir(cache: Path, key: str) -> Path:
+    """A student run's work folder; after the run it holds its final weights (a run folder)."""
+    return cache / "runs" / key
+
+
+def has_weights(folder: Path) -> bool:
+    return (folder / MODEL_WEIGHTS).is_file() and (folder / MODEL_CARD).is_file()
 
 
 def _mean(rows: list[dict], key: str) -> float | None:
@@ -256,6 +269,34 @@ class Runner:
         rec = self.store.get(trun.key) or {}
         publish_teacher(tdir, trun, self.teachers, val, trained_eval=rec.get("eval"))
 
+    def ensure_warm_start(self, run: RunDef) -> bool:
+        """The final weights of the run a warm-started ``run`` starts from, in its work folder on
+        this machine; that run is trained again when they are not here (its result file is
+        replaced by this machine's: the weights and the recorded AP must be the same run's).
+        False when another process holds it or it failed."""
+        src = warm_start_run(self.preset, self.preset.group(run.group), run.seed)
+        folder = run_dir(self.cache, src.key)
+        if has_weights(folder):
+            return True
+        log.info(
+            "warm start of %s/%s seed %d: training its start, %s", run.group, run.label, run.seed, src.label
+        )
+        self.on_event("start", src, None)
+        try:
+            rec = _execute(src, self.preset, self.store, self.cache, folder, None, self.command)
+        except RunBusy:
+            self.summary.busy.append(src)
+            self.on_event("busy", src, None)
+            return False
+        except MarError as e:
+            self.summary.failed.append((src, str(e)))
+            self.on_event("failed", src, {"error": str(e)})
+            return False
+        self.trainings += 1
+        self.summary.ran.append(rec)
+        self.on_event("done", src, rec)
+        return True
+
     def run(self, run: RunDef) -> bool:
         """Run (or skip) one run; False once the ``max_runs`` budget is spent."""
         if self.store.has(run.key) and not self.rerun:
@@ -264,6 +305,11 @@ class Runner:
             return True
         if not self._budget_left():
             return False
+        if run.spec["model"].get("init_checkpoint", "").startswith(WARM_PREFIX):
+            if not self.ensure_warm_start(run):
+                return self._budget_left()
+            if not self._budget_left():
+                return False
         tdir = None
         if run.teacher_key is not None:
             tdir = self.ensure_teacher(run.group)
@@ -274,7 +320,7 @@ class Runner:
         self.on_event("start", run, None)
         try:
             rec = _execute(
-                run, self.preset, self.store, self.cache, self.cache / "runs" / run.key, tdir, self.command
+                run, self.preset, self.store, self.cache, run_dir(self.cache, run.key), tdir, self.command
             )
         except RunBusy:
             self.summary.busy.append(run)

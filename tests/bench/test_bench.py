@@ -31,18 +31,6 @@ from mar_core.methods import METHODS
 from mar_core.methods.mar import MARSpec
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared CI machine two threads stall each other (OpenMP barriers)
-    and a 2-step run takes tens of seconds instead of a few."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def smoke_results(tmp_path_factory, one_thread) -> dict:
     """One smoke quality run (teacher + 2 students) shared by the tests of this module."""
@@ -220,9 +208,9 @@ def test_cache_keys_are_stable_and_distinct():
     # the one sharing by design: the small-gap group's baseline is the long group's (same spec)
     assert shared == [["retina-synth-long/baseline", "retina-synth-smallgap/baseline"]] * 3
     # 17 (the short group: baseline, 7 MAR variants, 9 peers) + 7 (long: baseline, mar, mar_std and
-    # its two halves, 2 best peers) + 5 (BCCD: with mar_auto)
-    # + 5 (small gap: baseline, mar, mar_std, 2 best peers) + 4 (Faster R-CNN) students, 3 seeds each
-    assert len(runs) == (17 + 7 + 5 + 5 + 4) * 3
+    # its two halves, 2 best peers) + 5 (BCCD: with mar_auto) + 5 (small gap: baseline, mar, mar_std,
+    # 2 best peers) + 3 (small gap, warm: baseline, mar, mar_std) + 4 (Faster R-CNN) students, 3 seeds
+    assert len(runs) == (17 + 7 + 5 + 5 + 3 + 4) * 3
     again = plan_runs(ResultStore(Path("/nonexistent")), preset)
     assert [r.key for r in again] == keys
 
