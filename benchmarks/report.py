@@ -163,7 +163,8 @@ def _verdicts(v: GroupView) -> list[str]:
         lines.append(
             f"- Selection bias: MAR's seed {', '.join(map(str, tuned_seeds))} run is the point the tuning grid "
             "chose on that seed (below), so it reads high; the other seeds are unbiased. The peers' weights "
-            "were set by the calibration rule, not tuned."
+            "here were set by the calibration rule, not tuned; the equal tuning budget section gives every "
+            "method, MAR included, the same grid."
         )
     return lines
 
