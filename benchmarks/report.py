@@ -24,7 +24,14 @@ from benchmarks.markdown import table
 from benchmarks.perf import PARTS as PERF_PARTS
 from benchmarks.perf_format import FORMATTERS
 from benchmarks.plan import student_run
-from benchmarks.presets import AUTO_WEIGHTS_STUDENT, REPORTED_PRESETS, Preset, get_preset
+from benchmarks.presets import (
+    AUTO_WEIGHTS_STUDENT,
+    MAR_STANDARDISED,
+    MASK_ONLY_STANDARDISED,
+    REPORTED_PRESETS,
+    Preset,
+    get_preset,
+)
 from benchmarks.report_glance import glance_section
 from benchmarks.soak_format import soak_section
 from benchmarks.stats import Summary, beats_by_two_spreads, same_seed_gains, seed_spread
@@ -157,6 +164,7 @@ def _verdicts(v: GroupView) -> list[str]:
     else:
         lines.append("- MAR's rank among the peers: cannot say yet (no MAR or no peer result).")
     lines += _ablations(v)
+    lines += _halves(v)
     lines += _auto_vs_tuned(v)
     tuned_seeds = sorted(seed for seed, rec in v.recs.get("mar", {}).items() if rec.get("kind") == "tune")
     if tuned_seeds:
@@ -187,6 +195,36 @@ def _ablations(v: GroupView) -> list[str]:
             clear += f" twice the spread, {2 * spread * 100:.2f}"
         parts.append(f"{label} {diff:+.2f} ({clear})")
     return [f"- Ablations against full MAR (mean AP difference): {'; '.join(parts)}."] if parts else []
+
+
+# (full method, its relation half alone, its mask-guided half alone): what each half adds
+HALVES = (
+    (MAR_STANDARDISED, "mar_relation_only", MASK_ONLY_STANDARDISED),
+    ("mar", "mar_relation_only", "mar_mask_only"),
+)
+
+
+def _halves(v: GroupView) -> list[str]:
+    """Per formulation with results: the full method against each half alone, i.e. what the other
+    half adds, with the two-spreads verdict and the same-seed differences."""
+    lines = []
+    for full, rel_only, mask_only in HALVES:
+        f = v.summary(full)
+        if not f.n:
+            continue
+        for alone, added in ((rel_only, "the mask-guided half"), (mask_only, "the relation half")):
+            a = v.summary(alone)
+            if not a.n:
+                continue
+            verdict = beats_by_two_spreads(f, a)[1]
+            paired = same_seed_gains(v.ap_by_seed(full), v.ap_by_seed(alone))
+            lines.append(
+                f"- What {added} adds in `{full}` (`{full}` against `{alone}`): beats it by more than twice "
+                f"the seed spread: {verdict}"
+                + (f"; same seed: {full} {paired.replace('the baseline', alone)}" if paired else "")
+                + "."
+            )
+    return lines
 
 
 def _weights_str(weights: dict[str, Any]) -> str:

@@ -608,3 +608,33 @@ def test_ablations_are_set_against_full_mar(tmp_path):
         "spread, 2.00); mar_no_scale_norm -2.00 (cannot tell yet (one seed)); mar_gaussian +0.50 "
         "(within twice the spread, 2.00)."
     )
+
+
+def test_what_each_half_adds_is_the_full_method_against_the_other_half_alone(tmp_path):
+    from benchmarks.group_view import GroupView
+    from benchmarks.report import _halves
+
+    preset = get_preset("cpu")
+    short = preset.group("retina-synth-short")
+    store = ResultStore(tmp_path)
+    for label, aps in (
+        ("mar_std", [0.29, 0.30, 0.31]),
+        ("mar_relation_only", [0.28, 0.27, 0.29]),  # 2 AP below: exactly twice the spread, not more
+        ("mar_mask_only_std", [0.20, 0.21, 0.22]),
+    ):
+        for seed, ap in enumerate(aps):
+            _fake(store, student_run(preset, short, label, seed), ap)
+    lines = _halves(GroupView(ResultStore(tmp_path), preset, short))
+    assert len(lines) == 2  # raw mar has no result here: no lines for it
+    assert lines[0].startswith(
+        "- What the mask-guided half adds in `mar_std` (`mar_std` against `mar_relation_only`): beats it by "
+        "more than twice the seed spread: no: gain +2.00 AP, twice the seed spread 2.00 AP"
+    )
+    assert (
+        "same seed: mar_std above mar_relation_only on 3 of 3 seeds (s0 +1.00, s1 +3.00, s2 +2.00" in lines[0]
+    )
+    assert (
+        "What the relation half adds in `mar_std` (`mar_std` against `mar_mask_only_std`): beats it by "
+        in lines[1]
+    )
+    assert "yes: gain +9.00 AP" in lines[1]
