@@ -282,7 +282,7 @@ def _full_groups(
             "retina-bccd",
             bccd_s,
             bccd_train,
-            ("baseline", "mar", AUTO_WEIGHTS_STUDENT, BEST_PEERS),
+            ("baseline", "mar", AUTO_WEIGHTS_STUDENT, MAR_STANDARDISED, BEST_PEERS),
             peers_from="retina-synth-short",
         ),
         # The paper's regime (issue 19): teacher and student of one family and FPN width, the teacher

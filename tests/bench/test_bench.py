@@ -208,9 +208,9 @@ def test_cache_keys_are_stable_and_distinct():
     # the one sharing by design: the small-gap group's baseline is the long group's (same spec)
     assert shared == [["retina-synth-long/baseline", "retina-synth-smallgap/baseline"]] * 3
     # 17 (the short group: baseline, 7 MAR variants, 9 peers) + 7 (long: baseline, mar, mar_std and
-    # its two halves, 2 best peers) + 5 (BCCD: with mar_auto) + 5 (small gap: baseline, mar, mar_std,
+    # its two halves, 2 best peers) + 6 (BCCD: with mar_auto, mar_std) + 5 (small gap: baseline, mar, mar_std,
     # 2 best peers) + 3 (small gap, warm: baseline, mar, mar_std) + 4 (Faster R-CNN) students, 3 seeds
-    assert len(runs) == (17 + 7 + 5 + 5 + 3 + 4) * 3
+    assert len(runs) == (17 + 7 + 6 + 5 + 3 + 4) * 3
     again = plan_runs(ResultStore(Path("/nonexistent")), preset)
     assert [r.key for r in again] == keys
 
