@@ -232,6 +232,29 @@ class Runner:
             return False
         return True
 
+    def _train(
+        self, run: RunDef, workdir: Path, teacher: Path | None, *, fail_soft: bool = True
+    ) -> dict | None:
+        """Train ``run`` in ``workdir`` now, telling ``on_event`` and the summary; the record, or
+        None when another process holds the run or (``fail_soft``) it failed (a diverged or refused
+        run: said, and the others go on)."""
+        self.on_event("start", run, None)
+        try:
+            rec = _execute(run, self.preset, self.store, self.cache, workdir, teacher, self.command)
+        except RunBusy:
+            self.summary.busy.append(run)
+            self.on_event("busy", run, None)
+            return None
+        except MarError as e:
+            if not fail_soft:
+                raise
+            log.error("run %s/%s seed %d failed: %s", run.group, run.label, run.seed, e)
+            self.summary.failed.append((run, str(e)))
+            self.on_event("failed", run, {"error": str(e)})
+            return None
+        self.trainings += 1
+        return rec
+
     def ensure_teacher(self, group_name: str) -> Path | None:
         """The published teacher's folder (trained and published first when missing); None when
         another process holds it or the budget ran out first."""
@@ -247,14 +270,9 @@ class Runner:
                 )
             if not self._budget_left():
                 return None
-            self.on_event("start", trun, None)
-            try:
-                rec = _execute(trun, self.preset, self.store, self.cache, tdir, None, self.command)
-            except RunBusy:
-                self.summary.busy.append(trun)
-                self.on_event("busy", trun, None)
+            rec = self._train(trun, tdir, None, fail_soft=False)
+            if rec is None:
                 return None
-            self.trainings += 1
             self.summary.teachers_trained.append(rec)
             self.on_event("done", trun, rec)
         with _locked(tdir, wait=True):  # the weights are there: at most a publication (~1 min) to wait for
@@ -281,18 +299,9 @@ class Runner:
         log.info(
             "warm start of %s/%s seed %d: training its start, %s", run.group, run.label, run.seed, src.label
         )
-        self.on_event("start", src, None)
-        try:
-            rec = _execute(src, self.preset, self.store, self.cache, folder, None, self.command)
-        except RunBusy:
-            self.summary.busy.append(src)
-            self.on_event("busy", src, None)
+        rec = self._train(src, folder, None)
+        if rec is None:
             return False
-        except MarError as e:
-            self.summary.failed.append((src, str(e)))
-            self.on_event("failed", src, {"error": str(e)})
-            return False
-        self.trainings += 1
         self.summary.ran.append(rec)
         self.on_event("done", src, rec)
         return True
@@ -317,21 +326,9 @@ class Runner:
                 return self._budget_left()
             if not self._budget_left():
                 return False
-        self.on_event("start", run, None)
-        try:
-            rec = _execute(
-                run, self.preset, self.store, self.cache, run_dir(self.cache, run.key), tdir, self.command
-            )
-        except RunBusy:
-            self.summary.busy.append(run)
-            self.on_event("busy", run, None)
+        rec = self._train(run, run_dir(self.cache, run.key), tdir)
+        if rec is None:
             return True
-        except MarError as e:  # a diverged or refused run: say so, go on with the others
-            log.error("run %s/%s seed %d failed: %s", run.group, run.label, run.seed, e)
-            self.summary.failed.append((run, str(e)))
-            self.on_event("failed", run, {"error": str(e)})
-            return True
-        self.trainings += 1
         self.summary.ran.append(rec)
         self.on_event("done", run, rec)
         return True

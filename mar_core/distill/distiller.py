@@ -92,37 +92,32 @@ def levels_message(student: dict[str, int], teacher: dict[str, int]) -> str:
 ONE_STAGE_HEADS = ("retinanet", "fcos")  # families whose heads a ``uses_head`` loss reads
 
 
-def _check_heads(method: str, student: nn.Module, teacher: nn.Module, s_arch: str, t_arch: str) -> None:
-    """A loss that reads the heads needs two one-stage detectors of one family and class count."""
-    if s_arch not in ONE_STAGE_HEADS or s_arch != t_arch:
-        raise ValueError(
-            f"distill method {method} reads the detection heads: it needs a student and a teacher of "
-            f"the same one-stage family ({', '.join(ONE_STAGE_HEADS)}); got {s_arch} and {t_arch}"
-        )
-    s_out = student.head.classification_head.cls_logits.out_channels
-    t_out = teacher.head.classification_head.cls_logits.out_channels
-    if s_out != t_out:
-        raise ValueError(
-            f"distill method {method} compares class scores: the student's head has {s_out} outputs "
-            f"per location, the teacher's {t_out} (the same classes and anchors are needed)"
-        )
-
-
-def _check_box_classifiers(
-    method: str, student: nn.Module, teacher: nn.Module, s_arch: str, t_arch: str
+def _check_class_scores(
+    method: str, student: nn.Module, teacher: nn.Module, s_arch: str, t_arch: str, two_stage: bool
 ) -> None:
-    """A loss that reads the box classifiers needs two two-stage detectors with one class count."""
-    if not (is_two_stage(s_arch) and is_two_stage(t_arch)):
+    """A loss that compares class scores channel by channel needs two detectors of one kind with
+    one class count: one-stage heads of the same family (``ONE_STAGE_HEADS``), or two-stage box
+    classifiers."""
+    if two_stage:
+        fits, reads = is_two_stage(s_arch) and is_two_stage(t_arch), "box classifier"
+        need = "a two-stage teacher"
+    else:
+        fits, reads = s_arch in ONE_STAGE_HEADS and s_arch == t_arch, "head"
+        need = f"a student and a teacher of the same one-stage family ({', '.join(ONE_STAGE_HEADS)})"
+    if not fits:
         raise ValueError(
-            f"distill method {method} on a two-stage student reads the box classifiers: the teacher "
-            f"must be two-stage too; got {s_arch} and {t_arch}"
+            f"distill method {method} reads the detection {reads}s: it needs {need}; got {s_arch} and {t_arch}"
         )
-    s_out = student.roi_heads.box_predictor.cls_score.out_features
-    t_out = teacher.roi_heads.box_predictor.cls_score.out_features
+    if two_stage:
+        s_out = student.roi_heads.box_predictor.cls_score.out_features
+        t_out = teacher.roi_heads.box_predictor.cls_score.out_features
+    else:
+        s_out = student.head.classification_head.cls_logits.out_channels
+        t_out = teacher.head.classification_head.cls_logits.out_channels
     if s_out != t_out:
         raise ValueError(
-            f"distill method {method} compares class scores: the student's box classifier has {s_out} "
-            f"outputs, the teacher's {t_out} (the same classes are needed)"
+            f"distill method {method} compares class scores: the student's {reads} has {s_out} outputs, "
+            f"the teacher's {t_out} (the same classes{'' if two_stage else ' and anchors'} are needed)"
         )
 
 
@@ -171,11 +166,8 @@ class Distiller(nn.Module):
             ],
             input_paths=(BOX_POOL_MODULE,) if box_kd else (),
         )
-        if box_kd:
-            _check_box_classifiers(cfg.method, student, teacher, student_arch, teacher_arch)
         if self.kd_loss.uses_head or box_kd:
-            if self.kd_loss.uses_head:
-                _check_heads(cfg.method, student, teacher, student_arch, teacher_arch)
+            _check_class_scores(cfg.method, student, teacher, student_arch, teacher_arch, box_kd)
             if class_map is not None and not class_map.identity:
                 raise ValueError(
                     f"distill method {cfg.method} compares class scores channel by channel: it needs the "

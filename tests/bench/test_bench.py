@@ -29,6 +29,7 @@ from benchmarks.store import ResultStore, spec_key
 from mar_cli.main import main
 from mar_core.methods import METHODS
 from mar_core.methods.mar import MARSpec
+from tests.bench.records import fake_result
 
 
 @pytest.fixture(scope="module")
@@ -154,23 +155,6 @@ def test_perf_smoke_reports_the_ratios(tmp_path, capsys):
     assert "Distillation overhead beyond the teacher forward" in out.read_text()
 
 
-def _fake(store: ResultStore, run, ap: float) -> None:
-    store.put(
-        {
-            "key": run.key,
-            "kind": "student",
-            "preset": run.preset,
-            "group": run.group,
-            "label": run.label,
-            "seed": run.seed,
-            "spec": run.spec,
-            "eval": {"AP": ap},
-            "wall_seconds": 1.0,
-            "params": {"model": 1},
-        }
-    )
-
-
 def test_best_peers_come_from_the_short_group_else_the_fallback(tmp_path):
     preset = get_preset("cpu")
     short, long = preset.group("retina-synth-short"), preset.group("retina-synth-long")
@@ -180,18 +164,18 @@ def test_best_peers_come_from_the_short_group_else_the_fallback(tmp_path):
     assert unrun
     for peer in aps:
         for seed in preset.seeds[:-1]:
-            _fake(store, student_run(preset, short, peer, seed), aps[peer])
+            fake_result(store, student_run(preset, short, peer, seed), aps[peer])
     choice = best_peers(store, preset, long)
     assert choice.fallback and choice.peers == FALLBACK_PEERS and "incomplete" in choice.source
     for peer in aps:
-        _fake(store, student_run(preset, short, peer, preset.seeds[-1]), aps[peer])
+        fake_result(store, student_run(preset, short, peer, preset.seeds[-1]), aps[peer])
     choice = best_peers(store, preset, long)
     assert choice.peers == ("mgd", "cwd") and not choice.fallback
     assert f"not run there yet: {', '.join(unrun)}" in choice.source
-    _fake(store, student_run(preset, short, unrun[0], 0), 0.5)  # one seed of a new peer: incomplete
+    fake_result(store, student_run(preset, short, unrun[0], 0), 0.5)  # one seed of a new peer: incomplete
     assert best_peers(store, preset, long).fallback
     for seed in preset.seeds[1:]:
-        _fake(store, student_run(preset, short, unrun[0], seed), 0.5)
+        fake_result(store, student_run(preset, short, unrun[0], seed), 0.5)
     assert best_peers(store, preset, long).peers == (unrun[0], "mgd")
     labels = {r.label for r in plan_runs(ResultStore(tmp_path), preset, ["retina-synth-long"])}
     assert labels == {"baseline", "mar", "mar_std", "mar_relation_only", "mar_mask_only_std", unrun[0], "mgd"}
@@ -587,21 +571,7 @@ def test_ablations_are_set_against_full_mar(tmp_path):
         ("mar_no_scale_norm", [0.25]),
     ):
         for seed, ap in enumerate(aps):
-            run = student_run(preset, short, label, seed)
-            store.put(
-                {
-                    "key": run.key,
-                    "kind": "student",
-                    "preset": "cpu",
-                    "group": short.name,
-                    "label": label,
-                    "seed": seed,
-                    "spec": run.spec,
-                    "eval": {"AP": ap},
-                    "wall_seconds": 1.0,
-                    "params": {"model": 1},
-                }
-            )
+            fake_result(store, student_run(preset, short, label, seed), ap)
     line = _ablations(GroupView(ResultStore(tmp_path), preset, short))[0]
     assert line == (
         "- Ablations against full MAR (mean AP difference): mar_mask_only -16.00 (beyond twice the "
@@ -623,7 +593,7 @@ def test_what_each_half_adds_is_the_full_method_against_the_other_half_alone(tmp
         ("mar_mask_only_std", [0.20, 0.21, 0.22]),
     ):
         for seed, ap in enumerate(aps):
-            _fake(store, student_run(preset, short, label, seed), ap)
+            fake_result(store, student_run(preset, short, label, seed), ap)
     lines = _halves(GroupView(ResultStore(tmp_path), preset, short))
     assert len(lines) == 2  # raw mar has no result here: no lines for it
     assert lines[0].startswith(

@@ -19,23 +19,7 @@ from benchmarks.plan import student_run
 from benchmarks.presets import CALIBRATED_PEERS, PEERS, get_preset
 from benchmarks.store import ResultStore
 from mar_cli.main import main
-
-
-def _put(store: ResultStore, run, ap: float) -> None:
-    store.put(
-        {
-            "key": run.key,
-            "kind": run.kind,
-            "preset": run.preset,
-            "group": run.group,
-            "label": run.label,
-            "seed": run.seed,
-            "spec": run.spec,
-            "eval": {"AP": ap},
-            "wall_seconds": 1.0,
-            "params": {"model": 1},
-        }
-    )
+from tests.bench.records import fake_result
 
 
 def test_every_method_gets_the_same_grid_and_a_peers_calibration_point_is_its_group_run():
@@ -69,10 +53,10 @@ def test_the_pick_is_the_best_seed0_point_a_tie_keeps_the_calibration_point(tmp_
     cwd = {r.extra["scale"]: r for r in plan_points(preset, ["cwd"])}
     pkd = {r.extra["scale"]: r for r in plan_points(preset, ["pkd"])}
     for scale, ap in zip(SCALES, (0.18, 0.20, 0.23)):
-        _put(store, cwd[scale], ap)
+        fake_result(store, cwd[scale], ap)
     for scale, ap in zip(SCALES, (0.17, 0.19, 0.19)):
-        _put(store, pkd[scale], ap)
-    _put(store, plan_points(preset, ["mgd"])[0], 0.1)  # one point only: no pick yet
+        fake_result(store, pkd[scale], ap)
+    fake_result(store, plan_points(preset, ["mgd"])[0], 0.1)  # one point only: no pick yet
     found = {p.method: p for p in picks(store, preset)}
     assert found["cwd"].scale == 3.0 and found["pkd"].scale == 1.0 and found["mgd"].scale is None
     follow = plan_pick_seeds(store, preset)
@@ -84,7 +68,7 @@ def test_the_pick_is_the_best_seed0_point_a_tie_keeps_the_calibration_point(tmp_
     }
     follow_aps = {("cwd", 1): 0.21, ("cwd", 2): 0.25, ("pkd", 1): 0.18, ("pkd", 2): 0.20}
     for run in follow:
-        _put(store, run, follow_aps[run.extra["method"], run.seed])
+        fake_result(store, run, follow_aps[run.extra["method"], run.seed])
     assert pick_aps(store, preset, found["cwd"]) == [0.23, 0.21, 0.25]
     text = "\n".join(equal_tune_section(store, ["cpu"]))
     assert "| cwd | 18.00 | 20.00 | 23.00 | x3 | 23.00 ± 2.00 (n=3) |" in text

@@ -105,7 +105,7 @@ def test_crosskd_refuses_two_stage_students():
 
 
 def test_logit_kd_two_stage_needs_a_two_stage_teacher_with_the_same_classes():
-    with pytest.raises(ValueError, match="teacher must be two-stage"):
+    with pytest.raises(ValueError, match="reads the detection box classifiers: it needs a two-stage teacher"):
         build_distiller(
             detector("fasterrcnn"),
             detector("retinanet"),
@@ -117,7 +117,7 @@ def test_logit_kd_two_stage_needs_a_two_stage_teacher_with_the_same_classes():
     other = build_detector(
         ModelSpec(arch="fasterrcnn", backbone="resnet18", fpn_channels=32, min_size=64, max_size=64), 5
     )
-    with pytest.raises(ValueError, match="box classifier has 5 outputs, the teacher's 4"):
+    with pytest.raises(ValueError, match="the student's box classifier has 5 outputs, the teacher's 4"):
         build_distiller(
             other, detector("fasterrcnn"), METHODS["logit_kd"].spec(), "fasterrcnn", "fasterrcnn", 9
         )
