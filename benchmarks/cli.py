@@ -48,6 +48,18 @@ def _command() -> str:
     )
 
 
+def _add_grid_options(p: argparse.ArgumentParser) -> None:
+    """The options of the grid commands (``tune``, ``equal-tune``) beyond their selection."""
+    p.add_argument("--max-runs", type=positive_int, default=None, help="stop after K trainings")
+    p.add_argument("--list", action="store_true", help="print the runs (cached / missing) and run nothing")
+    p.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
+    p.add_argument(
+        "--threads", type=positive_int, default=None, help="torch threads per run (default: torch's)"
+    )
+    _add_paths(p)
+    _add_report_out(p)
+
+
 def _add_paths(p: argparse.ArgumentParser, cache: bool = True) -> None:
     p.add_argument(
         "--results", type=Path, default=DEFAULT_RESULTS, help="results folder (default: %(default)s)"
@@ -124,7 +136,6 @@ def register(add) -> None:
 
     t = bench.add_parser("tune", help="grid over MAR's hyper-parameters on the synthetic short group, 1 seed")
     t.add_argument("--preset", default="cpu", help="cpu | gpu | smoke (default: %(default)s)")
-    t.add_argument("--max-runs", type=positive_int, default=None, help="stop after K trainings")
     t.add_argument(
         "--point",
         action="append",
@@ -132,13 +143,7 @@ def register(add) -> None:
         metavar="LABEL",
         help="only this grid point, by its label as --list prints it, e.g. beta=0.1 (repeatable)",
     )
-    t.add_argument("--list", action="store_true", help="print the grid (cached / missing) and run nothing")
-    t.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
-    t.add_argument(
-        "--threads", type=positive_int, default=None, help="torch threads per run (default: torch's)"
-    )
-    _add_paths(t)
-    _add_report_out(t)
+    _add_grid_options(t)
     t.set_defaults(handler=_tune)
 
     e = bench.add_parser(
@@ -157,14 +162,7 @@ def register(add) -> None:
         help="only these grid points, e.g. 3 or 0.333 (as --list prints them after the x)",
     )
     e.add_argument("--picks", action="store_true", help="run the picked points on the other seeds")
-    e.add_argument("--max-runs", type=positive_int, default=None, help="stop after K trainings")
-    e.add_argument("--list", action="store_true", help="print the runs (cached / missing) and run nothing")
-    e.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
-    e.add_argument(
-        "--threads", type=positive_int, default=None, help="torch threads per run (default: torch's)"
-    )
-    _add_paths(e)
-    _add_report_out(e)
+    _add_grid_options(e)
     e.set_defaults(handler=_equal_tune)
 
     c = bench.add_parser(
