@@ -621,7 +621,8 @@ def render_report(store: ResultStore, presets: list[str] | None = None) -> str:
         "every number below is read from a result file, and runs not made yet are listed as missing.",
         "",
         "Quality: MAR against a baseline student (no teacher), MAR ablations and the peer methods "
-        "(feature MSE, FGD, MGD, PKD, CWD) in one harness; same schedule and budget for every student of a "
+        "(feature MSE, FGD, MGD, PKD, CWD at the FPN; PKD and CWD at the classification tower; logit KD; "
+        "CrossKD) in one harness, and an equal tuning budget for every method; same schedule and budget for every student of a "
         "group, several seeds. Speed: what distillation costs per step, the relation loss's Gram form "
         "against "
         "the naive N x N form, mask building, API latency.",
