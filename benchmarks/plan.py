@@ -173,32 +173,34 @@ def group_mean_ap(store: ResultStore, preset: Preset, group: GroupDef, label: st
 
 
 def best_peers(store: ResultStore, preset: Preset, group: GroupDef, n: int = 2) -> PeerChoice:
-    """The ``n`` peers of ``group.peers_from`` with the highest mean AP over all seeds; when
-    that group is incomplete (a peer lacks a seed), ``FALLBACK_PEERS``. A peer with no run at
-    all there (one registered since) is left out of the ranking, and named in the source."""
+    """The ``n`` peers of ``group.peers_from`` with the highest mean AP over all seeds, among the
+    peers that have every seed there; a peer with only some seeds, or none (one registered since),
+    is left out of the ranking and named in the source. Fewer than ``n`` complete peers:
+    ``FALLBACK_PEERS``."""
     source_group = preset.group(group.peers_from) if group.peers_from else None
     if source_group is None:
         return PeerChoice(FALLBACK_PEERS[:n], "fixed (no source group)", True)
-    means, missing, unrun = {}, [], []
+    means, partial, unrun = {}, [], []
     for peer in PEERS:
         aps = group_mean_ap(store, preset, source_group, peer)
         if not aps:
             unrun.append(peer)
         elif len(aps) < len(preset.seeds):
-            missing.append(f"{peer} ({len(aps)}/{len(preset.seeds)} seeds)")
+            partial.append(f"{peer} ({len(aps)}/{len(preset.seeds)} seeds)")
         else:
             means[peer] = statistics.fmean(aps)
-    if missing or len(means) < n:
+    left_out = [*partial, *(f"{p} (0/{len(preset.seeds)} seeds)" for p in unrun)]
+    if len(means) < n:
         return PeerChoice(
             FALLBACK_PEERS[:n],
-            f"fallback {'+'.join(FALLBACK_PEERS[:n])}: {source_group.name} "
-            f"incomplete, missing {', '.join(missing + [f'{p} (0/{len(preset.seeds)} seeds)' for p in unrun])}",
+            f"fallback {'+'.join(FALLBACK_PEERS[:n])}: fewer than {n} peers with every seed in "
+            f"{source_group.name}; left out: {', '.join(left_out)}",
             True,
         )
     ranked = sorted(means, key=lambda p: -means[p])[:n]
     shown = ", ".join(f"{p} {means[p] * 100:.1f}" for p in ranked)
-    left_out = f" (not run there yet: {', '.join(unrun)})" if unrun else ""
-    return PeerChoice(tuple(ranked), f"best mean AP in {source_group.name}: {shown}{left_out}", False)
+    note = f" (not every seed run there yet: {', '.join(left_out)})" if left_out else ""
+    return PeerChoice(tuple(ranked), f"best mean AP in {source_group.name}: {shown}{note}", False)
 
 
 def group_students(

@@ -166,14 +166,16 @@ def test_best_peers_come_from_the_short_group_else_the_fallback(tmp_path):
         for seed in preset.seeds[:-1]:
             fake_result(store, student_run(preset, short, peer, seed), aps[peer])
     choice = best_peers(store, preset, long)
-    assert choice.fallback and choice.peers == FALLBACK_PEERS and "incomplete" in choice.source
+    assert choice.fallback and choice.peers == FALLBACK_PEERS and "fewer than 2 peers" in choice.source
     for peer in aps:
         fake_result(store, student_run(preset, short, peer, preset.seeds[-1]), aps[peer])
     choice = best_peers(store, preset, long)
     assert choice.peers == ("mgd", "cwd") and not choice.fallback
-    assert f"not run there yet: {', '.join(unrun)}" in choice.source
-    fake_result(store, student_run(preset, short, unrun[0], 0), 0.5)  # one seed of a new peer: incomplete
-    assert best_peers(store, preset, long).fallback
+    assert ", ".join(f"{p} (0/3 seeds)" for p in unrun) in choice.source
+    # one seed of a new peer, however good: left out of the ranking until every seed is in
+    fake_result(store, student_run(preset, short, unrun[0], 0), 0.5)
+    choice = best_peers(store, preset, long)
+    assert choice.peers == ("mgd", "cwd") and f"{unrun[0]} (1/3 seeds)" in choice.source
     for seed in preset.seeds[1:]:
         fake_result(store, student_run(preset, short, unrun[0], seed), 0.5)
     assert best_peers(store, preset, long).peers == (unrun[0], "mgd")
