@@ -41,6 +41,7 @@ class LogitKDLoss(KDLoss):
     sampled proposals (``R x (K + 1)``)."""
 
     method = "logit_kd"
+    uses_head = True  # one-stage; a two-stage instance reads the box classifiers instead
 
     def __init__(
         self,
