@@ -85,6 +85,11 @@ def equal_tune_section(store: ResultStore, presets: list[str]) -> list[str]:
                 + ", ".join(f"{i}. {m} {ap * 100:.2f}" for i, (m, ap, _) in enumerate(full, 1))
                 + "."
             )
+        edge = [f"{p.method} (x{p.scale:.3g})" for p in found if p.scale in (SCALES[0], SCALES[-1])]
+        if edge:
+            lines.append(
+                f"- Picked at the edge of the grid, so a wider grid may do better: {', '.join(edge)}."
+            )
         waiting = [p.method for p in found if p.scale is None]
         partial = [m for m, _, n in ranked if n < len(preset.seeds)]
         if waiting:

@@ -74,6 +74,7 @@ def test_the_pick_is_the_best_seed0_point_a_tie_keeps_the_calibration_point(tmp_
     assert "| cwd | 18.00 | 20.00 | 23.00 | x3 | 23.00 ± 2.00 (n=3) |" in text
     assert "| mgd | 10.00 | missing | missing | grid incomplete | - |" in text
     assert "Ranked at their picked points, every seed in: 1. cwd 23.00, 2. pkd 19.00." in text
+    assert "Picked at the edge of the grid, so a wider grid may do better: cwd (x3)." in text
 
 
 def test_cli_lists_the_grid_and_refuses_unknown_methods_and_scales(tmp_path, capsys):
