@@ -22,12 +22,12 @@ from benchmarks.calibrate import calibrate, format_calibration
 from benchmarks.coco_gen import COCO_TRAIN2017
 from benchmarks.dataset_check import format_dataset_check, run_dataset_check
 from benchmarks.diagnose import diagnose, format_diagnosis
-from benchmarks.equal_tune import CALIBRATION_POINTS, SCALES, plan_pick_seeds, plan_points, run_points
+from benchmarks.equal_tune import CALIBRATION_POINTS, SCALES, plan_pick_seeds, plan_points
 from benchmarks.perf import PARTS, PERF_PRESETS, run_perf
 from benchmarks.perf_format import format_part
 from benchmarks.plan import plan_runs
 from benchmarks.presets import STUDENTS, get_preset, student_distill
-from benchmarks.quality import Runner, prepare_dataset, run_quality
+from benchmarks.quality import Runner, prepare_dataset, run_in_order, run_quality
 from benchmarks.report import write_report
 from benchmarks.soak import SoakConfig, run_soak
 from benchmarks.soak_format import format_soak
@@ -407,7 +407,7 @@ def _equal_tune(args: argparse.Namespace) -> int:
             )
         return 0
     _set_threads(args.threads)
-    summary = run_points(
+    summary = run_in_order(
         preset, store, args.cache, runs, max_runs=args.max_runs, command=_command(), on_event=_print_event
     )
     print(f"ran {len(summary.ran)} runs, {len(summary.cached)} cached, {len(summary.failed)} failed")

@@ -14,15 +14,11 @@ group student's spec (a peer at its calibrated weights, scale 1) is the same run
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from benchmarks.plan import RunDef, student_run
 from benchmarks.presets import CALIBRATED_PEERS, MAR_STANDARDISED, PEERS, Preset
-from benchmarks.quality import QualitySummary, Runner
 from benchmarks.store import ResultStore
 from benchmarks.tune import TUNE_SEED, tune_group
 from mar_core.methods import METHODS
@@ -62,18 +58,24 @@ def point_label(method: str, scale: float) -> str:
     return f"{method} x{scale:.3g}"
 
 
+def point_run(preset: Preset, method: str, scale: float, seed: int = TUNE_SEED) -> RunDef:
+    """The grid point ``scale`` of ``method`` on ``seed``, its method and scale in ``extra``."""
+    base = CALIBRATION_POINTS[method]
+    distill = base if scale == 1.0 else scaled(base, scale)
+    run = student_run(
+        preset, tune_group(preset), point_label(method, scale), seed, distill=distill, kind="tune"
+    )
+    return RunDef(**{**run.__dict__, "extra": {"method": method, "scale": scale}})
+
+
 def plan_points(preset: Preset, methods: list[str] | None = None, seed: int = TUNE_SEED) -> list[RunDef]:
     """One run per method and scale, on ``seed``, strongest grid last (the order of SCALES)."""
-    group = tune_group(preset)
-    runs = []
-    for method, base in CALIBRATION_POINTS.items():
-        if methods and method not in methods:
-            continue
-        for scale in SCALES:
-            distill = base if scale == 1.0 else scaled(base, scale)
-            run = student_run(preset, group, point_label(method, scale), seed, distill=distill, kind="tune")
-            runs.append(RunDef(**{**run.__dict__, "extra": {"method": method, "scale": scale}}))
-    return runs
+    return [
+        point_run(preset, method, scale, seed)
+        for method in CALIBRATION_POINTS
+        if not methods or method in methods
+        for scale in SCALES
+    ]
 
 
 @dataclass(frozen=True)
@@ -83,10 +85,6 @@ class Pick:
     method: str
     ap_by_scale: dict[float, float | None]
     scale: float | None
-
-    @property
-    def complete(self) -> bool:
-        return all(ap is not None for ap in self.ap_by_scale.values())
 
 
 def picks(store: ResultStore, preset: Preset) -> list[Pick]:
@@ -106,45 +104,17 @@ def picks(store: ResultStore, preset: Preset) -> list[Pick]:
 
 def plan_pick_seeds(store: ResultStore, preset: Preset, methods: list[str] | None = None) -> list[RunDef]:
     """The picked point of every method whose grid is complete, on the preset's other seeds."""
-    runs = []
-    for pick in picks(store, preset):
-        if pick.scale is None or (methods and pick.method not in methods):
-            continue
-        for seed in preset.seeds:
-            if seed != TUNE_SEED:
-                runs.extend(
-                    r for r in plan_points(preset, [pick.method], seed) if r.extra["scale"] == pick.scale
-                )
-    return runs
+    return [
+        point_run(preset, pick.method, pick.scale, seed)
+        for pick in picks(store, preset)
+        if pick.scale is not None and (not methods or pick.method in methods)
+        for seed in preset.seeds
+        if seed != TUNE_SEED
+    ]
 
 
 def pick_aps(store: ResultStore, preset: Preset, pick: Pick) -> list[float]:
     """APs of the picked point over the preset's seeds that are cached."""
-    aps = []
-    for seed in preset.seeds:
-        for run in plan_points(preset, [pick.method], seed):
-            if run.extra["scale"] == pick.scale and (rec := store.get(run.key)) is not None:
-                aps.append(float(rec["eval"]["AP"]))
-    return aps
-
-
-def mean_std(values: list[float]) -> tuple[float, float | None]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
-
-
-def run_points(
-    preset: Preset,
-    store: ResultStore,
-    cache: Path,
-    runs: list[RunDef],
-    *,
-    max_runs: int | None = None,
-    command: str = "",
-    on_event: Callable[[str, RunDef, dict | None], None] = lambda *a: None,
-) -> QualitySummary:
-    """Train the runs not cached yet, in order (at most ``max_runs`` trainings)."""
-    runner = Runner(preset, store, cache, max_runs=max_runs, command=command, on_event=on_event)
-    for run in runs:
-        if not runner.run(run):
-            break
-    return runner.summary
+    assert pick.scale is not None
+    recs = (store.get(point_run(preset, pick.method, pick.scale, seed).key) for seed in preset.seeds)
+    return [float(rec["eval"]["AP"]) for rec in recs if rec is not None]

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.equal_tune import SCALES, mean_std, pick_aps, picks
+from benchmarks.equal_tune import SCALES, pick_aps, picks
 from benchmarks.group_view import GroupView
 from benchmarks.markdown import table
 from benchmarks.presets import get_preset
+from benchmarks.stats import Summary
 from benchmarks.store import ResultStore
 from benchmarks.tune import TUNE_SEED, tune_group
 
@@ -20,11 +21,9 @@ def _ap(x: float | None) -> str:
     return "missing" if x is None else f"{x * 100:.2f}"
 
 
-def _mean_str(aps: list[float]) -> str:
-    if not aps:
-        return "-"
-    mean, std = mean_std(aps)
-    return f"{mean * 100:.2f}" + ("" if std is None else f" ± {std * 100:.2f}") + f" (n={len(aps)})"
+def _mean_str(s: Summary) -> str:
+    """``pct`` with the count of seeds always said."""
+    return s.pct() if s.n < 2 else f"{s.pct()} (n={s.n})"
 
 
 def equal_tune_section(store: ResultStore, presets: list[str]) -> list[str]:
@@ -51,15 +50,15 @@ def equal_tune_section(store: ResultStore, presets: list[str]) -> list[str]:
         rows: list[list[Any]] = []
         ranked: list[tuple[str, float, int]] = []
         for p in found:
-            aps = pick_aps(store, preset, p) if p.scale is not None else []
-            if aps:
-                ranked.append((p.method, mean_std(aps)[0], len(aps)))
+            s = Summary.of(pick_aps(store, preset, p) if p.scale is not None else [])
+            if s.n:
+                ranked.append((p.method, s.mean, s.n))
             rows.append(
                 [
                     p.method,
                     *(_ap(p.ap_by_scale[s]) for s in SCALES),
                     "grid incomplete" if p.scale is None else f"x{p.scale:.3g}",
-                    _mean_str(aps),
+                    _mean_str(s),
                 ]
             )
         base, t_ap = view.summary("baseline"), view.teacher_ap()

@@ -334,6 +334,24 @@ class Runner:
         return True
 
 
+def run_in_order(
+    preset: Preset,
+    store: ResultStore,
+    cache: Path,
+    runs: list[RunDef],
+    *,
+    max_runs: int | None = None,
+    command: str = "",
+    on_event: Callable[[str, RunDef, dict | None], None] = lambda *a: None,
+) -> QualitySummary:
+    """Train the runs not cached yet, in the order given (at most ``max_runs`` trainings)."""
+    runner = Runner(preset, store, cache, max_runs=max_runs, command=command, on_event=on_event)
+    for run in runs:
+        if not runner.run(run):
+            break
+    return runner.summary
+
+
 def run_quality(
     preset: Preset,
     store: ResultStore,

@@ -130,7 +130,8 @@ def glance_section(store: ResultStore, presets: list[str]) -> list[str]:
     lines = ["## At a glance", ""]
     for name in presets:
         preset = get_preset(name)
-        rows = quality_rows([GroupView(store, preset, g) for g in preset.groups])
+        views = [GroupView(store, preset, g) for g in preset.groups]
+        rows = quality_rows(views)
         perf = store.newest_perf_parts(name)
         lines += [f"### preset `{name}`", ""]
         if rows:
@@ -160,7 +161,7 @@ def glance_section(store: ResultStore, presets: list[str]) -> list[str]:
                 "",
                 *table(
                     ["group", "every seed in (best first)", "seeds missing"],
-                    gap_rows([GroupView(store, preset, g) for g in preset.groups]),
+                    gap_rows(views),
                 ),
                 "",
             ]

@@ -15,7 +15,7 @@ from typing import Any
 
 from benchmarks.plan import RunDef, student_run
 from benchmarks.presets import Preset
-from benchmarks.quality import QualitySummary, Runner
+from benchmarks.quality import QualitySummary, run_in_order
 from benchmarks.store import ResultStore
 
 TUNE_GROUP_SUFFIX = "-short"
@@ -109,12 +109,8 @@ def run_tune(
 ) -> QualitySummary:
     """Run the missing grid points (only ``points``, by label, when given; at most ``max_runs``
     trainings), in the order given by ``points``."""
-    runner = Runner(preset, store, cache, max_runs=max_runs, command=command, on_event=on_event)
     runs = plan_tune(preset)
     if points is not None:
         by_label = {run.label: run for run in runs}
         runs = [by_label[p] for p in points]
-    for run in runs:
-        if not runner.run(run):
-            break
-    return runner.summary
+    return run_in_order(preset, store, cache, runs, max_runs=max_runs, command=command, on_event=on_event)

@@ -234,19 +234,16 @@ class Distiller(nn.Module):
         strides = [(padded_h / f.shape[-2], padded_w / f.shape[-1]) for f in s_feats]
         boxes = [t["boxes"] for t in targets_t]
         adapted = [a(f) for a, f in zip(self.adapters, s_feats)]
-        box_classifier = None
+        cls = {"student_cls": s_cls, "teacher_cls": t_cls} if self.kd_loss.uses_cls_tower else {}
+        if self.kd_loss.uses_head:
+            cls["head"] = HeadInputs(self.student.head, self.teacher.head, s_feats, t_feats, s_cls, t_cls)
         if self.kd_loss.uses_box_classifier:
             _, proposals, image_shapes = self.capture.single(BOX_POOL_MODULE)[:3]
-            box_classifier = BoxClassifierInputs(
+            cls["box_classifier"] = BoxClassifierInputs(
                 self.capture.single(BOX_PREDICTOR_MODULE)[0],
                 self.teacher_box_logits(t_fpn, proposals, image_shapes),
             )
         self.capture.clear()
-        cls = {"student_cls": s_cls, "teacher_cls": t_cls} if self.kd_loss.uses_cls_tower else {}
-        if self.kd_loss.uses_head:
-            cls["head"] = HeadInputs(self.student.head, self.teacher.head, s_feats, t_feats, s_cls, t_cls)
-        if box_classifier is not None:
-            cls["box_classifier"] = box_classifier
         kd = self.kd_loss(adapted, t_feats, boxes, strides, **cls)
         for name, value in kd.items():
             losses[f"kd/{name}"] = self.kd_scale * value

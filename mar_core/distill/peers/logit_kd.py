@@ -31,7 +31,7 @@ def softmax_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: floa
     """Per row of ``R x C`` logits, ``KL(softmax(t / T) || softmax(s / T))`` (``R``, float32)."""
     log_s = F.log_softmax(student_logits.float() / temperature, dim=1)
     log_t = F.log_softmax(teacher_logits.detach().float() / temperature, dim=1)
-    return (log_t.exp() * (log_t - log_s)).sum(1)
+    return F.kl_div(log_s, log_t, reduction="none", log_target=True).sum(1)
 
 
 class LogitKDLoss(KDLoss):
