@@ -25,6 +25,7 @@ from mar_core.data import build_train_loader, load_dataset
 from mar_core.distill.auto_weights import TARGET_RATIO, measure_kd_terms, weight_for_target
 from mar_core.distill.distiller import Distiller
 from mar_core.methods import METHODS, parse_distill
+from mar_core.methods.base import DEFAULT
 from mar_core.models.loading import load_detector
 from mar_core.models.registry import build_detector
 from mar_core.names import is_two_stage
@@ -65,7 +66,10 @@ def calibrate(
     }
     for method in methods:
         section = {"method": method, **((distill or {}).get(method, {}))}
-        cfg = parse_distill(section).with_weight_defaults(is_two_stage(s_spec.arch))
+        cfg = parse_distill(section)
+        # an "auto" weight is measured at its default: the weight for the target follows from any one
+        cfg = cfg.model_copy(update=dict.fromkeys(cfg.auto_weight_fields(), DEFAULT))
+        cfg = cfg.with_weight_defaults(is_two_stage(s_spec.arch))
         torch.manual_seed(0)
         student = build_detector(s_spec, train.num_classes)
         distiller = Distiller(student, teacher.model, cfg, s_spec.arch, teacher.spec.arch)

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from benchmarks.fg_parts import PARTS, loss_parts
 from benchmarks.markdown import table
 from benchmarks.plan import dataset_section
-from benchmarks.presets import PEERS, Preset, student_distill
+from benchmarks.presets import PEERS, RAW_MAR, Preset, student_distill
 from mar_core.data import build_train_loader, load_dataset
 from mar_core.distill.auto_weights import TARGET_RATIO, classification_loss_name
 from mar_core.distill.distiller import Distiller
@@ -231,7 +231,7 @@ def diagnose(
     teacher_dir: Path,
     dataset_dir: Path,
     *,
-    methods: tuple[str, ...] = ("mar", *PEERS),
+    methods: tuple[str, ...] = (RAW_MAR, *PEERS),
     batches: int = 4,
     steps: int = 60,
 ) -> dict[str, Any]:
@@ -256,7 +256,7 @@ def diagnose(
         "lr": float(group.train["lr"]),
         "shared_params": "backbone.fpn.layer_blocks + backbone.fpn.extra_blocks",
     }
-    mar_section = student_distill("mar", two_stage) or {}
+    mar_section = student_distill(RAW_MAR, two_stage) or {}  # what was diagnosed: the raw maps
     d = _distiller(mar_section, s_spec, teacher, train.num_classes)
     try:
         out["weights"] = {k: getattr(d.cfg, k) for k in d.cfg.WEIGHT_DEFAULTS}

@@ -34,9 +34,9 @@ def equal_tune_section(store: ResultStore, presets: list[str]) -> list[str]:
         "classification loss at the start) with all its KD weights scaled together by "
         f"{', '.join(f'x{s:.3g}' for s in SCALES)}, on seed {TUNE_SEED} of the short synthetic group; "
         "one rule picks every method's point (the highest seed-0 AP), which then runs on the other "
-        "seeds. `mar` here starts from the calibration rule's weights, not from the defaults its own "
-        "16-point grid chose (section below); `mar_std` is MAR with the mask-guided term on per-channel "
-        "standardised maps.",
+        "seeds. `mar` is MAR's default form (the mask-guided terms on per-channel standardised maps); "
+        "`mar_raw` is MAR on the raw maps, here from the calibration rule's weights, not from the "
+        "defaults its own 16-point grid chose (section below).",
         "",
     ]
     for name in presets:

@@ -79,35 +79,32 @@ CALIBRATED_PEERS_TWO_STAGE: dict[str, dict[str, float]] = {
     "logit_kd": {"loss_weight": 0.5},
 }
 
-# MAR with "auto" KD weights, compared in the report against "mar" (the tuned defaults)
-AUTO_WEIGHTS_STUDENT = "mar_auto"
-MASK_ONLY_STANDARDISED = "mar_mask_only_std"
-# full MAR with the mask-guided term on standardised maps (the candidate fix of issue 19)
-MAR_STANDARDISED = "mar_std"
+# MAR on the raw FPN maps (``feature_norm: none``), its form before issue 19, kept beside the
+# default so that its runs stay visible: every ``mar_raw*`` label is an ablation of it.
+RAW_MAR = "mar_raw"
+# raw MAR with every weight sized by the job (the old job default), against RAW_MAR's tuned numbers
+AUTO_WEIGHTS_STUDENT = "mar_raw_auto"
+RAW = {"method": "mar", "feature_norm": "none"}
+# a job's unset alpha / beta: sized on its first batches (``MARSpec.JOB_UNSET``); the plan pins
+# unset weights to numbers, so the labels that stand for what a job runs say "auto"
+JOB_SIZED = {"alpha": "auto", "beta": "auto"}
 
 # label -> distill section (None: the baseline, trained without a teacher)
 STUDENTS: dict[str, dict[str, Any] | None] = {
     "baseline": None,
-    "mar": {"method": "mar"},
-    "mar_mask_only": {"method": "mar", "relation_loss": False},
-    "mar_relation_only": {"method": "mar", "feature_loss": False},
-    "mar_no_scale_norm": {"method": "mar", "scale_norm": False},
-    "mar_gaussian": {"method": "mar", "mask": "gaussian"},
-    # mask-only on per-channel standardised maps (issue 19, ``mar bench diagnose``); the raw
-    # weights would leave the O(1) standardised terms at ~1e-3x the classification loss, so
-    # alpha and beta are sized by the calibration rule, as the peers' are
-    MASK_ONLY_STANDARDISED: {
-        "method": "mar",
-        "relation_loss": False,
-        "feature_norm": "channel",
-        "alpha": "auto",
-        "beta": "auto",
-    },
-    # both halves, the feature half as in MASK_ONLY_STANDARDISED, the relation term at the default gamma
-    MAR_STANDARDISED: {"method": "mar", "feature_norm": "channel", "alpha": "auto", "beta": "auto"},
-    # every MAR weight sized by the job on its first batches (mar_core.distill.auto_weights),
-    # against "mar"'s tuned defaults (which plan pins as numbers: unset weights are "auto" in a job)
-    AUTO_WEIGHTS_STUDENT: {"method": "mar", "alpha": "auto", "beta": "auto", "gamma": "auto"},
+    # MAR as a job runs it by default: the mask-guided terms on per-channel standardised maps,
+    # alpha / beta sized by the calibration rule, the tuned gamma
+    "mar": {"method": "mar", **JOB_SIZED},
+    "mar_mask_only": {"method": "mar", "relation_loss": False, **JOB_SIZED},
+    # the feature half off, so its form does not matter: pinned to the raw one, its runs' key
+    "mar_relation_only": {**RAW, "feature_loss": False},
+    RAW_MAR: RAW,
+    "mar_raw_mask_only": {**RAW, "relation_loss": False},
+    "mar_raw_no_scale_norm": {**RAW, "scale_norm": False},
+    "mar_raw_gaussian": {**RAW, "mask": "gaussian"},
+    # every weight sized by the job on its first batches (mar_core.distill.auto_weights), against
+    # RAW_MAR's tuned defaults (which plan pins as numbers)
+    AUTO_WEIGHTS_STUDENT: {**RAW, "alpha": "auto", "beta": "auto", "gamma": "auto"},
     **{p: {"method": p, **CALIBRATED_PEERS.get(p, {})} for p in PEERS},
 }
 
@@ -247,10 +244,10 @@ def _full_groups(
         "mar",
         "mar_mask_only",
         "mar_relation_only",
-        "mar_no_scale_norm",
-        "mar_gaussian",
-        MASK_ONLY_STANDARDISED,
-        MAR_STANDARDISED,
+        RAW_MAR,
+        "mar_raw_mask_only",
+        "mar_raw_no_scale_norm",
+        "mar_raw_gaussian",
         *PEERS,
     )
     return (
@@ -270,8 +267,8 @@ def _full_groups(
             "retina-synth",
             retina_s,
             long,
-            # the standardised formulation and its two halves alone: the ablation on the long schedule
-            ("baseline", "mar", MAR_STANDARDISED, "mar_relation_only", MASK_ONLY_STANDARDISED, BEST_PEERS),
+            # MAR and its two halves alone: the ablation on the long schedule
+            ("baseline", "mar", "mar_relation_only", "mar_mask_only", RAW_MAR, BEST_PEERS),
             peers_from="retina-synth-short",
             check_convergence=True,
         ),
@@ -282,7 +279,7 @@ def _full_groups(
             "retina-bccd",
             bccd_s,
             bccd_train,
-            ("baseline", "mar", AUTO_WEIGHTS_STUDENT, MAR_STANDARDISED, BEST_PEERS),
+            ("baseline", "mar", RAW_MAR, AUTO_WEIGHTS_STUDENT, BEST_PEERS),
             peers_from="retina-synth-short",
         ),
         # The paper's regime (issue 19): teacher and student of one family and FPN width, the teacher
@@ -296,7 +293,7 @@ def _full_groups(
             "retina-synth-r34",
             retina_s,
             long,
-            ("baseline", "mar", MAR_STANDARDISED, BEST_PEERS),
+            ("baseline", "mar", BEST_PEERS),
             peers_from="retina-synth-short",
             check_convergence=True,
         ),
@@ -309,7 +306,7 @@ def _full_groups(
             "retina-synth-r34",
             retina_s,
             warm,
-            ("baseline", "mar", MAR_STANDARDISED),
+            ("baseline", "mar"),
             warm_start_from="retina-synth-smallgap",
         ),
         GroupDef(
@@ -319,7 +316,7 @@ def _full_groups(
             "frcnn-synth",
             frcnn_s,
             frcnn_short,
-            ("baseline", "mar", "fgd", "logit_kd"),
+            ("baseline", "mar", RAW_MAR, "fgd", "logit_kd"),
         ),
     )
 

@@ -26,8 +26,7 @@ from benchmarks.perf_format import FORMATTERS
 from benchmarks.plan import student_run
 from benchmarks.presets import (
     AUTO_WEIGHTS_STUDENT,
-    MAR_STANDARDISED,
-    MASK_ONLY_STANDARDISED,
+    RAW_MAR,
     REPORTED_PRESETS,
     Preset,
     get_preset,
@@ -166,11 +165,12 @@ def _verdicts(v: GroupView) -> list[str]:
     lines += _ablations(v)
     lines += _halves(v)
     lines += _auto_vs_tuned(v)
-    tuned_seeds = sorted(seed for seed, rec in v.recs.get("mar", {}).items() if rec.get("kind") == "tune")
+    tuned_seeds = sorted(seed for seed, rec in v.recs.get(RAW_MAR, {}).items() if rec.get("kind") == "tune")
     if tuned_seeds:
         lines.append(
-            f"- Selection bias: MAR's seed {', '.join(map(str, tuned_seeds))} run is the point the tuning grid "
-            "chose on that seed (below), so it reads high; the other seeds are unbiased. The peers' weights "
+            f"- Selection bias: `{RAW_MAR}`'s seed {', '.join(map(str, tuned_seeds))} run is the point the "
+            "tuning grid chose on that seed (below), so it reads high; the other seeds are unbiased. `mar` "
+            "was not tuned here (its alpha / beta are sized by the calibration rule). The peers' weights "
             "here were set by the calibration rule, not tuned; the equal tuning budget section gives every "
             "method, MAR included, the same grid."
         )
@@ -178,29 +178,37 @@ def _verdicts(v: GroupView) -> list[str]:
 
 
 def _ablations(v: GroupView) -> list[str]:
-    """Each MAR variant (``mar_*``) with results against full MAR: the difference of the means and
-    whether it exceeds twice the seed spread (below it, one cannot tell them apart)."""
-    mar = v.summary("mar")
-    parts = []
-    for label in (x for x in v.labels if x.startswith("mar_") and x != AUTO_WEIGHTS_STUDENT):
-        s = v.summary(label)
-        if not s.n or not mar.n:
-            continue
-        diff = (s.mean - mar.mean) * 100
-        spread = seed_spread(s, mar)
-        if spread is None:
-            clear = "cannot tell yet (one seed)"
-        else:
-            clear = "beyond" if abs(diff) > 2 * spread * 100 else "within"
-            clear += f" twice the spread, {2 * spread * 100:.2f}"
-        parts.append(f"{label} {diff:+.2f} ({clear})")
-    return [f"- Ablations against full MAR (mean AP difference): {'; '.join(parts)}."] if parts else []
+    """Each MAR variant with results against its full form (``mar_raw_*`` against ``mar_raw``,
+    every other ``mar_*`` against ``mar``): the difference of the means and whether it exceeds
+    twice the seed spread (below it, one cannot tell them apart)."""
+    lines = []
+    for full, variants in (
+        ("mar", [x for x in v.labels if x.startswith("mar_") and not x.startswith(RAW_MAR)]),
+        (RAW_MAR, [x for x in v.labels if x.startswith(f"{RAW_MAR}_") and x != AUTO_WEIGHTS_STUDENT]),
+    ):
+        mar = v.summary(full)
+        parts = []
+        for label in variants:
+            s = v.summary(label)
+            if not s.n or not mar.n:
+                continue
+            diff = (s.mean - mar.mean) * 100
+            spread = seed_spread(s, mar)
+            if spread is None:
+                clear = "cannot tell yet (one seed)"
+            else:
+                clear = "beyond" if abs(diff) > 2 * spread * 100 else "within"
+                clear += f" twice the spread, {2 * spread * 100:.2f}"
+            parts.append(f"{label} {diff:+.2f} ({clear})")
+        if parts:
+            lines.append(f"- Ablations against `{full}` (mean AP difference): {'; '.join(parts)}.")
+    return lines
 
 
 # (full method, its relation half alone, its mask-guided half alone): what each half adds
 HALVES = (
-    (MAR_STANDARDISED, "mar_relation_only", MASK_ONLY_STANDARDISED),
     ("mar", "mar_relation_only", "mar_mask_only"),
+    (RAW_MAR, "mar_relation_only", "mar_raw_mask_only"),
 )
 
 
@@ -232,15 +240,15 @@ def _weights_str(weights: dict[str, Any]) -> str:
 
 
 def _auto_vs_tuned(v: GroupView) -> list[str]:
-    """``"auto"`` KD weights (``AUTO_WEIGHTS_STUDENT``) against MAR's tuned defaults (``mar``):
+    """``"auto"`` KD weights (``AUTO_WEIGHTS_STUDENT``) against raw MAR's tuned defaults (``mar_raw``):
     the difference of the means, whether it lies within twice the seed spread (the goal: auto
     as good as tuning, as far as the seeds can tell), and the weights each used."""
     if AUTO_WEIGHTS_STUDENT not in v.labels:
         return []
-    auto, mar = v.summary(AUTO_WEIGHTS_STUDENT), v.summary("mar")
+    auto, mar = v.summary(AUTO_WEIGHTS_STUDENT), v.summary(RAW_MAR)
     if not auto.n or not mar.n:
         return [
-            f"- Auto vs tuned KD weights: cannot say yet ({AUTO_WEIGHTS_STUDENT} {auto.n}, mar {mar.n} seeds)."
+            f"- Auto vs tuned KD weights: cannot say yet ({AUTO_WEIGHTS_STUDENT} {auto.n}, {RAW_MAR} {mar.n} seeds)."
         ]
     diff = (auto.mean - mar.mean) * 100
     spread = seed_spread(auto, mar)
@@ -253,10 +261,10 @@ def _auto_vs_tuned(v: GroupView) -> list[str]:
             + ("**goal met**" if within else ("auto is better" if diff > 0 else "**goal missed**"))
         )
     line = (
-        f"- Auto vs tuned KD weights (`{AUTO_WEIGHTS_STUDENT}` against `mar`, {auto.n} and {mar.n} seeds): "
+        f"- Auto vs tuned KD weights (`{AUTO_WEIGHTS_STUDENT}` against `{RAW_MAR}`, {auto.n} and {mar.n} seeds): "
         f"difference of means {diff:+.2f} AP, {verdict}."
     )
-    paired = same_seed_gains(v.ap_by_seed(AUTO_WEIGHTS_STUDENT), v.ap_by_seed("mar"))
+    paired = same_seed_gains(v.ap_by_seed(AUTO_WEIGHTS_STUDENT), v.ap_by_seed(RAW_MAR))
     if paired:
         line += f" Same seed: auto {paired.replace('the baseline', 'tuned')}."
     picked = {
@@ -264,7 +272,7 @@ def _auto_vs_tuned(v: GroupView) -> list[str]:
         for seed, rec in sorted(v.recs.get(AUTO_WEIGHTS_STUDENT, {}).items())
         if rec.get("kd_weights")
     }
-    tuned = next(iter(v.recs.get("mar", {}).values()))["spec"]["distill"]
+    tuned = next(iter(v.recs.get(RAW_MAR, {}).values()))["spec"]["distill"]
     fields = list(next(iter(picked.values()), {}))
     if picked:
         per_seed = "; ".join(f"s{seed}: {_weights_str(w)}" for seed, w in picked.items())
@@ -512,7 +520,7 @@ def _tune_section(store: ResultStore, presets: list[str]) -> list[str]:
     for name in presets:
         preset = get_preset(name)
         group = tune_group(preset)
-        ref_mar = store.get(student_run(preset, group, "mar", TUNE_SEED).key)
+        ref_mar = store.get(student_run(preset, group, RAW_MAR, TUNE_SEED).key)
         ref_base = store.get(student_run(preset, group, "baseline", TUNE_SEED).key)
         runs = plan_tune(preset)
         done = [(r, store.get(r.key)) for r in runs]
@@ -537,24 +545,24 @@ def _tune_section(store: ResultStore, presets: list[str]) -> list[str]:
                 ]
             )
 
-        now = MARSpec()  # a distill section without a method
+        now = MARSpec(feature_norm="none").with_weight_defaults(two_stage=False)
         defaults = ", ".join(f"{k} {json.dumps(getattr(now, k))}" for k in GRID_BASE)
         changed = [k for k in GRID_BASE if getattr(now, k) != GRID_BASE[k]]
         lines += [
-            f"MAR's defaults now (`DistillSpec`): {defaults}; "
+            f"Raw MAR's defaults now (`MARSpec` with `feature_norm: none`, one-stage): {defaults}; "
             + (
                 f"changed from the grid's base: {', '.join(changed)}."
                 if changed
                 else "the grid's base point."
             ),
             "",
-            f"Preset `{name}`, group `{group.name}`: default MAR seed 0 "
+            f"Preset `{name}`, group `{group.name}`: default raw MAR (`{RAW_MAR}`) seed 0 "
             f"{'-' if ref_mar is None else f'{record_ap(ref_mar) * 100:.2f}'} AP, baseline seed 0 "
             f"{'-' if ref_base is None else f'{record_ap(ref_base) * 100:.2f}'} AP.",
             "",
-            *table(["point", "distill overrides", "AP", "vs default MAR", "vs baseline", "wall time"], rows),
+            *table(["point", "distill overrides", "AP", f"vs {RAW_MAR}", "vs baseline", "wall time"], rows),
             "",
-            *_tune_outcome(done, ref_mar, GroupView(store, preset, group).summary("mar").std),
+            *_tune_outcome(done, ref_mar, GroupView(store, preset, group).summary(RAW_MAR).std),
         ]
     return lines
 

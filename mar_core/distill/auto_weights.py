@@ -16,8 +16,9 @@ Python, NumPy), so the run that follows is the run that the same weights given a
 make. A raw term that is exactly 0 keeps the method's default weight (recorded as such); a
 negative or non-finite one is an error naming the weight field and the term.
 
-In a job (``resolve_kd_weights``, called by ``mar_core.run``): unset weights are ``"auto"``; a
-number is used as given; ``"default"`` takes the method's ``WEIGHT_DEFAULTS``. The weights are
+In a job (``resolve_kd_weights``, called by ``mar_core.run``): unset weights are ``"auto"``, or
+the method's ``JOB_UNSET`` entry (MAR's gamma: ``"default"``); a number is used as given;
+``"default"`` takes the method's ``weight_defaults()``. The weights are
 chosen once, on a fresh start: a checkpoint carries them (its ``extra["kd_weights"]``) and a
 resumed run reads them back. With several ranks, rank 0 measures and broadcasts. ``mar bench
 calibrate`` reports the same measurements for every method (``measure_kd_terms``).
@@ -244,7 +245,7 @@ def resolve_kd_weights(
     """
     if resumed is not None:
         return _from_checkpoint(cfg, two_stage, resumed, ranks, progress)
-    job = cfg.with_unset_weights_auto()
+    job = cfg.with_job_weights()
     source = {
         f: "auto" if getattr(job, f) == AUTO else "default" if getattr(job, f) == DEFAULT else "spec"
         for f in job.WEIGHT_DEFAULTS
@@ -272,7 +273,7 @@ def resolve_kd_weights(
         weights, raw = _auto_weights(probe_cfg, auto, sizes, target)
         for field in auto:
             if field not in weights and field in {probe_cfg.TERM_WEIGHTS.get(t) for t in raw}:
-                weights[field] = type(job).WEIGHT_DEFAULTS[field][1 if two_stage else 0]
+                weights[field] = job.weight_defaults()[field][1 if two_stage else 0]
                 source[field] = "default (auto: its term was 0 at the start)"
         job = job.model_copy(update={f: weights.get(f) for f in auto})
         calibration = {
@@ -323,9 +324,7 @@ def _from_checkpoint(
             raise SpecError(
                 f"the checkpoint's KD weights {sorted(unknown)} are not fields of {cfg.method}", "distill"
             )
-        job = (
-            cfg.with_unset_weights_auto().model_copy(update=record["weights"]).with_weight_defaults(two_stage)
-        )
+        job = cfg.with_job_weights().model_copy(update=record["weights"]).with_weight_defaults(two_stage)
     if ranks.is_main:
         log.info("resumed run: KD weights from the checkpoint")
     _announce(record, ranks, progress)

@@ -11,8 +11,9 @@ A KD loss weight (``KDWeight``: MAR's ``alpha`` / ``beta`` / ``gamma``, a peer's
   (``docs/mar-method.md`` section 4);
 - ``"default"``: the method's ``WEIGHT_DEFAULTS`` for a one- or two-stage student (MAR's tuned
   weights, the peers' published ones);
-- unset (``None``): ``"auto"`` in a job (``with_unset_weights_auto``); the library's
-  ``Distiller`` / ``build_kd_loss`` take ``"default"`` for it (``with_weight_defaults``).
+- unset (``None``): in a job ``"auto"``, or what the method's ``JOB_UNSET`` names for that field
+  (``with_job_weights``; MAR keeps its tuned ``gamma``); the library's ``Distiller`` /
+  ``build_kd_loss`` take ``"default"`` for it (``with_weight_defaults``).
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ class MethodSpec(BaseModel):
 
     - ``WEIGHT_DEFAULTS``: loss-weight field (a ``KDWeight``) -> (one-stage, two-stage)
       default, taken by a field set to ``"default"``, or left ``None`` outside a job
-      (``with_weight_defaults``);
+      (``with_weight_defaults``; a method whose defaults depend on its other fields overrides
+      ``weight_defaults``);
+    - ``JOB_UNSET``: field -> what a job takes when it is unset, where that is not ``"auto"``;
     - ``TERM_WEIGHTS``: name of a KD term its loss module returns -> the field that weights it
       (``"auto"`` sizes each field from its term; ``mar bench calibrate`` reports each term with
       its weight).
@@ -76,6 +79,7 @@ class MethodSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
     WEIGHT_DEFAULTS: ClassVar[dict[str, tuple[float, float]]] = {}
+    JOB_UNSET: ClassVar[dict[str, str]] = {}
     TERM_WEIGHTS: ClassVar[dict[str, str]] = {}
 
     method: str
@@ -87,19 +91,26 @@ class MethodSpec(BaseModel):
         """The fields of this method alone (not the shared ones above)."""
         return frozenset(cls.model_fields) - frozenset(MethodSpec.model_fields)
 
+    def weight_defaults(self) -> dict[str, tuple[float, float]]:
+        """Loss-weight field -> its (one-stage, two-stage) default: ``WEIGHT_DEFAULTS``."""
+        return self.WEIGHT_DEFAULTS
+
     def with_weight_defaults(self: _Spec, two_stage: bool) -> _Spec:
-        """A copy whose loss weights set to ``"default"`` or unset take ``WEIGHT_DEFAULTS`` for a
+        """A copy whose loss weights set to ``"default"`` or unset take ``weight_defaults()`` for a
         one- or two-stage student; ``"auto"`` ones stay."""
         fill = {
             k: v[1 if two_stage else 0]
-            for k, v in self.WEIGHT_DEFAULTS.items()
+            for k, v in self.weight_defaults().items()
             if getattr(self, k) in (None, DEFAULT)
         }
         return self.model_copy(update=fill)
 
-    def with_unset_weights_auto(self: _Spec) -> _Spec:
-        """A copy whose unset loss weights are ``"auto"``: what a job does with them."""
-        return self.model_copy(update={k: AUTO for k in self.WEIGHT_DEFAULTS if getattr(self, k) is None})
+    def with_job_weights(self: _Spec) -> _Spec:
+        """A copy whose unset loss weights are what a job takes for them: ``"auto"``, or the
+        method's ``JOB_UNSET`` entry."""
+        return self.model_copy(
+            update={k: self.JOB_UNSET.get(k, AUTO) for k in self.WEIGHT_DEFAULTS if getattr(self, k) is None}
+        )
 
     def auto_weight_fields(self) -> list[str]:
         """The loss-weight fields set to ``"auto"``, in ``WEIGHT_DEFAULTS`` order."""

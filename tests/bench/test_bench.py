@@ -180,7 +180,7 @@ def test_best_peers_come_from_the_short_group_else_the_fallback(tmp_path):
         fake_result(store, student_run(preset, short, unrun[0], seed), 0.5)
     assert best_peers(store, preset, long).peers == (unrun[0], "mgd")
     labels = {r.label for r in plan_runs(ResultStore(tmp_path), preset, ["retina-synth-long"])}
-    assert labels == {"baseline", "mar", "mar_std", "mar_relation_only", "mar_mask_only_std", unrun[0], "mgd"}
+    assert labels == {"baseline", "mar", "mar_relation_only", "mar_mask_only", "mar_raw", unrun[0], "mgd"}
 
 
 def test_cache_keys_are_stable_and_distinct():
@@ -193,10 +193,10 @@ def test_cache_keys_are_stable_and_distinct():
     shared = sorted(sorted(v) for v in by_key.values() if len(v) > 1)
     # the one sharing by design: the small-gap group's baseline is the long group's (same spec)
     assert shared == [["retina-synth-long/baseline", "retina-synth-smallgap/baseline"]] * 3
-    # 17 (the short group: baseline, 7 MAR variants, 9 peers) + 7 (long: baseline, mar, mar_std and
-    # its two halves, 2 best peers) + 6 (BCCD: with mar_auto, mar_std) + 5 (small gap: baseline, mar, mar_std,
-    # 2 best peers) + 3 (small gap, warm: baseline, mar, mar_std) + 4 (Faster R-CNN) students, 3 seeds
-    assert len(runs) == (17 + 7 + 6 + 5 + 3 + 4) * 3
+    # 17 (the short group: baseline, 7 MAR variants, 9 peers) + 7 (long: baseline, mar, its two
+    # halves, mar_raw, 2 best peers) + 6 (BCCD: with mar_raw, mar_raw_auto) + 4 (small gap: baseline,
+    # mar, 2 best peers) + 2 (small gap, warm: baseline, mar) + 5 (Faster R-CNN) students, 3 seeds
+    assert len(runs) == (17 + 7 + 6 + 4 + 2 + 5) * 3
     again = plan_runs(ResultStore(Path("/nonexistent")), preset)
     assert [r.key for r in again] == keys
 
@@ -275,7 +275,7 @@ def test_report_verdicts_from_fake_records(tmp_path):
     assert "Baseline converged" in section and ": yes, mean rise +0.10 AP" in section
     assert "Teacher clearly better than the baseline student" in section
     assert (
-        "Missing runs: mar_std (seeds 0, 1, 2); mar_relation_only (seeds 0, 1, 2); mar_mask_only_std "
+        "Missing runs: mar_relation_only (seeds 0, 1, 2); mar_mask_only (seeds 0, 1, 2); mar_raw "
         "(seeds 0, 1, 2); pkd (seeds 0, 1, 2)."
     ) in section
     assert (
@@ -348,16 +348,18 @@ def test_peer_cache_keys_keep_the_layout_of_their_cached_runs():
     assert set(cwd.spec["distill"]) == {"method", "adapter", "kd_warmup_iters", "loss_weight", "temperature"}
     legacy = {**cwd.spec, "distill": {**LEGACY_PEER_FIELDS, **cwd.spec["distill"]}}
     assert legacy["distill"]["fgd_alpha"] is None and cwd.key == cache_key(cwd.spec) == spec_key(legacy)
-    mar = student_run(preset, group, "mar", 0)
-    # MAR's section is its own fields; those added since (feature_norm) at their defaults are left
-    # out of the key, so the cached MAR runs keep theirs; another value is a new run
-    assert mar.spec["distill"]["feature_norm"] == "none"
-    assert mar.key == spec_key(
-        {**mar.spec, "distill": {k: v for k, v in mar.spec["distill"].items() if k != "feature_norm"}}
+    raw = student_run(preset, group, "mar_raw", 0)
+    # MAR's section is its own fields; those added since (feature_norm) at the value that reproduces
+    # the runs made before them ("none") are left out of the key, so those runs keep theirs (under
+    # the raw-map labels); another value is a new run
+    assert raw.spec["distill"]["feature_norm"] == "none"
+    assert raw.key == spec_key(
+        {**raw.spec, "distill": {k: v for k, v in raw.spec["distill"].items() if k != "feature_norm"}}
     )
+    assert ResultStore().has(raw.key)
+    mar = student_run(preset, group, "mar", 0)
+    assert mar.spec["distill"]["feature_norm"] == "channel" and mar.key == spec_key(mar.spec) != raw.key
     assert ResultStore().has(mar.key)
-    std = student_run(preset, group, "mar", 0, distill={"method": "mar", "feature_norm": "channel"})
-    assert std.key == spec_key(std.spec) != mar.key
     store = ResultStore()  # the committed results: each cached peer run is found under its key
     for label in LEGACY_PEER_METHODS:  # the peers registered since have no cached run yet
         rec = store.get(student_run(preset, group, label, 0).key)
@@ -501,13 +503,13 @@ def test_a_diverging_run_is_reported_and_the_next_one_still_runs(smoke_results, 
     assert not ResultStore(tmp_path / "results").has(bad.key)  # not stored: tried again next time
 
 
-def test_the_defaults_are_the_tuning_grids_chosen_point():
-    """MAR's defaults are a grid point, so the group's ``mar`` seed 0 is that tune run (one key);
-    update STAGE_2 / the grid with the defaults."""
+def test_the_raw_defaults_are_the_tuning_grids_chosen_point():
+    """Raw MAR's defaults are a grid point, so the group's ``mar_raw`` seed 0 is that tune run (one
+    key); update STAGE_2 / the grid with the defaults."""
     from benchmarks.tune import plan_tune
 
     preset = get_preset("cpu")
-    mar_s0 = student_run(preset, preset.group("retina-synth-short"), "mar", 0).key
+    mar_s0 = student_run(preset, preset.group("retina-synth-short"), "mar_raw", 0).key
     assert [r.label for r in plan_tune(preset) if r.key == mar_s0] == ["beta=1.5e-4 + gamma=150"]
 
 
@@ -567,19 +569,23 @@ def test_ablations_are_set_against_full_mar(tmp_path):
     short = preset.group("retina-synth-short")
     store = ResultStore(tmp_path)
     for label, aps in (
-        ("mar", [0.26, 0.27, 0.28]),
-        ("mar_mask_only", [0.10, 0.11, 0.12]),
-        ("mar_gaussian", [0.27, 0.28]),
-        ("mar_no_scale_norm", [0.25]),
+        ("mar", [0.29, 0.30, 0.31]),
+        ("mar_mask_only", [0.20]),
+        ("mar_raw", [0.26, 0.27, 0.28]),
+        ("mar_raw_mask_only", [0.10, 0.11, 0.12]),
+        ("mar_raw_gaussian", [0.27, 0.28]),
+        ("mar_raw_no_scale_norm", [0.25]),
+        ("mar_raw_auto", [0.05, 0.05, 0.05]),  # another weighting, not an ablation: not listed
     ):
         for seed, ap in enumerate(aps):
             fake_result(store, student_run(preset, short, label, seed), ap)
-    line = _ablations(GroupView(ResultStore(tmp_path), preset, short))[0]
-    assert line == (
-        "- Ablations against full MAR (mean AP difference): mar_mask_only -16.00 (beyond twice the "
-        "spread, 2.00); mar_no_scale_norm -2.00 (cannot tell yet (one seed)); mar_gaussian +0.50 "
-        "(within twice the spread, 2.00)."
-    )
+    lines = _ablations(GroupView(ResultStore(tmp_path), preset, short))
+    assert lines == [
+        "- Ablations against `mar` (mean AP difference): mar_mask_only -10.00 (cannot tell yet (one seed)).",
+        "- Ablations against `mar_raw` (mean AP difference): mar_raw_mask_only -16.00 (beyond twice the "
+        "spread, 2.00); mar_raw_no_scale_norm -2.00 (cannot tell yet (one seed)); mar_raw_gaussian +0.50 "
+        "(within twice the spread, 2.00).",
+    ]
 
 
 def test_what_each_half_adds_is_the_full_method_against_the_other_half_alone(tmp_path):
@@ -590,23 +596,18 @@ def test_what_each_half_adds_is_the_full_method_against_the_other_half_alone(tmp
     short = preset.group("retina-synth-short")
     store = ResultStore(tmp_path)
     for label, aps in (
-        ("mar_std", [0.29, 0.30, 0.31]),
+        ("mar", [0.29, 0.30, 0.31]),
         ("mar_relation_only", [0.28, 0.27, 0.29]),  # 2 AP below: exactly twice the spread, not more
-        ("mar_mask_only_std", [0.20, 0.21, 0.22]),
+        ("mar_mask_only", [0.20, 0.21, 0.22]),
     ):
         for seed, ap in enumerate(aps):
             fake_result(store, student_run(preset, short, label, seed), ap)
     lines = _halves(GroupView(ResultStore(tmp_path), preset, short))
     assert len(lines) == 2  # raw mar has no result here: no lines for it
     assert lines[0].startswith(
-        "- What the mask-guided half adds in `mar_std` (`mar_std` against `mar_relation_only`): beats it by "
+        "- What the mask-guided half adds in `mar` (`mar` against `mar_relation_only`): beats it by "
         "more than twice the seed spread: no: gain +2.00 AP, twice the seed spread 2.00 AP"
     )
-    assert (
-        "same seed: mar_std above mar_relation_only on 3 of 3 seeds (s0 +1.00, s1 +3.00, s2 +2.00" in lines[0]
-    )
-    assert (
-        "What the relation half adds in `mar_std` (`mar_std` against `mar_mask_only_std`): beats it by "
-        in lines[1]
-    )
+    assert "same seed: mar above mar_relation_only on 3 of 3 seeds (s0 +1.00, s1 +3.00, s2 +2.00" in lines[0]
+    assert "What the relation half adds in `mar` (`mar` against `mar_mask_only`): beats it by " in lines[1]
     assert "yes: gain +9.00 AP" in lines[1]

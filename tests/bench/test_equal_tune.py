@@ -29,7 +29,7 @@ def test_every_method_gets_the_same_grid_and_a_peers_calibration_point_is_its_gr
     assert len(runs) == len(CALIBRATION_POINTS) * len(SCALES)
     assert {r.extra["method"] for r in runs} == {
         "mar",
-        "mar_std",
+        "mar_raw",
         *(p for p in PEERS if p in CALIBRATED_PEERS),
     }
     for peer in PEERS:
@@ -39,7 +39,7 @@ def test_every_method_gets_the_same_grid_and_a_peers_calibration_point_is_its_gr
 
 
 def test_scaling_touches_the_kd_weights_only():
-    mar = scaled(CALIBRATION_POINTS["mar_std"], 3.0)
+    mar = scaled(CALIBRATION_POINTS["mar"], 3.0)
     assert (mar["alpha"], mar["beta"], mar["gamma"]) == (0.84, 1.38, 90.0)
     assert mar["feature_norm"] == "channel"
     fgd = scaled({"method": "fgd", **CALIBRATED_PEERS["fgd"], "temperature": 0.5}, 1 / 3)

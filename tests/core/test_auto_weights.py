@@ -1,5 +1,5 @@
 """Automatic KD weights (issue 13 item 4): ``"auto"`` is what a distill job takes for an unset
-weight; each is sized on the first batches so its term starts at ``TARGET_RATIO`` x the
+weight (MAR's gamma excepted: issue 19); each is sized on the first batches so its term starts at ``TARGET_RATIO`` x the
 classification loss, used, logged as an event and in ``report.json``, kept on resume; a number
 overrides; the measurement leaves no trace (a run with auto weights is the run with the same
 weights given as numbers)."""
@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from benchmarks.group_view import GroupView
 from benchmarks.plan import student_run
-from benchmarks.presets import AUTO_WEIGHTS_STUDENT, STUDENTS, get_preset
+from benchmarks.presets import AUTO_WEIGHTS_STUDENT, RAW_MAR, get_preset
 from benchmarks.report import _ablations, _auto_vs_tuned
 from benchmarks.store import ResultStore
 from mar_core.data import build_train_loader, load_dataset
@@ -41,6 +41,7 @@ from tests.core.test_distill_run import distill_spec, teacher_run
 # share would be off by percents).
 F32_REL = 1e-6
 TUNED = MARSpec.WEIGHT_DEFAULTS  # one-stage defaults at index 0
+RAW_TUNED = MARSpec.RAW_WEIGHT_DEFAULTS
 
 
 @pytest.fixture(scope="module")
@@ -88,15 +89,20 @@ def tiny_spec_dict():
     return {"kind": "train", "dataset": {"format": "coco", "path": "d"}, "model": {"arch": "retinanet"}}
 
 
-def test_unset_weights_are_auto_in_a_job_default_in_the_library_and_auto_must_be_sized():
-    spec = MARSpec(alpha=0.1, beta="default")
-    job_cfg = spec.with_unset_weights_auto()
-    assert (job_cfg.alpha, job_cfg.beta, job_cfg.gamma) == (0.1, "default", "auto")
-    assert job_cfg.auto_weight_fields() == ["gamma"]
-    lib = spec.with_weight_defaults(two_stage=False)
+def test_unset_weights_in_a_job_are_auto_but_mars_gamma_default_in_the_library_and_auto_must_be_sized():
+    spec = MARSpec(alpha=0.1, gamma="default")
+    job_cfg = spec.with_job_weights()
+    assert (job_cfg.alpha, job_cfg.beta, job_cfg.gamma) == (0.1, "auto", "default")
+    assert job_cfg.auto_weight_fields() == ["beta"]
+    assert MARSpec().with_job_weights().gamma == "default"  # "auto" sizes gamma far too small
+    assert parse_distill({"method": "pkd"}).with_job_weights().loss_weight == "auto"
+    lib = MARSpec(alpha=0.1).with_weight_defaults(two_stage=False)
     assert (lib.alpha, lib.beta, lib.gamma) == (0.1, TUNED["beta"][0], TUNED["gamma"][0])
-    assert job_cfg.with_weight_defaults(two_stage=True).beta == TUNED["beta"][1]
-    with pytest.raises(ValueError, match="gamma = 'auto' must be sized"):
+    assert job_cfg.with_weight_defaults(two_stage=True).gamma == TUNED["gamma"][1]
+    # the raw maps keep their own tuned defaults
+    raw = MARSpec(feature_norm="none").with_weight_defaults(two_stage=True)
+    assert (raw.alpha, raw.beta, raw.gamma) == tuple(RAW_TUNED[k][1] for k in ("alpha", "beta", "gamma"))
+    with pytest.raises(ValueError, match="beta = 'auto' must be sized"):
         build_kd_loss(job_cfg, 32, 5, two_stage=False)
 
 
@@ -153,13 +159,13 @@ def test_an_auto_weight_whose_term_is_zero_keeps_the_methods_default():
     cfg, record = resolve_kd_weights(
         MARSpec(), False, build, lambda n: [(images, no_boxes)] * n, torch.device("cpu")
     )
-    assert cfg.alpha == MARSpec.WEIGHT_DEFAULTS["alpha"][0]
+    assert cfg.alpha == TUNED["alpha"][0]
     assert record["source"]["alpha"].startswith("default") and record["calibration"]["raw"]["fg"] == 0.0
     assert record["source"]["beta"] == "auto" and cfg.beta > 0  # the other terms are sized
     cfg, record = resolve_kd_weights(
         MARSpec(alpha=0.1), False, build, lambda n: [(images, no_boxes)] * n, torch.device("cpu")
     )
-    assert record["source"] == {"alpha": "spec", "beta": "auto", "gamma": "auto"} and cfg.beta > 0
+    assert record["source"] == {"alpha": "spec", "beta": "auto", "gamma": "default"} and cfg.beta > 0
 
 
 # --------------------------------------------------------------------------------- the job
@@ -175,20 +181,23 @@ def test_a_distill_job_sizes_unset_weights_to_the_target_ratio_and_reports_them(
     report = run_job(job(tiny_synth, teacher), tmp_path / "s", progress=events.append)
 
     kd = report["kd_weights"]
-    assert kd["source"] == {"alpha": "auto", "beta": "auto", "gamma": "auto"}
+    assert kd["source"] == {"alpha": "auto", "beta": "auto", "gamma": "default"}
+    assert kd["weights"]["gamma"] == TUNED["gamma"][0]
+    sized = {"fg": "alpha", "bg": "beta"}
     cal = kd["calibration"]
     assert (
         cal["target"] == TARGET_RATIO
         and cal["batches"] == 1
         and cal["classification_loss"] == "classification"
     )
-    for term, field in MARSpec.TERM_WEIGHTS.items():
+    assert set(cal["raw"]) == set(sized)
+    for term, field in sized.items():
         assert kd["weights"][field] == pytest.approx(
             TARGET_RATIO * cal["classification"] / cal["raw"][term], rel=1e-12
         )
         assert kd["weights"][field] != TUNED[field][0]
     (first,) = loss_rows(tmp_path / "s")[:1]
-    for term in MARSpec.TERM_WEIGHTS:
+    for term in sized:
         ratio = first[f"loss/kd/{term}"] / first["loss/det/classification"]
         assert ratio == pytest.approx(TARGET_RATIO, rel=F32_REL), term
     assert json.loads((tmp_path / "s" / "report.json").read_text())["kd_weights"] == kd
@@ -198,7 +207,7 @@ def test_a_distill_job_sizes_unset_weights_to_the_target_ratio_and_reports_them(
 
 
 def test_a_number_overrides_auto_and_sizing_changes_nothing_but_the_weights(tiny_synth, teacher, tmp_path):
-    mixed = run_job(job(tiny_synth, teacher, 2, alpha=0.01, beta="default"), tmp_path / "mixed")
+    mixed = run_job(job(tiny_synth, teacher, 2, alpha=0.01, beta="default", gamma="auto"), tmp_path / "mixed")
     kd = mixed["kd_weights"]
     assert kd["source"] == {"alpha": "spec", "beta": "default", "gamma": "auto"}
     assert kd["weights"]["alpha"] == 0.01 and kd["weights"]["beta"] == TUNED["beta"][0]
@@ -226,7 +235,7 @@ def test_a_resumed_run_keeps_the_weights_of_its_start(tiny_synth, teacher, tmp_p
         run_job(spec, tmp_path / "w", should_stop=stop_after_two_steps)
     ckpt = safe_load(tmp_path / "w" / "checkpoints" / "last.pt")
     started = ckpt["extra"]["kd_weights"]
-    assert started["source"]["gamma"] == "auto"
+    assert started["source"]["alpha"] == "auto"
     shutil.copytree(tmp_path / "w", tmp_path / "legacy")
 
     def no_measuring(*args, **kwargs):
@@ -251,15 +260,27 @@ def test_a_resumed_run_keeps_the_weights_of_its_start(tiny_synth, teacher, tmp_p
 # ------------------------------------------------------------------------------- benchmark
 
 
-def test_benchmark_mar_keeps_its_tuned_numbers_and_mar_auto_sizes_its_own():
+def test_benchmark_raw_mar_keeps_its_tuned_numbers_mar_is_the_job_default_and_raw_auto_sizes_its_own():
     preset = get_preset("cpu")
     bccd = preset.group("retina-bccd")
-    assert AUTO_WEIGHTS_STUDENT in bccd.students
-    mar = student_run(preset, bccd, "mar", 0).spec["distill"]
-    assert {k: mar[k] for k in TUNED} == {k: v[0] for k, v in TUNED.items()}  # pinned before hashing
+    assert {"mar", RAW_MAR, AUTO_WEIGHTS_STUDENT} <= set(bccd.students)
+    raw = student_run(preset, bccd, RAW_MAR, 0).spec["distill"]
+    assert {k: raw[k] for k in RAW_TUNED} == {k: v[0] for k, v in RAW_TUNED.items()}  # pinned before hashing
+    assert raw["feature_norm"] == "none"
     auto = student_run(preset, bccd, AUTO_WEIGHTS_STUDENT, 0).spec["distill"]
-    assert {k: auto[k] for k in TUNED} == dict.fromkeys(TUNED, "auto")
-    assert STUDENTS["mar"] == {"method": "mar"}
+    assert {k: auto[k] for k in RAW_TUNED} == dict.fromkeys(RAW_TUNED, "auto")
+    # "mar" is what a job runs for {"method": "mar"}: standardised maps, alpha / beta sized, gamma tuned
+    mar = student_run(preset, bccd, "mar", 0).spec["distill"]
+    job = MARSpec().with_job_weights().with_weight_defaults(two_stage=False)
+    assert {k: mar[k] for k in (*TUNED, "feature_norm")} == {
+        k: getattr(job, k) for k in (*TUNED, "feature_norm")
+    }
+    assert (mar["alpha"], mar["beta"], mar["gamma"], mar["feature_norm"]) == (
+        "auto",
+        "auto",
+        150.0,
+        "channel",
+    )
 
 
 def test_report_states_auto_against_tuned_with_the_weights(tmp_path):
@@ -267,7 +288,7 @@ def test_report_states_auto_against_tuned_with_the_weights(tmp_path):
     bccd = preset.group("retina-bccd")
     store = ResultStore(tmp_path)
     picked = {"alpha": 1.7e-4, "beta": 4e-4, "gamma": 3.4}
-    for label, aps in (("mar", [0.43, 0.44, 0.42]), (AUTO_WEIGHTS_STUDENT, [0.42, 0.43, 0.431])):
+    for label, aps in ((RAW_MAR, [0.43, 0.44, 0.42]), (AUTO_WEIGHTS_STUDENT, [0.42, 0.43, 0.431])):
         for seed, ap in enumerate(aps):
             run = student_run(preset, bccd, label, seed)
             rec = {"key": run.key, "kind": "student", "preset": "cpu", "group": bccd.name, "label": label}
@@ -290,7 +311,7 @@ def test_report_states_auto_against_tuned_with_the_weights(tmp_path):
     view = GroupView(ResultStore(tmp_path), preset, bccd)
     (line,) = _auto_vs_tuned(view)
     assert line.startswith(
-        "- Auto vs tuned KD weights (`mar_auto` against `mar`, 3 and 3 seeds): difference of means "
+        "- Auto vs tuned KD weights (`mar_raw_auto` against `mar_raw`, 3 and 3 seeds): difference of means "
         "-0.30 AP, within twice the seed spread (2.00 AP): **goal met**. Same seed: auto above tuned on "
         "1 of 3 seeds (s0 -1.00, s1 -1.00, s2 +1.10; mean -0.30 ± 1.21)."
     )

@@ -209,7 +209,7 @@ def test_mar_distillation_on_two_processes_matches_one(tiny_synth, tmp_path, one
         base.update(
             kind="distill",
             teacher={"checkpoint": str(teacher)},
-            distill={"kd_warmup_iters": 0, "feature_loss": False},
+            distill={"kd_warmup_iters": 0, "feature_loss": False, "gamma": "auto"},
         )
         return JobSpec.model_validate(base)
 

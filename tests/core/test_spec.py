@@ -102,8 +102,14 @@ def test_peer_weights_default_per_detector_stage():
 def test_mar_weights_default_per_detector_stage_and_an_explicit_one_stays():
     one = MARSpec().with_weight_defaults(two_stage=False)
     two = MARSpec().with_weight_defaults(two_stage=True)
-    assert (one.alpha, one.beta, one.gamma) == (5e-4, 1.5e-4, 150.0)
-    assert (two.alpha, two.beta, two.gamma) == (0.29, 0.013, 42.0)
+    assert MARSpec().feature_norm == "channel"
+    assert (one.alpha, one.beta, one.gamma) == (0.28, 0.45, 150.0)
+    assert (two.alpha, two.beta, two.gamma) == (0.28, 0.45, 42.0)
+    # on the raw maps, the weights tuned for them
+    raw_one = MARSpec(feature_norm="none").with_weight_defaults(two_stage=False)
+    raw_two = MARSpec(feature_norm="none").with_weight_defaults(two_stage=True)
+    assert (raw_one.alpha, raw_one.beta, raw_one.gamma) == (5e-4, 1.5e-4, 150.0)
+    assert (raw_two.alpha, raw_two.beta, raw_two.gamma) == (0.29, 0.013, 42.0)
     assert MARSpec(gamma=7.0).with_weight_defaults(two_stage=True).gamma == 7.0
 
 
