@@ -121,6 +121,8 @@ def student_distill(label: str, two_stage: bool) -> dict[str, Any] | None:
 # last fifth, over which the baseline must have stopped improving, runs entirely at the final LR:
 # a drop inside it (or cosine's annealing) would raise the AP whether or not the run had converged.
 LONG_SCHEDULE = {"schedule": "step", "lr_steps": [0.5, 0.7]}
+# The small-gap groups' teacher: the student's family and FPN width, the long schedule
+SMALL_GAP_TEACHER = "retina-synth-samewidth"
 # A group's student list may hold this token: the two best peers of ``peers_from``.
 BEST_PEERS = "@best_peers"
 
@@ -288,9 +290,9 @@ def _full_groups(
         # group's (same spec: the same cached runs).
         GroupDef(
             "retina-synth-smallgap",
-            "RetinaNet, synthetic shapes, long schedule, R34 teacher of the student's FPN width (small gap)",
+            "RetinaNet, synthetic shapes, long schedule, R50 teacher of the student's FPN width (small gap)",
             synth,
-            "retina-synth-r34",
+            SMALL_GAP_TEACHER,
             retina_s,
             long,
             ("baseline", "mar", BEST_PEERS),
@@ -301,9 +303,9 @@ def _full_groups(
         # group, then KD and no KD ("baseline") continue for the same steps at a tenth of the LR.
         GroupDef(
             "retina-synth-smallgap-warm",
-            "RetinaNet, synthetic shapes, R34 teacher of the student's width, warm start from the converged baseline",
+            "RetinaNet, synthetic shapes, R50 teacher of the student's width, warm start from the converged baseline",
             synth,
-            "retina-synth-r34",
+            SMALL_GAP_TEACHER,
             retina_s,
             warm,
             ("baseline", "mar"),
@@ -338,16 +340,15 @@ def _cpu() -> Preset:
         # an R50 step costs ~2x RetinaNet's: 1600 steps (~25 min) instead of 3200.
         "frcnn-synth": TeacherDef("frcnn-synth", "synth", frcnn_t, _train(1600, 8, eval_every=400)),
         "retina-bccd": TeacherDef("retina-bccd", "bccd", bccd_t, _train(1200, 4, eval_every=400)),
-        # the small-gap group's: the student's FPN width and long schedule, a deeper backbone.
-        # Measured 2026-12-02: 24.07 AP, below the R18 baseline on the same schedule (26.37 ± 1.82,
-        # 3 seeds; its eval history tracked seed 0's step for step): depth adds nothing here, the
-        # main teacher's lead comes from its width and twice the steps. The group needs a teacher
-        # that is 2-5 AP better (e.g. this one on 1.5-2x the steps) before its students run; its
-        # weights are not published (42 MB for a teacher no student should use).
-        "retina-synth-r34": TeacherDef(
-            "retina-synth-r34",
+        # the small-gap group's: the student's FPN width and long schedule, a larger backbone. An
+        # R34-FPN64 first (2026-12-02, ``teacher-cpu-retina-synth-r34-...json``): 24.07 AP, below the
+        # R18 baseline on the same schedule (26.37 ± 1.82; its eval history tracked seed 0's step
+        # for step), so depth alone adds nothing here. The main R50-FPN128 teacher was at 38.6 AP
+        # after 1600 of its steps: an R50 at the student's width is the next candidate.
+        SMALL_GAP_TEACHER: TeacherDef(
+            SMALL_GAP_TEACHER,
             "synth",
-            _model("retinanet", "resnet34", 64, 128, anchor_scale=0.5),
+            _model("retinanet", "resnet50", 64, 128, anchor_scale=0.5),
             _train(1600, 8, eval_every=320, **LONG_SCHEDULE),
         ),
     }
@@ -391,10 +392,10 @@ def _gpu() -> Preset:
         "retina-synth": TeacherDef("retina-synth", "synth", retina_t, _train(24000, 16, eval_every=4000)),
         "frcnn-synth": TeacherDef("frcnn-synth", "synth", frcnn_t, _train(24000, 16, eval_every=4000)),
         "retina-bccd": TeacherDef("retina-bccd", "bccd", bccd_t, _train(6000, 8, eval_every=1000)),
-        "retina-synth-r34": TeacherDef(
-            "retina-synth-r34",
+        SMALL_GAP_TEACHER: TeacherDef(
+            SMALL_GAP_TEACHER,
             "synth",
-            _model("retinanet", "resnet34", 128, 512),
+            _model("retinanet", "resnet50", 128, 512),
             _train(12000, 16, eval_every=2400, **LONG_SCHEDULE),
         ),
     }
