@@ -89,6 +89,18 @@ RAW = {"method": "mar", "feature_norm": "none"}
 # unset weights to numbers, so the labels that stand for what a job runs say "auto"
 JOB_SIZED = {"alpha": "auto", "beta": "auto"}
 
+# Labels renamed when MAR's default became the standardised form (2026-12-02): old -> new. The
+# runs kept their keys; commands recorded before then name the old labels.
+RENAMED_LABELS: dict[str, str] = {
+    "mar": RAW_MAR,
+    "mar_std": "mar",
+    "mar_mask_only": "mar_raw_mask_only",
+    "mar_mask_only_std": "mar_mask_only",
+    "mar_no_scale_norm": "mar_raw_no_scale_norm",
+    "mar_gaussian": "mar_raw_gaussian",
+    "mar_auto": AUTO_WEIGHTS_STUDENT,
+}
+
 # label -> distill section (None: the baseline, trained without a teacher)
 STUDENTS: dict[str, dict[str, Any] | None] = {
     "baseline": None,

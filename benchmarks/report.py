@@ -27,6 +27,7 @@ from benchmarks.plan import student_run
 from benchmarks.presets import (
     AUTO_WEIGHTS_STUDENT,
     RAW_MAR,
+    RENAMED_LABELS,
     REPORTED_PRESETS,
     Preset,
     get_preset,
@@ -610,7 +611,17 @@ def _commands(store: ResultStore, presets: list[str]) -> list[str]:
         "",
     ]
     if used:
-        lines += ["Commands that produced the results below:", "", "```bash", *used, "```", ""]
+        renamed = ", ".join(f"`{old}` (now `{new}`)" for old, new in RENAMED_LABELS.items())
+        lines += [
+            "Commands that produced the results below, as recorded. Labels renamed on 2026-12-02, when "
+            f"MAR's default became the standardised form (same runs, same keys): {renamed}; a command "
+            "from before then names the old label.",
+            "",
+            "```bash",
+            *used,
+            "```",
+            "",
+        ]
     return lines
 
 
