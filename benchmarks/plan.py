@@ -86,12 +86,17 @@ def dataset_section(data: DataDef) -> dict[str, Any]:
 
 
 def _validated(spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec with defaults filled, a method's weights included (``with_weight_defaults``: a
-    new default weight re-keys its runs). A distill section holds only its method's fields, so a
-    new MAR default does not re-key a peer's run (and vice versa)."""
+    """The spec with defaults filled as a job would run it: a method's per-family form and its
+    unset weights as a job takes them (``with_job_weights``: "auto" stays "auto"), the rest
+    pinned as numbers (``with_weight_defaults``: a new default weight re-keys its runs). A distill
+    section holds only its method's fields, so a new MAR default does not re-key a peer's run (and
+    vice versa)."""
     job = JobSpec.model_validate(spec)
     if job.distill is not None:
-        job = job.model_copy(update={"distill": job.distill.with_weight_defaults(job.model.two_stage)})
+        two_stage = job.model.two_stage
+        job = job.model_copy(
+            update={"distill": job.distill.with_job_weights(two_stage).with_weight_defaults(two_stage)}
+        )
     return job.to_json_dict()
 
 

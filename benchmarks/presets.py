@@ -85,12 +85,12 @@ RAW_MAR = "mar_raw"
 # raw MAR with every weight sized by the job (the old job default), against RAW_MAR's tuned numbers
 AUTO_WEIGHTS_STUDENT = "mar_raw_auto"
 RAW = {"method": "mar", "feature_norm": "none"}
-# a job's unset alpha / beta: sized on its first batches (``MARSpec.JOB_UNSET``); the plan pins
-# unset weights to numbers, so the labels that stand for what a job runs say "auto"
-JOB_SIZED = {"alpha": "auto", "beta": "auto"}
+# MAR on standardised maps whatever the family: on a one-stage student the same run as "mar"
+STANDARDISED_MAR = "mar_channel"
 
-# Labels renamed when MAR's default became the standardised form (2026-12-02): old -> new. The
-# runs kept their keys; commands recorded before then name the old labels.
+# Labels renamed when MAR's one-stage default became the standardised form (2026-12-02), in the
+# one-stage groups: old -> new. The runs kept their keys; commands recorded before then name the
+# old labels. On Faster R-CNN "mar" kept its meaning (the raw form, the two-stage default).
 RENAMED_LABELS: dict[str, str] = {
     "mar": RAW_MAR,
     "mar_std": "mar",
@@ -104,10 +104,12 @@ RENAMED_LABELS: dict[str, str] = {
 # label -> distill section (None: the baseline, trained without a teacher)
 STUDENTS: dict[str, dict[str, Any] | None] = {
     "baseline": None,
-    # MAR as a job runs it by default: the mask-guided terms on per-channel standardised maps,
-    # alpha / beta sized by the calibration rule, the tuned gamma
-    "mar": {"method": "mar", **JOB_SIZED},
-    "mar_mask_only": {"method": "mar", "relation_loss": False, **JOB_SIZED},
+    # MAR as a job runs it by default (the plan settles a spec as a job would): on a one-stage
+    # student the mask-guided terms on per-channel standardised maps, alpha / beta sized by the
+    # calibration rule, the tuned gamma; on a two-stage one the raw form at its tuned weights
+    "mar": {"method": "mar"},
+    "mar_mask_only": {"method": "mar", "relation_loss": False},
+    STANDARDISED_MAR: {"method": "mar", "feature_norm": "channel"},
     # the feature half off, so its form does not matter: pinned to the raw one, its runs' key
     "mar_relation_only": {**RAW, "feature_loss": False},
     RAW_MAR: RAW,
@@ -330,7 +332,8 @@ def _full_groups(
             "frcnn-synth",
             frcnn_s,
             frcnn_short,
-            ("baseline", "mar", RAW_MAR, "fgd", "logit_kd"),
+            # "mar" is the raw form here (MAR's two-stage default); mar_channel the standardised one
+            ("baseline", "mar", STANDARDISED_MAR, "fgd", "logit_kd"),
         ),
     )
 

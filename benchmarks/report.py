@@ -614,8 +614,9 @@ def _commands(store: ResultStore, presets: list[str]) -> list[str]:
         renamed = ", ".join(f"`{old}` (now `{new}`)" for old, new in RENAMED_LABELS.items())
         lines += [
             "Commands that produced the results below, as recorded. Labels renamed on 2026-12-02, when "
-            f"MAR's default became the standardised form (same runs, same keys): {renamed}; a command "
-            "from before then names the old label.",
+            f"MAR's one-stage default became the standardised form (same runs, same keys), in the "
+            f"one-stage groups: {renamed}; a command from before then names the old label. On Faster "
+            "R-CNN `mar` kept its meaning (the raw form, still the two-stage default).",
             "",
             "```bash",
             *used,

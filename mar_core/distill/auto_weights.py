@@ -17,7 +17,7 @@ make. A raw term that is exactly 0 keeps the method's default weight (recorded a
 negative or non-finite one is an error naming the weight field and the term.
 
 In a job (``resolve_kd_weights``, called by ``mar_core.run``): unset weights are ``"auto"``, or
-the method's ``JOB_UNSET`` entry (MAR's gamma: ``"default"``); a number is used as given;
+the method's ``job_unset()`` entry (MAR's gamma: ``"default"``); a number is used as given;
 ``"default"`` takes the method's ``weight_defaults()``. The weights are
 chosen once, on a fresh start: a checkpoint carries them (its ``extra["kd_weights"]``) and a
 resumed run reads them back. With several ranks, rank 0 measures and broadcasts. ``mar bench
@@ -245,7 +245,7 @@ def resolve_kd_weights(
     """
     if resumed is not None:
         return _from_checkpoint(cfg, two_stage, resumed, ranks, progress)
-    job = cfg.with_job_weights()
+    job = cfg.with_job_weights(two_stage)
     source = {
         f: "auto" if getattr(job, f) == AUTO else "default" if getattr(job, f) == DEFAULT else "spec"
         for f in job.WEIGHT_DEFAULTS
@@ -324,7 +324,11 @@ def _from_checkpoint(
             raise SpecError(
                 f"the checkpoint's KD weights {sorted(unknown)} are not fields of {cfg.method}", "distill"
             )
-        job = cfg.with_job_weights().model_copy(update=record["weights"]).with_weight_defaults(two_stage)
+        job = (
+            cfg.with_job_weights(two_stage)
+            .model_copy(update=record["weights"])
+            .with_weight_defaults(two_stage)
+        )
     if ranks.is_main:
         log.info("resumed run: KD weights from the checkpoint")
     _announce(record, ranks, progress)

@@ -11,9 +11,12 @@ A KD loss weight (``KDWeight``: MAR's ``alpha`` / ``beta`` / ``gamma``, a peer's
   (``docs/mar-method.md`` section 4);
 - ``"default"``: the method's ``WEIGHT_DEFAULTS`` for a one- or two-stage student (MAR's tuned
   weights, the peers' published ones);
-- unset (``None``): in a job ``"auto"``, or what the method's ``JOB_UNSET`` names for that field
-  (``with_job_weights``; MAR keeps its tuned ``gamma``); the library's ``Distiller`` /
+- unset (``None``): in a job ``"auto"``, or what the method's ``job_unset()`` names for that
+  field (``with_job_weights``; MAR keeps its tuned ``gamma``); the library's ``Distiller`` /
   ``build_kd_loss`` take ``"default"`` for it (``with_weight_defaults``).
+
+Both first settle the fields whose default depends on the detector family (``with_family_form``:
+MAR's ``feature_norm``).
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ class MethodSpec(BaseModel):
     - ``WEIGHT_DEFAULTS``: loss-weight field (a ``KDWeight``) -> (one-stage, two-stage)
       default, taken by a field set to ``"default"``, or left ``None`` outside a job
       (``with_weight_defaults``; a method whose defaults depend on its other fields overrides
-      ``weight_defaults``);
+      ``weight_defaults`` and ``job_unset``);
     - ``JOB_UNSET``: field -> what a job takes when it is unset, where that is not ``"auto"``;
     - ``TERM_WEIGHTS``: name of a KD term its loss module returns -> the field that weights it
       (``"auto"`` sizes each field from its term; ``mar bench calibrate`` reports each term with
@@ -95,21 +98,34 @@ class MethodSpec(BaseModel):
         """Loss-weight field -> its (one-stage, two-stage) default: ``WEIGHT_DEFAULTS``."""
         return self.WEIGHT_DEFAULTS
 
+    def job_unset(self) -> dict[str, str]:
+        """Loss-weight field -> what a job takes when it is unset, where not ``"auto"``: ``JOB_UNSET``."""
+        return self.JOB_UNSET
+
+    def with_family_form(self: _Spec, two_stage: bool) -> _Spec:
+        """A copy whose fields with a per-family default are settled for a one- or two-stage
+        student (none here)."""
+        return self
+
     def with_weight_defaults(self: _Spec, two_stage: bool) -> _Spec:
-        """A copy whose loss weights set to ``"default"`` or unset take ``weight_defaults()`` for a
-        one- or two-stage student; ``"auto"`` ones stay."""
+        """A copy settled for the family (``with_family_form``) whose loss weights set to
+        ``"default"`` or unset take ``weight_defaults()`` for a one- or two-stage student;
+        ``"auto"`` ones stay."""
+        spec = self.with_family_form(two_stage)
         fill = {
             k: v[1 if two_stage else 0]
-            for k, v in self.weight_defaults().items()
-            if getattr(self, k) in (None, DEFAULT)
+            for k, v in spec.weight_defaults().items()
+            if getattr(spec, k) in (None, DEFAULT)
         }
-        return self.model_copy(update=fill)
+        return spec.model_copy(update=fill)
 
-    def with_job_weights(self: _Spec) -> _Spec:
-        """A copy whose unset loss weights are what a job takes for them: ``"auto"``, or the
-        method's ``JOB_UNSET`` entry."""
-        return self.model_copy(
-            update={k: self.JOB_UNSET.get(k, AUTO) for k in self.WEIGHT_DEFAULTS if getattr(self, k) is None}
+    def with_job_weights(self: _Spec, two_stage: bool) -> _Spec:
+        """A copy settled for the family whose unset loss weights are what a job takes for them:
+        ``"auto"``, or the method's ``job_unset()`` entry."""
+        spec = self.with_family_form(two_stage)
+        unset = spec.job_unset()
+        return spec.model_copy(
+            update={k: unset.get(k, AUTO) for k in spec.WEIGHT_DEFAULTS if getattr(spec, k) is None}
         )
 
     def auto_weight_fields(self) -> list[str]:

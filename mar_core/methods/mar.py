@@ -18,10 +18,12 @@ __all__ = ["MARSpec"]
 
 
 class MARSpec(MethodSpec):
-    """MAR's hyper-parameters. ``alpha`` / ``beta`` / ``gamma`` are ``KDWeight`` s: a number,
-    ``"auto"`` or ``"default"`` (``weight_defaults``: per formulation and detector family). A job
-    takes ``"auto"`` for unset ``alpha`` / ``beta`` and ``"default"`` for an unset ``gamma``
-    (``JOB_UNSET``); the library takes ``"default"`` for all three (``with_weight_defaults``)."""
+    """MAR's hyper-parameters. ``feature_norm`` unset: ``"channel"`` for a one-stage student,
+    ``"none"`` for a two-stage one (``with_family_form``). ``alpha`` / ``beta`` / ``gamma`` are
+    ``KDWeight`` s: a number, ``"auto"`` or ``"default"`` (``weight_defaults``: per formulation and
+    detector family). On standardised maps a job takes ``"auto"`` for unset ``alpha`` / ``beta`` and
+    ``"default"`` for an unset ``gamma`` (``JOB_UNSET``); on raw maps ``"default"`` for all three
+    (``RAW_JOB_UNSET``); the library takes ``"default"`` for all (``with_weight_defaults``)."""
 
     # The mask-guided terms on maps standardised per image and channel (``feature_norm:
     # channel``, the default; docs/mar-method.md sections 2 and 7). Their terms no longer carry the
@@ -53,6 +55,9 @@ class MARSpec(MethodSpec):
     # "auto" sizes gamma far too small (BCCD: 3.4-4.1 against 150; the student ended below the
     # baseline, ``mar_raw_auto`` in BENCHMARKS.md): a job keeps the tuned gamma when it is unset.
     JOB_UNSET: ClassVar[dict[str, str]] = {"gamma": DEFAULT}
+    # On raw maps the tuned numbers beat "auto" (BCCD: ``mar_raw`` 43.27 against ``mar_raw_auto``
+    # 41.13 AP, 3 seeds each).
+    RAW_JOB_UNSET: ClassVar[dict[str, str]] = {"alpha": DEFAULT, "beta": DEFAULT, "gamma": DEFAULT}
     TERM_WEIGHTS: ClassVar[dict[str, str]] = {"fg": "alpha", "bg": "beta", "relation": "gamma"}
 
     method: Literal["mar"] = "mar"
@@ -71,8 +76,10 @@ class MARSpec(MethodSpec):
     # What the masks weight: "channel", the maps standardised per image and channel over the
     # level's pixels (zero mean, unit std: the offset and scale a head's GroupNorm ignores are
     # removed; ``mar bench diagnose`` found them ~99% of the raw L_fg); "none", the raw (adapted)
-    # FPN maps, MAR's form before issue 19.
-    feature_norm: Literal["none", "channel"] = "channel"
+    # FPN maps, MAR's form before issue 19. Unset: per family (``with_family_form``): on Faster
+    # R-CNN (``frcnn-synth-short``, 3 seeds) the standardised form with its "auto" alpha / beta
+    # reached 47.47 AP against the raw form's 50.39 (baseline 46.54), below it on 3 of 3 seeds.
+    feature_norm: Literal["none", "channel"] | None = None
 
     @model_validator(mode="after")
     def _rings(self) -> MARSpec:
@@ -85,6 +92,22 @@ class MARSpec(MethodSpec):
             raise ValueError("ring_values must decrease and lie in (0, 1]")
         return self
 
+    def with_family_form(self, two_stage: bool) -> MARSpec:
+        """An unset ``feature_norm`` settled: standardised maps for a one-stage student, raw for a
+        two-stage one."""
+        if self.feature_norm is not None:
+            return self
+        return self.model_copy(update={"feature_norm": "none" if two_stage else "channel"})
+
     def weight_defaults(self) -> dict[str, tuple[float, float]]:
         """The defaults of this formulation: ``RAW_WEIGHT_DEFAULTS`` on the raw maps."""
-        return self.RAW_WEIGHT_DEFAULTS if self.feature_norm == "none" else self.WEIGHT_DEFAULTS
+        return self.RAW_WEIGHT_DEFAULTS if self._raw() else self.WEIGHT_DEFAULTS
+
+    def job_unset(self) -> dict[str, str]:
+        """What a job takes for an unset weight: ``RAW_JOB_UNSET`` on the raw maps."""
+        return self.RAW_JOB_UNSET if self._raw() else self.JOB_UNSET
+
+    def _raw(self) -> bool:
+        if self.feature_norm is None:
+            raise ValueError("feature_norm is unset: settle it with with_family_form(two_stage) first")
+        return self.feature_norm == "none"

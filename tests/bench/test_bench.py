@@ -402,17 +402,20 @@ def test_teachers_only_trains_and_publishes_without_students(tmp_path, capsys):
 
 
 def test_peer_weights_are_in_the_spec_that_is_hashed():
-    """A peer's weights are resolved before hashing: the benchmark's calibrated ones for its
-    students, the published defaults otherwise; a different weight is a different run."""
+    """A peer's weights are resolved before hashing as a job resolves them: the benchmark's
+    calibrated ones for its students, "default" the published ones, unset "auto"; a different
+    weight is a different run."""
     from benchmarks.presets import CALIBRATED_PEERS, CALIBRATED_PEERS_TWO_STAGE
 
     preset = get_preset("cpu")
     group = preset.group("retina-synth-short")
     fgd = student_run(preset, group, "fgd", 0)
     assert fgd.spec["distill"]["fgd_alpha"] == CALIBRATED_PEERS["fgd"]["fgd_alpha"]
-    published = student_run(preset, group, "pkd", 0, distill={"method": "pkd"})
+    published = student_run(preset, group, "pkd", 0, distill={"method": "pkd", "loss_weight": "default"})
     assert published.spec["distill"]["loss_weight"] == 1.0
     assert published.key != student_run(preset, group, "pkd", 0).key
+    unset = student_run(preset, group, "pkd", 0, distill={"method": "pkd"})
+    assert unset.spec["distill"]["loss_weight"] == "auto" and unset.key != published.key
     frcnn = preset.group("frcnn-synth-short")  # a two-stage student: its own calibration
     two_stage = student_run(preset, frcnn, "fgd", 0).spec["distill"]
     assert (
@@ -420,7 +423,8 @@ def test_peer_weights_are_in_the_spec_that_is_hashed():
         == CALIBRATED_PEERS_TWO_STAGE["fgd"]["fgd_alpha"]
         != CALIBRATED_PEERS["fgd"]["fgd_alpha"]
     )
-    assert student_run(preset, frcnn, "mar", 0).spec["distill"]["gamma"] == 42.0  # MAR's two-stage default
+    mar = student_run(preset, frcnn, "mar", 0).spec["distill"]  # MAR's two-stage default: raw, tuned
+    assert (mar["feature_norm"], mar["alpha"], mar["gamma"]) == ("none", 0.29, 42.0)
 
 
 def test_calibrate_reports_every_term_against_the_classification_loss(smoke_results, tmp_path, capsys):

@@ -91,11 +91,14 @@ def tiny_spec_dict():
 
 def test_unset_weights_in_a_job_are_auto_but_mars_gamma_default_in_the_library_and_auto_must_be_sized():
     spec = MARSpec(alpha=0.1, gamma="default")
-    job_cfg = spec.with_job_weights()
+    job_cfg = spec.with_job_weights(two_stage=False)
     assert (job_cfg.alpha, job_cfg.beta, job_cfg.gamma) == (0.1, "auto", "default")
     assert job_cfg.auto_weight_fields() == ["beta"]
-    assert MARSpec().with_job_weights().gamma == "default"  # "auto" sizes gamma far too small
-    assert parse_distill({"method": "pkd"}).with_job_weights().loss_weight == "auto"
+    assert MARSpec().with_job_weights(two_stage=False).gamma == "default"  # "auto" sizes gamma far too small
+    # two-stage: the raw form, whose tuned numbers beat "auto"
+    two = MARSpec().with_job_weights(two_stage=True)
+    assert (two.feature_norm, two.alpha, two.beta, two.gamma) == ("none", "default", "default", "default")
+    assert parse_distill({"method": "pkd"}).with_job_weights(two_stage=False).loss_weight == "auto"
     lib = MARSpec(alpha=0.1).with_weight_defaults(two_stage=False)
     assert (lib.alpha, lib.beta, lib.gamma) == (0.1, TUNED["beta"][0], TUNED["gamma"][0])
     assert job_cfg.with_weight_defaults(two_stage=True).gamma == TUNED["gamma"][1]
@@ -271,7 +274,7 @@ def test_benchmark_raw_mar_keeps_its_tuned_numbers_mar_is_the_job_default_and_ra
     assert {k: auto[k] for k in RAW_TUNED} == dict.fromkeys(RAW_TUNED, "auto")
     # "mar" is what a job runs for {"method": "mar"}: standardised maps, alpha / beta sized, gamma tuned
     mar = student_run(preset, bccd, "mar", 0).spec["distill"]
-    job = MARSpec().with_job_weights().with_weight_defaults(two_stage=False)
+    job = MARSpec().with_job_weights(two_stage=False).with_weight_defaults(two_stage=False)
     assert {k: mar[k] for k in (*TUNED, "feature_norm")} == {
         k: getattr(job, k) for k in (*TUNED, "feature_norm")
     }

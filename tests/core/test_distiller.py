@@ -53,8 +53,10 @@ def test_step_updates_student_and_adapters_never_teacher(arch):
     assert any(not torch.equal(v, s_before[k]) for k, v in student.state_dict().items())
     assert not any(k.startswith("teacher") for k in distiller.state_dict())
     assert all(k.startswith(("student.", "adapters.")) for k in distiller.state_dict())
-    two_stage = arch == "fasterrcnn"  # unset MAR weights resolve per detector family
-    assert (distiller.cfg.alpha, distiller.cfg.gamma) == (0.28, 42.0 if two_stage else 150.0)
+    two_stage = arch == "fasterrcnn"  # unset MAR form and weights resolve per detector family
+    assert (distiller.cfg.feature_norm, distiller.cfg.alpha, distiller.cfg.gamma) == (
+        ("none", 0.29, 42.0) if two_stage else ("channel", 0.28, 150.0)
+    )
 
 
 def test_teacher_reads_the_students_transformed_batch():

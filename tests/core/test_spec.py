@@ -100,17 +100,19 @@ def test_peer_weights_default_per_detector_stage():
 
 
 def test_mar_weights_default_per_detector_stage_and_an_explicit_one_stays():
+    # unset feature_norm: standardised maps for a one-stage student, raw for a two-stage one
     one = MARSpec().with_weight_defaults(two_stage=False)
     two = MARSpec().with_weight_defaults(two_stage=True)
-    assert MARSpec().feature_norm == "channel"
-    assert (one.alpha, one.beta, one.gamma) == (0.28, 0.45, 150.0)
-    assert (two.alpha, two.beta, two.gamma) == (0.28, 0.45, 42.0)
-    # on the raw maps, the weights tuned for them
+    assert (one.feature_norm, one.alpha, one.beta, one.gamma) == ("channel", 0.28, 0.45, 150.0)
+    assert (two.feature_norm, two.alpha, two.beta, two.gamma) == ("none", 0.29, 0.013, 42.0)
+    # a form given is kept, with its own defaults
+    std_two = MARSpec(feature_norm="channel").with_weight_defaults(two_stage=True)
     raw_one = MARSpec(feature_norm="none").with_weight_defaults(two_stage=False)
-    raw_two = MARSpec(feature_norm="none").with_weight_defaults(two_stage=True)
-    assert (raw_one.alpha, raw_one.beta, raw_one.gamma) == (5e-4, 1.5e-4, 150.0)
-    assert (raw_two.alpha, raw_two.beta, raw_two.gamma) == (0.29, 0.013, 42.0)
+    assert (std_two.feature_norm, std_two.alpha, std_two.beta, std_two.gamma) == ("channel", 0.28, 0.45, 42.0)
+    assert (raw_one.feature_norm, raw_one.alpha, raw_one.beta, raw_one.gamma) == ("none", 5e-4, 1.5e-4, 150.0)
     assert MARSpec(gamma=7.0).with_weight_defaults(two_stage=True).gamma == 7.0
+    with pytest.raises(ValueError, match="feature_norm is unset"):
+        MARSpec().weight_defaults()
 
 
 # ---------------------------------------------------------------- one spec model per method
