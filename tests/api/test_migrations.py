@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -202,3 +203,38 @@ def test_0006_adds_deleted_at_and_keeps_existing_jobs_visible(empty_engine):
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0005")
     assert "deleted_at" not in {c["name"] for c in sa.inspect(empty_engine).get_columns("jobs")}
+
+
+def test_0008_pins_the_form_and_weights_a_stored_mar_job_was_submitted_under(empty_engine):
+    _upgrade(empty_engine, "0007")
+    base = {"kind": "distill", "dataset": {"path": "shapes"}, "teacher": {"checkpoint": "jobs/t"}}
+    stored = {
+        # as revision 0007's code stored them: feature_norm "none" by default, or absent (older)
+        "mar": {**base, "distill": {"method": "mar", "alpha": None, "beta": 0.01, "gamma": None}},
+        "mar-norm": {**base, "distill": {"method": "mar", "feature_norm": "none", "alpha": None}},
+        "mar-std": {**base, "distill": {"method": "mar", "feature_norm": "channel", "gamma": 100.0}},
+        "cwd": {**base, "distill": {"method": "cwd", "loss_weight": None}},
+    }
+    now = datetime.now(timezone.utc)
+    with empty_engine.begin() as conn:
+        for job_id, spec in stored.items():
+            conn.execute(
+                text(
+                    "INSERT INTO jobs (id, kind, spec, status, attempt, max_attempts, cancel_requested, "
+                    "project, created_at, updated_at, metrics_rev) VALUES (:id, 'distill', :spec, 'queued', "
+                    "0, 3, :false, 'default', :now, :now, 0)"
+                ),
+                {"id": job_id, "spec": json.dumps(spec), "now": now, "false": False},
+            )
+    _upgrade(empty_engine, "head")
+    with empty_engine.connect() as conn:
+        migrated = {row.id: row.spec for row in conn.execute(text("SELECT id, spec FROM jobs"))}
+    migrated = {k: json.loads(v) if isinstance(v, str) else v for k, v in migrated.items()}
+    specs = {job_id: JobSpec.model_validate(spec).distill for job_id, spec in migrated.items()}
+    mar = specs["mar"]
+    assert (mar.feature_norm, mar.alpha, mar.beta, mar.gamma) == ("none", "auto", 0.01, "auto")
+    norm = specs["mar-norm"]
+    assert (norm.feature_norm, norm.alpha, norm.beta, norm.gamma) == ("none", "auto", "auto", "auto")
+    std = specs["mar-std"]  # a form given is kept; its unset weights were "auto" when stored
+    assert (std.feature_norm, std.alpha, std.beta, std.gamma) == ("channel", "auto", "auto", 100.0)
+    assert migrated["cwd"] == stored["cwd"]  # a peer's unset weight still means "auto"
