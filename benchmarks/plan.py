@@ -85,7 +85,7 @@ def dataset_section(data: DataDef) -> dict[str, Any]:
     }
 
 
-def _validated(spec: dict[str, Any]) -> dict[str, Any]:
+def settled_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """The spec with defaults filled as a job would run it: a method's per-family form and its
     unset weights as a job takes them (``with_job_weights``: "auto" stays "auto"), the rest
     pinned as numbers (``with_weight_defaults``: a new default weight re-keys its runs). A distill
@@ -114,7 +114,7 @@ def cache_key(logical_spec: dict[str, Any]) -> str:
 
 
 def teacher_run(preset: Preset, teacher: TeacherDef) -> RunDef:
-    spec = _validated(
+    spec = settled_spec(
         {
             "kind": "train",
             "name": f"{preset.name}-teacher-{teacher.name}",
@@ -157,7 +157,7 @@ def student_run(
     if distill is not None:
         teacher_key = teacher_run(preset, preset.teachers[group.teacher]).key
         spec.update(kind="distill", teacher={"checkpoint": TEACHER_PREFIX + teacher_key}, distill=distill)
-    spec = _validated(spec)
+    spec = settled_spec(spec)
     return RunDef(kind, preset.name, group.name, label, seed, spec, cache_key(spec), teacher_key)
 
 
