@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.plan import group_students, student_run, teacher_run
+from benchmarks.plan import group_students, student_run, teacher_run, warm_start_run
 from benchmarks.presets import PEERS, GroupDef, Preset
 from benchmarks.stats import Summary
 from benchmarks.store import ResultStore
@@ -51,6 +51,13 @@ class GroupView:
                 rec = store.get(student_run(preset, group, label, seed).key)
                 if rec is not None:
                     self.recs.setdefault(label, {})[seed] = rec
+        # a warm-started group's starts: each seed's run whose final weights its students load
+        self.starts: dict[int, dict[str, Any]] = {}
+        if group.warm_start_from:
+            for seed in preset.seeds:
+                rec = store.get(warm_start_run(preset, group, seed).key)
+                if rec is not None:
+                    self.starts[seed] = rec
         trun = teacher_run(preset, preset.teachers[group.teacher])
         self.teacher = store.get(trun.key)
         # what the students distil from: the float16 copy, with its AP re-measured
@@ -81,6 +88,15 @@ class GroupView:
 
     def ap_by_seed(self, label: str) -> dict[int, float]:
         return {seed: record_ap(r) for seed, r in self.recs.get(label, {}).items()}
+
+    def gains_over_start(self, label: str) -> dict[int, float]:
+        """Per seed, ``label``'s AP minus the AP of the run it started from (warm-started groups;
+        seeds with both records)."""
+        return {
+            seed: ap - record_ap(self.starts[seed])
+            for seed, ap in self.ap_by_seed(label).items()
+            if seed in self.starts
+        }
 
     def mar_rank(self) -> Rank | None:
         """None until MAR and at least one peer have a result."""

@@ -313,11 +313,11 @@ def _full_groups(
             peers_from="retina-synth-short",
             check_convergence=True,
         ),
-        # The same pair, warm: every student starts from its seed's converged baseline of the small-gap
+        # The same pair, warm: every student starts from its seed's final baseline of the small-gap
         # group, then KD and no KD ("baseline") continue for the same steps at a tenth of the LR.
         GroupDef(
             "retina-synth-smallgap-warm",
-            "RetinaNet, synthetic shapes, R50 teacher of the student's width, warm start from the converged baseline",
+            "RetinaNet, synthetic shapes, R50 teacher of the student's width, warm start from the small-gap baseline (end of its long schedule)",
             synth,
             SMALL_GAP_TEACHER,
             retina_s,

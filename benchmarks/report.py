@@ -319,6 +319,42 @@ def _convergence(v: GroupView) -> list[str]:
     ]
 
 
+def _warm_start(v: GroupView) -> list[str]:
+    """What continuing from the start adds, per seed, without KD (the group's "baseline") and
+    with MAR, and whether the start was converged by that measure."""
+    if not v.group.warm_start_from:
+        return []
+    base, mar = v.gains_over_start("baseline"), v.gains_over_start("mar")
+    if not base and not mar:
+        return [
+            f"- Warm start (from `{v.group.warm_start_from}`'s baseline of each seed): no run with its start yet."
+        ]
+    train = student_run(v.preset, v.group, "baseline", 0).spec["train"]
+
+    def cell(seed: int) -> str:
+        aps = (v.ap_by_seed(label).get(seed) for label in ("baseline", "mar"))
+        ups = " / ".join("-" if ap is None else f"{ap * 100:.2f}" for ap in aps)
+        return f"s{seed}: {record_ap(v.starts[seed]) * 100:.2f} -> {ups}"
+
+    line = (
+        f"- Warm start (from `{v.group.warm_start_from}`'s baseline of each seed; AP at the start -> "
+        f"baseline (no KD) / MAR after {train['iterations']} more steps at lr {train['lr']:g}): "
+        f"{'; '.join(cell(s) for s in sorted(v.starts))}."
+    )
+    for label, gains in (("no KD", base), ("MAR", mar)):
+        if gains:
+            g = Summary.of(list(gains.values()))
+            spread = "" if g.std is None else f" ± {g.std * 100:.2f}"
+            line += f" Mean gain over the start, {label}: {g.mean * 100:+.2f}{spread} AP (n={g.n})."
+    if base:
+        rose = Summary.of(list(base.values())).mean > CONVERGED_RISE
+        line += (
+            f" So the start was {'not ' if rose else ''}converged by the {CONVERGED_RISE * 100:.1f}-point "
+            "bound of the convergence check" + (": more steps still lift it." if rose else ".")
+        )
+    return [line]
+
+
 def _losses(v: GroupView) -> list[str]:
     rec = next(iter(sorted(v.recs.get("mar", {}).items())), (None, None))[1]
     if rec is None or not rec.get("losses"):
@@ -410,6 +446,7 @@ def _group_section(v: GroupView) -> list[str]:
     lines += ["", *_student_table(v), "", *_verdicts(v)]
     if group.check_convergence:
         lines += _convergence(v)
+    lines += _warm_start(v)
     lines += _losses(v)
     lines += _run_budget(v)
     missing = v.missing()

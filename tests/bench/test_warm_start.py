@@ -9,11 +9,13 @@ import dataclasses
 import pytest
 import torch
 
-from benchmarks.plan import WARM_PREFIX, plan_runs, warm_start_run
+from benchmarks.plan import WARM_PREFIX, plan_runs, student_run, warm_start_run
 from benchmarks.presets import get_preset
 from benchmarks.quality import Runner, run_dir
+from benchmarks.report import render_report
 from benchmarks.store import ResultStore
 from mar_core.models.checkpoint_io import safe_load
+from tests.bench.records import fake_result
 
 
 @pytest.fixture
@@ -51,3 +53,33 @@ def test_a_warm_student_starts_from_its_seeds_baseline(warm_preset, tmp_path):
     assert floats and all(torch.allclose(start[k], end[k], atol=1e-6) for k in floats)
     # a different seed's start would differ: the start is the seed's own run
     assert warm_start_run(warm_preset, warm_preset.groups[1], 1).key != src.key
+
+
+def test_the_report_states_what_continuing_adds_over_each_start(tmp_path):
+    """The warm group's section: per seed the start's AP and the continued runs' (no KD / MAR),
+    the mean gains, and whether the start was converged by the convergence check's bound."""
+    cpu = get_preset("cpu")
+    warm = cpu.group("retina-synth-smallgap-warm")
+    store = ResultStore(tmp_path)
+    for seed, (start, base, mar) in enumerate([(0.26, 0.29, 0.30), (0.27, 0.30, 0.32)]):
+        fake_result(store, warm_start_run(cpu, warm, seed), start)
+        fake_result(store, student_run(cpu, warm, "baseline", seed), base)
+        fake_result(store, student_run(cpu, warm, "mar", seed), mar)
+    section = render_report(store, ["cpu"]).split("(`retina-synth-smallgap-warm`)")[1].split("###")[0]
+    assert (
+        "s0: 26.00 -> 29.00 / 30.00; s1: 27.00 -> 30.00 / 32.00. Mean gain over the start, no KD: +3.00 ± 0.00 "
+        "AP (n=2). Mean gain over the start, MAR: +4.50 ± 0.71 AP (n=2). So the start was not converged"
+    ) in section
+
+
+def test_a_start_within_the_bound_reads_as_converged(tmp_path):
+    cpu = get_preset("cpu")
+    warm = cpu.group("retina-synth-smallgap-warm")
+    store = ResultStore(tmp_path)
+    fake_result(store, warm_start_run(cpu, warm, 0), 0.26)
+    fake_result(store, student_run(cpu, warm, "baseline", 0), 0.262)
+    section = render_report(store, ["cpu"]).split("(`retina-synth-smallgap-warm`)")[1].split("###")[0]
+    assert (
+        "s0: 26.00 -> 26.20 / -. Mean gain over the start, no KD: +0.20 AP (n=1). So the start was converged"
+        in section
+    )
