@@ -341,13 +341,12 @@ def _warm_start(v: GroupView) -> list[str]:
         f"baseline (no KD) / MAR after {train['iterations']} more steps at lr {train['lr']:g}): "
         f"{'; '.join(cell(s) for s in sorted(v.starts))}."
     )
-    for label, gains in (("no KD", base), ("MAR", mar)):
-        if gains:
-            g = Summary.of(list(gains.values()))
-            spread = "" if g.std is None else f" ± {g.std * 100:.2f}"
-            line += f" Mean gain over the start, {label}: {g.mean * 100:+.2f}{spread} AP (n={g.n})."
+    summaries = {label: Summary.of(list(gains.values())) for label, gains in (("no KD", base), ("MAR", mar))}
+    for label, g in summaries.items():
+        if g.n:
+            line += f" Mean gain over the start, {label}: {g.signed()} AP (n={g.n})."
     if base:
-        rose = Summary.of(list(base.values())).mean > CONVERGED_RISE
+        rose = summaries["no KD"].mean > CONVERGED_RISE
         line += (
             f" So the start was {'not ' if rose else ''}converged by the {CONVERGED_RISE * 100:.1f}-point "
             "bound of the convergence check" + (": more steps still lift it." if rose else ".")

@@ -28,6 +28,10 @@ class Summary:
             return f"{self.mean * 100:.2f} (n=1)"
         return f"{self.mean * 100:.2f} ± {self.std * 100:.2f}"
 
+    def signed(self) -> str:
+        """A mean difference in AP points with its sign, ``± std`` from 2 values, e.g. ``+3.21 ± 0.52``."""
+        return f"{self.mean * 100:+.2f}" + ("" if self.std is None else f" ± {self.std * 100:.2f}")
+
 
 def seed_spread(method: Summary, baseline: Summary) -> float | None:
     """The seed spread of a comparison: the larger of the two sample stds; None below 2 seeds."""
@@ -69,10 +73,8 @@ def same_seed_gains(method: dict[int, float], baseline: dict[int, float]) -> str
     if not seeds:
         return None
     gains = [method[s] - baseline[s] for s in seeds]
-    summary = Summary.of(gains)
-    spread = f" ± {summary.std * 100:.2f}" if summary.std is not None else ""
     each = ", ".join(f"s{s} {g * 100:+.2f}" for s, g in zip(seeds, gains))
     return (
         f"above the baseline on {sum(g > 0 for g in gains)} of {len(seeds)} seeds ({each}; "
-        f"mean {summary.mean * 100:+.2f}{spread})"
+        f"mean {Summary.of(gains).signed()})"
     )
