@@ -17,6 +17,10 @@ from benchmarks.stats import Summary
 from benchmarks.store import ResultStore
 from benchmarks.teachers import published_report, teachers_beside
 
+# AP: the least gap at which a teacher is "clearly better" than the baseline student (the larger of
+# this and twice the baseline's seed spread); below it there is no gap to close.
+TEACHER_MARGIN = 0.02
+
 
 def record_ap(rec: dict[str, Any] | None, key: str = "AP") -> float | None:
     """A record's COCO metric ``key`` in [0, 1]; None without a record."""
@@ -78,13 +82,25 @@ class GroupView:
     def summary(self, label: str) -> Summary:
         return Summary.of([record_ap(r) for r in self.recs.get(label, {}).values()])
 
+    def teacher_margin(self) -> float:
+        """The teacher-baseline gap (AP) above which the teacher is clearly better: the larger of
+        ``TEACHER_MARGIN`` and twice the baseline's seed spread."""
+        return max(TEACHER_MARGIN, 2 * (self.summary("baseline").std or 0.0))
+
+    def teacher_gap(self) -> float | None:
+        """Teacher AP minus the baseline's mean AP; None without either."""
+        base, t_ap = self.summary("baseline").mean, self.teacher_ap()
+        return None if base is None or t_ap is None else t_ap - base
+
     def gap_closed(self, label: str) -> float | None:
         """The fraction of the teacher-baseline gap that ``label`` closes by mean AP (1: reaches
-        the teacher; negative: below the baseline); None without both means, a teacher, or a gap."""
-        mean, base, t_ap = self.summary(label).mean, self.summary("baseline").mean, self.teacher_ap()
-        if mean is None or base is None or t_ap is None or t_ap <= base:
+        the teacher; negative: below the baseline). None without both means and a teacher, and
+        None where the teacher is not clearly better than the baseline (``teacher_margin``): a
+        fraction of a gap within the seed noise says nothing."""
+        mean, gap = self.summary(label).mean, self.teacher_gap()
+        if mean is None or gap is None or gap <= self.teacher_margin():
             return None
-        return (mean - base) / (t_ap - base)
+        return (mean - self.summary("baseline").mean) / gap
 
     def ap_by_seed(self, label: str) -> dict[int, float]:
         return {seed: record_ap(r) for seed, r in self.recs.get(label, {}).items()}

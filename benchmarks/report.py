@@ -19,7 +19,7 @@ from benchmarks.calibrate import format_calibration
 from benchmarks.dataset_check import dataset_check_section
 from benchmarks.diagnose import diagnose_section
 from benchmarks.equal_tune_report import equal_tune_section
-from benchmarks.group_view import GroupView, record_ap
+from benchmarks.group_view import TEACHER_MARGIN, GroupView, record_ap
 from benchmarks.markdown import table
 from benchmarks.perf import PARTS as PERF_PARTS
 from benchmarks.perf_format import FORMATTERS
@@ -40,7 +40,6 @@ from benchmarks.tune import GRID_BASE, TUNE_SEED, plan_tune, tune_group
 from mar_core.methods.mar import MARSpec
 
 CONVERGED_RISE = 0.005  # AP (0.5 points): "no longer rises" over the last fifth
-TEACHER_MARGIN = 0.02  # AP: a teacher "clearly better" than the baseline student
 MAR_LOSS_KEYS = (
     "loss/det/classification",
     "loss/det/bbox_regression",
@@ -134,8 +133,7 @@ def _verdicts(v: GroupView) -> list[str]:
             lines.append(f"- Same seed, same start (initial weights and batch order): MAR {paired}.")
     t_ap = v.teacher_ap()
     if t_ap is not None and base.mean is not None:
-        margin = max(TEACHER_MARGIN, 2 * (base.std or 0.0))
-        gap = t_ap - base.mean
+        margin, gap = v.teacher_margin(), v.teacher_gap()
         lines.append(
             f"- Teacher clearly better than the baseline student (by more than {margin * 100:.1f} AP, the "
             f"larger of {TEACHER_MARGIN * 100:.0f} points and twice the baseline's seed spread): "

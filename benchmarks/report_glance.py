@@ -157,7 +157,9 @@ def glance_section(store: ResultStore, presets: list[str]) -> list[str]:
                 ),
                 "",
                 "Fraction of the teacher-baseline gap each student closes, (student - baseline) / (teacher - "
-                "baseline) by mean AP: 1 reaches the teacher, 0 is the baseline:",
+                'baseline) by mean AP: 1 reaches the teacher, 0 is the baseline; none ("-" above) where the teacher '
+                "is not clearly better than the baseline (see the group's verdicts), since a fraction of a gap "
+                "within the seed noise says nothing:",
                 "",
                 *table(
                     ["group", "every seed in (best first)", "seeds missing"],
