@@ -22,7 +22,14 @@ from benchmarks.calibrate import calibrate, format_calibration
 from benchmarks.coco_gen import COCO_TRAIN2017
 from benchmarks.dataset_check import format_dataset_check, run_dataset_check
 from benchmarks.diagnose import diagnose, format_diagnosis
-from benchmarks.equal_tune import CALIBRATION_POINTS, SCALES, plan_pick_seeds, plan_points
+from benchmarks.equal_tune import (
+    CALIBRATION_POINTS,
+    GRID_POINTS,
+    SCALES,
+    method_grid,
+    plan_pick_seeds,
+    plan_points,
+)
 from benchmarks.perf import PARTS, PERF_PRESETS, run_perf
 from benchmarks.perf_format import format_part
 from benchmarks.plan import plan_runs
@@ -148,7 +155,8 @@ def register(add) -> None:
 
     e = bench.add_parser(
         "equal-tune",
-        help="the same grid for every KD method (weights x1/3, x1, x3) on the short group's seed 0; "
+        help="the same three-point search for every KD method (weights x1, x3, then x9 or x1/3) on the "
+        "short group's seed 0; "
         "--picks runs each method's best point on the other seeds",
     )
     e.add_argument("--preset", default="cpu", help="cpu | gpu | smoke (default: %(default)s)")
@@ -391,29 +399,51 @@ def _equal_tune(args: argparse.Namespace) -> int:
             f"unknown method(s) {', '.join(unknown)}; valid: {', '.join(CALIBRATION_POINTS)}",
             param="--methods",
         )
-    if args.picks:
-        runs = plan_pick_seeds(store, preset, methods)
-    else:  # in the order asked for
-        runs = [r for m in methods or CALIBRATION_POINTS for r in plan_points(preset, [m])]
-        if args.scales:
-            valid = {f"{s:.3g}" for s in SCALES}
-            if not set(args.scales) <= valid:
-                raise SpecError(f"--scales: valid: {', '.join(sorted(valid))}", param="--scales")
-            runs = [r for r in runs if f"{r.extra['scale']:.3g}" in args.scales]
+    if args.scales:
+        valid = {f"{s:.3g}" for s in SCALES}
+        if not set(args.scales) <= valid:
+            raise SpecError(f"--scales: valid: {', '.join(sorted(valid, key=float))}", param="--scales")
+
+    def planned() -> list[Any]:
+        if args.picks:
+            return plan_pick_seeds(store, preset, methods)
+        runs = plan_points(store, preset, methods)  # in the order asked for
+        return [r for r in runs if not args.scales or f"{r.extra['scale']:.3g}" in args.scales]
+
     if args.list:
-        for run in runs:
+        for run in planned():
             print(
                 f"{'cached ' if store.has(run.key) else 'missing'} {run.label} seed {run.seed} [{run.key[:12]}]"
             )
+        if not args.picks:
+            waiting = [
+                m for m in methods or CALIBRATION_POINTS if len(method_grid(store, preset, m)) < GRID_POINTS
+            ]
+            for method in waiting:
+                print(f"waits   {method}: third point (x9 or x0.333) once x1 and x3 are in")
         return 0
     _set_threads(args.threads)
-    summary = run_in_order(
-        preset, store, args.cache, runs, max_runs=args.max_runs, command=_command(), on_event=_print_event
-    )
-    print(f"ran {len(summary.ran)} runs, {len(summary.cached)} cached, {len(summary.failed)} failed")
+    seen: set[str] = set()
+    ran = cached = failed = 0
+    # a second pass: the third points are decided by the first pass's x1 and x3
+    for _ in range(1 if args.picks else 2):
+        runs = [r for r in planned() if r.key not in seen]
+        seen |= {r.key for r in runs}
+        if not runs or failed:
+            break
+        budget = None if args.max_runs is None else max(args.max_runs - ran, 0)
+        summary = run_in_order(
+            preset, store, args.cache, runs, max_runs=budget, command=_command(), on_event=_print_event
+        )
+        ran, cached, failed = (
+            ran + len(summary.ran),
+            cached + len(summary.cached),
+            failed + len(summary.failed),
+        )
+    print(f"ran {ran} runs, {cached} cached, {failed} failed")
     if not args.no_report and preset.name != "smoke":
         _write_report(args)
-    return 1 if summary.failed else 0
+    return 1 if failed else 0
 
 
 def _calibrate(args: argparse.Namespace) -> int:

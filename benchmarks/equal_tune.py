@@ -3,10 +3,11 @@
 MAR's defaults came from a 16-point grid while the peers were calibrated once; a comparison is
 fair only when every method gets the same search. Here every method, MAR included, starts from
 the calibration rule's point (each KD term at 0.5x the classification loss at the start, measured
-by ``mar bench calibrate`` on the short group's seed 0) and gets the same grid: all its KD weights
-scaled together by each of ``SCALES``, on seed 0 of the short synthetic group. The same rule picks
-every method's point: the highest seed-0 AP (a tie keeps the calibration point). The picked point
-then runs on the other seeds (``--picks``), so each method is compared at its own best point.
+by ``mar bench calibrate`` on the short group's seed 0) and gets the same three-point line search
+over one factor on all its KD weights, on seed 0 of the short synthetic group: x1 and x3, then a
+third step in the direction that helped (x9 when x3 beat x1, else x1/3). The same rule picks every
+method's point: the highest seed-0 AP (a tie keeps the calibration point). The picked point then
+runs on the other seeds (``--picks``), so each method is compared at its own best point.
 
 Every point is a cached run of kind ``tune`` labelled ``<method> x<scale>``; a point equal to a
 group student's spec (a peer at its calibrated weights, scale 1) is the same run, trained once.
@@ -14,6 +15,7 @@ group student's spec (a peer at its calibrated weights, scale 1) is the same run
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +25,13 @@ from benchmarks.store import ResultStore
 from benchmarks.tune import TUNE_SEED, tune_group
 from mar_core.methods import METHODS
 
-# One factor for all of a method's KD weights: a third, the calibration point, three times.
-SCALES: tuple[float, ...] = (1 / 3, 1.0, 3.0)
+# One factor for all of a method's KD weights. Every method's first two points: the calibration
+# point and three times it; the third steps on in the direction that helped, so a method whose best
+# lies beyond its calibration point on either side gets one more step there. Three points each.
+FIRST_SCALES: tuple[float, ...] = (1.0, 3.0)
+UP_SCALE, DOWN_SCALE = 9.0, 1 / 3
+SCALES: tuple[float, ...] = (DOWN_SCALE, *FIRST_SCALES, UP_SCALE)  # every point a grid can hold
+GRID_POINTS = 3
 
 # MAR's calibration-rule points on the short group: alpha and beta as the job's "auto" found them
 # on seed 0 (0.2821 / 0.4613, first 4 batches) on the standardised maps; gamma and raw MAR's
@@ -68,13 +75,39 @@ def point_run(preset: Preset, method: str, scale: float, seed: int = TUNE_SEED) 
     return RunDef(**{**run.__dict__, "extra": {"method": method, "scale": scale}})
 
 
-def plan_points(preset: Preset, methods: list[str] | None = None, seed: int = TUNE_SEED) -> list[RunDef]:
-    """One run per method and scale, on ``seed``, strongest grid last (the order of SCALES)."""
+def third_scale(ap_by_scale: Mapping[float, float | None]) -> float | None:
+    """The line search's third point: x9 when x3 beat x1, x1/3 when it did not (a tie goes down);
+    None until both are in."""
+    ap1, ap3 = ap_by_scale.get(1.0), ap_by_scale.get(3.0)
+    if ap1 is None or ap3 is None:
+        return None
+    return UP_SCALE if ap3 > ap1 else DOWN_SCALE
+
+
+def _seed0_ap(store: ResultStore, preset: Preset, method: str, scale: float) -> float | None:
+    rec = store.get(point_run(preset, method, scale).key)
+    return float(rec["eval"]["AP"]) if rec else None
+
+
+def method_grid(store: ResultStore, preset: Preset, method: str) -> dict[float, float | None]:
+    """``method``'s grid as far as it is decided now, scale -> seed-0 AP (None: not run yet):
+    x1 and x3, and once both are in, the third point."""
+    aps = {s: _seed0_ap(store, preset, method, s) for s in FIRST_SCALES}
+    third = third_scale(aps)
+    if third is not None:
+        aps[third] = _seed0_ap(store, preset, method, third)
+    return dict(sorted(aps.items()))
+
+
+def plan_points(
+    store: ResultStore, preset: Preset, methods: list[str] | None = None, seed: int = TUNE_SEED
+) -> list[RunDef]:
+    """One run per method and decided scale (x1, x3, and the third once x1 and x3 are in), on
+    ``seed``, in the order of ``CALIBRATION_POINTS`` (or of ``methods``)."""
     return [
         point_run(preset, method, scale, seed)
-        for method in CALIBRATION_POINTS
-        if not methods or method in methods
-        for scale in SCALES
+        for method in (methods or CALIBRATION_POINTS)
+        for scale in method_grid(store, preset, method)
     ]
 
 
@@ -86,17 +119,24 @@ class Pick:
     ap_by_scale: dict[float, float | None]
     scale: float | None
 
+    @property
+    def third(self) -> float | None:
+        """The third point's scale once it is decided."""
+        return next((s for s in self.ap_by_scale if s not in FIRST_SCALES), None)
+
+    @property
+    def at_edge(self) -> bool:
+        """Picked at the third point: the best lies at the end of the search, maybe beyond it."""
+        return self.scale is not None and self.scale == self.third
+
 
 def picks(store: ResultStore, preset: Preset) -> list[Pick]:
     """Every method's seed-0 grid and its pick: the highest AP; a tie keeps scale 1."""
     out = []
     for method in CALIBRATION_POINTS:
-        aps: dict[float, float | None] = {}
-        for run in plan_points(preset, [method]):
-            rec = store.get(run.key)
-            aps[run.extra["scale"]] = float(rec["eval"]["AP"]) if rec else None
+        aps = method_grid(store, preset, method)
         chosen = None
-        if all(ap is not None for ap in aps.values()):
+        if len(aps) == GRID_POINTS and all(ap is not None for ap in aps.values()):
             chosen = max(aps, key=lambda s: (aps[s], s == 1.0))
         out.append(Pick(method, aps, chosen))
     return out

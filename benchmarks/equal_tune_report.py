@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.equal_tune import SCALES, pick_aps, picks
+from benchmarks.equal_tune import FIRST_SCALES, pick_aps, picks
 from benchmarks.group_view import GroupView
 from benchmarks.markdown import table
 from benchmarks.presets import get_preset
@@ -31,9 +31,10 @@ def equal_tune_section(store: ResultStore, presets: list[str]) -> list[str]:
         "## Equal tuning budget (`mar bench equal-tune`)",
         "",
         "Every KD method, MAR included, from its calibration-rule point (each KD term at 0.5x the "
-        "classification loss at the start) with all its KD weights scaled together by "
-        f"{', '.join(f'x{s:.3g}' for s in SCALES)}, on seed {TUNE_SEED} of the short synthetic group; "
-        "one rule picks every method's point (the highest seed-0 AP), which then runs on the other "
+        "classification loss at the start), with all its KD weights scaled together by one factor in a "
+        f"three-point line search on seed {TUNE_SEED} of the short synthetic group: x1 and x3, then one "
+        "step further in the direction that helped (x9 when x3 beat x1, else x1/3). One rule picks every "
+        "method's point (the highest seed-0 AP; a tie keeps x1), which then runs on the other "
         "seeds. `mar` is MAR's default form (the mask-guided terms on per-channel standardised maps); "
         "`mar_raw` is MAR on the raw maps, here from the calibration rule's weights, not from the "
         "defaults its own 16-point grid chose (section below).",
@@ -53,10 +54,12 @@ def equal_tune_section(store: ResultStore, presets: list[str]) -> list[str]:
             s = Summary.of(pick_aps(store, preset, p) if p.scale is not None else [])
             if s.n:
                 ranked.append((p.method, s.mean, s.n))
+            third = p.third
             rows.append(
                 [
                     p.method,
-                    *(_ap(p.ap_by_scale[s]) for s in SCALES),
+                    *(_ap(p.ap_by_scale[x]) for x in FIRST_SCALES),
+                    "after x1 and x3" if third is None else f"x{third:.3g}: {_ap(p.ap_by_scale[third])}",
                     "grid incomplete" if p.scale is None else f"x{p.scale:.3g}",
                     _mean_str(s),
                 ]
@@ -69,7 +72,8 @@ def equal_tune_section(store: ResultStore, presets: list[str]) -> list[str]:
             *table(
                 [
                     "method",
-                    *(f"x{s:.3g} (seed {TUNE_SEED})" for s in SCALES),
+                    *(f"x{x:.3g} (seed {TUNE_SEED})" for x in FIRST_SCALES),
+                    f"third point (seed {TUNE_SEED})",
                     "pick",
                     "pick, mean over seeds",
                 ],
@@ -84,10 +88,11 @@ def equal_tune_section(store: ResultStore, presets: list[str]) -> list[str]:
                 + ", ".join(f"{i}. {m} {ap * 100:.2f}" for i, (m, ap, _) in enumerate(full, 1))
                 + "."
             )
-        edge = [f"{p.method} (x{p.scale:.3g})" for p in found if p.scale in (SCALES[0], SCALES[-1])]
+        edge = [f"{p.method} (x{p.scale:.3g})" for p in found if p.at_edge]
         if edge:
             lines.append(
-                f"- Picked at the edge of the grid, so a wider grid may do better: {', '.join(edge)}."
+                "- Picked at the end of the search (the third point), so a longer search may do better: "
+                f"{', '.join(edge)}."
             )
         waiting = [p.method for p in found if p.scale is None]
         partial = [m for m, _, n in ranked if n < len(preset.seeds)]

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from benchmarks.equal_tune import picks
 from benchmarks.plan import (
     LEGACY_PEER_FIELDS,
     LEGACY_PEER_METHODS,
@@ -367,8 +369,6 @@ def test_peer_cache_keys_keep_the_layout_of_their_cached_runs():
 
 
 def test_tune_runs_the_chosen_grid_points_and_refuses_unknown_ones(smoke_results, tmp_path, capsys):
-    import shutil
-
     shutil.copytree(smoke_results["root"] / "teachers", tmp_path / "teachers")
     paths = ["--results", str(tmp_path / "results"), "--cache", str(tmp_path / "cache")]
     assert main(["bench", "tune", "--preset", "smoke", "--point", "beta=1.5e-3", *paths]) == 0
@@ -624,3 +624,13 @@ def test_renamed_labels_point_at_students_that_exist():
     assert set(RENAMED_LABELS.values()) <= set(STUDENTS)
     # the old names still in use now mean another run: "mar" and "mar_mask_only" changed meaning
     assert set(RENAMED_LABELS) & set(STUDENTS) == {"mar", "mar_mask_only"}
+
+
+def test_equal_tune_runs_a_methods_whole_search_in_one_call(smoke_results, tmp_path, capsys):
+    """x1 and x3 first, then the third point their APs decide, in the same command."""
+    shutil.copytree(smoke_results["root"] / "teachers", tmp_path / "teachers")
+    paths = ["--results", str(tmp_path / "results"), "--cache", str(tmp_path / "cache"), "--no-report"]
+    assert main(["bench", "equal-tune", "--preset", "smoke", "--methods", "cwd", *paths]) == 0
+    assert "ran 3 runs, 0 cached, 0 failed" in capsys.readouterr().out
+    (cwd,) = (p for p in picks(ResultStore(tmp_path / "results"), get_preset("smoke")) if p.method == "cwd")
+    assert cwd.third in (9.0, 1 / 3) and None not in cwd.ap_by_scale.values() and cwd.scale is not None

@@ -7,12 +7,13 @@ import pytest
 
 from benchmarks.equal_tune import (
     CALIBRATION_POINTS,
-    SCALES,
+    FIRST_SCALES,
     pick_aps,
     picks,
     plan_pick_seeds,
     plan_points,
     scaled,
+    third_scale,
 )
 from benchmarks.equal_tune_report import equal_tune_section
 from benchmarks.plan import student_run
@@ -22,11 +23,13 @@ from mar_cli.main import main
 from tests.bench.records import fake_result
 
 
-def test_every_method_gets_the_same_grid_and_a_peers_calibration_point_is_its_group_run():
+def test_every_method_starts_with_the_same_two_points_and_a_peers_calibration_point_is_its_group_run(
+    tmp_path,
+):
     preset = get_preset("cpu")
     short = preset.group("retina-synth-short")
-    runs = plan_points(preset)
-    assert len(runs) == len(CALIBRATION_POINTS) * len(SCALES)
+    runs = plan_points(ResultStore(tmp_path), preset)
+    assert len(runs) == len(CALIBRATION_POINTS) * len(FIRST_SCALES)  # the third waits for them
     assert {r.extra["method"] for r in runs} == {
         "mar",
         "mar_raw",
@@ -36,6 +39,13 @@ def test_every_method_gets_the_same_grid_and_a_peers_calibration_point_is_its_gr
         at_one = next(r for r in runs if r.extra == {"method": peer, "scale": 1.0})
         assert at_one.key == student_run(preset, short, peer, 0).key  # trained once
     assert len({r.key for r in runs}) == len(runs)
+
+
+def test_the_third_point_steps_on_in_the_direction_that_helped():
+    assert third_scale({1.0: 0.20, 3.0: 0.23}) == 9.0
+    assert third_scale({1.0: 0.20, 3.0: 0.18}) == 1 / 3
+    assert third_scale({1.0: 0.20, 3.0: 0.20}) == 1 / 3  # no gain from x3: look below
+    assert third_scale({1.0: 0.20, 3.0: None}) is None
 
 
 def test_scaling_touches_the_kd_weights_only():
@@ -50,16 +60,22 @@ def test_scaling_touches_the_kd_weights_only():
 def test_the_pick_is_the_best_seed0_point_a_tie_keeps_the_calibration_point(tmp_path):
     preset = get_preset("cpu")
     store = ResultStore(tmp_path)
-    cwd = {r.extra["scale"]: r for r in plan_points(preset, ["cwd"])}
-    pkd = {r.extra["scale"]: r for r in plan_points(preset, ["pkd"])}
-    for scale, ap in zip(SCALES, (0.18, 0.20, 0.23)):
-        fake_result(store, cwd[scale], ap)
-    for scale, ap in zip(SCALES, (0.17, 0.19, 0.19)):
-        fake_result(store, pkd[scale], ap)
-    fake_result(store, plan_points(preset, ["mgd"])[0], 0.1)  # one point only: no pick yet
+
+    def put(method: str, aps: dict[float, float]) -> None:
+        """Record ``method``'s points in the order the search plans them."""
+        for scale, ap in aps.items():
+            run = next(r for r in plan_points(store, preset, [method]) if r.extra["scale"] == scale)
+            fake_result(store, run, ap)
+
+    put("cwd", {1.0: 0.20, 3.0: 0.23, 9.0: 0.21})  # best inside: x3
+    put("pkd", {1.0: 0.19, 3.0: 0.17, 1 / 3: 0.19})  # tie with x1/3: keeps x1
+    put("mgd", {1.0: 0.10, 3.0: 0.12, 9.0: 0.15})  # best at the end of the search
+    put("fgd", {1.0: 0.1})  # one point only: no pick yet
     found = {p.method: p for p in picks(store, preset)}
-    assert found["cwd"].scale == 3.0 and found["pkd"].scale == 1.0 and found["mgd"].scale is None
-    follow = plan_pick_seeds(store, preset)
+    assert (found["cwd"].scale, found["pkd"].scale, found["mgd"].scale) == (3.0, 1.0, 9.0)
+    assert found["fgd"].scale is None and found["fgd"].third is None
+    assert [p.method for p in found.values() if p.at_edge] == ["mgd"]
+    follow = plan_pick_seeds(store, preset, ["cwd", "pkd"])
     assert {(r.extra["method"], r.extra["scale"], r.seed) for r in follow} == {
         ("cwd", 3.0, 1),
         ("cwd", 3.0, 2),
@@ -71,19 +87,30 @@ def test_the_pick_is_the_best_seed0_point_a_tie_keeps_the_calibration_point(tmp_
         fake_result(store, run, follow_aps[run.extra["method"], run.seed])
     assert pick_aps(store, preset, found["cwd"]) == [0.23, 0.21, 0.25]
     text = "\n".join(equal_tune_section(store, ["cpu"]))
-    assert "| cwd | 18.00 | 20.00 | 23.00 | x3 | 23.00 ± 2.00 (n=3) |" in text
-    assert "| mgd | 10.00 | missing | missing | grid incomplete | - |" in text
+    assert "| cwd | 20.00 | 23.00 | x9: 21.00 | x3 | 23.00 ± 2.00 (n=3) |" in text
+    assert "| pkd | 19.00 | 17.00 | x0.333: 19.00 | x1 | 19.00 ± 1.00 (n=3) |" in text
+    assert "| fgd | 10.00 | missing | after x1 and x3 | grid incomplete | - |" in text
     assert "Ranked at their picked points, every seed in: 1. cwd 23.00, 2. pkd 19.00." in text
-    assert "Picked at the edge of the grid, so a wider grid may do better: cwd (x3)." in text
+    assert (
+        "Picked at the end of the search (the third point), so a longer search may do better: mgd (x9)."
+        in text
+    )
 
 
 def test_cli_lists_the_grid_and_refuses_unknown_methods_and_scales(tmp_path, capsys):
     base = ["bench", "equal-tune", "--results", str(tmp_path), "--list"]
+    cwd = plan_points(ResultStore(tmp_path), get_preset("cpu"), ["cwd"])
     assert main([*base, "--methods", "cwd", "--scales", "3"]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        f"missing cwd x3 seed 0 [{plan_points(get_preset('cpu'), ['cwd'])[2].key[:12]}]"
+        f"missing cwd x3 seed 0 [{cwd[1].key[:12]}]",
+        "waits   cwd: third point (x9 or x0.333) once x1 and x3 are in",
     ]
+    # x1 and x3 in, x3 better: the third point is x9
+    fake_result(ResultStore(tmp_path), cwd[0], 0.20)
+    fake_result(ResultStore(tmp_path), cwd[1], 0.23)
+    assert main([*base, "--methods", "cwd"]) == 0
+    assert capsys.readouterr().out.splitlines()[2].startswith("missing cwd x9 seed 0 [")
     assert main([*base, "--methods", "nope"]) == 2
     assert "unknown method(s) nope" in capsys.readouterr().err
     assert main([*base, "--scales", "2"]) == 2
-    assert "--scales: valid: 0.333, 1, 3" in capsys.readouterr().err
+    assert "--scales: valid: 0.333, 1, 3, 9" in capsys.readouterr().err
