@@ -142,6 +142,13 @@ def picks(store: ResultStore, preset: Preset) -> list[Pick]:
     return out
 
 
+def peers_picked_heavier(found: list[Pick]) -> tuple[list[Pick], list[Pick]]:
+    """(the peers with a pick, those of them picked above their calibration point): the quality
+    groups run every peer at x1, which under-weights the second kind."""
+    peers = [p for p in found if p.method in PEERS and p.scale is not None]
+    return peers, [p for p in peers if p.scale > 1.0]
+
+
 def plan_pick_seeds(store: ResultStore, preset: Preset, methods: list[str] | None = None) -> list[RunDef]:
     """The picked point of every method whose grid is complete, on the preset's other seeds."""
     return [

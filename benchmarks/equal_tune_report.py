@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.equal_tune import FIRST_SCALES, pick_aps, picks
+from benchmarks.equal_tune import FIRST_SCALES, Pick, peers_picked_heavier, pick_aps, picks
 from benchmarks.group_view import GroupView
 from benchmarks.markdown import table
 from benchmarks.presets import get_preset
@@ -24,6 +24,33 @@ def _ap(x: float | None) -> str:
 def _mean_str(s: Summary) -> str:
     """``pct`` with the count of seeds always said."""
     return s.pct() if s.n < 2 else f"{s.pct()} (n={s.n})"
+
+
+def _seed0_lines(found: list[Pick]) -> list[str]:
+    """Every picked method ranked by its seed-0 AP at its pick, and what the picks say about the
+    groups that run the peers at their calibration point (x1)."""
+    chosen = sorted((p for p in found if p.scale is not None), key=lambda p: -p.ap_by_scale[p.scale])
+    if not chosen:
+        return []
+    lines = [
+        f"- Seed {TUNE_SEED} at each method's pick (one seed: a difference below the group's seed spread "
+        "is noise): "
+        + ", ".join(
+            f"{i}. {p.method} x{p.scale:.3g} {p.ap_by_scale[p.scale] * 100:.2f}"
+            for i, p in enumerate(chosen, 1)
+        )
+        + "."
+    ]
+    peers, heavier = peers_picked_heavier(found)
+    if heavier:
+        lines.append(
+            f"- The quality groups run every peer at its calibration point (x1); {len(heavier)} of the "
+            f"{len(peers)} peers searched did better with heavier weights on seed {TUNE_SEED}: "
+            f"{', '.join(f'{p.method} (x{p.scale:.3g})' for p in heavier)}. Where a group ranks MAR "
+            "against those peers, it compares MAR's defaults with under-weighted peers; this section's "
+            "ranks are the fair ones."
+        )
+    return lines
 
 
 def equal_tune_section(store: ResultStore, presets: list[str]) -> list[str]:
@@ -88,6 +115,7 @@ def equal_tune_section(store: ResultStore, presets: list[str]) -> list[str]:
                 + ", ".join(f"{i}. {m} {ap * 100:.2f}" for i, (m, ap, _) in enumerate(full, 1))
                 + "."
             )
+        lines += _seed0_lines(found)
         edge = [f"{p.method} (x{p.scale:.3g})" for p in found if p.at_edge]
         if edge:
             lines.append(

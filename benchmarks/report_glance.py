@@ -12,11 +12,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from benchmarks.equal_tune import peers_picked_heavier, picks
 from benchmarks.group_view import GroupView
 from benchmarks.markdown import table
-from benchmarks.presets import get_preset
+from benchmarks.presets import Preset, get_preset
 from benchmarks.stats import beats_by_two_spreads, seed_spread
 from benchmarks.store import ResultStore
+from benchmarks.tune import TUNE_SEED
 
 OVERHEAD_TARGET = 0.10  # of a student step
 MEMORY_EXPONENT_LIMIT = 1.2  # above it, memory grows like N^2 rather than N
@@ -55,6 +57,21 @@ def quality_rows(views: list[GroupView]) -> list[list[Any]]:
             ]
         )
     return rows
+
+
+def _rank_caveat(store: ResultStore, preset: Preset) -> list[str]:
+    """A warning under the table when the equal tuning budget found peers under-weighted at the
+    calibration point the groups run them at (empty otherwise)."""
+    peers, heavier = peers_picked_heavier(picks(store, preset))
+    if not heavier:
+        return []
+    return [
+        f"MAR's rank above is against the peers at their calibration point (x1). With the same tuning "
+        f"budget, {len(heavier)} of {len(peers)} peers searched did better with heavier weights on seed "
+        f"{TUNE_SEED} ({', '.join(f'{p.method} x{p.scale:.3g}' for p in heavier)}), so those ranks favour MAR; "
+        "the equal tuning budget section ranks every method at its own best point.",
+        "",
+    ]
 
 
 def _fraction(x: float | None) -> str:
@@ -156,6 +173,7 @@ def glance_section(store: ResultStore, presets: list[str]) -> list[str]:
                     rows,
                 ),
                 "",
+                *_rank_caveat(store, preset),
                 "Fraction of the teacher-baseline gap each student closes, (student - baseline) / (teacher - "
                 'baseline) by mean AP: 1 reaches the teacher, 0 is the baseline; none ("-" above) where the teacher '
                 "is not clearly better than the baseline (see the group's verdicts), since a fraction of a gap "

@@ -18,6 +18,7 @@ from benchmarks.equal_tune import (
 from benchmarks.equal_tune_report import equal_tune_section
 from benchmarks.plan import student_run
 from benchmarks.presets import CALIBRATED_PEERS, PEERS, get_preset
+from benchmarks.report_glance import glance_section
 from benchmarks.store import ResultStore
 from mar_cli.main import main
 from tests.bench.records import fake_result
@@ -95,6 +96,13 @@ def test_the_pick_is_the_best_seed0_point_a_tie_keeps_the_calibration_point(tmp_
         "Picked at the end of the search (the third point), so a longer search may do better: mgd (x9)."
         in text
     )
+    assert "1. cwd x3 23.00, 2. pkd x1 19.00, 3. mgd x9 15.00." in text  # seed 0 at the picks
+    heavier = "2 of the 3 peers searched did better with heavier weights on seed 0: mgd (x9), cwd (x3)."
+    assert heavier in text
+    # the glance warns that the groups' ranks compare MAR with peers at x1
+    fake_result(store, student_run(preset, preset.group("retina-synth-short"), "baseline", 0), 0.09)
+    glance = "\n".join(glance_section(store, ["cpu"]))
+    assert "2 of 3 peers searched did better with heavier weights on seed 0 (mgd x9, cwd x3)" in glance
 
 
 def test_cli_lists_the_grid_and_refuses_unknown_methods_and_scales(tmp_path, capsys):
