@@ -92,15 +92,20 @@ class GroupView:
         base, t_ap = self.summary("baseline").mean, self.teacher_ap()
         return None if base is None or t_ap is None else t_ap - base
 
+    def teacher_clearly_better(self) -> bool | None:
+        """Whether the teacher-baseline gap exceeds ``teacher_margin``; None without either AP."""
+        gap = self.teacher_gap()
+        return None if gap is None else gap > self.teacher_margin()
+
     def gap_closed(self, label: str) -> float | None:
         """The fraction of the teacher-baseline gap that ``label`` closes by mean AP (1: reaches
         the teacher; negative: below the baseline). None without both means and a teacher, and
         None where the teacher is not clearly better than the baseline (``teacher_margin``): a
         fraction of a gap within the seed noise says nothing."""
-        mean, gap = self.summary(label).mean, self.teacher_gap()
-        if mean is None or gap is None or gap <= self.teacher_margin():
+        mean = self.summary(label).mean
+        if mean is None or not self.teacher_clearly_better():
             return None
-        return (mean - self.summary("baseline").mean) / gap
+        return (mean - self.summary("baseline").mean) / self.teacher_gap()
 
     def ap_by_seed(self, label: str) -> dict[int, float]:
         return {seed: record_ap(r) for seed, r in self.recs.get(label, {}).items()}

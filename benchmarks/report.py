@@ -133,11 +133,11 @@ def _verdicts(v: GroupView) -> list[str]:
             lines.append(f"- Same seed, same start (initial weights and batch order): MAR {paired}.")
     t_ap = v.teacher_ap()
     if t_ap is not None and base.mean is not None:
-        margin, gap = v.teacher_margin(), v.teacher_gap()
+        margin = v.teacher_margin()
         lines.append(
             f"- Teacher clearly better than the baseline student (by more than {margin * 100:.1f} AP, the "
             f"larger of {TEACHER_MARGIN * 100:.0f} points and twice the baseline's seed spread): "
-            f"{'yes' if gap > margin else 'no, KD has little to transfer'} (teacher {t_ap * 100:.2f}, "
+            f"{'yes' if v.teacher_clearly_better() else 'no, KD has little to transfer'} (teacher {t_ap * 100:.2f}, "
             f"baseline {base.mean * 100:.2f})."
         )
     if mar.mean is None or t_ap is None:
