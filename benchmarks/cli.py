@@ -22,24 +22,18 @@ from benchmarks.calibrate import calibrate, format_calibration
 from benchmarks.coco_gen import COCO_TRAIN2017
 from benchmarks.dataset_check import format_dataset_check, run_dataset_check
 from benchmarks.diagnose import diagnose, format_diagnosis
-from benchmarks.equal_tune import (
-    CALIBRATION_POINTS,
-    GRID_POINTS,
-    SCALES,
-    method_grid,
-    plan_pick_seeds,
-    plan_points,
-)
+from benchmarks.equal_tune import GRID_POINTS, method_grid, plan_pick_seeds, plan_points
 from benchmarks.perf import PARTS, PERF_PRESETS, run_perf
 from benchmarks.perf_format import format_part
-from benchmarks.plan import plan_runs
 from benchmarks.presets import STUDENTS, get_preset, student_distill
 from benchmarks.quality import Runner, prepare_dataset, run_in_order, run_quality
 from benchmarks.report import write_report
+from benchmarks.roster import plan_runs
 from benchmarks.soak import SoakConfig, run_soak
 from benchmarks.soak_format import format_soak
 from benchmarks.store import DEFAULT_CACHE, DEFAULT_RESULTS, REPO_ROOT, ResultStore
 from benchmarks.tune import plan_tune, run_tune
+from benchmarks.tune_points import CALIBRATION_POINTS, SCALES
 from mar_core.atomic import atomic_write_json
 from mar_core.cli.argtypes import csv, csv_ints, positive_float, positive_int
 from mar_core.errors import SpecError

@@ -11,67 +11,26 @@ runs on the other seeds (``--picks``), so each method is compared at its own bes
 
 Every point is a cached run of kind ``tune`` labelled ``<method> x<scale>``; a point equal to a
 group student's spec (a peer at its calibrated weights, scale 1) is the same run, trained once.
+The two peers with the best picks over every seed then run, at their picked weights, in the
+groups beyond the short one (``benchmarks.roster.best_peers``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from benchmarks.plan import RunDef, student_run
-from benchmarks.presets import CALIBRATED_PEERS, PEERS, RAW, RAW_MAR, Preset
+from benchmarks.plan import TUNE_SEED, RunDef, student_run, tune_group
+from benchmarks.presets import PEERS, Preset
 from benchmarks.store import ResultStore
-from benchmarks.tune import TUNE_SEED, tune_group
-from mar_core.methods import METHODS
+from benchmarks.tune_points import CALIBRATION_POINTS, DOWN_SCALE, FIRST_SCALES, UP_SCALE, point_label
 
-# One factor for all of a method's KD weights. Every method's first two points: the calibration
-# point and three times it; the third steps on in the direction that helped, so a method whose best
-# lies beyond its calibration point on either side gets one more step there. Three points each.
-FIRST_SCALES: tuple[float, ...] = (1.0, 3.0)
-UP_SCALE, DOWN_SCALE = 9.0, 1 / 3
-SCALES: tuple[float, ...] = (DOWN_SCALE, *FIRST_SCALES, UP_SCALE)  # every point a grid can hold
-GRID_POINTS = 3
-
-# MAR's calibration-rule points on the short group: alpha and beta as the job's "auto" found them
-# on seed 0 (0.2821 / 0.4613, first 4 batches) on the standardised maps; gamma and raw MAR's
-# weights from ``calibrate-cpu-retina-synth-short.json`` (weight_for_target of fg, bg and relation
-# on the raw maps: 1.28e-4, 5.8e-4, 30.2), rounded as the peers' are.
-MAR_CALIBRATED: dict[str, Any] = {
-    "method": "mar",
-    "feature_norm": "channel",
-    "alpha": 0.28,
-    "beta": 0.46,
-    "gamma": 30.0,
-}
-RAW_MAR_CALIBRATED: dict[str, Any] = {**RAW, "alpha": 1.3e-4, "beta": 5.8e-4, "gamma": 30.0}
-
-# method label -> its distill section at the calibration point
-CALIBRATION_POINTS: dict[str, dict[str, Any]] = {
-    "mar": MAR_CALIBRATED,
-    RAW_MAR: RAW_MAR_CALIBRATED,
-    **{p: {"method": p, **CALIBRATED_PEERS[p]} for p in PEERS if p in CALIBRATED_PEERS},
-}
-
-
-def scaled(distill: dict[str, Any], scale: float) -> dict[str, Any]:
-    """``distill`` with every KD weight field of its method (``TERM_WEIGHTS``) times ``scale``
-    (3 significant digits, so that the labels and the specs read alike)."""
-    fields = set(METHODS[distill["method"]].spec.TERM_WEIGHTS.values())
-    return {k: (float(f"{v * scale:.3g}") if k in fields else v) for k, v in distill.items()}
-
-
-def point_label(method: str, scale: float) -> str:
-    return f"{method} x{scale:.3g}"
+GRID_POINTS = 3  # x1, x3 and the third point
 
 
 def point_run(preset: Preset, method: str, scale: float, seed: int = TUNE_SEED) -> RunDef:
     """The grid point ``scale`` of ``method`` on ``seed``, its method and scale in ``extra``."""
-    base = CALIBRATION_POINTS[method]
-    distill = base if scale == 1.0 else scaled(base, scale)
-    run = student_run(
-        preset, tune_group(preset), point_label(method, scale), seed, distill=distill, kind="tune"
-    )
+    run = student_run(preset, tune_group(preset), point_label(method, scale), seed, kind="tune")
     return RunDef(**{**run.__dict__, "extra": {"method": method, "scale": scale}})
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.equal_tune import FIRST_SCALES, Pick, peers_picked_heavier, pick_aps, picks
+from benchmarks.equal_tune import Pick, peers_picked_heavier, pick_aps, picks
 from benchmarks.group_view import GroupView
 from benchmarks.markdown import table
+from benchmarks.plan import TUNE_SEED, tune_group
 from benchmarks.presets import get_preset
 from benchmarks.stats import Summary
 from benchmarks.store import ResultStore
-from benchmarks.tune import TUNE_SEED, tune_group
+from benchmarks.tune_points import FIRST_SCALES
 
 
 def _ap(x: float | None) -> str:
@@ -44,11 +45,11 @@ def _seed0_lines(found: list[Pick]) -> list[str]:
     peers, heavier = peers_picked_heavier(found)
     if heavier:
         lines.append(
-            f"- The quality groups run every peer at its calibration point (x1); {len(heavier)} of the "
+            f"- The short group runs every peer at its calibration point (x1); {len(heavier)} of the "
             f"{len(peers)} peers searched did better with heavier weights on seed {TUNE_SEED}: "
-            f"{', '.join(f'{p.method} (x{p.scale:.3g})' for p in heavier)}. Where a group ranks MAR "
-            "against those peers, it compares MAR's defaults with under-weighted peers; this section's "
-            "ranks are the fair ones."
+            f"{', '.join(f'{p.method} (x{p.scale:.3g})' for p in heavier)}. Its rank of MAR compares "
+            "MAR's defaults with under-weighted peers; this section's ranks are the fair ones. The long, "
+            "BCCD and small-gap groups run the two best picks (every seed in) at their picked weights."
         )
     return lines
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.plan import group_students, student_run, teacher_run, warm_start_run
+from benchmarks.plan import student_run, teacher_run, warm_start_run
 from benchmarks.presets import PEERS, GroupDef, Preset
+from benchmarks.roster import group_students
 from benchmarks.stats import Summary
 from benchmarks.store import ResultStore
 from benchmarks.teachers import published_report, teachers_beside
+from benchmarks.tune_points import is_peer_label
 
 # AP: the least gap at which a teacher is "clearly better" than the baseline student (the larger of
 # this and twice the baseline's seed spread); below it there is no gap to close.
@@ -42,8 +44,11 @@ class GroupView:
 
     def __init__(self, store: ResultStore, preset: Preset, group: GroupDef):
         self.preset, self.group = preset, group
-        self.labels, self.choice = group_students(store, preset, group)
-        # Peers that already ran in this group count too (a choice made earlier stays reported).
+        # what the group runs now, and every label shown: those and the peers that ran in this
+        # group before (a choice made earlier stays reported, but is no longer owed seeds)
+        planned, self.choice = group_students(store, preset, group)
+        self.planned: tuple[str, ...] = tuple(planned)
+        self.labels = list(planned)
         for peer in PEERS:
             if peer not in self.labels and any(
                 store.has(student_run(preset, group, peer, s).key) for s in preset.seeds
@@ -69,11 +74,11 @@ class GroupView:
 
     @property
     def runs_cached(self) -> int:
-        return sum(len(x) for x in self.recs.values())
+        return sum(len(self.recs.get(label, {})) for label in self.planned)
 
     @property
     def runs_planned(self) -> int:
-        return len(self.labels) * len(self.preset.seeds)
+        return len(self.planned) * len(self.preset.seeds)
 
     def teacher_ap(self, key: str = "AP") -> float | None:
         """The teacher's AP as the students see it (published float16 weights when published)."""
@@ -121,17 +126,18 @@ class GroupView:
 
     def mar_rank(self) -> Rank | None:
         """None until MAR and at least one peer have a result."""
-        peers = [p for p in self.labels if p in PEERS and self.summary(p).n]
+        peers = [p for p in self.labels if is_peer_label(p) and self.summary(p).n]
         if not self.summary("mar").n or not peers:
             return None
         ranked = sorted(((x, self.summary(x).mean) for x in ["mar", *peers]), key=lambda t: -t[1])
-        planned = ["mar", *(p for p in self.labels if p in PEERS)]  # peers without any result too
-        complete = all(self.summary(x).n == len(self.preset.seeds) for x in planned)
+        # every planned peer, those without any result too; earlier peers are not owed seeds
+        owed = ["mar", *(p for p in self.planned if is_peer_label(p))]
+        complete = all(self.summary(x).n == len(self.preset.seeds) for x in owed)
         return Rank([x for x, _ in ranked].index("mar") + 1, len(ranked), ranked, complete)
 
     def missing(self) -> list[str]:
         out = []
-        for label in self.labels:
+        for label in self.planned:
             seeds = [s for s in self.preset.seeds if s not in self.recs.get(label, {})]
             if seeds:
                 out.append(f"{label} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})")

@@ -1,20 +1,14 @@
-"""What a preset runs: logical specs and cache keys of its teachers and student runs.
+"""What a preset runs: the logical specs and cache keys of its teachers and student runs.
 
-Torch-free (the report uses it too). ``plan_runs`` expands groups x seeds x students in the order
-they run (per group: seed 0 of every student, then seed 1, ...), resolving the group's
-``@best_peers`` from the cached results of its ``peers_from`` group.
+Torch-free (the report uses it too). Which students a group runs is ``benchmarks.roster``'s.
 """
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.presets import (
-    BEST_PEERS,
-    FALLBACK_PEERS,
-    PEERS,
     STUDENTS,
     SYNTH_KIND,
     DataDef,
@@ -23,9 +17,14 @@ from benchmarks.presets import (
     TeacherDef,
     student_distill,
 )
-from benchmarks.store import ResultStore, spec_key
+from benchmarks.store import spec_key
+from benchmarks.tune_points import parse_point, point_distill
 from mar_core.names import is_two_stage
 from mar_core.spec import JobSpec
+
+# Tuning (``mar bench tune`` and ``mar bench equal-tune``) runs on seed 0 of the short group.
+TUNE_GROUP_SUFFIX = "-short"
+TUNE_SEED = 0
 
 TEACHER_PREFIX = "teacher:"
 # A warm-started student's model.init_checkpoint in the hashed spec: the source run's key (the
@@ -67,13 +66,6 @@ class RunDef:
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. peer_selection
 
 
-@dataclass(frozen=True)
-class PeerChoice:
-    peers: tuple[str, ...]
-    source: str  # human-readable: where the choice came from
-    fallback: bool
-
-
 def dataset_section(data: DataDef) -> dict[str, Any]:
     """The spec's ``dataset`` section for ``data`` (its machine-independent logical path)."""
     fmt = "coco" if data.kind == SYNTH_KIND else data.kind
@@ -113,6 +105,14 @@ def cache_key(logical_spec: dict[str, Any]) -> str:
     return spec_key(logical_spec)
 
 
+def tune_group(preset: Preset) -> GroupDef:
+    """The synthetic short group of the preset (the first group whose name ends in ``-short``)."""
+    for g in preset.groups:
+        if g.name.endswith(TUNE_GROUP_SUFFIX) or preset.name == "smoke":
+            return g
+    raise KeyError(f"preset {preset.name} has no short group to tune on")
+
+
 def teacher_run(preset: Preset, teacher: TeacherDef) -> RunDef:
     spec = settled_spec(
         {
@@ -137,9 +137,16 @@ def student_run(
     kind: str = "student",
     train_overrides: dict[str, Any] | None = None,
 ) -> RunDef:
-    """The run of student ``label`` (a key of ``STUDENTS`` unless ``distill`` is given)."""
-    if distill is None and label in STUDENTS:
-        distill = student_distill(label, is_two_stage(group.student_model["arch"]))
+    """The run of student ``label``: a key of ``STUDENTS`` or a tuning point's label
+    (``tune_points.point_label``, one-stage groups only) unless ``distill`` is given."""
+    two_stage = is_two_stage(group.student_model["arch"])
+    point = parse_point(label)
+    if distill is None and point is not None:
+        if two_stage:
+            raise ValueError(f"tuning point {label!r}: its weights are one-stage, {group.name} is two-stage")
+        distill = point_distill(*point)
+    elif distill is None and label in STUDENTS:
+        distill = student_distill(label, two_stage)
     train = {**group.train, **(train_overrides or {})}
     model = dict(group.student_model)
     if group.warm_start_from:
@@ -165,94 +172,3 @@ def warm_start_run(preset: Preset, group: GroupDef, seed: int) -> RunDef:
     """The run whose final weights a warm-started group's students of ``seed`` start from."""
     assert group.warm_start_from is not None
     return student_run(preset, preset.group(group.warm_start_from), "baseline", seed)
-
-
-def group_mean_ap(store: ResultStore, preset: Preset, group: GroupDef, label: str) -> list[float]:
-    """Final APs of ``label`` in ``group`` over the preset's seeds that are cached."""
-    aps = []
-    for seed in preset.seeds:
-        rec = store.get(student_run(preset, group, label, seed).key)
-        if rec is not None:
-            aps.append(float(rec["eval"].get("AP", 0.0)))
-    return aps
-
-
-def best_peers(store: ResultStore, preset: Preset, group: GroupDef, n: int = 2) -> PeerChoice:
-    """The ``n`` peers of ``group.peers_from`` with the highest mean AP over all seeds, among the
-    peers that have every seed there; a peer with only some seeds, or none (one registered since),
-    is left out of the ranking and named in the source. Fewer than ``n`` complete peers:
-    ``FALLBACK_PEERS``."""
-    source_group = preset.group(group.peers_from) if group.peers_from else None
-    if source_group is None:
-        return PeerChoice(FALLBACK_PEERS[:n], "fixed (no source group)", True)
-    means, partial, unrun = {}, [], []
-    for peer in PEERS:
-        aps = group_mean_ap(store, preset, source_group, peer)
-        if not aps:
-            unrun.append(peer)
-        elif len(aps) < len(preset.seeds):
-            partial.append(f"{peer} ({len(aps)}/{len(preset.seeds)} seeds)")
-        else:
-            means[peer] = statistics.fmean(aps)
-    left_out = [*partial, *(f"{p} (0/{len(preset.seeds)} seeds)" for p in unrun)]
-    if len(means) < n:
-        return PeerChoice(
-            FALLBACK_PEERS[:n],
-            f"fallback {'+'.join(FALLBACK_PEERS[:n])}: fewer than {n} peers with every seed in "
-            f"{source_group.name}; left out: {', '.join(left_out)}",
-            True,
-        )
-    ranked = sorted(means, key=lambda p: -means[p])[:n]
-    shown = ", ".join(f"{p} {means[p] * 100:.1f}" for p in ranked)
-    note = f" (not every seed run there yet: {', '.join(left_out)})" if left_out else ""
-    return PeerChoice(tuple(ranked), f"best mean AP in {source_group.name}: {shown}{note}", False)
-
-
-def group_students(
-    store: ResultStore, preset: Preset, group: GroupDef
-) -> tuple[list[str], PeerChoice | None]:
-    """The group's student labels with ``@best_peers`` resolved, and the choice made."""
-    labels: list[str] = []
-    choice = None
-    for label in group.students:
-        if label == BEST_PEERS:
-            choice = best_peers(store, preset, group)
-            labels.extend(p for p in choice.peers if p not in labels)
-        else:
-            labels.append(label)
-    return labels, choice
-
-
-def plan_runs(
-    store: ResultStore,
-    preset: Preset,
-    groups: list[str] | None = None,
-    students: list[str] | None = None,
-    seeds: list[int] | None = None,
-) -> list[RunDef]:
-    """Student runs of the selected groups, seeds and students, in run order."""
-    out = []
-    for group in preset.groups:
-        if groups and group.name not in groups:
-            continue
-        labels, choice = group_students(store, preset, group)
-        extra = (
-            {
-                "peer_selection": {
-                    "peers": list(choice.peers),
-                    "source": choice.source,
-                    "fallback": choice.fallback,
-                }
-            }
-            if choice
-            else {}
-        )
-        for seed in preset.seeds:
-            if seeds is not None and seed not in seeds:
-                continue
-            for label in labels:
-                if students and label not in students:
-                    continue
-                run = student_run(preset, group, label, seed)
-                out.append(RunDef(**{**run.__dict__, "extra": extra}))
-    return out

@@ -137,7 +137,8 @@ def student_distill(label: str, two_stage: bool) -> dict[str, Any] | None:
 LONG_SCHEDULE = {"schedule": "step", "lr_steps": [0.5, 0.7]}
 # The small-gap groups' teacher: the student's family and FPN width, the long schedule
 SMALL_GAP_TEACHER = "retina-synth-samewidth"
-# A group's student list may hold this token: the two best peers of ``peers_from``.
+# A group's student list may hold this token: the two peers with the best equal-tune picks, each
+# at its picked weights (``benchmarks.roster.best_peers``).
 BEST_PEERS = "@best_peers"
 
 
@@ -183,7 +184,6 @@ class GroupDef:
     student_model: dict[str, Any]
     train: dict[str, Any]
     students: tuple[str, ...]
-    peers_from: str | None = None  # group whose results choose BEST_PEERS
     check_convergence: bool = False  # evaluate every 1/5 and report whether the baseline converged
     # warm start: every student (its "baseline" continues without KD) starts from the final weights
     # of this group's baseline run of the same seed
@@ -285,7 +285,6 @@ def _full_groups(
             long,
             # MAR and its two halves alone: the ablation on the long schedule
             ("baseline", "mar", "mar_relation_only", "mar_mask_only", RAW_MAR, BEST_PEERS),
-            peers_from="retina-synth-short",
             check_convergence=True,
         ),
         GroupDef(
@@ -296,7 +295,6 @@ def _full_groups(
             bccd_s,
             bccd_train,
             ("baseline", "mar", RAW_MAR, AUTO_WEIGHTS_STUDENT, BEST_PEERS),
-            peers_from="retina-synth-short",
         ),
         # The paper's regime (issue 19): teacher and student of one family and FPN width, the teacher
         # on the student's long schedule, so that the gap is the backbone's alone (published
@@ -310,7 +308,6 @@ def _full_groups(
             retina_s,
             long,
             ("baseline", "mar", BEST_PEERS),
-            peers_from="retina-synth-short",
             check_convergence=True,
         ),
         # The same pair, warm: every student starts from its seed's final baseline of the small-gap

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.machine import machine_info
-from benchmarks.plan import TEACHER_PREFIX, WARM_PREFIX, RunDef, plan_runs, teacher_run, warm_start_run
+from benchmarks.plan import TEACHER_PREFIX, WARM_PREFIX, RunDef, teacher_run, warm_start_run
 from benchmarks.presets import SYNTH_KIND, DataDef, Preset
+from benchmarks.roster import plan_runs
 from benchmarks.store import REPO_ROOT, ResultStore
 from benchmarks.teachers import is_published, publish_teacher, published_dir, teachers_beside
 from mar_core.data import load_dataset

@@ -23,7 +23,7 @@ from benchmarks.group_view import TEACHER_MARGIN, GroupView, record_ap
 from benchmarks.markdown import table
 from benchmarks.perf import PARTS as PERF_PARTS
 from benchmarks.perf_format import FORMATTERS
-from benchmarks.plan import student_run
+from benchmarks.plan import TUNE_SEED, student_run, tune_group
 from benchmarks.presets import (
     AUTO_WEIGHTS_STUDENT,
     RAW_MAR,
@@ -36,7 +36,7 @@ from benchmarks.report_glance import glance_section
 from benchmarks.soak_format import soak_section
 from benchmarks.stats import Summary, beats_by_two_spreads, same_seed_gains, seed_spread
 from benchmarks.store import REPO_ROOT, ResultStore
-from benchmarks.tune import GRID_BASE, TUNE_SEED, plan_tune, tune_group
+from benchmarks.tune import GRID_BASE, plan_tune
 from mar_core.methods.mar import MARSpec
 
 CONVERGED_RISE = 0.005  # AP (0.5 points): "no longer rises" over the last fifth

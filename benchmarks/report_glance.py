@@ -15,10 +15,10 @@ from typing import Any
 from benchmarks.equal_tune import peers_picked_heavier, picks
 from benchmarks.group_view import GroupView
 from benchmarks.markdown import table
+from benchmarks.plan import TUNE_SEED
 from benchmarks.presets import Preset, get_preset
 from benchmarks.stats import beats_by_two_spreads, seed_spread
 from benchmarks.store import ResultStore
-from benchmarks.tune import TUNE_SEED
 
 OVERHEAD_TARGET = 0.10  # of a student step
 MEMORY_EXPONENT_LIMIT = 1.2  # above it, memory grows like N^2 rather than N
@@ -66,10 +66,12 @@ def _rank_caveat(store: ResultStore, preset: Preset) -> list[str]:
     if not heavier:
         return []
     return [
-        f"MAR's rank above is against the peers at their calibration point (x1). With the same tuning "
-        f"budget, {len(heavier)} of {len(peers)} peers searched did better with heavier weights on seed "
-        f"{TUNE_SEED} ({', '.join(f'{p.method} x{p.scale:.3g}' for p in heavier)}), so those ranks favour MAR; "
-        "the equal tuning budget section ranks every method at its own best point.",
+        f"The short group ranks MAR against every peer at its calibration point (x1). With the same "
+        f"tuning budget, {len(heavier)} of {len(peers)} peers searched did better with heavier weights on "
+        f"seed {TUNE_SEED} ({', '.join(f'{p.method} x{p.scale:.3g}' for p in heavier)}), so that rank "
+        "favours MAR; the equal tuning budget section ranks every method at its own best point. The "
+        "other RetinaNet groups rank MAR against the two best peers at their picks (labelled "
+        "`<peer> x<scale>`) and against the peers that ran there at x1 before.",
         "",
     ]
 

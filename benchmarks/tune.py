@@ -13,13 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.plan import RunDef, student_run
+from benchmarks.plan import TUNE_SEED, RunDef, student_run, tune_group
 from benchmarks.presets import Preset
 from benchmarks.quality import QualitySummary, run_in_order
 from benchmarks.store import ResultStore
-
-TUNE_GROUP_SUFFIX = "-short"
-TUNE_SEED = 0
 
 # The point the grid moves around, written out in full so that a grid point keeps its cache key
 # when MAR's defaults (``MARSpec``) change (as tuning means them to).
@@ -72,14 +69,6 @@ GRID: tuple[tuple[str, dict[str, Any]], ...] = (
     ("stage 2: relation_weight=mask", {**STAGE_2, "relation_weight": "mask"}),
     ("stage 2: alpha=1.5e-3", {**STAGE_2, "alpha": 1.5e-3}),
 )
-
-
-def tune_group(preset: Preset):
-    """The synthetic short group of the preset (the first group whose name ends in ``-short``)."""
-    for g in preset.groups:
-        if g.name.endswith(TUNE_GROUP_SUFFIX) or preset.name == "smoke":
-            return g
-    raise KeyError(f"preset {preset.name} has no short group to tune on")
 
 
 def plan_tune(preset: Preset) -> list[RunDef]:

@@ -17,15 +17,9 @@ import pytest
 from pydantic import ValidationError
 
 from benchmarks.equal_tune import picks
-from benchmarks.plan import (
-    LEGACY_PEER_FIELDS,
-    LEGACY_PEER_METHODS,
-    best_peers,
-    cache_key,
-    plan_runs,
-    student_run,
-)
-from benchmarks.presets import FALLBACK_PEERS, PEERS, get_preset
+from benchmarks.plan import LEGACY_PEER_FIELDS, LEGACY_PEER_METHODS, cache_key, student_run
+from benchmarks.presets import PEERS, get_preset
+from benchmarks.roster import plan_runs
 from benchmarks.stats import Summary, beats_by_two_spreads
 from benchmarks.store import ResultStore, spec_key
 from mar_cli.main import main
@@ -155,34 +149,6 @@ def test_perf_smoke_reports_the_ratios(tmp_path, capsys):
     out = tmp_path / "B.md"
     main(["bench", "report", "--preset", "smoke", "--results", str(tmp_path), "--out", str(out)])
     assert "Distillation overhead beyond the teacher forward" in out.read_text()
-
-
-def test_best_peers_come_from_the_short_group_else_the_fallback(tmp_path):
-    preset = get_preset("cpu")
-    short, long = preset.group("retina-synth-short"), preset.group("retina-synth-long")
-    store = ResultStore(tmp_path)
-    aps = {"feature_mse": 0.20, "fgd": 0.21, "mgd": 0.25, "pkd": 0.19, "cwd": 0.24}
-    unrun = [p for p in PEERS if p not in aps]  # registered since: no run yet, left out
-    assert unrun
-    for peer in aps:
-        for seed in preset.seeds[:-1]:
-            fake_result(store, student_run(preset, short, peer, seed), aps[peer])
-    choice = best_peers(store, preset, long)
-    assert choice.fallback and choice.peers == FALLBACK_PEERS and "fewer than 2 peers" in choice.source
-    for peer in aps:
-        fake_result(store, student_run(preset, short, peer, preset.seeds[-1]), aps[peer])
-    choice = best_peers(store, preset, long)
-    assert choice.peers == ("mgd", "cwd") and not choice.fallback
-    assert ", ".join(f"{p} (0/3 seeds)" for p in unrun) in choice.source
-    # one seed of a new peer, however good: left out of the ranking until every seed is in
-    fake_result(store, student_run(preset, short, unrun[0], 0), 0.5)
-    choice = best_peers(store, preset, long)
-    assert choice.peers == ("mgd", "cwd") and f"{unrun[0]} (1/3 seeds)" in choice.source
-    for seed in preset.seeds[1:]:
-        fake_result(store, student_run(preset, short, unrun[0], seed), 0.5)
-    assert best_peers(store, preset, long).peers == (unrun[0], "mgd")
-    labels = {r.label for r in plan_runs(ResultStore(tmp_path), preset, ["retina-synth-long"])}
-    assert labels == {"baseline", "mar", "mar_relation_only", "mar_mask_only", "mar_raw", unrun[0], "mgd"}
 
 
 def test_cache_keys_are_stable_and_distinct():

@@ -5,21 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.equal_tune import (
-    CALIBRATION_POINTS,
-    FIRST_SCALES,
-    pick_aps,
-    picks,
-    plan_pick_seeds,
-    plan_points,
-    scaled,
-    third_scale,
-)
+from benchmarks.equal_tune import pick_aps, picks, plan_pick_seeds, plan_points, third_scale
 from benchmarks.equal_tune_report import equal_tune_section
+from benchmarks.group_view import GroupView
 from benchmarks.plan import student_run
-from benchmarks.presets import CALIBRATED_PEERS, PEERS, get_preset
+from benchmarks.presets import CALIBRATED_PEERS, FALLBACK_PEERS, PEERS, Preset, get_preset
 from benchmarks.report_glance import glance_section
+from benchmarks.roster import best_peers, plan_runs
 from benchmarks.store import ResultStore
+from benchmarks.tune_points import CALIBRATION_POINTS, FIRST_SCALES, parse_point, point_label, scaled
 from mar_cli.main import main
 from tests.bench.records import fake_result
 
@@ -58,15 +52,25 @@ def test_scaling_touches_the_kd_weights_only():
     assert fgd["fgd_alpha"] == pytest.approx(3.8e-9 / 3, rel=5e-3) and fgd["temperature"] == 0.5
 
 
+def put_points(store: ResultStore, preset: Preset, method: str, aps: dict[float, float]) -> None:
+    """Record ``method``'s seed-0 points in the order the search plans them."""
+    for scale, ap in aps.items():
+        run = next(r for r in plan_points(store, preset, [method]) if r.extra["scale"] == scale)
+        fake_result(store, run, ap)
+
+
+def put_pick_seeds(store: ResultStore, preset: Preset, method: str, aps: list[float]) -> None:
+    """Record ``method``'s picked point on the other seeds (``aps`` in seed order)."""
+    for run, ap in zip(plan_pick_seeds(store, preset, [method]), aps, strict=True):
+        fake_result(store, run, ap)
+
+
 def test_the_pick_is_the_best_seed0_point_a_tie_keeps_the_calibration_point(tmp_path):
     preset = get_preset("cpu")
     store = ResultStore(tmp_path)
 
     def put(method: str, aps: dict[float, float]) -> None:
-        """Record ``method``'s points in the order the search plans them."""
-        for scale, ap in aps.items():
-            run = next(r for r in plan_points(store, preset, [method]) if r.extra["scale"] == scale)
-            fake_result(store, run, ap)
+        put_points(store, preset, method, aps)
 
     put("cwd", {1.0: 0.20, 3.0: 0.23, 9.0: 0.21})  # best inside: x3
     put("pkd", {1.0: 0.19, 3.0: 0.17, 1 / 3: 0.19})  # tie with x1/3: keeps x1
@@ -122,3 +126,49 @@ def test_cli_lists_the_grid_and_refuses_unknown_methods_and_scales(tmp_path, cap
     assert "unknown method(s) nope" in capsys.readouterr().err
     assert main([*base, "--scales", "2"]) == 2
     assert "--scales: valid: 0.333, 1, 3, 9" in capsys.readouterr().err
+
+
+def test_the_other_groups_run_the_two_best_picks_each_at_its_picked_weights(tmp_path):
+    preset = get_preset("cpu")
+    store = ResultStore(tmp_path)
+    smallgap = preset.group("retina-synth-smallgap")
+    choice = best_peers(store, preset)
+    assert choice.fallback and choice.peers == FALLBACK_PEERS and "cwd (search incomplete)" in choice.source
+    put_points(store, preset, "cwd", {1.0: 0.20, 3.0: 0.23, 9.0: 0.21})  # pick x3
+    put_points(store, preset, "pkd", {1.0: 0.19, 3.0: 0.17, 1 / 3: 0.18})  # pick x1
+    put_points(store, preset, "mgd", {1.0: 0.10, 3.0: 0.12, 9.0: 0.30})  # best pick, seed 0 only
+    put_points(store, preset, "fgd", {1.0: 0.1})
+    put_pick_seeds(store, preset, "cwd", [0.21, 0.25])
+    put_pick_seeds(store, preset, "pkd", [0.18, 0.20])
+    choice = best_peers(store, preset)
+    assert choice.peers == ("cwd x3", "pkd") and not choice.fallback  # x1: the plain peer's label
+    assert "cwd x3 23.0, pkd 19.0" in choice.source
+    assert "mgd x9 (1/3 seeds)" in choice.source and "fgd (search incomplete)" in choice.source
+
+    runs = {r.label: r for r in plan_runs(store, preset, [smallgap.name], seeds=[0])}
+    assert set(runs) == {"baseline", "mar", "cwd x3", "pkd"}
+    assert runs["cwd x3"].spec["distill"]["loss_weight"] == pytest.approx(
+        3 * CALIBRATED_PEERS["cwd"]["loss_weight"]
+    )
+    assert runs["cwd x3"].spec["train"] == runs["baseline"].spec["train"]  # the group's schedule
+    assert runs["pkd"].key == student_run(preset, smallgap, "pkd", 0).key
+
+    # a peer that ran in the group before (at x1) stays shown and ranked, but is owed no seeds
+    fake_result(store, student_run(preset, smallgap, "crosskd", 0), 0.30)
+    for label, ap in (("mar", 0.26), ("cwd x3", 0.27)):
+        for seed in preset.seeds:
+            fake_result(store, student_run(preset, smallgap, label, seed), ap)
+    view = GroupView(store, preset, smallgap)
+    assert "crosskd" in view.labels and "crosskd" not in view.planned
+    assert not any(m.startswith(("crosskd", "cwd x3", "mar ")) for m in view.missing())
+    rank = view.mar_rank()
+    assert [x for x, _ in rank.ranked] == ["crosskd", "cwd x3", "mar"] and rank.place == 3
+    assert not rank.complete  # pkd (planned) has no seed yet
+
+
+def test_a_points_label_names_its_weights_in_one_stage_groups_only():
+    assert parse_point(point_label("fgd", 1 / 3)) == ("fgd", 1 / 3)
+    assert parse_point("cwd x2") is None and parse_point("cwd") is None
+    preset = get_preset("cpu")
+    with pytest.raises(ValueError, match="two-stage"):
+        student_run(preset, preset.group("frcnn-synth-short"), "cwd x9", 0)

@@ -9,10 +9,11 @@ import dataclasses
 import pytest
 import torch
 
-from benchmarks.plan import WARM_PREFIX, plan_runs, student_run, warm_start_run
+from benchmarks.plan import WARM_PREFIX, student_run, warm_start_run
 from benchmarks.presets import get_preset
 from benchmarks.quality import Runner, run_dir
 from benchmarks.report import render_report
+from benchmarks.roster import plan_runs
 from benchmarks.store import ResultStore
 from mar_core.models.checkpoint_io import safe_load
 from tests.bench.records import fake_result
