@@ -33,7 +33,7 @@ from benchmarks.soak import SoakConfig, run_soak
 from benchmarks.soak_format import format_soak
 from benchmarks.store import DEFAULT_CACHE, DEFAULT_RESULTS, REPO_ROOT, ResultStore
 from benchmarks.tune import plan_tune, run_tune
-from benchmarks.tune_points import CALIBRATION_POINTS, SCALES
+from benchmarks.tune_points import CALIBRATION_POINTS, SCALES, parse_point
 from mar_core.atomic import atomic_write_json
 from mar_core.cli.argtypes import csv, csv_ints, positive_float, positive_int
 from mar_core.errors import SpecError
@@ -280,10 +280,12 @@ def _quality(args: argparse.Namespace) -> int:
     for g in args.group or []:
         _check_group(preset, g)
 
-    unknown = [s for s in args.students or [] if s not in STUDENTS]
+    unknown = [s for s in args.students or [] if s not in STUDENTS and parse_point(s) is None]
     if unknown:
         raise SpecError(
-            f"unknown student(s) {', '.join(unknown)}; valid: {', '.join(STUDENTS)}", param="--students"
+            f"unknown student(s) {', '.join(unknown)}; valid: {', '.join(STUDENTS)}, or a tuning point's "
+            "label ('cwd_head x9')",
+            param="--students",
         )
     store = ResultStore(args.results)
     if args.list:

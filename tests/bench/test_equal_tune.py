@@ -166,9 +166,13 @@ def test_the_other_groups_run_the_two_best_picks_each_at_its_picked_weights(tmp_
     assert not rank.complete  # pkd (planned) has no seed yet
 
 
-def test_a_points_label_names_its_weights_in_one_stage_groups_only():
+def test_a_points_label_names_its_weights_in_one_stage_groups_only(tmp_path, capsys):
     assert parse_point(point_label("fgd", 1 / 3)) == ("fgd", 1 / 3)
     assert parse_point("cwd x2") is None and parse_point("cwd") is None
     preset = get_preset("cpu")
     with pytest.raises(ValueError, match="two-stage"):
         student_run(preset, preset.group("frcnn-synth-short"), "cwd x9", 0)
+    base = ["bench", "quality", "--results", str(tmp_path), "--list", "--group", "retina-synth-smallgap"]
+    assert main([*base, "--students", "cwd x2"]) == 2
+    assert "unknown student(s) cwd x2" in capsys.readouterr().err
+    assert main([*base, "--students", "mar,pkd x9"]) == 0
