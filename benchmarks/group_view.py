@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.plan import student_run, teacher_run, warm_start_run
-from benchmarks.presets import PEERS, GroupDef, Preset
+from benchmarks.presets import GroupDef, Preset
 from benchmarks.roster import group_students
 from benchmarks.stats import Summary
 from benchmarks.store import ResultStore
 from benchmarks.teachers import published_report, teachers_beside
-from benchmarks.tune_points import is_peer_label
+from benchmarks.tune_points import is_peer_label, peer_labels
+from mar_core.names import is_two_stage
 
 # AP: the least gap at which a teacher is "clearly better" than the baseline student (the larger of
 # this and twice the baseline's seed spread); below it there is no gap to close.
@@ -45,11 +46,12 @@ class GroupView:
     def __init__(self, store: ResultStore, preset: Preset, group: GroupDef):
         self.preset, self.group = preset, group
         # what the group runs now, and every label shown: those and the peers that ran in this
-        # group before (a choice made earlier stays reported, but is no longer owed seeds)
+        # group before, at any tuning point (a choice made earlier stays reported, but is no longer
+        # owed seeds)
         planned, self.choice = group_students(store, preset, group)
         self.planned: tuple[str, ...] = tuple(planned)
         self.labels = list(planned)
-        for peer in PEERS:
+        for peer in peer_labels(is_two_stage(group.student_model["arch"])):
             if peer not in self.labels and any(
                 store.has(student_run(preset, group, peer, s).key) for s in preset.seeds
             ):

@@ -69,6 +69,15 @@ def parse_point(label: str) -> tuple[str, float] | None:
     return _POINTS.get(label)
 
 
+def peer_labels(two_stage: bool) -> tuple[str, ...]:
+    """Every label a peer can run under in a group: its plain label (calibration weights) and,
+    in one-stage groups, its other tuning points (``"cwd x9"``; ``"cwd x1"`` is ``"cwd"``)."""
+    if two_stage:
+        return tuple(PEERS)
+    tuned = (point_label(p, s) for p in PEERS if p in CALIBRATION_POINTS for s in SCALES if s != 1.0)
+    return (*PEERS, *tuned)
+
+
 def is_peer_label(label: str) -> bool:
     """A peer, at its calibration weights (``"cwd"``) or at a tuning point (``"cwd x9"``)."""
     point = parse_point(label)

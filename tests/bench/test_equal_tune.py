@@ -153,17 +153,22 @@ def test_the_other_groups_run_the_two_best_picks_each_at_its_picked_weights(tmp_
     assert runs["cwd x3"].spec["train"] == runs["baseline"].spec["train"]  # the group's schedule
     assert runs["pkd"].key == student_run(preset, smallgap, "pkd", 0).key
 
-    # a peer that ran in the group before (at x1) stays shown and ranked, but is owed no seeds
+    # peers that ran in the group before (at x1 or at another tuning point) stay shown and ranked,
+    # but are owed no seeds
     fake_result(store, student_run(preset, smallgap, "crosskd", 0), 0.30)
+    fake_result(store, student_run(preset, smallgap, "mgd x9", 0), 0.28)
     for label, ap in (("mar", 0.26), ("cwd x3", 0.27)):
         for seed in preset.seeds:
             fake_result(store, student_run(preset, smallgap, label, seed), ap)
     view = GroupView(store, preset, smallgap)
-    assert "crosskd" in view.labels and "crosskd" not in view.planned
-    assert not any(m.startswith(("crosskd", "cwd x3", "mar ")) for m in view.missing())
+    assert {"crosskd", "mgd x9"} <= set(view.labels) and "mgd" not in view.labels
+    assert not {"crosskd", "mgd x9"} & set(view.planned)
+    assert not any(m.startswith(("crosskd", "mgd", "cwd x3", "mar ")) for m in view.missing())
     rank = view.mar_rank()
-    assert [x for x, _ in rank.ranked] == ["crosskd", "cwd x3", "mar"] and rank.place == 3
+    assert [x for x, _ in rank.ranked] == ["crosskd", "mgd x9", "cwd x3", "mar"] and rank.place == 4
     assert not rank.complete  # pkd (planned) has no seed yet
+    # a two-stage group looks for its peers at their calibration points only
+    assert "mgd x9" not in GroupView(store, preset, preset.group("frcnn-synth-short")).labels
 
 
 def test_a_points_label_names_its_weights_in_one_stage_groups_only(tmp_path, capsys):
