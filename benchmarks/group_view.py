@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.plan import student_run, teacher_run, warm_start_run
+from benchmarks.plan import student_run, teacher_run, tune_group, warm_start_run
 from benchmarks.presets import GroupDef, Preset
 from benchmarks.roster import group_students
 from benchmarks.stats import Summary
@@ -46,12 +46,14 @@ class GroupView:
     def __init__(self, store: ResultStore, preset: Preset, group: GroupDef):
         self.preset, self.group = preset, group
         # what the group runs now, and every label shown: those and the peers that ran in this
-        # group before, at any tuning point (a choice made earlier stays reported, but is no longer
-        # owed seeds)
+        # group before (a choice made earlier stays reported, but is no longer owed seeds), at any
+        # tuning point in the one-stage groups beyond the tuning group (whose points the equal
+        # tuning section reports)
         planned, self.choice = group_students(store, preset, group)
         self.planned: tuple[str, ...] = tuple(planned)
         self.labels = list(planned)
-        for peer in peer_labels(is_two_stage(group.student_model["arch"])):
+        with_points = not is_two_stage(group.student_model["arch"]) and group != tune_group(preset)
+        for peer in peer_labels(with_points):
             if peer not in self.labels and any(
                 store.has(student_run(preset, group, peer, s).key) for s in preset.seeds
             ):

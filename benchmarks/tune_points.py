@@ -69,10 +69,10 @@ def parse_point(label: str) -> tuple[str, float] | None:
     return _POINTS.get(label)
 
 
-def peer_labels(two_stage: bool) -> tuple[str, ...]:
+def peer_labels(with_points: bool) -> tuple[str, ...]:
     """Every label a peer can run under in a group: its plain label (calibration weights) and,
-    in one-stage groups, its other tuning points (``"cwd x9"``; ``"cwd x1"`` is ``"cwd"``)."""
-    if two_stage:
+    ``with_points``, its other tuning points (``"cwd x9"``; ``"cwd x1"`` is ``"cwd"``)."""
+    if not with_points:
         return tuple(PEERS)
     tuned = (point_label(p, s) for p in PEERS if p in CALIBRATION_POINTS for s in SCALES if s != 1.0)
     return (*PEERS, *tuned)

@@ -167,8 +167,14 @@ def test_the_other_groups_run_the_two_best_picks_each_at_its_picked_weights(tmp_
     rank = view.mar_rank()
     assert [x for x, _ in rank.ranked] == ["crosskd", "mgd x9", "cwd x3", "mar"] and rank.place == 4
     assert not rank.complete  # pkd (planned) has no seed yet
-    # a two-stage group looks for its peers at their calibration points only
+    # a two-stage group looks for its peers at their calibration points only, and so does the
+    # tuning group (its points are the equal tuning section's, not its table's)
     assert "mgd x9" not in GroupView(store, preset, preset.group("frcnn-synth-short")).labels
+    short = preset.group("retina-synth-short")
+    fake_result(store, student_run(preset, short, "mgd x9", 0), 0.28)
+    fake_result(store, student_run(preset, short, "mgd", 0), 0.20)
+    short_labels = GroupView(store, preset, short).labels
+    assert "mgd" in short_labels and "mgd x9" not in short_labels
 
 
 def test_a_points_label_names_its_weights_in_one_stage_groups_only(tmp_path, capsys):
