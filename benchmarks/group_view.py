@@ -11,14 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.plan import student_run, teacher_run, tune_group, warm_start_run
+from benchmarks.plan import student_run, takes_tuning_points, teacher_run, tune_group, warm_start_run
 from benchmarks.presets import GroupDef, Preset
 from benchmarks.roster import group_students
 from benchmarks.stats import Summary
 from benchmarks.store import ResultStore
 from benchmarks.teachers import published_report, teachers_beside
 from benchmarks.tune_points import is_peer_label, peer_labels
-from mar_core.names import is_two_stage
 
 # AP: the least gap at which a teacher is "clearly better" than the baseline student (the larger of
 # this and twice the baseline's seed spread); below it there is no gap to close.
@@ -52,7 +51,7 @@ class GroupView:
         planned, self.choice = group_students(store, preset, group)
         self.planned: tuple[str, ...] = tuple(planned)
         self.labels = list(planned)
-        with_points = not is_two_stage(group.student_model["arch"]) and group != tune_group(preset)
+        with_points = takes_tuning_points(group) and group != tune_group(preset)
         for peer in peer_labels(with_points):
             if peer not in self.labels and any(
                 store.has(student_run(preset, group, peer, s).key) for s in preset.seeds

@@ -105,6 +105,11 @@ def cache_key(logical_spec: dict[str, Any]) -> str:
     return spec_key(logical_spec)
 
 
+def takes_tuning_points(group: GroupDef) -> bool:
+    """Whether ``group`` can run a tuning point's weights: they are one-stage weights."""
+    return not is_two_stage(group.student_model["arch"])
+
+
 def tune_group(preset: Preset) -> GroupDef:
     """The synthetic short group of the preset (the first group whose name ends in ``-short``)."""
     for g in preset.groups:
@@ -142,7 +147,7 @@ def student_run(
     two_stage = is_two_stage(group.student_model["arch"])
     point = parse_point(label)
     if distill is None and point is not None:
-        if two_stage:
+        if not takes_tuning_points(group):
             raise ValueError(f"tuning point {label!r}: its weights are one-stage, {group.name} is two-stage")
         distill = point_distill(*point)
     elif distill is None and label in STUDENTS:

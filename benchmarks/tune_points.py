@@ -74,7 +74,7 @@ def peer_labels(with_points: bool) -> tuple[str, ...]:
     ``with_points``, its other tuning points (``"cwd x9"``; ``"cwd x1"`` is ``"cwd"``)."""
     if not with_points:
         return tuple(PEERS)
-    tuned = (point_label(p, s) for p in PEERS if p in CALIBRATION_POINTS for s in SCALES if s != 1.0)
+    tuned = (label for label, (m, s) in _POINTS.items() if m in PEERS and s != 1.0)
     return (*PEERS, *tuned)
 
 
