@@ -311,7 +311,8 @@ def _full_groups(
             check_convergence=True,
         ),
         # The same pair, warm: every student starts from its seed's final baseline of the small-gap
-        # group, then KD and no KD ("baseline") continue for the same steps at a tenth of the LR.
+        # group, then KD and no KD ("baseline") continue for the same steps at a tenth of the LR;
+        # the two best peers too, to tell whether KD in general or MAR's weights lose there.
         GroupDef(
             "retina-synth-smallgap-warm",
             "RetinaNet, synthetic shapes, R50 teacher of the student's width, warm start from the small-gap baseline (end of its long schedule)",
@@ -319,7 +320,7 @@ def _full_groups(
             SMALL_GAP_TEACHER,
             retina_s,
             warm,
-            ("baseline", "mar"),
+            ("baseline", "mar", BEST_PEERS),
             warm_start_from="retina-synth-smallgap",
         ),
         GroupDef(

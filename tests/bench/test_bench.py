@@ -163,8 +163,9 @@ def test_cache_keys_are_stable_and_distinct():
     assert shared == [["retina-synth-long/baseline", "retina-synth-smallgap/baseline"]] * 3
     # 17 (the short group: baseline, 7 MAR variants, 9 peers) + 7 (long: baseline, mar, its two
     # halves, mar_raw, 2 best peers) + 6 (BCCD: with mar_raw, mar_raw_auto) + 4 (small gap: baseline,
-    # mar, 2 best peers) + 2 (small gap, warm: baseline, mar) + 5 (Faster R-CNN) students, 3 seeds
-    assert len(runs) == (17 + 7 + 6 + 4 + 2 + 5) * 3
+    # mar, 2 best peers) + 4 (small gap, warm: baseline, mar, 2 best peers) + 5 (Faster R-CNN)
+    # students, 3 seeds
+    assert len(runs) == (17 + 7 + 6 + 4 + 4 + 5) * 3
     again = plan_runs(ResultStore(Path("/nonexistent")), preset)
     assert [r.key for r in again] == keys
 
