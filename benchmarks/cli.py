@@ -34,6 +34,7 @@ from benchmarks.soak_format import format_soak
 from benchmarks.store import DEFAULT_CACHE, DEFAULT_RESULTS, REPO_ROOT, ResultStore
 from benchmarks.tune import plan_tune, run_tune
 from benchmarks.tune_points import CALIBRATION_POINTS, SCALES, parse_point
+from benchmarks.warm_start import run_state
 from mar_core.atomic import atomic_write_json
 from mar_core.cli.argtypes import csv, csv_ints, positive_float, positive_int
 from mar_core.errors import SpecError
@@ -290,12 +291,14 @@ def _quality(args: argparse.Namespace) -> int:
     store = ResultStore(args.results)
     if args.list:
         runs = plan_runs(store, preset, args.group, args.students, args.seeds)
-        for run in runs:
-            state = "cached " if store.has(run.key) else "missing"
-            print(f"{state} {run.group}/{run.label} seed {run.seed} [{run.key[:12]}]")
+        states = [run_state(store, preset, run) for run in runs]
+        for run, state in zip(runs, states, strict=True):
+            print(f"{state:7} {run.group}/{run.label} seed {run.seed} [{run.key[:12]}]")
+        stale = states.count("stale")
         print(
-            f"{sum(not store.has(r.key) for r in runs)} of {len(runs)} runs missing "
-            "(best peers resolved from the results cached now)"
+            f"{len(states) - states.count('cached')} of {len(runs)} runs missing"
+            + (f" ({stale} stale: warm-started from an earlier start)" if stale else "")
+            + " (best peers resolved from the results cached now)"
         )
         return 0
 

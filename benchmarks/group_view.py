@@ -18,6 +18,7 @@ from benchmarks.stats import Summary
 from benchmarks.store import ResultStore
 from benchmarks.teachers import published_report, teachers_beside
 from benchmarks.tune_points import is_peer_label, peer_labels
+from benchmarks.warm_start import current_record
 
 # AP: the least gap at which a teacher is "clearly better" than the baseline student (the larger of
 # this and twice the baseline's seed spread); below it there is no gap to close.
@@ -60,7 +61,9 @@ class GroupView:
         self.recs: dict[str, dict[int, dict[str, Any]]] = {}
         for label in self.labels:
             for seed in preset.seeds:
-                rec = store.get(student_run(preset, group, label, seed).key)
+                # a warm-started result continued from an earlier start than the one on record is
+                # left out (``warm_start``)
+                rec = current_record(store, preset, student_run(preset, group, label, seed))
                 if rec is not None:
                     self.recs.setdefault(label, {})[seed] = rec
         # a warm-started group's starts: each seed's run whose final weights its students load

@@ -27,6 +27,7 @@ from benchmarks.presets import SYNTH_KIND, DataDef, Preset
 from benchmarks.roster import plan_runs
 from benchmarks.store import REPO_ROOT, ResultStore
 from benchmarks.teachers import is_published, publish_teacher, published_dir, teachers_beside
+from benchmarks.warm_start import START_FIELD, current_record, is_warm, start_record, start_stamp
 from mar_core.data import load_dataset
 from mar_core.errors import MarError
 from mar_core.file_lock import LockHeld, file_lock
@@ -189,6 +190,9 @@ def _execute(
         )
         report = run_job(spec, workdir)
         record = _record(run, report, workdir, command)
+        if is_warm(run):
+            start = start_record(store, preset, run)
+            record[START_FIELD] = start_stamp(start) if start is not None else None
         store.put(record)
         shutil.rmtree(workdir / "checkpoints", ignore_errors=True)  # results are kept; weights in model.pt
     return record
@@ -309,13 +313,13 @@ class Runner:
 
     def run(self, run: RunDef) -> bool:
         """Run (or skip) one run; False once the ``max_runs`` budget is spent."""
-        if self.store.has(run.key) and not self.rerun:
+        if not self.rerun and current_record(self.store, self.preset, run) is not None:
             self.summary.cached.append(run)
             self.on_event("cached", run, self.store.get(run.key))
             return True
         if not self._budget_left():
             return False
-        if run.spec["model"].get("init_checkpoint", "").startswith(WARM_PREFIX):
+        if is_warm(run):
             if not self.ensure_warm_start(run):
                 return self._budget_left()
             if not self._budget_left():

@@ -15,6 +15,7 @@ from benchmarks.quality import Runner, run_dir
 from benchmarks.report import render_report
 from benchmarks.roster import plan_runs
 from benchmarks.store import ResultStore
+from benchmarks.warm_start import START_FIELD, run_state, start_stamp
 from mar_core.models.checkpoint_io import safe_load
 from tests.bench.records import fake_result
 
@@ -54,6 +55,42 @@ def test_a_warm_student_starts_from_its_seeds_baseline(warm_preset, tmp_path):
     assert floats and all(torch.allclose(start[k], end[k], atol=1e-6) for k in floats)
     # a different seed's start would differ: the start is the seed's own run
     assert warm_start_run(warm_preset, warm_preset.groups[1], 1).key != src.key
+    # the warm result names the start it continued from; run again, it is cached
+    start_rec = store.get(src.key)
+    assert store.get(run.key)[START_FIELD] == start_stamp(start_rec)
+    assert Runner(warm_preset, store, cache, teachers=tmp_path / "teachers").run(run)
+    # the start trained again elsewhere (a new result on record): the warm result is stale and
+    # runs again, from the start's weights that are here, without training the start
+    store.put({**start_rec, "finished_at": "2099-01-01T00:00:00+00:00"})
+    assert run_state(store, warm_preset, run) == "stale"
+    again = Runner(warm_preset, store, cache, teachers=tmp_path / "teachers")
+    assert again.run(run)
+    assert [(r["group"], r["label"]) for r in again.summary.ran] == [("retina-synth-smoke-warm", "baseline")]
+    assert run_state(store, warm_preset, run) == "cached"
+
+
+def _timed(store: ResultStore, run, ap: float, finished_at: str) -> None:
+    fake_result(store, run, ap)
+    store.put({**store.get(run.key), "finished_at": finished_at})
+
+
+def test_a_result_continued_from_an_earlier_start_is_left_out(tmp_path):
+    """Records without a ``warm_start`` stamp belong to the start they finished after; a start
+    trained again later (its result replaced) leaves them out of the report and the plan."""
+    cpu = get_preset("cpu")
+    warm = cpu.group("retina-synth-smallgap-warm")
+    store = ResultStore(tmp_path)
+    _timed(store, warm_start_run(cpu, warm, 0), 0.29, "2026-12-07T00:02:13+00:00")
+    old = student_run(cpu, warm, "baseline", 0)
+    new = student_run(cpu, warm, "mar", 0)
+    _timed(store, old, 0.30, "2026-12-02T06:10:10+00:00")  # continued from the start before
+    _timed(store, new, 0.31, "2026-12-07T00:20:00+00:00")
+    assert [run_state(store, cpu, r) for r in (old, new)] == ["stale", "cached"]
+    section = render_report(store, ["cpu"]).split("(`retina-synth-smallgap-warm`)")[1].split("###")[0]
+    assert "s0: 29.00 -> - / 31.00." in section
+    # a stamp naming another start is stale whatever the times say
+    store.put({**store.get(new.key), START_FIELD: {"key": "x", "finished_at": None, "AP": 0.2}})
+    assert run_state(store, cpu, new) == "stale"
 
 
 def test_the_report_states_what_continuing_adds_over_each_start(tmp_path):
