@@ -319,32 +319,34 @@ def _convergence(v: GroupView) -> list[str]:
 
 def _warm_start(v: GroupView) -> list[str]:
     """What continuing from the start adds, per seed, without KD (the group's "baseline") and
-    with MAR, and whether the start was converged by that measure."""
+    with each KD method that ran, and whether the start was converged by that measure."""
     if not v.group.warm_start_from:
         return []
-    base, mar = v.gains_over_start("baseline"), v.gains_over_start("mar")
-    if not base and not mar:
+    gains = {label: v.gains_over_start(label) for label in v.labels}
+    shown = [label for label in v.labels if gains[label]]
+    if not shown:
         return [
             f"- Warm start (from `{v.group.warm_start_from}`'s baseline of each seed): no run with its start yet."
         ]
     train = student_run(v.preset, v.group, "baseline", 0).spec["train"]
+    names = {"baseline": "no KD", "mar": "MAR"}
 
     def cell(seed: int) -> str:
-        aps = (v.ap_by_seed(label).get(seed) for label in ("baseline", "mar"))
+        aps = (v.ap_by_seed(label).get(seed) for label in shown)
         ups = " / ".join("-" if ap is None else f"{ap * 100:.2f}" for ap in aps)
         return f"s{seed}: {record_ap(v.starts[seed]) * 100:.2f} -> {ups}"
 
+    header = " / ".join("baseline (no KD)" if x == "baseline" else names.get(x, x) for x in shown)
     line = (
         f"- Warm start (from `{v.group.warm_start_from}`'s baseline of each seed; AP at the start -> "
-        f"baseline (no KD) / MAR after {train['iterations']} more steps at lr {train['lr']:g}): "
+        f"{header} after {train['iterations']} more steps at lr {train['lr']:g}): "
         f"{'; '.join(cell(s) for s in sorted(v.starts))}."
     )
-    summaries = {label: Summary.of(list(gains.values())) for label, gains in (("no KD", base), ("MAR", mar))}
+    summaries = {label: Summary.of(list(gains[label].values())) for label in shown}
     for label, g in summaries.items():
-        if g.n:
-            line += f" Mean gain over the start, {label}: {g.signed()} AP (n={g.n})."
-    if base:
-        rose = summaries["no KD"].mean > CONVERGED_RISE
+        line += f" Mean gain over the start, {names.get(label, label)}: {g.signed()} AP (n={g.n})."
+    if "baseline" in summaries:
+        rose = summaries["baseline"].mean > CONVERGED_RISE
         line += (
             f" So the start was {'not ' if rose else ''}converged by the {CONVERGED_RISE * 100:.1f}-point "
             "bound of the convergence check" + (": more steps still lift it." if rose else ".")

@@ -87,15 +87,16 @@ def test_a_result_continued_from_an_earlier_start_is_left_out(tmp_path):
     _timed(store, new, 0.31, "2026-12-07T00:20:00+00:00")
     assert [run_state(store, cpu, r) for r in (old, new)] == ["stale", "cached"]
     section = render_report(store, ["cpu"]).split("(`retina-synth-smallgap-warm`)")[1].split("###")[0]
-    assert "s0: 29.00 -> - / 31.00." in section
+    assert "AP at the start -> MAR after 800 more steps at lr 0.0001): s0: 29.00 -> 31.00." in section
     # a stamp naming another start is stale whatever the times say
     store.put({**store.get(new.key), START_FIELD: {"key": "x", "finished_at": None, "AP": 0.2}})
     assert run_state(store, cpu, new) == "stale"
 
 
 def test_the_report_states_what_continuing_adds_over_each_start(tmp_path):
-    """The warm group's section: per seed the start's AP and the continued runs' (no KD / MAR),
-    the mean gains, and whether the start was converged by the convergence check's bound."""
+    """The warm group's section: per seed the start's AP and the continued runs' (no KD, MAR and
+    every peer that ran), the mean gains, and whether the start was converged by the convergence
+    check's bound."""
     cpu = get_preset("cpu")
     warm = cpu.group("retina-synth-smallgap-warm")
     store = ResultStore(tmp_path)
@@ -103,10 +104,13 @@ def test_the_report_states_what_continuing_adds_over_each_start(tmp_path):
         fake_result(store, warm_start_run(cpu, warm, seed), start)
         fake_result(store, student_run(cpu, warm, "baseline", seed), base)
         fake_result(store, student_run(cpu, warm, "mar", seed), mar)
+    fake_result(store, student_run(cpu, warm, "crosskd x9", 0), 0.25)
     section = render_report(store, ["cpu"]).split("(`retina-synth-smallgap-warm`)")[1].split("###")[0]
     assert (
-        "s0: 26.00 -> 29.00 / 30.00; s1: 27.00 -> 30.00 / 32.00. Mean gain over the start, no KD: +3.00 ± 0.00 "
-        "AP (n=2). Mean gain over the start, MAR: +4.50 ± 0.71 AP (n=2). So the start was not converged"
+        "AP at the start -> baseline (no KD) / MAR / crosskd x9 after 800 more steps at lr 0.0001): "
+        "s0: 26.00 -> 29.00 / 30.00 / 25.00; s1: 27.00 -> 30.00 / 32.00 / -. Mean gain over the start, no KD: "
+        "+3.00 ± 0.00 AP (n=2). Mean gain over the start, MAR: +4.50 ± 0.71 AP (n=2). Mean gain over the start, "
+        "crosskd x9: -1.00 AP (n=1). So the start was not converged"
     ) in section
 
 
@@ -118,6 +122,6 @@ def test_a_start_within_the_bound_reads_as_converged(tmp_path):
     fake_result(store, student_run(cpu, warm, "baseline", 0), 0.262)
     section = render_report(store, ["cpu"]).split("(`retina-synth-smallgap-warm`)")[1].split("###")[0]
     assert (
-        "s0: 26.00 -> 26.20 / -. Mean gain over the start, no KD: +0.20 AP (n=1). So the start was converged"
+        "s0: 26.00 -> 26.20. Mean gain over the start, no KD: +0.20 AP (n=1). So the start was converged"
         in section
     )
