@@ -313,9 +313,10 @@ class Runner:
 
     def run(self, run: RunDef) -> bool:
         """Run (or skip) one run; False once the ``max_runs`` budget is spent."""
-        if not self.rerun and current_record(self.store, self.preset, run) is not None:
+        cached = None if self.rerun else current_record(self.store, self.preset, run)
+        if cached is not None:
             self.summary.cached.append(run)
-            self.on_event("cached", run, self.store.get(run.key))
+            self.on_event("cached", run, cached)
             return True
         if not self._budget_left():
             return False
