@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from mar_core.names import WEBHOOK_EVENTS
+from mar_core.url_guard import URL_PATTERN
 
 # The ids and values of the query, path and header parameters, as the OpenAPI document states them.
 INT64_MAX = 2**63 - 1
@@ -13,6 +16,8 @@ ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 CURSOR_PATTERN = r"^[A-Za-z0-9_=-]{0,200}$"
 EVENT_ID_PATTERN = r"^[0-9]{0,18}$"  # empty: from the start
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"  # printable ASCII, no space
+# a webhook event name, as the document states it (the route names an unknown one)
+WebhookEvent = Annotated[str, Field(json_schema_extra={"enum": list(WEBHOOK_EVENTS)})]
 
 
 class ErrorItem(BaseModel):
@@ -160,8 +165,14 @@ class JobCreated(JobPublic):
 class WebhookEndpointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=2048, pattern=r"^https?://[^\s/?#]+([/?#][^\s]*)?$")
-    events: list[str] | None = Field(default=None, description="default: every event")
+    url: str = Field(
+        max_length=2048,
+        pattern=URL_PATTERN,
+        description="an http(s) URL whose host resolves to public addresses (mar_core.url_guard)",
+    )
+    events: list[WebhookEvent] | None = Field(
+        default=None, min_length=1, max_length=len(WEBHOOK_EVENTS), description="default: every event"
+    )
 
 
 class WebhookEndpointPublic(BaseModel):

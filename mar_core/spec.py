@@ -44,6 +44,7 @@ from mar_core.spec_limits import (
     MAX_WEIGHT_DECAY,
     SpecText,
 )
+from mar_core.url_guard import URL_PATTERN
 
 # Class names that mark an unused label of a teacher (torchvision's COCO list has both).
 PLACEHOLDER_CLASS_NAMES = frozenset({"N/A", "__background__"})
@@ -358,8 +359,8 @@ class WebhookSpec(_Strict):
     """A URL told of the job's events (signed per Standard Webhooks with the job's
     ``webhook_secret``, returned when the job is created); ``events`` default: all of them."""
 
-    url: str = Field(max_length=2048, pattern=r"^https?://[^\s/?#\x00-\x1f\x7f]+([/?#][^\s\x00-\x1f\x7f]*)?$")
-    events: list[str] | None = Field(default=None, max_length=len(names.WEBHOOK_EVENTS))
+    url: str = Field(max_length=2048, pattern=URL_PATTERN)  # the host is checked by mar_core.url_guard
+    events: list[str] | None = Field(default=None, min_length=1, max_length=len(names.WEBHOOK_EVENTS))
 
     @field_validator("events")
     @classmethod
