@@ -39,6 +39,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_core.core_schema import ErrorType
 
+from mar_core.methods.auto import NO_KD, SEARCH_METHOD, AutoSpec
 from mar_core.methods.base import MethodSpec
 from mar_core.methods.crosskd import CrossKDSpec
 from mar_core.methods.cwd import CWDSpec
@@ -54,6 +55,10 @@ from mar_core.methods.pkd_head import PKDHeadSpec
 __all__ = [
     "DEFAULT_METHOD",
     "METHODS",
+    "NO_KD",
+    "SEARCH_METHOD",
+    "AutoSpec",
+    "METHOD_NAMES",
     "DistillSpec",
     "Method",
     "MethodSpec",
@@ -85,6 +90,7 @@ METHODS: dict[str, Method] = {
     "crosskd": Method(CrossKDSpec, "mar_core.distill.peers.crosskd:CrossKDLoss"),
 }
 DEFAULT_METHOD = next(iter(METHODS))
+AutoSpec.KNOWN_CANDIDATES = (NO_KD, *METHODS)
 
 for _name, _m in METHODS.items():
     if _m.spec.model_fields["method"].default != _name or ":" not in _m.loss:
@@ -92,6 +98,10 @@ for _name, _m in METHODS.items():
             f"METHODS[{_name!r}]: its spec model's method must default to {_name!r} and its "
             f"loss be 'package.module:Class', got {_m.spec.__name__}, {_m.loss!r}"
         )
+
+
+# What ``distill.method`` may name: a registered method, or the search over them (``AutoSpec``).
+METHOD_NAMES = (*METHODS, SEARCH_METHOD)
 
 
 def methods_with_field(field: str) -> list[str]:
@@ -115,7 +125,7 @@ def _cleared(err: Any, tag: Any) -> InitErrorDetails:
     loc = tuple(err["loc"])[1:] if tuple(err["loc"])[:1] == (tag,) else tuple(err["loc"])
     if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
         message = "unknown distillation method {method}; valid: {valid}"
-        context = {"method": repr(tag), "valid": ", ".join(METHODS)}
+        context = {"method": repr(tag), "valid": ", ".join(METHOD_NAMES)}
         return InitErrorDetails(
             type=PydanticCustomError("unknown_method", message, context), loc=("method",), input=tag
         )
@@ -151,7 +161,12 @@ def _clear_errors(value: Any, handler: ValidatorFunctionWrapHandler) -> MethodSp
 
 # The ``distill`` section of a job spec: one of the registered spec models, chosen by ``method``.
 DistillSpec = Annotated[
-    Union[tuple(Annotated[m.spec, Tag(name)] for name, m in METHODS.items())],  # noqa: UP007 (a runtime union of the registry)
+    Union[  # noqa: UP007 (a runtime union of the registry)
+        (
+            *(Annotated[m.spec, Tag(name)] for name, m in METHODS.items()),
+            Annotated[AutoSpec, Tag(SEARCH_METHOD)],
+        )
+    ],
     Discriminator(_method_tag),
     WrapValidator(_clear_errors),
 ]

@@ -27,17 +27,22 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     ValidatorFunctionWrapHandler,
     WrapValidator,
+    model_serializer,
 )
 from pydantic_core import PydanticCustomError
 
 from mar_core.spec_limits import MAX_LOSS_WEIGHT, MAX_STEPS
 
-__all__ = ["AUTO", "DEFAULT", "KDWeight", "MethodSpec"]
+__all__ = ["AUTO", "DEFAULT", "KDWeight", "MethodSpec", "SearchPoints"]
 
 _Spec = TypeVar("_Spec", bound="MethodSpec")
+
+# (one-stage, two-stage) candidates of a method in the distiller search, each a dict of field overrides
+SearchPoints = tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]
 
 AUTO = "auto"  # sized on the job's first batches
 DEFAULT = "default"  # the method's WEIGHT_DEFAULTS for the detector family
@@ -76,7 +81,10 @@ class MethodSpec(BaseModel):
     - ``JOB_UNSET``: field -> what a job takes when it is unset, where that is not ``"auto"``;
     - ``TERM_WEIGHTS``: name of a KD term its loss module returns -> the field that weights it
       (``"auto"`` sizes each field from its term; ``mar bench calibrate`` reports each term with
-      its weight).
+      its weight);
+    - ``SEARCH_POINTS``: this method's candidates in the distiller search (``distill.method:
+      "auto"``, ``mar_core.search``), as (one-stage, two-stage) tuples of field overrides; an
+      empty tuple: not a candidate for that family.
     """
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
@@ -84,10 +92,22 @@ class MethodSpec(BaseModel):
     WEIGHT_DEFAULTS: ClassVar[dict[str, tuple[float, float]]] = {}
     JOB_UNSET: ClassVar[dict[str, str]] = {}
     TERM_WEIGHTS: ClassVar[dict[str, str]] = {}
+    SEARCH_POINTS: ClassVar[SearchPoints] = ((), ())
 
     method: str
     adapter: Literal["auto", "always"] = "auto"  # auto: identity when the channels match, else a 1x1 conv
     kd_warmup_iters: int | None = Field(default=None, ge=0, le=MAX_STEPS)  # None: min(500, 10% of the run)
+    # Multiplies the calibration target of every "auto" weight: each such term starts at
+    # auto_scale x TARGET_RATIO x the classification loss (the equal tuning budget found the
+    # peers best at 9x the rule). Left out of the JSON at 1.0, so earlier specs keep their hash.
+    auto_scale: float = Field(default=1.0, gt=0, le=100)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("auto_scale") == 1.0:
+            del data["auto_scale"]
+        return data
 
     @classmethod
     def own_fields(cls) -> frozenset[str]:

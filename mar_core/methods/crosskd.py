@@ -11,7 +11,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from mar_core.methods.base import KDWeight, MethodSpec
+from mar_core.methods.base import KDWeight, MethodSpec, SearchPoints
 from mar_core.spec_limits import MAX_LOSS_WEIGHT
 
 __all__ = ["CrossKDSpec"]
@@ -24,6 +24,11 @@ class CrossKDSpec(MethodSpec):
         "box_weight": (1.0, 1.0),
     }
     TERM_WEIGHTS: ClassVar[dict[str, str]] = {"crosskd/cls": "cls_weight", "crosskd/box": "box_weight"}
+    # In the distiller search: its equal-tuning pick, 9x the calibration rule (one-stage only)
+    SEARCH_POINTS: ClassVar[SearchPoints] = (
+        ({"auto_scale": 9.0},),
+        (),
+    )
 
     method: Literal["crosskd"] = "crosskd"
     cls_weight: KDWeight = None  # quality focal loss of the cross-head class scores

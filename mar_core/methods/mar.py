@@ -11,7 +11,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from mar_core.methods.base import DEFAULT, KDWeight, MethodSpec
+from mar_core.methods.base import DEFAULT, KDWeight, MethodSpec, SearchPoints
 from mar_core.spec_limits import MAX_LIST, MAX_LOSS_WEIGHT
 
 __all__ = ["MARSpec"]
@@ -59,6 +59,9 @@ class MARSpec(MethodSpec):
     # 41.13 AP, 3 seeds each).
     RAW_JOB_UNSET: ClassVar[dict[str, str]] = {"alpha": DEFAULT, "beta": DEFAULT, "gamma": DEFAULT}
     TERM_WEIGHTS: ClassVar[dict[str, str]] = {"fg": "alpha", "bg": "beta", "relation": "gamma"}
+    # In the distiller search: the job default, both families (BENCHMARKS.md "Equal tuning
+    # budget": x3 was within the seed spread of it on the short group).
+    SEARCH_POINTS: ClassVar[SearchPoints] = (({},), ({},))
 
     method: Literal["mar"] = "mar"
     alpha: KDWeight = None  # foreground feature term

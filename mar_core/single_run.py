@@ -1,0 +1,349 @@
+"""Run one training or distillation (one method, or none) in a work folder: a job, or one trial
+of a job's distiller search (``mar_core.search``). ``mar_core.run.run_job`` is the entry point.
+
+Outputs in ``workdir``: ``metrics.jsonl``, ``pr_curves.json`` and ``samples/*.png`` (PR curves and
+predictions on a few validation images; each evaluation before the last leaves its own under
+``pr_curves/step-<N>.json`` and ``samples/step-<N>/``, see ``mar_core.eval_outputs``),
+``tensorboard/events.out.tfevents.*`` (every metric by step; ``mar_core.tracking``),
+``checkpoints/last.pt`` (exact resume) and ``checkpoints/best.pt`` (best-AP weights), ``model.pt``
+(plain torchvision state_dict of the final detector), ``model.json`` (how to rebuild it) and
+``report.json``. A workdir that holds a checkpoint of the same spec resumes from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Subset
+
+from mar_core.atomic import atomic_write_json
+from mar_core.checkpoint_files import BEST_CHECKPOINT, CHECKPOINT_DIR, LAST_CHECKPOINT
+from mar_core.data import build_train_loader, load_dataset
+from mar_core.distill.auto_weights import resolve_kd_weights
+from mar_core.distill.distiller import build_distiller
+from mar_core.engine.distributed import SINGLE, RankInfo, launch
+from mar_core.engine.hooks import (
+    CheckpointHook,
+    EvalHook,
+    LRScheduleHook,
+    MetricsHook,
+    StopHook,
+    device_of,
+    load_training_checkpoint,
+)
+from mar_core.engine.lr import lr_factor_fn
+from mar_core.engine.memory_check import check_batch_fits
+from mar_core.engine.rng import seed_everything
+from mar_core.engine.trainer import Trainer
+from mar_core.errors import SpecError
+from mar_core.eval import evaluate_model
+from mar_core.eval_outputs import write_eval_outputs
+from mar_core.export import export_detector
+from mar_core.models.checkpoint_io import atomic_torch_save, write_model_output
+from mar_core.models.pretrained import load_pretrained_start
+from mar_core.models.registry import build_detector, count_parameters
+from mar_core.progress import ProgressCallback, ignore_progress
+from mar_core.samples import SAMPLES_DIR, draw_samples, sample_indices
+from mar_core.spec import JobSpec, MlflowSpec, TrainSpec
+from mar_core.spec_hash import run_fingerprint
+from mar_core.teacher import load_teacher
+from mar_core.tracking.tracking import Tracking
+
+log = logging.getLogger(__name__)
+
+
+def build_optimizer(model: nn.Module, cfg: TrainSpec) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def _resume_state(last: Path, fingerprint: str, workdir: Path) -> dict | None:
+    """The checkpoint this run resumes from (None: a fresh start); one of another spec is refused."""
+    if not last.exists():
+        return None
+    state = load_training_checkpoint(last)
+    if state.get("extra", {}).get("spec_fingerprint") != fingerprint:
+        raise SpecError(f"{workdir} holds a checkpoint of a different spec; use another workdir", "workdir")
+    return state
+
+
+ReportHook = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def run_single_job(
+    spec: JobSpec,
+    workdir: Path,
+    *,
+    data_roots: list[Path] | None = None,
+    checkpoint_roots: list[Path] | None = None,
+    progress: ProgressCallback = ignore_progress,
+    should_stop: Callable[[], bool] = lambda: False,
+    device: str | None = None,
+    mlflow: MlflowSpec | None = None,
+    train_subset: Sequence[int] | None = None,
+    finish_report: ReportHook | None = None,
+) -> dict:
+    """Train or distil as ``spec`` says (its ``distill`` one registered method); return the
+    report (also written to ``report.json``). ``mlflow``: the deployment's MLflow server, used
+    when the spec names none; ``train_subset``: train on these indices of the training split
+    only (a search trial); ``finish_report``: applied to the report before it is written.
+
+    With ``resources.gpus > 1`` this process becomes rank 0 of that many torch.distributed
+    processes (``mar_core.engine.distributed``); it alone calls ``progress`` and ``should_stop``.
+    """
+    if spec.resources.gpus > 1:
+        return launch(
+            _run,
+            spec,
+            Path(workdir),
+            device_of(device or spec.resources.device).type,
+            progress=progress,
+            should_stop=should_stop,
+            data_roots=data_roots,
+            checkpoint_roots=checkpoint_roots,
+            device=device,
+            mlflow=mlflow,
+            train_subset=train_subset,
+            finish_report=finish_report,
+        )
+    return _run(
+        spec,
+        workdir,
+        data_roots=data_roots,
+        checkpoint_roots=checkpoint_roots,
+        progress=progress,
+        should_stop=should_stop,
+        device=device,
+        mlflow=mlflow,
+        train_subset=train_subset,
+        finish_report=finish_report,
+    )
+
+
+def _run(
+    spec: JobSpec,
+    workdir: Path,
+    *,
+    data_roots: list[Path] | None = None,
+    checkpoint_roots: list[Path] | None = None,
+    progress: ProgressCallback = ignore_progress,
+    should_stop: Callable[[], bool] = lambda: False,
+    device: str | None = None,
+    mlflow: MlflowSpec | None = None,
+    ranks: RankInfo = SINGLE,
+    train_subset: Sequence[int] | None = None,
+    finish_report: ReportHook | None = None,
+) -> dict:
+    """The job on one rank; only rank 0 evaluates and writes (the others return ``{}``)."""
+    t_start = time.time()
+    workdir = Path(workdir)
+    if ranks.is_main:
+        workdir.mkdir(parents=True, exist_ok=True)
+    seed_everything(spec.seed)
+    dev = ranks.device or device_of(device or spec.resources.device)
+    cfg = spec.train
+
+    train_ds = load_dataset(spec.dataset, spec.dataset.train_split, data_roots)
+    val_ds = load_dataset(spec.dataset, spec.dataset.val_split, data_roots)
+    if train_ds.class_names != val_ds.class_names:
+        raise SpecError(
+            f"dataset: train classes {train_ds.class_names} differ from val classes {val_ds.class_names}",
+            "dataset",
+        )
+    class_names = train_ds.class_names
+    fit_ds = train_ds if train_subset is None else Subset(train_ds, list(train_subset))
+    student = build_detector(spec.model, train_ds.num_classes)
+    load_pretrained_start(student, spec.model, checkpoint_roots, progress)
+    trainable: nn.Module = student
+    extra_hooks = []
+    teacher = teacher_params = kd_weights = None
+    fingerprint = run_fingerprint(spec.to_json_dict())
+    ckpt_dir = workdir / CHECKPOINT_DIR
+    last = ckpt_dir / LAST_CHECKPOINT
+    state = _resume_state(last, fingerprint, workdir)
+    if spec.kind == "distill":
+        teacher = load_teacher(spec, checkpoint_roots, student, class_names, progress)
+        teacher_params = count_parameters(teacher.model)
+
+        def distiller(distill_cfg):
+            return build_distiller(
+                student,
+                teacher.model,
+                distill_cfg,
+                spec.model.family,
+                teacher.spec.family,
+                cfg.iterations,
+                teacher.class_map,
+            )
+
+        distill_cfg, kd_weights = resolve_kd_weights(  # "auto" weights: sized now, or read back on resume
+            spec.distill,
+            spec.model.two_stage,
+            lambda c: distiller(c)[0],
+            lambda n: build_train_loader(fit_ds, cfg.batch_size, spec.seed, 0, n),
+            dev,
+            resumed=None if state is None else state.get("extra", {}),
+            ranks=ranks,
+            progress=progress,
+        )
+        trainable, extra_hooks = distiller(distill_cfg)
+    trainable.to(dev)
+    # a dry step of one and of two images: a batch the device cannot hold fails here, not the host
+    local_batch = -(-cfg.batch_size // ranks.world_size)
+    check_batch_fits(trainable, [fit_ds[0], fit_ds[min(1, len(fit_ds) - 1)]], local_batch, dev, cfg.amp)
+
+    tracking = None
+    if ranks.is_main:  # every metric from here on goes to TensorBoard (and MLflow)
+        start_step = 0 if state is None else int(state["iteration"])
+        tracking = Tracking(spec, workdir, progress, start_step=start_step, mlflow=mlflow)
+        progress = tracking
+    metrics = MetricsHook(workdir / "metrics.jsonl", cfg.log_every, progress)
+
+    eval_indices = list(range(min(len(val_ds), cfg.eval_max_images or len(val_ds))))
+    eval_set = val_ds if len(eval_indices) == len(val_ds) else Subset(val_ds, eval_indices)
+    eval_image_ids = None if eval_set is val_ds else [val_ds.image_info(i)["id"] for i in eval_indices]
+
+    last_curves: dict = {}  # the PR curves of the latest evaluation
+    samples = sample_indices(len(val_ds))
+
+    def evaluate() -> dict[str, float]:
+        result = evaluate_model(student, eval_set, dev, cfg.batch_size, cfg.num_workers, eval_image_ids)
+        last_curves.clear()
+        last_curves.update(result.pr_curves)
+        return result.metrics
+
+    def mid_run_outputs(step: int) -> None:
+        outputs = write_eval_outputs(
+            workdir, step, last_curves, student, val_ds, samples, class_names, final=False
+        )
+        for name, path in outputs.items():
+            progress({"type": "artifact", "name": name, "path": str(path)})
+
+    def save_best() -> None:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save(
+            {k: v.detach().cpu() for k, v in student.state_dict().items()}, ckpt_dir / BEST_CHECKPOINT
+        )
+
+    hooks = [
+        LRScheduleHook(lr_factor_fn(cfg.iterations, cfg.warmup_iters, cfg.schedule, cfg.lr_steps)),
+        *extra_hooks,
+    ]
+    if ranks.is_main:  # the other ranks only train
+        hooks += [
+            metrics,
+            EvalHook(evaluate, cfg.eval_every, metrics, save_best, progress, mid_run_outputs),
+            CheckpointHook(
+                ckpt_dir,
+                cfg.checkpoint_every,
+                {"spec_fingerprint": fingerprint, "kd_weights": kd_weights},
+                progress,
+            ),
+            tracking,
+        ]
+    hooks.append(StopHook((lambda: ranks.any_rank(should_stop())) if ranks.distributed else should_stop))
+    trainer = Trainer(
+        ranks.wrap(trainable),
+        build_optimizer(trainable, cfg),
+        lambda start: build_train_loader(
+            fit_ds,
+            cfg.batch_size,
+            spec.seed,
+            start,
+            cfg.iterations,
+            cfg.num_workers,
+            ranks.rank,
+            ranks.world_size,
+        ),
+        cfg.iterations,
+        dev,
+        hooks,
+        amp=cfg.amp,
+        grad_clip=cfg.grad_clip,
+        hflip=cfg.hflip,
+        ranks=ranks,
+    )
+    if state is not None:
+        trainer.load_state_dict(state)
+        trainer.rng_state_to_restore = state["rng"]
+        log.info("resuming from %s at step %d", last, trainer.iter)
+        progress({"type": "log", "level": "info", "message": f"resumed from step {trainer.iter}"})
+
+    progress({"type": "phase", "phase": "train"})
+    start_iter = trainer.iter
+    t_train = time.time()
+    trainer.train()
+    train_seconds = time.time() - t_train
+    if not ranks.is_main:
+        return {}
+
+    progress({"type": "phase", "phase": "export"})
+    # The card says how to rebuild the model, not how it started: no pretrained-start paths in it.
+    card_spec = spec.model.model_copy(update={"backbone_weights": None, "init_checkpoint": None})
+    outputs = write_model_output(workdir, student, card_spec, class_names)
+    if spec.export:
+        exported = export_detector(student, workdir, spec.export, class_names=class_names)
+        outputs.update({path.name: path for path in exported.values()})
+    outputs.update(
+        write_eval_outputs(
+            workdir, trainer.iter, last_curves, student, val_ds, samples, class_names, final=True
+        )
+    )
+    if teacher is not None:
+        outputs.update(
+            draw_samples(
+                teacher.model, val_ds, samples, workdir / SAMPLES_DIR, "teacher", teacher.class_names
+            )
+        )
+    eval_hook = next(h for h in hooks if isinstance(h, EvalHook))
+    report = {
+        "kind": spec.kind,
+        "name": spec.name,
+        "spec": spec.to_json_dict(),
+        "iterations": cfg.iterations,
+        "resumed_from_step": start_iter,
+        "eval": eval_hook.last_results,
+        "best": {"AP": eval_hook.best_ap, "step": eval_hook.best_step},
+        "class_names": class_names,
+        "device": str(dev),
+        "world_size": ranks.world_size,
+        "params": {"model": count_parameters(student), "teacher": teacher_params},
+        "kd_weights": kd_weights,  # distill: each loss weight, how it was chosen ("auto": sized at the start)
+        "train_seconds": round(train_seconds, 2),
+        "images_per_second": round(
+            (cfg.iterations - start_iter) * cfg.batch_size / max(train_seconds, 1e-9), 2
+        ),
+        "wall_seconds": round(time.time() - t_start, 2),
+        "dataset": {
+            "train_images": len(fit_ds),
+            "val_images": len(val_ds),
+            "train_validation": train_ds.validation.to_dict(),
+            "val_validation": val_ds.validation.to_dict(),
+        },
+    }
+    if finish_report is not None:
+        report = finish_report(report)
+    atomic_write_json(workdir / "report.json", report)
+    outputs["report.json"] = workdir / "report.json"
+    if (ckpt_dir / BEST_CHECKPOINT).exists():
+        outputs["best.pt"] = ckpt_dir / BEST_CHECKPOINT
+    outputs["last.pt"] = last
+    assert tracking is not None  # rank 0
+    outputs.update(tracking.finish(report, outputs))
+    for name, path in outputs.items():
+        progress({"type": "artifact", "name": name, "path": str(path)})
+    log.info(
+        "done: AP %.4f in %.0f s; outputs in %s",
+        report["eval"].get("AP", 0.0),
+        report["wall_seconds"],
+        workdir,
+    )
+    return report
