@@ -25,7 +25,7 @@ from torch.utils.data import Subset
 from mar_core.atomic import atomic_write_json
 from mar_core.checkpoint_files import BEST_CHECKPOINT, CHECKPOINT_DIR, LAST_CHECKPOINT
 from mar_core.data import build_train_loader, load_dataset
-from mar_core.distill.auto_weights import resolve_kd_weights
+from mar_core.distill.auto_weights import TARGET_RATIO, resolve_kd_weights
 from mar_core.distill.distiller import build_distiller
 from mar_core.engine.distributed import SINGLE, RankInfo, launch
 from mar_core.engine.hooks import (
@@ -193,6 +193,7 @@ def _run(
             resumed=None if state is None else state.get("extra", {}),
             ranks=ranks,
             progress=progress,
+            target=TARGET_RATIO * spec.distill.auto_scale,
         )
         trainable, extra_hooks = distiller(distill_cfg)
     trainable.to(dev)
