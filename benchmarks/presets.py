@@ -42,7 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mar_core.methods import DEFAULT_METHOD, METHODS
+from mar_core.methods import DEFAULT_METHOD, METHODS, SEARCH_METHOD
 
 SYNTH_KIND = "synthetic"
 BCCD_PATH = "../shared/datasets/BCCD/BCCD"  # relative to the repository root
@@ -87,6 +87,8 @@ AUTO_WEIGHTS_STUDENT = "mar_raw_auto"
 RAW = {"method": "mar", "feature_norm": "none"}
 # MAR on standardised maps whatever the family: on a one-stage student the same run as "mar"
 STANDARDISED_MAR = "mar_channel"
+# The distiller search (``distill.method: "auto"``), in every group
+SEARCH_STUDENT = "auto"
 
 # Labels renamed when MAR's one-stage default became the standardised form (2026-12-02), in the
 # one-stage groups: old -> new. The runs kept their keys; commands recorded before then name the
@@ -119,6 +121,8 @@ STUDENTS: dict[str, dict[str, Any] | None] = {
     # every weight sized by the job on its first batches (mar_core.distill.auto_weights), against
     # RAW_MAR's tuned defaults (which plan pins as numbers)
     AUTO_WEIGHTS_STUDENT: {**RAW, "alpha": "auto", "beta": "auto", "gamma": "auto"},
+    # the job searches for its distiller (mar_core.search) at its default budget
+    SEARCH_STUDENT: {"method": SEARCH_METHOD},
     **{p: {"method": p, **CALIBRATED_PEERS.get(p, {})} for p in PEERS},
 }
 
@@ -258,6 +262,7 @@ def _full_groups(
     short_students = (
         "baseline",
         "mar",
+        SEARCH_STUDENT,
         "mar_mask_only",
         "mar_relation_only",
         RAW_MAR,
@@ -284,7 +289,7 @@ def _full_groups(
             retina_s,
             long,
             # MAR and its two halves alone: the ablation on the long schedule
-            ("baseline", "mar", "mar_relation_only", "mar_mask_only", RAW_MAR, BEST_PEERS),
+            ("baseline", "mar", "mar_relation_only", "mar_mask_only", RAW_MAR, BEST_PEERS, SEARCH_STUDENT),
             check_convergence=True,
         ),
         GroupDef(
@@ -294,7 +299,7 @@ def _full_groups(
             "retina-bccd",
             bccd_s,
             bccd_train,
-            ("baseline", "mar", RAW_MAR, AUTO_WEIGHTS_STUDENT, BEST_PEERS),
+            ("baseline", "mar", RAW_MAR, AUTO_WEIGHTS_STUDENT, BEST_PEERS, SEARCH_STUDENT),
         ),
         # The paper's regime (issue 19): teacher and student of one family and FPN width, the teacher
         # on the student's long schedule, so that the gap is the backbone's alone (published
@@ -307,7 +312,7 @@ def _full_groups(
             SMALL_GAP_TEACHER,
             retina_s,
             long,
-            ("baseline", "mar", BEST_PEERS),
+            ("baseline", "mar", BEST_PEERS, SEARCH_STUDENT),
             check_convergence=True,
         ),
         # The same pair, warm: every student starts from its seed's final baseline of the small-gap
@@ -320,7 +325,7 @@ def _full_groups(
             SMALL_GAP_TEACHER,
             retina_s,
             warm,
-            ("baseline", "mar", BEST_PEERS),
+            ("baseline", "mar", BEST_PEERS, SEARCH_STUDENT),
             warm_start_from="retina-synth-smallgap",
         ),
         GroupDef(
@@ -331,7 +336,7 @@ def _full_groups(
             frcnn_s,
             frcnn_short,
             # "mar" is the raw form here (MAR's two-stage default); mar_channel the standardised one
-            ("baseline", "mar", STANDARDISED_MAR, "fgd", "logit_kd"),
+            ("baseline", "mar", STANDARDISED_MAR, "fgd", "logit_kd", SEARCH_STUDENT),
         ),
     )
 

@@ -158,6 +158,7 @@ def _record(run: RunDef, report: dict[str, Any], workdir: Path, command: str) ->
         "resumed_from_step": report["resumed_from_step"],
         "params": report["params"],
         **({"kd_weights": report["kd_weights"]} if report.get("kd_weights") else {}),
+        **({"search": report["search"]} if report.get("search") else {}),
         "device": report["device"],
         "dataset": {k: report["dataset"][k] for k in ("train_images", "val_images")},
         "machine": machine_info(),

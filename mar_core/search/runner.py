@@ -411,6 +411,7 @@ class _Search:
             },
         }
         report["spec"] = self.spec.to_json_dict()
+        report["wall_seconds"] = round(wall, 2)  # the whole search (this attempt), not the winner's part
         return report
 
 
