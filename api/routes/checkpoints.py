@@ -33,8 +33,8 @@ _UPLOAD_BODY = multipart_upload_body(f"a teacher state_dict ({', '.join(ALLOWED_
 async def upload_checkpoint(request: Request, settings: SettingsDep, key: CurrentKey) -> CheckpointPublic:
     """Store a teacher under a generated name; use the returned ``path`` (relative to the
     checkpoint root) as ``teacher.checkpoint``. The key is checked and the size read from
-    ``Content-Length`` before the body is; the file is not unpickled here (the worker loads it
-    safely)."""
+    ``Content-Length`` before the body is; a pickle ``torch.load(weights_only=True)`` would refuse
+    (one that runs code) is a 422 naming its first forbidden global (it is never unpickled here)."""
     check_upload_length(request, settings.max_upload_bytes)
     assert settings.checkpoint_root is not None
     async with request.form(max_files=1, max_fields=1) as form:

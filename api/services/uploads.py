@@ -1,8 +1,9 @@
 """Uploads streamed to disk under a size limit; teacher checkpoints stored in the checkpoint
 root under a generated name.
 
-The file is never unpickled here (the API does not import torch); the worker loads it with
-``torch.load(..., weights_only=True)`` or safetensors.
+The file is never unpickled here (the API does not import torch): its pickles are read opcode
+by opcode (``mar_core.pickle_scan``) and refused when ``torch.load(..., weights_only=True)``,
+which the worker loads it with, would refuse them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from starlette.requests import Request
 
 from api.errors import InvalidRequest, LengthRequired, PayloadTooLarge
 from mar_core.atomic import atomic_path
+from mar_core.pickle_scan import UnsafePickle, scan_checkpoint
 
 ALLOWED_SUFFIXES = (".pt", ".pth", ".safetensors")
 UPLOADS = "uploads"  # under the checkpoint root: one folder per project
@@ -70,6 +72,19 @@ def store_checkpoint(
     folder = root / UPLOADS / project
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{uuid.uuid4().hex}{suffix}"
-    with atomic_path(final, ".part") as tmp, open(tmp, "wb") as out:
-        size, digest = copy_limited(src, out, max_bytes)
+    with atomic_path(final, ".part") as tmp:
+        with open(tmp, "wb") as out:
+            size, digest = copy_limited(src, out, max_bytes)
+        check_pickles(tmp, suffix)
     return final, size, digest
+
+
+def check_pickles(path: Path, suffix: str) -> None:
+    """422 naming ``file`` when ``torch.load(path, weights_only=True)`` would refuse the file's
+    pickles (``mar_core.pickle_scan``): the first forbidden global or opcode is named."""
+    if suffix == ".safetensors":
+        return  # no pickle in it
+    try:
+        scan_checkpoint(path)
+    except UnsafePickle as e:
+        raise InvalidRequest(f"file: {e}", param="file") from None

@@ -7,6 +7,7 @@ import json
 
 import anyio
 
+from tests.api.checkpoint_writers import tiny_checkpoint
 from tests.api.conftest import distill_spec, error_params
 
 
@@ -68,11 +69,11 @@ def test_a_checkpoint_upload_checks_the_key_and_length_first(client, app, auth):
 
 
 def test_the_upload_path_is_relative_and_usable_as_teacher(client, auth, settings):
-    r = client.post("/checkpoints", files={"file": ("teacher.pt", b"weights")}, headers=auth)
+    r = client.post("/checkpoints", files={"file": ("teacher.pt", tiny_checkpoint())}, headers=auth)
     assert r.status_code == 201, r.text
     path = r.json()["path"]
     assert path.startswith("uploads/") and str(settings.state_dir) not in r.text
-    assert (settings.checkpoint_root / path).read_bytes() == b"weights"
+    assert (settings.checkpoint_root / path).read_bytes() == tiny_checkpoint()
     job = client.post("/jobs", json=distill_spec(path), headers=auth)
     assert job.status_code == 201, job.text
 

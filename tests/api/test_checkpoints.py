@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 
+from tests.api.checkpoint_writers import tiny_checkpoint
 from tests.api.conftest import distill_spec, error_params
 
 
 def test_upload_then_submit(client, auth, settings):
-    data = b"\x80\x02fake pickle that must never be loaded by the API"
+    data = tiny_checkpoint()
     r = client.post("/checkpoints", files={"file": ("teacher.pth", data)}, headers=auth)
     assert r.status_code == 201, r.text
     body = r.json()
@@ -22,7 +23,7 @@ def test_upload_then_submit(client, auth, settings):
 
 
 def test_upload_name_is_generated(client, auth, settings):
-    r = client.post("/checkpoints", files={"file": ("../../evil.pt", b"x")}, headers=auth)
+    r = client.post("/checkpoints", files={"file": ("../../evil.pt", tiny_checkpoint())}, headers=auth)
     assert r.status_code == 201
     assert (
         settings.checkpoint_root / r.json()["path"]

@@ -14,6 +14,7 @@ import pytest
 from api.db import jobs_repo, keys_repo
 from api.db.session import session_scope
 from tests.api.archive_writers import pack
+from tests.api.checkpoint_writers import tiny_checkpoint
 from tests.api.conftest import distill_spec, error_params, make_coco, train_spec
 
 # hold no project data (Prometheus: service-wide counts, labelled by state and worker only)
@@ -44,7 +45,7 @@ def alpha_world(client, db, settings, tmp_path):
     archive = pack(make_coco(tmp_path / "src"), tmp_path / "alpha.zip", "zip")
     with open(archive, "rb") as f:
         dataset = client.post("/datasets", files={"file": ("alpha.zip", f)}, headers=alpha).json()
-    ckpt = client.post("/checkpoints", files={"file": ("t.pt", b"weights")}, headers=alpha).json()
+    ckpt = client.post("/checkpoints", files={"file": ("t.pt", tiny_checkpoint())}, headers=alpha).json()
     client.app.state.settings.webhook_allow_private = True
     hook = client.post("/webhooks", json={"url": "http://127.0.0.1:9/h"}, headers=alpha).json()
     return {
