@@ -77,3 +77,10 @@ class JobCancelled(MarError):
 class SplitNotFoundError(DatasetError):
     """A split the spec names is not in the dataset or holds no images; the reader's caller sets ``param`` to the
     spec field naming the split (``dataset.train_split`` / ``dataset.val_split``)."""
+
+
+class BadImageError(DatasetError):
+    """An image file that cannot be decoded (empty, not an image of a supported format, broken
+    past repair); the message names the file."""
+
+    code = "image_invalid"

@@ -12,6 +12,7 @@ DETECTOR_ARCHS = ("retinanet", "fcos", "fasterrcnn")  # also the detector famili
 TWO_STAGE_ARCHS = frozenset({"fasterrcnn"})  # the others are one-stage
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v3_large")
 DATASET_FORMATS = ("coco", "voc", "yolo")
+ON_BAD_IMAGE = ("refuse", "skip")  # an undecodable image file: refuse the dataset, or leave it out
 DISTILL_METHODS = tuple(METHODS)
 NORM_LAYERS = ("group", "batch", "frozen_batch")
 

@@ -13,8 +13,9 @@
 
 Image ids are the inputs' positions, from 1 (files in the order given, a folder's images sorted
 by name); category ``k`` is the detector's label ``k``, named ``class_names[k - 1]`` from the
-model card. Images are read as ``DetectionDataset`` reads them for training (Pillow, RGB, no
-EXIF rotation).
+model card. Images are read as ``DetectionDataset`` reads them for training
+(``mar_core.image_io.load_rgb``: EXIF orientation applied, RGB, a truncated file repaired), and
+the boxes are in the pixels of the image as displayed.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from torch import Tensor, nn
 from torchvision.utils import draw_bounding_boxes
 
 from mar_core.atomic import atomic_path, atomic_write_json
-from mar_core.errors import SpecError
+from mar_core.errors import BadImageError, SpecError
+from mar_core.image_io import load_rgb
 from mar_core.models.checkpoint_io import MODEL_CARD
 from mar_core.models.loading import load_detector
 from mar_core.models.thresholds import detector_settings, score_threshold_of
@@ -95,10 +97,9 @@ def find_images(inputs: Iterable[str | Path]) -> list[Path]:
 def load_image(path: Path) -> Tensor:
     """``3 x H x W`` float in [0, 1], read like a training image (``DetectionDataset.load_image``)."""
     try:
-        with Image.open(path) as im:
-            arr = np.array(im.convert("RGB"))
-    except OSError as e:
-        raise SpecError(f"cannot read image file {path}: {e}", param="images") from None
+        arr, _ = load_rgb(path)
+    except BadImageError as e:
+        raise SpecError(e.message, param="images") from None
     return torch.from_numpy(arr).permute(2, 0, 1).to(torch.get_default_dtype()).div_(255.0)
 
 

@@ -83,11 +83,18 @@ class DatasetSpec(_Strict):
         default=None, max_length=MAX_CLASSES
     )  # VOC: fixes the class order; default sorted names
     max_images: int | None = Field(default=None, gt=0, le=MAX_IMAGES)  # truncate each split (smoke runs)
+    # an image file that cannot be decoded: "refuse" the dataset (naming it), or "skip" it (counted)
+    on_bad_image: SpecText = "refuse"
 
     @field_validator("format")
     @classmethod
     def _known_format(cls, v: str) -> str:
         return _check_name(v, names.DATASET_FORMATS, "dataset format")
+
+    @field_validator("on_bad_image")
+    @classmethod
+    def _known_policy(cls, v: str) -> str:
+        return _check_name(v, names.ON_BAD_IMAGE, "on_bad_image policy")
 
     @field_validator("path", "annotation_file")
     @classmethod
@@ -107,7 +114,8 @@ class DatasetSpec(_Strict):
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data = handler(self)  # the newer fields only when set: no earlier run is re-keyed
-        return {k: v for k, v in data.items() if not (k in ("id", "annotation_file") and v is None)}
+        unset = {"id": None, "annotation_file": None, "on_bad_image": "refuse"}
+        return {k: v for k, v in data.items() if not (k in unset and v == unset[k])}
 
 
 # The fields of this project's own detectors, and their defaults when ``torchvision`` is not set.

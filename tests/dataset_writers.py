@@ -13,6 +13,7 @@ Writers return the dataset folder; tests break a file afterwards to check an err
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,9 +62,11 @@ def expected(split: str, n: int = 3) -> list[Img]:
 
 
 def write_images(folder: Path, images: list[Img]) -> None:
+    """One plain PNG per image, its colour from its name (no two images share their bytes)."""
     folder.mkdir(parents=True, exist_ok=True)
     for i, img in enumerate(images):
-        Image.new("RGB", (img.width, img.height), (40 * i % 255, 120, 200)).save(folder / img.file_name)
+        colour = (40 * i % 255, zlib.crc32(img.stem.encode()) % 256, 200)
+        Image.new("RGB", (img.width, img.height), colour).save(folder / img.file_name)
 
 
 def coco_dict(images: list[Img], first_id: int = 1) -> dict:

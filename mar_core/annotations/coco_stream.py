@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 
 import ijson
 
+from mar_core.annotations.image_scan import Progress
 from mar_core.annotations.report import SplitReport, SplitStats
 from mar_core.annotations.split_check import ImageCheck, check_images_of, sample
 from mar_core.annotations.validate import (
@@ -82,7 +83,13 @@ def _lists_in_head(path: Path, source: str) -> dict[str, list]:
 
 
 def check_coco_file(
-    path: Path, images_dir: Path, split: str, source: str, check_images: ImageCheck = True
+    path: Path,
+    images_dir: Path,
+    split: str,
+    source: str,
+    check_images: ImageCheck = True,
+    on_bad_image: str = "refuse",
+    progress: Progress | None = None,
 ) -> SplitReport:
     """The report of one COCO annotation file (``source``: its name in messages)."""
     head = _lists_in_head(path, source)
@@ -102,16 +109,22 @@ def check_coco_file(
     check_not_empty(len(sizes), source)
 
     stats = SplitStats(split, categories, source)
-    stats.validation.num_images = len(sizes)
     chosen = sample(list(sizes.items()), check_images)
     records = [{"id": k, "file_name": f, "width": w, "height": h} for k, (f, w, h) in chosen]
-    check_images_of(records, Path(images_dir), stats, True)
+    skipped = check_images_of(records, Path(images_dir), stats, True, on_bad_image, progress)
     for img in records:  # sizes read from the files replace the recorded ones
-        sizes[img["id"]] = (img["file_name"], img["width"], img["height"])
+        if img["id"] not in skipped:
+            sizes[img["id"]] = (img["file_name"], img["width"], img["height"])
     del records
+    for image_id in skipped:
+        del sizes[image_id]
+    check_not_empty(len(sizes), source)
+    stats.validation.num_images = len(sizes)
     stats.unsized = sum(not (w and h) for _, w, h in sizes.values())
 
     for ann in stream_items(path, "annotations.item", source):
+        if isinstance(ann, dict) and ann.get("image_id") in skipped:
+            continue  # the boxes of an image left out (on_bad_image "skip")
         check_annotation(ann, sizes, cat_ids, source)
         file_name, width, height = sizes[ann["image_id"]]
         stats.add(ann, width, height, file_name)

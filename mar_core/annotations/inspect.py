@@ -10,12 +10,14 @@ the image or line, its ``param`` the spec field. ``detect_format(root)`` and
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from mar_core import names
 from mar_core.annotations.coco import ROBOFLOW_FILE, locate_coco
 from mar_core.annotations.coco_stream import check_coco_file
 from mar_core.annotations.containment import check_folders_inside
+from mar_core.annotations.image_scan import Progress
 from mar_core.annotations.readers import (
     check_split_name,
     dataset_root,
@@ -26,6 +28,7 @@ from mar_core.annotations.readers import (
 )
 from mar_core.annotations.report import DatasetReport, SplitReport
 from mar_core.annotations.split_check import ImageCheck, check_split_dict
+from mar_core.annotations.voc import orphan_annotations
 from mar_core.annotations.yolo import find_yaml, read_yolo_config
 from mar_core.errors import DatasetError
 from mar_core.paths import shown_path
@@ -36,19 +39,38 @@ log = logging.getLogger(__name__)
 _SPLIT_ORDER = ("train", "val", "valid", "test")
 
 
+# progress(split) -> the callback of that split's image decoding (done, total)
+SplitProgress = Callable[[str], Progress]
+
+
 def _check_split(
-    spec: DatasetSpec, root: Path, split: str, data_roots: list[Path] | None, check_images: ImageCheck
+    spec: DatasetSpec,
+    root: Path,
+    split: str,
+    data_roots: list[Path] | None,
+    check_images: ImageCheck,
+    progress: Progress | None,
 ) -> SplitReport:
     if spec.format == "coco":
         images_dir = spec_images_dir(spec, root, split, data_roots)
         ann_path, images_dir = locate_coco(root, split, spec.annotation_file, images_dir)
         check_folders_inside(root, images_dir, data_roots)
         source = shown_path(ann_path, root)
-        return check_coco_file(ann_path, images_dir, split, source, check_images)
+        return check_coco_file(ann_path, images_dir, split, source, check_images, spec.on_bad_image, progress)
     whole = spec.model_copy(update={"max_images": None})
     data, images_dir, _ = read_split(whole, split, data_roots)
     source = f"ImageSets/Main/{split}.txt" if spec.format == "voc" else shown_path(images_dir, root)
-    return check_split_dict(data, images_dir, split, source, check_images)
+    return check_split_dict(data, images_dir, split, source, check_images, spec.on_bad_image, progress)
+
+
+def note_leakage(reports: dict[str, SplitReport]) -> None:
+    """Count, in each split, the images whose bytes an earlier split (in check order) also holds."""
+    seen: dict[str, str] = {}  # digest -> "split/file"
+    for split, rep in reports.items():
+        v = rep.validation
+        v.leaked.extend((f, seen[d]) for d, f in v.digests.items() if d in seen)
+        for d, f in v.digests.items():
+            seen.setdefault(d, f"{split}/{f}")
 
 
 def inspect_dataset(
@@ -56,15 +78,18 @@ def inspect_dataset(
     data_roots: list[Path] | None = None,
     splits: list[str] | None = None,
     check_images: ImageCheck = True,
+    progress: SplitProgress | None = None,
 ) -> DatasetReport:
     """Check ``splits`` (default: the spec's train and val splits) of the dataset ``spec`` names.
 
-    ``check_images``: read every image file's header (True), none (False or 0), or N evenly
-    spaced ones. YOLO reads every header regardless (its sizes are needed). ``spec.max_images``
-    is ignored: the whole split is checked. Raises ``DatasetError`` (``param``: the spec field,
-    e.g. ``dataset.path``, ``dataset.val_split``) for a fault the trainer would refuse: missing
-    or unreadable images, unknown ids, duplicate image ids, an empty split, bad label lines,
-    broken JSON/XML/YAML, class names that differ between splits.
+    ``check_images``: decode every image file in full (True; in parallel processes), none (False
+    or 0), or N evenly spaced ones. YOLO reads every header regardless (its sizes are needed).
+    ``spec.max_images`` is ignored: the whole split is checked. Raises ``DatasetError``
+    (``param``: the spec field, e.g. ``dataset.path``, ``dataset.val_split``) for a fault the
+    trainer would refuse: missing images, undecodable ones (unless ``spec.on_bad_image`` is
+    ``"skip"``: left out, counted), unknown ids, duplicate image ids, an empty split, bad label
+    lines, broken JSON/XML/YAML, class names that differ between splits. Warnings: repaired
+    (truncated) images, duplicate images in a split and across splits, orphan label files.
     """
     if spec.format not in names.DATASET_FORMATS:
         valid = ", ".join(names.DATASET_FORMATS)
@@ -75,7 +100,8 @@ def inspect_dataset(
     for split in wanted:
         check_split_name(spec, split)
         try:
-            reports[split] = _check_split(spec, root, split, data_roots, check_images)
+            bar = progress(split) if progress is not None else None
+            reports[split] = _check_split(spec, root, split, data_roots, check_images, bar)
         except DatasetError as e:
             raise name_param(e, spec, split) from None
     first = reports[wanted[0]]
@@ -86,7 +112,13 @@ def inspect_dataset(
                 f"{split} has {rep.class_names}",
                 param=split_param(spec, split),
             )
-    report = DatasetReport(format=spec.format, splits=reports)
+    note_leakage(reports)
+    orphans = (
+        orphan_annotations(root, spec_images_dir(spec, root, wanted[0], data_roots))
+        if spec.format == "voc"
+        else []
+    )
+    report = DatasetReport(format=spec.format, splits=reports, orphans=orphans)
     for w in report.warnings:
         log.info("%s: %s", root.name, w)
     return report

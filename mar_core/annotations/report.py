@@ -123,19 +123,32 @@ class SplitReport:
             "dropped": v.num_dropped,
             "size_mismatch": len(v.size_mismatch),
             "images_checked": self.images_checked,
+            "repaired": len(v.repaired),
+            "repaired_files": v.repaired[:20],
+            "skipped": len(v.skipped),
+            "skipped_files": v.skipped[:20],  # "file (why)"
+            "duplicates": len(v.duplicates),
+            "leaked": len(v.leaked),
+            "orphan_labels": len(v.orphans),
         }
 
 
 @dataclass
 class DatasetReport:
-    """Every split checked, and the warnings (problems that do not stop training)."""
+    """Every split checked, label files of no split without an image (``orphans``), and the
+    warnings (problems that do not stop training)."""
 
     format: str
     splits: dict[str, SplitReport]
+    orphans: list[str] = field(default_factory=list)
 
     @property
     def warnings(self) -> list[str]:
-        return [w for s in self.splits.values() for w in s.warnings()]
+        out = [w for s in self.splits.values() for w in s.warnings()]
+        if self.orphans:
+            listed = ", ".join(self.orphans[:5]) + (" ..." if len(self.orphans) > 5 else "")
+            out.append(f"{len(self.orphans)} annotation files without an image, in no split ({listed})")
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,9 +1,13 @@
 """Validate a COCO-format dict before training: structure, image files, boxes.
 
-Structural faults (missing keys, unknown category or image ids, a missing or unreadable image
-file) raise ``DatasetError`` at load time. Box faults are repaired and counted: boxes reaching
-outside the image are clipped to it, degenerate boxes (width or height <= 0 after clipping, or
-non-finite) are dropped. One ``logging.warning`` per split summarises what was repaired.
+Structural faults (missing keys, unknown category or image ids, a missing image file) raise
+``DatasetError`` at load time. An image file that cannot be decoded raises ``BadImageError``
+naming it, or is left out with its boxes and counted when ``on_bad_image`` is ``"skip"``; a
+truncated JPEG that decodes with the truncated-image option is *repaired* (counted, named).
+Box faults are repaired and counted: boxes reaching outside the image are clipped to it,
+degenerate boxes (width or height <= 0 after clipping, or non-finite) are dropped. One
+``logging.warning`` per split summarises what was repaired. Image sizes are the displayed ones
+(EXIF orientation applied, ``mar_core.image_io``).
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-
-from mar_core.errors import DatasetError, SplitNotFoundError
+from mar_core.annotations.image_scan import Progress, scan_files
+from mar_core.errors import BadImageError, DatasetError, SplitNotFoundError
+from mar_core.image_io import ImageFacts, probe
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,12 @@ class ValidationReport:
     clipped: list[BoxIssue] = field(default_factory=list)
     dropped: list[BoxIssue] = field(default_factory=list)
     size_mismatch: list[str] = field(default_factory=list)  # files whose recorded size was wrong
+    repaired: list[str] = field(default_factory=list)  # truncated files, decoded with the rest grey
+    skipped: list[str] = field(default_factory=list)  # "file (why)": undecodable, left out (skip)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (file, earlier file, same bytes)
+    leaked: list[tuple[str, str]] = field(default_factory=list)  # (file, "split/file" with its bytes)
+    orphans: list[str] = field(default_factory=list)  # label files without an image
+    digests: dict[str, str] = field(default_factory=dict, repr=False)  # bytes digest -> first file
 
     @property
     def num_clipped(self) -> int:
@@ -56,21 +66,46 @@ class ValidationReport:
 
     @property
     def ok(self) -> bool:
-        return not (self.clipped or self.dropped or self.size_mismatch)
+        files = self.repaired or self.skipped or self.duplicates or self.leaked or self.orphans
+        return not (self.clipped or self.dropped or self.size_mismatch or files)
 
     def summary(self) -> str:
-        """One line, e.g. ``BCCD train: dropped 1 degenerate box (BloodImage_00343.jpg), clipped 0``."""
-        parts = [
-            f"dropped {_plural(self.num_dropped, 'degenerate box', 'degenerate boxes')}"
-            + _files(self.dropped),
-            f"clipped {self.num_clipped}" + _files(self.clipped),
-        ]
+        """One line, e.g. ``BCCD train: dropped 1 degenerate box (BloodImage_00343.jpg), clipped 0``
+        (the box counts left out when only files were repaired, skipped or found twice)."""
+        parts = []
+        if self.clipped or self.dropped or self.size_mismatch or self.ok:
+            parts += [
+                f"dropped {_plural(self.num_dropped, 'degenerate box', 'degenerate boxes')}"
+                + _files(self.dropped),
+                f"clipped {self.num_clipped}" + _files(self.clipped),
+            ]
         if self.size_mismatch:
             listed = ", ".join(self.size_mismatch[:_MAX_LISTED])
             more = " ..." if len(self.size_mismatch) > _MAX_LISTED else ""
             parts.append(
                 f"image size differs from the annotation in {len(self.size_mismatch)} "
                 f"(using the real size: {listed}{more})"
+            )
+        if self.repaired:
+            parts.append(
+                f"{len(self.repaired)} repaired (truncated, the missing part decoded grey: "
+                f"{_names(self.repaired)})"
+            )
+        if self.skipped:
+            parts.append(
+                f"skipped {_plural(len(self.skipped), 'undecodable image', 'undecodable images')} "
+                f"({_names(self.skipped)})"
+            )
+        if self.duplicates:
+            pairs = [f"{a} = {b}" for a, b in self.duplicates]
+            parts.append(f"{len(self.duplicates)} duplicate images, same bytes ({_names(pairs)})")
+        if self.leaked:
+            pairs = [f"{a} = {b}" for a, b in self.leaked]
+            parts.append(f"{len(self.leaked)} images also in another split (leakage: {_names(pairs)})")
+        if self.orphans:
+            parts.append(
+                f"{_plural(len(self.orphans), 'label file', 'label files')} without an image "
+                f"(ignored: {_names(self.orphans)})"
             )
         return f"{self.name}: " + ", ".join(parts)
 
@@ -82,6 +117,13 @@ class ValidationReport:
             "clipped": self.num_clipped,
             "dropped": self.num_dropped,
             "size_mismatch": len(self.size_mismatch),
+            "repaired": len(self.repaired),
+            "skipped": len(self.skipped),
+            "duplicates": len(self.duplicates),
+            "leaked": len(self.leaked),
+            "orphans": len(self.orphans),
+            "repaired_files": self.repaired[:20],
+            "skipped_files": self.skipped[:20],
             "dropped_boxes": [
                 {"ann_id": b.ann_id, "file_name": b.file_name, "bbox": list(b.bbox)}
                 for b in self.dropped[:20]
@@ -91,6 +133,11 @@ class ValidationReport:
 
 def _plural(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
+
+
+def _names(names: list[str]) -> str:
+    more = " ..." if len(names) > _MAX_LISTED else ""
+    return ", ".join(names[:_MAX_LISTED]) + more
 
 
 def _files(issues: list[BoxIssue]) -> str:
@@ -178,25 +225,80 @@ def _check_relative(file_name: str, source: str) -> None:
 
 
 def check_image_files(
-    images: list[dict], images_dir: Path, report: ValidationReport, verify_sizes: bool = True
-) -> None:
-    """Raise ``DatasetError`` naming the first missing or unreadable image file.
+    images: list[dict],
+    images_dir: Path,
+    report: ValidationReport,
+    verify_sizes: bool = True,
+    decode: bool = False,
+    on_bad_image: str = "refuse",
+    progress: Progress | None = None,
+) -> set[Any]:
+    """Check the image files of ``images``; return the ids of those left out (``on_bad_image``
+    ``"skip"``: undecodable, counted in ``report.skipped``; the caller drops them and their boxes).
 
-    Fills a missing ``width``/``height`` from the file; with ``verify_sizes`` also compares a
-    recorded size with the real one (header read only) and trusts the image on mismatch.
+    A missing file raises ``DatasetError``, an undecodable one ``BadImageError`` (both naming the
+    file) unless skipped. ``decode``: decode every file in full (in parallel processes, repaired
+    and duplicate files counted), else read headers only. Fills a missing ``width``/``height``;
+    with ``verify_sizes`` (or ``decode``) also compares a recorded size with the real one and
+    trusts the image on mismatch. Sizes are as displayed (EXIF orientation applied).
     """
+    todo = []
     for img in images:
         path = images_dir / img["file_name"]
         if not path.is_file():
             raise DatasetError(f"{report.name}: image file not found: {path}")
         recorded = (img.get("width"), img.get("height"))
-        if not verify_sizes and all(isinstance(v, int) and v > 0 for v in recorded):
+        if decode or verify_sizes or not all(isinstance(v, int) and v > 0 for v in recorded):
+            todo.append(img)
+    paths = [images_dir / img["file_name"] for img in todo]
+    results = scan_files(paths, progress=progress) if decode else [_probe_or_reason(p) for p in paths]
+    skipped: set[Any] = set()
+    for img, facts in zip(todo, results):
+        if isinstance(facts, str):
+            if on_bad_image != "skip":
+                raise BadImageError(f"{report.name}: {facts}")
+            report.skipped.append(f"{img['file_name']} ({facts.rsplit(': ', 1)[-1]})")
+            skipped.add(img["id"])
             continue
-        real = image_size(path, report.name)
-        if recorded != real:
-            if all(isinstance(v, (int, float)) and v for v in recorded):
-                report.size_mismatch.append(img["file_name"])
-            img["width"], img["height"] = real
+        _note_facts(img, facts, report)
+    return skipped
+
+
+def _probe_or_reason(path: Path) -> ImageFacts | str:
+    try:
+        return probe(path)
+    except BadImageError as e:
+        return e.message
+
+
+def _note_facts(img: dict, facts: ImageFacts, report: ValidationReport) -> None:
+    """Record one readable file: repaired, a duplicate of an earlier one, its real size."""
+    if facts.repaired:
+        report.repaired.append(img["file_name"])
+    if facts.digest:
+        first = report.digests.setdefault(facts.digest, img["file_name"])
+        if first != img["file_name"]:
+            report.duplicates.append((img["file_name"], first))
+    recorded = (img.get("width"), img.get("height"))
+    real = (facts.width, facts.height)
+    if recorded != real:
+        if all(isinstance(v, (int, float)) and v for v in recorded):
+            report.size_mismatch.append(img["file_name"])
+        img["width"], img["height"] = real
+
+
+def note_reader_findings(data: dict, report: ValidationReport) -> None:
+    """What a reader found beside the dict (``info``): files it left out, orphan label files."""
+    info = data.get("info") or {}
+    report.skipped.extend(info.get("skipped_images", []))
+    report.orphans.extend(info.get("orphan_labels", []))
+
+
+def drop_images(data: dict, image_ids: set[Any]) -> None:
+    """Remove the images ``image_ids`` and their annotations from ``data``, in place."""
+    if image_ids:
+        data["images"] = [img for img in data["images"] if img["id"] not in image_ids]
+        data["annotations"] = [a for a in data["annotations"] if a.get("image_id") not in image_ids]
 
 
 def clip_box(bbox: Any, width: float, height: float) -> tuple[list[float] | None, bool]:
@@ -226,13 +328,13 @@ def size_bucket(area: float) -> str:
 
 
 def image_size(path: Path, source: str) -> tuple[int, int]:
-    """``(width, height)`` from the image file's header (nothing decoded); ``DatasetError`` naming
-    ``source`` and the file when it cannot be identified."""
+    """``(width, height)`` as displayed (EXIF orientation applied), from the header (nothing
+    decoded); ``BadImageError`` naming ``source`` and the file when it cannot be identified."""
     try:
-        with Image.open(path) as im:
-            return im.size
-    except (OSError, UnidentifiedImageError) as e:
-        raise DatasetError(f"{source}: cannot read image file {path}: {e}") from None
+        facts = probe(path)
+    except BadImageError as e:
+        raise BadImageError(f"{source}: {e.message}") from None
+    return facts.width, facts.height
 
 
 def fix_boxes(data: dict, report: ValidationReport) -> None:
@@ -272,14 +374,24 @@ def number_annotations(data: dict) -> None:
             ann["id"] = i
 
 
-def validate_dataset(data: dict, images_dir: Path, name: str, verify_sizes: bool = True) -> ValidationReport:
-    """Run every check on ``data`` (modified in place) and log one warning if boxes or sizes
-    were repaired. Raises ``DatasetError`` for structural faults and missing image files."""
+def validate_dataset(
+    data: dict, images_dir: Path, name: str, verify_sizes: bool = True, on_bad_image: str = "refuse"
+) -> ValidationReport:
+    """Run every check on ``data`` (modified in place: images left out under ``on_bad_image``
+    ``"skip"``, boxes clipped or dropped) and log one warning if anything was repaired. Raises
+    ``DatasetError`` for structural faults and missing image files, ``BadImageError`` for a file
+    whose header cannot be read (unless skipped); files are not decoded here."""
     check_structure(data, name)
     check_not_empty(len(data["images"]), name)
     number_annotations(data)
     report = ValidationReport(name=name, num_images=len(data["images"]))
-    check_image_files(data["images"], Path(images_dir), report, verify_sizes=verify_sizes)
+    note_reader_findings(data, report)
+    skipped = check_image_files(
+        data["images"], Path(images_dir), report, verify_sizes=verify_sizes, on_bad_image=on_bad_image
+    )
+    drop_images(data, skipped)
+    check_not_empty(len(data["images"]), name)
+    report.num_images = len(data["images"])
     fix_boxes(data, report)
     if not report.ok:
         log.warning("%s", report.summary())

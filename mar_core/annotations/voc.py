@@ -92,6 +92,21 @@ def _image_file(images_dir: Path, stem: str, xml_name: str | None) -> str:
     return f"{stem}.jpg"  # missing: validation names it
 
 
+def orphan_annotations(root: Path, images_dir: Path | None = None) -> list[str]:
+    """``Annotations/*.xml`` files that no split list names and whose image file is not in the
+    images folder (a labelled image removed from the export); an XML a split lists without its
+    image is refused when the split is read."""
+    root = Path(root)
+    images_dir = Path(images_dir) if images_dir is not None else root / "JPEGImages"
+    lists = (root / "ImageSets" / "Main").glob("*.txt")
+    listed = {line.split()[0] for p in lists for line in p.read_text().splitlines() if line.strip()}
+    orphans = []
+    for stem in _annotation_stems(root):
+        if stem not in listed and not any((images_dir / f"{stem}{s}").is_file() for s in _IMAGE_SUFFIXES):
+            orphans.append(f"Annotations/{stem}.xml")
+    return orphans
+
+
 def load_voc(
     root: Path, split: str, images_dir: Path | None = None, class_names: list[str] | None = None
 ) -> tuple[dict, Path]:

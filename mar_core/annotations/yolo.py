@@ -7,8 +7,11 @@ path of the machine that exported it, is ignored) and one entry per split (``tra
 leading ``../`` that leads nowhere is dropped, as Ultralytics does for Roboflow's exports).
 Each image's labels are in the file at its path with the last ``/images/`` replaced by
 ``/labels/`` and the suffix by ``.txt`` (no file: no objects); one object a line, ``class cx cy
-w h`` normalised to [0, 1]. Sizes come from the image headers (nothing decoded), so every image
-is opened. Boxes become 0-based pixel ``[x, y, w, h]``; class ``c`` becomes category ``c + 1``.
+w h`` normalised to [0, 1]. Sizes come from the image headers (nothing decoded; EXIF orientation
+applied, as Ultralytics does), so every image is opened: one that cannot be identified is refused
+(``BadImageError``) or, with ``on_bad_image="skip"``, left out and listed in the dict's
+``info["skipped_images"]``. A label file of no image is listed in ``info["orphan_labels"]``.
+Boxes become 0-based pixel ``[x, y, w, h]``; class ``c`` becomes category ``c + 1``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import yaml
 
 from mar_core.annotations.coco import in_memory_coco
 from mar_core.annotations.validate import image_size
-from mar_core.errors import DatasetError, SplitNotFoundError
+from mar_core.errors import BadImageError, DatasetError, SplitNotFoundError
 from mar_core.paths import is_inside, shown_path
 from mar_core.spec import DatasetSpec
 
@@ -159,7 +162,20 @@ def _images(folders: list[Path]) -> list[Path]:
     return sorted(p for f in folders for p in f.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def load_yolo(root: Path, split: str, images_dir: Path | None = None) -> tuple[dict, Path]:
+def orphan_labels(folders: list[Path], images: list[Path], root: Path) -> list[str]:
+    """The label files (``*.txt``) beside ``folders``' images that belong to none of ``images``."""
+    used = {label_path(p) for p in images}
+    found: set[Path] = set()
+    for folder in folders:
+        labels = label_path(folder / "x").parent
+        if labels != folder and labels.is_dir():
+            found.update(p for p in labels.rglob("*.txt") if p not in used)
+    return sorted(shown_path(p, root) for p in found)
+
+
+def load_yolo(
+    root: Path, split: str, images_dir: Path | None = None, on_bad_image: str = "refuse"
+) -> tuple[dict, Path]:
     """Read split ``split`` of the YOLO dataset at ``root`` as ``(coco_dict, images_dir)``.
 
     ``images_dir`` replaces the folders ``data.yaml`` names for the split.
@@ -173,9 +189,16 @@ def load_yolo(root: Path, split: str, images_dir: Path | None = None) -> tuple[d
     else:
         folders = split_folders(cfg, root, split)
     top = folders[0] if len(folders) == 1 else cfg.base
-    images, annotations = [], []
-    for image_id, path in enumerate(_images(folders), start=1):
-        width, height = image_size(path, f"{root.name} {split}")
+    images, annotations, skipped = [], [], []
+    paths = _images(folders)
+    for image_id, path in enumerate(paths, start=1):
+        try:
+            width, height = image_size(path, f"{root.name} {split}")
+        except BadImageError as e:
+            if on_bad_image != "skip":
+                raise
+            skipped.append(f"{path.relative_to(top).as_posix()} ({e.message.rsplit(': ', 1)[-1]})")
+            continue
         images.append(
             {"id": image_id, "file_name": path.relative_to(top).as_posix(), "width": width, "height": height}
         )
@@ -190,9 +213,11 @@ def load_yolo(root: Path, split: str, images_dir: Path | None = None) -> tuple[d
                 }
             )
     log.debug("YOLO %s %s: %d images, %d objects", root.name, split, len(images), len(annotations))
-    return in_memory_coco(f"YOLO {root.name} {split}", images, annotations, cfg.names), top
+    data = in_memory_coco(f"YOLO {root.name} {split}", images, annotations, cfg.names)
+    data["info"].update(skipped_images=skipped, orphan_labels=orphan_labels(folders, paths, root))
+    return data, top
 
 
 def read_yolo(root: Path, split: str, images_dir: Path | None, spec: DatasetSpec) -> tuple[dict, Path]:
     """The registry's reader for ``yolo``."""
-    return load_yolo(root, split, images_dir)
+    return load_yolo(root, split, images_dir, spec.on_bad_image)

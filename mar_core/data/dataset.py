@@ -8,14 +8,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 from pycocotools.coco import COCO
 
 from mar_core.annotations.coco import remap_categories
 from mar_core.annotations.validate import ValidationReport, check_structure, validate_dataset
-from mar_core.errors import DatasetError
+from mar_core.errors import BadImageError
+from mar_core.image_io import load_rgb
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +36,13 @@ class DetectionDataset(torch.utils.data.Dataset):
       in 1..K (0 is the background), ``image_id`` int (the COCO image id).
 
     The dict (owned by the dataset from then on, changed in place) is validated on construction
-    (``validate_dataset``: missing files raise ``DatasetError``; boxes are clipped or dropped,
-    see ``.validation``) and its categories remapped to 1..K. Crowd / VOC-difficult annotations
+    (``validate_dataset``: missing files raise ``DatasetError``, files whose header cannot be
+    read ``BadImageError`` or, with ``on_bad_image="skip"``, are left out; boxes are clipped or
+    dropped, see ``.validation``) and its categories remapped to 1..K. Images are read by
+    ``mar_core.image_io.load_rgb`` (EXIF orientation applied, any mode to RGB, a truncated file
+    repaired), as the dataset check read them. A file that breaks later (changed on disk) raises
+    ``BadImageError`` naming it, or under "skip" is replaced by the next readable image of the
+    split and counted in ``.skipped_at_load`` (of this process). Crowd / VOC-difficult annotations
     stay in ``.coco`` with ``iscrowd=1`` (COCOeval ignores them) and are left out of the
     training targets.
 
@@ -47,12 +51,23 @@ class DetectionDataset(torch.utils.data.Dataset):
     (``ValidationReport``), ``images_dir``, ``name``.
     """
 
-    def __init__(self, data: dict, images_dir: str | Path, name: str = "dataset", verify_sizes: bool = True):
+    def __init__(
+        self,
+        data: dict,
+        images_dir: str | Path,
+        name: str = "dataset",
+        verify_sizes: bool = True,
+        on_bad_image: str = "refuse",
+    ):
         check_structure(data, name)
         remap_categories(data)
         self.name = name
         self.images_dir = Path(images_dir)
-        self.validation: ValidationReport = validate_dataset(data, self.images_dir, name, verify_sizes)
+        self.on_bad_image = on_bad_image
+        self.skipped_at_load: set[str] = set()
+        self.validation: ValidationReport = validate_dataset(
+            data, self.images_dir, name, verify_sizes, on_bad_image
+        )
         data.setdefault("info", {"description": name})
         data.setdefault("licenses", [])
         for ann in data["annotations"]:
@@ -100,17 +115,26 @@ class DetectionDataset(torch.utils.data.Dataset):
         }
 
     def load_image(self, index: int) -> torch.Tensor:
-        """``3 x H x W`` in [0, 1], in torch's default dtype (float32 unless set otherwise)."""
+        """``3 x H x W`` in [0, 1], in torch's default dtype (float32 unless set otherwise), as
+        displayed (EXIF orientation applied); ``BadImageError`` naming the file."""
         path = self.image_path(index)
         try:
-            with Image.open(path) as im:
-                arr = np.array(im.convert("RGB"))  # H x W x 3 uint8, writable
-        except OSError as e:
-            raise DatasetError(f"{self.name}: cannot read image file {path}: {e}") from None
+            arr, _ = load_rgb(path)  # H x W x 3 uint8, writable
+        except BadImageError as e:
+            raise BadImageError(f"{self.name}: {e.message}") from None
         return torch.from_numpy(arr).permute(2, 0, 1).to(torch.get_default_dtype()).div_(255.0)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, Any]]:
-        return self.load_image(index), self.get_target(index)
+        for i in (*range(index, len(self)), *range(index)):
+            try:
+                return self.load_image(i), self.get_target(i)
+            except BadImageError as e:
+                if self.on_bad_image != "skip":
+                    raise
+                if str(self.image_path(i)) not in self.skipped_at_load:
+                    self.skipped_at_load.add(str(self.image_path(i)))
+                    log.warning("%s (skipped: on_bad_image is skip)", e.message)
+        raise BadImageError(f"{self.name}: no image of the split can be read")
 
     def __repr__(self) -> str:
         return f"DetectionDataset({self.name!r}, images={len(self)}, classes={self.class_names})"

@@ -28,7 +28,7 @@ def load_dataset(spec: DatasetSpec, split: str, data_roots: list[Path] | None = 
     """
     data, images_dir, root = read_split(spec, split, data_roots)
     try:
-        return DetectionDataset(data, images_dir, name=f"{root.name} {split}")
+        return DetectionDataset(data, images_dir, name=f"{root.name} {split}", on_bad_image=spec.on_bad_image)
     except DatasetError as e:
         raise name_param(e, spec, split) from None
 
