@@ -14,8 +14,9 @@ from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match, compile_path
 
 from api.db.paging import InvalidCursorError
@@ -149,9 +150,30 @@ def _documented_paths(app: FastAPI) -> list[tuple[re.Pattern[str], set[str]]]:
     return app.state.documented_paths
 
 
-def _http_response(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+# A client that went away before its request was read (nginx's "client closed request"): no
+# one reads the answer, but the access log and the metrics count a client error, never a 5xx.
+CLIENT_CLOSED_REQUEST = 499
+
+
+def _client_disconnect_response(request: Request, _exc: Exception) -> Response:
+    """A client that dropped mid-body (``Content-Length`` longer than what it sent): logged at
+    INFO, answered 499 (which reaches nobody)."""
+    client = request.client.host if request.client else "?"
+    log.info(
+        "%s %s: the client (%s) disconnected before its body was read",
+        request.method,
+        request.url.path,
+        client,
+    )
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
+def _http_response(request: Request, exc: StarletteHTTPException) -> Response:
     """Starlette's and FastAPI's own errors in the project's shape. A body that does not parse
-    (FastAPI's and Starlette's 400) is a 422 naming ``body``, like every other bad input."""
+    (FastAPI's and Starlette's 400) is a 422 naming ``body``, like every other bad input; one
+    that did not arrive because the client disconnected is a 499."""
+    if isinstance(exc.__cause__, ClientDisconnect):  # FastAPI wraps it in a 400
+        return _client_disconnect_response(request, exc.__cause__)
     status, headers, param = exc.status_code, exc.headers, None
     if status == 400:
         status, param = 422, "body"
@@ -178,3 +200,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(MarError, _mar_error_response)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_response)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_response)  # type: ignore[arg-type]
+    app.add_exception_handler(ClientDisconnect, _client_disconnect_response)

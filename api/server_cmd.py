@@ -12,6 +12,7 @@ import uvicorn
 from api.db import keys_repo
 from api.db.models import DEFAULT_PROJECT
 from api.db.session import init_db, make_engine, make_session_factory, session_scope
+from api.http_server import server_config
 from api.main import create_app
 from api.settings import get_settings
 from mar_core.parent_watch import stop_with_parent_from_env
@@ -33,10 +34,12 @@ def _engine():
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    """Run the API with uvicorn (migrations run at startup)."""
+    """Run the API with uvicorn (migrations run at startup; read deadlines and the connection
+    bound of ``api.http_server``)."""
     _quiet_alembic()
     stop_with_parent_from_env("api")
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level, proxy_headers=True)
+    config = server_config(create_app(), get_settings(), args.host, args.port, args.log_level)
+    uvicorn.Server(config).run()
     return 0
 
 

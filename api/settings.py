@@ -102,6 +102,23 @@ class Settings(BaseSettings):
     webhook_progress_seconds: float = Field(
         default=30, ge=0, validation_alias=_env("MAR_WEBHOOK_PROGRESS_SECONDS", "webhook_progress_seconds")
     )
+    # the HTTP server (`mar api`, api/http_server.py): a request's headers must be complete within
+    # http_header_timeout_seconds of the connection (or the previous answer), no read of a body may
+    # wait longer than http_body_timeout_seconds, an idle keep-alive connection is closed after
+    # http_keepalive_seconds, and past http_max_connections connections a request gets a 503
+    # (keep it below the process's open-file limit, `ulimit -n`)
+    http_header_timeout_seconds: float = Field(
+        default=10, gt=0, validation_alias=_env("MAR_HTTP_HEADER_TIMEOUT", "http_header_timeout_seconds")
+    )
+    http_body_timeout_seconds: float = Field(
+        default=30, gt=0, validation_alias=_env("MAR_HTTP_BODY_TIMEOUT", "http_body_timeout_seconds")
+    )
+    http_keepalive_seconds: int = Field(
+        default=5, ge=1, validation_alias=_env("MAR_HTTP_KEEPALIVE", "http_keepalive_seconds")
+    )
+    http_max_connections: int = Field(
+        default=1000, ge=1, validation_alias=_env("MAR_HTTP_MAX_CONNECTIONS", "http_max_connections")
+    )
     broker_timeout_seconds: float = Field(
         default=2.0, gt=0, validation_alias=_env("MAR_BROKER_TIMEOUT", "broker_timeout_seconds")
     )
