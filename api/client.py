@@ -12,11 +12,12 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Self
 
 import httpx
+from tqdm.utils import CallbackIOWrapper
 
 from api.db import states
 from mar_core.atomic import atomic_path
@@ -283,15 +284,24 @@ class MarClient:
     # ------------------------------------------------------------------ datasets
 
     def upload_dataset(
-        self, archive: str | Path, name: str | None = None, fmt: str | None = None
+        self,
+        archive: str | Path,
+        name: str | None = None,
+        fmt: str | None = None,
+        on_bad_image: str | None = None,
+        on_read: Callable[[int], object] | None = None,
     ) -> dict[str, Any]:
         """``POST /datasets`` with an archive (``.zip``, ``.tar``, ``.tar.gz``); returns the
-        validated dataset (use its ``id`` as ``{"dataset": {"id": ...}}``)."""
+        validated dataset (use its ``id`` as ``{"dataset": {"id": ...}}``). ``on_bad_image``:
+        ``skip`` leaves undecodable images out instead of refusing the upload; ``on_read(n)`` is
+        called with each chunk's size as the archive is sent (a progress bar)."""
         p = Path(archive)
-        data = {k: v for k, v in (("name", name), ("format", fmt)) if v}
+        fields = (("name", name), ("format", fmt), ("on_bad_image", on_bad_image))
+        data = {k: v for k, v in fields if v}
         with open(p, "rb") as f:
+            body = CallbackIOWrapper(on_read, f, "read") if on_read is not None else f
             return self._request(
-                "POST", "/datasets", files={"file": (p.name, f)}, data=data, timeout=None
+                "POST", "/datasets", files={"file": (p.name, body)}, data=data, timeout=None
             ).json()
 
     def list_datasets(self, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:

@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from api.client_cmd import client_flags, make_client
 from api.services.archives import ARCHIVE_SUFFIXES
 from mar_core import names
@@ -44,7 +46,12 @@ def cmd_upload(args: argparse.Namespace) -> int:
             raise DatasetError(
                 f"{source}: not a folder or an archive ({', '.join(ARCHIVE_SUFFIXES)})", param="source"
             )
-        dataset = client.upload_dataset(archive, name=args.name, fmt=args.format)
+        with tqdm(
+            total=archive.stat().st_size, unit="B", unit_scale=True, desc="upload", disable=None
+        ) as bar:
+            dataset = client.upload_dataset(
+                archive, name=args.name, fmt=args.format, on_bad_image=args.on_bad_image, on_read=bar.update
+            )
     print(dataset["id"])
     for warning in dataset["report"].get("warnings", []):
         print(f"warning: {warning}")
@@ -81,6 +88,12 @@ def register(add) -> None:
     u.add_argument("source", help=f"a dataset folder, or an archive ({', '.join(ARCHIVE_SUFFIXES)})")
     u.add_argument("--format", choices=names.DATASET_FORMATS, default=None, help="default: detected")
     u.add_argument("--name", default=None, help="default: the file or folder name")
+    u.add_argument(
+        "--on-bad-image",
+        choices=names.ON_BAD_IMAGE,
+        default=None,
+        help="an image file that cannot be decoded: refuse the upload (default), or skip it (counted)",
+    )
     u.set_defaults(handler=cmd_upload)
     ls = sub.add_parser("list", help="uploaded datasets, newest first")
     ls.add_argument("--limit", type=int, default=50)

@@ -32,6 +32,7 @@ _UPLOAD_BODY = multipart_upload_body(
     f"the dataset as an archive ({', '.join(ARCHIVE_SUFFIXES)})",
     name={"type": "string", "maxLength": 200},
     format={"type": "string", "enum": list(names.DATASET_FORMATS)},
+    on_bad_image={"type": "string", "enum": list(names.ON_BAD_IMAGE), "default": "refuse"},
 )
 
 
@@ -55,10 +56,12 @@ async def upload_dataset(
 ) -> Dataset:
     """Upload a dataset archive (COCO, Pascal VOC or YOLO layout; ``format`` detected unless
     given). The key is checked and the size read from ``Content-Length`` before the body is; the
-    archive is extracted safely and validated, and refused with a 422 naming the file and image
-    or line at fault. Use the returned ``id`` as ``{"dataset": {"id": ...}}`` in a job spec."""
+    archive is extracted safely and validated (every image decoded), and refused with a 422 naming
+    the file and image or line at fault; ``on_bad_image=skip`` leaves undecodable images out
+    (counted in the report) instead, and the jobs on the dataset skip them too. Use the returned
+    ``id`` as ``{"dataset": {"id": ...}}`` in a job spec."""
     check_upload_length(request, settings.max_dataset_upload_bytes)
-    async with request.form(max_files=1, max_fields=4) as form:
+    async with request.form(max_files=1, max_fields=5) as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise InvalidRequest("file: required (a multipart file field)", param="file")
@@ -68,8 +71,22 @@ async def upload_dataset(
             raise InvalidRequest(
                 f"format: unknown {fmt!r}; valid: {', '.join(names.DATASET_FORMATS)}", param="format"
             )
+        on_bad_image = _form_text(form.get("on_bad_image"), "on_bad_image", 16) or "refuse"
+        if on_bad_image not in names.ON_BAD_IMAGE:
+            valid = ", ".join(names.ON_BAD_IMAGE)
+            raise InvalidRequest(
+                f"on_bad_image: unknown {on_bad_image!r}; valid: {valid}", param="on_bad_image"
+            )
         return await run_in_threadpool(
-            store_dataset, session, upload.file, upload.filename, settings, name, fmt, key.project
+            store_dataset,
+            session,
+            upload.file,
+            upload.filename,
+            settings,
+            name,
+            fmt,
+            key.project,
+            on_bad_image,
         )
 
 

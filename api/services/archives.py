@@ -1,10 +1,12 @@
 """Safe extraction of uploaded dataset archives (``.zip``, ``.tar``, ``.tar.gz`` / ``.tgz``).
 
 Refused, naming the entry: absolute paths, ``..`` parts, symbolic and hard links, device files
-and FIFOs, duplicate entries; past ``max_files`` files or ``max_bytes`` expanded bytes (the
+and FIFOs (a zip entry's Unix file type, when it has one: zips written by Python's ``writestr``
+or on Windows carry none and are regular files or folders by name), duplicate entries; past ``max_files`` files or ``max_bytes`` expanded bytes (the
 declared sizes of a zip are checked before anything is written; every copy is also counted, so
 a lying header or a tar stream stops at the limit). Only regular files and folders are written,
-each checked to resolve inside ``dest``. The caller extracts into a temporary folder and
+each checked to resolve inside ``dest``. macOS Finder's ``__MACOSX/`` folder, its ``._*``
+resource forks and ``.DS_Store`` files are left out (not written, not counted). The caller extracts into a temporary folder and
 renames it into place, so a refused archive leaves nothing behind.
 
 Written here rather than with ``tarfile``'s ``data_filter``: that filter allows links inside the
@@ -26,7 +28,7 @@ from api.errors import InvalidRequest
 
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 _CHUNK = 1024 * 1024
-_IGNORED_TOP = {"__MACOSX"}  # macOS resource forks beside the real folder
+_MACOS_FOLDER, _MACOS_FORK, _MACOS_FILE = "__MACOSX", "._", ".DS_Store"
 
 
 class UnsafeArchiveError(InvalidRequest):
@@ -77,6 +79,23 @@ def _safe_parts(name: str) -> tuple[str, ...]:
     return tuple(p for p in path.parts if p not in ("", "."))
 
 
+def _macos_extra(name: str) -> bool:
+    """A file macOS Finder adds to an archive: ``__MACOSX/...``, ``._name``, ``.DS_Store``."""
+    parts = _safe_parts(name)
+    if not parts:
+        return False
+    return parts[0] == _MACOS_FOLDER or parts[-1].startswith(_MACOS_FORK) or parts[-1] == _MACOS_FILE
+
+
+def _zip_kind(info: zipfile.ZipInfo) -> str | None:
+    """Why a zip entry is refused (``symbolic link``, ``not a regular file or folder``) from its
+    Unix file type; None when it is a regular file or folder, or has no Unix type at all."""
+    kind = stat.S_IFMT(info.external_attr >> 16)
+    if not kind or kind in (stat.S_IFREG, stat.S_IFDIR):
+        return None
+    return "a symbolic link" if kind == stat.S_IFLNK else "not a regular file or folder"
+
+
 def _target(dest: Path, name: str) -> Path:
     parts = _safe_parts(name)
     target = dest.joinpath(*parts)
@@ -112,18 +131,12 @@ def _count_file(name: str, done: Extracted, limits: ExtractLimits) -> None:
 def _extract_zip(archive: Path, dest: Path, limits: ExtractLimits) -> Extracted:
     done = Extracted()
     with zipfile.ZipFile(archive) as zf:
-        infos = zf.infolist()
+        infos = [i for i in zf.infolist() if not _macos_extra(i.filename)]
         declared = 0
         for info in infos:
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                raise UnsafeArchiveError(
-                    f"file: archive entry {info.filename!r} is a symbolic link", param="file"
-                )
-            if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                raise UnsafeArchiveError(
-                    f"file: archive entry {info.filename!r} is not a regular file or folder", param="file"
-                )
+            why = _zip_kind(info)
+            if why is not None:
+                raise UnsafeArchiveError(f"file: archive entry {info.filename!r} is {why}", param="file")
             _target(dest, info.filename)
             if not info.is_dir():
                 declared += info.file_size
@@ -151,6 +164,8 @@ def _extract_tar(archive: Path, dest: Path, limits: ExtractLimits) -> Extracted:
     done = Extracted()
     with tarfile.open(archive, mode="r|*") as tf:  # a stream: members are checked as they come
         for member in tf:
+            if _macos_extra(member.name):
+                continue
             if member.issym() or member.islnk():
                 kind = "symbolic" if member.issym() else "hard"
                 raise UnsafeArchiveError(
@@ -195,7 +210,7 @@ def extract_archive(archive: Path, kind: str, dest: Path, limits: ExtractLimits)
 def dataset_folder(dest: Path) -> Path:
     """The dataset's root inside an extracted archive: the one top folder when the archive
     holds a single folder (``BCCD/...``), else ``dest`` itself."""
-    entries = [p for p in dest.iterdir() if p.name not in _IGNORED_TOP]
+    entries = [p for p in dest.iterdir() if p.name != _MACOS_FOLDER]
     if len(entries) == 1 and entries[0].is_dir():
         return entries[0]
     return dest

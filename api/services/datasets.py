@@ -51,9 +51,11 @@ def store_dataset(
     name: str | None = None,
     fmt: str | None = None,
     project: str = DEFAULT_PROJECT,
+    on_bad_image: str = "refuse",
 ) -> Dataset:
     """Store and validate an uploaded archive as a dataset of ``project``; returns the committed
-    ``Dataset``.
+    ``Dataset``. Every image is decoded: an undecodable one is refused, or left out (counted in
+    the report, which records ``on_bad_image``) when ``on_bad_image`` is ``"skip"``.
 
     422 naming ``file`` for an unsafe archive or invalid data (the message names the file and
     image or line at fault), ``format`` for an unknown format; 413 past the upload limit."""
@@ -74,7 +76,7 @@ def store_dataset(
         root = dataset_folder(work)
         try:
             fmt = fmt or detect_format(root)
-            spec = DatasetSpec(format=fmt, path=str(root))
+            spec = DatasetSpec(format=fmt, path=str(root), on_bad_image=on_bad_image)
             splits = find_splits(root, fmt)
             report = inspect_dataset(spec, [work], splits=splits)
         except DatasetError as e:
@@ -87,7 +89,7 @@ def store_dataset(
             format=fmt,
             path=str(final / root.relative_to(work)),
             splits=splits,
-            report=report.to_dict(),
+            report={**report.to_dict(), "on_bad_image": on_bad_image},
             archive_size=size,
             archive_sha256=digest,
             files=extracted.files,
@@ -104,6 +106,22 @@ def store_dataset(
         archive.unlink(missing_ok=True)
     log.info("dataset %s stored (%s, %d files, splits %s)", dataset_id, fmt, extracted.files, splits)
     return dataset
+
+
+def bad_image_policy(ds: DatasetSpec, row: Dataset) -> str:
+    """The job's ``on_bad_image`` on an uploaded dataset: the spec's when set, else the upload's;
+    422 naming the field when the spec refuses images the upload left out."""
+    stored = row.report.get("on_bad_image", "refuse")
+    if "on_bad_image" not in ds.model_fields_set:
+        return stored
+    skipped = sum(s.get("skipped", 0) for s in row.report.get("splits", {}).values())
+    if ds.on_bad_image == "refuse" and skipped:
+        raise InvalidRequest(
+            f"dataset.on_bad_image: dataset {row.id} holds {skipped} undecodable images, left out "
+            "at upload (on_bad_image skip); a job on it must skip them too",
+            param="dataset.on_bad_image",
+        )
+    return ds.on_bad_image
 
 
 def dataset_for_job(session: Session, ds: DatasetSpec, scope: str | None) -> Dataset:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from api.db import datasets_repo, jobs_repo
 from api.db.models import DEFAULT_PROJECT
 from api.locked_lru import LockedLRU
-from api.services.datasets import dataset_for_job
+from api.services.datasets import bad_image_policy, dataset_for_job
 from api.services.mlflow_urls import check_mlflow_uri
 from api.services.uploads import UPLOADS
 from api.services.webhook_urls import check_webhook_url
@@ -79,7 +79,8 @@ def check_dataset(ds: DatasetSpec, host: Host) -> DatasetSpec:
     / ``DatasetError`` naming the field when something is wrong."""
     if ds.id is not None:
         row = dataset_for_job(host.session, ds, host.scope)
-        return ds.model_copy(update={"path": row.path, "format": row.format})
+        policy = bad_image_policy(ds, row)
+        return ds.model_copy(update={"path": row.path, "format": row.format, "on_bad_image": policy})
     assert ds.path is not None
     roots = host.settings.dataset_read_roots
     root = host.resolve(ds.path, roots, "dataset.path")

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
+
+from tqdm import tqdm
 
 from mar_core import names
 from mar_core.annotations import detect_format, inspect_dataset
@@ -47,7 +50,14 @@ def register(add) -> None:
         type=int_in(0),
         default=None,
         metavar="N",
-        help="read the headers of N image files per split, evenly spaced (0: none; default: all)",
+        help="decode N image files per split, evenly spaced (0: none; default: all)",
+    )
+    c.add_argument(
+        "--on-bad-image",
+        choices=names.ON_BAD_IMAGE,
+        default=None,
+        help="an image file that cannot be decoded: refuse (exit 2, the default) or skip it (counted); "
+        "default: the spec's",
     )
     c.set_defaults(handler=_check)
 
@@ -84,12 +94,43 @@ def _dataset_spec(args: argparse.Namespace) -> DatasetSpec:
         dataset = DatasetSpec(format=args.format or detect_format(target), path=str(target))
     else:
         raise DatasetError(f"not a spec file or dataset folder: {target}", param="dataset.path")
-    updates = {k: v for k, v in (("train_split", args.train_split), ("val_split", args.val_split)) if v}
+    fields = (
+        ("train_split", args.train_split),
+        ("val_split", args.val_split),
+        ("on_bad_image", args.on_bad_image),
+    )
+    updates = {k: v for k, v in fields if v}
     return dataset.model_copy(update=updates) if updates else dataset
+
+
+class _SplitBars:
+    """A progress bar per split on stderr (none when stderr is not a terminal)."""
+
+    def __init__(self) -> None:
+        self.bars: list[tqdm] = []
+
+    def __call__(self, split: str) -> Callable[[int, int], None]:
+        bar: list[tqdm] = []  # made at the first image, when the total is known
+
+        def update(done: int, total: int) -> None:
+            if not bar:
+                bar.append(tqdm(total=total, desc=f"decoding {split}", unit="img", disable=None))
+                self.bars.append(bar[0])
+            bar[0].update(1)
+
+        return update
+
+    def close(self) -> None:
+        for bar in self.bars:
+            bar.close()
 
 
 def _check(args: argparse.Namespace) -> int:
     check = True if args.check_images is None else args.check_images
-    report = inspect_dataset(_dataset_spec(args), check_images=check)
+    bars = _SplitBars()
+    try:
+        report = inspect_dataset(_dataset_spec(args), check_images=check, progress=bars)
+    finally:
+        bars.close()
     print(json.dumps(report.to_dict(), indent=2))
     return 0
