@@ -62,19 +62,23 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1024**2, gt=0, validation_alias=_env("MAR_MAX_BODY_BYTES", "max_body_bytes")
     )
-    # an uploaded dataset archive: its size, and what it may expand to (an archive bomb stops there)
+    # an uploaded dataset archive: its size, what it may take on disk once extracted (whole blocks,
+    # at least one per file and folder: an archive bomb or a million empty files stops there) and
+    # its file count. Sized for a service host of a few hundred GB (checkpoints, job folders and
+    # the database beside): one upload peaks at 10 + 20 GiB while it is extracted; a COCO-sized
+    # dataset (118k images, 19 GB) belongs in a data root (MAR_DATA_ROOTS), not an upload.
     max_dataset_upload_bytes: int = Field(
-        default=20 * 1024**3,
+        default=10 * 1024**3,
         gt=0,
         validation_alias=_env("MAR_MAX_DATASET_UPLOAD_BYTES", "max_dataset_upload_bytes"),
     )
     max_dataset_expanded_bytes: int = Field(
-        default=100 * 1024**3,
+        default=20 * 1024**3,
         gt=0,
         validation_alias=_env("MAR_MAX_DATASET_EXPANDED_BYTES", "max_dataset_expanded_bytes"),
     )
     max_dataset_files: int = Field(
-        default=2_000_000, gt=0, validation_alias=_env("MAR_MAX_DATASET_FILES", "max_dataset_files")
+        default=300_000, gt=0, validation_alias=_env("MAR_MAX_DATASET_FILES", "max_dataset_files")
     )
     # torch threads of each training process (unset: torch's default, one per core). The embedded
     # stack (`mar up`) sets cores - 1: beside one other busy process a step then keeps its speed

@@ -2,9 +2,10 @@
 
 Refused, naming the entry: absolute paths, ``..`` parts, symbolic and hard links, device files
 and FIFOs (a zip entry's Unix file type, when it has one: zips written by Python's ``writestr``
-or on Windows carry none and are regular files or folders by name), duplicate entries; past ``max_files`` files or ``max_bytes`` expanded bytes (the
+or on Windows carry none and are regular files or folders by name), duplicate entries; past ``max_files`` files or ``max_bytes`` on disk (the
 declared sizes of a zip are checked before anything is written; every copy is also counted, so
-a lying header or a tar stream stops at the limit). Only regular files and folders are written,
+a lying header or a tar stream stops at the limit). Disk use is counted in the file system's
+blocks, at least one per file and folder: 20,000 files of a few bytes take 80 MB, not 70 KB. Only regular files and folders are written,
 each checked to resolve inside ``dest``. macOS Finder's ``__MACOSX/`` folder, its ``._*``
 resource forks and ``.DS_Store`` files are left out (not written, not counted). The caller extracts into a temporary folder and
 renames it into place, so a refused archive leaves nothing behind.
@@ -15,6 +16,7 @@ archive and says nothing about zip files or sizes.
 
 from __future__ import annotations
 
+import os
 import shutil
 import stat
 import tarfile
@@ -40,13 +42,40 @@ class UnsafeArchiveError(InvalidRequest):
 @dataclass(frozen=True)
 class ExtractLimits:
     max_files: int
-    max_bytes: int
+    max_bytes: int  # on disk: whole blocks, at least one per file and folder
 
 
 @dataclass
 class Extracted:
     files: int = 0
-    bytes: int = 0
+    bytes: int = 0  # the files' sizes
+    disk_bytes: int = 0  # the blocks they and their folders take
+    block: int = 4096  # the file system's allocation unit
+
+    def blocks(self, size: int) -> int:
+        """What a file of ``size`` bytes takes on disk: whole blocks, at least one."""
+        return max(-(-size // self.block), 1) * self.block
+
+
+def _over(done: Extracted, extra: int, limits: ExtractLimits) -> UnsafeArchiveError | None:
+    """The refusal when ``extra`` more bytes on disk would pass the limit, else None."""
+    if done.disk_bytes + extra <= limits.max_bytes:
+        return None
+    return UnsafeArchiveError(
+        f"file: the archive takes more than the limit of {limits.max_bytes} bytes on disk "
+        f"({done.block}-byte blocks, at least one per file and folder)",
+        param="file",
+    )
+
+
+def _mkdir(target: Path, done: Extracted, limits: ExtractLimits) -> None:
+    """Create ``target`` and its missing parents, each counted as one block."""
+    for folder in reversed([target, *target.parents]):
+        if not folder.exists():
+            if (error := _over(done, done.block, limits)) is not None:
+                raise error
+            folder.mkdir()
+            done.disk_bytes += done.block
 
 
 def archive_kind(filename: str | None) -> str:
@@ -105,19 +134,30 @@ def _target(dest: Path, name: str) -> Path:
 
 
 def _copy(src: BinaryIO, target: Path, name: str, done: Extracted, limits: ExtractLimits) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _mkdir(target.parent, done, limits)
     try:
         out = open(target, "xb")
     except FileExistsError:
         raise UnsafeArchiveError(f"file: archive entry {name!r} appears twice", param="file") from None
+    written = 0
     with out:
-        while chunk := src.read(_CHUNK):
-            done.bytes += len(chunk)
-            if done.bytes > limits.max_bytes:
-                raise UnsafeArchiveError(
-                    f"file: the archive expands past the limit of {limits.max_bytes} bytes", param="file"
-                )
+        while True:
+            if (error := _over(done, done.blocks(written), limits)) is not None:
+                raise error
+            chunk = src.read(_CHUNK)
+            if not chunk:
+                break
+            written += len(chunk)
             out.write(chunk)
+        out.flush()
+        on_disk = os.fstat(out.fileno()).st_blocks * 512
+    done.bytes += written
+    done.disk_bytes += max(done.blocks(written), on_disk)
+
+
+def _block_size(dest: Path) -> int:
+    """The allocation unit of the file system holding ``dest`` (4 KiB on ext4 and XFS)."""
+    return max(os.statvfs(dest).f_frsize, 512)
 
 
 def _count_file(name: str, done: Extracted, limits: ExtractLimits) -> None:
@@ -129,7 +169,7 @@ def _count_file(name: str, done: Extracted, limits: ExtractLimits) -> None:
 
 
 def _extract_zip(archive: Path, dest: Path, limits: ExtractLimits) -> Extracted:
-    done = Extracted()
+    done = Extracted(block=_block_size(dest))
     with zipfile.ZipFile(archive) as zf:
         infos = [i for i in zf.infolist() if not _macos_extra(i.filename)]
         declared = 0
@@ -138,8 +178,7 @@ def _extract_zip(archive: Path, dest: Path, limits: ExtractLimits) -> Extracted:
             if why is not None:
                 raise UnsafeArchiveError(f"file: archive entry {info.filename!r} is {why}", param="file")
             _target(dest, info.filename)
-            if not info.is_dir():
-                declared += info.file_size
+            declared += done.blocks(0 if info.is_dir() else info.file_size)
         files = sum(not i.is_dir() for i in infos)
         if files > limits.max_files:
             raise UnsafeArchiveError(
@@ -147,12 +186,14 @@ def _extract_zip(archive: Path, dest: Path, limits: ExtractLimits) -> Extracted:
             )
         if declared > limits.max_bytes:
             raise UnsafeArchiveError(
-                f"file: the archive expands to {declared} bytes (limit {limits.max_bytes})", param="file"
+                f"file: the archive takes {declared} bytes on disk (limit {limits.max_bytes}; "
+                f"{done.block}-byte blocks, at least one per file and folder)",
+                param="file",
             )
         for info in infos:
             target = _target(dest, info.filename)
             if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
+                _mkdir(target, done, limits)
                 continue
             _count_file(info.filename, done, limits)
             with zf.open(info) as src:
@@ -161,7 +202,7 @@ def _extract_zip(archive: Path, dest: Path, limits: ExtractLimits) -> Extracted:
 
 
 def _extract_tar(archive: Path, dest: Path, limits: ExtractLimits) -> Extracted:
-    done = Extracted()
+    done = Extracted(block=_block_size(dest))
     with tarfile.open(archive, mode="r|*") as tf:  # a stream: members are checked as they come
         for member in tf:
             if _macos_extra(member.name):
@@ -177,13 +218,11 @@ def _extract_tar(archive: Path, dest: Path, limits: ExtractLimits) -> Extracted:
                 )
             target = _target(dest, member.name)
             if member.isdir():
-                target.mkdir(parents=True, exist_ok=True)
+                _mkdir(target, done, limits)
                 continue
             _count_file(member.name, done, limits)
-            if done.bytes + member.size > limits.max_bytes:
-                raise UnsafeArchiveError(
-                    f"file: the archive expands past the limit of {limits.max_bytes} bytes", param="file"
-                )
+            if (error := _over(done, done.blocks(member.size), limits)) is not None:
+                raise error
             src = tf.extractfile(member)
             assert src is not None
             _copy(src, target, member.name, done, limits)
