@@ -98,10 +98,12 @@ class ValidationReport:
             )
         if self.duplicates:
             pairs = [f"{a} = {b}" for a, b in self.duplicates]
-            parts.append(f"{len(self.duplicates)} duplicate images, same bytes ({_names(pairs)})")
+            dupes = _plural(len(self.duplicates), "duplicate image", "duplicate images")
+            parts.append(f"{dupes}, same bytes as another ({_names(pairs)})")
         if self.leaked:
             pairs = [f"{a} = {b}" for a, b in self.leaked]
-            parts.append(f"{len(self.leaked)} images also in another split (leakage: {_names(pairs)})")
+            leaked = _plural(len(self.leaked), "image", "images")
+            parts.append(f"{leaked} also in another split (leakage: {_names(pairs)})")
         if self.orphans:
             parts.append(
                 f"{_plural(len(self.orphans), 'label file', 'label files')} without an image "
