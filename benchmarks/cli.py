@@ -1,4 +1,4 @@
-"""``mar bench quality|perf|report|tune|calibrate|diagnose|dataset-check|soak``: the benchmarks
+"""``mar bench quality|perf|report|tune|calibrate|diagnose|dataset-check|image-decode|soak``: the benchmarks
 (``benchmarks``).
 
 Results are cached in ``benchmarks/results/`` (one committed JSON file per run) and
@@ -23,6 +23,7 @@ from benchmarks.coco_gen import COCO_TRAIN2017
 from benchmarks.dataset_check import format_dataset_check, run_dataset_check
 from benchmarks.diagnose import diagnose, format_diagnosis
 from benchmarks.equal_tune import GRID_POINTS, method_grid, plan_pick_seeds, plan_points
+from benchmarks.image_decode import format_image_decode, run_image_decode
 from benchmarks.perf import PARTS, PERF_PRESETS, run_perf
 from benchmarks.perf_format import format_part
 from benchmarks.presets import STUDENTS, get_preset, student_distill
@@ -205,6 +206,14 @@ def register(add) -> None:
     _add_paths(d)
     _add_report_out(d)
     d.set_defaults(handler=_dataset_check)
+
+    m = bench.add_parser(
+        "image-decode", help="images per second the dataset check decodes, at 256 px and 1000 px"
+    )
+    m.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
+    _add_paths(m)
+    _add_report_out(m)
+    m.set_defaults(handler=_image_decode)
 
     k = bench.add_parser(
         "soak",
@@ -516,6 +525,15 @@ def _dataset_check(args: argparse.Namespace) -> int:
     )
     print("\n".join(format_dataset_check(result)))
     print(f"dataset-check result: {path}")
+    if not args.no_report:
+        _write_report(args)
+    return 0
+
+
+def _image_decode(args: argparse.Namespace) -> int:
+    path, result = run_image_decode(args.results, args.cache, command=_command())
+    print("\n".join(format_image_decode(result)))
+    print(f"image-decode result: {path}")
     if not args.no_report:
         _write_report(args)
     return 0

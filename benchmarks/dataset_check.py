@@ -19,6 +19,7 @@ from typing import Any
 
 from benchmarks.coco_gen import COCO_TRAIN2017, write_coco_file
 from benchmarks.dataset_check_child import MODES
+from benchmarks.image_decode import image_decode_section
 from benchmarks.machine import machine_info
 from benchmarks.markdown import table
 from benchmarks.store import REPO_ROOT
@@ -108,11 +109,12 @@ def format_dataset_check(result: dict[str, Any]) -> list[str]:
 
 
 def dataset_check_section(results: Path) -> list[str]:
-    """BENCHMARKS.md's section: the newest ``dataset-check-*.json`` in ``results``."""
+    """BENCHMARKS.md's sections: the newest ``dataset-check-*.json`` in ``results``, then the
+    image decoding speed (``benchmarks.image_decode``)."""
     files = sorted(Path(results).glob("dataset-check-*.json"))
     lines = ["## Dataset check at COCO scale (`mar bench dataset-check`)", ""]
     if not files:
-        return [*lines, "Not measured yet (`mar bench dataset-check`).", ""]
+        return [*lines, "Not measured yet (`mar bench dataset-check`).", "", *image_decode_section(results)]
     result = json.loads(files[-1].read_text())
     m = result.get("machine", {})
     return [
@@ -123,4 +125,5 @@ def dataset_check_section(results: Path) -> list[str]:
         "",
         *format_dataset_check(result),
         "",
+        *image_decode_section(results),
     ]

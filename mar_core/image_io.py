@@ -150,6 +150,15 @@ def check_file(path: Path) -> ImageFacts:
         )
 
 
+def facts_or_reason(path: Path) -> ImageFacts | str:
+    """``check_file(path)``, or the message of its ``BadImageError`` (picklable either way: what
+    a worker process of the check returns)."""
+    try:
+        return check_file(path)
+    except BadImageError as e:
+        return e.message
+
+
 def to_rgb(im: Image.Image) -> np.ndarray:
     """``H x W x 3`` uint8 of a decoded image of any mode (16-bit scaled, alpha dropped)."""
     if im.mode in _SIXTEEN_BIT_MODES:
