@@ -33,6 +33,7 @@ from benchmarks.presets import (
     get_preset,
 )
 from benchmarks.report_glance import glance_section
+from benchmarks.search_report import search_section
 from benchmarks.soak_format import soak_section
 from benchmarks.stats import Summary, beats_by_two_spreads, same_seed_gains, seed_spread
 from benchmarks.store import REPO_ROOT, ResultStore
@@ -511,6 +512,7 @@ def _quality_section(store: ResultStore, preset: Preset) -> list[str]:
         lines += ["Machines:", *_machines(recs), ""]
     for v in views:
         lines += _group_section(v)
+    lines += search_section(store, preset)
     return lines
 
 
