@@ -1,10 +1,12 @@
-// One job: state, pause / resume / cancel, spec, events (SSE), loss and AP curves, per-class AP, PR curves and
+// One job: state, pause / resume / cancel, spec, events (SSE), loss and AP curves, the distiller search's
+// leaderboard (method "auto"), per-class AP, PR curves and
 // sample predictions (of the evaluation chosen in a selector when there are several), artifacts.
 
 import { artifactPath, blobURL, download, getJSON, jobPath, postJSON, streamEvents } from "./api.js";
 import { TERMINAL, etaSeconds, fmtAP, fmtDuration, fmtTime, h, jobLabel, lastValues } from "./dom.js";
 import { FINAL, curvesName, evalSteps, sampleNames } from "./evals.js";
 import { linePlot, toPoints } from "./plot.js";
+import { searchBoard } from "./search.js";
 
 const POLL_MS = 2000;
 const AP_SERIES = ["eval/AP", "eval/AP50", "eval/AP75"];
@@ -62,6 +64,7 @@ export function render(view, { id }, ctx) {
   const compareLink = h("a", { href: `#/compare?jobs=${id}` }, "Open in compare view");
   const plots = h("div", { class: "plots", id: "metric-plots" });
   const classAP = h("div");
+  const searchBox = h("section", { id: "search", hidden: true }, h("h3", {}, "Distiller search"));
   const prBox = h("div", { class: "plots", id: "pr-plots" });
   const samples = h("div", { class: "samples", id: "samples" });
   const stepSelect = h("select", { id: "eval-step" });
@@ -71,7 +74,7 @@ export function render(view, { id }, ctx) {
   const events = h("ol", { class: "events", id: "events", tabindex: 0, "aria-label": "Events" });
   const spec = h("pre", { class: "spec", id: "spec", tabindex: 0, "aria-label": "Job spec" });
   view.replaceChildren(title, status, h("div", { class: "toolbar" }, pause, resume, cancel, compareLink),
-    h("h3", {}, "Curves"), plots, h("h3", {}, "Per-class AP"), classAP, stepBox, h("h3", {}, "PR curves"), prBox,
+    h("h3", {}, "Curves"), plots, searchBox, h("h3", {}, "Per-class AP"), classAP, stepBox, h("h3", {}, "PR curves"), prBox,
     h("h3", {}, "Sample predictions"), samples,
     h("h3", {}, "Artifacts"), h("table", { id: "artifacts" }, h("thead", {}, h("tr", {},
       ["Name", "Size (bytes)", "sha256", ""].map((t) => h("th", { scope: "col" }, t)))), artifacts),
@@ -172,6 +175,9 @@ export function render(view, { id }, ctx) {
       showJob(j);
       plots.replaceChildren(lossPlot(metrics.series), apPlot(metrics.series));
       classAP.replaceChildren(classTable(metrics.series));
+      const board = searchBoard(metrics.series);
+      searchBox.hidden = !board;
+      if (board) searchBox.replaceChildren(searchBox.firstChild, board);
       await showArtifacts();
       view.dataset.loaded = "true";
     } catch (e) {

@@ -79,6 +79,29 @@ def test_a_field_of_another_method_is_422_naming_it_and_both_methods(client, aut
     assert item["loc"] == ["body", "distill", "alpha"]  # no union tag ("cwd") in the path
 
 
+def test_distiller_search_spec_is_accepted_and_its_fields_checked(client, auth, teacher):
+    r = client.post(
+        "/jobs", json=distill_spec(teacher, distill={"method": "auto", "budget": 3}), headers=auth
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["spec"]["distill"] == {
+        "method": "auto",
+        "adapter": "auto",
+        "kd_warmup_iters": None,
+        "budget": 3.0,
+        "selection_fraction": 0.15,
+        "candidates": None,
+    }
+    for bad, param in (
+        ({"candidates": ["mar", "nope"]}, "distill.candidates"),
+        ({"budget": 1.0}, "distill.budget"),
+        ({"auto_scale": 9}, "distill.auto_scale"),
+        ({"alpha": 0.1}, "distill.alpha"),
+    ):
+        r = client.post("/jobs", json=distill_spec(teacher, distill={"method": "auto", **bad}), headers=auth)
+        assert r.status_code == 422 and error_params(r) == [param], (bad, r.text)
+
+
 def test_body_not_json_is_422(client, auth):
     r = client.post("/jobs", content=b"{nope", headers={**auth, "Content-Type": "application/json"})
     assert r.status_code == 422

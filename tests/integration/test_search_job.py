@@ -9,28 +9,17 @@ import signal
 
 import pytest
 
+from tests.integration.teachers import write_teacher
 from worker.procs import signal_group, wait_gone
 
 pytestmark = pytest.mark.integration
-
-
-def _teacher(checkpoint_root, model: dict, name: str):
-    """A torchvision-layout state_dict of the student's architecture (3 classes + background)."""
-    import torch
-
-    from mar_core.models.registry import build_detector
-    from mar_core.spec import ModelSpec
-
-    path = checkpoint_root / f"search-teacher-{name}.pt"
-    torch.save(build_detector(ModelSpec.model_validate(model), 4).state_dict(), path)
-    return path
 
 
 def test_search_job_survives_a_killed_worker_and_reports_its_trials(
     stack, tiny_spec, checkpoint_root, tmp_path
 ):
     spec = tiny_spec(iterations=8, name="search", checkpoint_every=1)
-    teacher = _teacher(checkpoint_root, spec["model"], stack.name)
+    teacher = write_teacher(checkpoint_root, spec["model"], f"search-{stack.name}")
     spec.update(
         kind="distill",
         teacher={"checkpoint": str(teacher), "model": spec["model"]},
