@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from api.datasets_cmd import pack_folder
+from tests.image_corpus import write_yolo_corpus
 from tests.integration.conftest import DATASET
 
 pytestmark = pytest.mark.integration
@@ -28,3 +29,21 @@ def test_uploaded_dataset_trains_a_job_by_id(stack, tiny_spec, data_root, tmp_pa
 
     stack.client.delete_dataset(dataset["id"])
     assert all(d["id"] != dataset["id"] for d in stack.client.list_datasets()["data"])
+
+
+def test_messy_upload_trains_on_a_worker(stack, tiny_spec, tmp_path):
+    """A YOLO export with a truncated JPEG (repaired), a phone photo stored sideways, a CMYK JPEG
+    and an empty file (skipped): the upload names what it did, a job on it succeeds."""
+    kinds = ["jpeg", "truncated_jpeg", "exif_rotated_jpeg", "cmyk_jpeg", "empty"]
+    folder = write_yolo_corpus(tmp_path / "messy", kinds)
+    dataset = stack.client.upload_dataset(pack_folder(folder, tmp_path), on_bad_image="skip")
+    train = dataset["report"]["splits"]["train"]
+    assert train["repaired_files"] == ["1_truncated_jpeg.jpg"]
+    assert train["skipped_files"] == ["4_empty.jpg (the file is empty)"] and train["images"] == 4
+    assert any("1 repaired" in w and "1_truncated_jpeg.jpg" in w for w in dataset["report"]["warnings"])
+
+    spec = tiny_spec(iterations=2, name="messy", eval_max_images=2)
+    spec["dataset"] = {"id": dataset["id"]}
+    job = stack.wait_terminal(stack.submit(spec)["id"])
+    assert job["status"] == "succeeded", (job, stack.log_tails())
+    assert job["spec"]["dataset"]["on_bad_image"] == "skip"
