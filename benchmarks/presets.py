@@ -47,8 +47,11 @@ from mar_core.methods import DEFAULT_METHOD, METHODS, SEARCH_METHOD
 SYNTH_KIND = "synthetic"
 BCCD_PATH = "../shared/datasets/BCCD/BCCD"  # relative to the repository root
 
-# The methods MAR (the registry's default method) is compared against: every other registered one.
-PEERS = tuple(m for m in METHODS if m != DEFAULT_METHOD)
+# The methods MAR (the registry's default method) is compared against: every other registered one
+# that is not one of MAR's variants.
+PEERS = tuple(m for m, spec in METHODS.items() if m != DEFAULT_METHOD and spec.spec.VARIANT_OF is None)
+# MAR's variants (issue 36), each in the short group's ablation
+MAR_VARIANTS = tuple(m for m, spec in METHODS.items() if spec.spec.VARIANT_OF == DEFAULT_METHOD)
 FALLBACK_PEERS = ("fgd", "pkd")
 
 # Peer weights by the method doc's calibration rule, the one MAR's defaults start from: each KD
@@ -121,6 +124,7 @@ STUDENTS: dict[str, dict[str, Any] | None] = {
     # every weight sized by the job on its first batches (mar_core.distill.auto_weights), against
     # RAW_MAR's tuned defaults (which plan pins as numbers)
     AUTO_WEIGHTS_STUDENT: {**RAW, "alpha": "auto", "beta": "auto", "gamma": "auto"},
+    **{v: {"method": v} for v in MAR_VARIANTS},
     # the job searches for its distiller (mar_core.search) at its default budget
     SEARCH_STUDENT: {"method": SEARCH_METHOD},
     **{p: {"method": p, **CALIBRATED_PEERS.get(p, {})} for p in PEERS},
@@ -269,6 +273,7 @@ def _full_groups(
         "mar_raw_mask_only",
         "mar_raw_no_scale_norm",
         "mar_raw_gaussian",
+        *MAR_VARIANTS,
         *PEERS,
     )
     return (

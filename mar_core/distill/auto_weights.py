@@ -271,6 +271,7 @@ def resolve_kd_weights(
             raise SpecError(outcome[1], outcome[2])
         sizes: KDTermSizes = outcome[1]
         weights, raw = _auto_weights(probe_cfg, auto, sizes, target)
+        weights = {f: w * job.AUTO_SCALES.get(f, 1.0) for f, w in weights.items()}  # per-term targets
         for field in auto:
             if field not in weights and field in {probe_cfg.TERM_WEIGHTS.get(t) for t in raw}:
                 weights[field] = job.weight_defaults()[field][1 if two_stage else 0]
@@ -278,6 +279,7 @@ def resolve_kd_weights(
         job = job.model_copy(update={f: weights.get(f) for f in auto})
         calibration = {
             "target": target,
+            **({"scales": dict(job.AUTO_SCALES)} if job.AUTO_SCALES else {}),
             "batches": sizes.batches,
             "classification_loss": sizes.classification_loss,
             "classification": sizes.classification,

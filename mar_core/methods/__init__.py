@@ -48,6 +48,7 @@ from mar_core.methods.feature_mse import FeatureMSESpec
 from mar_core.methods.fgd import FGDSpec
 from mar_core.methods.logit_kd import LogitKDSpec
 from mar_core.methods.mar import MARSpec
+from mar_core.methods.mar_cross import MARCrossSpec
 from mar_core.methods.mgd import MGDSpec
 from mar_core.methods.pkd import PKDSpec
 from mar_core.methods.pkd_head import PKDHeadSpec
@@ -88,6 +89,8 @@ METHODS: dict[str, Method] = {
     "cwd_head": Method(CWDHeadSpec, "mar_core.distill.peers.cwd_head:CWDHeadLoss"),
     "logit_kd": Method(LogitKDSpec, "mar_core.distill.peers.logit_kd:LogitKDLoss"),
     "crosskd": Method(CrossKDSpec, "mar_core.distill.peers.crosskd:CrossKDLoss"),
+    # MAR's variants (issue 36): its losses composed with another term
+    "mar_cross": Method(MARCrossSpec, "mar_core.distill.mar_cross:MARCrossLoss"),
 }
 DEFAULT_METHOD = next(iter(METHODS))
 AutoSpec.KNOWN_CANDIDATES = (NO_KD, *METHODS)
@@ -105,8 +108,14 @@ METHOD_NAMES = (*METHODS, SEARCH_METHOD)
 
 
 def methods_with_field(field: str) -> list[str]:
-    """The methods whose own fields include ``field`` (none for a shared or unknown field)."""
-    return [name for name, m in METHODS.items() if field in m.spec.own_fields()]
+    """The methods whose own fields include ``field`` (none for a shared or unknown field); a
+    variant's field that it takes from the method it extends is that method's."""
+    return [
+        name
+        for name, m in METHODS.items()
+        if field in m.spec.own_fields()
+        and not (m.spec.VARIANT_OF and field in METHODS[m.spec.VARIANT_OF].spec.own_fields())
+    ]
 
 
 _BUILTIN_ERRORS = frozenset(get_args(ErrorType))  # the rest are a field's own (PydanticCustomError)

@@ -84,7 +84,11 @@ class MethodSpec(BaseModel):
       its weight);
     - ``SEARCH_POINTS``: this method's candidates in the distiller search (``distill.method:
       "auto"``, ``mar_core.search``), as (one-stage, two-stage) tuples of field overrides; an
-      empty tuple: not a candidate for that family.
+      empty tuple: not a candidate for that family;
+    - ``AUTO_SCALES``: loss-weight field -> a multiplier of its ``"auto"`` size (its term starts at
+      that many times the calibration target): per-term automatic weights;
+    - ``VARIANT_OF``: the method this one extends (its fields are that method's, named as such
+      in errors), or None.
     """
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
@@ -93,6 +97,8 @@ class MethodSpec(BaseModel):
     JOB_UNSET: ClassVar[dict[str, str]] = {}
     TERM_WEIGHTS: ClassVar[dict[str, str]] = {}
     SEARCH_POINTS: ClassVar[SearchPoints] = ((), ())
+    AUTO_SCALES: ClassVar[dict[str, float]] = {}
+    VARIANT_OF: ClassVar[str | None] = None
 
     method: str
     adapter: Literal["auto", "always"] = "auto"  # auto: identity when the channels match, else a 1x1 conv
