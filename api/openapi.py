@@ -4,7 +4,9 @@ FastAPI documents its own ``HTTPValidationError`` for a 422 while ``api.errors``
 error with ``ErrorPublic``; ``install_openapi`` rewrites the generated document so that every
 4xx/5xx of every operation names ``ErrorPublic``, adds the 422 every operation with parameters
 or a body can answer (and the 413 of any body over ``MAR_MAX_BODY_BYTES``), and drops FastAPI's
-validation schemas.
+validation schemas. An optional query or header parameter is documented as its type alone:
+FastAPI writes ``anyOf [type, null]``, but a parameter is absent or a string, never JSON ``null``
+(a client reading the document would send ``Last-Event-ID: null``).
 """
 
 from __future__ import annotations
@@ -32,8 +34,19 @@ def _error_response(description: str) -> dict[str, Any]:
     return {"description": description, "content": _ERROR}
 
 
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A parameter's ``anyOf [X, {type: null}]`` as ``X`` (its title, description, default kept)."""
+    options = schema.get("anyOf")
+    if not options or {"type": "null"} not in options:
+        return schema
+    rest = [o for o in options if o != {"type": "null"}]
+    kept = {k: v for k, v in schema.items() if k != "anyOf" and not (k == "default" and v is None)}
+    return {**rest[0], **kept} if len(rest) == 1 else {**kept, "anyOf": rest}
+
+
 def fix_document(doc: dict[str, Any]) -> dict[str, Any]:
-    """``doc`` with ``ErrorPublic`` on every error response (changed in place, returned)."""
+    """``doc`` with ``ErrorPublic`` on every error response and no ``null`` parameters
+    (changed in place, returned)."""
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
@@ -45,6 +58,8 @@ def fix_document(doc: dict[str, Any]) -> dict[str, Any]:
         for method, op in item.items():
             if method not in _METHODS:
                 continue
+            for param in op.get("parameters", ()):
+                param["schema"] = _without_null(param.get("schema", {}))
             responses = op.setdefault("responses", {})
             if op.get("parameters") or op.get("requestBody") or responses.get("401"):
                 responses.setdefault("422", _error_response("Invalid request (the param names what)"))

@@ -42,6 +42,7 @@ from mar_core.spec_limits import (
     MAX_STEPS,
     MAX_TRAINABLE_LAYERS,
     MAX_WEIGHT_DECAY,
+    SpecPath,
     SpecText,
 )
 from mar_core.url_guard import URL_PATTERN
@@ -73,12 +74,12 @@ class DatasetSpec(_Strict):
     """
 
     format: SpecText = "coco"
-    path: SpecText | None = None
+    path: SpecPath | None = None
     id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     train_split: SpecText = "train"
     val_split: SpecText = "val"
     images_dir: SpecText | None = None
-    annotation_file: SpecText | None = None  # coco: relative to path; "{split}" is replaced
+    annotation_file: SpecPath | None = None  # coco: relative to path; "{split}" is replaced
     class_names: list[SpecText] | None = Field(
         default=None, max_length=MAX_CLASSES
     )  # VOC: fixes the class order; default sorted names

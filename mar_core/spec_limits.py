@@ -73,3 +73,13 @@ class _ControlFreeSchema:
 SpecText = Annotated[
     str, StringConstraints(max_length=MAX_TEXT), AfterValidator(_no_control), _ControlFreeSchema()
 ]
+
+# Control-free with at least one character that is not white space (a path, a file name).
+NON_BLANK_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+
+# A path of a spec: a ``SpecText`` that is not empty or only white space, as the schema says.
+SpecPath = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_TEXT, pattern=NON_BLANK_PATTERN),
+    AfterValidator(_no_control),
+]

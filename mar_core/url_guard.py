@@ -39,9 +39,13 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")  # "this host on this network": reaches loopback on Linux
 HOST_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_.-]*[a-z0-9_.])?$")
-# what a JSON schema can say of it: the scheme, a host name or bracketed IPv6 address, a port,
-# no credentials, no control character or white space
-URL_PATTERN = r"^https?://([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?([/?#][^\s\x00-\x1f\x7f-\x9f]*)?$"
+# What a JSON schema can say of it: the scheme; a host name whose last label starts with a letter,
+# a dotted IPv4 address or a bracketed IPv6 one; a port in 1-65535; no credentials, control
+# characters or white space. Whether the host resolves, and where to, only the guard can tell.
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_PORT = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+_HOST = rf"(([A-Za-z0-9_-]+\.)*[A-Za-z][A-Za-z0-9_-]*\.?|({_OCTET}\.){{3}}{_OCTET}|\[[0-9A-Fa-f:.]+\])"
+URL_PATTERN = rf"^https?://{_HOST}(:{_PORT})?([/?#][^\s\x00-\x1f\x7f-\x9f]*)?$"
 
 
 class UrlRefused(ValueError):

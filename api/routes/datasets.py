@@ -10,10 +10,11 @@ from starlette.datastructures import UploadFile
 
 from api.db import datasets_repo
 from api.db.models import Dataset
+from api.db.paging import CURSOR_PATTERN
 from api.deps import CurrentKey, ScopeDep, SessionDep, SettingsDep, get_current_key
 from api.errors import InvalidRequest, NotFound
 from api.openapi import multipart_upload_body
-from api.schemas import CURSOR_PATTERN, ID_PATTERN, DatasetPublic, DatasetsPublic, ErrorPublic
+from api.schemas import ID_PATTERN, DatasetPublic, DatasetsPublic, ErrorPublic
 from api.services.archives import ARCHIVE_SUFFIXES
 from api.services.datasets import delete_dataset, store_dataset
 from api.services.uploads import check_upload_length

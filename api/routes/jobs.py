@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, 
 
 from api.db import jobs_repo, states
 from api.db.models import Job
+from api.db.paging import CURSOR_PATTERN
 from api.deps import CurrentKey, ScopeDep, SessionDep, SettingsDep, get_current_key
 from api.errors import InvalidRequest
 from api.schemas import (
-    CURSOR_PATTERN,
     ID_PATTERN,
     IDEMPOTENCY_KEY_PATTERN,
     ErrorPublic,

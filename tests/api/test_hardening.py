@@ -81,7 +81,7 @@ def test_a_status_the_document_does_not_list_is_refused_and_the_document_says_wh
     assert r.status_code == 422 and error_params(r) == ["status"]
     params = client.get("/openapi.json").json()["paths"]["/jobs"]["get"]["parameters"]
     status = next(p for p in params if p["name"] == "status")
-    assert "ok" not in status["schema"]["anyOf"][0].get("pattern", "ok")  # the pattern refuses it
+    assert "ok" not in status["schema"].get("pattern", "ok")  # the pattern refuses it
 
 
 def test_options_lists_every_method_of_the_path(client, auth):
