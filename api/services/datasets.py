@@ -117,7 +117,7 @@ def bad_image_policy(ds: DatasetSpec, row: Dataset) -> str:
     skipped = sum(s.get("skipped", 0) for s in row.report.get("splits", {}).values())
     if ds.on_bad_image == "refuse" and skipped:
         raise InvalidRequest(
-            f"dataset.on_bad_image: dataset {row.id} holds {skipped} undecodable images, left out "
+            f"dataset.on_bad_image: dataset {row.id} holds {skipped} unreadable images, left out "
             "at upload (on_bad_image skip); a job on it must skip them too",
             param="dataset.on_bad_image",
         )

@@ -1,8 +1,8 @@
 """Validate a COCO-format dict before training: structure, image files, boxes.
 
-Structural faults (missing keys, unknown category or image ids, a missing image file) raise
-``DatasetError`` at load time. An image file that cannot be decoded raises ``BadImageError``
-naming it, or is left out with its boxes and counted when ``on_bad_image`` is ``"skip"``; a
+Structural faults (missing keys, unknown category or image ids) raise ``DatasetError`` at load
+time. A missing image file raises ``DatasetError``, one that cannot be decoded ``BadImageError``,
+naming it; either is left out with its boxes and counted when ``on_bad_image`` is ``"skip"``; a
 truncated JPEG that decodes with the truncated-image option is *repaired* (counted, named).
 Box faults are repaired and counted: boxes reaching outside the image are clipped to it,
 degenerate boxes (width or height <= 0 after clipping, or non-finite) are dropped. One
@@ -93,7 +93,7 @@ class ValidationReport:
             )
         if self.skipped:
             parts.append(
-                f"skipped {_plural(len(self.skipped), 'undecodable image', 'undecodable images')} "
+                f"skipped {_plural(len(self.skipped), 'unreadable image', 'unreadable images')} "
                 f"({_names(self.skipped)})"
             )
         if self.duplicates:
@@ -236,25 +236,30 @@ def check_image_files(
     progress: Progress | None = None,
 ) -> set[Any]:
     """Check the image files of ``images``; return the ids of those left out (``on_bad_image``
-    ``"skip"``: undecodable, counted in ``report.skipped``; the caller drops them and their boxes).
+    ``"skip"``: missing or undecodable, counted in ``report.skipped``; the caller drops them and
+    their boxes).
 
     A missing file raises ``DatasetError``, an undecodable one ``BadImageError`` (both naming the
-    file) unless skipped. ``decode``: decode every file in full (in parallel processes, repaired
+    file) unless skipped (labels of an image not in the export: COCO records, VOC XMLs). ``decode``: decode every file in full (in parallel processes, repaired
     and duplicate files counted), else read headers only. Fills a missing ``width``/``height``;
     with ``verify_sizes`` (or ``decode``) also compares a recorded size with the real one and
     trusts the image on mismatch. Sizes are as displayed (EXIF orientation applied).
     """
     todo = []
+    skipped: set[Any] = set()
     for img in images:
         path = images_dir / img["file_name"]
         if not path.is_file():
-            raise DatasetError(f"{report.name}: image file not found: {path}")
+            if on_bad_image != "skip":
+                raise DatasetError(f"{report.name}: image file not found: {path}")
+            report.skipped.append(f"{img['file_name']} (file not found)")  # labels of no image
+            skipped.add(img["id"])
+            continue
         recorded = (img.get("width"), img.get("height"))
         if decode or verify_sizes or not all(isinstance(v, int) and v > 0 for v in recorded):
             todo.append(img)
     paths = [images_dir / img["file_name"] for img in todo]
     results = scan_files(paths, progress=progress) if decode else [_probe_or_reason(p) for p in paths]
-    skipped: set[Any] = set()
     for img, facts in zip(todo, results):
         if isinstance(facts, str):
             if on_bad_image != "skip":

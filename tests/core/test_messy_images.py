@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import pytest
 import torch
@@ -44,7 +45,7 @@ def test_each_kind_checked_and_loaded_as_expected(tmp_path, kind, caplog):
         report = inspect_dataset(_spec(root, on_bad_image="skip")).to_dict()
         train = report["splits"]["train"]
         assert (train["images"], train["skipped"], train["boxes"]) == (1, 1, 1)
-        assert any("skipped 1 undecodable image" in w and file_name in w for w in report["warnings"])
+        assert any("skipped 1 unreadable image" in w and file_name in w for w in report["warnings"])
         assert len(load_dataset(_spec(root, on_bad_image="skip"), "train")) == 1
         return
     report = inspect_dataset(_spec(root)).to_dict()
@@ -141,7 +142,7 @@ def test_two_step_jobs_on_the_corpus(tmp_path, one_thread, caplog):
         report = run_job(tiny_spec(root, dataset=dataset, train=two_steps), tmp_path / "s")
     assert 0.0 <= report["eval"]["AP"] <= 1.0 and (tmp_path / "s" / "model.pt").exists()
     assert report["spec"]["dataset"]["on_bad_image"] == "skip"
-    assert "skipped 2 undecodable images (11_empty.jpg (the file is empty), 12_garbage.png" in caplog.text
+    assert "skipped 2 unreadable images (11_empty.jpg (the file is empty), 12_garbage.png" in caplog.text
 
 
 def test_duplicates_leakage_and_orphan_labels_warned(tmp_path):
@@ -172,3 +173,38 @@ def test_voc_annotation_without_image_warned(tmp_path):
 
 def test_write_kind_names_the_file(tmp_path):
     assert write_kind(tmp_path, "png_named_jpg").name == "png_named_jpg.jpg"
+
+
+def test_labels_of_a_missing_image_refused_or_skipped(tmp_path):
+    """A COCO record (or a listed VOC XML) whose image is not in the export: refused naming it,
+    or under skip left out with its boxes, named in the warnings; the trainer agrees."""
+    from tests.dataset_writers import write_coco, write_voc
+
+    for spec, gone in (
+        (DatasetSpec(path=str(write_coco(tmp_path / "coco"))), tmp_path / "coco" / "train" / "train_1.png"),
+        (
+            DatasetSpec(format="voc", path=str(write_voc(tmp_path / "voc"))),
+            tmp_path / "voc" / "JPEGImages" / "train_1.png",
+        ),
+    ):
+        gone.unlink()
+        with pytest.raises(DatasetError, match=r"image file not found: .*train_1\.(png|jpg)"):
+            inspect_dataset(spec)
+        skip = spec.model_copy(update={"on_bad_image": "skip"})
+        report = inspect_dataset(skip)
+        train = report.splits["train"]
+        [skipped] = train.to_dict()["skipped_files"]
+        assert (train.images, train.boxes) == (2, 3)
+        assert re.fullmatch(r"train_1\.(png|jpg) \(file not found\)", skipped)
+        assert any(f"skipped 1 unreadable image ({skipped})" in w for w in report.warnings)
+        assert len(load_dataset(skip, "train")) == 2
+
+
+def test_predict_reads_images_as_displayed(tmp_path):
+    from mar_core.errors import SpecError
+    from mar_core.predict import load_image
+
+    assert load_image(write_kind(tmp_path, "exif_rotated_jpeg", W, H)).shape == (3, H, W)
+    with pytest.raises(SpecError, match=r"garbage\.png: not a JPEG") as e:
+        load_image(write_kind(tmp_path, "garbage", W, H))
+    assert e.value.param == "images"
