@@ -81,6 +81,4 @@ class SplitNotFoundError(DatasetError):
 
 class BadImageError(DatasetError):
     """An image file that cannot be decoded (empty, not an image of a supported format, broken
-    past repair); the message names the file."""
-
-    code = "image_invalid"
+    past repair); the message names the file. Its code stays ``dataset_invalid``."""
