@@ -8,7 +8,7 @@ A project sees the shared roots (data roots, the checkpoint root but its ``uploa
 uploads (``uploads/<project>/``), its own uploaded datasets and its own jobs' folders. A path
 into another project's files reads as missing, exactly like a path that does not exist.
 
-A dataset named by path is read in full (every image header) the first time; later submissions
+A dataset named by path is read in full (every image decoded) the first time; later submissions
 of the same spec re-read it only when its ``tree_fingerprint`` (every file's path, size and
 modification time, one ``stat`` each) changed.
 """
