@@ -148,8 +148,42 @@ def _literal(host: str, bracketed: bool) -> IPAddress | None:
         return None
 
 
-def check_url(url: str, policy: UrlPolicy, resolve: Resolver = resolve_addresses) -> str:
+@dataclass(frozen=True)
+class CheckedUrl:
+    """A URL that passed the guard, with the addresses it was checked at (none: it did not
+    resolve here and the policy allows that)."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    addresses: tuple[IPAddress, ...]
+
+    def pinned(self) -> tuple[str, dict[str, str], dict[str, str]]:
+        """``(url, headers, extensions)`` of a request that connects to the first checked address
+        rather than resolving the name again (a name may resolve elsewhere by then: DNS
+        rebinding): the URL names the address, ``Host`` and the TLS server name (httpx's
+        ``sni_hostname``, which its certificate check follows) name the host."""
+        if not self.addresses:
+            return self.url, {}, {}
+        address = self.addresses[0]
+        shown = f"[{address}]" if address.version == 6 else str(address)
+        parts = urlsplit(self.url)
+        default = DEFAULT_PORTS.get(self.scheme) == self.port
+        netloc = shown if default else f"{shown}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        headers = {"host": host if default else f"{host}:{self.port}"}
+        extensions = {"sni_hostname": self.host} if self.scheme == "https" else {}
+        return parts._replace(netloc=netloc).geturl(), headers, extensions
+
+
+def check_url(url: str, policy: UrlPolicy, resolve: Resolver | None = None) -> str:
     """``url`` when ``policy`` lets the service call it; ``UrlRefused`` saying why otherwise."""
+    return checked_url(url, policy, resolve).url
+
+
+def checked_url(url: str, policy: UrlPolicy, resolve: Resolver | None = None) -> CheckedUrl:
+    """``check_url``, returning the addresses it checked (``CheckedUrl.pinned`` to call them)."""
     bad = next((c for c in url if c.isspace() or ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F), None)
     if bad is not None:
         raise UrlRefused(f"must not contain control characters or white space (found {bad!r})")
@@ -177,13 +211,13 @@ def check_url(url: str, policy: UrlPolicy, resolve: Resolver = resolve_addresses
     if policy.allowed_hosts and not host_allowed(host, policy.allowed_hosts):
         raise UrlRefused(f"host {host!r} is not in {policy.hosts_setting}")
     try:
-        addresses = [literal] if literal is not None else resolve(host, port)
+        addresses = [literal] if literal is not None else (resolve or resolve_addresses)(host, port)
     except UrlRefused:
         if policy.allow_unresolved:
-            return url
+            return CheckedUrl(url, scheme, host, port, ())
         raise
     for address in addresses:
         problem = address_problem(address, policy)
         if problem is not None:
             raise UrlRefused(f"host {host!r} is {problem}{policy.hint}")
-    return url
+    return CheckedUrl(url, scheme, host, port, tuple(addresses))

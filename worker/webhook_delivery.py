@@ -5,9 +5,11 @@ Each delivery is POSTed as JSON with ``webhook-id``, ``webhook-timestamp`` and
 implementation). A 2xx answer settles it; anything else (an error status, a timeout, a refused
 connection) is retried after ``base_s * 2**(n-1)`` seconds (capped at an hour) until
 ``settings.webhook_retry_seconds`` after it was queued, then it is ``failed``. Every attempt is
-recorded on the delivery. The URL is checked again before each attempt (SSRF guard). The
-schedule lives in the database (``next_attempt_at``), so retries survive a restart; a retry
-library keeping its state in memory would not. The reaper process runs the loop in a thread.
+recorded on the delivery. The URL is checked again before each attempt (SSRF guard,
+``mar_core.url_guard``) and the attempt connects to the address checked, not to what the name
+resolves to a moment later (DNS rebinding). The schedule lives in the database
+(``next_attempt_at``), so retries survive a restart; a retry library keeping its state in
+memory would not. The reaper process runs the loop in a thread.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from standardwebhooks.webhooks import Webhook
 from api.db import webhooks_repo
 from api.db.models import WebhookDelivery, utcnow
 from api.db.session import session_scope
-from api.services.webhook_urls import check_webhook_url
+from api.services.webhook_urls import webhook_target
 from api.settings import Settings
 from mar_core.errors import SpecError
 
@@ -61,9 +63,9 @@ def _attempt(
     try:
         if secret is None:
             raise SpecError("its webhook endpoint was deleted")
-        check_webhook_url(delivery.url, settings, "url")
+        url, pinned_headers, extensions = webhook_target(delivery.url, settings, "url").pinned()
         body, headers = signed_request(delivery, secret, now)
-        resp = http.post(delivery.url, content=body, headers=headers)
+        resp = http.post(url, content=body, headers={**headers, **pinned_headers}, extensions=extensions)
         record["status_code"] = resp.status_code
         if not resp.is_success:
             record["error"] = f"HTTP {resp.status_code}"

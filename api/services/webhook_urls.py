@@ -3,15 +3,15 @@
 A URL's host must match ``webhook_allowed_hosts`` when that list is set (``example.com``, or
 ``*.example.com`` for its subdomains), must resolve here, and every address it resolves to must
 be a public one unless ``webhook_allow_private`` is set. Checked when a webhook is registered
-(``POST /webhooks``, a job's ``webhooks``) and again before each delivery (a name may resolve
-elsewhere later).
+(``POST /webhooks``, a job's ``webhooks``) and again before each delivery, which then connects
+to the address it checked (a name may resolve elsewhere later, or between check and call).
 """
 
 from __future__ import annotations
 
 from api.settings import Settings
 from mar_core.errors import SpecError
-from mar_core.url_guard import UrlPolicy, UrlRefused, check_url
+from mar_core.url_guard import CheckedUrl, UrlPolicy, UrlRefused, checked_url
 
 
 def webhook_policy(settings: Settings) -> UrlPolicy:
@@ -27,7 +27,13 @@ def webhook_policy(settings: Settings) -> UrlPolicy:
 
 def check_webhook_url(url: str, settings: Settings, param: str) -> str:
     """``url`` when the service may call it; ``SpecError`` naming ``param`` otherwise."""
+    return webhook_target(url, settings, param).url
+
+
+def webhook_target(url: str, settings: Settings, param: str) -> CheckedUrl:
+    """``url`` checked, with the addresses to call it at (``CheckedUrl.pinned``); ``SpecError``
+    naming ``param`` when the service may not call it."""
     try:
-        return check_url(url, webhook_policy(settings))
+        return checked_url(url, webhook_policy(settings))
     except UrlRefused as e:
         raise SpecError(f"{param}: {e}", param=param) from None

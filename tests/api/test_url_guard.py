@@ -4,9 +4,12 @@ outside probe (issue 33), each URL exactly as the probe sent it, at registration
 
 from __future__ import annotations
 
+import ipaddress
+
 import httpx
 import pytest
 
+from mar_core import url_guard
 from mar_core.url_guard import UrlPolicy, UrlRefused, check_url
 from tests.api.conftest import error_params, train_spec
 from tests.webhook_receiver import Receiver
@@ -96,6 +99,31 @@ def test_a_delivery_is_checked_again_with_the_same_rules(client, app, auth, db):
         [d] = client.get(f"/jobs/{job['id']}/webhook-deliveries", headers=auth).json()
         assert d["status"] == "failed" and "127.0.0.1" in d["attempts"][0]["error"], d
         assert receiver.requests == []
+    finally:
+        receiver.close()
+
+
+def test_a_delivery_connects_to_the_address_it_checked(client, app, auth, db, monkeypatch):
+    """``hook.test`` resolves (here, by the guard's resolver) to the receiver's address and nowhere
+    else: the attempt reaches it only by connecting to the checked address, with ``Host`` naming
+    the host (a name resolved again by the HTTP client could point elsewhere: DNS rebinding)."""
+    receiver = Receiver()
+    try:
+        port = receiver.url.split(":")[2].split("/")[0]
+        monkeypatch.setattr(
+            url_guard, "resolve_addresses", lambda host, _port: [ipaddress.ip_address("127.0.0.1")]
+        )
+        app.state.settings.webhook_allow_private = True
+        url = f"http://hook.test:{port}/hook"
+        job = client.post("/jobs", json=train_spec(webhooks=[{"url": url}]), headers=auth).json()
+        client.post(f"/jobs/{job['id']}/cancel", headers=auth)
+        with httpx.Client(timeout=5) as http:
+            assert deliver_due(db, app.state.settings, http) == 1
+        [d] = client.get(f"/jobs/{job['id']}/webhook-deliveries", headers=auth).json()
+        assert d["status"] == "delivered", d
+        assert {k.lower(): v for k, v in receiver.requests[0]["headers"].items()}[
+            "host"
+        ] == f"hook.test:{port}"
     finally:
         receiver.close()
 
