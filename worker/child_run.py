@@ -15,11 +15,12 @@ import torch
 
 from api.db import jobs_repo
 from api.db.session import make_engine, make_session_factory, session_scope
+from api.services.mlflow_urls import check_mlflow_uri
 from api.settings import Settings, get_settings
-from mar_core.errors import JobCancelled, MarError
+from mar_core.errors import JobCancelled, MarError, SpecError
 from mar_core.paths import redact_paths
 from mar_core.run import run_job
-from mar_core.spec import MlflowSpec, parse_spec
+from mar_core.spec import JobSpec, MlflowSpec, parse_spec
 from worker import result as res
 from worker.progress_sink import DbProgressSink
 
@@ -55,6 +56,7 @@ def run(job_id: str, worker_id: str, result_path: Path, stop: threading.Event) -
         logger.info("job %s: running (pid %d)", job_id, os.getpid())
         workdir = settings.job_dir(job_id)
         sink = DbProgressSink(sf, job_id, progress_webhook_seconds=settings.webhook_progress_seconds)
+        spec, deployment_mlflow = checked_tracking(spec, settings, sink)
         report = run_job(
             spec,
             workdir,
@@ -62,7 +64,7 @@ def run(job_id: str, worker_id: str, result_path: Path, stop: threading.Event) -
             checkpoint_roots=settings.checkpoint_read_roots,
             progress=sink,
             should_stop=stop.is_set,
-            mlflow=_deployment_mlflow(settings),
+            mlflow=deployment_mlflow,
         )
         sink.close()
         res.write_result(result_path, res.SUCCEEDED, AP=(report.get("eval") or {}).get("AP"))
@@ -91,6 +93,22 @@ def run(job_id: str, worker_id: str, result_path: Path, stop: threading.Event) -
         return res.FAILED
     finally:
         engine.dispose()
+
+
+def checked_tracking(spec: JobSpec, settings: Settings, progress) -> tuple[JobSpec, MlflowSpec | None]:
+    """The spec's own MLflow server checked again by the URL guard, as at submission (its name
+    may resolve elsewhere by now); refused, the run goes on without MLflow (tracking never fails
+    a job) and a warning event says why. Returns the spec to run and the deployment's MLflow."""
+    mlflow = spec.tracking.mlflow if spec.tracking else None
+    if mlflow is None:
+        return spec, _deployment_mlflow(settings)
+    try:
+        check_mlflow_uri(mlflow.uri, settings)
+    except SpecError as e:
+        logger.warning("MLflow logging off: %s", e.message)
+        progress({"type": "log", "level": "warning", "message": f"MLflow logging off: {e.message}"})
+        return spec.model_copy(update={"tracking": None}), None
+    return spec, _deployment_mlflow(settings)
 
 
 def _deployment_mlflow(settings: Settings) -> MlflowSpec | None:
