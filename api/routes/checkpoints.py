@@ -24,7 +24,10 @@ router = APIRouter(
     },
 )
 
-_UPLOAD_BODY = multipart_upload_body(f"a teacher state_dict ({', '.join(ALLOWED_SUFFIXES)})")
+_UPLOAD_BODY = multipart_upload_body(
+    f"a teacher state_dict ({', '.join(ALLOWED_SUFFIXES)}; the file name's suffix, else the content, "
+    "tells which)"
+)
 
 
 @router.post(

@@ -30,7 +30,8 @@ router = APIRouter(
 DatasetId = Annotated[str, Path(pattern=ID_PATTERN, description="a dataset id")]
 
 _UPLOAD_BODY = multipart_upload_body(
-    f"the dataset as an archive ({', '.join(ARCHIVE_SUFFIXES)})",
+    f"the dataset as an archive ({', '.join(ARCHIVE_SUFFIXES)}; the file name's suffix, else the "
+    "content, tells which)",
     name={"type": "string", "maxLength": 200},
     format={"type": "string", "enum": list(names.DATASET_FORMATS)},
     on_bad_image={"type": "string", "enum": list(names.ON_BAD_IMAGE), "default": "refuse"},

@@ -78,15 +78,25 @@ def _mkdir(target: Path, done: Extracted, limits: ExtractLimits) -> None:
             done.disk_bytes += done.block
 
 
-def archive_kind(filename: str | None) -> str:
-    """``zip`` or ``tar`` from the upload's file name; 422 naming ``file`` otherwise."""
+def archive_kind(filename: str | None, path: Path) -> str:
+    """``zip`` or ``tar`` from the upload's file name, else from its content (zip and gzip magic
+    numbers, a tar header); 422 naming ``file`` otherwise. The OpenAPI document cannot say what
+    a multipart file is named, so the name only helps."""
     name = (filename or "").lower()
     if name.endswith(".zip"):
         return "zip"
     if name.endswith((".tar.gz", ".tgz", ".tar")):
         return "tar"
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if zipfile.is_zipfile(path):
+        return "zip"
+    if head[:2] == b"\x1f\x8b" or head[257:262] == b"ustar":  # gzip (a .tar.gz), a POSIX tar
+        return "tar"
     raise InvalidRequest(
-        f"file: {filename!r} must end with one of {', '.join(ARCHIVE_SUFFIXES)}", param="file"
+        f"file: {filename!r} is neither named *{', *'.join(ARCHIVE_SUFFIXES)} nor, by its content, "
+        "a zip or tar archive",
+        param="file",
     )
 
 

@@ -59,7 +59,6 @@ def store_dataset(
 
     422 naming ``file`` for an unsafe archive or invalid data (the message names the file and
     image or line at fault), ``format`` for an unknown format; 413 past the upload limit."""
-    kind = archive_kind(filename)
     assert settings.dataset_root is not None
     incoming = settings.dataset_root / INCOMING
     incoming.mkdir(parents=True, exist_ok=True)
@@ -69,6 +68,7 @@ def store_dataset(
     try:
         with open(archive, "wb") as out:
             size, digest = copy_limited(src, out, settings.max_dataset_upload_bytes)
+        kind = archive_kind(filename, archive)
         work.mkdir()
         limits = ExtractLimits(settings.max_dataset_files, settings.max_dataset_expanded_bytes)
         extracted = extract_archive(archive, kind, work, limits)

@@ -9,14 +9,15 @@ which the worker loads it with, would refuse them.
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
+import zipfile
 from pathlib import Path
 from typing import BinaryIO
 
 from starlette.requests import Request
 
 from api.errors import InvalidRequest, LengthRequired, PayloadTooLarge
-from mar_core.atomic import atomic_path
 from mar_core.pickle_scan import UnsafePickle, scan_checkpoint
 
 ALLOWED_SUFFIXES = (".pt", ".pth", ".safetensors")
@@ -35,14 +36,25 @@ def check_upload_length(request: Request, max_bytes: int) -> None:
         raise PayloadTooLarge(f"file: larger than the limit of {max_bytes} bytes", param="file")
 
 
-def checkpoint_suffix(filename: str | None) -> str:
-    """The allowed suffix of an uploaded file name, else 422 naming ``file``."""
+def checkpoint_suffix(filename: str | None, path: Path) -> str:
+    """The suffix to store an upload under: its name's when allowed, else what its content is
+    (a zip or a pickle: ``.pt``; a safetensors header: ``.safetensors``); else 422 naming ``file``.
+    The OpenAPI document cannot say what a multipart file is named, so the name only helps."""
     suffix = Path(filename or "").suffix.lower()
-    if suffix not in ALLOWED_SUFFIXES:
-        raise InvalidRequest(
-            f"file: {filename!r} must end with one of {', '.join(ALLOWED_SUFFIXES)}", param="file"
-        )
-    return suffix
+    if suffix in ALLOWED_SUFFIXES:
+        return suffix
+    with open(path, "rb") as f:
+        head = f.read(9)
+    size = path.stat().st_size
+    if zipfile.is_zipfile(path) or head[:1] == b"\x80":  # torch.save's zip, or a legacy pickle
+        return ".pt"
+    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < size:
+        return ".safetensors"
+    raise InvalidRequest(
+        f"file: {filename!r} is neither named *{', *'.join(ALLOWED_SUFFIXES)} nor, by its content, "
+        "a torch checkpoint or a safetensors file",
+        param="file",
+    )
 
 
 def copy_limited(src: BinaryIO, out: BinaryIO, max_bytes: int) -> tuple[int, str]:
@@ -65,17 +77,23 @@ def store_checkpoint(
 ) -> tuple[Path, int, str]:
     """Copy ``src`` to ``root/uploads/<project>/<uuid><suffix>``; returns ``(path, size, sha256)``.
 
-    Written to a temporary name and renamed, so a partial upload is never visible; over
-    ``max_bytes`` the copy stops and ``PayloadTooLarge`` is raised.
+    Written to a temporary name and renamed once checked (``checkpoint_suffix``,
+    ``check_pickles``), so a partial or refused upload is never visible; over ``max_bytes`` the
+    copy stops and ``PayloadTooLarge`` is raised.
     """
-    suffix = checkpoint_suffix(filename)
     folder = root / UPLOADS / project
     folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"{uuid.uuid4().hex}{suffix}"
-    with atomic_path(final, ".part") as tmp:
+    stem = uuid.uuid4().hex
+    tmp = folder / f".{stem}.part"
+    try:
         with open(tmp, "wb") as out:
             size, digest = copy_limited(src, out, max_bytes)
+        suffix = checkpoint_suffix(filename, tmp)
         check_pickles(tmp, suffix)
+        final = folder / f"{stem}{suffix}"
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
     return final, size, digest
 
 

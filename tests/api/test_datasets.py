@@ -164,7 +164,8 @@ def test_upload_limits_and_bad_requests(client, app, auth, settings, tmp_path):
 
     r = client.post("/datasets", content=chunks(), headers={**auth, "Content-Type": "multipart/form-data"})
     assert r.status_code == 411 and error_params(r) == ["Content-Length"]
-    r = _upload(client, auth, archive.rename(tmp_path / "d.rar"))
+    (tmp_path / "d.rar").write_bytes(b"Rar!\x1a\x07\x00 neither zip nor tar")  # judged by name, then content
+    r = _upload(client, auth, tmp_path / "d.rar")
     assert r.status_code == 422 and error_params(r) == ["file"]
     r = client.post("/datasets", data={"name": "x"}, headers=auth)
     assert r.status_code == 422 and error_params(r) == ["file"]

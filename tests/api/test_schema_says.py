@@ -7,7 +7,9 @@ import re
 
 import pytest
 
-from tests.api.conftest import error_params, train_spec
+from tests.api.archive_writers import pack
+from tests.api.checkpoint_writers import tiny_checkpoint
+from tests.api.conftest import error_params, make_coco, train_spec
 
 
 def _param(client, path: str, method: str, name: str) -> dict:
@@ -72,3 +74,17 @@ def test_a_webhook_url_the_guard_refuses_by_its_form_is_refused_by_the_document(
     assert re.match(pattern, "https://hooks.example.com:8443/mar?x=1")
     r = client.post("/webhooks", json={"url": url}, headers=auth)
     assert r.status_code == 422 and error_params(r) == ["url"], r.text
+
+
+def test_an_upload_is_judged_by_its_content_when_its_name_says_nothing(client, auth, settings, tmp_path):
+    """A multipart file's name is outside the document: ``file`` (what a client that only reads
+    the document sends) is taken when the content is a checkpoint or an archive."""
+    r = client.post("/checkpoints", files={"file": ("file", tiny_checkpoint())}, headers=auth)
+    assert r.status_code == 201 and r.json()["path"].endswith(".pt"), r.text
+    archive = pack(make_coco(tmp_path / "ds"), tmp_path / "ds.tar.gz", "tar")
+    for route in ("/checkpoints", "/datasets"):
+        r = client.post(route, files={"file": ("file", b"not an upload of either kind")}, headers=auth)
+        assert r.status_code == 422 and error_params(r) == ["file"], r.text
+    with open(archive, "rb") as f:
+        r = client.post("/datasets", files={"file": ("file", f)}, headers=auth)
+    assert r.status_code == 201, r.text
