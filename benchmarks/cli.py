@@ -30,6 +30,7 @@ from benchmarks.presets import STUDENTS, get_preset, student_distill
 from benchmarks.quality import Runner, prepare_dataset, run_in_order, run_quality
 from benchmarks.report import write_report
 from benchmarks.roster import plan_runs
+from benchmarks.slow_clients import format_slow_clients, run_slow_clients
 from benchmarks.soak import SoakConfig, run_soak
 from benchmarks.soak_format import format_soak
 from benchmarks.store import DEFAULT_CACHE, DEFAULT_RESULTS, REPO_ROOT, ResultStore
@@ -206,6 +207,16 @@ def register(add) -> None:
     _add_paths(d)
     _add_report_out(d)
     d.set_defaults(handler=_dataset_check)
+
+    sc = bench.add_parser(
+        "slow-clients",
+        help="/healthz latency of mar api while 300 slow connections trickle, and their closing",
+    )
+    sc.add_argument("--connections", type=positive_int, default=300)
+    sc.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
+    _add_paths(sc, cache=False)
+    _add_report_out(sc)
+    sc.set_defaults(handler=_slow_clients)
 
     m = bench.add_parser(
         "image-decode", help="images per second the dataset check decodes, at 256 px and 1000 px"
@@ -525,6 +536,15 @@ def _dataset_check(args: argparse.Namespace) -> int:
     )
     print("\n".join(format_dataset_check(result)))
     print(f"dataset-check result: {path}")
+    if not args.no_report:
+        _write_report(args)
+    return 0
+
+
+def _slow_clients(args: argparse.Namespace) -> int:
+    path, result = run_slow_clients(args.results, connections=args.connections, command=_command())
+    print("\n".join(format_slow_clients(result)))
+    print(f"slow-clients result: {path}")
     if not args.no_report:
         _write_report(args)
     return 0

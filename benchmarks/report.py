@@ -34,6 +34,7 @@ from benchmarks.presets import (
 )
 from benchmarks.report_glance import glance_section
 from benchmarks.search_report import search_section
+from benchmarks.slow_clients import slow_clients_section
 from benchmarks.soak_format import soak_section
 from benchmarks.stats import Summary, beats_by_two_spreads, same_seed_gains, seed_spread
 from benchmarks.store import REPO_ROOT, ResultStore
@@ -692,6 +693,7 @@ def render_report(store: ResultStore, presets: list[str] | None = None) -> str:
         lines += _quality_section(store, get_preset(name))
     lines += _perf_section(store, names)
     lines += dataset_check_section(store.root)
+    lines += slow_clients_section(store.root)
     lines += soak_section(store.root)
     lines += _calibration_section(store, names)
     lines += diagnose_section(store.root, names)
