@@ -89,6 +89,10 @@ class UnsafePickle(ValueError):
     """A checkpoint ``torch.load(weights_only=True)`` would refuse; the message says what it calls."""
 
 
+class ForbiddenPickle(UnsafePickle):
+    """A readable pickle with a global or opcode outside the allow-lists (one that may run code)."""
+
+
 class _Limited:
     """A read-only view of ``src`` that raises once more than ``limit`` bytes were read."""
 
@@ -135,7 +139,7 @@ def scan_pickle(src: BinaryIO, where: str) -> list[tuple[str, object]]:
                 strings = [a for _, a in ops if isinstance(a, str)][-2:]
                 name = ".".join(strings) + " (by STACK_GLOBAL)" if len(strings) == 2 else None
             if name is not None and name not in WEIGHTS_ONLY_GLOBALS:
-                raise UnsafePickle(
+                raise ForbiddenPickle(
                     f"{where} calls {name}, which torch.load(weights_only=True) refuses "
                     "(a pickle that runs code; save a state_dict of tensors)"
                 )

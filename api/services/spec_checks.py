@@ -1,6 +1,6 @@
 """Checks of a validated ``JobSpec`` against the host: paths inside the configured roots and
 visible to the submitting project, the uploaded dataset a spec names, the dataset's data on
-disk, and the webhook URLs. Returns the spec with those paths made absolute (what the worker runs).
+disk, the webhook URLs, and that no weights file it names is a pickle that runs code. Returns the spec with those paths made absolute (what the worker runs).
 A spec's MLflow URI must name a tracking server (http/https): a local store would write into the
 workers' files.
 
@@ -33,6 +33,7 @@ from mar_core.annotations.inspect import inspect_dataset
 from mar_core.errors import SpecError
 from mar_core.names import is_torchvision_weights_name
 from mar_core.paths import resolve_under
+from mar_core.pickle_scan import ForbiddenPickle, UnsafePickle, scan_checkpoint
 from mar_core.spec import DatasetSpec, JobSpec
 
 # keys of the dataset checks that passed in this process (a key holds the dataset's fingerprint)
@@ -100,6 +101,20 @@ def check_dataset(ds: DatasetSpec, host: Host) -> DatasetSpec:
     return checked
 
 
+def check_no_code(path: Path, param: str) -> None:
+    """A weights file named by a spec whose pickles ``torch.load(weights_only=True)`` would refuse
+    (one that may run code: ``mar_core.pickle_scan``) is a ``SpecError`` naming ``param`` and the
+    first forbidden global; one that is not a readable checkpoint is left to the worker to report."""
+    if not path.is_file() or path.suffix.lower() == ".safetensors":
+        return
+    try:
+        scan_checkpoint(path)
+    except ForbiddenPickle as e:
+        raise SpecError(f"{param}: {e}", param=param) from None
+    except UnsafePickle:
+        pass
+
+
 def check_teacher(checkpoint: str, host: Host) -> Path:
     """The teacher checkpoint, resolved inside the checkpoint root or a previous job's folder."""
     path = host.resolve(checkpoint, host.settings.checkpoint_read_roots, "teacher.checkpoint")
@@ -110,6 +125,7 @@ def check_teacher(checkpoint: str, host: Host) -> Path:
             )
     elif not path.is_file():
         raise SpecError(f"teacher.checkpoint: {checkpoint!r} does not exist", param="teacher.checkpoint")
+    check_no_code(path, "teacher.checkpoint")
     return path
 
 
@@ -125,6 +141,7 @@ def check_model_files(spec: JobSpec, host: Host) -> dict[str, str]:
             raise SpecError(
                 f"model.backbone_weights: {weights!r} does not exist", param="model.backbone_weights"
             )
+        check_no_code(path, "model.backbone_weights")
         resolved["backbone_weights"] = str(path)
     if spec.model.init_checkpoint is not None:
         path = host.resolve(spec.model.init_checkpoint, roots, "model.init_checkpoint")
@@ -133,6 +150,7 @@ def check_model_files(spec: JobSpec, host: Host) -> dict[str, str]:
                 f"model.init_checkpoint: {spec.model.init_checkpoint!r} is not a run folder or a weights file",
                 param="model.init_checkpoint",
             )
+        check_no_code(path, "model.init_checkpoint")
         resolved["init_checkpoint"] = str(path)
     return resolved
 

@@ -12,7 +12,7 @@ import torch._weights_only_unpickler as weights_only
 
 from mar_core.pickle_scan import WEIGHTS_ONLY_GLOBALS, WEIGHTS_ONLY_OPCODES, UnsafePickle, scan_checkpoint
 from tests.api.checkpoint_writers import RunsCode, save, state_dict
-from tests.api.conftest import error_params
+from tests.api.conftest import distill_spec, error_params, train_spec
 
 
 def test_the_allow_lists_are_torchs():
@@ -65,3 +65,23 @@ def test_a_pickle_without_torchs_magic_number_is_refused(tmp_path):
     path.write_bytes(pickle.dumps({"w": [1.0, 2.0]}, protocol=2))
     with pytest.raises(UnsafePickle, match="magic number"):
         scan_checkpoint(path)
+
+
+@pytest.mark.parametrize("field", ["teacher.checkpoint", "model.init_checkpoint"])
+def test_a_code_running_file_named_at_submit_is_refused(client, auth, settings, tmp_path, field):
+    """A file already in the checkpoint root (copied there, or uploaded before this check) is
+    read the same way when a spec names it; a file that is no checkpoint at all is left to the
+    worker, which says so."""
+    marker = tmp_path / "ran"
+    evil = save({"w": RunsCode(marker)}, settings.checkpoint_root / "evil.pt", legacy=True)
+    good = save(state_dict(), settings.checkpoint_root / "good.pt")
+
+    def spec(path):
+        if field == "teacher.checkpoint":
+            return distill_spec(path)
+        return train_spec(model={"init_checkpoint": str(path)})
+
+    r = client.post("/jobs", json=spec(evil), headers=auth)
+    assert r.status_code == 422 and error_params(r) == [field], r.text
+    assert "posix.system" in r.json()["detail"][0]["message"] and not marker.exists()
+    assert client.post("/jobs", json=spec(good), headers=auth).status_code == 201
