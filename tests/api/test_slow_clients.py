@@ -189,3 +189,27 @@ def test_past_the_connection_bound_a_request_is_refused_not_queued(app, settings
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_headers_sent_a_byte_at_a_time_do_not_extend_the_deadline(served):
+    """The header deadline is a total: a byte every 0.2 s (the probe sent one a second for 45 s)
+    is closed at the deadline, not kept alive by each byte."""
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
+    with socket.create_connection(served, timeout=5) as s:
+        opened = time.monotonic()
+        sent = 0
+        try:
+            while time.monotonic() - opened < TIMEOUT_S + 3:
+                s.sendall(request[sent : sent + 1])
+                sent += 1
+                time.sleep(0.2)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        s.settimeout(TIMEOUT_S + 3)
+        try:
+            answer = s.recv(4096)
+        except ConnectionResetError:
+            answer = b""
+        closed_after = time.monotonic() - opened
+    assert answer.startswith(b"HTTP/1.1 408") or answer == b"", answer
+    assert closed_after < TIMEOUT_S + 1.5, f"open {closed_after:.1f} s after {sent} bytes"
