@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from benchmarks.equal_tune import picks
 from benchmarks.plan import LEGACY_PEER_FIELDS, LEGACY_PEER_METHODS, cache_key, student_run
-from benchmarks.presets import PEERS, get_preset
+from benchmarks.presets import MAR_VARIANTS, PEERS, get_preset
 from benchmarks.roster import plan_runs
 from benchmarks.stats import Summary, beats_by_two_spreads
 from benchmarks.store import ResultStore, spec_key
@@ -161,11 +161,11 @@ def test_cache_keys_are_stable_and_distinct():
     shared = sorted(sorted(v) for v in by_key.values() if len(v) > 1)
     # the one sharing by design: the small-gap group's baseline is the long group's (same spec)
     assert shared == [["retina-synth-long/baseline", "retina-synth-smallgap/baseline"]] * 3
-    # 17 (the short group: baseline, 7 MAR variants, 9 peers) + 7 (long: baseline, mar, its two
-    # halves, mar_raw, 2 best peers) + 6 (BCCD: with mar_raw, mar_raw_auto) + 4 (small gap: baseline,
-    # mar, 2 best peers) + 4 (small gap, warm: baseline, mar, 2 best peers) + 5 (Faster R-CNN)
-    # students, 3 seeds
-    assert len(runs) == (17 + 7 + 6 + 4 + 4 + 5) * 3
+    # 19 (the short group: baseline, 7 MAR variants, mar_cross, 9 peers, auto) + 8 (long: baseline,
+    # mar, its two halves, mar_raw, 2 best peers, auto) + 7 (BCCD: with mar_raw, mar_raw_auto) + 5
+    # (small gap: baseline, mar, 2 best peers, auto) + 5 (small gap, warm: the same) + 6 (Faster
+    # R-CNN) students, 3 seeds
+    assert len(runs) == (19 + 8 + 7 + 5 + 5 + 6) * 3
     again = plan_runs(ResultStore(Path("/nonexistent")), preset)
     assert [r.key for r in again] == keys
 
@@ -245,7 +245,7 @@ def test_report_verdicts_from_fake_records(tmp_path):
     assert "Teacher clearly better than the baseline student" in section
     assert (
         "Missing runs: mar_relation_only (seeds 0, 1, 2); mar_mask_only (seeds 0, 1, 2); mar_raw "
-        "(seeds 0, 1, 2); pkd (seeds 0, 1, 2)."
+        "(seeds 0, 1, 2); pkd (seeds 0, 1, 2); auto (seeds 0, 1, 2)."
     ) in section
     assert (
         "Run budget (10 min a run): 2 of 9 runs over it; by threads: 1 torch thread(s) a run: 0 of 6 over, "
@@ -284,8 +284,8 @@ def test_relation_memory_exponent_tells_linear_from_quadratic_growth():
 
 
 def test_the_benchmark_compares_every_registered_method():
-    """The peers and the short group's students come from the registry."""
-    assert ("mar", *PEERS) == tuple(METHODS)
+    """The peers, MAR's variants and the short group's students come from the registry."""
+    assert ("mar", *PEERS, *MAR_VARIANTS) == tuple(METHODS) and MAR_VARIANTS == ("mar_cross",)
     short = get_preset("cpu").group("retina-synth-short").students
     assert all(m in short for m in METHODS)
 

@@ -146,6 +146,14 @@ OWN_FIELDS = {
     "logit_kd": {"loss_weight": 0.5, "temperature": 2.0},
     "crosskd": {"cls_weight": 0.5, "box_weight": 2.0, "reused_teacher_head_idx": 4, "qfl_beta": 2.0},
 }
+# MAR's variants: MAR's fields and their own
+OWN_FIELDS["mar_cross"] = {
+    **OWN_FIELDS["mar"],
+    "cross_cls_weight": 0.5,
+    "cross_box_weight": 2.0,
+    "reused_teacher_head_idx": 4,
+    "qfl_beta": 2.0,
+}
 
 
 def test_the_registry_is_the_only_list_of_methods():
@@ -166,8 +174,8 @@ def test_each_method_accepts_its_own_fields_and_no_other(method):
     assert JobSpec.model_validate(json.loads(json.dumps(job.to_json_dict()))) == job
 
 
-def test_mar_fields_only_on_mar_and_shared_fields_on_every_method():
-    peers = [m.spec for name, m in METHODS.items() if name != "mar"]
+def test_mar_fields_only_on_mar_and_its_variants_and_shared_fields_on_every_method():
+    peers = [m.spec for name, m in METHODS.items() if name != "mar" and m.spec.VARIANT_OF is None]
     assert not any(MARSpec.own_fields() & spec.own_fields() for spec in peers)
     assert all({"method", "adapter", "kd_warmup_iters"} <= set(m.spec.model_fields) for m in METHODS.values())
 
@@ -175,9 +183,10 @@ def test_mar_fields_only_on_mar_and_shared_fields_on_every_method():
 def test_a_field_of_another_method_is_refused_naming_the_field_and_both_methods():
     for method in METHODS:
         for other, fields in OWN_FIELDS.items():
+            base = METHODS[other].spec.VARIANT_OF
             for field, value in fields.items():
-                if field in OWN_FIELDS[method]:
-                    continue
+                if field in OWN_FIELDS[method] or (base and field in OWN_FIELDS[base]):
+                    continue  # a variant's field taken from its base: named as the base's
                 with pytest.raises(SpecError) as err:
                     parse_spec({**DISTILL, "distill": {"method": method, field: value}})
                 assert err.value.param == f"distill.{field}", (method, field)
