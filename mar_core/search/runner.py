@@ -38,7 +38,7 @@ from torch.utils.data import Subset
 from mar_core.checkpoint_files import CHECKPOINT_DIR, LAST_CHECKPOINT
 from mar_core.data import load_dataset
 from mar_core.engine.hooks import device_of, load_training_checkpoint
-from mar_core.errors import JobCancelled
+from mar_core.errors import JobCancelled, MarError, NonFiniteLossError
 from mar_core.eval import evaluate_model
 from mar_core.methods import NO_KD, AutoSpec, parse_distill
 from mar_core.models.pretrained import load_pretrained_start
@@ -257,6 +257,11 @@ class _Search:
                 if self.state.result(label, step) is None:
                     self._train_trial(label, previous, step)
             ranked = sorted(self.state.alive, key=lambda c: -self.state.result(c, step)["AP"])
+            if self.state.result(ranked[0], step).get("failed"):
+                raise MarError(
+                    f"every candidate of the distiller search diverged by step {step}: "
+                    + "; ".join(f"{c}: {self.state.result(c, step)['failed']}" for c in ranked)
+                )
             kept, out = ranked[: rung["keep"]], ranked[rung["keep"] :]
             for label in out:
                 self.state.eliminated.setdefault(label, step)
@@ -273,6 +278,7 @@ class _Search:
             self.ctx.progress, f"search/{label}/", self.state.steps_done - start, self.planned_total, True
         )
         t0 = time.time()
+        diverged = None
         if _trial_step(trial_dir) < stop:
             try:
                 run_single_job(
@@ -288,8 +294,14 @@ class _Search:
             except JobCancelled:
                 if self.ctx.should_stop():
                     raise
-        student, at = _trial_student(trial_dir, spec, self.selection.train.num_classes)
-        scores = self.selection.score(student)
+            except NonFiniteLossError as exc:  # this candidate diverged: ranked last, the search goes on
+                diverged = exc.message
+        if diverged is None:
+            student, at = _trial_student(trial_dir, spec, self.selection.train.num_classes)
+            scores = self.selection.score(student)
+        else:
+            at, scores = events.step, {"AP": -1.0, "failed": diverged}
+            self._log(f"search trial {label} diverged at step {at}: {diverged}; it is ranked last", "warning")
         scores.update(step=at, seconds=round(time.time() - t0, 2))
         self.state.results.setdefault(label, {})[str(stop)] = scores
         self.state.steps_done += stop - start

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mar_core.data import load_dataset
-from mar_core.errors import JobCancelled, SpecError
+from mar_core.errors import JobCancelled, NonFiniteLossError, SpecError
 from mar_core.methods import NO_KD, parse_distill
 from mar_core.models.loading import load_detector
 from mar_core.run import run_job
@@ -191,3 +191,24 @@ def test_warm_student_no_better_teacher_trains_without_kd(tiny_synth, teacher_di
         for e in events
     )
     assert report["kind"] == "train" and report.get("kd_weights") is None
+
+
+def test_a_diverging_candidate_is_ranked_last_and_the_search_goes_on(
+    tiny_synth, teacher_dir, tmp_path, monkeypatch
+):
+    import mar_core.search.runner as runner
+
+    real = runner.run_single_job
+
+    def diverge_crosskd(spec, workdir, **kwargs):
+        if Path(workdir).name == "crosskd_x9":
+            raise NonFiniteLossError("kd/crosskd/cls", 1, {"kd/crosskd/cls": float("inf")})
+        return real(spec, workdir, **kwargs)
+
+    monkeypatch.setattr(runner, "run_single_job", diverge_crosskd)
+    events: list[dict] = []
+    report = run_job(auto_spec(tiny_synth, teacher_dir), tmp_path / "job", progress=events.append)
+    board = {row["label"]: row for row in report["search"]["leaderboard"]}
+    assert board["crosskd_x9"]["rungs"]["1"]["failed"].startswith("loss 'kd/crosskd/cls' is not finite")
+    assert board["crosskd_x9"]["stopped_at"] == 1 and report["search"]["chosen"] != "crosskd_x9"
+    assert any(e["type"] == "log" and "crosskd_x9 diverged" in e["message"] for e in events)
