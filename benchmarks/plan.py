@@ -19,7 +19,9 @@ from benchmarks.presets import (
 )
 from benchmarks.store import spec_key
 from benchmarks.tune_points import parse_point, point_distill
+from mar_core.methods import SEARCH_METHOD, AutoSpec
 from mar_core.names import is_two_stage
+from mar_core.search.candidates import search_candidates
 from mar_core.spec import JobSpec
 
 # Tuning (``mar bench tune`` and ``mar bench equal-tune``) runs on seed 0 of the short group.
@@ -49,6 +51,14 @@ LEGACY_PEER_FIELDS: dict[str, Any] = {
 # MAR fields added after its runs were cached, with the default that reproduces those runs: a
 # section holding one at that default hashes without it, so the cached MAR runs keep their keys.
 MAR_FIELDS_ADDED: dict[str, Any] = {"feature_norm": "none"}
+
+# A search job's result depends on the registry's candidates, which its spec does not name: its key
+# holds their labels (``search_candidates`` in the hashed spec), except for the sets its first runs
+# were made with (one-stage, two-stage), so those runs keep their keys.
+SEARCH_CANDIDATES_FIRST: tuple[tuple[str, ...], tuple[str, ...]] = (
+    ("mar", "cwd_head_x9", "crosskd_x9", "none"),
+    ("mar", "logit_kd", "none"),
+)
 
 
 @dataclass(frozen=True)
@@ -95,13 +105,19 @@ def settled_spec(spec: dict[str, Any]) -> dict[str, Any]:
 def cache_key(logical_spec: dict[str, Any]) -> str:
     """The key of a run's logical spec: ``spec_key`` of it, a legacy peer's distill section laid
     out as when its runs were made (``LEGACY_PEER_FIELDS``), MAR's without the fields added since
-    at their defaults (``MAR_FIELDS_ADDED``)."""
+    at their defaults (``MAR_FIELDS_ADDED``), a search's with its candidates' labels
+    (``SEARCH_CANDIDATES_FIRST``)."""
     distill = logical_spec.get("distill")
     if distill and distill["method"] in LEGACY_PEER_METHODS:
         logical_spec = {**logical_spec, "distill": {**LEGACY_PEER_FIELDS, **distill}}
     elif distill and distill["method"] == "mar":
         kept = {k: v for k, v in distill.items() if k not in MAR_FIELDS_ADDED or v != MAR_FIELDS_ADDED[k]}
         logical_spec = {**logical_spec, "distill": kept}
+    elif distill and distill["method"] == SEARCH_METHOD:
+        two_stage = is_two_stage(logical_spec["model"]["arch"])
+        labels = tuple(c.label for c in search_candidates(AutoSpec.model_validate(distill), two_stage))
+        if labels != SEARCH_CANDIDATES_FIRST[two_stage]:
+            logical_spec = {**logical_spec, "search_candidates": list(labels)}
     return spec_key(logical_spec)
 
 

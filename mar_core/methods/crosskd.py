@@ -24,11 +24,10 @@ class CrossKDSpec(MethodSpec):
         "box_weight": (1.0, 1.0),
     }
     TERM_WEIGHTS: ClassVar[dict[str, str]] = {"crosskd/cls": "cls_weight", "crosskd/box": "box_weight"}
-    # In the distiller search: its equal-tuning pick, 9x the calibration rule (one-stage only)
-    SEARCH_POINTS: ClassVar[SearchPoints] = (
-        ({"auto_scale": 9.0},),
-        (),
-    )
+    # Not a search candidate of its own: ``mar_cross`` holds its term at its equal-tuning pick (9x
+    # the calibration rule) beside MAR's, and the search ranks 4 candidates, not 5 (a 5th halves
+    # the first rung's steps; mar_core/search/halving.py).
+    SEARCH_POINTS: ClassVar[SearchPoints] = ((), ())
 
     method: Literal["crosskd"] = "crosskd"
     cls_weight: KDWeight = None  # quality focal loss of the cross-head class scores

@@ -55,7 +55,7 @@ def test_selection_split_is_fixed_by_the_seed_and_disjoint():
 def test_candidates_come_from_the_registry():
     auto = parse_distill({"method": "auto"})
     one = search_candidates(auto, two_stage=False)
-    assert [c.label for c in one] == ["mar", "cwd_head_x9", "crosskd_x9", NO_KD]
+    assert [c.label for c in one] == ["mar", "cwd_head_x9", "mar_cross", NO_KD]
     assert one[1].distill == {"method": "cwd_head", "auto_scale": 9.0}
     assert [c.label for c in search_candidates(auto, two_stage=True)] == ["mar", "logit_kd", NO_KD]
     named = parse_distill({"method": "auto", "candidates": ["pkd", "mar"], "kd_warmup_iters": 0})
@@ -102,7 +102,7 @@ def test_search_records_every_trial_and_trains_the_winner(searched, tiny_synth):
     workdir, report, events = searched
     search = report["search"]
     board = {row["label"]: row for row in search["leaderboard"]}
-    assert set(board) == {"mar", "cwd_head_x9", "crosskd_x9", NO_KD}
+    assert set(board) == {"mar", "cwd_head_x9", "mar_cross", NO_KD}
     first, last = (r["step"] for r in search["rungs"])
     assert all(str(first) in row["rungs"] for row in board.values())  # every candidate ranked once
     assert sum(str(last) in row["rungs"] for row in board.values()) == 2  # the better half again
@@ -160,8 +160,8 @@ def test_search_resumes_after_a_kill_without_running_ranked_trials_again(tiny_sy
     ]
     assert ranked_again == []
     # the interrupted trial had its step: it is ranked from its checkpoint, not trained again
-    assert sum(m.startswith("search trial crosskd_x9 at step 1:") for m in logs) == 1
-    assert not any(m.startswith("[search crosskd_x9]") and "KD weights" in m for m in logs)
+    assert sum(m.startswith("search trial mar_cross at step 1:") for m in logs) == 1
+    assert not any(m.startswith("[search mar_cross]") and "KD weights" in m for m in logs)
     board = {row["label"]: row for row in report["search"]["leaderboard"]}
     assert board["mar"]["rungs"]["1"] == state["results"]["mar"]["1"]
     assert report["search"]["chosen"] in board and (tmp_path / "job" / "model.pt").exists()
@@ -201,7 +201,7 @@ def test_a_diverging_candidate_is_ranked_last_and_the_search_goes_on(
     real = runner.run_single_job
 
     def diverge_crosskd(spec, workdir, **kwargs):
-        if Path(workdir).name == "crosskd_x9":
+        if Path(workdir).name == "mar_cross":
             raise NonFiniteLossError("kd/crosskd/cls", 1, {"kd/crosskd/cls": float("inf")})
         return real(spec, workdir, **kwargs)
 
@@ -209,6 +209,6 @@ def test_a_diverging_candidate_is_ranked_last_and_the_search_goes_on(
     events: list[dict] = []
     report = run_job(auto_spec(tiny_synth, teacher_dir), tmp_path / "job", progress=events.append)
     board = {row["label"]: row for row in report["search"]["leaderboard"]}
-    assert board["crosskd_x9"]["rungs"]["1"]["failed"].startswith("loss 'kd/crosskd/cls' is not finite")
-    assert board["crosskd_x9"]["stopped_at"] == 1 and report["search"]["chosen"] != "crosskd_x9"
-    assert any(e["type"] == "log" and "crosskd_x9 diverged" in e["message"] for e in events)
+    assert board["mar_cross"]["rungs"]["1"]["failed"].startswith("loss 'kd/crosskd/cls' is not finite")
+    assert board["mar_cross"]["stopped_at"] == 1 and report["search"]["chosen"] != "mar_cross"
+    assert any(e["type"] == "log" and "mar_cross diverged" in e["message"] for e in events)
