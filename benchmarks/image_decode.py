@@ -2,7 +2,7 @@
 second, at 256 px and 1,000 px (JPEG, quality 90, photo-like content generated into the cache).
 
 Rows: ``check_file`` (what the check runs on each file: full decode and a digest of the bytes,
-one process), ``load_rgb`` (the training loader: decode, EXIF orientation, RGB array),
+one process), ``load_rgb`` (the training loader: decode, EXIF orientation, RGB image),
 ``torchvision.io.decode_image`` (read and decode with EXIF orientation, one torch thread: the
 alternative the issue asked to measure; the check cannot use it, the API never imports torch),
 and ``scan_files`` with every worker process (the check at upload). The result goes to

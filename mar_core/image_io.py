@@ -1,6 +1,7 @@
 """Read an image file as every part of the service sees it: the dataset check (upload, submit by
 path, ``mar data check``), training, evaluation, ``mar predict`` and the drawn samples.
-Torch-free (the API's check uses it).
+Pillow only: no torch, no numpy (the API image's check uses it). ``mar_core.data.image_tensor``
+turns what ``load_rgb`` returns into the tensor training and ``mar predict`` read.
 
 - The format comes from the content, never the suffix (a ``.jpg`` holding a PNG is a PNG). Only
   JPEG (and MPO, the JPEG of phone cameras), PNG, WebP, BMP and TIFF are opened: no other Pillow
@@ -8,7 +9,8 @@ Torch-free (the API's check uses it).
 - EXIF orientation is applied (``ImageOps.exif_transpose``), as OpenCV, Ultralytics and the
   labelling tools show the image; sizes are reported after it (``probe`` reads the header only).
 - Every mode becomes 8-bit RGB: greyscale, palette, RGBA and LA (alpha dropped, as OpenCV does),
-  CMYK, 16-bit and 32-bit integer greyscale (scaled from 0..65535, not clipped).
+  CMYK, 16-bit and 32-bit integer greyscale (scaled from 0..65535 and rounded, not clipped),
+  float greyscale (rounded, clipped to 0..255).
 - A truncated file that decodes with Pillow's truncated-image option (the missing part grey) is
   *repaired* (``ImageFacts.repaired``). The option is a Pillow module global: it is set only around
   that second decode, under a lock, never for the whole process.
@@ -28,7 +30,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from mar_core.errors import BadImageError
@@ -157,27 +158,27 @@ def facts_or_reason(path: Path) -> ImageFacts | str:
         return e.message
 
 
-def to_rgb(im: Image.Image) -> np.ndarray:
-    """``H x W x 3`` uint8 of a decoded image of any mode (16-bit scaled, alpha dropped)."""
-    if im.mode in _SIXTEEN_BIT_MODES:
-        grey = np.asarray(im).astype(np.float32) / 257.0
-        return np.repeat(np.clip(np.rint(grey), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
-    if im.mode == "F":
-        grey = np.clip(np.rint(np.asarray(im)), 0, 255).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2)
-    return np.array(im if im.mode == "RGB" else im.convert("RGB"))
+def to_rgb(im: Image.Image) -> Image.Image:
+    """An RGB image of a decoded image of any mode (16-bit scaled, alpha dropped)."""
+    if im.mode in _SIXTEEN_BIT_MODES:  # v / 257, rounded: Pillow's point keeps I's integers
+        return im.convert("I").point(lambda v: v * (1 / 257) + 0.5).convert("L").convert("RGB")
+    if im.mode == "F":  # F -> L truncates and clips: + 0.5 rounds
+        return im.point(lambda v: v + 0.5).convert("L").convert("RGB")
+    return im if im.mode == "RGB" else im.convert("RGB")
 
 
-def load_rgb(path: Path) -> tuple[np.ndarray, ImageFacts]:
-    """The image as displayed: ``H x W x 3`` uint8 RGB, EXIF orientation applied, and its facts
-    (``repaired`` when it was truncated). ``BadImageError`` naming the file when it cannot be read."""
+def load_rgb(path: Path) -> tuple[Image.Image, ImageFacts]:
+    """The image as displayed: an RGB image (``W x H`` as ``.size``), EXIF orientation applied, and
+    its facts (``repaired`` when it was truncated). ``BadImageError`` naming the file when it
+    cannot be read."""
     path = Path(path)
     im, repaired = _decoded(_read_bytes(path), path)
     with im:
         fmt = str(im.format)
         try:
             shown = ImageOps.exif_transpose(im) if _orientation(im) != 1 else im
-            arr = to_rgb(shown)
+            rgb = to_rgb(shown)
+            rgb = rgb.copy() if rgb is im else rgb  # closing ``im`` must not close what is returned
         except Exception as e:  # noqa: BLE001  (a mode Pillow cannot turn into RGB)
             raise BadImageError(f"cannot read image file {path}: {e}") from None
-    return arr, ImageFacts(arr.shape[1], arr.shape[0], fmt, repaired)
+    return rgb, ImageFacts(rgb.width, rgb.height, fmt, repaired)

@@ -14,7 +14,7 @@
 Image ids are the inputs' positions, from 1 (files in the order given, a folder's images sorted
 by name); category ``k`` is the detector's label ``k``, named ``class_names[k - 1]`` from the
 model card. Images are read as ``DetectionDataset`` reads them for training
-(``mar_core.image_io.load_rgb``: EXIF orientation applied, RGB, a truncated file repaired), and
+(``mar_core.data.image_tensor.read_image_tensor``: EXIF orientation applied, RGB, a truncated file repaired), and
 the boxes are in the pixels of the image as displayed.
 """
 
@@ -32,8 +32,8 @@ from torch import Tensor, nn
 from torchvision.utils import draw_bounding_boxes
 
 from mar_core.atomic import atomic_path, atomic_write_json
+from mar_core.data.image_tensor import read_image_tensor
 from mar_core.errors import BadImageError, SpecError
-from mar_core.image_io import load_rgb
 from mar_core.models.checkpoint_io import MODEL_CARD
 from mar_core.models.loading import load_detector
 from mar_core.models.thresholds import detector_settings, score_threshold_of
@@ -97,10 +97,9 @@ def find_images(inputs: Iterable[str | Path]) -> list[Path]:
 def load_image(path: Path) -> Tensor:
     """``3 x H x W`` float in [0, 1], read like a training image (``DetectionDataset.load_image``)."""
     try:
-        arr, _ = load_rgb(path)
+        return read_image_tensor(path)
     except BadImageError as e:
         raise SpecError(e.message, param="images") from None
-    return torch.from_numpy(arr).permute(2, 0, 1).to(torch.get_default_dtype()).div_(255.0)
 
 
 def check_score_threshold(score_threshold: float) -> float:

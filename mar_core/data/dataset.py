@@ -13,8 +13,8 @@ from pycocotools.coco import COCO
 
 from mar_core.annotations.coco import remap_categories
 from mar_core.annotations.validate import ValidationReport, check_structure, validate_dataset
+from mar_core.data.image_tensor import read_image_tensor
 from mar_core.errors import BadImageError
-from mar_core.image_io import load_rgb
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +119,9 @@ class DetectionDataset(torch.utils.data.Dataset):
         displayed (EXIF orientation applied); ``BadImageError`` naming the file."""
         path = self.image_path(index)
         try:
-            arr, _ = load_rgb(path)  # H x W x 3 uint8, writable
+            return read_image_tensor(path)
         except BadImageError as e:
             raise BadImageError(f"{self.name}: {e.message}") from None
-        return torch.from_numpy(arr).permute(2, 0, 1).to(torch.get_default_dtype()).div_(255.0)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, Any]]:
         for i in (*range(index, len(self)), *range(index)):

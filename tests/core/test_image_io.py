@@ -18,8 +18,9 @@ W, H = 64, 48
 @pytest.mark.parametrize("kind", ACCEPTED)
 def test_accepted_kinds_read_as_displayed_rgb(tmp_path, kind):
     path = write_kind(tmp_path, kind, W, H)
-    pixels, facts = load_rgb(path)
-    assert pixels.shape == (H, W, 3) and pixels.dtype == np.uint8
+    rgb, facts = load_rgb(path)
+    pixels = np.asarray(rgb)
+    assert rgb.mode == "RGB" and pixels.shape == (H, W, 3) and pixels.dtype == np.uint8
     assert (facts.width, facts.height) == (W, H) == (probe(path).width, probe(path).height)
     assert facts.repaired == (KINDS[kind][2] == "repaired") == check_file(path).repaired
     x, y, w, h = object_box(W, H)
@@ -41,8 +42,17 @@ def test_exif_rotated_file_is_stored_sideways(tmp_path):
 
 def test_png16_scaled_not_clipped(tmp_path):
     path = tmp_path / "g.png"
-    Image.fromarray(np.array([[0, 257 * 100, 65535]], np.uint16)).save(path)
-    assert load_rgb(path)[0][0, :, 0].tolist() == [0, 100, 255]
+    levels = [0, 128, 257 * 100, 257 * 100 + 128, 257 * 100 + 129, 65535]
+    Image.fromarray(np.array([levels], np.uint16)).save(path)
+    expected = np.clip(np.rint(np.array(levels, np.float64) / 257.0), 0, 255).tolist()  # 0 0 100 100 101 255
+    assert np.asarray(load_rgb(path)[0])[0, :, 0].tolist() == expected
+    assert np.asarray(load_rgb(path)[0])[0, :, 2].tolist() == expected  # grey in all three channels
+
+
+def test_float_tiff_rounded_and_clipped(tmp_path):
+    path = tmp_path / "f.tif"
+    Image.fromarray(np.array([[-5.0, 0.4, 0.6, 99.7, 254.6, 300.0]], np.float32)).save(path)
+    assert np.asarray(load_rgb(path)[0])[0, :, 1].tolist() == [0, 0, 1, 100, 255, 255]
 
 
 @pytest.mark.parametrize("kind", REFUSED)
