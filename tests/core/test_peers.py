@@ -14,7 +14,7 @@ from mar_core.methods import METHODS
 from mar_core.methods.fgd import FGDSpec
 from mar_core.methods.mar import MARSpec
 
-PEERS = [m for m in METHODS if m != "mar"]  # the methods compared against MAR
+PEERS = [m for m in METHODS if m != "mar"]  # every method but MAR: the peers and MAR's variants
 # the peers that read the FPN outputs only (the head ones: tests/core/test_head_peers.py)
 FPN_PEERS = [m for m in PEERS if not (loss_class(m).uses_cls_tower or loss_class(m).uses_head)]
 
@@ -43,7 +43,19 @@ def softmax(xs, temp=1.0):
 
 def test_registry_matches_names_and_rejects_unknown():
     assert PEERS == list(names.DISTILL_METHODS[1:])
-    assert PEERS == ["feature_mse", "fgd", "mgd", "pkd", "cwd", "pkd_head", "cwd_head", "logit_kd", "crosskd"]
+    compared = [m for m in PEERS if METHODS[m].spec.VARIANT_OF is None]
+    assert compared == [
+        "feature_mse",
+        "fgd",
+        "mgd",
+        "pkd",
+        "cwd",
+        "pkd_head",
+        "cwd_head",
+        "logit_kd",
+        "crosskd",
+    ]
+    assert {m: METHODS[m].spec.VARIANT_OF for m in PEERS if m not in compared} == {"mar_cross": "mar"}
     with pytest.raises(ValueError, match="mar, feature_mse, fgd, mgd, pkd, cwd, pkd_head"):
         build_peer("kd", 2, 1, MARSpec(), False)
     with pytest.raises(ValueError, match="got the spec of method 'mar'"):
