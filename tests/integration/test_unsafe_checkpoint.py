@@ -1,5 +1,5 @@
-"""A teacher checkpoint whose unpickling would run code is refused, never executed, and the
-worker goes on with the next job."""
+"""A teacher checkpoint whose unpickling would run code is refused at submit (422) and, when the
+file is swapped after the submit, by the worker: never executed, and the worker goes on."""
 
 from __future__ import annotations
 
@@ -18,21 +18,45 @@ class _Payload:
         return (open, (self.marker, "w"))
 
 
-def test_code_running_teacher_checkpoint_fails_job_without_running_it(
+def _evil_spec(tiny_spec, ckpt, name):
+    spec = tiny_spec(iterations=2, name=name)
+    spec.update(
+        kind="distill", teacher={"checkpoint": str(ckpt), "model": spec["model"]}, distill={"method": "mar"}
+    )
+    return spec
+
+
+def test_code_running_teacher_checkpoint_is_refused_at_submit(stack, tiny_spec, checkpoint_root, tmp_path):
+    import torch
+
+    from api.client import ApiClientError
+
+    marker = tmp_path / f"pwned-submit-{stack.name}"
+    ckpt = checkpoint_root / f"evil-submit-{stack.name}.pt"
+    torch.save({"model": _Payload(str(marker))}, ckpt)
+    before = {j["id"] for j in stack.client.iter_jobs()}
+
+    with pytest.raises(ApiClientError) as refused:
+        stack.submit(_evil_spec(tiny_spec, ckpt, "evil-at-submit"))
+    assert refused.value.status == 422 and refused.value.param == "teacher.checkpoint", refused.value
+    assert "io.open" in str(refused.value) and "weights_only=True" in str(refused.value)
+    assert {j["id"] for j in stack.client.iter_jobs()} == before  # nothing stored
+    assert not marker.exists(), "the pickle's code ran"
+
+
+def test_teacher_checkpoint_swapped_after_submit_fails_job_without_running_it(
     stack, tiny_spec, checkpoint_root, tmp_path
 ):
+    """The submit check saw a safe file; the worker reads what is there when the job runs."""
     import torch
 
     marker = tmp_path / f"pwned-{stack.name}"
     ckpt = checkpoint_root / f"evil-{stack.name}.pt"
+    torch.save({"model": {"w": torch.zeros(1)}}, ckpt)
+    bad = stack.submit(_evil_spec(tiny_spec, ckpt, "evil-teacher"))
+    # the worker's training process imports torch before it reads the teacher: seconds, not ms
     torch.save({"model": _Payload(str(marker))}, ckpt)
     assert not marker.exists()
-
-    spec = tiny_spec(iterations=2, name="evil-teacher")
-    spec.update(
-        kind="distill", teacher={"checkpoint": str(ckpt), "model": spec["model"]}, distill={"method": "mar"}
-    )
-    bad = stack.submit(spec)
     good = stack.submit(tiny_spec(iterations=1, name="after-evil"))
 
     bad = stack.wait_terminal(bad["id"])
