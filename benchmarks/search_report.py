@@ -17,6 +17,8 @@ from benchmarks.stats import Summary, spearman
 from benchmarks.store import ResultStore
 from benchmarks.tune_points import peer_labels, point_label
 from benchmarks.warm_start import current_record
+from mar_core.methods import AutoSpec
+from mar_core.search.candidates import search_candidates
 
 __all__ = ["candidate_group_label", "search_section"]
 
@@ -128,6 +130,11 @@ def _fidelity(
     return out
 
 
+def _candidate_names(two_stage: bool) -> str:
+    """The labels of a default search's candidates for the family, as the job makes them."""
+    return ", ".join(f"`{c.label}`" for c in search_candidates(AutoSpec(), two_stage))
+
+
 def search_section(store: ResultStore, preset: Preset) -> list[str]:
     """The section for ``preset``'s groups that have auto runs; nothing when none has."""
     views = [GroupView(store, preset, g) for g in preset.groups if SEARCH_STUDENT in g.students]
@@ -139,8 +146,8 @@ def search_section(store: ResultStore, preset: Preset) -> list[str]:
         f"### Distiller search (`auto`), preset `{preset.name}`",
         "",
         'The `auto` student of each group is a job with `distill: {"method": "auto"}` at its default '
-        "budget (2x one plain run): successive halving over the registry's candidates (MAR, CWD at the "
-        "tower x9, CrossKD x9 and no KD on one-stage students; MAR, logit KD and no KD on two-stage ones), "
+        "budget (2x one plain run): successive halving over the registry's candidates "
+        f"({_candidate_names(False)} on one-stage students; {_candidate_names(True)} on two-stage ones), "
         "ranked on 15% of the training split, the winner continued to the full schedule on the whole "
         "split. `vs best` is auto's mean minus the group's best single method (yes: within one seed "
         "spread or above); `vs baseline` yes when the gain is above twice the seed spread. Compute: the "
