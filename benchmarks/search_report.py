@@ -83,8 +83,9 @@ def _group_row(v: GroupView, every: dict[str, dict[int, dict[str, Any]]]) -> lis
         return None
     auto, base = v.summary(SEARCH_STUDENT), v.summary("baseline")
     best = _best_single(every)
-    multiples = [r["search"]["compute"].get("multiple") for r in recs.values() if r.get("search")]
-    multiples = [m for m in multiples if m is not None]
+    computes = [r["search"]["compute"] for r in recs.values() if r.get("search")]
+    multiples = [c["multiple"] for c in computes if c.get("multiple") is not None]
+    planned = [c["planned_multiple"] for c in computes if c.get("planned_multiple") is not None]
     mar_wall = [r["wall_seconds"] for r in v.recs.get("mar", {}).values()]
     auto_wall = [r["wall_seconds"] for r in recs.values()]
     wall_ratio = (
@@ -100,7 +101,8 @@ def _group_row(v: GroupView, every: dict[str, dict[int, dict[str, Any]]]) -> lis
         _within_spread(auto, best[1]) if best else "-",
         base.pct(),
         _beats_twice(auto, base),
-        f"{max(multiples):.2f}x" if multiples else "-",
+        (f"{max(planned):.2f}x" if planned else "-")
+        + (f" ({min(multiples):.2f}-{max(multiples):.2f}x)" if multiples else ""),
         wall_ratio,
         chosen,
     ]
@@ -151,8 +153,10 @@ def search_section(store: ResultStore, preset: Preset) -> list[str]:
         "ranked on 15% of the training split, the winner continued to the full schedule on the whole "
         "split. `vs best` is auto's mean minus the group's best single method (yes: within one seed "
         "spread or above); `vs baseline` yes when the gain is above twice the seed spread. Compute: the "
-        "job's measured multiple of one plain run (its wall time over its KD trials' median step time x "
-        "the schedule; the largest over seeds), and its mean wall time over the group's MAR runs "
+        "job's training steps over one plain run's (the plan, exact; the largest over seeds) and, in "
+        "brackets, its measured multiple over seeds (its wall time over its KD trials' median step time x "
+        "the schedule: evaluations and set-up included, and the load of a shared machine, which changes "
+        "over a run, too), and its mean wall time over the group's MAR runs "
         "(machines and load may differ).",
         "",
         *table(
