@@ -294,7 +294,16 @@ def _full_groups(
             retina_s,
             long,
             # MAR and its two halves alone: the ablation on the long schedule
-            ("baseline", "mar", "mar_relation_only", "mar_mask_only", RAW_MAR, BEST_PEERS, SEARCH_STUDENT),
+            (
+                "baseline",
+                "mar",
+                "mar_relation_only",
+                "mar_mask_only",
+                RAW_MAR,
+                BEST_PEERS,
+                *MAR_VARIANTS,
+                SEARCH_STUDENT,
+            ),
             check_convergence=True,
         ),
         GroupDef(
@@ -304,7 +313,7 @@ def _full_groups(
             "retina-bccd",
             bccd_s,
             bccd_train,
-            ("baseline", "mar", RAW_MAR, AUTO_WEIGHTS_STUDENT, BEST_PEERS, SEARCH_STUDENT),
+            ("baseline", "mar", RAW_MAR, AUTO_WEIGHTS_STUDENT, BEST_PEERS, *MAR_VARIANTS, SEARCH_STUDENT),
         ),
         # The paper's regime (issue 19): teacher and student of one family and FPN width, the teacher
         # on the student's long schedule, so that the gap is the backbone's alone (published
@@ -317,7 +326,7 @@ def _full_groups(
             SMALL_GAP_TEACHER,
             retina_s,
             long,
-            ("baseline", "mar", BEST_PEERS, SEARCH_STUDENT),
+            ("baseline", "mar", BEST_PEERS, *MAR_VARIANTS, SEARCH_STUDENT),
             check_convergence=True,
         ),
         # The same pair, warm: every student starts from its seed's final baseline of the small-gap

@@ -161,11 +161,11 @@ def test_cache_keys_are_stable_and_distinct():
     shared = sorted(sorted(v) for v in by_key.values() if len(v) > 1)
     # the one sharing by design: the small-gap group's baseline is the long group's (same spec)
     assert shared == [["retina-synth-long/baseline", "retina-synth-smallgap/baseline"]] * 3
-    # 19 (the short group: baseline, 7 MAR variants, mar_cross, 9 peers, auto) + 8 (long: baseline,
-    # mar, its two halves, mar_raw, 2 best peers, auto) + 7 (BCCD: with mar_raw, mar_raw_auto) + 5
-    # (small gap: baseline, mar, 2 best peers, auto) + 5 (small gap, warm: the same) + 6 (Faster
-    # R-CNN) students, 3 seeds
-    assert len(runs) == (19 + 8 + 7 + 5 + 5 + 6) * 3
+    # 19 (the short group: baseline, 7 MAR variants, mar_cross, 9 peers, auto) + 9 (long: baseline,
+    # mar, its two halves, mar_raw, 2 best peers, mar_cross, auto) + 8 (BCCD: with mar_raw,
+    # mar_raw_auto) + 6 (small gap: baseline, mar, 2 best peers, mar_cross, auto) + 5 (small gap,
+    # warm: baseline, mar, 2 best peers, auto) + 6 (Faster R-CNN) students, 3 seeds
+    assert len(runs) == (19 + 9 + 8 + 6 + 5 + 6) * 3
     again = plan_runs(ResultStore(Path("/nonexistent")), preset)
     assert [r.key for r in again] == keys
 
@@ -245,7 +245,7 @@ def test_report_verdicts_from_fake_records(tmp_path):
     assert "Teacher clearly better than the baseline student" in section
     assert (
         "Missing runs: mar_relation_only (seeds 0, 1, 2); mar_mask_only (seeds 0, 1, 2); mar_raw "
-        "(seeds 0, 1, 2); pkd (seeds 0, 1, 2); auto (seeds 0, 1, 2)."
+        "(seeds 0, 1, 2); pkd (seeds 0, 1, 2); mar_cross (seeds 0, 1, 2); auto (seeds 0, 1, 2)."
     ) in section
     assert (
         "Run budget (10 min a run): 2 of 9 runs over it; by threads: 1 torch thread(s) a run: 0 of 6 over, "
