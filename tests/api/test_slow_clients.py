@@ -19,6 +19,7 @@ from api.http_server import server_config
 
 TIMEOUT_S = 1.0  # header and body deadlines of the test server (defaults: 10 s and 30 s)
 SLOW_CLIENTS = 300
+SLACK_S = 5.0  # beyond the deadline, for a loaded machine (seen: 103 of 300 open at 2.2 s, load 11)
 
 
 @pytest.fixture
@@ -123,7 +124,8 @@ def test_a_client_that_drops_mid_body_is_a_client_error_logged_at_info(
 def test_slow_clients_are_closed_within_the_deadline_and_health_stays_fast(served):
     """300 unauthenticated connections: half send their headers a piece at a time and stop, half
     a body shorter than their Content-Length. Each is closed by the server within the deadline
-    (plus a second of slack), while /healthz answers every probe."""
+    (plus ``SLACK_S``: a loaded 2-core machine runs the event loop late; without the deadline they
+    stay open for good), while /healthz answers every probe."""
     addr = served
     latencies: list[float] = []
     failures: list[str] = []
@@ -148,7 +150,7 @@ def test_slow_clients_are_closed_within_the_deadline_and_health_stays_fast(serve
     )
     socks = [_open(addr, partial_headers if i % 2 else short_body) for i in range(SLOW_CLIENTS)]
     try:
-        still_open, got = _wait_closed(socks, within=TIMEOUT_S + 1.0 + (time.monotonic() - opened))
+        still_open, got = _wait_closed(socks, within=TIMEOUT_S + SLACK_S + (time.monotonic() - opened))
         closed_after = time.monotonic() - opened
     finally:
         stop.set()
