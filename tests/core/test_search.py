@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mar_core.data import load_dataset
-from mar_core.errors import JobCancelled, NonFiniteLossError, SpecError
+from mar_core.errors import JobCancelled, MarError, NonFiniteLossError, SpecError
 from mar_core.methods import NO_KD, parse_distill
 from mar_core.models.loading import load_detector
 from mar_core.run import run_job
@@ -200,15 +200,32 @@ def test_a_diverging_candidate_is_ranked_last_and_the_search_goes_on(
 
     real = runner.run_single_job
 
-    def diverge_crosskd(spec, workdir, **kwargs):
+    def diverge_mar_cross(spec, workdir, **kwargs):
         if Path(workdir).name == "mar_cross":
             raise NonFiniteLossError("kd/crosskd/cls", 1, {"kd/crosskd/cls": float("inf")})
         return real(spec, workdir, **kwargs)
 
-    monkeypatch.setattr(runner, "run_single_job", diverge_crosskd)
+    monkeypatch.setattr(runner, "run_single_job", diverge_mar_cross)
     events: list[dict] = []
     report = run_job(auto_spec(tiny_synth, teacher_dir), tmp_path / "job", progress=events.append)
     board = {row["label"]: row for row in report["search"]["leaderboard"]}
     assert board["mar_cross"]["rungs"]["1"]["failed"].startswith("loss 'kd/crosskd/cls' is not finite")
     assert board["mar_cross"]["stopped_at"] == 1 and report["search"]["chosen"] != "mar_cross"
     assert any(e["type"] == "log" and "mar_cross diverged" in e["message"] for e in events)
+
+
+def test_when_every_candidate_diverges_the_job_fails_naming_them(
+    tiny_synth, teacher_dir, tmp_path, monkeypatch
+):
+    import mar_core.search.runner as runner
+
+    def diverge(spec, workdir, **kwargs):
+        raise NonFiniteLossError("det/classification", 1, {"det/classification": float("nan")})
+
+    monkeypatch.setattr(runner, "run_single_job", diverge)
+    with pytest.raises(
+        MarError, match="every candidate of the distiller search diverged by step 1"
+    ) as failed:
+        run_job(auto_spec(tiny_synth, teacher_dir), tmp_path / "job")
+    for label in ("mar", "cwd_head_x9", "mar_cross", NO_KD):
+        assert f"{label}: loss 'det/classification' is not finite" in failed.value.message
