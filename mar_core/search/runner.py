@@ -262,7 +262,9 @@ class _Search:
                     f"every candidate of the distiller search diverged by step {step}: "
                     + "; ".join(f"{c}: {self.state.result(c, step)['failed']}" for c in ranked)
                 )
-            kept, out = ranked[: rung["keep"]], ranked[rung["keep"] :]
+            healthy = [c for c in ranked if not self.state.result(c, step).get("failed")]
+            kept = healthy[: rung["keep"]]  # a diverged trial is never kept, even when too few are healthy
+            out = [c for c in ranked if c not in kept]
             for label in out:
                 self.state.eliminated.setdefault(label, step)
             self.state.alive = kept

@@ -214,6 +214,29 @@ def test_a_diverging_candidate_is_ranked_last_and_the_search_goes_on(
     assert any(e["type"] == "log" and "mar_cross diverged" in e["message"] for e in events)
 
 
+def test_a_diverged_candidate_is_not_kept_when_too_few_healthy_ones_remain(
+    tiny_synth, teacher_dir, tmp_path, monkeypatch
+):
+    import mar_core.search.runner as runner
+
+    real = runner.run_single_job
+    calls: list[str] = []
+
+    def diverge_all_kd(spec, workdir, **kwargs):
+        calls.append(Path(workdir).name)
+        if Path(workdir).name in ("mar", "cwd_head_x9", "mar_cross"):
+            raise NonFiniteLossError("kd/total", 1, {"kd/total": float("nan")})
+        return real(spec, workdir, **kwargs)
+
+    monkeypatch.setattr(runner, "run_single_job", diverge_all_kd)
+    report = run_job(auto_spec(tiny_synth, teacher_dir), tmp_path / "job")
+    board = {row["label"]: row for row in report["search"]["leaderboard"]}
+    # the first rung keeps 2 of 4; only "none" is healthy, so it alone goes on
+    for label in ("mar", "cwd_head_x9", "mar_cross"):
+        assert board[label]["stopped_at"] == 1 and calls.count(label) == 1
+    assert report["search"]["chosen"] == NO_KD
+
+
 def test_when_every_candidate_diverges_the_job_fails_naming_them(
     tiny_synth, teacher_dir, tmp_path, monkeypatch
 ):

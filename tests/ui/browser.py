@@ -51,9 +51,15 @@ def wait(browser, condition, timeout: float = WAIT):
 
 
 def sign_in(browser, url: str, key: str) -> None:
-    """Open the dashboard at ``url`` with no key kept, and submit ``key`` in its form."""
+    """Open the dashboard at ``url`` with no key kept, and submit ``key`` in its form.
+
+    Clearing the kept key under a dashboard page makes that page's requests still in flight or
+    polling fail with 401: the page is left for ``about:blank`` (which aborts them) and what the
+    browser logged meanwhile is dropped, so it is not reported as an error of the next page."""
     browser.get(f"{url}/ui/")
     browser.execute_script("sessionStorage.clear()")
+    browser.get("about:blank")
+    browser.get_log("browser")
     browser.get(f"{url}/ui/#/jobs")
     field = wait(browser, ec.visibility_of_element_located((By.ID, "api-key")))
     field.send_keys(key)
