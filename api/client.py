@@ -198,7 +198,8 @@ class MarClient:
         self, job_id: str, after: int | None = None, max_reconnects: int = 20
     ) -> Iterator[dict[str, Any]]:
         """Follow ``/events/stream`` until the job is finished; yields event dicts
-        ``{"id", "job_id", "type", "data", "created_at"}`` and reconnects with ``Last-Event-ID``."""
+        ``{"id", "job_id", "type", "data", "created_at"}`` (``id`` None for the job's live
+        progress, which is not stored) and reconnects with ``Last-Event-ID``."""
         last = after
         failures = 0
         while True:
@@ -214,8 +215,9 @@ class MarClient:
                         resp.read()
                         raise _error_from(resp)
                     for frame in parse_sse(resp.iter_lines()):
-                        if "id" in frame and isinstance(frame.get("data"), dict):
-                            last = frame["id"]
+                        if isinstance(frame.get("data"), dict):
+                            if "id" in frame:  # live progress frames have none: no place to resume at
+                                last = frame["id"]
                             failures = 0
                             yield frame["data"]
                 return  # the server ends the stream once the job is terminal

@@ -5,6 +5,10 @@ after ``Last-Event-ID`` (or ``?after=``), sends a ``: keep-alive`` comment when 
 once the job is terminal and every event up to its terminal one is sent (the status is read
 before the events, and the terminal event is written in the same transaction as the status), or
 as soon as the API key that opened it is revoked.
+
+Progress is stored as event rows at milestones only (``worker.progress_sink``); in between, the
+stream sends the job row's progress live as a ``progress`` frame with no ``id:`` line (it has no
+row: a client resuming with ``Last-Event-ID`` keeps its place among the stored events).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import anyio
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import jobs_repo, keys_repo, states
-from api.db.models import Event
+from api.db.models import Event, utcnow
 from api.db.session import session_scope
 
 RETRY_MS = 2000
@@ -36,17 +40,32 @@ def format_event(ev: Event) -> str:
     return f"id: {ev.id}\nevent: {ev.type}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n"
 
 
+def format_live_progress(job_id: str, step: int, total: int) -> str:
+    """One SSE frame of the job row's progress: no ``id:`` line, ``"id": null`` in its data."""
+    payload = {
+        "id": None,
+        "job_id": job_id,
+        "type": "progress",
+        "data": {"step": step, "total": total},
+        "created_at": utcnow().isoformat(),
+    }
+    return f"event: progress\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n"
+
+
 def _poll(
     factory: sessionmaker[Session], job_id: str, after: int | None, key_id: str | None
-) -> tuple[str | None, list[Event]]:
-    """The job's status and its next events; status None (the stream ends) when the job is gone
-    or the key that opened the stream was revoked since."""
+) -> tuple[str | None, tuple[int, int] | None, list[Event]]:
+    """The job's status, its row's progress ``(step, total)`` (None before the first) and its
+    next events; status None (the stream ends) when the job is gone or the key that opened the
+    stream was revoked since."""
     with session_scope(factory) as s:
         if key_id is not None and not keys_repo.is_active(s, key_id):
-            return None, []
+            return None, None, []
         job = jobs_repo.get_job(s, job_id)
-        status = job.status if job else None
-        return status, jobs_repo.get_events(s, job_id, after_id=after, limit=500)
+        if job is None:
+            return None, None, []
+        progress = (job.progress_step, job.progress_total) if job.progress_total else None
+        return job.status, progress, jobs_repo.get_events(s, job_id, after_id=after, limit=500)
 
 
 async def job_event_stream(
@@ -62,12 +81,22 @@ async def job_event_stream(
     the API key ``key_id`` is revoked."""
     yield f"retry: {RETRY_MS}\n\n"
     last_sent = time.monotonic()
+    progress_sent: tuple[int, int] | None = None
     while True:
-        status, events = await anyio.to_thread.run_sync(_poll, factory, job_id, after, key_id)
+        status, progress, events = await anyio.to_thread.run_sync(_poll, factory, job_id, after, key_id)
         for ev in events:
+            ending = ev.type == "status" and ev.data.get("status") in states.TERMINAL
+            if ending and progress is not None and progress != progress_sent:
+                yield format_live_progress(job_id, *progress)  # the last progress before the end
+                progress_sent = progress
             yield format_event(ev)
             after = ev.id
             last_sent = time.monotonic()
+            if ev.type == "progress":
+                progress_sent = (ev.data.get("step"), ev.data.get("total"))
+        if progress is not None and progress != progress_sent and len(events) < 500:
+            yield format_live_progress(job_id, *progress)
+            progress_sent, last_sent = progress, time.monotonic()
         if status is None or (status in states.TERMINAL and len(events) < 500):
             return
         if events:

@@ -2,9 +2,11 @@
 
 Events are buffered and written in ONE transaction per flush: at most every ``flush_seconds``
 (metrics, the latest progress), at once for the rare events a follower wants to see now
-(phase, checkpoint, artifact, warnings). Progress becomes ``set_progress`` (the job's
-``progress_step``/``progress_total`` plus one ``progress`` event) at most once per flush, so
-a run of 100k fast steps writes a few rows per second, not 100k.
+(phase, checkpoint, artifact, warnings). Progress goes to the job's row
+(``progress_step``/``progress_total``, which the event stream sends live) at most once per flush;
+a ``progress`` event row is stored at milestones only (``ProgressMilestones``: every 1% of the
+schedule, at least once a minute, and the last step), so a 12-hour schedule stores a few
+hundred rows for a client paging through the job's history, not one per second.
 
 A database hiccup does not stop training: the buffer is kept and retried at the next flush
 (metrics are bounded; the oldest are dropped past ``max_buffered``). ``close()`` is the last
@@ -32,6 +34,31 @@ logger = logging.getLogger(__name__)
 _PASS_THROUGH = ("checkpoint", "log")
 
 
+class ProgressMilestones:
+    """Which progress updates are stored as event rows: the first, each one that enters a new
+    ``1 / parts`` of the schedule, one at least every ``every_seconds``, and the last step."""
+
+    def __init__(self, parts: int = 100, every_seconds: float = 60.0):
+        self.parts, self.every_seconds = parts, every_seconds
+        self._part: int | None = None
+        self._at: float | None = None
+
+    def _part_of(self, step: int, total: int) -> int:
+        return step * self.parts // total if total > 0 else 0
+
+    def due(self, step: int, total: int, now: float) -> bool:
+        return (
+            self._part is None
+            or self._part_of(step, total) > self._part
+            or step >= total > 0
+            or now - (self._at or 0.0) >= self.every_seconds
+        )
+
+    def stored(self, step: int, total: int, now: float) -> None:
+        """The update at ``step`` was stored as an event row."""
+        self._part, self._at = self._part_of(step, total), now
+
+
 class DbProgressSink:
     """Callable progress sink for one job (``run_job(progress=sink)``)."""
 
@@ -55,6 +82,7 @@ class DbProgressSink:
         self._phases: list[str] = []
         self._artifacts: list[tuple[str, str]] = []
         self._progress: tuple[int, int] | None = None
+        self.milestones = ProgressMilestones()
         self._last_flush = clock()
         self.artifacts: dict[str, str] = {}  # every artifact registered so far (name -> path)
 
@@ -84,9 +112,10 @@ class DbProgressSink:
 
     def flush(self, *, raise_errors: bool = False) -> None:
         """Write everything buffered in one transaction; keep it for a retry on error."""
-        self._last_flush = self._clock()
+        now = self._last_flush = self._clock()
         if not (self._metrics or self._events or self._phases or self._artifacts or self._progress):
             return
+        milestone = self._progress is not None and self.milestones.due(*self._progress, now)
         try:
             with session_scope(self._sf) as s:
                 for step, values, when in self._metrics:
@@ -97,7 +126,11 @@ class DbProgressSink:
                     jobs_repo.append_event(s, self.job_id, kind, data)
                 if self._progress is not None:
                     jobs_repo.set_progress(
-                        s, self.job_id, *self._progress, webhook_every_s=self.progress_webhook_seconds
+                        s,
+                        self.job_id,
+                        *self._progress,
+                        webhook_every_s=self.progress_webhook_seconds,
+                        store_event=milestone,
                     )
                 for name, path in self._artifacts:
                     jobs_repo.add_artifact(s, self.job_id, name, Path(path))
@@ -106,6 +139,8 @@ class DbProgressSink:
                 raise
             logger.exception("job %s: progress flush failed; will retry", self.job_id)
             return
+        if milestone:
+            self.milestones.stored(*self._progress, now)
         self.artifacts.update(self._artifacts)
         self._metrics.clear()
         self._events.clear()

@@ -244,16 +244,21 @@ def set_phase(s: Session, job_id: str, phase: str) -> bool:
 
 
 def set_progress(
-    s: Session, job_id: str, step: int, total: int, webhook_every_s: float = DEFAULT_PROGRESS_WEBHOOK_S
+    s: Session,
+    job_id: str,
+    step: int,
+    total: int,
+    webhook_every_s: float = DEFAULT_PROGRESS_WEBHOOK_S,
+    *,
+    store_event: bool = True,
 ) -> bool:
-    """Record progress of an active job and write a ``progress`` event; queue a
-    ``job.progress`` webhook at most every ``webhook_every_s`` seconds per job.
-
-    One event row per call: callers throttle (e.g. every ``log_every`` steps or once a second).
-    """
+    """Record progress of an active job on its row (what the event stream sends live); write a
+    ``progress`` event row when ``store_event`` (callers store milestones only); queue a
+    ``job.progress`` webhook at most every ``webhook_every_s`` seconds per job."""
     ok = _update(s, job_id, states.ACTIVE, {"progress_step": step, "progress_total": total})
     if ok:
-        append_event(s, job_id, "progress", {"step": step, "total": total})
+        if store_event:
+            append_event(s, job_id, "progress", {"step": step, "total": total})
         data = {"step": step, "total": total}
         webhooks_repo.enqueue(s, job_id, webhooks_repo.PROGRESS, data, throttle_s=webhook_every_s)
     return ok

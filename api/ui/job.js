@@ -189,7 +189,7 @@ export function render(view, { id }, ctx) {
   async function follow() {
     try {
       await streamEvents(id, lastEvent, (ev) => {
-        lastEvent = ev.id;
+        if (ev.id !== null) lastEvent = ev.id; // live progress has no id (not stored)
         if (ev.type !== "progress") events.append(h("li", { "data-type": ev.type }, eventText(ev)));
         if (ev.type === "status" && TERMINAL.includes(ev.data.status)) {
           clearTimeout(timer);

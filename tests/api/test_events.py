@@ -20,9 +20,13 @@ def _parse_sse(text: str) -> list[dict]:
                 continue
             key, _, value = line.partition(": ")
             fields[key] = value
-        if "id" in fields:
+        if "data" in fields:  # live progress frames have no id (they are not stored)
             frames.append(
-                {"id": int(fields["id"]), "event": fields["event"], "data": json.loads(fields["data"])}
+                {
+                    "id": int(fields["id"]) if "id" in fields else None,
+                    "event": fields["event"],
+                    "data": json.loads(fields["data"]),
+                }
             )
     return frames
 
@@ -89,6 +93,36 @@ def test_stream_is_live_and_ends_at_terminal(client, auth, db):
     assert [f["data"]["data"].get("step") for f in frames if f["event"] == "progress"] == [1, 2, 3]
     assert frames[-1]["data"]["data"]["status"] == "failed"
     assert time.monotonic() - started < 10
+
+
+def test_progress_not_stored_as_events_is_streamed_live_from_the_job_row(client, app, auth, db):
+    app.state.sse_poll_seconds = 0.02
+    job_id = client.post("/jobs", json=train_spec(), headers=auth).json()["id"]
+
+    def worker() -> None:
+        with session_scope(db) as s:
+            jobs_repo.claim_job(s, job_id, "w1", 60)
+        for step in range(1, 21):
+            time.sleep(0.05)
+            with session_scope(db) as s:
+                jobs_repo.set_progress(s, job_id, step, 20, store_event=step == 10)  # one milestone
+        with session_scope(db) as s:
+            jobs_repo.finish_job(s, job_id, "w1", "succeeded")
+
+    t = threading.Thread(target=worker)
+    t.start()
+    with client.stream("GET", f"/jobs/{job_id}/events/stream", headers=auth) as r:
+        frames = _parse_sse("".join(r.iter_text()))
+    t.join()
+    live = [f for f in frames if f["event"] == "progress" and f["id"] is None]
+    stored = [f for f in frames if f["event"] == "progress" and f["id"] is not None]
+    assert [f["data"]["data"]["step"] for f in stored] == [10]
+    steps = [f["data"]["data"]["step"] for f in live]
+    assert len(steps) >= 5 and steps == sorted(set(steps)) and steps[-1] == 20 and 10 not in steps
+    assert all(f["data"]["id"] is None and f["data"]["job_id"] == job_id for f in live)
+    assert frames[-1]["data"]["data"]["status"] == "succeeded"
+    listed = client.get(f"/jobs/{job_id}/events", headers=auth).json()
+    assert [e["data"]["step"] for e in listed if e["type"] == "progress"] == [10]
 
 
 def test_stream_sends_keepalive_comments(client, app, auth, db):
