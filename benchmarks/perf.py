@@ -55,6 +55,7 @@ class PerfPreset:
     # torch threads for steps, relation and masks. One thread: on a shared machine, a parallel
     # region whose second thread is descheduled stalls every op, and CPU-time ratios hold up.
     threads: int | None = 1
+    device: str = "cpu"  # where the step part runs ("cuda" for the gpu preset)
 
 
 PERF_PRESETS: dict[str, PerfPreset] = {
@@ -80,6 +81,7 @@ PERF_PRESETS: dict[str, PerfPreset] = {
         10,
         {"post_requests": 1000, "get_requests": 200, "clients": (1, 8, 50), "metric_points": 10_000},
         threads=None,
+        device="cuda",
     ),
     "smoke": PerfPreset(
         "smoke",
@@ -122,6 +124,7 @@ def _steps_of(pp: PerfPreset, arch: str) -> dict[str, Any]:
         repeats=pp.step_repeats,
         warmup=pp.step_warmup,
         threads=pp.threads,
+        device=pp.device,
     )
 
 

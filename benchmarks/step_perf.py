@@ -66,17 +66,27 @@ def measure_steps(
     distill: dict[str, Any] | None = None,
     num_classes: int = 6,
     threads: int | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Median seconds (wall and CPU) of a student step, a teacher forward and a MAR step
     (``distill`` section, default MAR defaults) on the same batch; and their ratios.
-    ``threads``: torch threads while measuring (restored afterwards)."""
+    ``threads``: torch threads while measuring (restored afterwards); ``device``: where the
+    models and the batch live (on CUDA each timing waits for the device to finish)."""
 
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
         return _measure(
-            student_model, teacher_model, image_size, batch_size, repeats, warmup, distill, num_classes
+            student_model,
+            teacher_model,
+            image_size,
+            batch_size,
+            repeats,
+            warmup,
+            distill,
+            num_classes,
+            torch.device(device),
         )
     finally:
         torch.set_num_threads(previous_threads)
@@ -92,26 +102,35 @@ def _ratios(med: dict[str, float]) -> dict[str, float]:
     }
 
 
-def _timed(fn) -> tuple[float, float]:
-    """(wall, process CPU) seconds of ``fn()``."""
+def _timed(fn, device: torch.device) -> tuple[float, float]:
+    """(wall, process CPU) seconds of ``fn()``, the device's queued work included."""
     w0, c0 = time.perf_counter(), time.process_time()
     fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     return time.perf_counter() - w0, time.process_time() - c0
 
 
-def _measure(student_model, teacher_model, image_size, batch_size, repeats, warmup, distill, num_classes):
-
+def _measure(
+    student_model, teacher_model, image_size, batch_size, repeats, warmup, distill, num_classes, device
+):
     torch.manual_seed(0)
     images, targets = synthetic_batch(image_size, batch_size)
+    images = [im.to(device) for im in images]
+    targets = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
     s_spec, t_spec = ModelSpec(**student_model), ModelSpec(**teacher_model)
-    student = build_detector(s_spec, num_classes + 1).train()
+    student = build_detector(s_spec, num_classes + 1).train().to(device)
     teacher = build_detector(t_spec, num_classes + 1).eval().requires_grad_(False)
     # A second, identical student for the MAR step: both optimisers see the same kind of model.
     kd_student = build_detector(s_spec, num_classes + 1)
     kd_student.load_state_dict(student.state_dict())
-    distiller = Distiller(
-        kd_student, teacher, parse_distill(distill or {"method": "mar"}), s_spec.family, t_spec.family
-    ).train()
+    distiller = (
+        Distiller(
+            kd_student, teacher, parse_distill(distill or {"method": "mar"}), s_spec.family, t_spec.family
+        )
+        .train()
+        .to(device)
+    )
     opt_s = torch.optim.SGD(student.parameters(), lr=1e-4, momentum=0.9)
     opt_d = torch.optim.SGD([p for p in distiller.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
     padded = student.transform(images, targets)[0].tensors
@@ -135,7 +154,7 @@ def _measure(student_model, teacher_model, image_size, batch_size, repeats, warm
     cpu: dict[str, list[float]] = {k: [] for k in steps}
     for i in range(warmup + repeats):
         for name, fn in steps.items():
-            w, c = _timed(fn)
+            w, c = _timed(fn, device)
             if i >= warmup:
                 wall[name].append(w)
                 cpu[name].append(c)
@@ -149,6 +168,7 @@ def _measure(student_model, teacher_model, image_size, batch_size, repeats, warm
         "batch_size": batch_size,
         "repeats": repeats,
         "threads": torch.get_num_threads(),
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "distill": distill or {"method": "mar"},
         "params": {"student": count_parameters(student), "teacher": count_parameters(teacher)},
         "median_s": {k: round(v, 5) for k, v in med.items()},

@@ -15,16 +15,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import Subset
+from torch.utils.data import Dataset, Subset
 
 from mar_core.atomic import atomic_write_json
 from mar_core.checkpoint_files import BEST_CHECKPOINT, CHECKPOINT_DIR, LAST_CHECKPOINT
 from mar_core.data import build_train_loader, load_dataset
+from mar_core.data.dataset import DetectionDataset
 from mar_core.distill.auto_weights import TARGET_RATIO, resolve_kd_weights
 from mar_core.distill.distiller import build_distiller
 from mar_core.engine.distributed import SINGLE, RankInfo, launch
@@ -42,17 +44,16 @@ from mar_core.engine.memory_check import check_batch_fits
 from mar_core.engine.rng import seed_everything
 from mar_core.engine.trainer import Trainer
 from mar_core.errors import SpecError
-from mar_core.eval import evaluate_model
-from mar_core.eval_outputs import write_eval_outputs
 from mar_core.export import export_detector
-from mar_core.models.checkpoint_io import atomic_torch_save, write_model_output
+from mar_core.models.checkpoint_io import write_model_output
 from mar_core.models.pretrained import load_pretrained_start
 from mar_core.models.registry import build_detector, count_parameters
 from mar_core.progress import ProgressCallback, ignore_progress
-from mar_core.samples import SAMPLES_DIR, draw_samples, sample_indices
+from mar_core.run_eval import RunEvaluation
+from mar_core.samples import SAMPLES_DIR, draw_samples
 from mar_core.spec import JobSpec, MlflowSpec, TrainSpec
 from mar_core.spec_hash import run_fingerprint
-from mar_core.teacher import load_teacher
+from mar_core.teacher import Teacher, load_teacher
 from mar_core.tracking.tracking import Tracking
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,222 @@ def run_single_job(
     )
 
 
+@dataclass
+class RunData:
+    """The splits of one run: ``fit`` is what it trains on (the training split, or a search
+    trial's part of it)."""
+
+    train: DetectionDataset
+    val: DetectionDataset
+    fit: Dataset
+    class_names: list[str]
+
+
+def load_run_data(
+    spec: JobSpec, data_roots: list[Path] | None, train_subset: Sequence[int] | None
+) -> RunData:
+    train_ds = load_dataset(spec.dataset, spec.dataset.train_split, data_roots)
+    val_ds = load_dataset(spec.dataset, spec.dataset.val_split, data_roots)
+    if train_ds.class_names != val_ds.class_names:
+        raise SpecError(
+            f"dataset: train classes {train_ds.class_names} differ from val classes {val_ds.class_names}",
+            "dataset",
+        )
+    fit_ds = train_ds if train_subset is None else Subset(train_ds, list(train_subset))
+    return RunData(train_ds, val_ds, fit_ds, train_ds.class_names)
+
+
+@dataclass
+class Distillation:
+    """What a distill job adds to the student: the module trained (student + KD losses), the
+    method's hooks, the teacher and the loss weights (None for a plain training run)."""
+
+    trainable: nn.Module
+    hooks: list = field(default_factory=list)
+    teacher: Teacher | None = None
+    teacher_params: int | None = None
+    kd_weights: dict[str, Any] | None = None
+
+
+def set_up_distillation(
+    spec: JobSpec,
+    student: nn.Module,
+    data: RunData,
+    checkpoint_roots: list[Path] | None,
+    resumed: dict | None,
+    dev: torch.device,
+    ranks: RankInfo,
+    progress: ProgressCallback,
+) -> Distillation:
+    """The teacher and the method's losses, their "auto" weights sized now or read back from the
+    checkpoint ``resumed`` from; a train job gets the student alone."""
+    if spec.kind != "distill":
+        return Distillation(student)
+    cfg = spec.train
+    teacher = load_teacher(spec, checkpoint_roots, student, data.class_names, progress)
+
+    def distiller(distill_cfg):
+        return build_distiller(
+            student,
+            teacher.model,
+            distill_cfg,
+            spec.model.family,
+            teacher.spec.family,
+            cfg.iterations,
+            teacher.class_map,
+        )
+
+    distill_cfg, kd_weights = resolve_kd_weights(
+        spec.distill,
+        spec.model.two_stage,
+        lambda c: distiller(c)[0],
+        lambda n: build_train_loader(data.fit, cfg.batch_size, spec.seed, 0, n),
+        dev,
+        resumed=None if resumed is None else resumed.get("extra", {}),
+        ranks=ranks,
+        progress=progress,
+        target=TARGET_RATIO * spec.distill.auto_scale,
+    )
+    trainable, hooks = distiller(distill_cfg)
+    return Distillation(trainable, list(hooks), teacher, count_parameters(teacher.model), kd_weights)
+
+
+def build_hooks(
+    spec: JobSpec,
+    ckpt_dir: Path,
+    fingerprint: str,
+    distillation: Distillation,
+    evaluation: RunEvaluation,
+    metrics: MetricsHook,
+    tracking: Tracking | None,
+    ranks: RankInfo,
+    progress: ProgressCallback,
+    should_stop: Callable[[], bool],
+) -> list:
+    """The LR schedule and the method's hooks on every rank; metrics, evaluation, checkpoints
+    and tracking on rank 0; the stop check last."""
+    cfg = spec.train
+    hooks = [
+        LRScheduleHook(lr_factor_fn(cfg.iterations, cfg.warmup_iters, cfg.schedule, cfg.lr_steps)),
+        *distillation.hooks,
+    ]
+    if ranks.is_main:
+        checkpoint_extra = {"spec_fingerprint": fingerprint, "kd_weights": distillation.kd_weights}
+        hooks += [
+            metrics,
+            EvalHook(
+                evaluation.evaluate,
+                cfg.eval_every,
+                metrics,
+                evaluation.save_best,
+                progress,
+                evaluation.mid_run_outputs,
+            ),
+            CheckpointHook(ckpt_dir, cfg.checkpoint_every, checkpoint_extra, progress),
+            tracking,
+        ]
+    hooks.append(StopHook((lambda: ranks.any_rank(should_stop())) if ranks.distributed else should_stop))
+    return hooks
+
+
+def build_trainer(
+    spec: JobSpec, trainable: nn.Module, fit_ds: Dataset, dev: torch.device, hooks: list, ranks: RankInfo
+) -> Trainer:
+    cfg = spec.train
+    return Trainer(
+        ranks.wrap(trainable),
+        build_optimizer(trainable, cfg),
+        lambda start: build_train_loader(
+            fit_ds,
+            cfg.batch_size,
+            spec.seed,
+            start,
+            cfg.iterations,
+            cfg.num_workers,
+            ranks.rank,
+            ranks.world_size,
+        ),
+        cfg.iterations,
+        dev,
+        hooks,
+        amp=cfg.amp,
+        grad_clip=cfg.grad_clip,
+        hflip=cfg.hflip,
+        ranks=ranks,
+    )
+
+
+def write_outputs(
+    spec: JobSpec,
+    workdir: Path,
+    student: nn.Module,
+    data: RunData,
+    step: int,
+    evaluation: RunEvaluation,
+    teacher: Teacher | None,
+) -> dict[str, Path]:
+    """The model files (state_dict, card, exports), the last evaluation's outputs and the
+    teacher's sample predictions."""
+    # The card says how to rebuild the model, not how it started: no pretrained-start paths in it.
+    card_spec = spec.model.model_copy(update={"backbone_weights": None, "init_checkpoint": None})
+    outputs = write_model_output(workdir, student, card_spec, data.class_names)
+    if spec.export:
+        exported = export_detector(student, workdir, spec.export, class_names=data.class_names)
+        outputs.update({path.name: path for path in exported.values()})
+    outputs.update(evaluation.final_outputs(step))
+    if teacher is not None:
+        samples_dir = workdir / SAMPLES_DIR
+        outputs.update(
+            draw_samples(
+                teacher.model, data.val, evaluation.samples, samples_dir, "teacher", teacher.class_names
+            )
+        )
+    return outputs
+
+
+def build_report(
+    spec: JobSpec,
+    data: RunData,
+    student: nn.Module,
+    distillation: Distillation,
+    eval_hook: EvalHook,
+    start_iter: int,
+    times: tuple[float, float, float],
+    dev: torch.device,
+    ranks: RankInfo,
+) -> dict[str, Any]:
+    """``report.json``'s content; ``times``: (run start, training start, training end), epoch s."""
+    cfg = spec.train
+    t_start, t_train, t_trained = times
+    train_seconds = t_trained - t_train
+    return {
+        "kind": spec.kind,
+        "name": spec.name,
+        "spec": spec.to_json_dict(),
+        "iterations": cfg.iterations,
+        "resumed_from_step": start_iter,
+        "eval": eval_hook.last_results,
+        "best": {"AP": eval_hook.best_ap, "step": eval_hook.best_step},
+        "class_names": data.class_names,
+        "device": str(dev),
+        "world_size": ranks.world_size,
+        "params": {"model": count_parameters(student), "teacher": distillation.teacher_params},
+        # distill: each loss weight, how it was chosen ("auto": sized at the start)
+        "kd_weights": distillation.kd_weights,
+        "train_seconds": round(train_seconds, 2),
+        "images_per_second": round(
+            (cfg.iterations - start_iter) * cfg.batch_size / max(train_seconds, 1e-9), 2
+        ),
+        "wall_seconds": round(time.time() - t_start, 2),
+        "dataset": {
+            "train_images": len(data.fit),
+            "val_images": len(data.val),
+            "train_validation": data.train.validation.to_dict(),
+            "val_validation": data.val.validation.to_dict(),
+        },
+    }
+
+
 def _run(
     spec: JobSpec,
     workdir: Path,
@@ -151,55 +368,18 @@ def _run(
     dev = ranks.device or device_of(device or spec.resources.device)
     cfg = spec.train
 
-    train_ds = load_dataset(spec.dataset, spec.dataset.train_split, data_roots)
-    val_ds = load_dataset(spec.dataset, spec.dataset.val_split, data_roots)
-    if train_ds.class_names != val_ds.class_names:
-        raise SpecError(
-            f"dataset: train classes {train_ds.class_names} differ from val classes {val_ds.class_names}",
-            "dataset",
-        )
-    class_names = train_ds.class_names
-    fit_ds = train_ds if train_subset is None else Subset(train_ds, list(train_subset))
-    student = build_detector(spec.model, train_ds.num_classes)
+    data = load_run_data(spec, data_roots, train_subset)
+    student = build_detector(spec.model, data.train.num_classes)
     load_pretrained_start(student, spec.model, checkpoint_roots, progress)
-    trainable: nn.Module = student
-    extra_hooks = []
-    teacher = teacher_params = kd_weights = None
     fingerprint = run_fingerprint(spec.to_json_dict())
     ckpt_dir = workdir / CHECKPOINT_DIR
     last = ckpt_dir / LAST_CHECKPOINT
     state = _resume_state(last, fingerprint, workdir)
-    if spec.kind == "distill":
-        teacher = load_teacher(spec, checkpoint_roots, student, class_names, progress)
-        teacher_params = count_parameters(teacher.model)
-
-        def distiller(distill_cfg):
-            return build_distiller(
-                student,
-                teacher.model,
-                distill_cfg,
-                spec.model.family,
-                teacher.spec.family,
-                cfg.iterations,
-                teacher.class_map,
-            )
-
-        distill_cfg, kd_weights = resolve_kd_weights(  # "auto" weights: sized now, or read back on resume
-            spec.distill,
-            spec.model.two_stage,
-            lambda c: distiller(c)[0],
-            lambda n: build_train_loader(fit_ds, cfg.batch_size, spec.seed, 0, n),
-            dev,
-            resumed=None if state is None else state.get("extra", {}),
-            ranks=ranks,
-            progress=progress,
-            target=TARGET_RATIO * spec.distill.auto_scale,
-        )
-        trainable, extra_hooks = distiller(distill_cfg)
-    trainable.to(dev)
+    distillation = set_up_distillation(spec, student, data, checkpoint_roots, state, dev, ranks, progress)
+    trainable = distillation.trainable.to(dev)
     # a dry step of one and of two images: a batch the device cannot hold fails here, not the host
     local_batch = -(-cfg.batch_size // ranks.world_size)
-    check_batch_fits(trainable, [fit_ds[0], fit_ds[min(1, len(fit_ds) - 1)]], local_batch, dev, cfg.amp)
+    check_batch_fits(trainable, [data.fit[0], data.fit[min(1, len(data.fit) - 1)]], local_batch, dev, cfg.amp)
 
     tracking = None
     if ranks.is_main:  # every metric from here on goes to TensorBoard (and MLflow)
@@ -207,71 +387,11 @@ def _run(
         tracking = Tracking(spec, workdir, progress, start_step=start_step, mlflow=mlflow)
         progress = tracking
     metrics = MetricsHook(workdir / "metrics.jsonl", cfg.log_every, progress)
-
-    eval_indices = list(range(min(len(val_ds), cfg.eval_max_images or len(val_ds))))
-    eval_set = val_ds if len(eval_indices) == len(val_ds) else Subset(val_ds, eval_indices)
-    eval_image_ids = None if eval_set is val_ds else [val_ds.image_info(i)["id"] for i in eval_indices]
-
-    last_curves: dict = {}  # the PR curves of the latest evaluation
-    samples = sample_indices(len(val_ds))
-
-    def evaluate() -> dict[str, float]:
-        result = evaluate_model(student, eval_set, dev, cfg.batch_size, cfg.num_workers, eval_image_ids)
-        last_curves.clear()
-        last_curves.update(result.pr_curves)
-        return result.metrics
-
-    def mid_run_outputs(step: int) -> None:
-        outputs = write_eval_outputs(
-            workdir, step, last_curves, student, val_ds, samples, class_names, final=False
-        )
-        for name, path in outputs.items():
-            progress({"type": "artifact", "name": name, "path": str(path)})
-
-    def save_best() -> None:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        atomic_torch_save(
-            {k: v.detach().cpu() for k, v in student.state_dict().items()}, ckpt_dir / BEST_CHECKPOINT
-        )
-
-    hooks = [
-        LRScheduleHook(lr_factor_fn(cfg.iterations, cfg.warmup_iters, cfg.schedule, cfg.lr_steps)),
-        *extra_hooks,
-    ]
-    if ranks.is_main:  # the other ranks only train
-        hooks += [
-            metrics,
-            EvalHook(evaluate, cfg.eval_every, metrics, save_best, progress, mid_run_outputs),
-            CheckpointHook(
-                ckpt_dir,
-                cfg.checkpoint_every,
-                {"spec_fingerprint": fingerprint, "kd_weights": kd_weights},
-                progress,
-            ),
-            tracking,
-        ]
-    hooks.append(StopHook((lambda: ranks.any_rank(should_stop())) if ranks.distributed else should_stop))
-    trainer = Trainer(
-        ranks.wrap(trainable),
-        build_optimizer(trainable, cfg),
-        lambda start: build_train_loader(
-            fit_ds,
-            cfg.batch_size,
-            spec.seed,
-            start,
-            cfg.iterations,
-            cfg.num_workers,
-            ranks.rank,
-            ranks.world_size,
-        ),
-        cfg.iterations,
-        dev,
-        hooks,
-        amp=cfg.amp,
-        grad_clip=cfg.grad_clip,
-        hflip=cfg.hflip,
-        ranks=ranks,
+    evaluation = RunEvaluation(student, data.val, data.class_names, cfg, dev, workdir, ckpt_dir, progress)
+    hooks = build_hooks(
+        spec, ckpt_dir, fingerprint, distillation, evaluation, metrics, tracking, ranks, progress, should_stop
     )
+    trainer = build_trainer(spec, trainable, data.fit, dev, hooks, ranks)
     if state is not None:
         trainer.load_state_dict(state)
         trainer.rng_state_to_restore = state["rng"]
@@ -282,54 +402,16 @@ def _run(
     start_iter = trainer.iter
     t_train = time.time()
     trainer.train()
-    train_seconds = time.time() - t_train
+    t_trained = time.time()
     if not ranks.is_main:
         return {}
 
     progress({"type": "phase", "phase": "export"})
-    # The card says how to rebuild the model, not how it started: no pretrained-start paths in it.
-    card_spec = spec.model.model_copy(update={"backbone_weights": None, "init_checkpoint": None})
-    outputs = write_model_output(workdir, student, card_spec, class_names)
-    if spec.export:
-        exported = export_detector(student, workdir, spec.export, class_names=class_names)
-        outputs.update({path.name: path for path in exported.values()})
-    outputs.update(
-        write_eval_outputs(
-            workdir, trainer.iter, last_curves, student, val_ds, samples, class_names, final=True
-        )
-    )
-    if teacher is not None:
-        outputs.update(
-            draw_samples(
-                teacher.model, val_ds, samples, workdir / SAMPLES_DIR, "teacher", teacher.class_names
-            )
-        )
+    outputs = write_outputs(spec, workdir, student, data, trainer.iter, evaluation, distillation.teacher)
     eval_hook = next(h for h in hooks if isinstance(h, EvalHook))
-    report = {
-        "kind": spec.kind,
-        "name": spec.name,
-        "spec": spec.to_json_dict(),
-        "iterations": cfg.iterations,
-        "resumed_from_step": start_iter,
-        "eval": eval_hook.last_results,
-        "best": {"AP": eval_hook.best_ap, "step": eval_hook.best_step},
-        "class_names": class_names,
-        "device": str(dev),
-        "world_size": ranks.world_size,
-        "params": {"model": count_parameters(student), "teacher": teacher_params},
-        "kd_weights": kd_weights,  # distill: each loss weight, how it was chosen ("auto": sized at the start)
-        "train_seconds": round(train_seconds, 2),
-        "images_per_second": round(
-            (cfg.iterations - start_iter) * cfg.batch_size / max(train_seconds, 1e-9), 2
-        ),
-        "wall_seconds": round(time.time() - t_start, 2),
-        "dataset": {
-            "train_images": len(fit_ds),
-            "val_images": len(val_ds),
-            "train_validation": train_ds.validation.to_dict(),
-            "val_validation": val_ds.validation.to_dict(),
-        },
-    }
+    report = build_report(
+        spec, data, student, distillation, eval_hook, start_iter, (t_start, t_train, t_trained), dev, ranks
+    )
     if finish_report is not None:
         report = finish_report(report)
     atomic_write_json(workdir / "report.json", report)
