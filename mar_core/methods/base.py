@@ -107,12 +107,18 @@ class MethodSpec(BaseModel):
     # auto_scale x TARGET_RATIO x the classification loss (the equal tuning budget found the
     # peers best at 9x the rule). Left out of the JSON at 1.0, so earlier specs keep their hash.
     auto_scale: float = Field(default=1.0, gt=0, le=100)
+    # The dtype of the teacher's forward (autocast; channels_last when not fp32): bf16 needs a CPU
+    # with bf16 instructions (avx512_bf16 / AMX) or a GPU; fp16 is for CUDA. Its outputs go to the
+    # KD losses in float32. Left out of the JSON at fp32, so earlier specs keep their hash.
+    teacher_precision: Literal["fp32", "bf16", "fp16"] = "fp32"
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data = handler(self)
         if data.get("auto_scale") == 1.0:
             del data["auto_scale"]
+        if data.get("teacher_precision") == "fp32":
+            del data["teacher_precision"]
         return data
 
     @classmethod

@@ -93,10 +93,14 @@ def is_search(spec: JobSpec) -> bool:
 
 
 def candidate_spec(spec: JobSpec, candidate: Candidate) -> JobSpec:
-    """The job spec of one candidate: its distill section, or a plain training job."""
+    """The job spec of one candidate: its distill section (with the search's teacher precision),
+    or a plain training job."""
     if candidate.distill is None:
         return spec.model_copy(update={"kind": "train", "teacher": None, "distill": None})
-    return spec.model_copy(update={"distill": parse_distill(candidate.distill)})
+    distill = dict(candidate.distill)
+    if spec.distill is not None and spec.distill.teacher_precision != "fp32":
+        distill["teacher_precision"] = spec.distill.teacher_precision
+    return spec.model_copy(update={"distill": parse_distill(distill)})
 
 
 class _Selection:
