@@ -29,6 +29,7 @@ from mar_core.data import build_train_loader, load_dataset
 from mar_core.data.dataset import DetectionDataset
 from mar_core.distill.auto_weights import TARGET_RATIO, resolve_kd_weights
 from mar_core.distill.distiller import build_distiller
+from mar_core.distill.inherit import inherit_neck_and_head
 from mar_core.engine.distributed import SINGLE, RankInfo, launch
 from mar_core.engine.hooks import (
     CheckpointHook,
@@ -194,6 +195,8 @@ def set_up_distillation(
             teacher.class_map,
         )
 
+    if spec.distill.init_from_teacher and resumed is None:  # a resumed run has its own weights
+        _inherit_from_teacher(spec, student, teacher, progress)
     distill_cfg, kd_weights = resolve_kd_weights(
         spec.distill,
         spec.model.two_stage,
@@ -207,6 +210,20 @@ def set_up_distillation(
     )
     trainable, hooks = distiller(distill_cfg)
     return Distillation(trainable, list(hooks), teacher, count_parameters(teacher.model), kd_weights)
+
+
+def _inherit_from_teacher(
+    spec: JobSpec, student: nn.Module, teacher: Teacher, progress: ProgressCallback
+) -> None:
+    if teacher.spec.family != spec.model.family:
+        raise SpecError(
+            f"distill.init_from_teacher copies the teacher's neck and head: it needs a teacher of the "
+            f"student's family ({spec.model.family}); the teacher is {teacher.spec.family}",
+            "distill.init_from_teacher",
+        )
+    copied, left = inherit_neck_and_head(student, teacher.model, spec.model.two_stage)
+    message = f"student neck and head initialised from the teacher: {copied} tensors copied, {left} left"
+    progress({"type": "log", "level": "info" if copied else "warning", "message": message})
 
 
 def build_hooks(

@@ -272,13 +272,17 @@ class Distiller(nn.Module):
 
 
 class KDWarmupHook(HookBase):
-    """Scales every KD term linearly from 0 to 1 over the first ``warmup`` steps."""
+    """Scales every KD term linearly from 0 to 1 over the first ``warmup`` steps, and to 0 from
+    step ``stop_at`` on (KD off for the tail of the schedule; None: to the end)."""
 
-    def __init__(self, distiller: Distiller, warmup: int):
-        self.distiller, self.warmup = distiller, warmup
+    def __init__(self, distiller: Distiller, warmup: int, stop_at: int | None = None):
+        self.distiller, self.warmup, self.stop_at = distiller, warmup, stop_at
 
     def before_step(self, trainer: Trainer) -> None:
-        self.distiller.kd_scale = min(1.0, (trainer.iter + 1) / self.warmup) if self.warmup > 0 else 1.0
+        if self.stop_at is not None and trainer.iter >= self.stop_at:
+            self.distiller.kd_scale = 0.0
+        else:
+            self.distiller.kd_scale = min(1.0, (trainer.iter + 1) / self.warmup) if self.warmup > 0 else 1.0
 
     def after_train(self, trainer: Trainer, error: BaseException | None) -> None:
         self.distiller.close()
@@ -301,4 +305,13 @@ def build_distiller(
     class_map: ClassMapping | None = None,
 ) -> tuple[Distiller, list[HookBase]]:
     distiller = Distiller(student, teacher, cfg, student_arch, teacher_arch, class_map)
-    return distiller, [KDWarmupHook(distiller, kd_warmup_iters(cfg, iterations))]
+    return distiller, [
+        KDWarmupHook(distiller, kd_warmup_iters(cfg, iterations), kd_stop_step(cfg, iterations))
+    ]
+
+
+def kd_stop_step(cfg: MethodSpec, iterations: int) -> int | None:
+    """The first step trained without KD (``kd_stop_fraction`` of the run left), or None."""
+    if cfg.kd_stop_fraction <= 0:
+        return None
+    return iterations - round(cfg.kd_stop_fraction * iterations)

@@ -68,6 +68,16 @@ KDWeight = Annotated[
 ]
 
 
+# Shared fields added after specs were hashed: left out of the JSON at these defaults, so that
+# earlier specs keep their hash (and their cached results).
+SHARED_DEFAULTS_LEFT_OUT: dict[str, Any] = {
+    "auto_scale": 1.0,
+    "teacher_precision": "fp32",
+    "kd_stop_fraction": 0.0,
+    "init_from_teacher": False,
+}
+
+
 class MethodSpec(BaseModel):
     """Base of the spec model of every method: the ``distill`` fields the distiller itself reads.
 
@@ -111,14 +121,19 @@ class MethodSpec(BaseModel):
     # with bf16 instructions (avx512_bf16 / AMX) or a GPU; fp16 is for CUDA. Its outputs go to the
     # KD losses in float32. Left out of the JSON at fp32, so earlier specs keep their hash.
     teacher_precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    # The last fraction of the schedule trains without KD (RTMDet's distillation does so): the
+    # student settles on its own loss. 0: KD to the end.
+    kd_stop_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
+    # Start the student's neck and head from the teacher's weights where the shapes match (FGD's
+    # and MGD's "inherit" start); the backbone stays the student's own.
+    init_from_teacher: bool = False
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data = handler(self)
-        if data.get("auto_scale") == 1.0:
-            del data["auto_scale"]
-        if data.get("teacher_precision") == "fp32":
-            del data["teacher_precision"]
+        for name, default in SHARED_DEFAULTS_LEFT_OUT.items():
+            if name in data and data[name] == default:
+                del data[name]
         return data
 
     @classmethod
