@@ -92,6 +92,7 @@ RAW = {"method": "mar", "feature_norm": "none"}
 STANDARDISED_MAR = "mar_channel"
 # The distiller search (``distill.method: "auto"``), in every group
 SEARCH_STUDENT = "auto"
+KD_TAIL_STUDENT, INHERIT_STUDENT = "mar_kd_tail", "mar_inherit"
 
 # Labels renamed when MAR's one-stage default became the standardised form (2026-12-02), in the
 # one-stage groups: old -> new. The runs kept their keys; commands recorded before then name the
@@ -127,6 +128,10 @@ STUDENTS: dict[str, dict[str, Any] | None] = {
     **{v: {"method": v} for v in MAR_VARIANTS},
     # the job searches for its distiller (mar_core.search) at its default budget
     SEARCH_STUDENT: {"method": SEARCH_METHOD},
+    # issue 36's options of every method, on MAR: KD off for the last 10% (RTMDet), and the
+    # neck and head started from the teacher's (FGD / MGD; needs the teacher's FPN width: small gap)
+    KD_TAIL_STUDENT: {"method": "mar", "kd_stop_fraction": 0.1},
+    INHERIT_STUDENT: {"method": "mar", "init_from_teacher": True},
     **{p: {"method": p, **CALIBRATED_PEERS.get(p, {})} for p in PEERS},
 }
 
@@ -274,6 +279,7 @@ def _full_groups(
         "mar_raw_no_scale_norm",
         "mar_raw_gaussian",
         *MAR_VARIANTS,
+        KD_TAIL_STUDENT,
         *PEERS,
     )
     return (
@@ -326,7 +332,7 @@ def _full_groups(
             SMALL_GAP_TEACHER,
             retina_s,
             long,
-            ("baseline", "mar", BEST_PEERS, *MAR_VARIANTS, SEARCH_STUDENT),
+            ("baseline", "mar", BEST_PEERS, *MAR_VARIANTS, INHERIT_STUDENT, SEARCH_STUDENT),
             check_convergence=True,
         ),
         # The same pair, warm: every student starts from its seed's final baseline of the small-gap

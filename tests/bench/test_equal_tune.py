@@ -146,7 +146,7 @@ def test_the_other_groups_run_the_two_best_picks_each_at_its_picked_weights(tmp_
     assert "mgd x9 (1/3 seeds)" in choice.source and "fgd (search incomplete)" in choice.source
 
     runs = {r.label: r for r in plan_runs(store, preset, [smallgap.name], seeds=[0])}
-    assert set(runs) == {"baseline", "mar", "cwd x3", "pkd", "mar_cross", "auto"}
+    assert set(runs) == {"baseline", "mar", "cwd x3", "pkd", "mar_cross", "mar_inherit", "auto"}
     assert runs["cwd x3"].spec["distill"]["loss_weight"] == pytest.approx(
         3 * CALIBRATED_PEERS["cwd"]["loss_weight"]
     )
