@@ -30,6 +30,7 @@ from mar_core.data.dataset import DetectionDataset
 from mar_core.distill.auto_weights import TARGET_RATIO, resolve_kd_weights
 from mar_core.distill.distiller import build_distiller
 from mar_core.distill.inherit import inherit_neck_and_head
+from mar_core.distill.teacher_cache import TEACHER_CACHE_DIR, TeacherCache
 from mar_core.engine.distributed import SINGLE, RankInfo, launch
 from mar_core.engine.hooks import (
     CheckpointHook,
@@ -165,10 +166,12 @@ class Distillation:
     teacher: Teacher | None = None
     teacher_params: int | None = None
     kd_weights: dict[str, Any] | None = None
+    teacher_cache: TeacherCache | None = None
 
 
 def set_up_distillation(
     spec: JobSpec,
+    workdir: Path,
     student: nn.Module,
     data: RunData,
     checkpoint_roots: list[Path] | None,
@@ -209,7 +212,40 @@ def set_up_distillation(
         target=TARGET_RATIO * spec.distill.auto_scale,
     )
     trainable, hooks = distiller(distill_cfg)
-    return Distillation(trainable, list(hooks), teacher, count_parameters(teacher.model), kd_weights)
+    cache = attach_teacher_cache(trainable, spec, workdir, progress)
+    return Distillation(trainable, list(hooks), teacher, count_parameters(teacher.model), kd_weights, cache)
+
+
+def teacher_cache_refusal(spec: JobSpec) -> str | None:
+    """Why the teacher's outputs cannot be kept for this job (None: they can): the teacher's
+    input must be a function of (image, flip) alone."""
+    sizes = spec.model.min_size
+    if isinstance(sizes, list) and len(set(sizes)) > 1:
+        return f"multi-scale training (model.min_size {sizes}) shows the teacher each image at a random size"
+    return None
+
+
+def attach_teacher_cache(
+    distiller: nn.Module, spec: JobSpec, workdir: Path, progress: ProgressCallback
+) -> TeacherCache | None:
+    """Give the distiller a teacher cache where the spec asks for one and the input allows."""
+    cfg = spec.distill
+    if cfg.teacher_cache == "off":
+        return None
+    refusal = teacher_cache_refusal(spec)
+    if refusal is not None:
+        message = f"teacher cache off, the teacher runs on every step: {refusal}"
+        log.info("%s", message)
+        progress({"type": "log", "level": "info", "message": message})
+        return None
+    cache = TeacherCache(
+        cfg.teacher_cache_memory_mib * 2**20,
+        cfg.teacher_cache_disk_mib * 2**20,
+        workdir / TEACHER_CACHE_DIR if cfg.teacher_cache_disk_mib > 0 else None,
+        cfg.teacher_cache_dtype,
+    )
+    distiller.teacher_cache = cache
+    return cache
 
 
 def _inherit_from_teacher(
@@ -348,6 +384,9 @@ def build_report(
         "params": {"model": count_parameters(student), "teacher": distillation.teacher_params},
         # distill: each loss weight, how it was chosen ("auto": sized at the start)
         "kd_weights": distillation.kd_weights,
+        "teacher_cache": None
+        if distillation.teacher_cache is None
+        else distillation.teacher_cache.stats.to_dict(),
         "train_seconds": round(train_seconds, 2),
         "images_per_second": round(
             (cfg.iterations - start_iter) * cfg.batch_size / max(train_seconds, 1e-9), 2
@@ -392,7 +431,9 @@ def _run(
     ckpt_dir = workdir / CHECKPOINT_DIR
     last = ckpt_dir / LAST_CHECKPOINT
     state = _resume_state(last, fingerprint, workdir)
-    distillation = set_up_distillation(spec, student, data, checkpoint_roots, state, dev, ranks, progress)
+    distillation = set_up_distillation(
+        spec, workdir, student, data, checkpoint_roots, state, dev, ranks, progress
+    )
     trainable = distillation.trainable.to(dev)
     # a dry step of one and of two images: a batch the device cannot hold fails here, not the host
     local_batch = -(-cfg.batch_size // ranks.world_size)

@@ -32,11 +32,12 @@ def random_hflip(
 def hflip_where(
     images: list[torch.Tensor], targets: list[dict[str, Any]], flip: torch.Tensor
 ) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:
-    """Flip image ``i`` (``3 x H x W``) and its boxes where ``flip[i]`` (bool, one per image)."""
+    """Flip image ``i`` (``3 x H x W``) and its boxes where ``flip[i]`` (bool, one per image); a
+    flipped image's target says so (``"hflip": True``: the teacher cache's key)."""
     out_images, out_targets = [], []
     for image, target, do in zip(images, targets, flip.tolist()):
         if do:
-            target = {**target, "boxes": hflip_boxes(target["boxes"], image.shape[-1])}
+            target = {**target, "boxes": hflip_boxes(target["boxes"], image.shape[-1]), "hflip": True}
             image = image.flip(-1)
         out_images.append(image)
         out_targets.append(target)

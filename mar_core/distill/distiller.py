@@ -23,6 +23,7 @@ box head and predictor run on its own FPN maps): same classes, same order.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +32,7 @@ from torch import Tensor, nn
 from mar_core.distill.capture import FeatureCapture
 from mar_core.distill.feature_loss import resize_to
 from mar_core.distill.kd_loss import BoxClassifierInputs, HeadInputs, adapter, build_kd_loss
+from mar_core.distill.teacher_cache import Key, TeacherCache, stack_entries
 from mar_core.engine.trainer import HookBase, Trainer
 from mar_core.methods import MethodSpec
 from mar_core.models.class_map import ClassMapping
@@ -144,6 +146,7 @@ class Distiller(nn.Module):
         self.cfg = cfg.with_weight_defaults(is_two_stage(student_arch))  # unset weights: per detector family
         self.class_map = class_map
         self.kd_scale = 1.0
+        self.teacher_cache: TeacherCache | None = None  # set by the job when its input allows one
         self.student_tower = CLS_TOWER_MODULES[student_arch]
         object.__setattr__(
             self, "teacher_tower", dict(teacher.named_modules())[CLS_TOWER_MODULES[teacher_arch]]
@@ -203,11 +206,53 @@ class Distiller(nn.Module):
         self.teacher._apply(fn, recurse)
         return self
 
-    @torch.no_grad()
-    def teacher_features(self, batch: Tensor) -> tuple[list[Tensor], list[Tensor], dict[str, Tensor]]:
+    def teacher_features(
+        self, batch: Tensor, keys: Sequence[Key] | None = None
+    ) -> tuple[list[Tensor], list[Tensor], dict[str, Tensor]]:
         """FPN outputs and classification-tower outputs of the teacher, one per distilled level,
         and its whole FPN output (name -> ``B x C x H x W``), float32 whatever
-        ``teacher_precision`` it ran in.
+        ``teacher_precision`` it ran in. With a ``teacher_cache`` and ``keys`` (one
+        ``(image_id, flipped)`` per image of ``batch``), the teacher runs only for the images it
+        has not seen at this padded size."""
+        if self.teacher_cache is None or keys is None:
+            fpn, towers = self._teacher_forward(batch)
+        else:
+            fpn, towers = self._cached_teacher_forward(batch, keys)
+        feats = list(fpn.values())
+        return (
+            [feats[p.teacher_index] for p in self.levels],
+            [towers[p.teacher_index] for p in self.levels],
+            fpn,
+        )
+
+    def _cached_teacher_forward(
+        self, batch: Tensor, keys: Sequence[Key]
+    ) -> tuple[dict[str, Tensor], dict[int, Tensor]]:
+        cache = self.teacher_cache
+        input_hw = (int(batch.shape[-2]), int(batch.shape[-1]))
+        found = cache.lookup(keys, input_hw)
+        missing = [i for i, e in enumerate(found) if e is None]
+        cache.stats.hits += len(keys) - len(missing)
+        cache.stats.misses += len(missing)
+        if len(missing) == len(keys):
+            fpn, towers = self._teacher_forward(batch)
+            cache.store(keys, input_hw, fpn, towers)
+            return fpn, towers
+        hit = [i for i, e in enumerate(found) if e is not None]
+        fpn, towers = stack_entries([found[i] for i in hit], batch.device)
+        if not missing:
+            return fpn, towers
+        fpn_m, towers_m = self._teacher_forward(batch[missing])  # each image padded as in the batch
+        cache.store([keys[i] for i in missing], input_hw, fpn_m, towers_m)
+        return (
+            {n: _interleave(len(keys), hit, fpn[n], missing, fpn_m[n]) for n in fpn},
+            {j: _interleave(len(keys), hit, towers[j], missing, towers_m[j]) for j in towers},
+        )
+
+    @torch.no_grad()
+    def _teacher_forward(self, batch: Tensor) -> tuple[dict[str, Tensor], dict[int, Tensor]]:
+        """The teacher's FPN output (name -> ``B x C x H x W``) and its classification tower on
+        the distilled levels (FPN index -> ``B x C x H x W``), float32.
 
         Under ``no_grad``, not ``inference_mode``: the KD losses save these tensors for their
         backward, which inference tensors refuse, and ``mar bench perf`` measured no gain from it."""
@@ -220,13 +265,8 @@ class Distiller(nn.Module):
             towers = {i: self.teacher_tower(feats[i]) for i in sorted({p.teacher_index for p in self.levels})}
         if dtype is not None:
             fpn = {name: f.float() for name, f in fpn.items()}
-            feats = list(fpn.values())
             towers = {i: t.float() for i, t in towers.items()}
-        return (
-            [feats[p.teacher_index] for p in self.levels],
-            [towers[p.teacher_index] for p in self.levels],
-            fpn,
-        )
+        return dict(fpn), towers
 
     @torch.no_grad()
     def teacher_box_logits(
@@ -245,7 +285,7 @@ class Distiller(nn.Module):
         s_all = list(self.capture.single(FEATURE_MODULE).values())
         s_feats = [s_all[p.student_index] for p in self.levels]
         s_cls = [self.capture.outputs[self.student_tower][p.student_index] for p in self.levels]
-        t_feats, t_cls, t_fpn = self.teacher_features(image_list.tensors)
+        t_feats, t_cls, t_fpn = self.teacher_features(image_list.tensors, sample_keys(targets))
         t_feats = [resize_to(t, s.shape[-2:]) for s, t in zip(s_feats, t_feats)]
         t_cls = [resize_to(t, s.shape[-2:]) for s, t in zip(s_cls, t_cls)]
         padded_h, padded_w = image_list.tensors.shape[-2:]
@@ -269,6 +309,21 @@ class Distiller(nn.Module):
 
     def close(self) -> None:
         self.capture.close()
+
+
+def sample_keys(targets: Sequence[dict]) -> list[Key] | None:
+    """``(image_id, flipped)`` of each training image (``data.transforms.hflip_where`` marks the
+    flipped ones), or None when a target has no ``image_id``."""
+    if not all("image_id" in t for t in targets):
+        return None
+    return [(int(t["image_id"]), bool(t.get("hflip", False))) for t in targets]
+
+
+def _interleave(n: int, first: list[int], a: Tensor, second: list[int], b: Tensor) -> Tensor:
+    """``n x ...``: rows ``first`` from ``a``, rows ``second`` from ``b``."""
+    out = a.new_empty((n, *a.shape[1:]))
+    out[first], out[second] = a, b
+    return out
 
 
 class KDWarmupHook(HookBase):

@@ -75,7 +75,22 @@ SHARED_DEFAULTS_LEFT_OUT: dict[str, Any] = {
     "teacher_precision": "fp32",
     "kd_stop_fraction": 0.0,
     "init_from_teacher": False,
+    "teacher_cache": "off",
+    "teacher_cache_dtype": "fp32",
+    "teacher_cache_memory_mib": 2048,
+    "teacher_cache_disk_mib": 0,
 }
+
+
+# Shared fields that say how a run computes, not what it learns: a distiller search gives its
+# trials the values its own section holds (mar_core.search).
+RUNTIME_FIELDS = (
+    "teacher_precision",
+    "teacher_cache",
+    "teacher_cache_dtype",
+    "teacher_cache_memory_mib",
+    "teacher_cache_disk_mib",
+)
 
 
 class MethodSpec(BaseModel):
@@ -127,6 +142,13 @@ class MethodSpec(BaseModel):
     # Start the student's neck and head from the teacher's weights where the shapes match (FGD's
     # and MGD's "inherit" start); the backbone stays the student's own.
     init_from_teacher: bool = False
+    # Keep the teacher's outputs per (image, flip) and run it only for samples it has not seen
+    # (mar_core.distill.teacher_cache): "auto" where the input allows (one input size), "off".
+    # In memory up to teacher_cache_memory_mib, then in the work folder up to teacher_cache_disk_mib.
+    teacher_cache: Literal["off", "auto"] = "off"
+    teacher_cache_dtype: Literal["fp32", "fp16"] = "fp32"
+    teacher_cache_memory_mib: int = Field(default=2048, ge=0, le=1 << 20)
+    teacher_cache_disk_mib: int = Field(default=0, ge=0, le=1 << 24)
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from mar_core.engine.hooks import device_of, load_training_checkpoint
 from mar_core.errors import JobCancelled, MarError, NonFiniteLossError
 from mar_core.eval import evaluate_model
 from mar_core.methods import NO_KD, AutoSpec, parse_distill
+from mar_core.methods.base import RUNTIME_FIELDS
 from mar_core.models.pretrained import load_pretrained_start
 from mar_core.models.registry import build_detector
 from mar_core.progress import STEP_SECONDS, ProgressCallback, ProgressEvent
@@ -93,13 +94,14 @@ def is_search(spec: JobSpec) -> bool:
 
 
 def candidate_spec(spec: JobSpec, candidate: Candidate) -> JobSpec:
-    """The job spec of one candidate: its distill section (with the search's teacher precision),
-    or a plain training job."""
+    """The job spec of one candidate: its distill section (with the search's ``RUNTIME_FIELDS``:
+    how the teacher runs), or a plain training job."""
     if candidate.distill is None:
         return spec.model_copy(update={"kind": "train", "teacher": None, "distill": None})
     distill = dict(candidate.distill)
-    if spec.distill is not None and spec.distill.teacher_precision != "fp32":
-        distill["teacher_precision"] = spec.distill.teacher_precision
+    if spec.distill is not None:
+        runtime = spec.distill.model_dump(include=set(RUNTIME_FIELDS))  # set or not default
+        distill.update(runtime)
     return spec.model_copy(update={"distill": parse_distill(distill)})
 
 
