@@ -30,9 +30,13 @@ def format_steps(r: dict[str, Any]) -> list[str]:
         ("student-only training step", "student_step"),
         ("teacher forward (FPN + cls tower)", "teacher_forward"),
         ("MAR step (student + teacher + KD losses)", "mar_step"),
+        ("MAR step, teacher in bf16 (`distill.teacher_precision`)", "mar_step_bf16_teacher"),
+        ("MAR step, teacher outputs from the cache (`distill.teacher_cache`)", "mar_step_cached_teacher"),
     ]
     rows = []
     for label, key in names:
+        if key not in med:  # results of an earlier version
+            continue
         rel = "1.00" if key == "student_step" else f"{med[key] / med['student_step']:.2f}"
         row = [label, _ms(med[key]), rel]
         if cpu:

@@ -14,10 +14,12 @@ tower on the student's padded batch (no detection head post-processing).
 
 from __future__ import annotations
 
+import copy
 import logging
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from mar_core.data import generate_synthetic
 from mar_core.data.loader import collate_detection
 from mar_core.data.registry import load_dataset
 from mar_core.distill.distiller import Distiller
+from mar_core.distill.teacher_cache import TeacherCache
 from mar_core.methods import parse_distill
 from mar_core.models.registry import build_detector, count_parameters
 from mar_core.spec import DatasetSpec, ModelSpec
@@ -99,6 +102,11 @@ def _ratios(med: dict[str, float]) -> dict[str, float]:
         "distillation_overhead": round(
             (med["mar_step"] - med["student_step"] - med["teacher_forward"]) / med["student_step"], 4
         ),
+        **{
+            f"{key}_over_student_step": round(med[key] / med["student_step"], 4)
+            for key in ("mar_step_bf16_teacher", "mar_step_cached_teacher")
+            if key in med
+        },
     }
 
 
@@ -124,31 +132,46 @@ def _measure(
     # A second, identical student for the MAR step: both optimisers see the same kind of model.
     kd_student = build_detector(s_spec, num_classes + 1)
     kd_student.load_state_dict(student.state_dict())
-    distiller = (
-        Distiller(
-            kd_student, teacher, parse_distill(distill or {"method": "mar"}), s_spec.family, t_spec.family
-        )
-        .train()
-        .to(device)
-    )
+    section = distill or {"method": "mar"}
+
+    def make_distiller(overrides: dict[str, Any], own_teacher: bool) -> Distiller:
+        twin = build_detector(s_spec, num_classes + 1)
+        twin.load_state_dict(student.state_dict())
+        t = copy.deepcopy(teacher) if own_teacher else teacher  # bf16 turns its teacher channels_last
+        cfg = parse_distill({**section, **overrides})
+        return Distiller(twin, t, cfg, s_spec.family, t_spec.family).train().to(device)
+
+    # The MAR step as configured; with the teacher in bf16 (issue 37); with every teacher output
+    # read from the cache (a job's steps after each (image, flip) was seen once).
+    distiller = make_distiller({}, own_teacher=False)
+    bf16 = make_distiller({"teacher_precision": "bf16"}, own_teacher=True) if device.type == "cpu" else None
+    cached = make_distiller({}, own_teacher=False)
+    cached.teacher_cache = TeacherCache(1 << 40, 0, None)
     opt_s = torch.optim.SGD(student.parameters(), lr=1e-4, momentum=0.9)
-    opt_d = torch.optim.SGD([p for p in distiller.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
     padded = student.transform(images, targets)[0].tensors
 
     last_losses: dict[str, float] = {}
 
-    def mar_step() -> None:
-        losses = distiller(images, targets)
-        total = sum(losses.values())
-        opt_d.zero_grad(set_to_none=True)
-        total.backward()
-        opt_d.step()
-        last_losses.update({k: round(float(v.detach()), 5) for k, v in losses.items()})
+    def kd_step(d: Distiller) -> Callable[[], None]:
+        opt = torch.optim.SGD([p for p in d.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
+
+        def step() -> None:
+            losses = d(images, targets)
+            total = sum(losses.values())
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            if d is distiller:
+                last_losses.update({k: round(float(v.detach()), 5) for k, v in losses.items()})
+
+        return step
 
     steps = {
         "student_step": lambda: train_step(student, opt_s, images, targets),
         "teacher_forward": lambda: distiller.teacher_features(padded),
-        "mar_step": mar_step,
+        "mar_step": kd_step(distiller),
+        **({"mar_step_bf16_teacher": kd_step(bf16)} if bf16 is not None else {}),
+        "mar_step_cached_teacher": kd_step(cached),  # the warm-up steps fill the cache
     }
     wall: dict[str, list[float]] = {k: [] for k in steps}
     cpu: dict[str, list[float]] = {k: [] for k in steps}
@@ -158,7 +181,9 @@ def _measure(
             if i >= warmup:
                 wall[name].append(w)
                 cpu[name].append(c)
-    distiller.close()
+    for d in (distiller, bf16, cached):
+        if d is not None:
+            d.close()
     med = {k: statistics.median(v) for k, v in wall.items()}
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     return {
