@@ -278,7 +278,7 @@ class MarClient:
         return out
 
     def upload_checkpoint(self, path: str | Path) -> dict[str, Any]:
-        """``POST /checkpoints``; the returned ``path`` goes into ``teacher.checkpoint``."""
+        """``POST /checkpoints``; the returned ``id`` names the teacher: ``{"upload": id}``."""
         p = Path(path)
         with open(p, "rb") as f:
             return self._request("POST", "/checkpoints", files={"file": (p.name, f)}, timeout=None).json()

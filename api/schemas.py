@@ -120,7 +120,8 @@ class JobCheckpointsPublic(BaseModel):
 
 
 class CheckpointPublic(BaseModel):
-    path: str = Field(description="relative to the checkpoint root: use as teacher.checkpoint")
+    id: str = Field(description='use as {"teacher": {"upload": ...}} in a job spec')
+    path: str = Field(description="relative to the checkpoint root: teacher.checkpoint's older form")
     name: str
     size: int
     sha256: str

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -270,15 +270,26 @@ class ModelSpec(_Strict):
         return (list(self.min_size) if isinstance(self.min_size, list) else [self.min_size]), self.max_size
 
 
-class TeacherSpec(_Strict):
-    """The teacher: a previous run's output folder (``model.json`` + weights), or a
-    state_dict file (``.pt`` / ``.pth`` / ``.safetensors``) together with ``model`` naming its
-    architecture (``{"torchvision": "<builder>"}`` for a torchvision checkpoint). Its classes are
-    matched to the dataset's by name: from its model card, or ``class_names`` (its labels 1..K-1
-    in order; ``"N/A"`` marks an unused id, as in torchvision's COCO list; a leading
-    ``"__background__"`` is skipped)."""
+# A resource of the service named in a spec (a job, an upload, a dataset)
+ResourceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+TEACHER_SOURCES = ("checkpoint", "job", "upload")
 
-    checkpoint: SpecText = Field(min_length=1)
+
+class TeacherSpec(_Strict):
+    """The teacher, named one of three ways: ``job`` (a finished job of the project: its output
+    folder), ``upload`` (a checkpoint uploaded to the service, ``POST /checkpoints``' id), or
+    ``checkpoint`` (a path: a run's output folder, ``model.json`` + weights, or a state_dict file
+    ``.pt`` / ``.pth`` / ``.safetensors``; on the service a path under its roots, the form for
+    admins and older specs). A state_dict needs ``model`` naming its architecture
+    (``{"torchvision": "<builder>"}`` for a torchvision checkpoint). Its classes are matched to
+    the dataset's by name: from its model card, or ``class_names`` (its labels 1..K-1 in order;
+    ``"N/A"`` marks an unused id, as in torchvision's COCO list; a leading ``"__background__"`` is
+    skipped). The service resolves ``job`` and ``upload`` when it runs the job
+    (``with_checkpoint``)."""
+
+    checkpoint: SpecText | None = Field(default=None, min_length=1)
+    job: ResourceId | None = None
+    upload: ResourceId | None = None
     model: ModelSpec | None = None
     class_names: list[SpecText] | None = Field(default=None, max_length=MAX_CLASSES)
 
@@ -294,10 +305,28 @@ class TeacherSpec(_Strict):
                 raise ValueError(f"names a class twice: {', '.join(dupes)}")
         return v
 
+    @model_validator(mode="after")
+    def _one_source(self) -> TeacherSpec:
+        named = [f for f in TEACHER_SOURCES if getattr(self, f) is not None]
+        if len(named) != 1:
+            got = f"got {', '.join(named)}" if named else "got none"
+            raise ValueError(f"checkpoint: name the teacher one way: checkpoint, job or upload ({got})")
+        return self
+
+    @property
+    def source(self) -> str:
+        """``checkpoint``, ``job`` or ``upload``: how the spec names the teacher."""
+        return next(f for f in TEACHER_SOURCES if getattr(self, f) is not None)
+
+    def with_checkpoint(self, path: str) -> TeacherSpec:
+        """This teacher named by ``path`` (what the service resolved ``job`` / ``upload`` to)."""
+        return self.model_copy(update={"checkpoint": path, "job": None, "upload": None})
+
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data = handler(self)  # class_names only when set: no earlier run is re-keyed
-        return {k: v for k, v in data.items() if not (k == "class_names" and v is None)}
+        data = handler(self)  # the optional fields only when set: no earlier run is re-keyed
+        optional = ("class_names", "job", "upload", "checkpoint")
+        return {k: v for k, v in data.items() if not (k in optional and v is None)}
 
 
 class TrainSpec(_Strict):

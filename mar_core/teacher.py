@@ -45,6 +45,14 @@ def load_teacher(
     its classifier's shape), match its classes to ``class_names`` and report what the job should
     know (class matching, input sizes, distilled levels against ``student``)."""
     assert spec.teacher is not None
+    if spec.teacher.checkpoint is None:  # the service resolves job / upload before it runs a job
+        source = spec.teacher.source
+        raise SpecError(
+            f"teacher.{source}: the id of {'an upload' if source == 'upload' else 'a job'} of the service, "
+            "which resolves it when it runs the job; to run here, name the teacher by "
+            "teacher.checkpoint (a path)",
+            f"teacher.{source}",
+        )
     path = resolve_under(spec.teacher.checkpoint, checkpoint_roots, "teacher.checkpoint")
     if not path.exists():
         raise SpecError(

@@ -16,6 +16,7 @@ import torch
 from api.db import jobs_repo
 from api.db.session import make_engine, make_session_factory, session_scope
 from api.services.mlflow_urls import check_mlflow_uri
+from api.services.teacher_source import with_resolved_teacher
 from api.settings import Settings, get_settings
 from mar_core.errors import JobCancelled, MarError, SpecError
 from mar_core.paths import redact_paths
@@ -48,6 +49,8 @@ def run(job_id: str, worker_id: str, result_path: Path, stop: threading.Event) -
                 return res.SKIPPED
             raw_spec = dict(job.spec)
         spec = parse_spec(raw_spec)  # re-validate: SpecError (invalid_spec) names the field
+        with session_scope(sf) as s:  # teacher.job / teacher.upload: where they are now
+            spec = with_resolved_teacher(spec, settings, s)
         with session_scope(sf) as s:
             if not jobs_repo.mark_running(s, job_id, worker_id):
                 logger.warning("job %s is no longer starting for %s; not running it", job_id, worker_id)

@@ -34,8 +34,9 @@ _UPLOAD_BODY = multipart_upload_body(
     "", response_model=CheckpointPublic, status_code=status.HTTP_201_CREATED, openapi_extra=_UPLOAD_BODY
 )
 async def upload_checkpoint(request: Request, settings: SettingsDep, key: CurrentKey) -> CheckpointPublic:
-    """Store a teacher under a generated name; use the returned ``path`` (relative to the
-    checkpoint root) as ``teacher.checkpoint``. The key is checked and the size read from
+    """Store a teacher under a generated name; name it in a job spec by the returned ``id``
+    (``{"teacher": {"upload": id}}``; the ``path``, relative to the checkpoint root, is the older
+    ``teacher.checkpoint`` form). The key is checked and the size read from
     ``Content-Length`` before the body is; a pickle ``torch.load(weights_only=True)`` would refuse
     (one that runs code) is a 422 naming its first forbidden global (it is never unpickled here)."""
     check_upload_length(request, settings.max_upload_bytes)
@@ -53,4 +54,4 @@ async def upload_checkpoint(request: Request, settings: SettingsDep, key: Curren
             key.project,
         )
     rel = path.relative_to(settings.checkpoint_root).as_posix()
-    return CheckpointPublic(path=rel, name=path.name, size=size, sha256=digest)
+    return CheckpointPublic(id=path.stem, path=rel, name=path.name, size=size, sha256=digest)

@@ -25,6 +25,7 @@ from api.db.models import DEFAULT_PROJECT
 from api.locked_lru import LockedLRU
 from api.services.datasets import bad_image_policy, dataset_for_job
 from api.services.mlflow_urls import check_mlflow_uri
+from api.services.teacher_source import teacher_path as teacher_path_of
 from api.services.uploads import UPLOADS
 from api.services.webhook_urls import check_webhook_url
 from api.settings import Settings
@@ -172,9 +173,13 @@ def check_spec(spec: JobSpec, settings: Settings, session: Session, scope: str |
     model_files = check_model_files(spec, host)
     if model_files:
         update["model"] = spec.model.model_copy(update=model_files)
-    if spec.teacher is not None:
+    if spec.teacher is not None and spec.teacher.checkpoint is not None:
         teacher_path = check_teacher(spec.teacher.checkpoint, host)
         update["teacher"] = spec.teacher.model_copy(update={"checkpoint": str(teacher_path)})
+    elif spec.teacher is not None:  # by id: checked here, kept as the id (the worker resolves it)
+        check_no_code(
+            teacher_path_of(spec.teacher, settings, session, scope), f"teacher.{spec.teacher.source}"
+        )
     for hook in spec.webhooks:
         check_webhook_url(hook.url, settings, "webhooks.url")
     return spec.model_copy(update=update)
