@@ -34,8 +34,8 @@ def register(add) -> None:
     d.add_argument(
         "--workers",
         type=positive_int,
-        default=1,
-        help="workers; with 2 the two students train at the same time",
+        default=2,
+        help="workers (default 2: the two students train at the same time, a core each on 2 cores)",
     )
     d.add_argument("--quick", action="store_true", help="a few iterations per job (a smoke run)")
     d.add_argument(
