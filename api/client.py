@@ -278,8 +278,17 @@ class MarClient:
         return out
 
     def upload_checkpoint(self, path: str | Path) -> dict[str, Any]:
-        """``POST /checkpoints``; the returned ``id`` names the teacher: ``{"upload": id}``."""
+        """The project's upload of this file: asked for by its sha256 first (``GET
+        /checkpoints/{sha256}``), sent (``POST /checkpoints``) only when the service lacks it. The
+        returned ``id`` names the teacher: ``{"upload": id}``."""
         p = Path(path)
+        with open(p, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        try:
+            return self._request("GET", f"/checkpoints/{digest}").json()
+        except ApiClientError as e:
+            if e.status != 404:
+                raise
         with open(p, "rb") as f:
             return self._request("POST", "/checkpoints", files={"file": (p.name, f)}, timeout=None).json()
 

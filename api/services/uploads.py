@@ -1,5 +1,5 @@
 """Uploads streamed to disk under a size limit; teacher checkpoints stored in the checkpoint
-root under a generated name.
+root under their content's sha256 (an identical re-upload keeps the first file).
 
 The file is never unpickled here (the API does not import torch): its pickles are read opcode
 by opcode (``mar_core.pickle_scan``) and refused when ``torch.load(..., weights_only=True)``,
@@ -72,10 +72,22 @@ def copy_limited(src: BinaryIO, out: BinaryIO, max_bytes: int) -> tuple[int, str
     return size, h.hexdigest()
 
 
+def find_checkpoint(root: Path, project: str, sha256: str) -> Path | None:
+    """The upload of ``project`` whose content has this sha256 (uploads are named by it), or None."""
+    folder = root / UPLOADS / project
+    for suffix in ALLOWED_SUFFIXES:
+        path = folder / f"{sha256}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
 def store_checkpoint(
     src: BinaryIO, filename: str | None, root: Path, max_bytes: int, project: str
-) -> tuple[Path, int, str]:
-    """Copy ``src`` to ``root/uploads/<project>/<uuid><suffix>``; returns ``(path, size, sha256)``.
+) -> tuple[Path, int, str, bool]:
+    """Copy ``src`` to ``root/uploads/<project>/<sha256><suffix>``; returns ``(path, size,
+    sha256, created)``. Content-addressed: the same bytes uploaded again by the project keep the
+    first file (``created`` False) and the new copy is dropped.
 
     Written to a temporary name and renamed once checked (``checkpoint_suffix``,
     ``check_pickles``), so a partial or refused upload is never visible; over ``max_bytes`` the
@@ -83,18 +95,20 @@ def store_checkpoint(
     """
     folder = root / UPLOADS / project
     folder.mkdir(parents=True, exist_ok=True)
-    stem = uuid.uuid4().hex
-    tmp = folder / f".{stem}.part"
+    tmp = folder / f".{uuid.uuid4().hex}.part"
     try:
         with open(tmp, "wb") as out:
             size, digest = copy_limited(src, out, max_bytes)
+        existing = find_checkpoint(root, project, digest)
+        if existing is not None:
+            return existing, size, digest, False
         suffix = checkpoint_suffix(filename, tmp)
         check_pickles(tmp, suffix)
-        final = folder / f"{stem}{suffix}"
-        os.replace(tmp, final)
+        final = folder / f"{digest}{suffix}"
+        os.replace(tmp, final)  # a concurrent identical upload writes the same bytes: either is fine
     finally:
         tmp.unlink(missing_ok=True)
-    return final, size, digest
+    return final, size, digest, True
 
 
 def check_pickles(path: Path, suffix: str) -> None:
