@@ -65,6 +65,7 @@ def _fill(path: str, world: dict) -> str:
         .replace("{endpoint_id}", world["endpoint"]["id"])
         .replace("{name}", "model.json")
         .replace("{which}", "last")
+        .replace("{sha256}", world["checkpoint"]["sha256"])
     )
 
 
@@ -101,6 +102,8 @@ def test_every_route_hides_another_projects_resources(app, client, db, alpha_wor
         (train_spec(dataset={"id": dataset["id"]}), "dataset.id"),
         (distill_spec(Path(ckpt["path"])), "teacher.checkpoint"),
         (distill_spec(alpha_world["job_dir"]), "teacher.checkpoint"),
+        (train_spec(kind="distill", teacher={"upload": ckpt["id"]}), "teacher.upload"),
+        (train_spec(kind="distill", teacher={"job": alpha_world["job"]["id"]}), "teacher.job"),
     ]
     for spec, param in refused:
         r = client.post("/jobs", json=spec, headers=beta)
