@@ -7,6 +7,7 @@ first (symbolic links inside it are refused by the server, not followed).
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import tarfile
 import tempfile
@@ -22,10 +23,13 @@ from mar_core.errors import DatasetError
 
 
 def pack_folder(folder: Path, out_dir: Path) -> Path:
-    """``folder`` as ``out_dir/<name>.tar.gz`` (one top folder named like ``folder``)."""
+    """``folder`` as ``out_dir/<name>.tar.gz`` (one top folder named like ``folder``). The same
+    files give the same bytes (entries in name order, no time in the gzip header), so an upload
+    of an unchanged folder is recognised by its sha256 and not sent again."""
     archive = out_dir / f"{folder.resolve().name}.tar.gz"
-    with tarfile.open(archive, "w:gz") as tf:
-        tf.add(folder, arcname=folder.resolve().name)
+    with open(archive, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+        with tarfile.open(fileobj=gz, mode="w") as tf:
+            tf.add(folder, arcname=folder.resolve().name)
     return archive
 
 

@@ -13,6 +13,7 @@ from mar_core.url_guard import URL_PATTERN
 # The ids and values of the query, path and header parameters, as the OpenAPI document states them.
 INT64_MAX = 2**63 - 1
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"  # a file's sha256, lowercase hex (uploads are named by it)
 EVENT_ID_PATTERN = r"^[0-9]{0,18}$"  # empty: from the start
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"  # printable ASCII, no space
 # a webhook event name, as the document states it (the route names an unknown one)

@@ -38,10 +38,32 @@ def get_dataset(s: Session, dataset_id: str, project: str | None = None) -> Data
 
 
 def list_datasets(
-    s: Session, limit: int = 50, cursor: str | None = None, project: str | None = None
+    s: Session,
+    limit: int = 50,
+    cursor: str | None = None,
+    project: str | None = None,
+    archive_sha256: str | None = None,
 ) -> tuple[list[Dataset], str | None]:
-    """Ready datasets (of ``project``, when given), newest first; ``(datasets, next_cursor)``."""
-    return newest_first_page(s, _ready(project), Dataset, limit, cursor)
+    """Ready datasets (of ``project``, when given; uploaded as an archive of this sha256, when
+    given), newest first; ``(datasets, next_cursor)``."""
+    stmt = _ready(project)
+    if archive_sha256 is not None:
+        stmt = stmt.where(Dataset.archive_sha256 == archive_sha256)
+    return newest_first_page(s, stmt, Dataset, limit, cursor)
+
+
+def find_upload(
+    s: Session, project: str, archive_sha256: str, fmt: str | None, on_bad_image: str
+) -> Dataset | None:
+    """The project's ready dataset uploaded from the same archive bytes with the same options
+    (``fmt`` None: any detected format), or None: an identical re-upload returns it."""
+    rows = s.execute(
+        _ready(project).where(Dataset.archive_sha256 == archive_sha256).order_by(Dataset.created_at)
+    ).scalars()
+    for row in rows:
+        if (fmt is None or row.format == fmt) and row.report.get("on_bad_image", "refuse") == on_bad_image:
+            return row
+    return None
 
 
 def claim_for_job(s: Session, dataset_id: str) -> bool:

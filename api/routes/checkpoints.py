@@ -12,10 +12,8 @@ from starlette.datastructures import UploadFile
 from api.deps import CurrentKey, SettingsDep, get_current_key
 from api.errors import InvalidRequest, NotFound
 from api.openapi import multipart_upload_body
-from api.schemas import CheckpointPublic, ErrorPublic
+from api.schemas import SHA256_PATTERN, CheckpointPublic, ErrorPublic
 from api.services.uploads import ALLOWED_SUFFIXES, check_upload_length, find_checkpoint, store_checkpoint
-
-SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
 router = APIRouter(
     prefix="/checkpoints",

@@ -14,7 +14,7 @@ from api.db.paging import CURSOR_PATTERN
 from api.deps import CurrentKey, ScopeDep, SessionDep, SettingsDep, get_current_key
 from api.errors import InvalidRequest, NotFound
 from api.openapi import multipart_upload_body
-from api.schemas import ID_PATTERN, DatasetPublic, DatasetsPublic, ErrorPublic
+from api.schemas import ID_PATTERN, SHA256_PATTERN, DatasetPublic, DatasetsPublic, ErrorPublic
 from api.services.archives import ARCHIVE_SUFFIXES
 from api.services.datasets import delete_dataset, store_dataset
 from api.services.uploads import check_upload_length
@@ -51,17 +51,26 @@ def _form_text(value: object, field: str, max_length: int) -> str | None:
     response_model=DatasetPublic,
     status_code=status.HTTP_201_CREATED,
     openapi_extra=_UPLOAD_BODY,
-    responses={411: {"model": ErrorPublic}, 413: {"model": ErrorPublic}},
+    responses={
+        200: {
+            "model": DatasetPublic,
+            "description": "the project already had this archive: the first dataset",
+        },
+        411: {"model": ErrorPublic},
+        413: {"model": ErrorPublic},
+    },
 )
 async def upload_dataset(
-    request: Request, session: SessionDep, settings: SettingsDep, key: CurrentKey
+    request: Request, response: Response, session: SessionDep, settings: SettingsDep, key: CurrentKey
 ) -> Dataset:
     """Upload a dataset archive (COCO, Pascal VOC or YOLO layout; ``format`` detected unless
     given). The key is checked and the size read from ``Content-Length`` before the body is; the
     archive is extracted safely and validated (every image decoded), and refused with a 422 naming
     the file and image or line at fault; ``on_bad_image=skip`` leaves undecodable images out
     (counted in the report) instead, and the jobs on the dataset skip them too. Use the returned
-    ``id`` as ``{"dataset": {"id": ...}}`` in a job spec."""
+    ``id`` as ``{"dataset": {"id": ...}}`` in a job spec. The same archive bytes uploaded again
+    by the project with the same options answer 200 with the first dataset (``GET
+    /datasets?sha256=`` asks before sending)."""
     check_upload_length(request, settings.max_dataset_upload_bytes)
     async with request.form(max_files=1, max_fields=5) as form:
         upload = form.get("file")
@@ -79,7 +88,7 @@ async def upload_dataset(
             raise InvalidRequest(
                 f"on_bad_image: unknown {on_bad_image!r}; valid: {valid}", param="on_bad_image"
             )
-        return await run_in_threadpool(
+        dataset, created = await run_in_threadpool(
             store_dataset,
             session,
             upload.file,
@@ -90,6 +99,9 @@ async def upload_dataset(
             key.project,
             on_bad_image,
         )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return dataset
 
 
 @router.get("", response_model=DatasetsPublic)
@@ -100,9 +112,15 @@ def list_datasets(
     cursor: Annotated[
         str | None, Query(pattern=CURSOR_PATTERN, description="next_cursor of the previous page")
     ] = None,
+    sha256: Annotated[
+        str | None,
+        Query(pattern=SHA256_PATTERN, description="only those uploaded as an archive of this sha256"),
+    ] = None,
 ) -> DatasetsPublic:
     """Uploaded datasets, newest first, one page at a time."""
-    rows, next_cursor = datasets_repo.list_datasets(session, limit=limit, cursor=cursor, project=scope)
+    rows, next_cursor = datasets_repo.list_datasets(
+        session, limit=limit, cursor=cursor, project=scope, archive_sha256=sha256
+    )
     return DatasetsPublic(
         data=[DatasetPublic.model_validate(r) for r in rows], count=len(rows), next_cursor=next_cursor
     )

@@ -52,10 +52,12 @@ def store_dataset(
     fmt: str | None = None,
     project: str = DEFAULT_PROJECT,
     on_bad_image: str = "refuse",
-) -> Dataset:
+) -> tuple[Dataset, bool]:
     """Store and validate an uploaded archive as a dataset of ``project``; returns the committed
-    ``Dataset``. Every image is decoded: an undecodable one is refused, or left out (counted in
-    the report, which records ``on_bad_image``) when ``on_bad_image`` is ``"skip"``.
+    ``Dataset`` and whether it is new: the same archive bytes uploaded again by the project with
+    the same options return the first dataset (``False``), neither extracted nor checked again.
+    Every image is decoded: an undecodable one is refused, or left out (counted in the report,
+    which records ``on_bad_image``) when ``on_bad_image`` is ``"skip"``.
 
     422 naming ``file`` for an unsafe archive or invalid data (the message names the file and
     image or line at fault), ``format`` for an unknown format; 413 past the upload limit."""
@@ -68,6 +70,9 @@ def store_dataset(
     try:
         with open(archive, "wb") as out:
             size, digest = copy_limited(src, out, settings.max_dataset_upload_bytes)
+        existing = datasets_repo.find_upload(session, project, digest, fmt, on_bad_image)
+        if existing is not None:
+            return existing, False
         kind = archive_kind(filename, archive)
         work.mkdir()
         limits = ExtractLimits(settings.max_dataset_files, settings.max_dataset_expanded_bytes)
@@ -105,7 +110,7 @@ def store_dataset(
     finally:
         archive.unlink(missing_ok=True)
     log.info("dataset %s stored (%s, %d files, splits %s)", dataset_id, fmt, extracted.files, splits)
-    return dataset
+    return dataset, True
 
 
 def bad_image_policy(ds: DatasetSpec, row: Dataset) -> str:
