@@ -93,6 +93,10 @@ STANDARDISED_MAR = "mar_channel"
 # The distiller search (``distill.method: "auto"``), in every group
 SEARCH_STUDENT = "auto"
 KD_TAIL_STUDENT, INHERIT_STUDENT = "mar_kd_tail", "mar_inherit"
+RUNTIME_STUDENTS = {
+    "mar_teacher_cache": {"teacher_cache": "auto"},
+    "mar_bf16_teacher": {"teacher_precision": "bf16"},
+}
 
 # Labels renamed when MAR's one-stage default became the standardised form (2026-12-02), in the
 # one-stage groups: old -> new. The runs kept their keys; commands recorded before then name the
@@ -132,6 +136,9 @@ STUDENTS: dict[str, dict[str, Any] | None] = {
     # neck and head started from the teacher's (FGD / MGD; needs the teacher's FPN width: small gap)
     KD_TAIL_STUDENT: {"method": "mar", "kd_stop_fraction": 0.1},
     INHERIT_STUDENT: {"method": "mar", "init_from_teacher": True},
+    # issue 37's cheaper teacher, on MAR: the same student, the teacher's outputs from the cache
+    # or its forward in bf16; their AP must stay within the seed spread of "mar"'s
+    **{label: {"method": "mar", **runtime} for label, runtime in RUNTIME_STUDENTS.items()},
     **{p: {"method": p, **CALIBRATED_PEERS.get(p, {})} for p in PEERS},
 }
 
@@ -280,6 +287,7 @@ def _full_groups(
         "mar_raw_gaussian",
         *MAR_VARIANTS,
         KD_TAIL_STUDENT,
+        *RUNTIME_STUDENTS,
         *PEERS,
     )
     return (
