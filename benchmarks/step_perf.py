@@ -129,12 +129,10 @@ def _measure(
     s_spec, t_spec = ModelSpec(**student_model), ModelSpec(**teacher_model)
     student = build_detector(s_spec, num_classes + 1).train().to(device)
     teacher = build_detector(t_spec, num_classes + 1).eval().requires_grad_(False)
-    # A second, identical student for the MAR step: both optimisers see the same kind of model.
-    kd_student = build_detector(s_spec, num_classes + 1)
-    kd_student.load_state_dict(student.state_dict())
     section = distill or {"method": "mar"}
 
     def make_distiller(overrides: dict[str, Any], own_teacher: bool) -> Distiller:
+        """A distiller of a twin of ``student`` (each optimiser sees the same kind of model)."""
         twin = build_detector(s_spec, num_classes + 1)
         twin.load_state_dict(student.state_dict())
         t = copy.deepcopy(teacher) if own_teacher else teacher  # bf16 turns its teacher channels_last

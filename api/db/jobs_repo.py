@@ -257,9 +257,9 @@ def set_progress(
     ``job.progress`` webhook at most every ``webhook_every_s`` seconds per job."""
     ok = _update(s, job_id, states.ACTIVE, {"progress_step": step, "progress_total": total})
     if ok:
-        if store_event:
-            append_event(s, job_id, "progress", {"step": step, "total": total})
         data = {"step": step, "total": total}
+        if store_event:
+            append_event(s, job_id, "progress", data)
         webhooks_repo.enqueue(s, job_id, webhooks_repo.PROGRESS, data, throttle_s=webhook_every_s)
     return ok
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from api.db import jobs_repo, states
 from api.db.models import DEFAULT_PROJECT
-from api.services.uploads import ALLOWED_SUFFIXES, UPLOADS
+from api.services.uploads import UPLOADS, upload_in
 from api.settings import Settings
 from mar_core.errors import SpecError
 from mar_core.spec import JobSpec, TeacherSpec
@@ -40,10 +40,8 @@ def _upload_teacher(upload_id: str, settings: Settings, project: str | None) -> 
     else:  # a project's own folder; uploads from before projects belong to the default project
         folders = [uploads / project, *([uploads] if project == DEFAULT_PROJECT else [])]
     for folder in folders:
-        for suffix in ALLOWED_SUFFIXES:
-            path = folder / f"{upload_id}{suffix}"
-            if path.is_file():
-                return path
+        if (path := upload_in(folder, upload_id)) is not None:
+            return path
     raise SpecError(f"teacher.upload: no upload {upload_id}", param="teacher.upload")
 
 

@@ -72,14 +72,14 @@ def copy_limited(src: BinaryIO, out: BinaryIO, max_bytes: int) -> tuple[int, str
     return size, h.hexdigest()
 
 
+def upload_in(folder: Path, stem: str) -> Path | None:
+    """The checkpoint upload named ``stem`` (with any allowed suffix) in ``folder``, or None."""
+    return next((p for s in ALLOWED_SUFFIXES if (p := folder / f"{stem}{s}").is_file()), None)
+
+
 def find_checkpoint(root: Path, project: str, sha256: str) -> Path | None:
     """The upload of ``project`` whose content has this sha256 (uploads are named by it), or None."""
-    folder = root / UPLOADS / project
-    for suffix in ALLOWED_SUFFIXES:
-        path = folder / f"{sha256}{suffix}"
-        if path.is_file():
-            return path
-    return None
+    return upload_in(root / UPLOADS / project, sha256)
 
 
 def store_checkpoint(

@@ -3,7 +3,7 @@ sight of an image the distiller does not run the teacher again.
 
 Valid only when the teacher's input is a deterministic function of (image, flip): one input size
 (no multi-scale ``min_size`` list) and no other random augmentation; the caller checks that
-(``cache_refusal``). A sample's key is ``(image_id, flipped)``; its entry holds the teacher's
+(``mar_core.single_run.teacher_cache_refusal``). A sample's key is ``(image_id, flipped)``; its entry holds the teacher's
 whole FPN output and classification-tower outputs for that image, each ``C x H x W`` (the
 sample's slice of the batched forward), and the padded input size it was computed at: an entry
 is used only for a batch padded to the same size, so the teacher saw the same pixels.

@@ -4,10 +4,8 @@ last step)."""
 
 from __future__ import annotations
 
-import pytest
-
 from api.db import jobs_repo
-from api.db.session import init_db, make_engine, make_session_factory, session_scope
+from api.db.session import session_scope
 from mar_core.spec import JobSpec
 from worker.progress_sink import DbProgressSink, ProgressMilestones
 
@@ -20,14 +18,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def sf(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'sink.db'}")
-    init_db(engine)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 def _running_job(sf) -> str:

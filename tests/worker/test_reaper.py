@@ -9,20 +9,12 @@ import pytest
 
 from api.broker import send_run_job
 from api.db import jobs_repo
-from api.db.session import init_db, make_engine, make_session_factory, session_scope
+from api.db.session import session_scope
 from mar_core.spec import JobSpec
 from worker.broker_peek import queued_message_job_ids
 from worker.reaper import NudgeMemo, broker_queue_depth, reap_once
 
 SPEC = JobSpec.model_validate({"kind": "train", "dataset": {"path": "x"}})
-
-
-@pytest.fixture
-def sf(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
-    init_db(engine)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 def _job(sf) -> str:
