@@ -139,7 +139,10 @@ class RunData:
     train: DetectionDataset
     val: DetectionDataset
     fit: Dataset
-    class_names: list[str]
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.train.class_names
 
 
 def load_run_data(
@@ -153,7 +156,7 @@ def load_run_data(
             "dataset",
         )
     fit_ds = train_ds if train_subset is None else Subset(train_ds, list(train_subset))
-    return RunData(train_ds, val_ds, fit_ds, train_ds.class_names)
+    return RunData(train_ds, val_ds, fit_ds)
 
 
 @dataclass
