@@ -5,93 +5,112 @@ and the lifecycle commands ``pause``, ``resume``, ``delete``, ``checkpoints``.""
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-from typing import Any
 
 from tqdm import tqdm
 
-from api.client import MarClient
 from api.db import states
+from api.schemas import JobCheckpointPublic, JobPublic, StreamEvent
+from api.sdk import MarClient
 from mar_core.spec import read_spec_file
 from mar_core.spec_limits import escape_controls
 
 log = logging.getLogger(__name__)
 
 
-def make_client(args: argparse.Namespace):
+def make_client(args: argparse.Namespace) -> MarClient:
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
 
     return MarClient(base_url=args.api_url, api_key=args.api_key)
 
 
-def _summary(job: dict[str, Any]) -> str:
-    step, total = job.get("progress_step"), job.get("progress_total")
+def _summary(job: JobPublic) -> str:
+    step, total = job.progress_step, job.progress_total
     progress = f" step {step}/{total}" if step is not None and total else ""
-    phase = f" [{job['phase']}]" if job.get("phase") else ""
-    return f"{job['id']}  {job['status']}{phase}{progress}  attempt {job['attempt']}/{job['max_attempts']}"
+    phase = f" [{job.phase}]" if job.phase else ""
+    return f"{job.id}  {job.status}{phase}{progress}  attempt {job.attempt}/{job.max_attempts}"
 
 
 def _exit_code(status: str) -> int:
     return 0 if status == states.SUCCEEDED else 1
 
 
-def _follow(client: Any, job_id: str) -> int:
-    """Live progress of a job from its event stream; returns the CLI exit code."""
-    bar = None
-    final: dict[str, Any] | None = None
-    try:
-        for ev in client.stream_events(job_id):
-            kind, data = ev["type"], ev["data"]
-            if kind == "progress":
-                if bar is None:
-                    bar = tqdm(total=data.get("total"), unit="it", desc=job_id[:8], dynamic_ncols=True)
-                bar.total = data.get("total") or bar.total
-                bar.n = data.get("step", bar.n)
-                bar.refresh()
-            elif kind == "phase":
-                (bar.write if bar else print)(f"phase: {data.get('phase')}")
-            elif kind == "status":
-                (bar.write if bar else print)(f"status: {data.get('status')}")
-                if data.get("status") in states.TERMINAL:
-                    final = data
-            elif kind == "log" and data.get("message"):
-                (bar.write if bar else print)(f"{data.get('level', 'info')}: {data['message']}")
-    finally:
-        if bar is not None:
-            bar.close()
-    job = client.get_job(job_id)
-    err = job.get("error") or (final or {}).get("error")
+class ProgressPrinter:
+    """Shows a job's events: a progress bar, and its phase, status and log lines above it."""
+
+    def __init__(self, job_id: str):
+        self.job_id = job_id
+        self.bar: tqdm[None] | None = None
+
+    def __call__(self, ev: StreamEvent) -> None:
+        kind, data = ev.type, ev.data
+        if kind == "progress":
+            if self.bar is None:
+                self.bar = tqdm(total=data.get("total"), unit="it", desc=self.job_id[:8], dynamic_ncols=True)
+            self.bar.total = data.get("total") or self.bar.total
+            self.bar.n = data.get("step", self.bar.n)
+            self.bar.refresh()
+        elif kind == "phase":
+            self.write(f"phase: {data.get('phase')}")
+        elif kind == "status":
+            self.write(f"status: {data.get('status')}")
+        elif kind == "log" and data.get("message"):
+            self.write(f"{data.get('level', 'info')}: {data['message']}")
+
+    def write(self, line: str) -> None:
+        (self.bar.write if self.bar else print)(line)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def print_outcome(job: JobPublic) -> int:
+    """The job's error (on stderr) and final status; returns the CLI exit code."""
+    err = job.error
     if err:
         param = f" ({err['param']})" if err.get("param") else ""
         print(f"error: {err.get('code')}{param}: {escape_controls(str(err.get('message')))}", file=sys.stderr)
-    print(f"job {job_id} {job['status']}")
-    return _exit_code(job["status"])
+    print(f"job {job.id} {job.status}")
+    return _exit_code(job.status)
+
+
+def follow(client: MarClient, job_id: str) -> JobPublic:
+    """The job once finished, its progress shown from its event stream meanwhile."""
+    printer = ProgressPrinter(job_id)
+    try:
+        return client.wait(job_id, on_event=printer)
+    finally:
+        printer.close()
+
+
+def _follow(client: MarClient, job_id: str) -> int:
+    return print_outcome(follow(client, job_id))
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
     spec = read_spec_file(args.spec)
     with make_client(args) as client:
         job = client.submit(spec, idempotency_key=args.idempotency_key)
-        print(job["id"])
+        print(job.id)
         if not args.wait:
             return 0
-        return _follow(client, job["id"])
+        return _follow(client, job.id)
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
     with make_client(args) as client:
         page = client.list_jobs(status=args.status, limit=args.limit)
     print(f"{'ID':<34}{'STATUS':<12}{'KIND':<9}{'PROGRESS':<14}{'CREATED':<22}NAME")
-    for j in page["data"]:
-        step, total = j.get("progress_step"), j.get("progress_total")
+    for j in page.data:
+        step, total = j.progress_step, j.progress_total
         progress = f"{step}/{total}" if step is not None and total else "-"
-        created = j["created_at"][:19].replace("T", " ")
-        name = escape_controls(j.get("name") or "")
-        print(f"{j['id']:<34}{j['status']:<12}{j['kind']:<9}{progress:<14}{created:<22}{name}")
-    if page["next_cursor"]:
+        created = j.created_at.isoformat()[:19].replace("T", " ")
+        name = escape_controls(j.name or "")
+        print(f"{j.id:<34}{j.status:<12}{j.kind:<9}{progress:<14}{created:<22}{name}")
+    if page.next_cursor:
         print(f"(more: --limit > {args.limit})", file=sys.stderr)
     return 0
 
@@ -100,13 +119,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     with make_client(args) as client:
         job = client.get_job(args.id)
         if args.json:
-            print(json.dumps(job, indent=2))
+            print(job.model_dump_json(indent=2))
         else:
             print(_summary(job))
-            if job.get("error"):
-                e = job["error"]
+            if job.error:
+                e = job.error
                 print(f"error: {e.get('code')} ({e.get('param') or '-'}): {e.get('message')}")
-        if args.wait and job["status"] not in states.TERMINAL:
+        if args.wait and job.status not in states.TERMINAL:
             return _follow(client, args.id)
     return 0
 
@@ -120,7 +139,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_download(args: argparse.Namespace) -> int:
     with make_client(args) as client:
-        names = [args.name] if args.name else [a["name"] for a in client.artifacts(args.id)]
+        names = [args.name] if args.name else [a.name for a in client.artifacts(args.id)]
         if not names:
             print(f"job {args.id} has no artifacts yet", file=sys.stderr)
             return 1
@@ -151,13 +170,13 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
-def _checkpoint_row(name: str, c: dict[str, Any] | None) -> str:
+def _checkpoint_row(name: str, c: JobCheckpointPublic | None) -> str:
     if c is None:
         return f"{name:<6}-"
-    step = "-" if c["step"] is None else str(c["step"])
-    ap = "-" if c["AP"] is None else f"{c['AP']:.4f}"
-    modified = c["modified_at"][:19].replace("T", " ")
-    return f"{name:<6}{step:<8}{ap:<9}{c['size']:<12}{modified}"
+    step = "-" if c.step is None else str(c.step)
+    ap = "-" if c.AP is None else f"{c.AP:.4f}"
+    modified = c.modified_at.isoformat()[:19].replace("T", " ")
+    return f"{name:<6}{step:<8}{ap:<9}{c.size:<12}{modified}"
 
 
 def cmd_checkpoints(args: argparse.Namespace) -> int:
@@ -165,9 +184,9 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
         found = client.checkpoints(args.id)
         print(f"{'NAME':<6}{'STEP':<8}{'AP':<9}{'BYTES':<12}MODIFIED")
         for name in ("last", "best"):
-            print(_checkpoint_row(name, found.get(name)))
+            print(_checkpoint_row(name, getattr(found, name)))
         if args.download:
-            if found.get(args.download) is None:
+            if getattr(found, args.download) is None:
                 print(f"job {args.id} has no {args.download} checkpoint yet", file=sys.stderr)
                 return 1
             path = client.download_checkpoint(args.id, args.download, f"{args.out}/{args.download}.pt")

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from tqdm import tqdm
 
 from api.client_cmd import client_flags, make_client
+from api.schemas import DatasetPublic
+from api.sdk import MarClient
 from api.services.archives import ARCHIVE_SUFFIXES
 from mar_core import names
 from mar_core.errors import DatasetError
@@ -33,31 +33,40 @@ def pack_folder(folder: Path, out_dir: Path) -> Path:
     return archive
 
 
-def _line(d: dict[str, Any]) -> str:
-    images = sum(s.get("images", 0) for s in d["report"].get("splits", {}).values())
-    created = d["created_at"][:19].replace("T", " ")
-    return f"{d['id']:<34}{d['format']:<7}{','.join(d['splits']):<22}{images:>8}  {created:<21}{d['name']}"
+def archive_of(source: Path, tmp: Path, param: str = "source") -> Path:
+    """``source`` itself when it is an archive, else the folder packed into ``tmp``; a
+    ``DatasetError`` naming ``param`` for anything else."""
+    if source.is_dir():
+        return pack_folder(source, tmp)
+    if source.is_file() and source.name.lower().endswith(ARCHIVE_SUFFIXES):
+        return source
+    raise DatasetError(f"{source}: not a folder or an archive ({', '.join(ARCHIVE_SUFFIXES)})", param=param)
+
+
+def _line(d: DatasetPublic) -> str:
+    images = sum(s.get("images", 0) for s in d.report.get("splits", {}).values())
+    created = d.created_at.isoformat()[:19].replace("T", " ")
+    return f"{d.id:<34}{d.format:<7}{','.join(d.splits):<22}{images:>8}  {created:<21}{d.name}"
+
+
+def upload_with_bar(
+    client: MarClient, archive: Path, name: str | None, fmt: str | None, on_bad_image: str | None
+) -> DatasetPublic:
+    """``client.upload_dataset`` with a progress bar of the bytes sent."""
+    with tqdm(total=archive.stat().st_size, unit="B", unit_scale=True, desc="upload", disable=None) as bar:
+        return client.upload_dataset(
+            archive, name=name, fmt=fmt, on_bad_image=on_bad_image, on_read=bar.update
+        )
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
-    source = Path(args.source)
     with make_client(args) as client, tempfile.TemporaryDirectory(prefix="mar-upload-") as tmp:
-        if source.is_dir():
-            archive = pack_folder(source, Path(tmp))
-        elif source.is_file() and source.name.lower().endswith(ARCHIVE_SUFFIXES):
-            archive = source
-        else:
-            raise DatasetError(
-                f"{source}: not a folder or an archive ({', '.join(ARCHIVE_SUFFIXES)})", param="source"
-            )
-        with tqdm(
-            total=archive.stat().st_size, unit="B", unit_scale=True, desc="upload", disable=None
-        ) as bar:
-            dataset = client.upload_dataset(
-                archive, name=args.name, fmt=args.format, on_bad_image=args.on_bad_image, on_read=bar.update
-            )
-    print(dataset["id"])
-    for warning in dataset["report"].get("warnings", []):
+        archive = archive_of(Path(args.source), Path(tmp))
+        dataset = upload_with_bar(
+            client, archive, name=args.name, fmt=args.format, on_bad_image=args.on_bad_image
+        )
+    print(dataset.id)
+    for warning in dataset.report.get("warnings", []):
         print(f"warning: {warning}")
     return 0
 
@@ -66,14 +75,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     with make_client(args) as client:
         page = client.list_datasets(limit=args.limit)
     print(f"{'ID':<34}{'FORMAT':<7}{'SPLITS':<22}{'IMAGES':>8}  {'CREATED':<21}NAME")
-    for d in page["data"]:
+    for d in page.data:
         print(_line(d))
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     with make_client(args) as client:
-        print(json.dumps(client.get_dataset(args.id), indent=2))
+        print(client.get_dataset(args.id).model_dump_json(indent=2))
     return 0
 
 

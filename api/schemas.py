@@ -88,14 +88,21 @@ class MetricColumns(BaseModel):
     series: dict[str, MetricColumn]
 
 
-class EventPublic(BaseModel):
+class StreamEvent(BaseModel):
+    """A frame of ``GET /jobs/{id}/events/stream``: a stored event, or (``id`` null) the job's
+    live progress, which is not stored."""
+
     model_config = ConfigDict(from_attributes=True)
 
-    id: int
+    id: int | None
     job_id: str
     type: str
     data: dict[str, Any]
     created_at: datetime
+
+
+class EventPublic(StreamEvent):
+    id: int
 
 
 class ArtifactPublic(BaseModel):

@@ -139,7 +139,7 @@ class Settings(BaseSettings):
     mlflow_experiment: str = Field(
         default="mar", validation_alias=_env("MAR_MLFLOW_EXPERIMENT", "mlflow_experiment")
     )
-    # client side (the CLI and api.client)
+    # client side (the CLI and api.sdk)
     api_url: str = Field(default="http://127.0.0.1:8000", validation_alias=_env("MAR_API_URL", "api_url"))
     api_key: str | None = Field(default=None, validation_alias=_env("MAR_API_KEY", "api_key"))
 

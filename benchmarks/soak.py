@@ -98,7 +98,7 @@ class Killer:
 
 
 def _statuses(stack: SoakStack) -> dict[str, str]:
-    return {j["id"]: j["status"] for j in stack.client.iter_jobs(page_size=100)}
+    return {j.id: j.status for j in stack.client.iter_jobs(page_size=100)}
 
 
 def result_times(job_dir: Path) -> dict[str, float]:
@@ -111,18 +111,18 @@ def result_times(job_dir: Path) -> dict[str, float]:
 
 def _job_record(stack: SoakStack, job_id: str) -> dict[str, Any]:
     job = stack.client.get_job(job_id)
-    series = stack.client.metrics(job_id)["series"]
+    series = stack.client.metrics(job_id).series
     events = [
-        {k: e[k] for k in ("id", "type", "data", "created_at")}
+        e.model_dump(mode="json", include={"id", "type", "data", "created_at"})
         for e in stack.client.events(job_id)
-        if e["type"] in ("status", "process")
+        if e.type in ("status", "process")
     ]
     return {
         "id": job_id,
-        "status": job["status"],
-        "attempt": job["attempt"],
-        "error": job.get("error"),
-        "series": {name: [p["step"] for p in points] for name, points in series.items()},
+        "status": job.status,
+        "attempt": job.attempt,
+        "error": job.error,
+        "series": {name: [p.step for p in points] for name, points in series.items()},
         "events": events,
         "results": result_times(stack.artifact_root / job_id),
     }
@@ -188,7 +188,7 @@ def run_soak(cfg: SoakConfig, results: Path, work: Path, command: str = "") -> t
         watch = ChildWatch(stack.artifact_root)
         watch.start()
         t0 = time.monotonic()
-        ids = [stack.client.submit({**spec, "name": f"soak-{i}"})["id"] for i in range(cfg.jobs)]
+        ids = [stack.client.submit({**spec, "name": f"soak-{i}"}).id for i in range(cfg.jobs)]
         logger.info("submitted %d jobs in %.1f s", len(ids), time.monotonic() - t0)
         killer = Killer(stack, cfg.kill_every, rng)
         killer.start()

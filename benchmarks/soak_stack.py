@@ -13,8 +13,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from api.client import MarClient
 from api.db.probe import find_postgres
+from api.sdk import MarClient
 from benchmarks.redis_server import RedisServer
 from worker.procs import pid_alive, signal_group
 from worker.stack import Part, Stack, StackError, free_port

@@ -1,7 +1,7 @@
 """``mar demo``: the whole service on one machine, driven through its HTTP API.
 
 Starts the embedded stack (as ``mar up``), writes the synthetic dataset under the data root, then
-through ``MarClient``: a baseline student and a MAR student distilled from the benchmark's
+through ``api.sdk.MarClient``: a baseline student and a MAR student distilled from the benchmark's
 published teacher (in sequence with one worker, side by side with two), with a live progress
 line, and prints the three COCO APs and where the weights are. ``--train-teacher`` / ``--quick``
 train a (smaller) teacher through the service first. This is a CLI handler's helper:
@@ -17,10 +17,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-from api.client import MarClient
 from api.routes.ui import compare_url
+from api.schemas import JobPublic
+from api.sdk import MarClient
 from api.settings import get_settings
 from mar_core.synth_once import ensure_synthetic
 from worker import demo_specs
@@ -38,7 +38,7 @@ def _fmt_seconds(s: float) -> str:
 class Follower:
     """Polls jobs and keeps one status line per poll on the terminal."""
 
-    def __init__(self, client, labels: dict[str, str]):
+    def __init__(self, client: MarClient, labels: dict[str, str]):
         self.client = client
         self.labels = labels  # job id -> label
         self.tty = sys.stdout.isatty()
@@ -48,33 +48,33 @@ class Follower:
         if not step:
             return None
         try:
-            series = self.client.metrics(job_id, names=["loss/total"], since=max(0, step - 50))["series"]
+            series = self.client.metrics(job_id, names=["loss/total"], since=max(0, step - 50)).series
         except Exception:  # noqa: BLE001 - the line is cosmetic
             return None
         points = series.get("loss/total") or []
-        return points[-1]["value"] if points else None
+        return points[-1].value if points else None
 
-    def _describe(self, job: dict[str, Any]) -> str:
-        label = self.labels[job["id"]]
-        if job["status"] != "running":
-            return f"{label}: {job['status']}"
-        step, total = job.get("progress_step"), job.get("progress_total")
-        text = f"{label}: {job.get('phase') or 'starting'}"
+    def _describe(self, job: JobPublic) -> str:
+        label = self.labels[job.id]
+        if job.status != "running":
+            return f"{label}: {job.status}"
+        step, total = job.progress_step, job.progress_total
+        text = f"{label}: {job.phase or 'starting'}"
         if step and total:
             text += f" {step}/{total}"
-        loss = self._loss(job["id"], step)
+        loss = self._loss(job.id, step)
         if loss is not None:
             text += f" loss {loss:.3f}"
         return text
 
-    def wait(self, t0: float, poll: float = 1.0) -> dict[str, dict[str, Any]]:
+    def wait(self, t0: float, poll: float = 1.0) -> dict[str, JobPublic]:
         """Until every job is terminal; returns the jobs by id."""
         while True:
             jobs = {job_id: self.client.get_job(job_id) for job_id in self.labels}
             line = f"[{_fmt_seconds(time.monotonic() - t0)}] " + " | ".join(
                 self._describe(j) for j in jobs.values()
             )
-            done = all(j["status"] in TERMINAL for j in jobs.values())
+            done = all(j.status in TERMINAL for j in jobs.values())
             if self.tty:
                 print("\r" + line[:160].ljust(160), end="\n" if done else "", flush=True)
             elif done or time.monotonic() - self._last_print >= 15:
@@ -85,24 +85,24 @@ class Follower:
             time.sleep(poll)
 
 
-def job_ap(client, job: dict[str, Any]) -> float | None:
+def job_ap(client: MarClient, job: JobPublic) -> float | None:
     """The job's final ``eval/AP`` (metrics), else the one in its ``report.json``."""
-    points = client.metrics(job["id"], names=["eval/AP"])["series"].get("eval/AP") or []
+    points = client.metrics(job.id, names=["eval/AP"]).series.get("eval/AP") or []
     if points:
-        return points[-1]["value"]
+        return points[-1].value
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            report = json.loads(client.download(job["id"], "report.json", tmp).read_text())
+            report = json.loads(client.download(job.id, "report.json", tmp).read_text())
         return (report.get("eval") or {}).get("AP")
     except Exception:  # noqa: BLE001
         return None
 
 
-def _failed(job: dict[str, Any], label: str) -> bool:
-    if job["status"] == "succeeded":
+def _failed(job: JobPublic, label: str) -> bool:
+    if job.status == "succeeded":
         return False
-    err = job.get("error") or {}
-    print(f"{label} {job['status']}: {err.get('code')}: {err.get('message')}", file=sys.stderr)
+    err = job.error or {}
+    print(f"{label} {job.status}: {err.get('code')}: {err.get('message')}", file=sys.stderr)
     return True
 
 
@@ -150,26 +150,26 @@ def run_demo(
                 baseline_spec, mar_spec = specs["baseline"], specs["mar"]
             else:
                 teacher = client.submit(demo_specs.teacher_spec(data_dir, iters["teacher"], size))
-                print(f"teacher job {teacher['id']} (RetinaNet R34, FPN 128)", flush=True)
-                teacher = Follower(client, {teacher["id"]: "teacher"}).wait(t0)[teacher["id"]]
-                if _failed(teacher, "teacher"):
+                print(f"teacher job {teacher.id} (RetinaNet R34, FPN 128)", flush=True)
+                trained = Follower(client, {teacher.id: "teacher"}).wait(t0)[teacher.id]
+                if _failed(trained, "teacher"):
                     return 1
-                teacher_dir = settings.job_dir(teacher["id"])
-                teacher_row = ("teacher R34-FPN128", teacher, None, teacher_dir / "model.pt")
+                teacher_dir = settings.job_dir(trained.id)
+                teacher_row = ("teacher R34-FPN128", trained, None, teacher_dir / "model.pt")
                 baseline_spec = demo_specs.student_spec(data_dir, iters["student"], size)
                 mar_spec = demo_specs.mar_student_spec(data_dir, iters["student"], teacher_dir, size)
-            baseline, mar = client.submit(baseline_spec), client.submit(mar_spec)
+            baseline_id, mar_id = client.submit(baseline_spec).id, client.submit(mar_spec).id
             print(
-                f"baseline student job {baseline['id']}, MAR student job {mar['id']} (RetinaNet R18, FPN 64)"
+                f"baseline student job {baseline_id}, MAR student job {mar_id} (RetinaNet R18, FPN 64)"
                 f"{' side by side' if workers > 1 else ', one after the other'}",
                 flush=True,
             )
-            jobs = Follower(client, {baseline["id"]: "baseline", mar["id"]: "MAR"}).wait(t0)
-            baseline, mar = jobs[baseline["id"]], jobs[mar["id"]]
-            rows = [
+            jobs = Follower(client, {baseline_id: "baseline", mar_id: "MAR"}).wait(t0)
+            baseline, mar = jobs[baseline_id], jobs[mar_id]
+            rows: list[tuple[str, JobPublic | None, float | None, Path]] = [
                 teacher_row,
-                ("student R18-FPN64 baseline", baseline, None, settings.job_dir(baseline["id"]) / "model.pt"),
-                ("student R18-FPN64 + MAR", mar, None, settings.job_dir(mar["id"]) / "model.pt"),
+                ("student R18-FPN64 baseline", baseline, None, settings.job_dir(baseline_id) / "model.pt"),
+                ("student R18-FPN64 + MAR", mar, None, settings.job_dir(mar_id) / "model.pt"),
             ]
             print(
                 f"\nCOCO AP on the synthetic val split ({params['num_val']} images), "
@@ -177,15 +177,15 @@ def run_demo(
             )
             for label, job, ap, weights in rows:
                 if job is not None:
-                    ap = job_ap(client, job) if job["status"] == "succeeded" else None
+                    ap = job_ap(client, job) if job.status == "succeeded" else None
                 ap_text = f"{100 * ap:5.1f}" if ap is not None else "  n/a"
                 print(f"  {label:<32} AP {ap_text}   {weights}")
             print(f"download: GET {url}/jobs/<id>/artifacts/model.pt (Authorization: Bearer <key>)")
             teacher_job = teacher_row[1]
             link = compare_url(
                 url,
-                [baseline["id"], mar["id"]],
-                teacher=teacher_job["id"] if teacher_job else None,
+                [baseline_id, mar_id],
+                teacher=teacher_job.id if teacher_job else None,
                 teacher_ap=teacher_row[2],
             )
             print(

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Protocol
+from typing import Any
+
+from api.schemas import JobPublic
+from api.sdk import MarClient
 
 logger = logging.getLogger(__name__)
 
@@ -17,33 +20,25 @@ logger = logging.getLogger(__name__)
 _PAST_RUNNING = frozenset({"running", "cancelling", "succeeded", "failed", "cancelled"})
 
 
-class JobClient(Protocol):  # ``api.client.MarClient`` has these
-    def submit(self, spec: dict[str, Any]) -> dict[str, Any]: ...
-
-    def get_job(self, job_id: str) -> dict[str, Any]: ...
-
-
 def submit_to_running(
-    client: JobClient, spec: dict[str, Any], *, timeout: float = 120.0, poll_seconds: float = 0.02
-) -> tuple[dict[str, Any], float]:
+    client: MarClient, spec: dict[str, Any], *, timeout: float = 120.0, poll_seconds: float = 0.02
+) -> tuple[JobPublic, float]:
     """Submit ``spec``, poll until the job is running; return ``(job, seconds)``.
 
     Raises ``TimeoutError`` after ``timeout`` seconds and ``RuntimeError`` when the job ends
     without having run (its status says why).
     """
     t0 = time.perf_counter()
-    job = client.submit(spec)
+    job_id = client.submit(spec).id
     deadline = t0 + timeout
     while True:
-        job = client.get_job(job["id"])
-        if job["status"] in _PAST_RUNNING:
+        job = client.get_job(job_id)
+        if job.status in _PAST_RUNNING:
             seconds = time.perf_counter() - t0
-            if job["status"] in ("failed", "cancelled") and job.get("started_at") is None:
-                raise RuntimeError(
-                    f"job {job['id']} ended {job['status']} before running: {job.get('error')}"
-                )
-            logger.info("job %s: POST /jobs -> %s in %.3f s", job["id"], job["status"], seconds)
+            if job.status in ("failed", "cancelled") and job.started_at is None:
+                raise RuntimeError(f"job {job.id} ended {job.status} before running: {job.error}")
+            logger.info("job %s: POST /jobs -> %s in %.3f s", job.id, job.status, seconds)
             return job, seconds
         if time.perf_counter() > deadline:
-            raise TimeoutError(f"job {job['id']} still {job['status']} after {timeout:.0f} s")
+            raise TimeoutError(f"job {job.id} still {job.status} after {timeout:.0f} s")
         time.sleep(poll_seconds)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from api import client_cmd
-from api.client import MarClient
 from api.db import jobs_repo
 from api.db.session import session_scope
+from api.sdk import MarClient
 from api.settings import get_settings
 from mar_cli.main import main
 from tests.api.conftest import train_spec

@@ -8,8 +8,8 @@ from __future__ import annotations
 import hashlib
 import time
 
-from api.client import MarClient
 from api.datasets_cmd import pack_folder
+from api.sdk import MarClient
 from tests.api.archive_writers import pack
 from tests.api.checkpoint_writers import tiny_checkpoint
 from tests.api.conftest import error_params, make_coco
@@ -58,7 +58,7 @@ def test_the_client_sends_a_file_once(key, tmp_path):  # noqa: F811 - the fixtur
     with MarClient() as client:
         first = client.upload_checkpoint(path)
         second = client.upload_checkpoint(path)
-        assert first == second and first["id"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert first == second and first.id == hashlib.sha256(path.read_bytes()).hexdigest()
         assert _posts(client) == 1.0
 
 
@@ -87,7 +87,7 @@ def test_the_client_sends_an_archive_once(key, tmp_path):  # noqa: F811 - the fi
     with MarClient() as client:
         first = client.upload_dataset(archive)
         second = client.upload_dataset(archive)
-        assert first["id"] == second["id"]
+        assert first.id == second.id
         assert _posts(client, "/datasets") == 1.0
 
 

@@ -12,7 +12,7 @@ CODE = """
 import sys, tempfile
 from pathlib import Path
 from fastapi.testclient import TestClient
-import api.main, api.client
+import api.main, api.sdk
 from api.settings import Settings
 st = Settings(state_dir=Path(tempfile.mkdtemp()))
 with TestClient(api.main.create_app(st)) as c:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from api.client import MarClient
+from api.sdk import MarClient
 from api.settings import Settings
 from worker.procs import pid_alive, signal_group
 from worker.stack import Part, Stack, free_port
@@ -90,10 +90,10 @@ class ServiceStack:
 
     # ------------------------------------------------------------------ jobs
     def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
-        return self.client.submit(spec)
+        return self.client.submit(spec).model_dump(mode="json")
 
     def job(self, job_id: str) -> dict[str, Any]:
-        return self.client.get_job(job_id)
+        return self.client.get_job(job_id).model_dump(mode="json")
 
     def wait(
         self,
@@ -116,7 +116,7 @@ class ServiceStack:
         return self.wait(job_id, lambda j: j["status"] in TERMINAL, timeout, "a terminal status")
 
     def events(self, job_id: str, type: str | None = None) -> list[dict[str, Any]]:
-        evs = self.client.events(job_id)
+        evs = [e.model_dump(mode="json") for e in self.client.events(job_id)]
         return [e for e in evs if type is None or e["type"] == type]
 
     def log_tails(self, chars: int = 3000) -> str:

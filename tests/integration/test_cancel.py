@@ -13,7 +13,7 @@ def test_cancel_running_job_ends_cancelled_and_its_process_is_gone(stack, tiny_s
     job = stack.submit(tiny_spec(iterations=5000, name="cancel-me", checkpoint_every=1000))
     job = stack.wait(job["id"], lambda j: (j["progress_step"] or 0) >= 1, what="the first training step")
     pid = stack.events(job["id"], "process")[-1]["data"]["pid"]
-    assert stack.client.cancel(job["id"])["status"] == "cancelling"
+    assert stack.client.cancel(job["id"]).status == "cancelling"
 
     job = stack.wait_terminal(job["id"], timeout=120)
     assert job["status"] == "cancelled", (job, stack.log_tails())

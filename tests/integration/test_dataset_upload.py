@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_uploaded_dataset_trains_a_job_by_id(stack, tiny_spec, data_root, tmp_path):
-    dataset = stack.client.upload_dataset(pack_folder(data_root / DATASET, tmp_path), name="syn-upload")
+    dataset = stack.client.upload_dataset(pack_folder(data_root / DATASET, tmp_path), name="syn-upload").model_dump()
     assert dataset["format"] == "coco" and {"train", "val"} <= set(dataset["splits"])
     assert dataset["report"]["splits"]["train"]["images"] == 16
 
@@ -25,10 +25,10 @@ def test_uploaded_dataset_trains_a_job_by_id(stack, tiny_spec, data_root, tmp_pa
     job = stack.wait_terminal(job["id"])
     assert job["status"] == "succeeded", (job, stack.log_tails())
     assert job["spec"]["dataset"]["id"] == dataset["id"]
-    assert [p["step"] for p in stack.client.metrics(job["id"])["series"]["loss/total"]] == [1, 2]
+    assert [p.step for p in stack.client.metrics(job["id"]).series["loss/total"]] == [1, 2]
 
     stack.client.delete_dataset(dataset["id"])
-    assert all(d["id"] != dataset["id"] for d in stack.client.list_datasets()["data"])
+    assert all(d.id != dataset["id"] for d in stack.client.list_datasets().data)
 
 
 def test_messy_upload_trains_on_a_worker(stack, tiny_spec, tmp_path):
@@ -36,7 +36,7 @@ def test_messy_upload_trains_on_a_worker(stack, tiny_spec, tmp_path):
     and an empty file (skipped): the upload names what it did, a job on it succeeds."""
     kinds = ["jpeg", "truncated_jpeg", "exif_rotated_jpeg", "cmyk_jpeg", "empty"]
     folder = write_yolo_corpus(tmp_path / "messy", kinds)
-    dataset = stack.client.upload_dataset(pack_folder(folder, tmp_path), on_bad_image="skip")
+    dataset = stack.client.upload_dataset(pack_folder(folder, tmp_path), on_bad_image="skip").model_dump()
     train = dataset["report"]["splits"]["train"]
     assert train["repaired_files"] == ["1_truncated_jpeg.jpg"]
     assert train["skipped_files"] == ["4_empty.jpg (the file is empty)"] and train["images"] == 4

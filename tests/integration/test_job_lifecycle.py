@@ -37,15 +37,15 @@ def test_job_runs_to_success_and_serves_its_outputs(stack, tiny_spec, tmp_path):
     types = {e["type"] for e in stack.events(job["id"])}
     assert {"process", "phase", "progress", "checkpoint", "artifact"} <= types
 
-    series = stack.client.metrics(job["id"])["series"]
-    assert [p["step"] for p in series["loss/total"]] == [1, 2, 3, 4]
+    series = stack.client.metrics(job["id"]).series
+    assert [p.step for p in series["loss/total"]] == [1, 2, 3, 4]
     assert "eval/AP" in series and "lr" in series
 
-    arts = {a["name"]: a for a in stack.client.artifacts(job["id"])}
+    arts = {a.name: a for a in stack.client.artifacts(job["id"])}
     assert {"model.pt", "model.json", "report.json", "last.pt"} <= set(arts)
     weights = stack.client.download(job["id"], "model.pt", tmp_path)  # verifies X-Checksum-Sha256
-    assert hashlib.sha256(weights.read_bytes()).hexdigest() == arts["model.pt"]["sha256"]
-    assert weights.stat().st_size == arts["model.pt"]["size"]
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == arts["model.pt"].sha256
+    assert weights.stat().st_size == arts["model.pt"].size
     card = json.loads(stack.client.download(job["id"], "model.json", tmp_path).read_text())
 
     import torch

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from api.client import ApiClientError, MarClient
 from api.db import keys_repo
 from api.db.session import make_engine, make_session_factory, session_scope
+from api.sdk import ApiClientError, MarClient
 
 pytestmark = pytest.mark.integration
 
@@ -29,26 +29,26 @@ def test_projects_isolate_jobs(stack, tiny_spec):
         with pytest.raises(ApiClientError) as e:
             beta.get_job(job["id"])
         assert e.value.status == 404
-        assert all(j["id"] != job["id"] for j in beta.list_jobs()["data"])
-        assert admin.get_job(job["id"])["id"] == job["id"]
+        assert all(j.id != job["id"] for j in beta.list_jobs().data)
+        assert admin.get_job(job["id"]).id == job["id"]
         done = stack.wait_terminal(job["id"])
         assert done["status"] == "succeeded", stack.log_tails()
 
         # a stream of beta's own queued-then-running job stops once its key is revoked
         mine = short.submit(tiny_spec(iterations=50, name="it-beta-long"))
-        frames = short.stream_events(mine["id"], max_reconnects=0)
+        frames = short.stream_events(mine.id, max_reconnects=0)
         next(frames)
         engine = make_engine(stack.settings.database_url)
         with session_scope(make_session_factory(engine)) as s:
             keys_repo.revoke_api_key(s, revoked_row.id)
         engine.dispose()
         rest = list(frames)  # returns once the server ends the stream
-        assert all(f.get("type") != "status" or f["data"]["status"] != "succeeded" for f in rest)
-        assert admin.get_job(mine["id"])["status"] not in ("succeeded", "failed", "cancelled")
+        assert all(f.type != "status" or f.data["status"] != "succeeded" for f in rest)
+        assert admin.get_job(mine.id).status not in ("succeeded", "failed", "cancelled")
         with pytest.raises(ApiClientError) as e:
-            short.get_job(mine["id"])
+            short.get_job(mine.id)
         assert e.value.status == 401
-        admin.cancel(mine["id"])
+        admin.cancel(mine.id)
     finally:
         for c in (beta, admin, short):
             c.close()

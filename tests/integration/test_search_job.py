@@ -51,10 +51,10 @@ def test_search_job_survives_a_killed_worker_and_reports_its_trials(
     report = json.loads(stack.client.download(job_id, "report.json", tmp_path).read_text())
     labels = {row["label"] for row in report["search"]["leaderboard"]}
     assert labels == {"mar", "cwd_head_x9", "mar_cross", "none"}
-    series = stack.client.metrics(job_id)["series"]
+    series = stack.client.metrics(job_id).series
     for label in labels:
         assert f"search/{label}/select/AP" in series
     for name, points in series.items():
-        steps = [p["step"] for p in points]
+        steps = [p.step for p in points]
         assert len(steps) == len(set(steps)), f"{name}: duplicate steps {steps}"
-    assert [p["step"] for p in series["loss/total"]][-1] == 8
+    assert [p.step for p in series["loss/total"]][-1] == 8

@@ -16,7 +16,7 @@ def test_a_finished_job_and_an_upload_teach_by_id(stack, tiny_spec, tmp_path):
     assert stack.wait_terminal(teacher_job, timeout=300)["status"] == "succeeded", stack.log_tails()
     spec = tiny_spec(iterations=1, name="student-by-id")
     upload = stack.client.upload_checkpoint(write_teacher(tmp_path, spec["model"], f"up-{stack.name}"))
-    for teacher in ({"job": teacher_job}, {"upload": upload["id"], "model": spec["model"]}):
+    for teacher in ({"job": teacher_job}, {"upload": upload.id, "model": spec["model"]}):
         job_id = stack.submit({**spec, "kind": "distill", "teacher": teacher, "distill": {"method": "mar"}})[
             "id"
         ]

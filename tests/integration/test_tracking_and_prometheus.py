@@ -33,7 +33,7 @@ def test_tensorboard_artifact_and_prometheus_report_the_job(stack, tiny_spec, tm
 
     job = stack.wait_terminal(job["id"])
     assert job["status"] == "succeeded", (job, stack.log_tails())
-    events = [a["name"] for a in stack.client.artifacts(job["id"]) if a["name"].startswith("tensorboard/")]
+    events = [a.name for a in stack.client.artifacts(job["id"]) if a.name.startswith("tensorboard/")]
     assert len(events) == 1 and events[0].startswith("tensorboard/events.out.tfevents."), events
     path = stack.client.download(job["id"], events[0], tmp_path / "tb")  # checks its sha256
     acc = EventAccumulator(str(path.parent))

@@ -4,6 +4,9 @@ file is swapped after the submit, by the worker: never executed, and the worker 
 from __future__ import annotations
 
 import pytest
+import torch
+
+from api.sdk import ApiClientError
 
 pytestmark = pytest.mark.integration
 
@@ -27,20 +30,16 @@ def _evil_spec(tiny_spec, ckpt, name):
 
 
 def test_code_running_teacher_checkpoint_is_refused_at_submit(stack, tiny_spec, checkpoint_root, tmp_path):
-    import torch
-
-    from api.client import ApiClientError
-
     marker = tmp_path / f"pwned-submit-{stack.name}"
     ckpt = checkpoint_root / f"evil-submit-{stack.name}.pt"
     torch.save({"model": _Payload(str(marker))}, ckpt)
-    before = {j["id"] for j in stack.client.iter_jobs()}
+    before = {j.id for j in stack.client.iter_jobs()}
 
     with pytest.raises(ApiClientError) as refused:
         stack.submit(_evil_spec(tiny_spec, ckpt, "evil-at-submit"))
     assert refused.value.status == 422 and refused.value.param == "teacher.checkpoint", refused.value
     assert "io.open" in str(refused.value) and "weights_only=True" in str(refused.value)
-    assert {j["id"] for j in stack.client.iter_jobs()} == before  # nothing stored
+    assert {j.id for j in stack.client.iter_jobs()} == before  # nothing stored
     assert not marker.exists(), "the pickle's code ran"
 
 
@@ -48,7 +47,6 @@ def test_teacher_checkpoint_swapped_after_submit_fails_job_without_running_it(
     stack, tiny_spec, checkpoint_root, tmp_path
 ):
     """The submit check saw a safe file; the worker reads what is there when the job runs."""
-    import torch
 
     marker = tmp_path / f"pwned-{stack.name}"
     ckpt = checkpoint_root / f"evil-{stack.name}.pt"

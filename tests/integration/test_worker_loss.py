@@ -49,15 +49,13 @@ def test_killed_worker_job_is_requeued_and_resumed(stack, tiny_spec, tmp_path):
     assert report["resumed_from_step"] >= 3
 
     # one value per step in every series, and every step of the run is there
-    series = stack.client.metrics(job_id)["series"]
+    series = stack.client.metrics(job_id).series
     for name, points in series.items():
-        steps = [p["step"] for p in points]
+        steps = [p.step for p in points]
         assert len(steps) == len(set(steps)), f"{name}: duplicate steps {steps}"
-    assert [p["step"] for p in series["loss/total"]] == list(range(1, ITERATIONS + 1))
+    assert [p.step for p in series["loss/total"]] == list(range(1, ITERATIONS + 1))
     # steps up to the checkpoint were not re-run: their values date from before the kill
     resumed_from = report["resumed_from_step"]
-    early = [p for p in series["loss/total"] if p["step"] <= resumed_from]
-    from datetime import datetime
-
-    assert all(datetime.fromisoformat(p["time"]).timestamp() < killed_at for p in early)
+    early = [p for p in series["loss/total"] if p.step <= resumed_from]
+    assert all(p.time.timestamp() < killed_at for p in early)
     assert os.path.exists(stack.settings.job_dir(job_id) / "model.pt")
