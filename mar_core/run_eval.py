@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from mar_core.checkpoint_files import BEST_CHECKPOINT
-from mar_core.eval import evaluate_model
+from mar_core.eval import Evaluation, evaluate_model
 from mar_core.eval_outputs import write_eval_outputs
 from mar_core.models.checkpoint_io import atomic_torch_save
 from mar_core.progress import ProgressCallback
@@ -43,12 +43,19 @@ class RunEvaluation:
         self.last_curves: dict = {}  # the PR curves of the latest evaluation
 
     def evaluate(self) -> dict[str, float]:
-        cfg = self.cfg
-        result = evaluate_model(
-            self.student, self.eval_set, self.device, cfg.batch_size, cfg.num_workers, self.eval_image_ids
-        )
+        result = self._evaluate(self.student)
         self.last_curves = dict(result.pr_curves)
         return result.metrics
+
+    def evaluate_other(self, model: nn.Module) -> dict[str, float]:
+        """The metrics of another detector of the dataset's labels (the teacher) on the same images."""
+        return self._evaluate(model).metrics
+
+    def _evaluate(self, model: nn.Module) -> Evaluation:
+        cfg = self.cfg
+        return evaluate_model(
+            model, self.eval_set, self.device, cfg.batch_size, cfg.num_workers, self.eval_image_ids
+        )
 
     def mid_run_outputs(self, step: int) -> None:
         for name, path in self._outputs(step, final=False).items():

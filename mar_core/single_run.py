@@ -358,6 +358,17 @@ def write_outputs(
     return outputs
 
 
+def evaluate_teacher(teacher: Teacher | None, evaluation: RunEvaluation) -> dict[str, float] | None:
+    """The teacher's metrics on the student's evaluation images; None (logged) when its labels are
+    not the dataset's, where its AP would not compare with the student's."""
+    if teacher is None or teacher.class_map is None or not teacher.class_map.identity:
+        log.warning("teacher.evaluate: the teacher's labels are not the dataset's; not evaluated")
+        return None
+    metrics = evaluation.evaluate_other(teacher.model)
+    log.info("teacher AP %.4f on the evaluation images", metrics.get("AP", 0.0))
+    return metrics
+
+
 def build_report(
     spec: JobSpec,
     data: RunData,
@@ -473,6 +484,8 @@ def _run(
     report = build_report(
         spec, data, student, distillation, eval_hook, start_iter, (t_start, t_train, t_trained), dev, ranks
     )
+    if spec.teacher is not None and spec.teacher.evaluate:
+        report["teacher_eval"] = evaluate_teacher(distillation.teacher, evaluation)
     if finish_report is not None:
         report = finish_report(report)
     atomic_write_json(workdir / "report.json", report)

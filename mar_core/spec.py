@@ -292,6 +292,9 @@ class TeacherSpec(_Strict):
     upload: ResourceId | None = None
     model: ModelSpec | None = None
     class_names: list[SpecText] | None = Field(default=None, max_length=MAX_CLASSES)
+    # Evaluate the teacher too on the job's validation split once training ends (report.json's
+    # ``teacher_eval``), where its labels are the dataset's: the student's AP beside the teacher's.
+    evaluate: bool = False
 
     @field_validator("class_names")
     @classmethod
@@ -326,7 +329,8 @@ class TeacherSpec(_Strict):
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data = handler(self)  # the optional fields only when set: no earlier run is re-keyed
         optional = ("class_names", "job", "upload", "checkpoint")
-        return {k: v for k, v in data.items() if not (k in optional and v is None)}
+        data = {k: v for k, v in data.items() if not (k in optional and v is None)}
+        return {k: v for k, v in data.items() if not (k == "evaluate" and v is False)}
 
 
 class TrainSpec(_Strict):

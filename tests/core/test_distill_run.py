@@ -25,16 +25,18 @@ def teacher_run(tiny_synth, tmp_path, arch):
     return tmp_path / f"teacher-{arch}"
 
 
-def distill_spec(tiny_synth, teacher_dir, arch, **distill) -> JobSpec:
+def distill_spec(tiny_synth, teacher_dir, arch, evaluate_teacher=False, **distill) -> JobSpec:
     base = tiny_spec(tiny_synth, model={"arch": arch}, train={"iterations": 3, "log_every": 1}).to_json_dict()
-    base.update(kind="distill", teacher={"checkpoint": str(teacher_dir)}, distill=distill)
+    teacher = {"checkpoint": str(teacher_dir), **({"evaluate": True} if evaluate_teacher else {})}
+    base.update(kind="distill", teacher=teacher, distill=distill)
     return JobSpec.model_validate(base)
 
 
 @pytest.mark.parametrize("arch", ["retinanet", "fcos", "fasterrcnn"])
 def test_mar_distillation_of_each_family(tiny_synth, tmp_path, arch):
     teacher = teacher_run(tiny_synth, tmp_path, arch)
-    report = run_job(distill_spec(tiny_synth, teacher, arch, kd_warmup_iters=0), tmp_path / "student")
+    spec = distill_spec(tiny_synth, teacher, arch, evaluate_teacher=True, kd_warmup_iters=0)
+    report = run_job(spec, tmp_path / "student")
     rows = [json.loads(line) for line in (tmp_path / "student" / "metrics.jsonl").read_text().splitlines()]
     loss_rows = [r for r in rows if "loss/total" in r]
     assert len(loss_rows) == 3
@@ -51,6 +53,9 @@ def test_mar_distillation_of_each_family(tiny_synth, tmp_path, arch):
         val.coco, predict(student.model, build_eval_loader(val, 4), torch.device("cpu")), val.class_names
     )
     assert metrics["AP"] == pytest.approx(report["eval"]["AP"], abs=1e-9)
+    # teacher.evaluate: the teacher's AP on the same images, as its own run measured it
+    teacher_ap = json.loads((teacher / "report.json").read_text())["eval"]["AP"]
+    assert report["teacher_eval"]["AP"] == pytest.approx(teacher_ap, abs=1e-9)
 
 
 def test_teacher_with_other_classes_is_refused(tiny_synth, tmp_path):
