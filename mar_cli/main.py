@@ -50,6 +50,10 @@ COMMANDS: dict[str, Command] = {
     "demo": Command(
         "worker.stack_cmd", "a baseline and a MAR student (from the published teacher) through the HTTP API"
     ),
+    "distill": Command(
+        "worker.distill_cmd",
+        "dataset folder + teacher file in, distilled student (and ONNX) out, in one command",
+    ),
     "bench": Command("benchmarks.cli", "benchmarks: quality (AP), perf (speed), report, tune"),
 }
 

@@ -51,6 +51,14 @@ TORCHVISION_BUILDERS: dict[str, TorchvisionBuilder] = {
     ),
 }
 
+# Students by a short name (``mar distill --student``): this project's small GroupNorm detectors
+# (a torchvision builder's name is the other way to name a student).
+STUDENT_PRESETS: dict[str, dict[str, object]] = {
+    "retinanet-r18": {"arch": "retinanet", "backbone": "resnet18", "fpn_channels": 64},
+    "fcos-r18": {"arch": "fcos", "backbone": "resnet18", "fpn_channels": 64},
+    "fasterrcnn-r18": {"arch": "fasterrcnn", "backbone": "resnet18", "fpn_channels": 64},
+}
+
 # torchvision detectors without an FPN: refused, saying why.
 NON_FPN_BUILDERS = ("ssd300_vgg16", "ssdlite320_mobilenet_v3_large")
 

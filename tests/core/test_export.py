@@ -26,13 +26,10 @@ from mar_core.models.checkpoint_io import write_model_output
 from mar_core.models.loading import load_detector
 from mar_core.models.registry import build_detector
 from mar_core.models.thresholds import detector_settings
+from mar_core.onnx_parity import NONE, compare_detections
 from tests.conftest import tiny_spec
 
 ARCHS = ("retinanet", "fcos", "fasterrcnn")
-REL_TOL = 1e-3  # the issue's bound on boxes: 1e-3 of the coordinate...
-FLOOR_PX = 1.0  # ...measured against at least 1 px: a coordinate clipped to 0 has no scale of its own,
-# so near 0 the bound is 1e-3 px absolute, still ~100x the float32 noise of coordinates of ~100 px.
-SCORE_TOL = 1e-5  # on scores; measured differences are below 4e-7
 # Post-processing without a cut other than the score: no top-k and no per-image limit, so a near-tie
 # at a cut-off cannot put a different box into one of the two lists. The score thresholds keep about
 # the best tenth of the seeded, untrained models' detections (60 to 100 an image): untrained, RetinaNet
@@ -106,40 +103,6 @@ def families(tiny_synth, images, tmp_path_factory) -> Families:
     return Families(tmp_path_factory.mktemp("export"), tiny_synth, images)
 
 
-def _clear_of(det: dict[str, np.ndarray], threshold: float) -> dict[str, np.ndarray]:
-    keep = np.abs(det["scores"] - threshold) > SCORE_TOL
-    return {k: v[keep] for k, v in det.items()}
-
-
-def _match(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], threshold: float) -> tuple[float, ...]:
-    """Pair each torch detection with an unpaired ONNX one of the same label, nearest in box then score
-    (not row order: equal scores may come out in either order, and an untrained model gives identical
-    zero-size boxes at the image border); assert boxes within tolerance and equal scores; return the
-    max abs and max rel box difference, the max score difference and the number compared. Detections scoring within SCORE_TOL of the threshold are left
-    out on both sides: float noise may put such a one on either side of it."""
-    ref, got = (_clear_of(d, threshold) for d in (ref, got))
-    assert len(got["boxes"]) == len(ref["boxes"]) > 0
-    dist = np.abs(ref["boxes"][:, None, :] - got["boxes"][None, :, :]).max(-1).astype(np.float64)
-    dist += np.abs(ref["scores"][:, None] - got["scores"][None, :])
-    dist[ref["labels"][:, None] != got["labels"][None, :]] = np.inf
-    pair = np.empty(len(dist), dtype=np.int64)
-    for i, row in enumerate(dist):
-        pair[i] = j = int(row.argmin())
-        assert np.isfinite(row[j]), f"torch detection {i} (label {ref['labels'][i]}) has no ONNX counterpart"
-        dist[:, j] = np.inf
-    np.testing.assert_array_equal(got["labels"][pair], ref["labels"])
-    np.testing.assert_allclose(got["scores"][pair], ref["scores"], rtol=0, atol=SCORE_TOL)
-    diff = np.abs(got["boxes"][pair] - ref["boxes"])
-    rel = diff / np.maximum(np.abs(ref["boxes"]), FLOOR_PX)
-    assert rel.max() <= REL_TOL, f"box difference {diff.max():.3g} px, {rel.max():.3g} relative"
-    return (
-        float(diff.max()),
-        float(rel.max()),
-        float(np.abs(got["scores"][pair] - ref["scores"]).max()),
-        len(pair),
-    )
-
-
 @pytest.mark.parametrize("arch", ARCHS)
 def test_onnx_gives_the_torch_detections_at_any_image_size(families, images, arch):
     family = families[arch]
@@ -150,17 +113,16 @@ def test_onnx_gives_the_torch_detections_at_any_image_size(families, images, arc
     assert [o.name for o in session.get_outputs()] == list(ONNX_OUTPUTS)
     assert session.get_inputs()[0].shape[1:] == ["height", "width"]
     assert images[-1].shape[-2:] != images[0].shape[-2:]
-    worst = np.zeros(3)
-    compared = 0
+    total = NONE
     for image, ref in zip(images, family.refs):
         got = dict(zip(ONNX_OUTPUTS, session.run(None, {"image": image.numpy()})))
         assert got["labels"].dtype == np.int64
-        *diffs, count = _match({k: v.numpy() for k, v in ref.items()}, got, SCORE_THRESH[arch])
-        worst = np.maximum(worst, diffs)
-        compared += count
+        parity = compare_detections({k: v.numpy() for k, v in ref.items()}, got, SCORE_THRESH[arch])
+        assert parity.compared > 0 and parity.ok, parity
+        total = total + parity
     print(
-        f"\nONNX parity {arch}: {compared} detections on {len(images)} images, max |d box| {worst[0]:.3g} px, "
-        f"max rel {worst[1]:.3g}, max |d score| {worst[2]:.3g}"
+        f"\nONNX parity {arch}: {total.compared} detections on {total.images} images, max |d box| "
+        f"{total.max_box_px:.3g} px, max rel {total.max_box_rel:.3g}, max |d score| {total.max_score:.3g}"
     )
 
 
