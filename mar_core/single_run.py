@@ -387,7 +387,7 @@ def build_report(
     return {
         "kind": spec.kind,
         "name": spec.name,
-        "spec": spec.to_json_dict(),
+        "spec": spec.report_dict(),
         "iterations": cfg.iterations,
         "resumed_from_step": start_iter,
         "eval": eval_hook.last_results,

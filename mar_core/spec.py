@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
@@ -459,8 +460,22 @@ class JobSpec(_Strict):
             raise ValueError("teacher/distill: only allowed when kind is 'distill'")
         return self
 
+    # The spec as its submitter wrote it (ids, not the server paths they resolve to), reported in
+    # report.json instead of this one; set by the service's worker (``reported_as``).
+    _as_submitted: dict[str, Any] | None = PrivateAttr(default=None)
+
     def to_json_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=False)
+
+    def reported_as(self, submitted: dict[str, Any]) -> JobSpec:
+        """This spec (what runs), with ``submitted`` the form report.json records; copies keep it."""
+        out = self.model_copy()
+        out._as_submitted = submitted
+        return out
+
+    def report_dict(self) -> dict[str, Any]:
+        """The spec report.json records: as submitted when the service set it, else this one."""
+        return self._as_submitted if self._as_submitted is not None else self.to_json_dict()
 
 
 def error_param(err: dict[str, Any]) -> str:

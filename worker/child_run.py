@@ -15,6 +15,7 @@ import torch
 
 from api.db import jobs_repo
 from api.db.session import make_engine, make_session_factory, session_scope
+from api.services.datasets import with_resolved_dataset
 from api.services.mlflow_urls import check_mlflow_uri
 from api.services.teacher_source import with_resolved_teacher
 from api.settings import Settings, get_settings
@@ -49,8 +50,9 @@ def run(job_id: str, worker_id: str, result_path: Path, stop: threading.Event) -
                 return res.SKIPPED
             raw_spec = dict(job.spec)
         spec = parse_spec(raw_spec)  # re-validate: SpecError (invalid_spec) names the field
-        with session_scope(sf) as s:  # teacher.job / teacher.upload: where they are now
-            spec = with_resolved_teacher(spec, settings, s)
+        with session_scope(sf) as s:  # dataset.id, teacher.job / teacher.upload: where they are now
+            spec = with_resolved_teacher(with_resolved_dataset(spec, s), settings, s)
+        spec = spec.reported_as(raw_spec)  # report.json names them as the client did
         with session_scope(sf) as s:
             if not jobs_repo.mark_running(s, job_id, worker_id):
                 logger.warning("job %s is no longer starting for %s; not running it", job_id, worker_id)

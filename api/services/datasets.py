@@ -23,8 +23,8 @@ from api.services.uploads import copy_limited
 from api.settings import Settings
 from mar_core.annotations.coco import SPLIT_ALIASES
 from mar_core.annotations.inspect import detect_format, find_splits, inspect_dataset
-from mar_core.errors import DatasetError
-from mar_core.spec import DatasetSpec
+from mar_core.errors import DatasetError, SpecError
+from mar_core.spec import DatasetSpec, JobSpec
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,18 @@ def dataset_for_job(session: Session, ds: DatasetSpec, scope: str | None) -> Dat
                 param=param,
             )
     return row
+
+
+def with_resolved_dataset(spec: JobSpec, session: Session) -> JobSpec:
+    """``spec`` with its uploaded dataset (``dataset.id``) named by path as well, for the worker
+    to run (unchanged when it has a path). The job's project was checked at submission."""
+    ds = spec.dataset
+    if ds.id is None or ds.path is not None:
+        return spec
+    row = datasets_repo.get_dataset(session, ds.id, project=None)
+    if row is None:
+        raise SpecError(f"dataset.id: no dataset {ds.id}", param="dataset.id")
+    return spec.model_copy(update={"dataset": ds.model_copy(update={"path": row.path})})
 
 
 def delete_dataset(session: Session, dataset_id: str, settings: Settings, scope: str | None) -> None:

@@ -76,13 +76,13 @@ class Host:
 
 
 def check_dataset(ds: DatasetSpec, host: Host) -> DatasetSpec:
-    """The dataset spec with an absolute ``path`` (from the upload for ``dataset.id``) after
-    validating the data on disk (torch-free readers: files, boxes, classes, splits); ``SpecError``
-    / ``DatasetError`` naming the field when something is wrong."""
+    """The dataset spec after validating the data on disk (torch-free readers: files, boxes,
+    classes, splits): an absolute ``path``, or for ``dataset.id`` the upload's format and bad-image
+    policy (its path is resolved by the worker: no server path in a stored spec); ``SpecError`` /
+    ``DatasetError`` naming the field when something is wrong."""
     if ds.id is not None:
         row = dataset_for_job(host.session, ds, host.scope)
-        policy = bad_image_policy(ds, row)
-        return ds.model_copy(update={"path": row.path, "format": row.format, "on_bad_image": policy})
+        return ds.model_copy(update={"format": row.format, "on_bad_image": bad_image_policy(ds, row)})
     assert ds.path is not None
     roots = host.settings.dataset_read_roots
     root = host.resolve(ds.path, roots, "dataset.path")

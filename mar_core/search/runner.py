@@ -430,7 +430,7 @@ class _Search:
                 "multiple": round(wall / plain, 3) if plain else None,
             },
         }
-        report["spec"] = self.spec.to_json_dict()
+        report["spec"] = self.spec.report_dict()
         report["wall_seconds"] = round(wall, 2)  # the whole search (this attempt), not the winner's part
         return report
 

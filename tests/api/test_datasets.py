@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from api.db import states
+from api.db import jobs_repo, states
 from api.db.models import Job
+from api.services.datasets import with_resolved_dataset
+from mar_core.spec import JobSpec
 from tests.api.archive_writers import hostile_tar, hostile_zip, pack
 from tests.api.conftest import error_params, make_coco, make_voc, train_spec
 
@@ -25,7 +27,7 @@ def _leftovers(settings) -> list[Path]:
 
 @pytest.mark.parametrize("kind,suffix", [("zip", ".zip"), ("tar", ".tar.gz")])
 @pytest.mark.parametrize("fmt", ["coco", "voc"])
-def test_upload_show_list_and_submit_by_id(client, auth, settings, tmp_path, kind, suffix, fmt):
+def test_upload_show_list_and_submit_by_id(client, auth, settings, tmp_path, kind, suffix, fmt, db):
     folder = (make_coco if fmt == "coco" else make_voc)(tmp_path / "src")
     r = _upload(client, auth, pack(folder, tmp_path / f"cells{suffix}", kind, top="cells"))
     assert r.status_code == 201, r.text
@@ -43,8 +45,11 @@ def test_upload_show_list_and_submit_by_id(client, auth, settings, tmp_path, kin
     assert job.status_code == 201, job.text
     spec_ds = job.json()["spec"]["dataset"]
     assert spec_ds["id"] == ds["id"] and spec_ds["format"] == fmt
-    assert Path(spec_ds["path"]).is_relative_to(settings.dataset_root / ds["id"])
-    assert (Path(spec_ds["path"]) / ("annotations" if fmt == "coco" else "Annotations")).is_dir()
+    assert spec_ds["path"] is None and str(settings.state_dir) not in job.text  # no server path stored
+    with db() as s:  # what the worker runs: the upload's folder
+        resolved = with_resolved_dataset(JobSpec.model_validate(jobs_repo.get_job(s, job.json()["id"]).spec), s)
+    assert Path(resolved.dataset.path).is_relative_to(settings.dataset_root / ds["id"])
+    assert (Path(resolved.dataset.path) / ("annotations" if fmt == "coco" else "Annotations")).is_dir()
 
 
 def test_delete_refused_while_a_job_uses_it(client, auth, settings, tmp_path, db):

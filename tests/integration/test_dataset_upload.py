@@ -3,6 +3,8 @@ naming it by id trains on a worker, the dataset cannot be deleted until the job 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from api.datasets_cmd import pack_folder
@@ -13,7 +15,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_uploaded_dataset_trains_a_job_by_id(stack, tiny_spec, data_root, tmp_path):
-    dataset = stack.client.upload_dataset(pack_folder(data_root / DATASET, tmp_path), name="syn-upload").model_dump()
+    dataset = stack.client.upload_dataset(
+        pack_folder(data_root / DATASET, tmp_path), name="syn-upload"
+    ).model_dump()
     assert dataset["format"] == "coco" and {"train", "val"} <= set(dataset["splits"])
     assert dataset["report"]["splits"]["train"]["images"] == 16
 
@@ -25,6 +29,10 @@ def test_uploaded_dataset_trains_a_job_by_id(stack, tiny_spec, data_root, tmp_pa
     job = stack.wait_terminal(job["id"])
     assert job["status"] == "succeeded", (job, stack.log_tails())
     assert job["spec"]["dataset"]["id"] == dataset["id"]
+    report = json.loads(stack.client.download(job["id"], "report.json", tmp_path).read_text())
+    assert (
+        report["spec"] == job["spec"] and job["spec"]["dataset"]["path"] is None
+    )  # as submitted: no server path
     assert [p.step for p in stack.client.metrics(job["id"]).series["loss/total"]] == [1, 2]
 
     stack.client.delete_dataset(dataset["id"])

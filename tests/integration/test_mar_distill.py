@@ -5,6 +5,7 @@ that now runs (``mar up``), it sends neither the data nor the teacher (the serve
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -106,6 +107,8 @@ def test_the_readme_example_distils_a_yolo_export_into_an_onnx_student(tmp_path)
     assert counts == {"/jobs": 2.0}, counts  # the student and its baseline; no dataset, no checkpoint
 
     out = tmp_path / opt["--out"]
+    spec = json.loads((out / "report.json").read_text())["spec"]
+    assert str(tmp_path) not in json.dumps(spec) and spec["teacher"]["upload"]  # ids, no server path
     assert {"model.pt", "model.json", "report.json", "model.onnx"} <= {p.name for p in out.iterdir()}
     assert (out / "baseline" / "model.pt").is_file()
     size = int(opt["--image-size"])
