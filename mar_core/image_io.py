@@ -167,12 +167,12 @@ def to_rgb(im: Image.Image) -> Image.Image:
     return im if im.mode == "RGB" else im.convert("RGB")
 
 
-def load_rgb(path: Path) -> tuple[Image.Image, ImageFacts]:
+def load_rgb(path: Path, data: bytes | None = None) -> tuple[Image.Image, ImageFacts]:
     """The image as displayed: an RGB image (``W x H`` as ``.size``), EXIF orientation applied, and
-    its facts (``repaired`` when it was truncated). ``BadImageError`` naming the file when it
-    cannot be read."""
+    its facts (``repaired`` when it was truncated). ``data``: the file's bytes, when read already.
+    ``BadImageError`` naming the file when it cannot be read."""
     path = Path(path)
-    im, repaired = _decoded(_read_bytes(path), path)
+    im, repaired = _decoded(data if data else _read_bytes(path), path)
     with im:
         fmt = str(im.format)
         try:
