@@ -1,4 +1,4 @@
-"""``mar bench quality|perf|report|tune|calibrate|diagnose|dataset-check|image-decode|soak``: the benchmarks
+"""``mar bench quality|perf|report|tune|calibrate|diagnose|dataset-check|image-decode|data-pipeline|soak``: the benchmarks
 (``benchmarks``).
 
 Results are cached in ``benchmarks/results/`` (one committed JSON file per run) and
@@ -20,6 +20,7 @@ import torch
 
 from benchmarks.calibrate import calibrate, format_calibration
 from benchmarks.coco_gen import COCO_TRAIN2017
+from benchmarks.data_pipeline import format_data_pipeline, run_data_pipeline
 from benchmarks.dataset_check import format_dataset_check, run_dataset_check
 from benchmarks.diagnose import diagnose, format_diagnosis
 from benchmarks.equal_tune import GRID_POINTS, method_grid, plan_pick_seeds, plan_points
@@ -225,6 +226,14 @@ def register(add) -> None:
     _add_paths(m)
     _add_report_out(m)
     m.set_defaults(handler=_image_decode)
+
+    dp = bench.add_parser(
+        "data-pipeline", help="training images per second: decoders, and the loader with 0-2 worker processes"
+    )
+    dp.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
+    _add_paths(dp)
+    _add_report_out(dp)
+    dp.set_defaults(handler=_data_pipeline)
 
     k = bench.add_parser(
         "soak",
@@ -545,6 +554,15 @@ def _slow_clients(args: argparse.Namespace) -> int:
     path, result = run_slow_clients(args.results, connections=args.connections, command=_command())
     print("\n".join(format_slow_clients(result)))
     print(f"slow-clients result: {path}")
+    if not args.no_report:
+        _write_report(args)
+    return 0
+
+
+def _data_pipeline(args: argparse.Namespace) -> int:
+    path, result = run_data_pipeline(args.results, args.cache, command=_command())
+    print("\n".join(format_data_pipeline(result)))
+    print(f"data-pipeline result: {path}")
     if not args.no_report:
         _write_report(args)
     return 0

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.calibrate import format_calibration
+from benchmarks.data_pipeline import data_pipeline_section
 from benchmarks.dataset_check import dataset_check_section
 from benchmarks.diagnose import diagnose_section
 from benchmarks.equal_tune_report import equal_tune_section
@@ -693,6 +694,7 @@ def render_report(store: ResultStore, presets: list[str] | None = None) -> str:
         lines += _quality_section(store, get_preset(name))
     lines += _perf_section(store, names)
     lines += dataset_check_section(store.root)
+    lines += data_pipeline_section(store.root)
     lines += slow_clients_section(store.root)
     lines += soak_section(store.root)
     lines += _calibration_section(store, names)
