@@ -78,3 +78,22 @@ def test_feature_norm_channel_ignores_each_channels_offset_and_scale():
     assert terms("channel", [a * t[0] + b], t) == pytest.approx((0.0, 0.0), abs=1e-5)  # same content
     raw, raw_moved = terms("none", s, t), terms("none", [a * s[0] + b], t)
     assert raw_moved[0] > 10 * raw[0]  # the raw terms measure the offset
+
+
+def test_standardise_is_the_population_z_score_with_its_gradient():
+    """``standardise`` (two-pass variance) against ``torch.var`` in float64, values and gradients
+    (float64: the two differ by round-off only, ~1e-15 here)."""
+    from mar_core.distill.peers.pkd import _EPS, standardise
+
+    gen = torch.Generator().manual_seed(1)
+    x = (torch.randn(2, 3, 5, 4, generator=gen, dtype=torch.float64) * 7 + 3).requires_grad_(True)
+    ref_x = x.detach().clone().requires_grad_(True)
+    ref = (ref_x - ref_x.mean((2, 3), keepdim=True)) / torch.sqrt(
+        ref_x.var((2, 3), keepdim=True, correction=0) + _EPS
+    )
+    got = standardise(x)
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+    weights = torch.randn(got.shape, generator=gen, dtype=torch.float64)
+    (got * weights).sum().backward()
+    (ref * weights).sum().backward()
+    torch.testing.assert_close(x.grad, ref_x.grad, rtol=1e-10, atol=1e-10)
