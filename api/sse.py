@@ -68,6 +68,15 @@ def _poll(
         return job.status, progress, jobs_repo.get_events(s, job_id, after_id=after, limit=500)
 
 
+def _ahead(progress: tuple[int, int] | None, sent: tuple[int, int] | None) -> bool:
+    """Whether the job row's ``progress`` is news after what the stream ``sent``: a later step
+    (or another total). The row is read before the events, so events committed in between may
+    already have sent a later step: live progress never goes back."""
+    if progress is None:
+        return False
+    return sent is None or progress[1] != sent[1] or progress[0] > sent[0]
+
+
 async def job_event_stream(
     factory: sessionmaker[Session],
     job_id: str,
@@ -86,7 +95,7 @@ async def job_event_stream(
         status, progress, events = await anyio.to_thread.run_sync(_poll, factory, job_id, after, key_id)
         for ev in events:
             ending = ev.type == "status" and ev.data.get("status") in states.TERMINAL
-            if ending and progress is not None and progress != progress_sent:
+            if ending and _ahead(progress, progress_sent):
                 yield format_live_progress(job_id, *progress)  # the last progress before the end
                 progress_sent = progress
             yield format_event(ev)
@@ -94,7 +103,7 @@ async def job_event_stream(
             last_sent = time.monotonic()
             if ev.type == "progress":
                 progress_sent = (ev.data.get("step"), ev.data.get("total"))
-        if progress is not None and progress != progress_sent and len(events) < 500:
+        if _ahead(progress, progress_sent) and len(events) < 500:
             yield format_live_progress(job_id, *progress)
             progress_sent, last_sent = progress, time.monotonic()
         if status is None or (status in states.TERMINAL and len(events) < 500):

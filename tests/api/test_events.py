@@ -149,3 +149,38 @@ def test_events_4xx(client, auth, db):
     assert r.status_code == 422 and error_params(r) == ["Last-Event-ID"]
     r = client.get(f"/jobs/{job_id}/events", params={"after": "x"}, headers=auth)
     assert r.status_code == 422 and error_params(r) == ["after"]
+
+
+def test_live_progress_never_goes_back_when_events_overtake_the_job_row(monkeypatch):
+    """The stream reads the job row, then the events: a step committed in between arrives as an
+    event newer than the row. The row's older step must not follow it as live progress (seen under
+    load: steps 1, 2, 3, 2, 3)."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    import anyio
+
+    from api import sse
+
+    now = dt.datetime.now(dt.timezone.utc)
+
+    def event(i, kind, data):
+        return SimpleNamespace(id=i, job_id="j", type=kind, data=data, created_at=now)
+
+    polls = iter(
+        [
+            ("running", (2, 3), [event(i, "progress", {"step": i, "total": 3}) for i in (1, 2, 3)]),
+            ("failed", (3, 3), [event(4, "status", {"status": "failed"})]),
+        ]
+    )
+    monkeypatch.setattr(sse, "_poll", lambda *args: next(polls))
+
+    async def frames() -> list[str]:
+        async def connected() -> bool:
+            return False
+
+        return [f async for f in sse.job_event_stream(None, "j", None, connected, poll_seconds=0)]
+
+    text = "".join(anyio.run(frames))
+    steps = [f["data"]["data"].get("step") for f in _parse_sse(text) if f["event"] == "progress"]
+    assert steps == [1, 2, 3]
