@@ -47,7 +47,9 @@ def test_upload_show_list_and_submit_by_id(client, auth, settings, tmp_path, kin
     assert spec_ds["id"] == ds["id"] and spec_ds["format"] == fmt
     assert spec_ds["path"] is None and str(settings.state_dir) not in job.text  # no server path stored
     with db() as s:  # what the worker runs: the upload's folder
-        resolved = with_resolved_dataset(JobSpec.model_validate(jobs_repo.get_job(s, job.json()["id"]).spec), s)
+        resolved = with_resolved_dataset(
+            JobSpec.model_validate(jobs_repo.get_job(s, job.json()["id"]).spec), s
+        )
     assert Path(resolved.dataset.path).is_relative_to(settings.dataset_root / ds["id"])
     assert (Path(resolved.dataset.path) / ("annotations" if fmt == "coco" else "Annotations")).is_dir()
 
