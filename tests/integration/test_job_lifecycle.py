@@ -17,11 +17,11 @@ logger = logging.getLogger(__name__)
 
 def test_job_runs_to_success_and_serves_its_outputs(stack, tiny_spec, tmp_path):
     spec = tiny_spec(iterations=4, name="lifecycle", checkpoint_every=2)
-    job, latency = submit_to_running(stack.client, spec, timeout=180)
+    started, latency = submit_to_running(stack.client, spec, timeout=180)
     logger.warning("[%s] POST /jobs -> running: %.3f s", stack.name, latency)
     print(f"\n[{stack.name}] POST /jobs -> running latency: {latency:.3f} s")
 
-    job = stack.wait_terminal(job["id"])
+    job = stack.wait_terminal(started.id)
     assert job["status"] == "succeeded", (job, stack.log_tails())
     assert job["attempt"] == 1 and job["error"] is None
     assert (job["progress_step"], job["progress_total"]) == (4, 4)

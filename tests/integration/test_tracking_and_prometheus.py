@@ -25,13 +25,13 @@ def _scrape(stack) -> tuple[str, dict[tuple[str, tuple], float]]:
 
 
 def test_tensorboard_artifact_and_prometheus_report_the_job(stack, tiny_spec, tmp_path):
-    job, _ = submit_to_running(stack.client, tiny_spec(iterations=6, name="tracked-it"), timeout=180)
+    started, _ = submit_to_running(stack.client, tiny_spec(iterations=6, name="tracked-it"), timeout=180)
     _, running = _scrape(stack)
     assert running[("mar_jobs", (("state", "running"),))] >= 1
     ages = [v for (name, _), v in running.items() if name == "mar_worker_heartbeat_age_seconds"]
     assert ages and min(ages) < stack.settings.lease_seconds, running
 
-    job = stack.wait_terminal(job["id"])
+    job = stack.wait_terminal(started.id)
     assert job["status"] == "succeeded", (job, stack.log_tails())
     events = [a.name for a in stack.client.artifacts(job["id"]) if a.name.startswith("tensorboard/")]
     assert len(events) == 1 and events[0].startswith("tensorboard/events.out.tfevents."), events
