@@ -14,7 +14,6 @@ newest.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from torchvision.transforms.functional import pil_to_tensor
 
 from benchmarks.image_decode import write_images
 from benchmarks.machine import machine_info
-from benchmarks.markdown import table
+from benchmarks.markdown import newest_result_section, table
 from mar_core.atomic import atomic_write_json
 from mar_core.data import load_dataset
 from mar_core.data.image_tensor import read_image_tensor
@@ -141,18 +140,4 @@ def format_data_pipeline(result: dict[str, Any]) -> list[str]:
 
 def data_pipeline_section(results: Path) -> list[str]:
     """BENCHMARKS.md's section: the newest ``data-pipeline-*.json`` in ``results``."""
-    files = sorted(Path(results).glob("data-pipeline-*.json"))
-    lines = ["## Data pipeline (`mar bench data-pipeline`)", ""]
-    if not files:
-        return [*lines, "Not measured yet (`mar bench data-pipeline`).", ""]
-    result = json.loads(files[-1].read_text())
-    m = result.get("machine", {})
-    return [
-        *lines,
-        f"From `{files[-1].name}`: `{result.get('command')}`, {result.get('started_at')}, on "
-        f"{m.get('cpu_model')}, {m.get('cores')} cores; 1-minute load average {m.get('load_avg_1m')} "
-        "at the start.",
-        "",
-        *format_data_pipeline(result),
-        "",
-    ]
+    return newest_result_section(results, "data-pipeline", "Data pipeline", format_data_pipeline)

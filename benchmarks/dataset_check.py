@@ -21,7 +21,7 @@ from benchmarks.coco_gen import COCO_TRAIN2017, write_coco_file
 from benchmarks.dataset_check_child import MODES
 from benchmarks.image_decode import image_decode_section
 from benchmarks.machine import machine_info
-from benchmarks.markdown import table
+from benchmarks.markdown import newest_result_section, table
 from benchmarks.store import REPO_ROOT
 from mar_core.atomic import atomic_write_json
 
@@ -111,19 +111,7 @@ def format_dataset_check(result: dict[str, Any]) -> list[str]:
 def dataset_check_section(results: Path) -> list[str]:
     """BENCHMARKS.md's sections: the newest ``dataset-check-*.json`` in ``results``, then the
     image decoding speed (``benchmarks.image_decode``)."""
-    files = sorted(Path(results).glob("dataset-check-*.json"))
-    lines = ["## Dataset check at COCO scale (`mar bench dataset-check`)", ""]
-    if not files:
-        return [*lines, "Not measured yet (`mar bench dataset-check`).", "", *image_decode_section(results)]
-    result = json.loads(files[-1].read_text())
-    m = result.get("machine", {})
     return [
-        *lines,
-        f"From `{files[-1].name}`: `{result.get('command')}`, {result.get('started_at')}, on "
-        f"{m.get('cpu_model')}, {m.get('cores')} cores; 1-minute load average {m.get('load_avg_1m')} "
-        "at the start.",
-        "",
-        *format_dataset_check(result),
-        "",
+        *newest_result_section(results, "dataset-check", "Dataset check at COCO scale", format_dataset_check),
         *image_decode_section(results),
     ]

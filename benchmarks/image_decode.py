@@ -12,7 +12,6 @@ and ``scan_files`` with every worker process (the check at upload). The result g
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +23,7 @@ from PIL import Image
 from torchvision.io import ImageReadMode, decode_image, read_file
 
 from benchmarks.machine import machine_info
-from benchmarks.markdown import table
+from benchmarks.markdown import newest_result_section, table
 from mar_core.annotations.image_scan import default_workers, scan_files
 from mar_core.atomic import atomic_write_json
 from mar_core.image_io import check_file, load_rgb
@@ -123,18 +122,6 @@ def format_image_decode(result: dict[str, Any]) -> list[str]:
 
 def image_decode_section(results: Path) -> list[str]:
     """BENCHMARKS.md's section: the newest ``image-decode-*.json`` in ``results``."""
-    files = sorted(Path(results).glob("image-decode-*.json"))
-    lines = ["## Image decoding in the dataset check (`mar bench image-decode`)", ""]
-    if not files:
-        return [*lines, "Not measured yet (`mar bench image-decode`).", ""]
-    result = json.loads(files[-1].read_text())
-    m = result.get("machine", {})
-    return [
-        *lines,
-        f"From `{files[-1].name}`: `{result.get('command')}`, {result.get('started_at')}, on "
-        f"{m.get('cpu_model')}, {m.get('cores')} cores; 1-minute load average {m.get('load_avg_1m')} "
-        "at the start.",
-        "",
-        *format_image_decode(result),
-        "",
-    ]
+    return newest_result_section(
+        results, "image-decode", "Image decoding in the dataset check", format_image_decode
+    )

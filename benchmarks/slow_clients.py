@@ -12,7 +12,6 @@ connection each time, as a load balancer does. The result goes to
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import selectors
@@ -30,7 +29,7 @@ import httpx
 
 from api.settings import Settings
 from benchmarks.machine import machine_info
-from benchmarks.markdown import table
+from benchmarks.markdown import newest_result_section, table
 from benchmarks.store import REPO_ROOT
 from mar_core.atomic import atomic_write_json
 
@@ -218,18 +217,4 @@ def format_slow_clients(result: dict[str, Any]) -> list[str]:
 
 def slow_clients_section(results: Path) -> list[str]:
     """BENCHMARKS.md's section: the newest ``slow-clients-*.json`` in ``results``."""
-    files = sorted(Path(results).glob("slow-clients-*.json"))
-    lines = ["## Slow clients (`mar bench slow-clients`)", ""]
-    if not files:
-        return [*lines, "Not measured yet (`mar bench slow-clients`).", ""]
-    result = json.loads(files[-1].read_text())
-    m = result.get("machine", {})
-    return [
-        *lines,
-        f"From `{files[-1].name}`: `{result.get('command')}`, {result.get('started_at')}, on "
-        f"{m.get('cpu_model')}, {m.get('cores')} cores; 1-minute load average {m.get('load_avg_1m')} "
-        "at the start.",
-        "",
-        *format_slow_clients(result),
-        "",
-    ]
+    return newest_result_section(results, "slow-clients", "Slow clients", format_slow_clients)
