@@ -20,6 +20,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match, compile_path
 
 from api.db.paging import InvalidCursorError
+from api.db.quota_repo import QuotaExceededError
 from api.db.states import JobNotFoundError, TransitionError
 from mar_core.errors import CheckpointError, DatasetError, MarError, PathOutsideRootError, SpecError
 from mar_core.paths import redact_paths
@@ -92,7 +93,10 @@ def _strip_prefix(message: str, param: str | None) -> str:
 
 
 def _mar_error_response(request: Request, exc: MarError) -> JSONResponse:
-    if isinstance(exc, ApiError):
+    if isinstance(exc, QuotaExceededError):
+        retry = exc.retry_after
+        status, headers = (409, None) if retry is None else (429, {"Retry-After": str(int(retry))})
+    elif isinstance(exc, ApiError):
         status, headers = exc.status_code, exc.headers
     else:
         status = next((code for cls, code in STATUS_OF if isinstance(exc, cls)), 500)

@@ -30,6 +30,7 @@ from api.routes import (
     lifecycle,
     metrics,
     prometheus,
+    queue,
     webhooks,
 )
 from api.routes.ui import mount_ui
@@ -63,7 +64,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.state.celery = celery
-    app.state.nudge = lambda job_id: send_run_job(celery, job_id, settings.queue)
+    app.state.nudge = lambda job_id, pool=None: send_run_job(celery, job_id, settings.pool_queue(pool))
     app.state.metrics_cache = MetricsCache(settings.metrics_cache_bytes)
     app.state.sse_poll_seconds = 0.5
     app.state.sse_keepalive_seconds = 15.0
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         datasets,
         webhooks,
         lifecycle,
+        queue,
         prometheus,
     )
     for module in routers:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from mar_core import names
 from mar_core.names import WEBHOOK_EVENTS
 from mar_core.url_guard import URL_PATTERN
 
@@ -55,6 +56,13 @@ class JobPublic(BaseModel):
     finished_at: datetime | None
     updated_at: datetime
     spec: dict[str, Any]
+    pool: str | None = Field(default=None, description="the worker pool it waits for or runs in")
+    priority: str = Field(default="normal", description="low | normal | high")
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _priority_name(cls, v: Any) -> Any:
+        return names.PRIORITIES[v] if isinstance(v, int) else v
 
 
 class JobsPublic(BaseModel):
@@ -215,3 +223,52 @@ class WebhookDeliveryPublic(BaseModel):
     next_attempt_at: datetime | None
     created_at: datetime
     payload: dict[str, Any]
+
+
+class QuotaIn(BaseModel):
+    """A project's limits (null: none); fields left out keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_running: int | None = Field(default=None, ge=0, le=100_000)
+    max_queued: int | None = Field(default=None, ge=0, le=1_000_000)
+    gpu_hours_per_day: float | None = Field(default=None, ge=0, le=1_000_000)
+
+
+class QuotaUsage(BaseModel):
+    queued: int
+    running: int
+    gpu_hours_per_day: float = Field(description="GPU-hours over the last 24 hours, running jobs up to now")
+
+
+class QuotaPublic(BaseModel):
+    project: str
+    max_running: int | None
+    max_queued: int | None
+    gpu_hours_per_day: float | None
+    usage: QuotaUsage
+
+
+class QueuedJobPublic(BaseModel):
+    id: str
+    project: str
+    priority: str
+    position: int = Field(description="1: the next job of the pool to start")
+    eta_seconds: float | None = Field(
+        description="seconds until it should start, from the pool's measured step rate"
+    )
+    held: str | None = Field(description="why it is skipped for now (its project's max_running quota)")
+
+
+class PoolQueuePublic(BaseModel):
+    pool: str
+    workers: int = Field(description="job slots of the pool's live workers")
+    running: int
+    waiting: int
+    seconds_per_step: float | None
+    jobs: list[QueuedJobPublic] = Field(description="the waiting jobs your key sees, in order")
+    note: str | None
+
+
+class QueuePublic(BaseModel):
+    pools: list[PoolQueuePublic]

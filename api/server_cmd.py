@@ -60,7 +60,9 @@ def _project_name(value: str) -> str:
 def cmd_apikey_create(args: argparse.Namespace) -> int:
     engine = _engine()
     with session_scope(make_session_factory(engine)) as s:
-        row, key = keys_repo.create_api_key(s, args.name, project=args.project, admin=args.admin)
+        row, key = keys_repo.create_api_key(
+            s, args.name, project=args.project, admin=args.admin, high_priority=args.high_priority
+        )
     engine.dispose()
     scope = "every project (admin)" if row.admin else f"project {row.project}"
     print(f"created API key {row.id} ({row.name}) for {scope}; it is shown only once:", file=sys.stderr)
@@ -121,6 +123,9 @@ def register(add) -> None:
         help=f"the project the key sees and acts in (created when new; default {DEFAULT_PROJECT})",
     )
     k.add_argument("--admin", action="store_true", help="the key sees and acts on every project")
+    k.add_argument(
+        "--high-priority", action="store_true", help='the key may submit jobs with priority "high"'
+    )
     k.set_defaults(handler=cmd_apikey_create)
     ksub.add_parser("list", help="list keys (never the keys themselves)").set_defaults(
         handler=cmd_apikey_list

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from mar_core.names import POOL_NAME_PATTERN
 
 
 def _env(*names: str) -> AliasChoices:
@@ -54,6 +57,17 @@ class Settings(BaseSettings):
         default=60, gt=0, validation_alias=_env("MAR_STOP_GRACE_SECONDS", "stop_grace_seconds")
     )
     queue: str = Field(default="mar-gpu", validation_alias=_env("MAR_QUEUE", "queue"))
+    # worker pools (a job's resources.pool); the first is the default and uses `queue` itself,
+    # each other one the Celery queue "{queue}.{pool}" (pool_queue)
+    pools: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["gpu"], validation_alias=_env("MAR_POOLS", "pools")
+    )
+    # the pool of this worker process (`mar worker --pool`); None: the first pool
+    worker_pool: str | None = Field(default=None, validation_alias=_env("MAR_WORKER_POOL", "worker_pool"))
+    # a worker is live while its heartbeat row is younger than this (workers table)
+    worker_stale_seconds: float = Field(
+        default=60, gt=0, validation_alias=_env("MAR_WORKER_STALE_SECONDS", "worker_stale_seconds")
+    )
     # a teacher checkpoint upload (POST /checkpoints): R50/R101 detectors are 150-500 MB
     max_upload_bytes: int = Field(
         default=2 * 1024**3, gt=0, validation_alias=_env("MAR_MAX_UPLOAD_BYTES", "max_upload_bytes")
@@ -143,7 +157,7 @@ class Settings(BaseSettings):
     api_url: str = Field(default="http://127.0.0.1:8000", validation_alias=_env("MAR_API_URL", "api_url"))
     api_key: str | None = Field(default=None, validation_alias=_env("MAR_API_KEY", "api_key"))
 
-    @field_validator("data_roots", "webhook_allowed_hosts", "mlflow_allowed_hosts", mode="before")
+    @field_validator("data_roots", "webhook_allowed_hosts", "mlflow_allowed_hosts", "pools", mode="before")
     @classmethod
     def _split_list(cls, v: Any) -> Any:
         """Accept a JSON list, or items separated by ``os.pathsep`` or commas."""
@@ -169,7 +183,30 @@ class Settings(BaseSettings):
         self.checkpoint_root = (self.checkpoint_root or state / "checkpoints").expanduser().resolve()
         self.artifact_root = (self.artifact_root or state / "jobs").expanduser().resolve()
         self.dataset_root = (self.dataset_root or state / "datasets").expanduser().resolve()
+        bad = [p for p in self.pools if not re.fullmatch(POOL_NAME_PATTERN, p)]
+        if not self.pools or bad or len(set(self.pools)) != len(self.pools):
+            raise ValueError(
+                f"MAR_POOLS: one or more distinct names matching {POOL_NAME_PATTERN} (got {self.pools})"
+            )
+        if self.worker_pool is not None and self.worker_pool not in self.pools:
+            raise ValueError(f"MAR_WORKER_POOL: {self.worker_pool!r} is not one of MAR_POOLS {self.pools}")
         return self
+
+    @property
+    def default_pool(self) -> str:
+        """The pool of a job that names none."""
+        return self.pools[0]
+
+    @property
+    def my_pool(self) -> str:
+        """This worker process's pool."""
+        return self.worker_pool or self.default_pool
+
+    def pool_queue(self, pool: str | None) -> str:
+        """The Celery queue of ``pool`` (None: the default pool): ``queue`` for the default pool,
+        ``{queue}.{pool}`` for the others."""
+        pool = pool or self.default_pool
+        return self.queue if pool == self.default_pool else f"{self.queue}.{pool}"
 
     @property
     def dataset_read_roots(self) -> list[Path]:

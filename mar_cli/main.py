@@ -44,6 +44,8 @@ COMMANDS: dict[str, Command] = {
     "delete": Command("api.client_cmd", "delete a finished job's files; the job is hidden"),
     "checkpoints": Command("api.client_cmd", "a job's last and best checkpoints (step, AP); --download"),
     "datasets": Command("api.datasets_cmd", "upload, list, show or delete datasets on the API"),
+    "queue": Command("api.queue_cmd", "the queue per worker pool: your waiting jobs, positions, ETAs"),
+    "quota": Command("api.queue_cmd", "a project's quota and use; with limits, set it (admin key)"),
     "worker": Command("worker.service_cmd", "run a Celery worker for the job queue (one per GPU)"),
     "reaper": Command("worker.service_cmd", "re-queue jobs whose worker stopped heartbeating"),
     "up": Command("worker.stack_cmd", "start API + worker + reaper locally (SQLite + filesystem broker)"),

@@ -72,6 +72,10 @@ def is_two_stage(arch: str) -> bool:
 # What a finished model can be exported to (``mar export``, the job's ``export`` option).
 EXPORT_FORMATS = ("onnx", "torchscript")
 # What a job's webhooks are told (Standard Webhooks event types); job.progress is throttled.
+# A job's priority, lowest first (its rank is the index); "high" only for keys allowed it.
+PRIORITIES = ("low", "normal", "high")
+POOL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"  # a worker pool (names from the deployment's MAR_POOLS)
+
 WEBHOOK_EVENTS = ("job.succeeded", "job.failed", "job.cancelled", "job.progress")
 
 

@@ -369,6 +369,13 @@ class TrainSpec(_Strict):
 class ResourcesSpec(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     gpus: int = Field(default=1, ge=1, le=MAX_GPUS)  # >1: torch.distributed processes (gloo on CPU)
+    # the worker pool that runs it (the deployment's MAR_POOLS; None: its first pool)
+    pool: str | None = Field(default=None, pattern=names.POOL_NAME_PATTERN)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)  # pool only when named: no earlier run is re-keyed
+        return {k: v for k, v in data.items() if not (k == "pool" and v is None)}
 
 
 # Where a spec's MLflow section may point: a tracking server (http/https), a local file store or a
@@ -432,10 +439,17 @@ class JobSpec(_Strict):
     webhooks: list[WebhookSpec] = Field(default_factory=list, max_length=10)
     # Experiment tracking (MLflow); it does not shape the run (spec_hash.NOT_RUN_SHAPING).
     tracking: TrackingSpec | None = None
+    # Its place in the queue (names.PRIORITIES); it does not shape the run either.
+    priority: SpecText = "normal"
 
     model_config = ConfigDict(
         extra="forbid", populate_by_name=True, protected_namespaces=(), allow_inf_nan=False
     )
+
+    @field_validator("priority")
+    @classmethod
+    def _known_priority(cls, v: str) -> str:
+        return _check_name(v, names.PRIORITIES, "priority")
 
     @field_validator("export")
     @classmethod
@@ -446,8 +460,13 @@ class JobSpec(_Strict):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data = handler(self)  # export, webhooks and tracking only when asked: no earlier run is re-keyed
-        return {k: v for k, v in data.items() if not (k in ("export", "webhooks", "tracking") and not v)}
+        data = handler(self)  # export, webhooks, tracking, priority only when asked: no run is re-keyed
+        return {
+            k: v
+            for k, v in data.items()
+            if not (k in ("export", "webhooks", "tracking") and not v)
+            and not (k == "priority" and v == "normal")
+        }
 
     @model_validator(mode="after")
     def _kind_fields(self) -> JobSpec:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 # Fields that name or schedule a job but do not shape what it trains.
-NOT_RUN_SHAPING = ("name", "max_attempts", "tracking")
+NOT_RUN_SHAPING = ("name", "max_attempts", "tracking", "priority")
 
 
 def canonical_json(data: Any) -> str:

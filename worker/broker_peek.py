@@ -34,17 +34,18 @@ def _job_id(raw: bytes | str) -> str | None:
 
 
 def queued_message_job_ids(celery_app, settings: Settings) -> set[str] | None:
-    """The job ids of the messages waiting in ``settings.queue``; None when the transport
-    cannot be read this way."""
-    queue = settings.queue
+    """The job ids of the messages waiting in the queues of every pool (``settings.pools``);
+    None when the transport cannot be read this way."""
+    queues = sorted({settings.pool_queue(p) for p in settings.pools})
     if is_filesystem(settings):
         folder = Path(celery_app.conf.broker_transport_options["data_folder_in"])
         ids = set()
-        for f in folder.glob(f"*.{queue}.msg"):
-            try:
-                ids.add(_job_id(f.read_bytes()))
-            except FileNotFoundError:  # taken by a worker meanwhile
-                continue
+        for queue in queues:
+            for f in folder.glob(f"*.{queue}.msg"):
+                try:
+                    ids.add(_job_id(f.read_bytes()))
+                except FileNotFoundError:  # taken by a worker meanwhile
+                    continue
         return {i for i in ids if i}
     if not settings.broker_url.startswith(("redis://", "rediss://")):
         return None
@@ -52,9 +53,10 @@ def queued_message_job_ids(celery_app, settings: Settings) -> set[str] | None:
         channel = conn.default_channel
         client = channel.client
         ids: set[str] = set()
-        for pri in channel.priority_steps:
-            for raw in client.lrange(channel._q_for_pri(queue, pri), 0, -1):
-                job_id = _job_id(raw)
-                if job_id:
-                    ids.add(job_id)
+        for queue in queues:
+            for pri in channel.priority_steps:
+                for raw in client.lrange(channel._q_for_pri(queue, pri), 0, -1):
+                    job_id = _job_id(raw)
+                    if job_id:
+                        ids.add(job_id)
         return ids

@@ -52,7 +52,7 @@ def worker_config(settings: Settings) -> dict[str, Any]:
         worker_send_task_events=False,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
-        imports=("worker.tasks",),
+        imports=("worker.tasks", "worker.worker_beat"),
     )
     if settings.broker_url.startswith(("redis://", "rediss://")):
         cfg["worker_disable_prefetch"] = True

@@ -34,7 +34,7 @@ from typing import Any
 from kombu.exceptions import ChannelError
 
 from api.broker import make_celery_client, send_run_job
-from api.db import jobs_repo
+from api.db import jobs_repo, scheduling
 from api.db.session import make_engine, make_session_factory, session_scope
 from api.settings import get_settings
 from worker.broker_peek import queued_message_job_ids
@@ -75,8 +75,11 @@ def reap_once(
     queued_in_broker: Callable[[], set[str] | None] | None = None,
     memo: NudgeMemo | None = None,
     now: datetime | None = None,
+    pools: list[str] | None = None,
 ) -> list[str]:
-    """One pass; returns the ids nudged (re-queued ones first, then re-nudged stale ones)."""
+    """One pass; returns the ids nudged (re-queued ones first, then re-nudged stale ones). With
+    ``pools``, a stale job its project's ``max_running`` quota holds is not re-nudged (the worker
+    that ends one of the project's runs nudges it: ``worker.runtime``)."""
     now = now or datetime.now(timezone.utc)
     with session_scope(session_factory) as s:
         requeued = jobs_repo.requeue_expired(s, now=now)
@@ -85,10 +88,11 @@ def reap_once(
         send_task(job_id)
 
     with session_scope(session_factory) as s:
+        held = scheduling.held_job_ids(s, pools) if pools else set()
         stale = [
             j
             for j in jobs_repo.queued_job_ids(s, older_than=now - timedelta(seconds=stale_after))
-            if j not in requeued
+            if j not in requeued and j not in held
         ]
     memo = memo if memo is not None else NudgeMemo()
     memo.keep_only(set(stale))
@@ -115,6 +119,20 @@ def reap_once(
         send_task(job_id)
         memo.record(job_id, mono)
     return requeued + renudged
+
+
+def schedule_once(session_factory, send_task: SendTask, pools: list[str], stale_seconds: float) -> list[str]:
+    """Preemption: ask the running job a waiting higher-priority job outranks to pause (one per
+    pool at a time), and put preempted jobs that have paused back in the queue (nudged).
+    Returns the ids nudged."""
+    with session_scope(session_factory) as s:
+        scheduling.preempt(s, pools, stale_seconds)
+    with session_scope(session_factory) as s:
+        back = [job.id for job in scheduling.resume_preempted(s)]
+    for job_id in back:
+        logger.info("job %s: preempted and paused; queued again", job_id)
+        send_task(job_id)
+    return back
 
 
 def _safe_call(read: Callable[[], Any] | None) -> Any:
@@ -152,6 +170,12 @@ def run_reaper(
     sf = make_session_factory(engine)
     celery = make_celery_client(settings)
     stale = stale_after if stale_after is not None else max(30.0, 3 * interval)
+
+    def send(job_id: str) -> None:  # to the queue of the job's pool
+        with session_scope(sf) as s:
+            pool = jobs_repo.pool_of(s, job_id)
+        send_run_job(celery, job_id, settings.pool_queue(pool))
+
     memo = NudgeMemo()
     webhooks = threading.Thread(
         target=run_webhook_loop, args=(sf, settings, stop), name="webhook-delivery", daemon=True
@@ -166,13 +190,17 @@ def run_reaper(
     try:
         while not stop.is_set():
             try:
+                schedule_once(sf, send, settings.pools, settings.worker_stale_seconds)
                 reap_once(
                     sf,
-                    lambda job_id: send_run_job(celery, job_id, settings.queue),
+                    send,
                     stale_after=stale,
-                    queue_depth=lambda: broker_queue_depth(celery, settings.queue),
+                    queue_depth=lambda: sum(
+                        broker_queue_depth(celery, settings.pool_queue(p)) or 0 for p in settings.pools
+                    ),
                     queued_in_broker=lambda: queued_message_job_ids(celery, settings),
                     memo=memo,
+                    pools=settings.pools,
                 )
             except Exception:
                 logger.exception("reaper pass failed; retrying in %.1f s", interval)

@@ -57,9 +57,13 @@ def celery_stopping() -> bool:
 
 
 def run_job_once(job_id: str, worker_id: str, worker_stopping=celery_stopping) -> str:
-    """Claim and run one job; return its final status, ``PAUSED`` (the task ends, the worker is
-    free; a resume nudges the job again), ``SKIPPED``, ``LOST`` or ``RELEASED`` (a ``RunOutcome``)."""
+    """Take a message (``job_id`` names the job it was sent for) and run the first job of this
+    worker's pool in the scheduling order (``api.db.scheduling``: usually that job; a
+    higher-priority or fairer one when one waits). Returns the claimed job's final status,
+    ``PAUSED`` (the task ends, the worker is free; a resume nudges the job again), ``SKIPPED``
+    (nothing of the pool may start now), ``LOST`` or ``RELEASED`` (a ``RunOutcome``)."""
     settings = get_settings()
+    pool = settings.my_pool
     if worker_stopping():
         # A message taken during warm shutdown (e.g. the re-nudge of a job this worker just
         # released): claiming would burn an attempt only to release the job again at once.
@@ -67,10 +71,13 @@ def run_job_once(job_id: str, worker_id: str, worker_stopping=celery_stopping) -
         _nudge(job_id)
         return RunOutcome.SKIPPED
     store = DbJobStore(session_factory())
-    claim = store.claim(job_id, worker_id, settings.lease_seconds)
+    claim = store.claim_next(pool, settings.default_pool, worker_id, settings.lease_seconds)
     if claim is None:
-        logger.info("job %s: not queued (duplicate delivery, cancelled or taken); skipped", job_id)
+        logger.info("message for job %s: no job of pool %s may start now; skipped", job_id, pool)
         return RunOutcome.SKIPPED
+    if claim.job_id != job_id:
+        logger.info("message for job %s: job %s comes first in pool %s", job_id, claim.job_id, pool)
+    job_id = claim.job_id
     logger.info("job %s: claimed by %s (attempt %d/%d)", job_id, worker_id, claim.attempt, claim.max_attempts)
     supervisor = Supervisor(
         claim,
@@ -93,15 +100,31 @@ def run_job_once(job_id: str, worker_id: str, worker_stopping=celery_stopping) -
             store.finish(job_id, worker_id, JobState.FAILED, error)
         except Exception:
             logger.exception("job %s: could not record the failure; the reaper will settle it", job_id)
-        return RunOutcome.FAILED
+        status = RunOutcome.FAILED
     logger.info("job %s: %s", job_id, status)
     if status == RunOutcome.RELEASED:
         _nudge(job_id)
+    else:
+        _wake_pool(store, pool)
     return status
 
 
 def _nudge(job_id: str) -> None:
-    """Send a released job a new ``mar.run_job`` message (the one that brought it was acked
-    early); if that fails the reaper re-sends it once it has been queued for a while."""
+    """Send a released job a new ``mar.run_job`` message on this worker's pool queue (the one that
+    brought it was acked early); if that fails the reaper re-sends it once it has been queued
+    for a while."""
     settings = get_settings()
-    send_run_job(make_celery_client(settings), job_id, settings.queue)
+    send_run_job(make_celery_client(settings), job_id, settings.pool_queue(settings.my_pool))
+
+
+def _wake_pool(store: DbJobStore, pool: str) -> None:
+    """A run ended, so a job its project's ``max_running`` quota held may start now, and its
+    message may have been spent while it was held: nudge the pool once for it (an extra nudge
+    only claims nothing)."""
+    try:
+        first = store.first_released(pool, get_settings().default_pool)
+    except Exception:
+        logger.exception("could not read pool %s's queue; the reaper re-nudges waiting jobs", pool)
+        return
+    if first is not None:
+        _nudge(first)

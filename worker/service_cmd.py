@@ -9,6 +9,7 @@ import os
 
 from api.settings import get_settings
 from mar_core.cli.argtypes import positive_float, positive_int
+from mar_core.errors import SpecError
 from mar_core.parent_watch import stop_with_parent_from_env
 from worker.celery_app import app
 from worker.procs import stop_event_on_signals
@@ -23,6 +24,11 @@ def register(add) -> None:
     w.add_argument("--concurrency", type=positive_int, default=1, help="jobs at a time (default 1)")
     w.add_argument("--hostname", default=None, help="Celery node name (default mar[-gpuN]-PID@host)")
     w.add_argument("--loglevel", default="INFO")
+    w.add_argument(
+        "--pool",
+        default=None,
+        help="the worker pool it serves (one of MAR_POOLS; default: MAR_WORKER_POOL, else the first)",
+    )
     w.set_defaults(handler=_worker)
 
     r = add("reaper")
@@ -45,9 +51,15 @@ def worker_hostname(pid: int | None = None) -> str:
 
 def _worker(args: argparse.Namespace) -> int:
     stop_with_parent_from_env("worker")
-    settings = get_settings()
+    if args.pool is not None:
+        os.environ["MAR_WORKER_POOL"] = args.pool  # what this process's settings say from now on
+        get_settings.cache_clear()
+    try:
+        settings = get_settings()
+    except ValueError as e:
+        raise SpecError(f"--pool: {e}", "pool") from e
     argv = [
-        "worker", "--queues", settings.queue, "--concurrency", str(args.concurrency), "--pool", "threads",
+        "worker", "--queues", settings.pool_queue(settings.my_pool), "--concurrency", str(args.concurrency), "--pool", "threads",
         "--hostname", args.hostname or worker_hostname(), "--loglevel", args.loglevel,
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]  # fmt: skip

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from api.db import jobs_repo
+from api.db import jobs_repo, scheduling
 from api.db.session import session_scope
 
 logger = logging.getLogger(__name__)
@@ -27,6 +27,10 @@ class Claim:
 
 class JobStore(Protocol):
     def claim(self, job_id: str, worker_id: str, lease_seconds: float) -> Claim | None: ...
+
+    def claim_next(
+        self, pool: str, default_pool: str, worker_id: str, lease_seconds: float
+    ) -> Claim | None: ...
 
     def heartbeat(self, job_id: str, worker_id: str, lease_seconds: float) -> bool: ...
 
@@ -58,6 +62,20 @@ class DbJobStore:
             if job is None:
                 return None
             return Claim(job_id=job.id, attempt=job.attempt, max_attempts=job.max_attempts)
+
+    def claim_next(self, pool: str, default_pool: str, worker_id: str, lease_seconds: float) -> Claim | None:
+        """Claim the first job of ``pool``'s order (``api.db.scheduling``), whichever message came."""
+        with self._scope() as s:
+            job = scheduling.claim_next(s, pool, default_pool, worker_id, lease_seconds)
+            if job is None:
+                return None
+            return Claim(job_id=job.id, attempt=job.attempt, max_attempts=job.max_attempts)
+
+    def first_released(self, pool: str, default_pool: str) -> str | None:
+        """The first job of ``pool`` that may start now and whose project has a ``max_running``
+        quota (its message may have been spent while the quota held it), or None."""
+        with self._scope() as s:
+            return scheduling.first_capped_ready(s, pool, default_pool)
 
     def heartbeat(self, job_id: str, worker_id: str, lease_seconds: float) -> bool:
         with self._scope() as s:

@@ -28,9 +28,10 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from api.db import states, webhooks_repo
+from api.db import segments_repo, states, webhooks_repo
 from api.db.models import DEFAULT_PROJECT, Artifact, Event, Job, Metric, utcnow
 from api.db.paging import newest_first_page
+from mar_core import names
 from mar_core.spec import JobSpec
 
 log = logging.getLogger(__name__)
@@ -92,9 +93,12 @@ def _change_status(
             states.check_transition(src, new)
     if not sources:
         raise ValueError(f"_change_status: no state may go to {new}")
-    return _conditional_update(
+    ok = _conditional_update(
         s, job_id, sources, {**values, "status": states.JobState(new).value}, extra_where
     )
+    if ok and new not in states.ACTIVE and sources & states.ACTIVE:
+        segments_repo.close_segment(s, job_id, utcnow())  # the run on a worker ended
+    return ok
 
 
 def _status_event(
@@ -124,8 +128,10 @@ def create_job(
     idempotency_key: str | None = None,
     request_hash: str | None = None,
     project: str = DEFAULT_PROJECT,
+    pool: str | None = None,
 ) -> Job:
-    """Insert a queued job of ``project`` for ``spec`` (flushed, not committed) and its first event.
+    """Insert a queued job of ``project`` for ``spec`` (flushed, not committed) and its first event;
+    ``pool``: the worker pool it waits for (default: the spec's ``resources.pool``).
 
     A second job of the project with the same ``idempotency_key`` raises
     ``sqlalchemy.exc.IntegrityError`` at flush; look it up first with ``get_job_by_idempotency_key``.
@@ -146,6 +152,8 @@ def create_job(
         updated_at=now,
         dataset_id=spec.dataset.id,
         webhook_secret=webhooks_repo.new_secret() if spec.webhooks else None,
+        pool=pool or spec.resources.pool,
+        priority=names.PRIORITIES.index(spec.priority),
     )
     s.add(job)
     s.flush()
@@ -189,6 +197,7 @@ def claim_job(s: Session, job_id: str, worker_id: str, lease_seconds: float) -> 
         return None
     job = _reload(s, job_id)
     assert job is not None
+    segments_repo.open_segment(s, job, now)
     _status_event(s, job_id, states.STARTING, states.QUEUED, attempt=job.attempt, worker_id=worker_id)
     return job
 
@@ -326,7 +335,7 @@ def is_cancel_requested(s: Session, job_id: str) -> bool:
     return bool(row.cancel_requested) or row.status in (states.CANCELLING, states.CANCELLED)
 
 
-def request_pause(s: Session, job_id: str) -> str:
+def request_pause(s: Session, job_id: str, reason: str = "pause_requested") -> str:
     """Ask a job to pause; returns the status it is now in.
 
     queued -> paused at once; starting/running -> pausing (the worker sees it via
@@ -337,12 +346,14 @@ def request_pause(s: Session, job_id: str) -> str:
         if current is None:
             raise states.JobNotFoundError(f"job {job_id} not found", param="job_id")
         if current in (states.PAUSING, states.PAUSED):
+            if reason == "pause_requested":  # the user's pause holds: not resumed after a preemption
+                _update(s, job_id, [current], {"preempted_by": None})
             return states.JobState(current)
         if current == states.CANCELLING or current in states.TERMINAL:
             raise states.TransitionError(f"job {job_id} is {current}: it cannot be paused", current=current)
         new = states.PAUSED if current == states.QUEUED else states.PAUSING
         if _change_status(s, job_id, new, {}, sources=[current]):
-            _status_event(s, job_id, new, current, reason="pause_requested")
+            _status_event(s, job_id, new, current, reason=reason)
             return new
     raise states.TransitionError(f"job {job_id} changed state while pausing; retry", current=None)
 
@@ -369,7 +380,7 @@ def park_job(s: Session, job_id: str, worker_id: str, step: int | None = None) -
     return ok
 
 
-def resume_job(s: Session, job_id: str) -> None:
+def resume_job(s: Session, job_id: str, reason: str = "resume_requested") -> None:
     """paused -> queued (send the job a Celery nudge after the commit); the next claim resumes
     from the checkpoint. Any other state raises ``TransitionError`` (``pausing``: not yet)."""
     current = s.execute(select(Job.status).where(Job.id == job_id)).scalar_one_or_none()
@@ -378,7 +389,7 @@ def resume_job(s: Session, job_id: str) -> None:
     if current != states.PAUSED or not _change_status(s, job_id, states.QUEUED, {}, sources=[current]):
         why = "still pausing; retry once it is paused" if current == states.PAUSING else "not paused"
         raise states.TransitionError(f"job {job_id} is {why} ({current})", current=current)
-    _status_event(s, job_id, states.QUEUED, current, reason="resume_requested")
+    _status_event(s, job_id, states.QUEUED, current, reason=reason)
 
 
 def mark_deleted(s: Session, job_id: str) -> None:
@@ -451,6 +462,11 @@ def queued_job_ids(s: Session, older_than: datetime | None = None) -> list[str]:
     if older_than is not None:
         stmt = stmt.where(Job.updated_at < older_than)
     return list(s.execute(stmt.order_by(Job.created_at, Job.id)).scalars())
+
+
+def pool_of(s: Session, job_id: str) -> str | None:
+    """The pool a job waits for or runs in (None: the default pool, or no such job)."""
+    return s.execute(select(Job.pool).where(Job.id == job_id)).scalar_one_or_none()
 
 
 def list_jobs(

@@ -39,17 +39,23 @@ def ensure_project(s: Session, name: str) -> Project:
     return project
 
 
+def project_exists(s: Session, name: str) -> bool:
+    return s.get(Project, name) is not None
+
+
 def create_api_key(
-    s: Session, name: str, project: str = DEFAULT_PROJECT, admin: bool = False
+    s: Session, name: str, project: str = DEFAULT_PROJECT, admin: bool = False, high_priority: bool = False
 ) -> tuple[ApiKey, str]:
     """A new key named ``name`` acting in ``project`` (created when new; an ``admin`` key acts on
-    every project); returns the row and the plaintext key (never stored)."""
+    every project; ``high_priority``: it may submit "high" jobs, as admin keys may); returns the
+    row and the plaintext key (never stored)."""
     ensure_project(s, project)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     row = ApiKey(
         name=name,
         project=project,
         admin=admin,
+        high_priority=high_priority,
         key_hash=hash_key(key),
         prefix=key[:12],
         created_at=utcnow(),

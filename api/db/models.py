@@ -126,6 +126,12 @@ class Job(Base):
     webhook_secret: Mapped[str | None] = mapped_column(String(64))  # signs the spec's webhooks
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # DELETE: files gone, row hidden
     metrics_rev: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # metric writes
+    # scheduling (api/db/scheduling.py): the worker pool (None: the deployment's first pool), the
+    # priority rank (names.PRIORITIES: 0 low, 1 normal, 2 high) and, while a higher-priority job
+    # waits for this one's worker, that job's id (the pause it asked for resumes by itself)
+    pool: Mapped[str | None] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    preempted_by: Mapped[str | None] = mapped_column(String(32))
 
     def __repr__(self) -> str:
         return f"Job(id={self.id!r}, status={self.status!r}, attempt={self.attempt})"
@@ -218,6 +224,9 @@ class ApiKey(Base):
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
+    high_priority: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="0"
+    )  # may submit "high"
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -254,3 +263,48 @@ class WebhookDelivery(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ProjectQuota(Base):
+    """An admin's limits for one project; None: no limit. ``max_running`` holds jobs in the queue,
+    ``max_queued`` and ``gpu_hours_per_day`` (a rolling 24 h of run segments) refuse submits."""
+
+    __tablename__ = "project_quotas"
+
+    project: Mapped[str] = mapped_column(String(64), primary_key=True)
+    max_running: Mapped[int | None] = mapped_column(Integer)
+    max_queued: Mapped[int | None] = mapped_column(Integer)
+    gpu_hours_per_day: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RunSegment(Base):
+    """One stretch of a job on a worker: opened at its claim, closed when the run ends (finished,
+    paused, released or lease lost; ``ended_at`` None while it runs). Quotas and fair share count
+    ``gpus`` x its seconds; its steps give the pool's measured step rate (queue ETAs)."""
+
+    __tablename__ = "run_segments"
+    __table_args__ = (Index("ix_run_segments_project_ended_at", "project", "ended_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    project: Mapped[str] = mapped_column(String(64))
+    pool: Mapped[str | None] = mapped_column(String(64))
+    gpus: Mapped[int] = mapped_column(Integer, default=1)
+    start_step: Mapped[int] = mapped_column(Integer, default=0)  # the job's progress at the claim
+    end_step: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WorkerBeat(Base):
+    """A live worker process of a pool: written by the worker every heartbeat, removed at its
+    stop; one whose ``last_seen`` is older than a few heartbeats is gone."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)  # the worker id (leases' owner)
+    pool: Mapped[str] = mapped_column(String(64), index=True)
+    slots: Mapped[int] = mapped_column(Integer, default=1)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -50,7 +50,12 @@ JobDep = Annotated[Job, Depends(load_job)]
     "",
     response_model=JobCreated,
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"model": JobCreated, "description": "an Idempotency-Key replay: the earlier job"}},
+    responses={
+        200: {"model": JobCreated, "description": "an Idempotency-Key replay: the earlier job"},
+        403: {"model": ErrorPublic},
+        409: {"model": ErrorPublic, "description": "over a quota that waiting does not lift"},
+        429: {"model": ErrorPublic, "description": "over the project's quota; see Retry-After"},
+    },
 )
 def create_job(
     spec: JobSpec,
@@ -65,9 +70,18 @@ def create_job(
     ] = None,
 ) -> Job:
     """Queue a job. 201 with the new job; with an ``Idempotency-Key`` already used for the same
-    body, 200 with that earlier job; the same key with another body is a 422 naming the header."""
+    body, 200 with that earlier job; the same key with another body is a 422 naming the header.
+    Over the project's quota: 429 with ``Retry-After`` (409 where waiting cannot help), nothing
+    stored; ``priority: "high"`` from a key not allowed it: 403."""
     job, created = submit_job(
-        session, spec, settings, request.app.state.nudge, idempotency_key, project=key.project, scope=scope
+        session,
+        spec,
+        settings,
+        request.app.state.nudge,
+        idempotency_key,
+        project=key.project,
+        scope=scope,
+        allow_high=key.admin or key.high_priority,
     )
     if not created:
         response.status_code = status.HTTP_200_OK

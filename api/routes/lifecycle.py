@@ -45,7 +45,7 @@ def resume_job(job: JobDep, request: Request, session: SessionDep, scope: ScopeD
     jobs_repo.resume_job(session, job.id)
     session.commit()
     log.info("job %s resumed (queued)", job.id)
-    request.app.state.nudge(job.id)
+    request.app.state.nudge(job.id, job.pool)
     return load_job(session, scope, job.id)
 
 

@@ -26,6 +26,8 @@ from api.schemas import (
     JobPublic,
     JobsPublic,
     MetricSeries,
+    QueuePublic,
+    QuotaPublic,
     StreamEvent,
 )
 from api.sdk import calls
@@ -270,6 +272,18 @@ class AsyncMarClient:
 
     async def delete_dataset(self, dataset_id: str) -> None:
         await self._send(calls.delete_dataset(dataset_id))
+
+    async def queue(self) -> QueuePublic:
+        """``GET /queue``: per pool, live workers, running and waiting counts, your waiting jobs
+        in order with their positions and ETAs."""
+        return await self._send(calls.queue())
+
+    async def get_quota(self, project: str) -> QuotaPublic:
+        return await self._send(calls.get_quota(project))
+
+    async def set_quota(self, project: str, **limits: int | float | None) -> QuotaPublic:
+        """Set ``max_running``, ``max_queued``, ``gpu_hours_per_day`` (None: no limit; an admin key)."""
+        return await self._send(calls.set_quota(project, limits))
 
     async def health(self) -> HealthPublic:
         return await self._send(calls.health())

@@ -25,6 +25,8 @@ from api.schemas import (
     JobPublic,
     JobsPublic,
     MetricSeries,
+    QueuePublic,
+    QuotaPublic,
 )
 from mar_core.spec import JobSpec
 
@@ -146,6 +148,19 @@ def get_dataset(dataset_id: str) -> Call[DatasetPublic]:
 
 def delete_dataset(dataset_id: str) -> Call[None]:
     return Call("DELETE", f"/datasets/{dataset_id}", _nothing)
+
+
+def queue() -> Call[QueuePublic]:
+    return Call("GET", "/queue", _model(QueuePublic))
+
+
+def get_quota(project: str) -> Call[QuotaPublic]:
+    return Call("GET", f"/projects/{project}/quota", _model(QuotaPublic))
+
+
+def set_quota(project: str, limits: Mapping[str, int | float | None]) -> Call[QuotaPublic]:
+    """``PUT /projects/{project}/quota`` with the limits given (None: no limit)."""
+    return Call("PUT", f"/projects/{project}/quota", _model(QuotaPublic), json=dict(limits))
 
 
 def health() -> Call[HealthPublic]:

@@ -25,14 +25,16 @@ __all__ = ["RetryPolicy"]
 RETRY_STATUSES = frozenset({429, 503})
 
 
-def _retryable(exc: BaseException) -> bool:
+def _transient(exc: BaseException) -> bool:
     return isinstance(exc, ApiClientError) and (exc.status is None or exc.status in RETRY_STATUSES)
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
     """``attempts`` tries in all (1: no retry); back-off from ``initial`` s doubling up to
-    ``max_wait`` s; a ``Retry-After`` is honoured up to ``max_wait``."""
+    ``max_wait`` s; a ``Retry-After`` is honoured up to ``max_wait``. An answer that asks for
+    a longer wait than ``max_wait`` (a project over its quota for minutes or hours) is final:
+    the caller sees it at once, with its ``retry_after``."""
 
     attempts: int = 5
     initial: float = 0.5
@@ -45,11 +47,17 @@ class RetryPolicy:
         backoff = wait_exponential_jitter(multiplier=self.initial, max=self.max_wait, jitter=self.initial)
         return float(backoff(state))
 
+    def _retryable(self, exc: BaseException) -> bool:
+        if not _transient(exc):
+            return False
+        after = exc.retry_after if isinstance(exc, ApiClientError) else None
+        return after is None or after <= self.max_wait
+
     def sync(self) -> Retrying:
         return Retrying(
             stop=stop_after_attempt(self.attempts),
             wait=self._wait,
-            retry=retry_if_exception(_retryable),
+            retry=retry_if_exception(self._retryable),
             reraise=True,
         )
 
@@ -57,7 +65,7 @@ class RetryPolicy:
         return AsyncRetrying(
             stop=stop_after_attempt(self.attempts),
             wait=self._wait,
-            retry=retry_if_exception(_retryable),
+            retry=retry_if_exception(self._retryable),
             reraise=True,
         )
 

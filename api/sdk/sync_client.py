@@ -26,6 +26,8 @@ from api.schemas import (
     JobPublic,
     JobsPublic,
     MetricSeries,
+    QueuePublic,
+    QuotaPublic,
     StreamEvent,
 )
 from api.sdk import calls
@@ -300,6 +302,18 @@ class MarClient:
         self._send(calls.delete_dataset(dataset_id))
 
     # ------------------------------------------------------------------ health
+
+    def queue(self) -> QueuePublic:
+        """``GET /queue``: per pool, live workers, running and waiting counts, your waiting jobs
+        in order with their positions and ETAs."""
+        return self._send(calls.queue())
+
+    def get_quota(self, project: str) -> QuotaPublic:
+        return self._send(calls.get_quota(project))
+
+    def set_quota(self, project: str, **limits: int | float | None) -> QuotaPublic:
+        """Set ``max_running``, ``max_queued``, ``gpu_hours_per_day`` (None: no limit; an admin key)."""
+        return self._send(calls.set_quota(project, limits))
 
     def health(self) -> HealthPublic:
         return self._send(calls.health())

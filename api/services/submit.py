@@ -8,9 +8,9 @@ from collections.abc import Callable
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.db import datasets_repo, jobs_repo
+from api.db import datasets_repo, jobs_repo, quota_repo
 from api.db.models import DEFAULT_PROJECT, Job
-from api.errors import InvalidRequest
+from api.errors import Forbidden, InvalidRequest
 from api.services.spec_checks import check_spec
 from api.settings import Settings
 from mar_core.spec import JobSpec
@@ -39,15 +39,18 @@ def submit_job(
     session: Session,
     spec: JobSpec,
     settings: Settings,
-    nudge: Callable[[str], bool],
+    nudge: Callable[[str, str | None], bool],
     idempotency_key: str | None = None,
     project: str = DEFAULT_PROJECT,
     scope: str | None = DEFAULT_PROJECT,
+    allow_high: bool = False,
 ) -> tuple[Job, bool]:
     """Create (and commit) a queued job, then nudge the broker. Returns ``(job, created)``;
     ``created`` is False when ``idempotency_key`` replays an earlier identical request of the
     same ``project`` (the job's owner). What the spec names must be visible to ``scope`` (the
-    submitting key's project, or None for an admin key: every project's files).
+    submitting key's project, or None for an admin key: every project's files). ``priority``
+    "high" needs ``allow_high``; ``resources.pool`` must be one of the deployment's pools; the
+    project's quota must allow one more job (``quota_repo.check_submit``: 429/409, nothing stored).
 
     A failed nudge is logged and the job stays queued: the reaper / ``mar up`` re-nudge it.
     """
@@ -56,10 +59,17 @@ def submit_job(
         existing = jobs_repo.get_job_by_idempotency_key(session, project, idempotency_key)
         if existing is not None:
             return _replay(existing, digest), False
+    check_scheduling(spec, settings, allow_high)
     checked = check_spec(spec, settings, session, scope)
+    quota_repo.check_submit(session, project)
     try:
         job = jobs_repo.create_job(
-            session, checked, idempotency_key=idempotency_key, request_hash=digest, project=project
+            session,
+            checked,
+            idempotency_key=idempotency_key,
+            request_hash=digest,
+            project=project,
+            pool=spec.resources.pool or settings.default_pool,
         )
         if checked.dataset.id is not None and not datasets_repo.claim_for_job(session, checked.dataset.id):
             session.rollback()  # deleted since check_spec read it
@@ -76,5 +86,19 @@ def submit_job(
             raise
         return _replay(existing, digest), False
     log.info("job %s queued (%s)", job.id, job.kind)
-    nudge(job.id)
+    nudge(job.id, job.pool)
     return job, True
+
+
+def check_scheduling(spec: JobSpec, settings: Settings, allow_high: bool) -> None:
+    """The pool exists in this deployment; "high" priority only for a key allowed it."""
+    pool = spec.resources.pool
+    if pool is not None and pool not in settings.pools:
+        raise InvalidRequest(
+            f"resources.pool: no pool {pool!r} here; pools: {', '.join(settings.pools)}",
+            param="resources.pool",
+        )
+    if spec.priority == "high" and not allow_high:
+        raise Forbidden(
+            "priority: this key may not submit high-priority jobs (ask an admin)", param="priority"
+        )

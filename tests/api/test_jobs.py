@@ -32,7 +32,7 @@ def test_distill_job_with_teacher(client, auth, teacher):
 
 
 def test_broker_down_keeps_the_job_queued(client, app, auth, db):
-    app.state.nudge = lambda job_id: False  # what send_run_job answers when the broker is down
+    app.state.nudge = lambda job_id, pool=None: False  # what send_run_job answers when the broker is down
     r = client.post("/jobs", json=train_spec(), headers=auth)
     assert r.status_code == 201
     with session_scope(db) as s:
