@@ -69,7 +69,14 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.sse_poll_seconds = 0.5
     app.state.sse_keepalive_seconds = 15.0
     registry = CollectorRegistry()  # the app's own: several apps in one process never clash
-    registry.register(JobsCollector(lambda: app.state.session_factory, settings.lease_seconds))
+    registry.register(
+        JobsCollector(
+            lambda: app.state.session_factory,
+            settings.lease_seconds,
+            settings.pools,
+            settings.worker_stale_seconds,
+        )
+    )
     app.state.prometheus_registry = registry
     app.add_middleware(RequestLatency, registry=registry)
     install_error_handlers(app)

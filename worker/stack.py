@@ -113,9 +113,15 @@ class Stack:
         wait_http_ok(f"http://{_client_host(host)}:{port}/healthz", timeout, part.proc)
         return part
 
-    def start_worker(self, name: str = "worker", concurrency: int = 1, stop_timeout: float = 90.0) -> Part:
-        """``mar worker``: one Celery worker (one job at a time by default)."""
-        return self._start(name, [*MAR, "worker", "--concurrency", str(concurrency)], stop_timeout)
+    def start_worker(
+        self, name: str = "worker", concurrency: int = 1, stop_timeout: float = 90.0, pool: str | None = None
+    ) -> Part:
+        """``mar worker``: one Celery worker (one job at a time by default) of ``pool`` (None: the
+        environment's ``MAR_WORKER_POOL``, else the first pool)."""
+        argv = [*MAR, "worker", "--concurrency", str(concurrency)]
+        if pool is not None:
+            argv += ["--pool", pool]
+        return self._start(name, argv, stop_timeout)
 
     def start_reaper(self, interval: float = 5.0, stale_after: float | None = None) -> Part:
         """``mar reaper``: re-queue expired leases, re-nudge lost messages."""

@@ -20,6 +20,7 @@ _ENV_FIELDS = {
     "MAR_STATE_DIR": "state_dir", "DATABASE_URL": "database_url", "BROKER_URL": "broker_url",
     "MAR_DATA_ROOTS": "data_roots", "MAR_CHECKPOINT_ROOT": "checkpoint_root",
     "MAR_LEASE_SECONDS": "lease_seconds", "MAR_HEARTBEAT_SECONDS": "heartbeat_seconds", "MAR_QUEUE": "queue",
+    "MAR_POOLS": "pools",
 }  # fmt: skip
 
 

@@ -74,7 +74,7 @@ def set_quota(s: Session, project: str, **limits: float | int | None) -> Project
 def running_counts(s: Session) -> dict[str, int]:
     """Jobs holding a worker (starting, running, cancelling, pausing) per project."""
     stmt = select(Job.project, func.count()).where(Job.status.in_(list(states.ACTIVE))).group_by(Job.project)
-    return dict(s.execute(stmt).tuples().all())
+    return dict(s.execute(stmt).all())
 
 
 def usage(s: Session, project: str, now: datetime | None = None) -> Usage:
@@ -84,9 +84,7 @@ def usage(s: Session, project: str, now: datetime | None = None) -> Usage:
             select(Job.status, func.count())
             .where(Job.project == project, Job.status.in_([states.QUEUED, *states.ACTIVE]))
             .group_by(Job.status)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     seconds = segments_repo.usage_seconds(s, now, [project]).get(project, 0.0)
     return Usage(

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, or_, select, text, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from api.db import jobs_repo, quota_repo, segments_repo, states
@@ -66,9 +66,7 @@ def waiting_order(s: Session, pool: str, default_pool: str, now: datetime | None
     caps = dict(
         s.execute(
             select(ProjectQuota.project, ProjectQuota.max_running).where(ProjectQuota.project.in_(projects))
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     running = quota_repo.running_counts(s)
     out = []
@@ -153,6 +151,22 @@ def active_in_pool(s: Session, pool: str, default_pool: str) -> list[Job]:
     """Jobs holding a worker of ``pool``."""
     stmt = select(Job).where(Job.status.in_(list(states.ACTIVE)), in_pool(pool, default_pool))
     return list(s.execute(stmt).scalars())
+
+
+def pool_counts(s: Session, pools: list[str], stale_seconds: float) -> dict[str, dict[str, int]]:
+    """Per pool: ``waiting`` (queued) and ``running`` (holding a worker) jobs, live worker ``slots``."""
+    out = {p: {"waiting": 0, "running": 0, "slots": 0} for p in pools}
+    rows = s.execute(
+        select(Job.pool, Job.status, func.count())
+        .where(Job.status.in_([states.QUEUED, *states.ACTIVE]))
+        .group_by(Job.pool, Job.status)
+    ).all()
+    for pool, status, n in rows:
+        counts = out.setdefault(pool or pools[0], {"waiting": 0, "running": 0, "slots": 0})
+        counts["waiting" if status == states.QUEUED else "running"] += int(n)
+    for pool, n in live_slots(s, stale_seconds).items():
+        out.setdefault(pool, {"waiting": 0, "running": 0, "slots": 0})["slots"] = n
+    return out
 
 
 # --------------------------------------------------------------------------- preemption
@@ -269,9 +283,7 @@ def _etas(
     free = sorted(_remaining_steps(j.spec, j.progress_step) * per_step for j in active)[:slots]
     free += [0.0] * (slots - len(free))
     free.sort()
-    specs = dict(
-        s.execute(select(Job.id, Job.spec).where(Job.id.in_([w.job_id for w in order]))).tuples().all()
-    )
+    specs = dict(s.execute(select(Job.id, Job.spec).where(Job.id.in_([w.job_id for w in order]))).all())
     etas: dict[str, float] = {}
     for w in order:
         if w.held is not None:

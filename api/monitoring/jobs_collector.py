@@ -1,6 +1,6 @@
 """A Prometheus collector that reads the jobs table at scrape time (``api.db.stats_repo``).
 
-Labels hold only states and worker ids: no job name, project, key or anything of a spec.
+Labels hold only states, worker ids and pool names: no job name, project, key or anything of a spec.
 A worker's last heartbeat is its lease expiry less ``lease_seconds`` (every heartbeat sets
 ``lease_expires_at = now + MAR_LEASE_SECONDS``; the API and the workers share that setting).
 """
@@ -14,7 +14,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.db import states, stats_repo
+from api.db import scheduling, states, stats_repo
 from api.db.models import utcnow
 
 # Seconds: a smoke run takes a minute, a real distillation hours.
@@ -32,11 +32,19 @@ def _histogram(name: str, doc: str, by_state: dict[str, list[float]]) -> Histogr
 
 class JobsCollector(Collector):
     """``mar_jobs``, ``mar_queue_depth``, ``mar_job_duration_seconds``,
-    ``mar_worker_heartbeat_age_seconds``, ``mar_worker_steps_per_second``."""
+    ``mar_worker_heartbeat_age_seconds``, ``mar_worker_steps_per_second``, and per pool
+    ``mar_pool_waiting_jobs``, ``mar_pool_running_jobs``, ``mar_pool_worker_slots``."""
 
-    def __init__(self, session_factory: Callable[[], sessionmaker[Session]], lease_seconds: float):
+    def __init__(
+        self,
+        session_factory: Callable[[], sessionmaker[Session]],
+        lease_seconds: float,
+        pools: list[str] | None = None,
+        worker_stale_seconds: float = 60.0,
+    ):
         """``session_factory`` returns the app's current session factory (read at each scrape)."""
         self._sf, self.lease_seconds = session_factory, lease_seconds
+        self.pools, self.worker_stale_seconds = pools or ["gpu"], worker_stale_seconds
 
     def collect(self) -> Iterator[Metric]:
         with self._sf()() as s:
@@ -46,6 +54,7 @@ class JobsCollector(Collector):
                 durations[state].append(seconds)
             leases = stats_repo.worker_leases(s)
             step_seconds = stats_repo.running_step_seconds(s)
+            per_pool = scheduling.pool_counts(s, self.pools, self.worker_stale_seconds)
         jobs = GaugeMetricFamily("mar_jobs", "Jobs by state.", labels=["state"])
         for state, n in sorted(counts.items()):
             jobs.add_metric([state], n)
@@ -72,3 +81,12 @@ class JobsCollector(Collector):
             if seconds > 0:
                 speed.add_metric([worker], 1.0 / seconds)
         yield speed
+        for key, name, doc in (
+            ("waiting", "mar_pool_waiting_jobs", "Jobs queued for each worker pool."),
+            ("running", "mar_pool_running_jobs", "Jobs holding a worker of each pool."),
+            ("slots", "mar_pool_worker_slots", "Job slots of each pool's live workers."),
+        ):
+            family = GaugeMetricFamily(name, doc, labels=["pool"])
+            for pool, counts in sorted(per_pool.items()):
+                family.add_metric([pool], counts[key])
+            yield family

@@ -18,7 +18,7 @@ router = APIRouter(
     responses={401: {"model": ErrorPublic}, 422: {"model": ErrorPublic}},
 )
 
-ProjectName = Annotated[str, Path(pattern=keys_repo.PROJECT_NAME.pattern, description="a project")]
+ProjectName = Annotated[str, Path(pattern=f"^{keys_repo.PROJECT_NAME.pattern}$", description="a project")]
 
 
 @router.get("/queue", response_model=QueuePublic)
@@ -43,11 +43,11 @@ def _quota(session, project: str) -> QuotaPublic:
     )
 
 
-@router.get("/projects/{project}/quota", response_model=QuotaPublic, responses={403: {"model": ErrorPublic}})
+@router.get("/projects/{project}/quota", response_model=QuotaPublic, responses={404: {"model": ErrorPublic}})
 def get_quota(project: ProjectName, session: SessionDep, scope: ScopeDep) -> QuotaPublic:
     """A project's limits and what it uses now (its own keys, or an admin key)."""
     if scope is not None and scope != project:
-        raise NotFound(f"project {project} not found", param="project")
+        raise NotFound("project not found", param="project")
     out = _quota(session, project)
     session.commit()
     return out
@@ -58,13 +58,19 @@ def get_quota(project: ProjectName, session: SessionDep, scope: ScopeDep) -> Quo
     response_model=QuotaPublic,
     responses={403: {"model": ErrorPublic}, 404: {"model": ErrorPublic}},
 )
-def put_quota(project: ProjectName, body: QuotaIn, session: SessionDep, key: CurrentKey) -> QuotaPublic:
+def put_quota(
+    project: ProjectName, session: SessionDep, key: CurrentKey, body: QuotaIn | None = None
+) -> QuotaPublic:
     """Set a project's limits (admin keys only): the fields sent (null: no limit); the others
-    keep their value. Jobs already queued stay; ``max_running`` applies at the next claim."""
+    keep their value. Jobs already queued stay; ``max_running`` applies at the next claim.
+    Another project than the key's own is a 404 for a key that is not an admin's."""
+    if not key.admin and key.project != project:
+        raise NotFound("project not found", param="project")
     if not key.admin:
         raise Forbidden("setting a quota needs an admin key", param="Authorization")
     if not keys_repo.project_exists(session, project):
-        raise NotFound(f"project {project} not found", param="project")
-    quota_repo.set_quota(session, project, **body.model_dump(exclude_unset=True))
+        raise NotFound("project not found", param="project")
+    limits = body.model_dump(exclude_unset=True) if body is not None else {}
+    quota_repo.set_quota(session, project, **limits)
     session.commit()
     return _quota(session, project)

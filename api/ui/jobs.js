@@ -1,4 +1,5 @@
 // The jobs list: state filter, progress, ETA, final AP, a selection to compare; polled live.
+// A queued job shows its place in its pool's queue (GET /queue) and when it should start.
 
 import { getJSON, jobPath } from "./api.js";
 import { TERMINAL, etaSeconds, fmtAP, fmtDuration, fmtTime, h, jobLabel } from "./dom.js";
@@ -17,7 +18,35 @@ async function apOf(job) {
   return finalAP.get(job.id);
 }
 
-function row(job, ap, selected) {
+/** Waiting jobs by id: {position, eta_seconds, held, pool, note} from GET /queue. */
+async function waitingJobs() {
+  const { pools } = await getJSON("/queue");
+  const out = new Map();
+  for (const p of pools) for (const j of p.jobs) out.set(j.id, { ...j, pool: p.pool, note: p.note });
+  return out;
+}
+
+function stateCell(job, waiting) {
+  let text = job.status + (job.phase && !TERMINAL.includes(job.status) ? ` (${job.phase})` : "");
+  const attrs = { class: `state state-${job.status}` };
+  if (waiting) {
+    text += ` #${waiting.position} in ${waiting.pool}`;
+    attrs["data-position"] = String(waiting.position);
+    attrs.title = [waiting.held, waiting.note].filter(Boolean).join("; ") || `place in pool ${waiting.pool}'s queue`;
+  }
+  return h("td", attrs, text);
+}
+
+function etaCell(job, waiting) {
+  if (waiting) {
+    const start = fmtDuration(waiting.eta_seconds);
+    return h("td", { class: "num", title: "until it starts, from the pool's measured step rate" },
+      start ? `starts in ${start}` : "");
+  }
+  return h("td", { class: "num" }, fmtDuration(etaSeconds(job)));
+}
+
+function row(job, ap, selected, waiting) {
   const step = job.progress_step || 0, total = job.progress_total || 0;
   const done = job.status === "succeeded";
   const pct = total ? Math.round((100 * (done ? total : step)) / total) : done ? 100 : 0;
@@ -26,9 +55,9 @@ function row(job, ap, selected) {
       checked: selected.has(job.id) })),
     h("td", {}, h("a", { href: `#/job/${job.id}` }, jobLabel(job))),
     h("td", {}, job.kind),
-    h("td", { class: `state state-${job.status}` }, job.status + (job.phase && !TERMINAL.includes(job.status) ? ` (${job.phase})` : "")),
+    stateCell(job, waiting),
     h("td", {}, h("progress", { max: 100, value: pct, "aria-label": `${jobLabel(job)} progress` }), ` ${pct}%`),
-    h("td", { class: "num" }, fmtDuration(etaSeconds(job))),
+    etaCell(job, waiting),
     h("td", { class: "num ap" }, fmtAP(ap)),
     h("td", {}, fmtTime(job.created_at)),
     h("td", {}, fmtTime(job.finished_at)),
@@ -62,10 +91,10 @@ export function render(view, _params, ctx) {
   async function refresh(mine) {
     try {
       const query = filter.value ? `&status=${filter.value}` : "";
-      const { data } = await getJSON(`/jobs?limit=100${query}`);
+      const [{ data }, waiting] = await Promise.all([getJSON(`/jobs?limit=100${query}`), waitingJobs()]);
       const aps = await Promise.all(data.map(apOf));
       if (mine !== generation) return;
-      body.replaceChildren(...data.map((job, i) => row(job, aps[i], selected)));
+      body.replaceChildren(...data.map((job, i) => row(job, aps[i], selected, waiting.get(job.id))));
       if (!data.length) body.append(h("tr", {}, h("td", { colspan: 9 }, "No job.")));
       view.dataset.loaded = "true";
     } catch (e) {

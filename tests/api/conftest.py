@@ -28,7 +28,17 @@ PG_HOST = os.environ.get("MAR_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = os.environ.get("MAR_TEST_PG_PORT", "5432")
 PG_DB = os.environ.get("MAR_TEST_PG_DB", "test")
 PG_USERS = ("postgres", "root")
-TABLES = ("metrics", "events", "artifacts", "jobs", "datasets", "api_keys")
+TABLES = (
+    "metrics",
+    "events",
+    "artifacts",
+    "jobs",
+    "datasets",
+    "api_keys",
+    "run_segments",
+    "workers",
+    "project_quotas",
+)
 
 
 def _find_postgres() -> tuple[str | None, str]:

@@ -9,7 +9,7 @@ from datetime import timedelta
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
-from api.db import jobs_repo
+from api.db import jobs_repo, scheduling
 from api.db.models import Job, utcnow
 from api.db.session import session_scope
 from tests.api.conftest import train_spec
@@ -64,6 +64,13 @@ def test_job_gauges_come_from_the_database(client, auth, db, settings):
     assert ("mar_worker_heartbeat_age_seconds", (("worker", "gpu-b"),)) not in got  # holds no job now
     assert got[("mar_worker_steps_per_second", (("worker", "gpu-a"),))] == 4.0
     assert queued  # only counted
+    # per pool (the default settings have one, "gpu"): no worker has written its heartbeat row
+    assert got[("mar_pool_waiting_jobs", (("pool", "gpu"),))] == 1
+    assert got[("mar_pool_running_jobs", (("pool", "gpu"),))] == 1
+    assert got[("mar_pool_worker_slots", (("pool", "gpu"),))] == 0
+    with session_scope(db) as s:
+        scheduling.beat(s, "gpu-a", "gpu", 2)
+    assert _samples(client)[("mar_pool_worker_slots", (("pool", "gpu"),))] == 2
 
 
 def test_request_latency_by_route_template_and_status_class_without_ids(client, auth, api_key):

@@ -10,6 +10,7 @@ test failed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterator
@@ -89,17 +90,24 @@ def _redis_client():
 # ------------------------------------------------------------------------ the stack
 
 
-@pytest.fixture(scope="session", params=["embedded", "postgres-redis"])
-def stack(request, it_root: Path, data_root: Path, checkpoint_root: Path) -> Iterator[ServiceStack]:
-    """API + one worker + reaper, running for the whole session on one stack flavour."""
-    flavour = request.param
-    state = it_root / f"state-{flavour}"
-    env = base_env(state, data_root, checkpoint_root)
+@contextlib.contextmanager
+def service_stack(
+    flavour: str,
+    state: Path,
+    data_root: Path,
+    checkpoint_root: Path,
+    extra_env: dict[str, str] | None = None,
+    worker_pools: tuple[str | None, ...] = (None,),
+) -> Iterator[ServiceStack]:
+    """API + workers (one per entry of ``worker_pools``) + reaper on one stack flavour, stopped
+    (and its schema / queue dropped) on exit."""
+    env = {**base_env(state, data_root, checkpoint_root), **(extra_env or {})}
     cleanups = []
     if flavour == "postgres-redis":
         pg_url, redis_client = _postgres_url(), _redis_client()  # skip (or fail on CI) first
-        queue = env["MAR_QUEUE"]
-        cleanups.append(lambda: _drop_queue(redis_client, queue))
+        settings = settings_from_env(env)
+        queues = [settings.pool_queue(p) for p in settings.pools]
+        cleanups.append(lambda: _drop_queues(redis_client, queues))
         schema = PgSchema(pg_url)
         cleanups.append(schema.drop)
         env["DATABASE_URL"] = schema.url
@@ -107,7 +115,7 @@ def stack(request, it_root: Path, data_root: Path, checkpoint_root: Path) -> Ite
     service = ServiceStack(flavour, env, settings_from_env(env), Stack(env, log_dir=state / "logs"))
     try:
         service.api_key = prepare_database(env)
-        service.start()
+        service.start(worker_pools)
         logger.info("[%s] stack up at %s (state %s)", flavour, service.url, state)
         yield service
     finally:
@@ -119,10 +127,19 @@ def stack(request, it_root: Path, data_root: Path, checkpoint_root: Path) -> Ite
                 logger.exception("cleanup failed")
 
 
-def _drop_queue(client, queue: str) -> None:
-    keys = [queue, f"_kombu.binding.{queue}"]
-    keys += [k for k in client.scan_iter(match=f"{queue}\x06*")]  # priority sub-queues
-    client.delete(*keys)
+@pytest.fixture(scope="session", params=["embedded", "postgres-redis"])
+def stack(request, it_root: Path, data_root: Path, checkpoint_root: Path) -> Iterator[ServiceStack]:
+    """API + one worker + reaper, running for the whole session on one stack flavour."""
+    flavour = request.param
+    with service_stack(flavour, it_root / f"state-{flavour}", data_root, checkpoint_root) as service:
+        yield service
+
+
+def _drop_queues(client, queues: list[str]) -> None:
+    for queue in queues:
+        keys = [queue, f"_kombu.binding.{queue}"]
+        keys += [k for k in client.scan_iter(match=f"{queue}\x06*")]  # priority sub-queues
+        client.delete(*keys)
     client.close()
 
 

@@ -42,16 +42,24 @@ class ServiceStack:
     workers: list[Part] = field(default_factory=list)
 
     # ------------------------------------------------------------------ processes
-    def start(self) -> None:
+    def start(self, worker_pools: tuple[str | None, ...] = (None,)) -> None:
+        """API, one worker per entry of ``worker_pools`` (None: the default pool), reaper."""
         port = free_port()
         self.stack.start_api("127.0.0.1", port, timeout=90)
         self.url = f"http://127.0.0.1:{port}"
         self.client = MarClient(self.url, self.api_key, timeout=60)
-        self.start_worker()
-        self.stack.start_reaper(interval=0.5, stale_after=5)
+        for pool in worker_pools:
+            self.start_worker(pool)
+        self.start_reaper()
 
-    def start_worker(self) -> Part:
-        part = self.stack.start_worker(name=f"worker-{len(self.workers) + 1}", stop_timeout=30)
+    def start_reaper(self) -> Part:
+        return self.stack.start_reaper(interval=0.5, stale_after=5)
+
+    def reaper(self) -> Part:
+        return next(p for p in self.stack.parts if p.name == "reaper")
+
+    def start_worker(self, pool: str | None = None) -> Part:
+        part = self.stack.start_worker(name=f"worker-{len(self.workers) + 1}", stop_timeout=30, pool=pool)
         self.workers.append(part)
         return part
 

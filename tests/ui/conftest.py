@@ -40,7 +40,7 @@ SCREENSHOTS = os.environ.get("MAR_DASHBOARD_SCREENSHOTS")
 def ui_stack(it_root: Path, data_root: Path, checkpoint_root: Path) -> Iterator[ServiceStack]:
     """The embedded flavour (SQLite + ``filesystem://``), the ``mar up`` default."""
     state = it_root / "state-ui"
-    env = base_env(state, data_root, checkpoint_root)
+    env = {**base_env(state, data_root, checkpoint_root), "MAR_POOLS": "gpu,cpu"}  # no cpu worker
     service = ServiceStack("ui", env, settings_from_env(env), Stack(env, log_dir=state / "logs"))
     try:
         service.api_key = prepare_database(env)

@@ -57,6 +57,32 @@ def test_signed_in_list_shows_a_submitted_job(ui_stack, browser, jobs, screensho
     assert console_errors(browser) == []
 
 
+def test_queued_jobs_show_their_place_in_their_pools_queue(ui_stack, browser, tiny_spec):
+    """Two jobs for pool ``cpu``, which has no worker: #1 and #2 there, and the note says why."""
+    ids = [
+        ui_stack.submit(
+            {**tiny_spec(iterations=2, name=f"ui-cpu-{i}"), "resources": {"device": "cpu", "pool": "cpu"}}
+        )["id"]
+        for i in range(2)
+    ]
+    try:
+        sign_in(browser, ui_stack.url, ui_stack.api_key)
+        for position, job_id in enumerate(ids, 1):
+            cell = wait(
+                browser,
+                ec.presence_of_element_located(
+                    (By.CSS_SELECTOR, f"tr[data-job-id='{job_id}'] td[data-position]")
+                ),
+            )
+            assert cell.get_attribute("data-position") == str(position)
+            assert f"queued #{position} in cpu" in cell.text
+            assert "no live worker in pool 'cpu'" in cell.get_attribute("title")
+        assert console_errors(browser) == []
+    finally:
+        for job_id in ids:
+            ui_stack.client.cancel(job_id)
+
+
 def test_pause_resume_and_cancel_from_the_job_page(ui_stack, browser, jobs):
     open_page(browser, ui_stack.url, f"#/job/{jobs['long']}")
     wait(browser, ec.element_to_be_clickable((By.ID, "pause"))).click()
