@@ -259,6 +259,18 @@ def register(add) -> None:
         "--iterations", type=positive_int, default=4, help="training steps a job (default: %(default)s)"
     )
     k.add_argument("--seed", type=int, default=0, help="of the kill times and victims (default: %(default)s)")
+    k.add_argument(
+        "--b-share",
+        type=float,
+        default=0.25,
+        help="share of the jobs project b submits after project a's (default: %(default)s)",
+    )
+    k.add_argument(
+        "--b-high-every",
+        type=int,
+        default=4,
+        help='every Nth job of project b has priority "high" (0: none; default: %(default)s)',
+    )
     k.add_argument("--no-report", action="store_true", help="do not regenerate the report afterwards")
     _add_paths(k)
     _add_report_out(k)
@@ -589,6 +601,8 @@ def _soak(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         iterations=args.iterations,
         seed=args.seed,
+        b_share=args.b_share,
+        b_high_every=args.b_high_every,
     )
     path, result = run_soak(cfg, args.results, args.cache / "soak", command=_command())
     print("\n".join(format_soak(result)))

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.child_watch import ChildWatch
+from benchmarks.fair_share import fair_share
 from benchmarks.machine import machine_info
 from benchmarks.soak_checks import verify
 from benchmarks.soak_stack import (
@@ -52,6 +53,10 @@ class SoakConfig:
     broker_restart_at: float = 1 / 3  # fraction of the jobs ended
     broker_down_seconds: float = 3.0
     seed: int = 0
+    # two projects: "a" submits first, then "b" its share of the jobs, every Nth of them "high"
+    # priority (0: none), so fair share and preemption run under the kills and the broker restart
+    b_share: float = 0.25
+    b_high_every: int = 4
 
 
 def job_spec(iterations: int) -> dict[str, Any]:
@@ -97,6 +102,16 @@ class Killer:
         return self.kills
 
 
+def submissions(cfg: SoakConfig) -> list[tuple[str, str]]:
+    """``(project, priority)`` of each job in submission order: project a's jobs, then b's."""
+    n_b = round(cfg.jobs * cfg.b_share)
+    b = [
+        ("b", "high" if cfg.b_high_every and (i + 1) % cfg.b_high_every == 0 else "normal")
+        for i in range(n_b)
+    ]
+    return [("a", "normal")] * (cfg.jobs - n_b) + b
+
+
 def _statuses(stack: SoakStack) -> dict[str, str]:
     return {j.id: j.status for j in stack.client.iter_jobs(page_size=100)}
 
@@ -110,15 +125,17 @@ def result_times(job_dir: Path) -> dict[str, float]:
 
 
 def _job_record(stack: SoakStack, job_id: str) -> dict[str, Any]:
-    job = stack.client.get_job(job_id)
+    job = stack.client.get_job(job_id)  # the admin key: every project
     series = stack.client.metrics(job_id).series
     events = [
         e.model_dump(mode="json", include={"id", "type", "data", "created_at"})
         for e in stack.client.events(job_id)
-        if e.type in ("status", "process")
+        if e.type in ("status", "process", "preempted")
     ]
     return {
         "id": job_id,
+        "project": stack.project_of[job_id],
+        "priority": job.priority,
         "status": job.status,
         "attempt": job.attempt,
         "error": job.error,
@@ -188,7 +205,11 @@ def run_soak(cfg: SoakConfig, results: Path, work: Path, command: str = "") -> t
         watch = ChildWatch(stack.artifact_root)
         watch.start()
         t0 = time.monotonic()
-        ids = [stack.client.submit({**spec, "name": f"soak-{i}"}).id for i in range(cfg.jobs)]
+        ids = []
+        for i, (project, priority) in enumerate(submissions(cfg)):
+            job_id = stack.clients[project].submit({**spec, "name": f"soak-{i}", "priority": priority}).id
+            stack.project_of[job_id] = project
+            ids.append(job_id)
         logger.info("submitted %d jobs in %.1f s", len(ids), time.monotonic() - t0)
         killer = Killer(stack, cfg.kill_every, rng)
         killer.start()
@@ -202,11 +223,14 @@ def run_soak(cfg: SoakConfig, results: Path, work: Path, command: str = "") -> t
         record["jobs_per_minute"] = round(len(ids) / (wall / 60), 2)
         record["jobs_submitted"] = len(ids)
         record["jobs"] = [_job_record(stack, j) for j in ids]
+        record["segments"] = stack.segments()
     finally:
         stack.close()
     record["required_series"] = sorted({n for j in record["jobs"] for n in j["series"]})
     record["machine_after"] = machine_info()
     record["verdict"] = verify(record)
+    record["fair_share"] = fair_share(record["jobs"], record["segments"])
+    record["preemptions"] = sum(1 for j in record["jobs"] for e in j["events"] if e["type"] == "preempted")
     out = Path(results) / f"soak-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     atomic_write_json(out, record)
     return out, record

@@ -16,6 +16,27 @@ CHECK_NAMES = {
 }
 
 
+def _sharing_rows(result: dict[str, Any]) -> list[list[Any]]:
+    """Two projects' rows (soaks from before projects have none)."""
+    share = result.get("fair_share")
+    if not share:
+        return []
+    jobs = result["jobs"]
+    counts = {p: sum(1 for j in jobs if j.get("project") == p) for p in sorted(share["share"])}
+    high = sum(1 for j in jobs if j.get("priority") == "high")
+    parts = ", ".join(
+        f"{p} {share['share'][p]:.0%} ({share['worker_seconds'][p] / 60:.1f} worker-min, {counts[p]} jobs)"
+        for p in sorted(share["share"])
+        if share["share"][p] is not None
+    )
+    return [
+        ["projects: jobs submitted (a first, then b)", ", ".join(f"{p} {n}" for p, n in counts.items())],
+        ["high-priority jobs / preemptions", f"{high} / {result.get('preemptions', 0)}"],
+        [f"fair share: each project's share of worker time while both had jobs queued "
+         f"({share['window_seconds'] / 60:.1f} min)", parts or "-"],
+    ]  # fmt: skip
+
+
 def format_soak(result: dict[str, Any]) -> list[str]:
     cfg, v = result["config"], result["verdict"]
     lo, hi = cfg["kill_every"]
@@ -38,6 +59,7 @@ def format_soak(result: dict[str, Any]) -> list[str]:
          f"{result['processes']['interval_s']} s, {result['processes']['samples']} samples)", v["processes_seen"]],
         ["of them alive past their attempt after writing their result (exiting, not running): count / "
          "longest", f"{v['lingering']['processes']} / {v['lingering']['max_s']:.2f} s"],
+        *_sharing_rows(result),
         ["wall time", f"{result['wall_seconds'] / 60:.1f} min"],
         ["jobs per minute", f"{result['jobs_per_minute']:.2f}"],
     ]  # fmt: skip

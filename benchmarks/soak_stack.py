@@ -13,7 +13,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
+from api.db import keys_repo
+from api.db.models import RunSegment
 from api.db.probe import find_postgres
+from api.db.session import make_engine, make_session_factory, session_scope
 from api.sdk import MarClient
 from benchmarks.redis_server import RedisServer
 from worker.procs import pid_alive, signal_group
@@ -62,7 +67,9 @@ class SoakStack:
         self.redis = RedisServer(free_port(), work / "logs" / "redis.log")
         self.schema: PgSchema | None = None
         self.stack: Stack | None = None
-        self.client: MarClient | None = None
+        self.client: MarClient | None = None  # an admin key: sees every project
+        self.clients: dict[str, MarClient] = {}  # the projects' own keys ("b" may submit "high")
+        self.project_of: dict[str, str] = {}
         self.workers: dict[int, Part] = {}
         self.generation: dict[int, int] = {}
         self.env: dict[str, str] = {}
@@ -75,14 +82,47 @@ class SoakStack:
         self.redis.start()
         self.schema = PgSchema(url, prefix="mar_soak")
         self.env = soak_env(self.work / "state", self.data_root, self.schema.url, self.redis.url)
-        key = prepare_database(self.env, key_name="soak")
+        prepare_database(self.env, key_name="soak")
+        keys = self._project_keys()
         self.stack = Stack(self.env, log_dir=self.work / "logs")
         port = free_port()
         self.stack.start_api("127.0.0.1", port, timeout=120)
-        self.client = MarClient(f"http://127.0.0.1:{port}", key, timeout=60)
+        url = f"http://127.0.0.1:{port}"
+        self.client = MarClient(url, keys.pop("admin"), timeout=60)
+        self.clients = {project: MarClient(url, key, timeout=60) for project, key in keys.items()}
         self.stack.start_reaper(interval=REAPER_INTERVAL, stale_after=REAPER_STALE_AFTER)
         for slot in range(self.n_workers):
             self._start_worker(slot)
+
+    def _project_keys(self) -> dict[str, str]:
+        engine = make_engine(self.env["DATABASE_URL"])
+        try:
+            with session_scope(make_session_factory(engine)) as s:
+                return {
+                    "admin": keys_repo.create_api_key(s, "soak-admin", admin=True)[1],
+                    "a": keys_repo.create_api_key(s, "soak-a", project="a")[1],
+                    "b": keys_repo.create_api_key(s, "soak-b", project="b", high_priority=True)[1],
+                }
+        finally:
+            engine.dispose()
+
+    def segments(self) -> list[dict[str, Any]]:
+        """Every run segment (``api.db.models.RunSegment``): project, job, start and end times."""
+        engine = make_engine(self.env["DATABASE_URL"])
+        try:
+            with session_scope(make_session_factory(engine)) as s:
+                rows = s.execute(select(RunSegment).order_by(RunSegment.id)).scalars()
+                return [
+                    {
+                        "job_id": r.job_id,
+                        "project": r.project,
+                        "started_at": r.started_at.isoformat(),
+                        "ended_at": r.ended_at.isoformat() if r.ended_at else None,
+                    }
+                    for r in rows
+                ]
+        finally:
+            engine.dispose()
 
     @property
     def artifact_root(self) -> Path:
@@ -114,8 +154,9 @@ class SoakStack:
 
     def close(self) -> None:
         with self._lock:
-            if self.client is not None:
-                self.client.close()
+            for client in [self.client, *self.clients.values()]:
+                if client is not None:
+                    client.close()
             if self.stack is not None:
                 self.stack.stop()
                 self._kill_stray_children()

@@ -31,6 +31,7 @@ from mar_core.distill.auto_weights import TARGET_RATIO, resolve_kd_weights
 from mar_core.distill.distiller import build_distiller
 from mar_core.distill.inherit import inherit_neck_and_head
 from mar_core.distill.teacher_cache import TEACHER_CACHE_DIR, TeacherCache
+from mar_core.distill.teacher_precision import usable_precision
 from mar_core.engine.distributed import SINGLE, RankInfo, launch
 from mar_core.engine.hooks import (
     CheckpointHook,
@@ -189,6 +190,7 @@ def set_up_distillation(
         return Distillation(student)
     cfg = spec.train
     teacher = load_teacher(spec, checkpoint_roots, student, data.class_names, progress)
+    spec = with_usable_teacher_precision(spec, teacher.model, dev, progress)
 
     def distiller(distill_cfg):
         return build_distiller(
@@ -217,6 +219,22 @@ def set_up_distillation(
     trainable, hooks = distiller(distill_cfg)
     cache = attach_teacher_cache(trainable, spec, workdir, progress)
     return Distillation(trainable, list(hooks), teacher, count_parameters(teacher.model), kd_weights, cache)
+
+
+def with_usable_teacher_precision(
+    spec: JobSpec, teacher: nn.Module, dev: torch.device, progress: ProgressCallback
+) -> JobSpec:
+    """``spec``, with ``distill.teacher_precision`` fp32 when the reduced one it asks for is slower
+    on this device (measured on a CPU: ``teacher_precision.usable_precision``), said as a warning."""
+    asked = spec.distill.teacher_precision
+    sizes = spec.model.min_size
+    size = min(sizes) if isinstance(sizes, list) else sizes
+    used, why = usable_precision(asked, teacher, dev, min(2, spec.train.batch_size), size)
+    if used == asked:
+        return spec
+    log.warning("%s", why)
+    progress({"type": "log", "level": "warning", "message": why})
+    return spec.model_copy(update={"distill": spec.distill.model_copy(update={"teacher_precision": used})})
 
 
 def teacher_cache_refusal(spec: JobSpec) -> str | None:

@@ -33,6 +33,7 @@ from mar_core.distill.capture import FeatureCapture
 from mar_core.distill.feature_loss import resize_to
 from mar_core.distill.kd_loss import BoxClassifierInputs, HeadInputs, adapter, build_kd_loss
 from mar_core.distill.teacher_cache import Key, TeacherCache, stack_entries
+from mar_core.distill.teacher_precision import TEACHER_DTYPES
 from mar_core.engine.trainer import HookBase, Trainer
 from mar_core.methods import MethodSpec
 from mar_core.models.class_map import ClassMapping
@@ -121,10 +122,6 @@ def _check_class_scores(
             f"distill method {method} compares class scores: the student's {reads} has {s_out} outputs, "
             f"the teacher's {t_out} (the same classes{'' if two_stage else ' and anchors'} are needed)"
         )
-
-
-# distill.teacher_precision -> the autocast dtype of the teacher's forward (None: plain float32)
-TEACHER_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class Distiller(nn.Module):

@@ -42,6 +42,7 @@ EXPECTED_SERVICES = {
     "worker-gpu0",
     "worker-gpu1",
     "worker-cpu",
+    "worker-large0",
     "reaper",
     "prometheus",
 }
@@ -305,6 +306,19 @@ def test_services(config):
     assert config["services"]["worker-gpu1"].get("profiles") == ["gpu1"]
     assert config["services"]["prometheus"].get("profiles") == ["monitoring"]
     assert config["services"]["worker-cpu"].get("profiles") == ["cpu"]
+
+
+def test_each_pool_is_a_service_whose_workers_serve_it(config):
+    """Pools as services: every worker names its pool, one of MAR_POOLS (docs/deploy.md, "Pools")."""
+    services = config["services"]
+    pools = services["api"]["environment"]["MAR_POOLS"].split(",")
+    assert pools[0] == "gpu" and "gpu-large" in pools
+    for name in ("worker-gpu0", "worker-gpu1", "worker-cpu"):
+        assert services[name]["environment"]["MAR_WORKER_POOL"] == "gpu", name
+    large = services["worker-large0"]
+    assert large["environment"]["MAR_WORKER_POOL"] == "gpu-large"
+    assert large.get("profiles") == ["gpu-large"]
+    assert large["environment"]["DATABASE_URL"] == services["worker-gpu0"]["environment"]["DATABASE_URL"]
 
 
 def test_cpu_overlay_runs_the_stack_without_a_gpu(tmp_path):
