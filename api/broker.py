@@ -49,7 +49,7 @@ def celery_broker_config(settings: Settings) -> dict[str, Any]:
     """Celery settings for this broker: JSON only, results ignored, one task at a time.
 
     Acknowledgement is early (``task_acks_late`` False): redelivery after a lost worker is the
-    lease reaper's job (``jobs_repo.requeue_expired``), never the broker's visibility timeout.
+    lease reaper's job (``claims_repo.requeue_expired``), never the broker's visibility timeout.
     """
     cfg: dict[str, Any] = {
         "broker_url": settings.broker_url,

@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.db import jobs_repo, keys_repo, states
+from api.db import events_repo, jobs_repo, keys_repo, states
 from api.db.models import Event, utcnow
 from api.db.session import session_scope
 
@@ -65,7 +65,7 @@ def _poll(
         if job is None:
             return None, None, []
         progress = (job.progress_step, job.progress_total) if job.progress_total else None
-        return job.status, progress, jobs_repo.get_events(s, job_id, after_id=after, limit=500)
+        return job.status, progress, events_repo.get_events(s, job_id, after_id=after, limit=500)
 
 
 def _ahead(progress: tuple[int, int] | None, sent: tuple[int, int] | None) -> bool:

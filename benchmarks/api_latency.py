@@ -6,7 +6,7 @@ processes, the Celery nudge stubbed), so clients and server do not share a GIL. 
 config runs every scenario: ``POST /jobs`` closed-loop at each client count and paced (a fixed
 offered rate), ``GET /jobs/{id}/metrics`` in both formats and as a conditional poll. Before it starts, this process migrates
 the database, creates an API key (``keys_repo``) and a job holding ``metric_points`` metric
-points (``jobs_repo.append_metrics``: 10 series). PostgreSQL (127.0.0.1:5432, database
+points (``metrics_repo.append_metrics``: 10 series). PostgreSQL (127.0.0.1:5432, database
 ``test``, trust auth) is used in a fresh schema that is dropped afterwards; when it cannot be
 reached that backend is reported as skipped.
 """
@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 
-from api.db import jobs_repo, keys_repo
+from api.db import jobs_repo, keys_repo, metrics_repo
 from api.db.probe import find_postgres as probe
 from api.db.session import init_db, make_engine, make_session_factory, session_scope
 from mar_core.spec import JobSpec
@@ -87,7 +87,7 @@ def _seed_database(url: str, metric_points: int) -> tuple[str, str]:
         steps = max(1, metric_points // SERIES)
         with session_scope(factory) as s:
             for step in range(steps):
-                jobs_repo.append_metrics(
+                metrics_repo.append_metrics(
                     s, job_id, step, {f"loss/s{k}": 1.0 / (1 + step + k) for k in range(SERIES)}
                 )
     finally:

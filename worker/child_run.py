@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from api.db import jobs_repo
+from api.db import claims_repo, jobs_repo
 from api.db.session import make_engine, make_session_factory, session_scope
 from api.services.datasets import with_resolved_dataset
 from api.services.mlflow_urls import check_mlflow_uri
@@ -54,7 +54,7 @@ def run(job_id: str, worker_id: str, result_path: Path, stop: threading.Event) -
             spec = with_resolved_teacher(with_resolved_dataset(spec, s), settings, s)
         spec = spec.reported_as(raw_spec)  # report.json names them as the client did
         with session_scope(sf) as s:
-            if not jobs_repo.mark_running(s, job_id, worker_id):
+            if not claims_repo.mark_running(s, job_id, worker_id):
                 logger.warning("job %s is no longer starting for %s; not running it", job_id, worker_id)
                 res.write_result(result_path, res.SKIPPED)
                 return res.SKIPPED

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from api.db import jobs_repo
+from api.db import events_repo, jobs_repo, metrics_repo
 from api.db.session import session_scope
 from mar_core.progress import ProgressEvent
 
@@ -119,11 +119,11 @@ class DbProgressSink:
         try:
             with session_scope(self._sf) as s:
                 for step, values, when in self._metrics:
-                    jobs_repo.append_metrics(s, self.job_id, step, values, time=when)
+                    metrics_repo.append_metrics(s, self.job_id, step, values, time=when)
                 for phase in self._phases:
                     jobs_repo.set_phase(s, self.job_id, phase)
                 for kind, data in self._events:
-                    jobs_repo.append_event(s, self.job_id, kind, data)
+                    events_repo.append_event(s, self.job_id, kind, data)
                 if self._progress is not None:
                     jobs_repo.set_progress(
                         s,

@@ -2,7 +2,7 @@
 
 ``reap_once`` does one pass:
 
-1. ``jobs_repo.requeue_expired``: an active job whose lease ran out goes back to ``queued``
+1. ``claims_repo.requeue_expired``: an active job whose lease ran out goes back to ``queued``
    (``attempt < max_attempts``; else ``failed`` with ``lease_expired``; ``cancelling`` ends
    ``cancelled``), and each re-queued id gets a new ``mar.run_job`` nudge. The worker that
    claims it runs ``run_job`` in the same workdir, which resumes from
@@ -34,7 +34,7 @@ from typing import Any
 from kombu.exceptions import ChannelError
 
 from api.broker import make_celery_client, send_run_job
-from api.db import jobs_repo, scheduling
+from api.db import claims_repo, scheduling
 from api.db.session import make_engine, make_session_factory, session_scope
 from api.settings import get_settings
 from worker.broker_peek import queued_message_job_ids
@@ -82,7 +82,7 @@ def reap_once(
     that ends one of the project's runs nudges it: ``worker.runtime``)."""
     now = now or datetime.now(timezone.utc)
     with session_scope(session_factory) as s:
-        requeued = jobs_repo.requeue_expired(s, now=now)
+        requeued = claims_repo.requeue_expired(s, now=now)
     for job_id in requeued:
         logger.warning("job %s: lease expired; re-queued", job_id)
         send_task(job_id)
@@ -91,7 +91,7 @@ def reap_once(
         held = scheduling.held_job_ids(s, pools) if pools else set()
         stale = [
             j
-            for j in jobs_repo.queued_job_ids(s, older_than=now - timedelta(seconds=stale_after))
+            for j in claims_repo.queued_job_ids(s, older_than=now - timedelta(seconds=stale_after))
             if j not in requeued and j not in held
         ]
     memo = memo if memo is not None else NudgeMemo()
@@ -173,7 +173,7 @@ def run_reaper(
 
     def send(job_id: str) -> None:  # to the queue of the job's pool
         with session_scope(sf) as s:
-            pool = jobs_repo.pool_of(s, job_id)
+            pool = claims_repo.pool_of(s, job_id)
         send_run_job(celery, job_id, settings.pool_queue(pool))
 
     memo = NudgeMemo()

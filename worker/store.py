@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from api.db import jobs_repo, scheduling
+from api.db import claims_repo, events_repo, jobs_repo, scheduling
 from api.db.session import session_scope
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class DbJobStore:
 
     def claim(self, job_id: str, worker_id: str, lease_seconds: float) -> Claim | None:
         with self._scope() as s:
-            job = jobs_repo.claim_job(s, job_id, worker_id, lease_seconds)
+            job = claims_repo.claim_job(s, job_id, worker_id, lease_seconds)
             if job is None:
                 return None
             return Claim(job_id=job.id, attempt=job.attempt, max_attempts=job.max_attempts)
@@ -79,7 +79,7 @@ class DbJobStore:
 
     def heartbeat(self, job_id: str, worker_id: str, lease_seconds: float) -> bool:
         with self._scope() as s:
-            return bool(jobs_repo.heartbeat(s, job_id, worker_id, lease_seconds))
+            return bool(claims_repo.heartbeat(s, job_id, worker_id, lease_seconds))
 
     def cancel_requested(self, job_id: str) -> bool:
         with self._scope() as s:
@@ -91,16 +91,16 @@ class DbJobStore:
 
     def park(self, job_id: str, worker_id: str) -> bool:
         with self._scope() as s:
-            return bool(jobs_repo.park_job(s, job_id, worker_id))
+            return bool(claims_repo.park_job(s, job_id, worker_id))
 
     def finish(self, job_id: str, worker_id: str, status: str, error: dict | None = None) -> bool:
         with self._scope() as s:
-            return bool(jobs_repo.finish_job(s, job_id, worker_id, status, error=error))
+            return bool(claims_repo.finish_job(s, job_id, worker_id, status, error=error))
 
     def release(self, job_id: str, worker_id: str) -> bool:
         with self._scope() as s:
-            return bool(jobs_repo.release_job(s, job_id, worker_id))
+            return bool(claims_repo.release_job(s, job_id, worker_id))
 
     def event(self, job_id: str, type: str, data: dict[str, Any]) -> None:
         with self._scope() as s:
-            jobs_repo.append_event(s, job_id, type, data)
+            events_repo.append_event(s, job_id, type, data)

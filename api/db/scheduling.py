@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from api.db import jobs_repo, quota_repo, segments_repo, states
+from api.db import claims_repo, events_repo, jobs_repo, quota_repo, segments_repo, states
 from api.db.models import Job, ProjectQuota, WorkerBeat, utcnow
 from mar_core import names
 
@@ -114,7 +114,7 @@ def claim_next(s: Session, pool: str, default_pool: str, worker_id: str, lease_s
     for w in waiting_order(s, pool, default_pool):
         if w.held is not None:
             break
-        job = jobs_repo.claim_job(s, w.job_id, worker_id, lease_seconds)
+        job = claims_repo.claim_job(s, w.job_id, worker_id, lease_seconds)
         if job is not None:
             return job
     return None
@@ -197,10 +197,10 @@ def preempt(
         if jobs_repo.request_pause(s, victim.id) != states.PAUSING:
             continue
         s.execute(update(Job).where(Job.id == victim.id).values(preempted_by=first.job_id))
-        jobs_repo.append_event(
+        events_repo.append_event(
             s, victim.id, "preempted", {"by": first.job_id, "priority": names.PRIORITIES[first.priority]}
         )
-        jobs_repo.append_event(s, first.job_id, "preempting", {"job": victim.id, "pool": pool})
+        events_repo.append_event(s, first.job_id, "preempting", {"job": victim.id, "pool": pool})
         log.info("pool %s: job %s pauses for higher-priority job %s", pool, victim.id, first.job_id)
         done.append((victim.id, first.job_id))
     return done

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from api.db import jobs_repo
+from api.db import events_repo
 from api.deps import CurrentKey, SessionDep, SessionFactoryDep, get_current_key
 from api.routes.jobs import JobDep
 from api.schemas import EVENT_ID_PATTERN, INT64_MAX, ErrorPublic, EventPublic
@@ -31,7 +31,7 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> list[EventPublic]:
     """Events in id order."""
-    events = jobs_repo.get_events(session, job.id, after_id=after, limit=limit)
+    events = events_repo.get_events(session, job.id, after_id=after, limit=limit)
     return [EventPublic.model_validate(e) for e in events]
 
 

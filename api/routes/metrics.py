@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
-from api.db import jobs_repo
+from api.db import metrics_repo
 from api.deps import SessionDep, get_current_key
 from api.routes.jobs import JobDep
 from api.schemas import INT64_MAX, ErrorPublic, MetricColumns, MetricSeries
@@ -55,7 +55,7 @@ def get_metrics(
     wanted = tuple(n.strip() for n in names.split(",") if n.strip()) if names else None
 
     def build() -> bytes:
-        rows = jobs_repo.get_metrics(
+        rows = metrics_repo.get_metrics(
             session, job.id, names=wanted, since_step=since, with_time=format == "points"
         )
         return series_body(job.id, rows, format, max_points)

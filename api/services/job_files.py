@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
-from api.db import jobs_repo
+from api.db import events_repo, metrics_repo
 from api.settings import Settings
 from mar_core.checkpoint_files import checkpoint_path
 from mar_core.errors import PathOutsideRootError
@@ -48,11 +48,11 @@ def describe_checkpoints(
         except OSError:
             continue
         if name == "last":
-            ev = jobs_repo.last_event(session, job_id, "checkpoint")
+            ev = events_repo.last_event(session, job_id, "checkpoint")
             step = ev.data.get("step") if ev is not None else None
-            ap = jobs_repo.metric_value(session, job_id, AP_METRIC, step) if step is not None else None
+            ap = metrics_repo.metric_value(session, job_id, AP_METRIC, step) if step is not None else None
         else:
-            best = jobs_repo.best_metric(session, job_id, AP_METRIC)
+            best = metrics_repo.best_metric(session, job_id, AP_METRIC)
             step, ap = best if best is not None else (None, None)
         modified = datetime.fromtimestamp(st.st_mtime, timezone.utc)
         out[name] = CheckpointInfo(name, step, ap, st.st_size, modified)

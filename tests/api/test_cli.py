@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from api import client_cmd
-from api.db import jobs_repo
+from api.db import claims_repo, events_repo, jobs_repo
 from api.db.session import session_scope
 from api.sdk import MarClient
 from api.settings import get_settings
@@ -110,21 +110,21 @@ def test_submit_wait_follows_to_the_end(key, tmp_path, capsys, db):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with session_scope(db) as s:
-                ids = jobs_repo.queued_job_ids(s)
+                ids = claims_repo.queued_job_ids(s)
             if ids:
                 break
             time.sleep(0.02)
         (job_id,) = ids
         with session_scope(db) as s:
-            jobs_repo.claim_job(s, job_id, "w", 60)
-            jobs_repo.mark_running(s, job_id, "w")
+            claims_repo.claim_job(s, job_id, "w", 60)
+            claims_repo.mark_running(s, job_id, "w")
             jobs_repo.set_phase(s, job_id, "train")
         for step in range(1, 4):
             with session_scope(db) as s:
                 jobs_repo.set_progress(s, job_id, step, 3)
         with session_scope(db) as s:
             jobs_repo.set_phase(s, job_id, "eval")
-            outcome["ok"] = jobs_repo.finish_job(s, job_id, "w", "succeeded")
+            outcome["ok"] = claims_repo.finish_job(s, job_id, "w", "succeeded")
 
     t = threading.Thread(target=worker)
     t.start()
@@ -139,8 +139,8 @@ def test_wait_on_a_failed_job_exits_1(key, tmp_path, capsys, db):
     assert main(["submit", _spec_file(tmp_path)]) == 0
     job_id = capsys.readouterr().out.strip()
     with session_scope(db) as s:
-        jobs_repo.claim_job(s, job_id, "w", 60)
-        jobs_repo.finish_job(
+        claims_repo.claim_job(s, job_id, "w", 60)
+        claims_repo.finish_job(
             s, job_id, "w", "failed", {"code": "dataset_invalid", "message": "bad", "param": "dataset.path"}
         )
     assert main(["status", job_id, "--wait"]) == 0  # already finished: status itself succeeds
@@ -187,7 +187,7 @@ def test_pause_resume_checkpoints_delete(key, tmp_path, capsys, db, settings):
     last.parent.mkdir(parents=True)
     last.write_bytes(b"state")
     with session_scope(db) as s:
-        jobs_repo.append_event(s, job_id, "checkpoint", {"step": 3, "path": str(last)})
+        events_repo.append_event(s, job_id, "checkpoint", {"step": 3, "path": str(last)})
     assert main(["checkpoints", job_id, "--download", "last", "--out", str(tmp_path / "dl")]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[1].split()[:4] == ["last", "3", "-", "5"] and "best  -" in out

@@ -6,7 +6,7 @@ import json
 import threading
 import time
 
-from api.db import jobs_repo
+from api.db import claims_repo, jobs_repo
 from api.db.session import session_scope
 from tests.api.conftest import error_params, train_spec
 
@@ -34,11 +34,11 @@ def _parse_sse(text: str) -> list[dict]:
 def _finished_job(client, auth, db) -> str:
     job_id = client.post("/jobs", json=train_spec(), headers=auth).json()["id"]
     with session_scope(db) as s:
-        jobs_repo.claim_job(s, job_id, "w1", 60)
-        jobs_repo.mark_running(s, job_id, "w1")
+        claims_repo.claim_job(s, job_id, "w1", 60)
+        claims_repo.mark_running(s, job_id, "w1")
         jobs_repo.set_phase(s, job_id, "train")
         jobs_repo.set_progress(s, job_id, 5, 5)
-        jobs_repo.finish_job(s, job_id, "w1", "succeeded")
+        claims_repo.finish_job(s, job_id, "w1", "succeeded")
     return job_id
 
 
@@ -75,13 +75,13 @@ def test_stream_is_live_and_ends_at_terminal(client, auth, db):
     def worker() -> None:
         time.sleep(0.2)
         with session_scope(db) as s:
-            jobs_repo.claim_job(s, job_id, "w1", 60)
+            claims_repo.claim_job(s, job_id, "w1", 60)
         for step in (1, 2, 3):
             time.sleep(0.05)
             with session_scope(db) as s:
                 jobs_repo.set_progress(s, job_id, step, 3)
         with session_scope(db) as s:
-            jobs_repo.finish_job(s, job_id, "w1", "failed", {"code": "boom", "message": "x", "param": None})
+            claims_repo.finish_job(s, job_id, "w1", "failed", {"code": "boom", "message": "x", "param": None})
 
     t = threading.Thread(target=worker)
     t.start()
@@ -101,13 +101,13 @@ def test_progress_not_stored_as_events_is_streamed_live_from_the_job_row(client,
 
     def worker() -> None:
         with session_scope(db) as s:
-            jobs_repo.claim_job(s, job_id, "w1", 60)
+            claims_repo.claim_job(s, job_id, "w1", 60)
         for step in range(1, 21):
             time.sleep(0.05)
             with session_scope(db) as s:
                 jobs_repo.set_progress(s, job_id, step, 20, store_event=step == 10)  # one milestone
         with session_scope(db) as s:
-            jobs_repo.finish_job(s, job_id, "w1", "succeeded")
+            claims_repo.finish_job(s, job_id, "w1", "succeeded")
 
     t = threading.Thread(target=worker)
     t.start()

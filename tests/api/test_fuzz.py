@@ -27,7 +27,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 
-from api.db import jobs_repo
+from api.db import jobs_repo, metrics_repo
 from api.db.keys_repo import create_api_key
 from api.db.session import session_scope
 from api.http_server import server_config
@@ -84,7 +84,7 @@ def _seed(app, factory: sessionmaker, settings) -> tuple[str, str, str]:
     model.write_text('{"arch": "retinanet"}')
     with session_scope(factory) as s:
         jobs_repo.add_artifact(s, job["id"], "model.json", model)
-        jobs_repo.append_metrics(s, job["id"], 1, {"loss/total": 0.5})
+        metrics_repo.append_metrics(s, job["id"], 1, {"loss/total": 0.5})
     return job["id"], ds["id"], key
 
 

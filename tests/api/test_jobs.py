@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from api.db import jobs_repo
+from api.db import claims_repo
 from api.db.session import session_scope
 from api.services import spec_checks
 from tests.api.conftest import broker_messages, distill_spec, error_params, make_coco, train_spec
@@ -36,7 +36,7 @@ def test_broker_down_keeps_the_job_queued(client, app, auth, db):
     r = client.post("/jobs", json=train_spec(), headers=auth)
     assert r.status_code == 201
     with session_scope(db) as s:
-        assert jobs_repo.queued_job_ids(s) == [r.json()["id"]]
+        assert claims_repo.queued_job_ids(s) == [r.json()["id"]]
 
 
 @pytest.mark.parametrize(
@@ -237,8 +237,8 @@ def test_cancel(client, auth, db):
     queued = client.post("/jobs", json=train_spec(), headers=auth).json()["id"]
     running = client.post("/jobs", json=train_spec(), headers=auth).json()["id"]
     with session_scope(db) as s:
-        jobs_repo.claim_job(s, running, "w1", 60)
-        jobs_repo.mark_running(s, running, "w1")
+        claims_repo.claim_job(s, running, "w1", 60)
+        claims_repo.mark_running(s, running, "w1")
     r = client.post(f"/jobs/{queued}/cancel", headers=auth)
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     r = client.post(f"/jobs/{running}/cancel", headers=auth)
@@ -246,7 +246,7 @@ def test_cancel(client, auth, db):
     again = client.post(f"/jobs/{queued}/cancel", headers=auth)
     assert again.status_code == 409 and again.json()["detail"][0]["code"] == "invalid_transition"
     with session_scope(db) as s:
-        jobs_repo.finish_job(s, running, "w1", "cancelled")
+        claims_repo.finish_job(s, running, "w1", "cancelled")
     assert client.post(f"/jobs/{running}/cancel", headers=auth).status_code == 409
     assert client.post("/jobs/nope/cancel", headers=auth).status_code == 404
 

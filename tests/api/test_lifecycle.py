@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from api.db import jobs_repo
+from api.db import claims_repo, events_repo, jobs_repo, metrics_repo
 from api.db.models import utcnow
 from api.db.session import session_scope
 from api.services.job_files import open_checkpoint
@@ -26,14 +26,14 @@ def _submit(client, auth, **over) -> str:
 
 def _running(db, job_id: str, worker: str = "w1") -> None:
     with session_scope(db) as s:
-        assert jobs_repo.claim_job(s, job_id, worker, 30) is not None
-        assert jobs_repo.mark_running(s, job_id, worker)
+        assert claims_repo.claim_job(s, job_id, worker, 30) is not None
+        assert claims_repo.mark_running(s, job_id, worker)
 
 
 def _finished(db, job_id: str, status: str = "succeeded") -> None:
     _running(db, job_id)
     with session_scope(db) as s:
-        assert jobs_repo.finish_job(s, job_id, "w1", status)
+        assert claims_repo.finish_job(s, job_id, "w1", status)
 
 
 def _statuses(client, auth, job_id: str) -> list[tuple[str, str | None]]:
@@ -77,14 +77,14 @@ def test_a_running_job_is_pausing_until_its_worker_parks_it(client, auth, db, se
     assert r.status_code == 409 and "still pausing" in r.text
     with session_scope(db) as s:
         assert jobs_repo.stop_request(s, job_id) == "pause"
-        assert jobs_repo.heartbeat(s, job_id, "w1", 30)  # the worker still holds it
-        assert not jobs_repo.park_job(s, job_id, "w2")  # not its job
-        assert jobs_repo.park_job(s, job_id, "w1", step=7)
+        assert claims_repo.heartbeat(s, job_id, "w1", 30)  # the worker still holds it
+        assert not claims_repo.park_job(s, job_id, "w2")  # not its job
+        assert claims_repo.park_job(s, job_id, "w1", step=7)
     job = client.get(f"/jobs/{job_id}", headers=auth).json()
     assert job["status"] == "paused" and job["worker_id"] is None and job["lease_expires_at"] is None
     assert client.post(f"/jobs/{job_id}/resume", headers=auth).json()["status"] == "queued"
     with session_scope(db) as s:
-        again = jobs_repo.claim_job(s, job_id, "w2", 30)  # the next claim resumes the run
+        again = claims_repo.claim_job(s, job_id, "w2", 30)  # the next claim resumes the run
         assert again is not None and again.attempt == 2
 
 
@@ -93,7 +93,7 @@ def test_the_reaper_pauses_a_pausing_job_whose_worker_is_gone(client, auth, db):
     _running(db, job_id)
     client.post(f"/jobs/{job_id}/pause", headers=auth)
     with session_scope(db) as s:
-        assert jobs_repo.requeue_expired(s, now=utcnow() + timedelta(minutes=5)) == []
+        assert claims_repo.requeue_expired(s, now=utcnow() + timedelta(minutes=5)) == []
     assert client.get(f"/jobs/{job_id}", headers=auth).json()["status"] == "paused"
 
 
@@ -119,7 +119,7 @@ def test_cancel_of_a_paused_job_is_immediate_and_of_a_pausing_one_waits_for_the_
     assert client.post(f"/jobs/{pausing}/cancel", headers=auth).json()["status"] == "cancelling"
     with session_scope(db) as s:
         assert jobs_repo.stop_request(s, pausing) == "cancel"
-        assert not jobs_repo.park_job(s, pausing, "w1")  # a cancel wins over the pause
+        assert not claims_repo.park_job(s, pausing, "w1")  # a cancel wins over the pause
 
 
 def test_lifecycle_routes_answer_404_for_an_unknown_job(client, auth):
@@ -146,7 +146,7 @@ def test_delete_removes_a_finished_jobs_files_and_hides_it(client, auth, db, set
     _write(checkpoint_path(workdir, "last"), b"state")
     with session_scope(db) as s:
         jobs_repo.add_artifact(s, job_id, "model.pt", model)
-        jobs_repo.append_metrics(s, job_id, 1, {"loss": 1.0})
+        metrics_repo.append_metrics(s, job_id, 1, {"loss": 1.0})
 
     r = client.delete(f"/jobs/{job_id}", headers=auth)
     assert r.status_code == 204, r.text
@@ -159,8 +159,8 @@ def test_delete_removes_a_finished_jobs_files_and_hides_it(client, auth, db, set
         row = jobs_repo.get_job(s, job_id, deleted=True)
         assert row is not None and row.deleted_at is not None and row.status == "succeeded"
         assert jobs_repo.list_artifacts(s, job_id) == []
-        assert len(jobs_repo.get_metrics(s, job_id)) == 1
-        assert jobs_repo.last_event(s, job_id, "deleted").data == {"status": "succeeded"}
+        assert len(metrics_repo.get_metrics(s, job_id)) == 1
+        assert events_repo.last_event(s, job_id, "deleted").data == {"status": "succeeded"}
     again = client.post("/jobs", json=train_spec(), headers={**auth, **key})  # the key is free again
     assert again.status_code == 201 and again.json()["id"] != job_id
 
@@ -193,9 +193,9 @@ def test_checkpoints_of_a_running_job_with_their_step_and_ap(client, auth, db, s
     _write(checkpoint_path(workdir, "best"), b"best-at-2")
     with session_scope(db) as s:
         for step, ap in ((2, 0.30), (4, 0.25), (6, 0.30)):  # a tie keeps the earlier best
-            jobs_repo.append_metrics(s, job_id, step, {"eval/AP": ap})
-        jobs_repo.append_event(s, job_id, "checkpoint", {"step": 2, "path": str(last)})
-        jobs_repo.append_event(s, job_id, "checkpoint", {"step": 4, "path": str(last)})
+            metrics_repo.append_metrics(s, job_id, step, {"eval/AP": ap})
+        events_repo.append_event(s, job_id, "checkpoint", {"step": 2, "path": str(last)})
+        events_repo.append_event(s, job_id, "checkpoint", {"step": 4, "path": str(last)})
     found = client.get(f"/jobs/{job_id}/checkpoints", headers=auth).json()
     assert (found["last"]["step"], found["last"]["AP"], found["last"]["size"]) == (4, 0.25, 9)
     assert (found["best"]["step"], found["best"]["AP"]) == (2, 0.30)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api.db import jobs_repo
+from api.db import metrics_repo
 from api.db.session import session_scope
 from api.metrics_cache import MetricsCache
 from api.schemas import MetricColumns
@@ -12,9 +12,9 @@ from tests.api.conftest import error_params, train_spec
 def _job_with_metrics(client, auth, db) -> str:
     job_id = client.post("/jobs", json=train_spec(), headers=auth).json()["id"]
     with session_scope(db) as s:
-        jobs_repo.append_metrics(s, job_id, 10, {"loss/total": 3.0, "lr": 0.01})
-        jobs_repo.append_metrics(s, job_id, 20, {"loss/total": 2.0, "lr": 0.02})
-        jobs_repo.append_metrics(s, job_id, 20, {"loss/total": 1.5})  # resumed run: overwrite
+        metrics_repo.append_metrics(s, job_id, 10, {"loss/total": 3.0, "lr": 0.01})
+        metrics_repo.append_metrics(s, job_id, 20, {"loss/total": 2.0, "lr": 0.02})
+        metrics_repo.append_metrics(s, job_id, 20, {"loss/total": 1.5})  # resumed run: overwrite
     return job_id
 
 
@@ -50,7 +50,7 @@ def test_metric_body_matches_the_documented_schema_and_pydantic_time_format(clie
 
     job_id = _job_with_metrics(client, auth, db)
     with session_scope(db) as s:
-        jobs_repo.append_metrics(
+        metrics_repo.append_metrics(
             s,
             job_id,
             30,
@@ -71,7 +71,7 @@ def test_metric_body_matches_the_documented_schema_and_pydantic_time_format(clie
 def _series(job_id: str, points: int, db) -> None:
     with session_scope(db) as s:
         for step in range(points):
-            jobs_repo.append_metrics(s, job_id, step, {"loss/total": 1.0 / (1 + step)})
+            metrics_repo.append_metrics(s, job_id, step, {"loss/total": 1.0 / (1 + step)})
 
 
 def test_columns_and_max_points_thin_each_series_keeping_its_ends(client, auth, db):
@@ -98,7 +98,7 @@ def test_etag_gives_a_304_until_the_next_metric_write(client, auth, db):
     again = client.get(f"/jobs/{job_id}/metrics", headers={**auth, "If-None-Match": etag})
     assert again.status_code == 304 and again.headers["ETag"] == etag and again.content == b""
     with session_scope(db) as s:
-        jobs_repo.append_metrics(s, job_id, 30, {"loss/total": 1.0})
+        metrics_repo.append_metrics(s, job_id, 30, {"loss/total": 1.0})
     changed = client.get(f"/jobs/{job_id}/metrics", headers={**auth, "If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
     assert [p["step"] for p in changed.json()["series"]["loss/total"]] == [10, 20, 30]
@@ -110,7 +110,7 @@ def test_the_cache_serves_the_same_bytes_and_never_a_stale_series(app, client, a
     assert client.get(url, headers=auth).content == client.get(url, headers=auth).content
     assert len(app.state.metrics_cache.entries) == 1
     with session_scope(db) as s:
-        jobs_repo.append_metrics(s, job_id, 20, {"loss/total": 0.5})  # an overwrite, as a resume writes
+        metrics_repo.append_metrics(s, job_id, 20, {"loss/total": 0.5})  # an overwrite, as a resume writes
     assert client.get(url, headers=auth).json()["series"]["loss/total"][-1]["value"] == 0.5
     app.state.metrics_cache = MetricsCache(0)  # MAR_METRICS_CACHE_BYTES=0: built every time
     assert client.get(url, headers=auth).json()["series"]["loss/total"][-1]["value"] == 0.5

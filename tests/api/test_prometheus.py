@@ -9,7 +9,7 @@ from datetime import timedelta
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
-from api.db import jobs_repo, scheduling
+from api.db import claims_repo, metrics_repo, scheduling
 from api.db.models import Job, utcnow
 from api.db.session import session_scope
 from tests.api.conftest import train_spec
@@ -36,17 +36,17 @@ def test_job_gauges_come_from_the_database(client, auth, db, settings):
     queued, running, done = ids
     with session_scope(db) as s:
         for job_id, worker in ((running, "gpu-a"), (done, "gpu-b")):
-            jobs_repo.claim_job(s, job_id, worker, settings.lease_seconds)
-            jobs_repo.mark_running(s, job_id, worker)
+            claims_repo.claim_job(s, job_id, worker, settings.lease_seconds)
+            claims_repo.mark_running(s, job_id, worker)
         # gpu-a's last heartbeat was 7 s ago; its job's latest step took 0.25 s
         s.execute(
             update(Job)
             .where(Job.id == running)
             .values(lease_expires_at=utcnow() + timedelta(seconds=settings.lease_seconds - 7))
         )
-        jobs_repo.append_metrics(s, running, 1, {"time/step_s": 0.5, "loss/total": 3.0})
-        jobs_repo.append_metrics(s, running, 2, {"time/step_s": 0.25})
-        jobs_repo.finish_job(s, done, "gpu-b", "succeeded")
+        metrics_repo.append_metrics(s, running, 1, {"time/step_s": 0.5, "loss/total": 3.0})
+        metrics_repo.append_metrics(s, running, 2, {"time/step_s": 0.25})
+        claims_repo.finish_job(s, done, "gpu-b", "succeeded")
         s.execute(update(Job).where(Job.id == done).values(started_at=utcnow() - timedelta(seconds=1000)))
 
     got = _samples(client)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.db import jobs_repo, quota_repo, scheduling, segments_repo, states
+from api.db import claims_repo, jobs_repo, quota_repo, scheduling, segments_repo, states
 from api.db.models import Event, Job, RunSegment, utcnow
 from api.db.session import session_scope
 from mar_core.spec import JobSpec
@@ -91,7 +91,7 @@ def test_max_running_holds_the_project_and_the_next_project_goes(factory):
     assert _claim(factory, "w3") is None  # a2 is held: nothing of the pool may start
     with session_scope(factory) as s:
         assert scheduling.first_capped_ready(s, "gpu", POOLS[0]) is None
-        jobs_repo.finish_job(s, a1, "w1", states.SUCCEEDED)
+        claims_repo.finish_job(s, a1, "w1", states.SUCCEEDED)
     with session_scope(factory) as s:
         assert scheduling.first_capped_ready(s, "gpu", POOLS[0]) == a2
     assert _claim(factory, "w1") == a2
@@ -132,14 +132,14 @@ def test_a_run_is_one_segment_from_claim_to_its_end(factory):
     job_id = _job(factory)
     assert _claim(factory) == job_id
     with session_scope(factory) as s:
-        jobs_repo.mark_running(s, job_id, "w1")
+        claims_repo.mark_running(s, job_id, "w1")
         jobs_repo.set_progress(s, job_id, 7, 10)
     with session_scope(factory) as s:
         (seg,) = s.execute(select(RunSegment)).scalars()
         assert (seg.ended_at, seg.start_step) == (None, 0)
         jobs_repo.request_pause(s, job_id)
     with session_scope(factory) as s:
-        jobs_repo.park_job(s, job_id, "w1", step=7)
+        claims_repo.park_job(s, job_id, "w1", step=7)
     with session_scope(factory) as s:
         (seg,) = s.execute(select(RunSegment)).scalars()
         assert seg.ended_at is not None and seg.end_step == 7
@@ -166,7 +166,7 @@ def test_preemption_pauses_the_lowest_running_job_and_requeues_it_once_paused(fa
     low = _job(factory, "a", priority="low")
     assert _claim(factory) == low
     with session_scope(factory) as s:
-        jobs_repo.mark_running(s, low, "w1")
+        claims_repo.mark_running(s, low, "w1")
     high = _job(factory, "b", priority="high")
     with session_scope(factory) as s:
         assert scheduling.preempt(s, POOLS, stale_seconds=60) == [(low, high)]
@@ -177,7 +177,7 @@ def test_preemption_pauses_the_lowest_running_job_and_requeues_it_once_paused(fa
     assert _events(factory, high, "preempting") == [{"job": low, "pool": "gpu"}]
     with session_scope(factory) as s:
         assert scheduling.resume_preempted(s) == []  # not paused yet
-        jobs_repo.park_job(s, low, "w1", step=3)
+        claims_repo.park_job(s, low, "w1", step=3)
     assert _claim(factory, "w1") == high  # the freed worker takes the high job
     with session_scope(factory) as s:
         assert [j.id for j in scheduling.resume_preempted(s)] == [low]
@@ -193,7 +193,7 @@ def test_no_preemption_while_a_slot_is_free_or_for_an_equal_priority(factory):
     running = _job(factory, priority="normal")
     assert _claim(factory) == running
     with session_scope(factory) as s:
-        jobs_repo.mark_running(s, running, "w1")
+        claims_repo.mark_running(s, running, "w1")
     _job(factory, priority="high")
     with session_scope(factory) as s:
         assert scheduling.preempt(s, POOLS, stale_seconds=60) == []  # w2 is free
@@ -209,13 +209,13 @@ def test_a_users_pause_of_a_preempted_job_holds(factory):
     low = _job(factory, priority="low")
     _claim(factory)
     with session_scope(factory) as s:
-        jobs_repo.mark_running(s, low, "w1")
+        claims_repo.mark_running(s, low, "w1")
     _job(factory, priority="high")
     with session_scope(factory) as s:
         scheduling.preempt(s, POOLS, stale_seconds=60)
     with session_scope(factory) as s:
         jobs_repo.request_pause(s, low)  # the user's own pause
-        jobs_repo.park_job(s, low, "w1")
+        claims_repo.park_job(s, low, "w1")
     with session_scope(factory) as s:
         assert scheduling.resume_preempted(s) == []
         assert s.get(Job, low).status == states.PAUSED
@@ -230,7 +230,7 @@ def test_queue_view_positions_etas_and_a_pool_without_workers(factory):
     with session_scope(factory) as s:  # measured: 4 steps in 8 s -> 2 s a step
         seg = s.execute(select(RunSegment)).scalar_one()
         seg.started_at = now - timedelta(seconds=8)
-        jobs_repo.mark_running(s, first, "w1")
+        claims_repo.mark_running(s, first, "w1")
         jobs_repo.set_progress(s, first, 4, 10)
     a2, b1 = _job(factory, "a", iters=5), _job(factory, "b", iters=5)
     _job(factory, "b", pool="cpu")

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.db import claims_repo, states, transitions
 from api.db import jobs_repo as repo
-from api.db import states
 from api.db.models import Job, utcnow
 from api.db.session import session_scope
 from api.db.states import IllegalTransition, JobState, RunOutcome
@@ -135,22 +135,22 @@ def _status(factory: sessionmaker[Session], job_id: str) -> str:
 
 @pytest.mark.parametrize("pair", PAIRS, ids=_id)
 def test_repo_status_writer_enforces_the_table(factory, pair):
-    """``_change_status``, the repository's only writer of ``status``, on every pair."""
+    """``transitions.change_status``, the only writer of ``status``, on every pair."""
     a, b = pair
     job_id = _job_in(factory, a)
     with session_scope(factory) as s:
         if b in states.TRANSITIONS[a]:
-            assert repo._change_status(s, job_id, b, {}, sources=[a])
+            assert transitions.change_status(s, job_id, b, {}, sources=[a])
         else:
             with pytest.raises(IllegalTransition, match=f"{a} -> {b}"):
-                repo._change_status(s, job_id, b, {}, sources=[a])
+                transitions.change_status(s, job_id, b, {}, sources=[a])
     assert _status(factory, job_id) == (b if b in states.TRANSITIONS[a] else a)
 
 
 def test_repo_field_updates_cannot_change_status(factory):
     job_id = _job_in(factory, JobState.RUNNING)
-    with session_scope(factory) as s, pytest.raises(ValueError, match="_change_status"):
-        repo._update(s, job_id, states.ACTIVE, {"status": JobState.QUEUED.value})
+    with session_scope(factory) as s, pytest.raises(ValueError, match="change_status"):
+        transitions.update_fields(s, job_id, states.ACTIVE, {"status": JobState.QUEUED.value})
     assert _status(factory, job_id) == "running"
 
 
@@ -174,16 +174,16 @@ def _refusable(fn: Callable[[Session, str], object]) -> Callable[[Session, str],
 
 
 OPS: dict[str, Callable[[Session, str], object]] = {
-    "claim_job": lambda s, j: repo.claim_job(s, j, "w2", 30),
-    "mark_running": lambda s, j: repo.mark_running(s, j, "w1"),
-    "release_job": lambda s, j: repo.release_job(s, j, "w1"),
-    "finish_succeeded": lambda s, j: repo.finish_job(s, j, "w1", "succeeded"),
-    "finish_failed": lambda s, j: repo.finish_job(s, j, "w1", "failed"),
-    "finish_cancelled": lambda s, j: repo.finish_job(s, j, "w1", "cancelled"),
+    "claim_job": lambda s, j: claims_repo.claim_job(s, j, "w2", 30),
+    "mark_running": lambda s, j: claims_repo.mark_running(s, j, "w1"),
+    "release_job": lambda s, j: claims_repo.release_job(s, j, "w1"),
+    "finish_succeeded": lambda s, j: claims_repo.finish_job(s, j, "w1", "succeeded"),
+    "finish_failed": lambda s, j: claims_repo.finish_job(s, j, "w1", "failed"),
+    "finish_cancelled": lambda s, j: claims_repo.finish_job(s, j, "w1", "cancelled"),
     "request_cancel": _cancel,
-    "requeue_expired": lambda s, j: repo.requeue_expired(s),
+    "requeue_expired": lambda s, j: claims_repo.requeue_expired(s),
     "request_pause": _refusable(repo.request_pause),
-    "park_job": lambda s, j: repo.park_job(s, j, "w1", step=3),
+    "park_job": lambda s, j: claims_repo.park_job(s, j, "w1", step=3),
     "resume_job": _refusable(repo.resume_job),
     "mark_deleted": _refusable(repo.mark_deleted),
 }

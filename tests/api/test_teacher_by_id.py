@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.db import jobs_repo
+from api.db import claims_repo
 from api.db.session import session_scope
 from api.services.teacher_source import with_resolved_teacher
 from mar_core.errors import SpecError
@@ -21,10 +21,10 @@ from tests.api.test_projects import _key
 def _finished_job(client, auth, db, settings, status: str = "succeeded") -> str:
     job_id = client.post("/jobs", json=train_spec(), headers=auth).json()["id"]
     with session_scope(db) as s:
-        jobs_repo.claim_job(s, job_id, "w1", 60)
-        jobs_repo.mark_running(s, job_id, "w1")
+        claims_repo.claim_job(s, job_id, "w1", 60)
+        claims_repo.mark_running(s, job_id, "w1")
         error = None if status == "succeeded" else {"code": "x", "message": "x", "param": None}
-        jobs_repo.finish_job(s, job_id, "w1", status, error)
+        claims_repo.finish_job(s, job_id, "w1", status, error)
     folder = settings.job_dir(job_id)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.json").write_text("{}")

@@ -7,7 +7,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from api.db import jobs_repo, keys_repo, webhooks_repo
+from api.db import claims_repo, jobs_repo, keys_repo, webhooks_repo
 from api.db.models import utcnow
 from api.db.session import session_scope
 from tests.api.conftest import error_params, train_spec
@@ -148,12 +148,12 @@ def test_events_filter_and_progress_throttle(client, app, auth, db, receiver, ht
     app.state.settings.webhook_allow_private = True
     job = _submit(client, auth, receiver.url, events=["job.progress"]).json()
     with session_scope(db) as s:
-        assert jobs_repo.claim_job(s, job["id"], "w1", 30) is not None
-        assert jobs_repo.mark_running(s, job["id"], "w1")
+        assert claims_repo.claim_job(s, job["id"], "w1", 30) is not None
+        assert claims_repo.mark_running(s, job["id"], "w1")
         for step in (1, 2, 3):  # within 30 s: one job.progress
             jobs_repo.set_progress(s, job["id"], step, 10)
         jobs_repo.set_progress(s, job["id"], 4, 10, webhook_every_s=0)  # unthrottled
-        jobs_repo.finish_job(s, job["id"], "w1", "succeeded")  # not in this webhook's events
+        claims_repo.finish_job(s, job["id"], "w1", "succeeded")  # not in this webhook's events
     deliver_due(db, app.state.settings, http)
     assert payload_types(receiver) == ["job.progress", "job.progress"]
     assert [p["data"]["step"] for p in receiver.verified(job["webhook_secret"])] == [1, 4]

@@ -4,7 +4,7 @@ last step)."""
 
 from __future__ import annotations
 
-from api.db import jobs_repo
+from api.db import claims_repo, events_repo, jobs_repo
 from api.db.session import session_scope
 from mar_core.spec import JobSpec
 from worker.progress_sink import DbProgressSink, ProgressMilestones
@@ -23,14 +23,14 @@ class Clock:
 def _running_job(sf) -> str:
     with session_scope(sf) as s:
         job_id = jobs_repo.create_job(s, SPEC).id
-        jobs_repo.claim_job(s, job_id, "w1", 60)
-        jobs_repo.mark_running(s, job_id, "w1")
+        claims_repo.claim_job(s, job_id, "w1", 60)
+        claims_repo.mark_running(s, job_id, "w1")
     return job_id
 
 
 def _progress_rows(sf, job_id: str) -> list[dict]:
     with session_scope(sf) as s:
-        return [e.data for e in jobs_repo.get_events(s, job_id, limit=10_000) if e.type == "progress"]
+        return [e.data for e in events_repo.get_events(s, job_id, limit=10_000) if e.type == "progress"]
 
 
 def test_a_2000_step_job_stores_about_100_progress_events_and_its_row_stays_live(sf):

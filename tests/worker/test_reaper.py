@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from api.broker import send_run_job
-from api.db import jobs_repo
+from api.db import claims_repo, jobs_repo
 from api.db.session import session_scope
 from mar_core.spec import JobSpec
 from worker.broker_peek import queued_message_job_ids
@@ -25,7 +25,7 @@ def _job(sf) -> str:
 def test_expired_lease_is_requeued_and_nudged(sf):
     job_id = _job(sf)
     with session_scope(sf) as s:
-        jobs_repo.claim_job(s, job_id, "w1", lease_seconds=1)
+        claims_repo.claim_job(s, job_id, "w1", lease_seconds=1)
     sent: list[str] = []
     assert reap_once(sf, sent.append) == []  # lease still valid
     later = datetime.now(timezone.utc) + timedelta(seconds=2)
