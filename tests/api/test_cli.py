@@ -223,3 +223,28 @@ def test_jobs_prints_no_terminal_escape_of_a_stored_name(key, tmp_path, capsys, 
     assert main(["jobs"]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out and "\\x1b[2J\\x1b]0;pwned\\x07evil" in out
+
+
+def test_quota_and_queue(live, capsys, monkeypatch, tmp_path):
+    """``mar quota`` (an admin key sets, a project key reads), then ``mar queue`` shows the
+    project's waiting job in its pool, which has no live worker here."""
+    assert main(["apikey", "create", "ops", "--admin"]) == 0
+    admin = capsys.readouterr().out.strip()
+    assert main(["apikey", "create", "alpha", "--project", "alpha", "--high-priority"]) == 0
+    alpha = capsys.readouterr().out.strip()
+    monkeypatch.setenv("MAR_API_KEY", admin)
+    assert main(["quota", "alpha", "--max-queued", "1", "--gpu-hours-per-day", "2.5"]) == 0
+    assert "max_running none, max_queued 1, gpu_hours_per_day 2.5" in capsys.readouterr().out
+    monkeypatch.setenv("MAR_API_KEY", alpha)
+    assert main(["quota", "alpha", "--max-queued", "5"]) == 1  # not an admin
+    assert "admin key" in capsys.readouterr().err
+    assert main(["submit", _spec_file(tmp_path, priority="high")]) == 0
+    job_id = capsys.readouterr().out.split()[0]
+    assert main(["submit", _spec_file(tmp_path)]) == 1  # max_queued 1: the queue is full
+    assert "max_queued is 1" in capsys.readouterr().err
+    assert main(["quota", "alpha"]) == 0
+    assert "using: 0 running, 1 queued" in capsys.readouterr().out
+    assert main(["queue"]) == 0
+    out = capsys.readouterr().out
+    assert "pool gpu: 0 worker slot(s), 0 running, 1 waiting" in out and "no live worker" in out
+    assert f"#1   {job_id}" in out and "high" in out
