@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
             lambda: app.state.session_factory,
             settings.lease_seconds,
             settings.pools,
-            settings.worker_stale_seconds,
+            settings.worker_stale_after,
         )
     )
     app.state.prometheus_registry = registry

@@ -64,9 +64,10 @@ class Settings(BaseSettings):
     )
     # the pool of this worker process (`mar worker --pool`); None: the first pool
     worker_pool: str | None = Field(default=None, validation_alias=_env("MAR_WORKER_POOL", "worker_pool"))
-    # a worker is live while its heartbeat row is younger than this (workers table)
-    worker_stale_seconds: float = Field(
-        default=60, gt=0, validation_alias=_env("MAR_WORKER_STALE_SECONDS", "worker_stale_seconds")
+    # a worker is live while its heartbeat row is younger than this (workers table); unset: the
+    # lease (worker_stale_after): a worker silent that long would have lost its job's lease too
+    worker_stale_seconds: float | None = Field(
+        default=None, gt=0, validation_alias=_env("MAR_WORKER_STALE_SECONDS", "worker_stale_seconds")
     )
     # a teacher checkpoint upload (POST /checkpoints): R50/R101 detectors are 150-500 MB
     max_upload_bytes: int = Field(
@@ -191,6 +192,11 @@ class Settings(BaseSettings):
         if self.worker_pool is not None and self.worker_pool not in self.pools:
             raise ValueError(f"MAR_WORKER_POOL: {self.worker_pool!r} is not one of MAR_POOLS {self.pools}")
         return self
+
+    @property
+    def worker_stale_after(self) -> float:
+        """Seconds after its last heartbeat row a worker no longer counts as live."""
+        return self.worker_stale_seconds or self.lease_seconds
 
     @property
     def default_pool(self) -> str:

@@ -190,7 +190,7 @@ def run_reaper(
     try:
         while not stop.is_set():
             try:
-                schedule_once(sf, send, settings.pools, settings.worker_stale_seconds)
+                schedule_once(sf, send, settings.pools, settings.worker_stale_after)
                 reap_once(
                     sf,
                     send,

@@ -40,7 +40,7 @@ class JobsCollector(Collector):
         session_factory: Callable[[], sessionmaker[Session]],
         lease_seconds: float,
         pools: list[str] | None = None,
-        worker_stale_seconds: float = 60.0,
+        worker_stale_seconds: float = 30.0,
     ):
         """``session_factory`` returns the app's current session factory (read at each scrape)."""
         self._sf, self.lease_seconds = session_factory, lease_seconds

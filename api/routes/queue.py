@@ -26,7 +26,7 @@ def get_queue(session: SessionDep, settings: SettingsDep, scope: ScopeDep) -> Qu
     """Per pool: live workers' slots, running and waiting counts, the measured seconds per step,
     and your project's waiting jobs in the order workers take them (an admin key: everyone's),
     each with its position and an ETA; a pool with no live worker says so in ``note``."""
-    view = scheduling.queue_view(session, settings.pools, settings.worker_stale_seconds, scope, utcnow())
+    view = scheduling.queue_view(session, settings.pools, settings.worker_stale_after, scope, utcnow())
     session.commit()
     return QueuePublic.model_validate({"pools": view})
 
