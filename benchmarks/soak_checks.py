@@ -6,7 +6,9 @@ verdict can be recomputed from a result file and tested on made-up records.
 - every metric series holds exactly one value per logged step: steps ``1..iterations`` for the
   training series, the last step for ``eval/*`` (evaluated once at the end);
 - no job ran twice at once: the status events give each attempt's interval (``starting`` with
-  its attempt number and worker id, to the next status that is not ``starting``/``running``); no
+  its attempt number and worker id, to the next status that is not ``starting``/``running`` or
+  ``pausing``/``cancelling``, in which the worker still holds the job: a preempted or paused
+  job's process checkpoints and exits after ``pausing``); no
   attempt may start while another is open, each ``process`` event (the training process of an
   attempt) lies inside its attempt, and every training process the soak saw alive lies inside
   its attempt's interval and never beside another process of the same job. A process whose
@@ -24,6 +26,8 @@ from datetime import datetime
 from typing import Any
 
 ACTIVE = ("starting", "running")
+# states in which the attempt's worker still holds the job (its process checkpoints and exits)
+HELD = ("pausing", "cancelling")
 # a process seen alive this long after its attempt ended still counts as inside (the sampler's
 # clock and the database's are the same host's; this only absorbs timestamp rounding)
 SLACK_S = 0.05
@@ -65,6 +69,8 @@ def attempts_of(events: list[dict[str, Any]]) -> tuple[list[Attempt], list[str]]
                 problems.append(
                     f"attempt {open_.number}: running by {d.get('worker_id')}, claimed by {open_.worker_id}"
                 )
+        elif d["status"] in HELD:
+            pass  # still the attempt's: its worker holds the job until paused / cancelled
         elif open_ is not None:
             open_.end, open_.end_status, open_.end_reason = t, d["status"], d.get("reason")
             open_ = None

@@ -71,6 +71,30 @@ def test_clean_record_passes():
     ]
 
 
+def test_a_preempted_attempt_lasts_until_paused():
+    """A process checkpointing after ``pausing`` is inside its attempt; one alive after
+    ``paused`` is not."""
+    rec = _record()
+    rec["jobs"][0]["events"] = [
+        _ev(1, 0.0, status="queued", attempt=0),
+        _ev(2, 1.0, status="starting", attempt=1, worker_id="A"),
+        _ev(3, 1.1, "process", pid=11, worker_id="A", attempt=1),
+        _ev(4, 2.0, status="running", worker_id="A"),
+        _ev(5, 4.0, status="pausing", reason="preempted"),
+        _ev(6, 6.0, status="paused", worker_id="A", step=2),
+        _ev(7, 7.0, status="queued", reason="preempted"),
+        _ev(8, 11.0, status="starting", attempt=2, worker_id="B"),
+        _ev(9, 11.1, "process", pid=22, worker_id="B", attempt=2),
+        _ev(10, 12.0, status="running", worker_id="B"),
+        _ev(11, 20.0, status="succeeded", worker_id="B"),
+    ]
+    rec["processes"]["seen"][0]["last"] = 5.9  # checkpointing after "pausing"
+    v = verify(rec)
+    assert v["checks"]["no_overlap"], v["failures"]
+    rec["processes"]["seen"][0]["last"] = 7.0  # still alive after "paused"
+    assert not verify(rec)["checks"]["no_overlap"]
+
+
 def test_failed_job_fails_the_check():
     rec = _record()
     rec["jobs"][0]["status"] = "failed"
