@@ -122,6 +122,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(job.model_dump_json(indent=2))
         else:
             print(_summary(job))
+            if job.waiting:
+                print(f"waiting: {job.waiting}")
             if job.error:
                 e = job.error
                 print(f"error: {e.get('code')} ({e.get('param') or '-'}): {e.get('message')}")

@@ -58,6 +58,10 @@ class JobPublic(BaseModel):
     spec: dict[str, Any]
     pool: str | None = Field(default=None, description="the worker pool it waits for or runs in")
     priority: str = Field(default="normal", description="low | normal | high")
+    waiting: str | None = Field(
+        default=None,
+        description="why a queued job cannot start now (no live worker in its pool); null otherwise",
+    )
 
     @field_validator("priority", mode="before")
     @classmethod

@@ -169,6 +169,22 @@ def pool_counts(s: Session, pools: list[str], stale_seconds: float) -> dict[str,
     return out
 
 
+def no_worker_note(pool: str) -> str:
+    """What a queued job of a pool without a live worker says (job, queue view)."""
+    return f"no live worker in pool {pool!r}: its jobs wait until one starts (mar worker --pool {pool})"
+
+
+def waiting_notes(s: Session, jobs: list[Job], default_pool: str, stale_seconds: float) -> dict[str, str]:
+    """For each queued job of ``jobs`` whose pool has no live worker: its job id -> the note."""
+    queued = [j for j in jobs if j.status == states.QUEUED]
+    if not queued:
+        return {}
+    slots = live_slots(s, stale_seconds)
+    return {
+        j.id: no_worker_note(j.pool or default_pool) for j in queued if not slots.get(j.pool or default_pool)
+    }
+
+
 # --------------------------------------------------------------------------- preemption
 
 

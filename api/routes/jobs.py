@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
-from api.db import jobs_repo, states
+from api.db import jobs_repo, scheduling, states
 from api.db.models import Job
 from api.db.paging import CURSOR_PATTERN
 from api.deps import CurrentKey, ScopeDep, SessionDep, SettingsDep, get_current_key
@@ -92,6 +92,7 @@ def create_job(
 @router.get("", response_model=JobsPublic)
 def list_jobs(
     session: SessionDep,
+    settings: SettingsDep,
     scope: ScopeDep,
     status_: Annotated[
         str | None,
@@ -112,15 +113,19 @@ def list_jobs(
             f"status: unknown {', '.join(unknown)}; valid: {', '.join(states.ALL_STATES)}", param="status"
         )
     jobs, next_cursor = jobs_repo.list_jobs(session, status=wanted, limit=limit, cursor=cursor, project=scope)
-    return JobsPublic(
-        data=[JobPublic.model_validate(j) for j in jobs], count=len(jobs), next_cursor=next_cursor
-    )
+    return JobsPublic(data=public_jobs(session, settings, jobs), count=len(jobs), next_cursor=next_cursor)
+
+
+def public_jobs(session: SessionDep, settings: SettingsDep, jobs: list[Job]) -> list[JobPublic]:
+    """The jobs as answered: a queued one whose pool has no live worker says so (``waiting``)."""
+    notes = scheduling.waiting_notes(session, jobs, settings.default_pool, settings.worker_stale_after)
+    return [JobPublic.model_validate(j).model_copy(update={"waiting": notes.get(j.id)}) for j in jobs]
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses={404: {"model": ErrorPublic}})
-def get_job(job: JobDep) -> Job:
-    """One job."""
-    return job
+def get_job(job: JobDep, session: SessionDep, settings: SettingsDep) -> JobPublic:
+    """One job (a queued one whose pool has no live worker says so in ``waiting``)."""
+    return public_jobs(session, settings, [job])[0]
 
 
 @router.post(

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from api.db import jobs_repo, keys_repo
+from api.db import jobs_repo, keys_repo, scheduling
 from api.db.models import Job, RunSegment, utcnow
 from api.db.session import session_scope
 from api.settings import Settings
@@ -125,6 +125,17 @@ def test_a_job_goes_to_its_pools_queue_and_an_unknown_pool_is_refused(client, db
     assert r.status_code == 422 and error_params(r) == ["resources.pool"]
     assert "gpu, cpu" in r.json()["detail"][0]["message"]
     assert "pool" not in default["spec"]["resources"]  # the spec as written: no run is re-keyed
+
+
+def test_a_queued_job_of_a_pool_without_a_live_worker_says_so(client, db):
+    alpha = _key(db, "alpha")
+    job_id = client.post("/jobs", json=train_spec(resources={"pool": "cpu"}), headers=alpha).json()["id"]
+    got = client.get(f"/jobs/{job_id}", headers=alpha).json()
+    assert "no live worker in pool 'cpu'" in got["waiting"]
+    assert client.get("/jobs", headers=alpha).json()["data"][0]["waiting"] == got["waiting"]
+    with session_scope(db) as s:
+        scheduling.beat(s, "w-cpu", "cpu", 1)
+    assert client.get(f"/jobs/{job_id}", headers=alpha).json()["waiting"] is None
 
 
 def test_get_queue_shows_my_waiting_jobs_in_order_and_pools_without_workers(client, db):
