@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, text, update
+from sqlalchemy import ColumnElement, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from api.db import claims_repo, events_repo, jobs_repo, quota_repo, segments_repo, states
@@ -37,7 +37,7 @@ CLAIM_LOCK_KEY = 0x6D61725F636C6D  # "mar_clm": PostgreSQL advisory lock of the 
 
 def in_pool(pool: str, default_pool: str) -> ColumnElement[bool]:
     """Jobs of ``pool`` (rows from before pools, ``pool`` None, are the default pool's)."""
-    return or_(Job.pool == pool, Job.pool.is_(None)) if pool == default_pool else Job.pool == pool
+    return segments_repo.in_pool(Job.pool, pool, default_pool)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
@@ -16,6 +17,11 @@ from sqlalchemy.orm import Session
 from api.db.models import Job, RunSegment
 
 USAGE_WINDOW = timedelta(hours=24)  # "GPU-hours per rolling day"; also fair share's "recently"
+
+
+def in_pool(column: Any, pool: str, default_pool: str) -> Any:
+    """Rows whose pool ``column`` is ``pool`` (None, from before pools, is the default pool)."""
+    return or_(column == pool, column.is_(None)) if pool == default_pool else column == pool
 
 
 def open_segment(s: Session, job: Job, now: datetime) -> None:
@@ -98,9 +104,7 @@ def step_seconds(s: Session, pool: str | None, default_pool: str, now: datetime)
     """Seconds per training step in ``pool`` over the window: the segments' seconds over their
     steps (running ones up to the job's live progress); None when nothing was measured yet."""
     since = now - USAGE_WINDOW
-    pool_is = RunSegment.pool == pool
-    if pool == default_pool:
-        pool_is = or_(pool_is, RunSegment.pool.is_(None))
+    pool_is = in_pool(RunSegment.pool, pool, default_pool)
     rows = s.execute(
         select(
             RunSegment.started_at,
