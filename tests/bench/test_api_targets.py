@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.perf_format import api_target_verdicts
+from benchmarks.perf_format import api_target_verdicts, format_api
 
 
 def _run(server: str, endpoint: str, clients: int, p99: float, rps: float = 100.0) -> dict:
@@ -39,3 +39,14 @@ def test_each_target_takes_the_best_config_and_says_by_how_much_it_is_missed():
     )
     assert "50 / throughput = 250 ms" in text
     assert "paced (target p99 <= 50 ms): **met** (30.0 ms)" in text
+
+
+def test_a_paced_row_gives_its_connections_apart():
+    paced = {
+        **_run("1 process", "POST /jobs, paced (50 clients, 25.0 req/s offered)", 50, 30.0),
+        "requests": 200, "p50_ms": 9.0, "p95_ms": 20.0, "connect": {"p50_ms": 60.0, "max_ms": 250.0},
+    }  # fmt: skip
+    closed = {**_run("1 process", "POST /jobs", 8, 40.0), "requests": 200, "p50_ms": 9.0, "p95_ms": 20.0}
+    rows = [line for line in format_api({"sqlite": {"runs": [paced, closed]}}) if "POST /jobs" in line]
+    assert rows[0].endswith("| 100.0 req/s, 0 errors; connect p50 60.0 / max 250.0 ms |")
+    assert rows[1].endswith("| 100.0 req/s, 0 errors |")

@@ -143,6 +143,8 @@ def test_perf_smoke_reports_the_ratios(tmp_path, capsys):
     assert all(r["max_abs_diff"] == 0.0 for r in data["parts"]["masks"]["rows"])
     api = data["parts"]["api"]
     assert all(run["errors"] == 0 and run["requests"] > 0 for run in api["sqlite"]["runs"])
+    paced = [run for run in api["sqlite"]["runs"] if "paced" in run["endpoint"]]
+    assert len(paced) == 1 and paced[0]["connect"]["requests"] == 4  # each client opened its connection
     assert "runs" in api["postgresql"] or "skipped" in api["postgresql"]
     assert "Distillation overhead beyond the teacher forward" in capsys.readouterr().out
 
