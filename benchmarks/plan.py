@@ -11,6 +11,7 @@ from typing import Any
 from benchmarks.presets import (
     STUDENTS,
     SYNTH_KIND,
+    TRAIN_OVERRIDES,
     DataDef,
     GroupDef,
     Preset,
@@ -168,7 +169,7 @@ def student_run(
         distill = point_distill(*point)
     elif distill is None and label in STUDENTS:
         distill = student_distill(label, two_stage)
-    train = {**group.train, **(train_overrides or {})}
+    train = {**group.train, **TRAIN_OVERRIDES.get(label, {}), **(train_overrides or {})}
     model = dict(group.student_model)
     if group.warm_start_from:
         model["init_checkpoint"] = WARM_PREFIX + warm_start_run(preset, group, seed).key

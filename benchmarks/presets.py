@@ -97,6 +97,11 @@ RUNTIME_STUDENTS = {
     "mar_teacher_cache": {"teacher_cache": "auto"},
     "mar_bf16_teacher": {"teacher_precision": "bf16"},
 }
+# issue 37's bf16 training step on a CPU (``train.cpu_bf16``, the demo's): label -> train fields
+TRAIN_OVERRIDES: dict[str, dict[str, Any]] = {
+    "baseline_bf16": {"cpu_bf16": True},
+    "mar_bf16": {"cpu_bf16": True},
+}
 
 # Labels renamed when MAR's one-stage default became the standardised form (2026-12-02), in the
 # one-stage groups: old -> new. The runs kept their keys; commands recorded before then name the
@@ -139,6 +144,10 @@ STUDENTS: dict[str, dict[str, Any] | None] = {
     # issue 37's cheaper teacher, on MAR: the same student, the teacher's outputs from the cache
     # or its forward in bf16; their AP must stay within the seed spread of "mar"'s
     **{label: {"method": "mar", **runtime} for label, runtime in RUNTIME_STUDENTS.items()},
+    # the baseline and MAR with the training step in bf16 (TRAIN_OVERRIDES); their AP against
+    # "baseline"'s and "mar"'s decides whether the demo may train so
+    "baseline_bf16": None,
+    "mar_bf16": {"method": "mar"},
     **{p: {"method": p, **CALIBRATED_PEERS.get(p, {})} for p in PEERS},
 }
 
@@ -288,6 +297,7 @@ def _full_groups(
         *MAR_VARIANTS,
         KD_TAIL_STUDENT,
         *RUNTIME_STUDENTS,
+        *TRAIN_OVERRIDES,
         *PEERS,
     )
     return (

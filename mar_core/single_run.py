@@ -31,7 +31,6 @@ from mar_core.distill.auto_weights import TARGET_RATIO, resolve_kd_weights
 from mar_core.distill.distiller import build_distiller
 from mar_core.distill.inherit import inherit_neck_and_head
 from mar_core.distill.teacher_cache import TEACHER_CACHE_DIR, TeacherCache
-from mar_core.distill.teacher_precision import usable_precision
 from mar_core.engine.distributed import SINGLE, RankInfo, launch
 from mar_core.engine.hooks import (
     CheckpointHook,
@@ -44,6 +43,7 @@ from mar_core.engine.hooks import (
 )
 from mar_core.engine.lr import lr_factor_fn
 from mar_core.engine.memory_check import check_batch_fits
+from mar_core.engine.precision import small_image_refusal, training_autocast, usable_precision
 from mar_core.engine.rng import seed_everything
 from mar_core.engine.trainer import Trainer
 from mar_core.errors import SpecError
@@ -225,7 +225,7 @@ def with_usable_teacher_precision(
     spec: JobSpec, teacher: nn.Module, dev: torch.device, progress: ProgressCallback
 ) -> JobSpec:
     """``spec``, with ``distill.teacher_precision`` fp32 when the reduced one it asks for is slower
-    on this device (measured on a CPU: ``teacher_precision.usable_precision``), said as a warning."""
+    on this device (measured on a CPU: ``engine.precision.usable_precision``), said as a warning."""
     asked = spec.distill.teacher_precision
     sizes = spec.model.min_size
     size = min(sizes) if isinstance(sizes, list) else sizes
@@ -235,6 +235,31 @@ def with_usable_teacher_precision(
     log.warning("%s", why)
     progress({"type": "log", "level": "warning", "message": why})
     return spec.model_copy(update={"distill": spec.distill.model_copy(update={"teacher_precision": used})})
+
+
+def usable_training_autocast(
+    spec: JobSpec, student: nn.Module, dev: torch.device, progress: ProgressCallback
+) -> torch.dtype | None:
+    """The autocast dtype of the job's training step (``engine.precision.training_autocast``);
+    ``train.cpu_bf16`` stays on only where the images are large enough
+    (``engine.precision.small_image_refusal``) and the student's forward measures faster in bf16,
+    else float32 and a warning."""
+    dtype = training_autocast(spec.train.amp, spec.train.cpu_bf16, dev)
+    if dtype is not torch.bfloat16 or dev.type != "cpu":
+        return dtype
+    min_sizes, max_size = spec.model.sizes
+    size = min(min_sizes)
+    why = small_image_refusal(min(size, max_size))
+    if why is None:
+        batch = min(2, spec.train.batch_size)
+        _, why = usable_precision(
+            "bf16", student, dev, batch, size, field="train.cpu_bf16", channels_last=False
+        )
+    if why is None:
+        return dtype
+    log.warning("%s", why)
+    progress({"type": "log", "level": "warning", "message": why})
+    return None
 
 
 def teacher_cache_refusal(spec: JobSpec) -> str | None:
@@ -322,7 +347,13 @@ def build_hooks(
 
 
 def build_trainer(
-    spec: JobSpec, trainable: nn.Module, fit_ds: Dataset, dev: torch.device, hooks: list, ranks: RankInfo
+    spec: JobSpec,
+    trainable: nn.Module,
+    fit_ds: Dataset,
+    dev: torch.device,
+    hooks: list,
+    ranks: RankInfo,
+    autocast: torch.dtype | None = None,
 ) -> Trainer:
     cfg = spec.train
     return Trainer(
@@ -341,7 +372,7 @@ def build_trainer(
         cfg.iterations,
         dev,
         hooks,
-        amp=cfg.amp,
+        autocast=autocast,
         grad_clip=cfg.grad_clip,
         hflip=cfg.hflip,
         ranks=ranks,
@@ -469,7 +500,10 @@ def _run(
     trainable = distillation.trainable.to(dev)
     # a dry step of one and of two images: a batch the device cannot hold fails here, not the host
     local_batch = -(-cfg.batch_size // ranks.world_size)
-    check_batch_fits(trainable, [data.fit[0], data.fit[min(1, len(data.fit) - 1)]], local_batch, dev, cfg.amp)
+    autocast = usable_training_autocast(spec, student, dev, progress)
+    check_batch_fits(
+        trainable, [data.fit[0], data.fit[min(1, len(data.fit) - 1)]], local_batch, dev, autocast
+    )
 
     tracking = None
     if ranks.is_main:  # every metric from here on goes to TensorBoard (and MLflow)
@@ -481,7 +515,7 @@ def _run(
     hooks = build_hooks(
         spec, ckpt_dir, fingerprint, distillation, evaluation, metrics, tracking, ranks, progress, should_stop
     )
-    trainer = build_trainer(spec, trainable, data.fit, dev, hooks, ranks)
+    trainer = build_trainer(spec, trainable, data.fit, dev, hooks, ranks, autocast)
     if state is not None:
         trainer.load_state_dict(state)
         trainer.rng_state_to_restore = state["rng"]
@@ -502,6 +536,7 @@ def _run(
     report = build_report(
         spec, data, student, distillation, eval_hook, start_iter, (t_start, t_train, t_trained), dev, ranks
     )
+    report["train_autocast"] = None if autocast is None else str(autocast).removeprefix("torch.")
     if spec.teacher is not None and spec.teacher.evaluate:
         report["teacher_eval"] = evaluate_teacher(distillation.teacher, evaluation)
     if finish_report is not None:

@@ -33,7 +33,7 @@ from mar_core.distill.capture import FeatureCapture
 from mar_core.distill.feature_loss import resize_to
 from mar_core.distill.kd_loss import BoxClassifierInputs, HeadInputs, adapter, build_kd_loss
 from mar_core.distill.teacher_cache import Key, TeacherCache, stack_entries
-from mar_core.distill.teacher_precision import TEACHER_DTYPES
+from mar_core.engine.precision import TEACHER_DTYPES
 from mar_core.engine.trainer import HookBase, Trainer
 from mar_core.methods import MethodSpec
 from mar_core.models.class_map import ClassMapping

@@ -74,11 +74,11 @@ def check_batch_fits(
     samples: Sequence[tuple[torch.Tensor, dict]],
     batch_size: int,
     device: torch.device,
-    amp: bool = False,
+    autocast: torch.dtype | None = None,
 ) -> dict[str, int] | None:
     """Raise ``InsufficientMemoryError`` when a step at ``batch_size`` would not fit; else the
     estimate ``{"fixed", "per_image", "needed", "available"}`` in bytes (None: not measurable).
-    ``samples``: two ``(image, target)`` of the training set."""
+    ``samples``: two ``(image, target)`` of the training set; ``autocast``: the step's dtype."""
     if batch_size <= 1 or len(samples) < 2:
         return None
     moved = [
@@ -90,7 +90,7 @@ def check_batch_fits(
     was_training = model.training
     model.train()
     try:
-        with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
+        with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
             one = _saved_bytes_of_step(model, [moved[0][0]], [moved[0][1]])
             model.zero_grad(set_to_none=True)
             two = _saved_bytes_of_step(model, [m[0] for m in moved], [m[1] for m in moved])

@@ -66,7 +66,7 @@ class Trainer:
         max_iter: int,
         device: torch.device,
         hooks: Sequence[HookBase] = (),
-        amp: bool = False,
+        autocast: torch.dtype | None = None,
         grad_clip: float | None = None,
         hflip: float = 0.0,
         ranks: RankInfo | None = None,
@@ -76,8 +76,11 @@ class Trainer:
         self.ranks = ranks if ranks is not None and ranks.distributed else None
         self.max_iter, self.device = max_iter, device
         self.hooks = list(hooks)
-        self.amp = amp and device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.autocast = autocast  # the step's autocast dtype (None: float32)
+        # float16 needs loss scaling; bfloat16 keeps float32's exponent range and does not
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=autocast is torch.float16 and device.type == "cuda"
+        )
         self.grad_clip, self.hflip = grad_clip, hflip
         self.iter = 0
         self.last_losses: dict[str, float] = {}
@@ -155,7 +158,9 @@ class Trainer:
         targets = [
             {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets
         ]
-        with torch.autocast(self.device.type, enabled=self.amp):
+        with torch.autocast(
+            self.device.type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None
+        ):
             losses = self.model(images, targets)
         values = {k: float(v.detach()) for k, v in losses.items()}
         total = sum(losses.values())

@@ -163,13 +163,13 @@ def test_cache_keys_are_stable_and_distinct():
     shared = sorted(sorted(v) for v in by_key.values() if len(v) > 1)
     # the one sharing by design: the small-gap group's baseline is the long group's (same spec)
     assert shared == [["retina-synth-long/baseline", "retina-synth-smallgap/baseline"]] * 3
-    # 22 (the short group: baseline, 7 MAR variants, mar_cross, mar_kd_tail, MAR with the teacher
-    # cache and with a bf16 teacher, 9 peers, auto) + 9
+    # 24 (the short group: baseline, 7 MAR variants, mar_cross, mar_kd_tail, MAR with the teacher
+    # cache and with a bf16 teacher, the baseline and MAR trained in bf16, 9 peers, auto) + 9
     # (long: baseline, mar, its two halves, mar_raw, 2 best peers, mar_cross, auto) + 8 (BCCD: with
     # mar_raw, mar_raw_auto) + 7 (small gap: baseline, mar, 2 best peers, mar_cross, mar_inherit,
     # auto) + 5 (small gap, warm: baseline, mar, 2 best peers, auto) + 6 (Faster R-CNN) students,
     # 3 seeds
-    assert len(runs) == (22 + 9 + 8 + 7 + 5 + 6) * 3
+    assert len(runs) == (24 + 9 + 8 + 7 + 5 + 6) * 3
     again = plan_runs(ResultStore(Path("/nonexistent")), preset)
     assert [r.key for r in again] == keys
 
