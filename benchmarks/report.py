@@ -181,10 +181,11 @@ def _verdicts(v: GroupView) -> list[str]:
 
 def _ablations(v: GroupView) -> list[str]:
     """Each MAR variant with results against its full form (``mar_raw_*`` against ``mar_raw``,
-    every other ``mar_*`` against ``mar``): the difference of the means and whether it exceeds
-    twice the seed spread (below it, one cannot tell them apart)."""
+    every other ``mar_*`` against ``mar``, ``baseline_*`` against ``baseline``): the difference of
+    the means and whether it exceeds twice the seed spread (below it, one cannot tell them apart)."""
     lines = []
     for full, variants in (
+        ("baseline", [x for x in v.labels if x.startswith("baseline_")]),
         ("mar", [x for x in v.labels if x.startswith("mar_") and not x.startswith(RAW_MAR)]),
         (RAW_MAR, [x for x in v.labels if x.startswith(f"{RAW_MAR}_") and x != AUTO_WEIGHTS_STUDENT]),
     ):

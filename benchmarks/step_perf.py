@@ -48,9 +48,11 @@ def synthetic_batch(image_size: int, batch_size: int, seed: int = 0):
     return images, targets
 
 
-def train_step(model, optimizer, images, targets) -> float:
+def train_step(model, optimizer, images, targets, autocast: torch.dtype | None = None) -> float:
     start = time.perf_counter()
-    losses = model(images, targets)
+    device = images[0].device.type
+    with torch.autocast(device, dtype=autocast or torch.float32, enabled=autocast is not None):
+        losses = model(images, targets)
     total = sum(losses.values())
     optimizer.zero_grad(set_to_none=True)
     total.backward()
@@ -104,7 +106,12 @@ def _ratios(med: dict[str, float]) -> dict[str, float]:
         ),
         **{
             f"{key}_over_student_step": round(med[key] / med["student_step"], 4)
-            for key in ("mar_step_bf16_teacher", "mar_step_cached_teacher")
+            for key in (
+                "mar_step_bf16_teacher",
+                "mar_step_cached_teacher",
+                "student_step_bf16",
+                "mar_step_cached_teacher_bf16",
+            )
             if key in med
         },
     }
@@ -146,15 +153,24 @@ def _measure(
     cached = make_distiller({}, own_teacher=False)
     cached.teacher_cache = TeacherCache(1 << 40, 0, None)
     opt_s = torch.optim.SGD(student.parameters(), lr=1e-4, momentum=0.9)
+    # train.cpu_bf16 (the demo's form): the student's step in bf16, alone and distilled from the cache
+    bf16_student = student_twin = None
+    if device.type == "cpu":
+        student_twin = build_detector(s_spec, num_classes + 1).train()
+        student_twin.load_state_dict(student.state_dict())
+        opt_twin = torch.optim.SGD(student_twin.parameters(), lr=1e-4, momentum=0.9)
+        bf16_student = make_distiller({}, own_teacher=False)
+        bf16_student.teacher_cache = TeacherCache(1 << 40, 0, None)
     padded = student.transform(images, targets)[0].tensors
 
     last_losses: dict[str, float] = {}
 
-    def kd_step(d: Distiller) -> Callable[[], None]:
+    def kd_step(d: Distiller, autocast: torch.dtype | None = None) -> Callable[[], None]:
         opt = torch.optim.SGD([p for p in d.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
 
         def step() -> None:
-            losses = d(images, targets)
+            with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+                losses = d(images, targets)
             total = sum(losses.values())
             opt.zero_grad(set_to_none=True)
             total.backward()
@@ -170,6 +186,16 @@ def _measure(
         "mar_step": kd_step(distiller),
         **({"mar_step_bf16_teacher": kd_step(bf16)} if bf16 is not None else {}),
         "mar_step_cached_teacher": kd_step(cached),  # the warm-up steps fill the cache
+        **(
+            {
+                "student_step_bf16": lambda: train_step(
+                    student_twin, opt_twin, images, targets, torch.bfloat16
+                ),
+                "mar_step_cached_teacher_bf16": kd_step(bf16_student, torch.bfloat16),
+            }
+            if bf16_student is not None
+            else {}
+        ),
     }
     wall: dict[str, list[float]] = {k: [] for k in steps}
     cpu: dict[str, list[float]] = {k: [] for k in steps}
@@ -179,7 +205,7 @@ def _measure(
             if i >= warmup:
                 wall[name].append(w)
                 cpu[name].append(c)
-    for d in (distiller, bf16, cached):
+    for d in (distiller, bf16, cached, bf16_student):
         if d is not None:
             d.close()
     med = {k: statistics.median(v) for k, v in wall.items()}

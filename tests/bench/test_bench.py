@@ -551,11 +551,15 @@ def test_ablations_are_set_against_full_mar(tmp_path):
         ("mar_raw_gaussian", [0.27, 0.28]),
         ("mar_raw_no_scale_norm", [0.25]),
         ("mar_raw_auto", [0.05, 0.05, 0.05]),  # another weighting, not an ablation: not listed
+        ("baseline", [0.08, 0.09, 0.10]),
+        ("baseline_bf16", [0.09, 0.09, 0.09]),
     ):
         for seed, ap in enumerate(aps):
             fake_result(store, student_run(preset, short, label, seed), ap)
     lines = _ablations(GroupView(ResultStore(tmp_path), preset, short))
     assert lines == [
+        "- Ablations against `baseline` (mean AP difference): baseline_bf16 +0.00 (within twice the spread, "
+        "2.00).",
         "- Ablations against `mar` (mean AP difference): mar_mask_only -10.00 (cannot tell yet (one seed)).",
         "- Ablations against `mar_raw` (mean AP difference): mar_raw_mask_only -16.00 (beyond twice the "
         "spread, 2.00); mar_raw_no_scale_norm -2.00 (cannot tell yet (one seed)); mar_raw_gaussian +0.50 "
