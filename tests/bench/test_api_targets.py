@@ -50,3 +50,26 @@ def test_a_paced_row_gives_its_connections_apart():
     rows = [line for line in format_api({"sqlite": {"runs": [paced, closed]}}) if "POST /jobs" in line]
     assert rows[0].endswith("| 100.0 req/s, 0 errors; connect p50 60.0 / max 250.0 ms |")
     assert rows[1].endswith("| 100.0 req/s, 0 errors |")
+
+
+def test_step_ratio_targets_read_cpu_time_and_set_bf16_against_the_bf16_student():
+    from benchmarks.report_glance import _step_ratio_lines
+
+    result = {
+        "student_model": {"arch": "retinanet"},
+        "median_s": {"student_step": 9.0, "mar_step": 9.0},  # wall: not used when CPU time is there
+        "median_cpu_s": {
+            "student_step": 1.0, "mar_step": 1.69, "mar_step_cached_teacher": 1.04,
+            "student_step_bf16": 0.6, "mar_step_cached_teacher_bf16": 0.63,
+        },
+    }  # fmt: skip
+    lines = _step_ratio_lines("steps", result)
+    assert lines == [
+        "- MAR step, live teacher, retinanet (`steps`): **1.69x** a student step (CPU time); target at most "
+        "1.3x: **NOT met**.",
+        "- MAR step, teacher outputs from the cache, retinanet (`steps`): **1.04x** a student step (CPU time); "
+        "target at most 1.1x: **met**.",
+        "- MAR step in bf16 from the cache, over the bf16 student step, retinanet (`steps`): **1.05x** a "
+        "student step (CPU time); target at most 1.1x: **met**.",
+    ]
+    assert _step_ratio_lines("steps", {"skipped": "no CUDA"}) == []
