@@ -159,6 +159,7 @@ def _record(run: RunDef, report: dict[str, Any], workdir: Path, command: str) ->
         "params": report["params"],
         **({"kd_weights": report["kd_weights"]} if report.get("kd_weights") else {}),
         **({"search": report["search"]} if report.get("search") else {}),
+        **({"train_autocast": report["train_autocast"]} if report.get("train_autocast") else {}),
         "device": report["device"],
         "dataset": {k: report["dataset"][k] for k in ("train_images", "val_images")},
         "machine": machine_info(),
