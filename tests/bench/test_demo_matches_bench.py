@@ -1,5 +1,6 @@
 """The demo reads the published teacher as data and writes its students out; these tests keep it
-in step with the benchmark group it reproduces (``retina-synth-short``, seed 0)."""
+in step with the benchmark group it reproduces (``retina-synth-short``, seed 0: its students trained
+in bf16)."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ def test_the_demo_uses_the_groups_published_teacher_and_its_data():
 def test_the_demo_students_are_the_groups_students():
     preset = get_preset("cpu")
     demo = demo_specs.published_student_specs("DATA", "TEACHER")
-    for label in ("baseline", "mar"):
-        bench = dict(student_run(preset, preset.group(GROUP), label, 0).spec)
+    for label, bench_label in (("baseline", "baseline_bf16"), ("mar", "mar_bf16")):
+        bench = dict(student_run(preset, preset.group(GROUP), bench_label, 0).spec)
         bench.pop("resources", None)
         bench["dataset"] = {**bench["dataset"], "path": "DATA"}
         if bench.get("teacher"):
@@ -38,3 +39,4 @@ def test_the_demo_students_are_the_groups_students():
             got["distill"] = {k: v for k, v in got["distill"].items() if k not in RUNTIME_FIELDS}
         assert {**got, "name": None} == {**want, "name": None}, label
     assert demo["mar"]["distill"]["teacher_cache"] == "auto"
+    assert demo["mar"]["distill"]["teacher_precision"] == "bf16"
