@@ -43,7 +43,12 @@ from mar_core.engine.hooks import (
 )
 from mar_core.engine.lr import lr_factor_fn
 from mar_core.engine.memory_check import check_batch_fits
-from mar_core.engine.precision import small_image_refusal, training_autocast, usable_precision
+from mar_core.engine.precision import (
+    PRECISION_CHECK_BATCH,
+    small_image_refusal,
+    training_autocast,
+    usable_precision,
+)
 from mar_core.engine.rng import seed_everything
 from mar_core.engine.trainer import Trainer
 from mar_core.errors import SpecError
@@ -229,7 +234,7 @@ def with_usable_teacher_precision(
     asked = spec.distill.teacher_precision
     sizes = spec.model.min_size
     size = min(sizes) if isinstance(sizes, list) else sizes
-    used, why = usable_precision(asked, teacher, dev, min(2, spec.train.batch_size), size)
+    used, why = usable_precision(asked, teacher, dev, min(PRECISION_CHECK_BATCH, spec.train.batch_size), size)
     if used == asked:
         return spec
     log.warning("%s", why)
@@ -251,7 +256,7 @@ def usable_training_autocast(
     size = min(min_sizes)
     why = small_image_refusal(min(size, max_size))
     if why is None:
-        batch = min(2, spec.train.batch_size)
+        batch = min(PRECISION_CHECK_BATCH, spec.train.batch_size)
         _, why = usable_precision(
             "bf16", student, dev, batch, size, field="train.cpu_bf16", channels_last=False
         )

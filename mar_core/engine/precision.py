@@ -30,6 +30,11 @@ def training_autocast(amp: bool, cpu_bf16: bool, device: torch.device) -> torch.
     return torch.bfloat16 if cpu_bf16 and device.type == "cpu" else None
 
 
+# The batch a precision check times (or the job's batch when smaller): at 2 images this CPU's bf16
+# forward of the demo's student measured 1.04x float32 in a job beside another (50 against 48 ms)
+# and 0.79x alone, at 8 images 0.58x, close to its training step's 0.60-0.66x
+PRECISION_CHECK_BATCH = 8
+
 # The smallest image side bf16 training accepts on a CPU: at 64 px or less a RetinaNet / FCOS
 # FPN's P6 map is 1 x 1, and the bf16 weight gradient of the stride-2 3 x 3 convolution that makes
 # P7 from it comes back NaN in 4-35% of calls here (torch 2.14.1's oneDNN, AMD EPYC with
@@ -82,6 +87,8 @@ def teacher_forward_seconds(
     its teacher); the model's memory format is left as it was."""
     dtype = TEACHER_DTYPES[precision]
     channels_last = channels_last and dtype is not None
+    was_training = teacher.training
+    teacher.eval()  # no batch-norm statistics updated by the timing
     if channels_last:
         teacher.to(memory_format=torch.channels_last)
         batch = batch.contiguous(memory_format=torch.channels_last)
@@ -96,6 +103,7 @@ def teacher_forward_seconds(
     try:
         return _best_of(run, repeats)
     finally:
+        teacher.train(was_training)
         if channels_last:
             teacher.to(memory_format=torch.contiguous_format)
 

@@ -45,11 +45,21 @@ def test_fp32_and_gpus_measure_nothing(teacher, monkeypatch):
     assert usable_precision("bf16", teacher, torch.device("cuda"), 2, 64) == ("bf16", None)
 
 
-def test_a_cpu_measures_and_the_teacher_keeps_its_memory_format(teacher):
+def test_a_cpu_measures_and_the_model_keeps_its_memory_format_mode_and_statistics(teacher):
     used, why = usable_precision("bf16", teacher, CPU, 1, 64)
     assert (used, why is None) in (("bf16", True), ("fp32", False))  # which one is this CPU's
     conv = next(m for m in teacher.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous()  # channels_last only while it was timed
+    student = build_detector(
+        ModelSpec(
+            arch="retinanet", backbone="resnet18", fpn_channels=32, min_size=64, max_size=64, norm="batch"
+        ),
+        3,
+    ).train()  # a student in training, with batch-norm statistics the timing must not move
+    buffers = {k: v.clone() for k, v in student.state_dict().items()}
+    usable_precision("bf16", student, CPU, 2, 64, channels_last=False)
+    assert student.training
+    assert all(torch.equal(v, student.state_dict()[k]) for k, v in buffers.items())
 
 
 def test_training_autocast_per_device():
