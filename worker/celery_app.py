@@ -5,7 +5,10 @@ sends with) plus what an hours-long GPU task needs:
 
 - one job at a time per worker (``worker_concurrency=1``, one worker per GPU) and
   ``worker_prefetch_multiplier=1``; on Redis also ``worker_disable_prefetch``, so a busy worker
-  holds no second message while another worker idles;
+  holds no second message while another worker idles. Celery applies that setting on Redis only;
+  on the filesystem transport (the laptop stack) ``NoMessageWhileBusy`` does the same (without
+  it, with early acks, a busy worker took the demo's second job and the idle one waited 30 s for
+  the reaper's re-nudge);
 - a dedicated queue (``settings.queue``), JSON only, results ignored (the database is the
   record of a job, not a result backend);
 - the ``threads`` pool: the task only supervises (training runs in a fresh child process), so a
@@ -27,7 +30,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
+from celery import Celery, bootsteps
+from celery.worker import state
 
 from api.broker import celery_broker_config, is_filesystem
 from api.settings import Settings, get_settings
@@ -64,10 +68,30 @@ def worker_config(settings: Settings) -> dict[str, Any]:
     return cfg
 
 
+class NoMessageWhileBusy(bootsteps.StartStopStep):
+    """``worker_disable_prefetch`` for the filesystem transport: the consumer's channel takes a
+    message only while the worker has fewer requests than pool slots (Celery's own code for Redis,
+    ``celery.worker.consumer.tasks.Tasks.start``, which it skips on other transports)."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def start(self, c) -> None:
+        qos = c.task_consumer.channel.qos
+        can_consume = qos.can_consume
+
+        def only_when_free() -> bool:
+            return len(state.reserved_requests) < c.pool.num_processes and can_consume()
+
+        qos.can_consume = only_when_free
+
+
 def create_app(settings: Settings | None = None) -> Celery:
     """A worker app for ``settings`` (the environment's by default)."""
+    settings = settings or get_settings()
     app = Celery("mar")
-    app.conf.update(worker_config(settings or get_settings()))
+    app.conf.update(worker_config(settings))
+    if is_filesystem(settings):
+        app.steps["consumer"].add(NoMessageWhileBusy)
     return app
 
 
