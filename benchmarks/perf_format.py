@@ -33,7 +33,10 @@ def format_steps(r: dict[str, Any]) -> list[str]:
         ("MAR step, teacher in bf16 (`distill.teacher_precision`)", "mar_step_bf16_teacher"),
         ("MAR step, teacher outputs from the cache (`distill.teacher_cache`)", "mar_step_cached_teacher"),
         ("student-only training step in bf16 (`train.cpu_bf16`)", "student_step_bf16"),
-        ("MAR step in bf16, teacher outputs from the cache (the demo's form)", "mar_step_cached_teacher_bf16"),
+        (
+            "MAR step in bf16, teacher outputs from the cache (the demo's form)",
+            "mar_step_cached_teacher_bf16",
+        ),
     ]
     rows = []
     for label, key in names:

@@ -2,7 +2,7 @@
 
 The default demo distils from the benchmark's published teacher (``benchmarks/teachers/``,
 RetinaNet R50-FPN128 trained 3200 steps by ``mar bench quality``, read as data) on the same
-synthetic set, with the students of the benchmark's short group (``published_student_specs``): 9.5 minutes in all, the
+synthetic set, with the students of the benchmark's short group (``published_student_specs``): about 6 minutes in all, the
 two students side by side, on an idle 2-core CPU (README), and the gain the benchmark measures. ``--train-teacher`` (and ``--quick``)
 trains the teacher through the service too, with the smaller specs below: functions of
 ``(data_dir, iterations)`` so the sizes are easy to tune.
