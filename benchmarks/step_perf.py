@@ -30,6 +30,7 @@ from mar_core.data.loader import collate_detection
 from mar_core.data.registry import load_dataset
 from mar_core.distill.distiller import Distiller
 from mar_core.distill.teacher_cache import TeacherCache
+from mar_core.engine.precision import autocast_in
 from mar_core.methods import parse_distill
 from mar_core.models.registry import build_detector, count_parameters
 from mar_core.spec import DatasetSpec, ModelSpec
@@ -51,7 +52,7 @@ def synthetic_batch(image_size: int, batch_size: int, seed: int = 0):
 def train_step(model, optimizer, images, targets, autocast: torch.dtype | None = None) -> float:
     start = time.perf_counter()
     device = images[0].device.type
-    with torch.autocast(device, dtype=autocast or torch.float32, enabled=autocast is not None):
+    with autocast_in(device, autocast):
         losses = model(images, targets)
     total = sum(losses.values())
     optimizer.zero_grad(set_to_none=True)
@@ -169,7 +170,7 @@ def _measure(
         opt = torch.optim.SGD([p for p in d.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
 
         def step() -> None:
-            with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+            with autocast_in(device.type, autocast):
                 losses = d(images, targets)
             total = sum(losses.values())
             opt.zero_grad(set_to_none=True)

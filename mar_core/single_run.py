@@ -250,7 +250,7 @@ def usable_training_autocast(
     (``engine.precision.small_image_refusal``) and the student's forward measures faster in bf16,
     else float32 and a warning."""
     dtype = training_autocast(spec.train.amp, spec.train.cpu_bf16, dev)
-    if dtype is not torch.bfloat16 or dev.type != "cpu":
+    if dtype is not torch.bfloat16:  # bf16 only ever on a CPU
         return dtype
     min_sizes, max_size = spec.model.sizes
     size = min(min_sizes)

@@ -33,7 +33,7 @@ from mar_core.distill.capture import FeatureCapture
 from mar_core.distill.feature_loss import resize_to
 from mar_core.distill.kd_loss import BoxClassifierInputs, HeadInputs, adapter, build_kd_loss
 from mar_core.distill.teacher_cache import Key, TeacherCache, stack_entries
-from mar_core.engine.precision import TEACHER_DTYPES
+from mar_core.engine.precision import TEACHER_DTYPES, autocast_in
 from mar_core.engine.trainer import HookBase, Trainer
 from mar_core.methods import MethodSpec
 from mar_core.models.class_map import ClassMapping
@@ -254,7 +254,7 @@ class Distiller(nn.Module):
         Under ``no_grad``, not ``inference_mode``: the KD losses save these tensors for their
         backward, which inference tensors refuse, and ``mar bench perf`` measured no gain from it."""
         dtype = TEACHER_DTYPES[self.cfg.teacher_precision]
-        with torch.autocast(batch.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with autocast_in(batch.device.type, dtype):
             if dtype is not None:
                 batch = batch.contiguous(memory_format=torch.channels_last)
             fpn = self.teacher.backbone(batch)

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mar_core.engine.precision import autocast_in
 from mar_core.engine.rng import get_rng_state, set_rng_state
 from mar_core.errors import InsufficientMemoryError
 
@@ -90,7 +91,7 @@ def check_batch_fits(
     was_training = model.training
     model.train()
     try:
-        with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+        with autocast_in(device.type, autocast):
             one = _saved_bytes_of_step(model, [moved[0][0]], [moved[0][1]])
             model.zero_grad(set_to_none=True)
             two = _saved_bytes_of_step(model, [m[0] for m in moved], [m[1] for m in moved])

@@ -22,6 +22,11 @@ from torch import nn
 TEACHER_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def autocast_in(device_type: str, dtype: torch.dtype | None) -> torch.autocast:
+    """``torch.autocast`` to ``dtype`` on ``device_type``; ``None``: off (float32)."""
+    return torch.autocast(device_type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
 def training_autocast(amp: bool, cpu_bf16: bool, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of a training step (None: float32): float16 with ``train.amp`` on CUDA,
     bfloat16 with ``train.cpu_bf16`` on a CPU."""
@@ -96,7 +101,7 @@ def teacher_forward_seconds(
     def run() -> object:
         with (
             torch.no_grad(),
-            torch.autocast(batch.device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
+            autocast_in(batch.device.type, dtype),
         ):
             return teacher.backbone(batch)
 

@@ -20,6 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from mar_core.data.transforms import random_hflip
 from mar_core.engine.distributed import RankInfo
 from mar_core.engine.memory_check import is_out_of_memory, out_of_memory_error
+from mar_core.engine.precision import autocast_in
 from mar_core.engine.rng import set_rng_state
 from mar_core.errors import NonFiniteLossError
 
@@ -158,9 +159,7 @@ class Trainer:
         targets = [
             {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets
         ]
-        with torch.autocast(
-            self.device.type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None
-        ):
+        with autocast_in(self.device.type, self.autocast):
             losses = self.model(images, targets)
         values = {k: float(v.detach()) for k, v in losses.items()}
         total = sum(losses.values())
